@@ -1,0 +1,4 @@
+-- The roles are cluster-wide and may be shared with other databases and
+-- applications: they are never dropped. The private schema holds the
+-- migration version table, so it stays too; it is empty otherwise.
+revoke usage on schema watchium_private from anon, authenticated, service_role;

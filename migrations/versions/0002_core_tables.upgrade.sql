@@ -1,0 +1,252 @@
+-- =============================================================================
+-- 0002 core tables
+--
+-- rooms          one watch party and its playback state (published)
+-- room_members   who is in a room; the host flag (published)
+-- comments       threaded episode discussion, optionally tied to a room (published)
+-- sync_states    history of sync measurements, partitioned by hour (published)
+-- watchium_private.room_secrets   the access key of a private room (never published)
+--
+-- Times of the video are seconds with two decimals, 0 <= t <= 86400 (24 h).
+-- Every numeric CHECK has an upper bound: 'NaN' sorts above every number in
+-- PostgreSQL, so `x >= 0` alone would accept it; `x <= bound` rejects NaN and
+-- Infinity as well.
+-- =============================================================================
+
+-- -----------------------------------------------------------------------------
+-- tg__touch_updated_at: keeps updated_at current on every UPDATE.
+-- Trigger names carry a numeric prefix that fixes their firing order
+-- (triggers of one event fire in name order): _100_ runs before later ones.
+-- -----------------------------------------------------------------------------
+create function watchium_private.tg__touch_updated_at()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  new.updated_at := pg_catalog.now();
+  return new;
+end;
+$$;
+comment on function watchium_private.tg__touch_updated_at() is
+  'Trigger function: sets updated_at to the transaction time on UPDATE.';
+revoke all on function watchium_private.tg__touch_updated_at() from public;
+
+-- -----------------------------------------------------------------------------
+-- rooms
+-- -----------------------------------------------------------------------------
+create table public.rooms (
+  room_id               text          not null,
+  title                 text          not null,
+  anime_id              text          not null,
+  anime_title           text          not null,
+  episode_number        integer       not null,
+  video_url             text          not null,
+  source_id             text,
+  host_user_id          text,
+  host_username         text,
+  is_public             boolean       not null default true,
+  current_playback_time numeric(10,2) not null default 0,
+  is_playing            boolean       not null default false,
+  playback_speed        numeric(4,2)  not null default 1.00,
+  playback_updated_at   timestamptz   not null default now(),
+  last_activity         timestamptz   not null default now(),
+  created_at            timestamptz   not null default now(),
+  updated_at            timestamptz   not null default now(),
+  constraint rooms_pkey primary key (room_id),
+  constraint rooms_room_id_format_check check (room_id ~ '^[a-z0-9]{10}$'),
+  constraint rooms_title_length_check check (char_length(title) between 1 and 200),
+  constraint rooms_anime_id_length_check check (char_length(anime_id) between 1 and 100),
+  constraint rooms_anime_title_length_check check (char_length(anime_title) between 1 and 300),
+  constraint rooms_episode_number_check check (episode_number between 1 and 100000),
+  constraint rooms_video_url_check check (char_length(video_url) between 1 and 2048 and video_url ~* '^https?://'),
+  constraint rooms_source_id_length_check check (char_length(source_id) between 1 and 100),
+  constraint rooms_host_user_id_length_check check (char_length(host_user_id) between 1 and 100),
+  constraint rooms_host_consistent_check check ((host_user_id is null) = (host_username is null)),
+  constraint rooms_current_playback_time_check check (current_playback_time between 0 and 86400),
+  constraint rooms_playback_speed_check check (playback_speed between 0.25 and 4.00)
+);
+
+comment on table public.rooms is
+  'One watch party and its playback state. The host is the single authority over playback. Readable through RLS (public rooms by everyone, private rooms by their members); written only by the room RPC functions. Published for realtime.';
+comment on column public.rooms.room_id is '10 characters from [a-z0-9], drawn at random.';
+comment on column public.rooms.host_user_id is 'The current host; equals the user_id of the one member flagged is_host. Null only while the room is empty.';
+comment on column public.rooms.is_public is 'Public rooms are listed and joinable without a key; private rooms need the access key kept in watchium_private.room_secrets.';
+comment on column public.rooms.current_playback_time is 'Host position in seconds at playback_updated_at. While playing, the expected position now is current_playback_time + (now - playback_updated_at) * playback_speed.';
+comment on column public.rooms.playback_updated_at is 'The reference instant of current_playback_time: when the host last played, paused, seeked or changed speed.';
+comment on column public.rooms.playback_speed is 'Playback rate, 0.25 to 4.00.';
+comment on column public.rooms.last_activity is 'Last join, leave, control or comment in the room.';
+
+create trigger _100_touch_updated_at
+  before update on public.rooms
+  for each row execute function watchium_private.tg__touch_updated_at();
+
+-- list_public_rooms: newest activity first, keyset on (last_activity, room_id).
+create index rooms_public_last_activity_idx
+  on public.rooms (last_activity desc, room_id desc) where is_public;
+-- Rooms of one anime, for the same listing filtered by anime.
+create index rooms_anime_id_last_activity_idx
+  on public.rooms (anime_id, last_activity desc, room_id desc) where is_public;
+
+-- -----------------------------------------------------------------------------
+-- watchium_private.room_secrets: the 6-digit access key of a private room.
+-- Kept out of public.rooms so that no select *, view or realtime change
+-- payload can carry it.
+-- -----------------------------------------------------------------------------
+create table watchium_private.room_secrets (
+  room_id    text        not null,
+  access_key text        not null,
+  created_at timestamptz not null default now(),
+  constraint room_secrets_pkey primary key (room_id),
+  constraint room_secrets_room_id_fkey foreign key (room_id)
+    references public.rooms (room_id) on delete cascade,
+  constraint room_secrets_access_key_format_check check (access_key ~ '^[0-9]{6}$')
+);
+comment on table watchium_private.room_secrets is
+  'Access keys of private rooms (exactly 6 digits). Readable by nobody but the room''s host, through the room RPC functions.';
+revoke all on table watchium_private.room_secrets from public;
+
+-- -----------------------------------------------------------------------------
+-- room_members
+-- -----------------------------------------------------------------------------
+create table public.room_members (
+  room_id               text          not null,
+  user_id               text          not null,
+  username              text          not null,
+  avatar_url            text,
+  is_host               boolean       not null default false,
+  is_synced             boolean       not null default true,
+  current_playback_time numeric(10,2) not null default 0,
+  last_heartbeat        timestamptz   not null default now(),
+  joined_at             timestamptz   not null default clock_timestamp(),
+  updated_at            timestamptz   not null default now(),
+  constraint room_members_pkey primary key (room_id, user_id),
+  constraint room_members_room_id_fkey foreign key (room_id)
+    references public.rooms (room_id) on delete cascade,
+  constraint room_members_user_id_length_check check (char_length(user_id) between 1 and 100),
+  constraint room_members_username_length_check check (char_length(username) between 1 and 50),
+  constraint room_members_avatar_url_check check (char_length(avatar_url) between 1 and 2048 and avatar_url ~* '^https?://'),
+  constraint room_members_current_playback_time_check check (current_playback_time between 0 and 86400)
+);
+
+comment on table public.room_members is
+  'Who is in a room. Exactly one member of a non-empty room is the host. Readable by the room''s members (and by anyone for public rooms); written only by the room and sync RPC functions. Published for realtime.';
+comment on column public.room_members.is_host is 'At most one member per room is host (room_members_one_host_idx); rooms.host_user_id names the same member.';
+comment on column public.room_members.joined_at is 'When the member joined; the longest-present member (earliest joined_at, then user_id) becomes host when the host leaves.';
+
+create trigger _100_touch_updated_at
+  before update on public.room_members
+  for each row execute function watchium_private.tg__touch_updated_at();
+
+-- The database enforces the single host: a second is_host row in a room fails.
+create unique index room_members_one_host_idx
+  on public.room_members (room_id) where is_host;
+-- Host succession: the longest-present member of a room.
+create index room_members_room_id_joined_at_idx
+  on public.room_members (room_id, joined_at, user_id);
+-- "My rooms" and membership look-ups by user.
+create index room_members_user_id_idx
+  on public.room_members (user_id, room_id);
+
+-- -----------------------------------------------------------------------------
+-- comments
+-- -----------------------------------------------------------------------------
+create table public.comments (
+  id                bigint        generated always as identity,
+  anime_id          text          not null,
+  room_id           text,
+  episode_number    integer       not null,
+  parent_id         bigint,
+  user_id           text,
+  username          text          not null,
+  avatar_url        text,
+  message           text          not null,
+  video_timestamp   numeric(10,2),
+  is_anchor         boolean       not null default false,
+  is_system_message boolean       not null default false,
+  created_at        timestamptz   not null default now(),
+  updated_at        timestamptz   not null default now(),
+  constraint comments_pkey primary key (id),
+  constraint comments_room_id_fkey foreign key (room_id)
+    references public.rooms (room_id) on delete set null,
+  constraint comments_parent_id_fkey foreign key (parent_id)
+    references public.comments (id) on delete cascade,
+  constraint comments_anime_id_length_check check (char_length(anime_id) between 1 and 100),
+  constraint comments_episode_number_check check (episode_number between 1 and 100000),
+  constraint comments_user_id_length_check check (char_length(user_id) between 1 and 100),
+  constraint comments_username_length_check check (char_length(username) between 1 and 50),
+  constraint comments_avatar_url_check check (char_length(avatar_url) between 1 and 2048 and avatar_url ~* '^https?://'),
+  constraint comments_message_length_check check (char_length(message) between 1 and 2000),
+  constraint comments_video_timestamp_check check (video_timestamp between 0 and 86400),
+  -- System messages and anchors have no author; every other comment has one.
+  constraint comments_author_check check ((user_id is null) = (is_system_message or is_anchor)),
+  constraint comments_anchor_root_check check (not is_anchor or (parent_id is null and room_id is null))
+);
+
+comment on table public.comments is
+  'Threaded discussion per anime episode, optionally tied to a room and a video time. Room comments are visible to whoever can see the room; episode comments without a room are public. Written only through the comment RPC functions. Published for realtime.';
+comment on column public.comments.room_id is 'The room the comment was posted in; set to null when the room is deleted (the comment stays).';
+comment on column public.comments.is_anchor is 'The one "Discussion for Episode N" root of an episode thread (comments_one_anchor_idx).';
+comment on column public.comments.is_system_message is 'Written by the database ("X joined the room", "X became the new host"); never by a client.';
+comment on column public.comments.video_timestamp is 'Seconds into the episode the comment refers to, 0 to 86400.';
+
+create trigger _100_touch_updated_at
+  before update on public.comments
+  for each row execute function watchium_private.tg__touch_updated_at();
+
+-- One anchor per episode thread; get_or_create_anchor relies on it (on conflict).
+create unique index comments_one_anchor_idx
+  on public.comments (anime_id, episode_number) where is_anchor;
+-- get_comments: an episode thread, newest first, keyset on (created_at, id).
+create index comments_anime_id_episode_number_created_at_idx
+  on public.comments (anime_id, episode_number, created_at desc, id desc);
+-- get_comments for one room, and ON DELETE SET NULL when a room is deleted.
+create index comments_room_id_created_at_idx
+  on public.comments (room_id, created_at desc, id desc) where room_id is not null;
+-- Replies of a comment, and ON DELETE CASCADE from the parent.
+create index comments_parent_id_idx
+  on public.comments (parent_id) where parent_id is not null;
+
+-- -----------------------------------------------------------------------------
+-- sync_states: history of sync measurements.
+--
+-- Partitioned by hour on created_at so that expiring old history drops whole
+-- partitions instead of deleting rows. The maintenance job creates partitions
+-- ahead of time; the default partition only catches rows when it has not run.
+-- No foreign key to rooms: history outlives its room until it expires, and an
+-- insert must not lock the room row (FOR KEY SHARE from many writers at once
+-- creates MultiXacts on the hottest row of the room).
+-- -----------------------------------------------------------------------------
+create table public.sync_states (
+  id              bigint        generated always as identity,
+  room_id         text          not null,
+  user_id         text          not null,
+  host_time       numeric(10,2) not null,
+  member_time     numeric(10,2) not null,
+  time_difference numeric(10,2) not null,
+  is_synced       boolean       not null,
+  sync_event_type text          not null,
+  created_at      timestamptz   not null default now(),
+  constraint sync_states_pkey primary key (id, created_at),
+  constraint sync_states_user_id_length_check check (char_length(user_id) between 1 and 100),
+  constraint sync_states_host_time_check check (host_time between 0 and 86400),
+  constraint sync_states_member_time_check check (member_time between 0 and 86400),
+  constraint sync_states_time_difference_check check (time_difference between 0 and 86400),
+  constraint sync_states_sync_event_type_check check (
+    sync_event_type in ('heartbeat', 'seek', 'play_pause', 'speed', 'episode', 'join', 'leave')
+  )
+) partition by range (created_at);
+
+comment on table public.sync_states is
+  'History of sync measurements (one row per member per host control, join, leave, and sampled heartbeats). Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Published for realtime.';
+comment on column public.sync_states.time_difference is 'Absolute difference in seconds between the member and the expected host position.';
+comment on column public.sync_states.sync_event_type is 'heartbeat, seek, play_pause, speed, episode, join or leave.';
+
+create table public.sync_states_default
+  partition of public.sync_states default;
+comment on table public.sync_states_default is
+  'Catches sync history outside the hourly partitions (only when maintenance has not created them). Kept empty by maintenance.';
+
+-- A room's recent history (metrics over the last minute, member views).
+create index sync_states_room_id_created_at_idx
+  on public.sync_states (room_id, created_at desc);

@@ -1,0 +1,198 @@
+"""The ``watchium-db`` command line.
+
+Each command is a function registered with :func:`command`; adding one is a decorated function
+plus its argument definitions, nothing else. Errors print one line and a hint; ``--debug``
+prints the traceback as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from watchium_db import __version__, database, local, migrate
+from watchium_db.errors import SetupError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+@dataclass
+class Command:
+    name: str
+    help: str
+    handler: Handler
+    epilog: str = ""
+    arguments: list[tuple[tuple[str, ...], dict[str, Any]]] = field(default_factory=list)
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(
+    name: str,
+    help: str,
+    *,
+    epilog: str = "",
+    arguments: list[tuple[tuple[str, ...], dict[str, Any]]] | None = None,
+) -> Callable[[Handler], Handler]:
+    """Register ``handler`` as ``watchium-db NAME``."""
+
+    def register(handler: Handler) -> Handler:
+        COMMANDS[name] = Command(name, help, handler, epilog, arguments or [])
+        return handler
+
+    return register
+
+
+def arg(*flags: str, **options: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    return flags, options
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+# ---------------------------------------------------------------------------------------------
+# commands
+# ---------------------------------------------------------------------------------------------
+@command(
+    "up",
+    "start the local database if no URL is set, migrate to head, print the connection URL",
+    epilog="examples:\n  watchium-db up\n  WATCHIUM_DATABASE_URL=postgresql://… watchium-db up",
+)
+def cmd_up(args: argparse.Namespace) -> int:
+    db = database.resolve()
+    migrate.upgrade(db.url, "head")
+    print(db.url)
+    print(f"# {db.description}, at revision {migrate.current_revision(db.url)}", file=sys.stderr)
+    return 0
+
+
+@command(
+    "down",
+    "stop the local database server (data is kept)",
+    epilog="example:\n  watchium-db down",
+)
+def cmd_down(args: argparse.Namespace) -> int:
+    was_running = local.stop()
+    print("stopped the local server" if was_running else "the local server was not running")
+    return 0
+
+
+@command(
+    "upgrade",
+    "migrate the database up to REV (default: head)",
+    epilog="examples:\n  watchium-db upgrade\n  watchium-db upgrade 0002",
+    arguments=[arg("revision", nargs="?", default="head", help="target revision (default: head)")],
+)
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    db = database.resolve()
+    migrate.upgrade(db.url, args.revision)
+    print(f"at revision {migrate.current_revision(db.url)} ({db.description})")
+    return 0
+
+
+@command(
+    "downgrade",
+    "migrate the database down to REV ('base' removes everything watchium-db created)",
+    epilog="examples:\n  watchium-db downgrade 0002\n  watchium-db downgrade base",
+    arguments=[arg("revision", help="target revision, or 'base'")],
+)
+def cmd_downgrade(args: argparse.Namespace) -> int:
+    db = database.resolve()
+    migrate.downgrade(db.url, args.revision)
+    print(f"at revision {migrate.current_revision(db.url)} ({db.description})")
+    return 0
+
+
+@command(
+    "status",
+    "show where the database is and its revision against head",
+    epilog="examples:\n  watchium-db status\n  watchium-db status --json",
+    arguments=[arg("--json", action="store_true", help="print JSON for scripts")],
+)
+def cmd_status(args: argparse.Namespace) -> int:
+    db = database.resolve()
+    current = migrate.current_revision(db.url)
+    head = migrate.head_revision()
+    report = {
+        "backend": db.backend,
+        "where": db.description,
+        "url": db.url,
+        "current": current,
+        "head": head,
+        "up_to_date": current == head,
+    }
+    if args.json:
+        _print_json(report)
+    else:
+        state = "up to date" if current == head else "behind head: run `watchium-db upgrade`"
+        print(f"database: {db.description}")
+        print(f"url:      {db.url}")
+        print(f"revision: {current or '(none)'} / head {head} — {state}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# entry point
+# ---------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="watchium-db",
+        description="Run and migrate the watchium-db PostgreSQL schema.",
+        epilog=(
+            "The database is WATCHIUM_DATABASE_URL when set, else a local server started from "
+            "the PostgreSQL binaries on this machine, else a Docker container."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"watchium-db {__version__}")
+    parser.add_argument("--debug", action="store_true", help="print tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for cmd in COMMANDS.values():
+        p = sub.add_parser(
+            cmd.name,
+            help=cmd.help,
+            description=cmd.help,
+            epilog=cmd.epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        for flags, options in cmd.arguments:
+            p.add_argument(*flags, **options)
+        p.set_defaults(handler=cmd.handler)
+    return parser
+
+
+def _hint_for(exc: BaseException) -> str | None:
+    if isinstance(exc, SetupError):
+        return exc.hint
+    text = str(exc)
+    if "connection" in text.lower() and "refused" in text.lower():
+        return "is the database running? `watchium-db up` starts the local one"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        message = exc.message if isinstance(exc, SetupError) else str(exc).strip().splitlines()[0]
+        print(f"watchium-db: error: {message}", file=sys.stderr)
+        hint = _hint_for(exc)
+        if hint:
+            print(f"hint: {hint}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

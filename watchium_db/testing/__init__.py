@@ -1,0 +1,194 @@
+"""Pytest plugin: a fresh watchium-db database at head for every test.
+
+Registered as the ``watchium_db`` pytest11 entry point, so any project that installs watchium-db
+gets these fixtures:
+
+``watchium_server``   (session) the PostgreSQL server the tests use, resolved in the package's
+                      order: ``WATCHIUM_TEST_DATABASE_URL``, else a throw-away local server started
+                      from the installed binaries, else a Docker container.
+``watchium_template`` (session) name of a template database migrated to head, with a stand-in
+                      for Supabase's platform objects installed first when they are absent.
+``watchium_db_url``   a database cloned from the template for this test (dropped afterwards).
+``watchium_conn``     a psycopg connection to it as the migrating superuser.
+
+``as_user(conn, user_id)`` runs statements the way PostgREST does: transaction-local JWT claims
+plus ``set local role authenticated``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import pwd
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from watchium_db import database, local, migrate
+
+STANDIN_SQL = Path(__file__).with_name("supabase_standin.sql")
+TEMPLATE_DB = "watchium_template"
+
+
+@dataclass
+class TestServer:
+    """A server that tests may create databases on."""
+
+    maintenance_url: str
+    backend: str
+    description: str
+
+    __test__ = False  # not a test class
+
+    def url_for(self, dbname: str) -> str:
+        parts = urlsplit(self.maintenance_url)
+        return urlunsplit(parts._replace(path=f"/{dbname}"))
+
+
+def _start_throwaway_local() -> tuple[local.LocalServer, Path]:
+    root = Path(tempfile.mkdtemp(prefix="watchium-test-"))
+    server = local.server_for(root / "pgdata")
+    server.port = local._free_port()
+    if server.os_user is not None:
+        entry = pwd.getpwnam(server.os_user)
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+    server.init()
+    # Tests favour speed over durability; behaviour is otherwise the same.
+    with (server.data_dir / "postgresql.conf").open("a") as conf:
+        conf.write("\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+    server.start()
+    server.wait_ready()
+    return server, root
+
+
+@contextlib.contextmanager
+def test_server() -> Iterator[TestServer]:
+    """Resolve the test server: WATCHIUM_TEST_DATABASE_URL, local binaries, then Docker."""
+    backend = database.choose_backend(url_env=database.TEST_URL_ENV)
+    if backend == "url":
+        url = database.normalize_url(os.environ[database.TEST_URL_ENV])
+        yield TestServer(url, "url", f"${database.TEST_URL_ENV}")
+    elif backend == "local":
+        server, root = _start_throwaway_local()
+        try:
+            yield TestServer(server.maintenance_url, "local", f"throw-away server in {root}")
+        finally:
+            server.stop()
+            import shutil
+
+            shutil.rmtree(root, ignore_errors=True)
+    else:
+        db = database.start_docker()
+        try:
+            yield TestServer(db.url, "docker", db.description)
+        finally:
+            db.handle.stop()
+
+
+def _drop_database(maintenance_url: str, dbname: str) -> None:
+    with psycopg.connect(maintenance_url, autocommit=True) as conn:
+        conn.execute(
+            "select pg_catalog.pg_terminate_backend(pid) from pg_catalog.pg_stat_activity "
+            "where datname = %s and pid <> pg_catalog.pg_backend_pid()",
+            (dbname,),
+        )
+        conn.execute(f'drop database if exists "{dbname}"')
+
+
+def create_database(server: TestServer, dbname: str, template: str | None = None) -> str:
+    """Create ``dbname`` (optionally cloned from ``template``) and return its URL."""
+    _drop_database(server.maintenance_url, dbname)
+    with psycopg.connect(server.maintenance_url, autocommit=True) as conn:
+        if template:
+            conn.execute(f'create database "{dbname}" template "{template}"')
+        else:
+            conn.execute(f'create database "{dbname}"')
+    return server.url_for(dbname)
+
+
+def install_supabase_standin(url: str) -> bool:
+    """Install the Supabase stand-in unless the database already has an ``auth`` schema."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("select 1 from pg_catalog.pg_namespace where nspname = 'auth'").fetchone():
+            return False
+        conn.execute(STANDIN_SQL.read_text().encode())
+    return True
+
+
+def build_template(server: TestServer, name: str = TEMPLATE_DB, revision: str = "head") -> str:
+    url = create_database(server, name)
+    install_supabase_standin(url)
+    migrate.upgrade(url, revision)
+    return name
+
+
+@contextlib.contextmanager
+def as_user(
+    conn: psycopg.Connection[Any],
+    user_id: str | None,
+    *,
+    role: str = "authenticated",
+    claims: dict[str, Any] | None = None,
+) -> Iterator[psycopg.Connection[Any]]:
+    """Run the block in one transaction as ``user_id``, exactly as PostgREST would.
+
+    Sets ``request.jwt.claims`` (with ``sub`` and ``role``) transaction-locally and switches to
+    ``role``; both end with the transaction. ``user_id=None`` with ``role='anon'`` is an
+    anonymous caller.
+    """
+    payload: dict[str, Any] = {"role": role}
+    if user_id is not None:
+        payload["sub"] = user_id
+    payload.update(claims or {})
+    with conn.transaction():
+        conn.execute(
+            "select pg_catalog.set_config('request.jwt.claims', %s, true)", (json.dumps(payload),)
+        )
+        conn.execute(f"set local role {role}")  # role is a fixed identifier chosen by the caller
+        yield conn
+
+
+_counter = itertools.count()
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def watchium_server() -> Iterator[TestServer]:
+    with test_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def watchium_template(watchium_server: TestServer) -> Iterator[str]:
+    name = f"{TEMPLATE_DB}_{os.getpid()}"
+    build_template(watchium_server, name)
+    with psycopg.connect(watchium_server.maintenance_url, autocommit=True) as conn:
+        conn.execute(f'alter database "{name}" is_template true')
+    yield name
+    with psycopg.connect(watchium_server.maintenance_url, autocommit=True) as conn:
+        conn.execute(f'alter database "{name}" is_template false')
+    _drop_database(watchium_server.maintenance_url, name)
+
+
+@pytest.fixture
+def watchium_db_url(watchium_server: TestServer, watchium_template: str) -> Iterator[str]:
+    name = f"watchium_test_{os.getpid()}_{next(_counter)}"
+    url = create_database(watchium_server, name, template=watchium_template)
+    yield url
+    _drop_database(watchium_server.maintenance_url, name)
+
+
+@pytest.fixture
+def watchium_conn(watchium_db_url: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(watchium_db_url, autocommit=True) as conn:
+        yield conn
