@@ -51,6 +51,10 @@ insert into public.comments (anime_id, room_id, episode_number, user_id, usernam
 insert into public.sync_states (room_id, user_id, host_time, member_time, time_difference,
                                 is_synced, sync_event_type)
   values ('roundtrip1', 'u1', 1, 1, 0, true, 'join');
+insert into watchium_private.rate_limit_rules (action, max_requests, window_minutes, description)
+  values ('roundtrip', 1, 1, 'round trip test');
+select public.check_rate_limit('u1', 'roundtrip');
+select watchium_private.emit_room_event('roundtrip1', 'test', '{}');
 """
 
 

@@ -19,9 +19,13 @@ def sql_path(revision_file: str, direction: str) -> Path:
 def run_sql_file(revision_file: str, direction: str) -> None:
     """Execute the whole ``.sql`` file for ``direction`` ('upgrade' or 'downgrade')."""
     sql = sql_path(revision_file, direction).read_text(encoding="utf-8")
-    # exec_driver_sql sends the text as is: psycopg runs a multi-statement script in one call
-    # (no parameters, so '%' and ':' in function bodies need no escaping). Offline mode prints it.
+    # Sent as is, on the migration's own connection and transaction: psycopg runs a
+    # multi-statement script in one call, and without parameters '%' and ':' in function
+    # bodies need no escaping. Offline mode prints the script instead.
     if op.get_context().as_sql:
         op.get_context().impl.static_output(sql.rstrip() + "\n")
-    else:
-        op.get_bind().exec_driver_sql(sql)
+        return
+    driver_connection = op.get_bind().connection.driver_connection
+    assert driver_connection is not None
+    with driver_connection.cursor() as cursor:
+        cursor.execute(sql.encode("utf-8"))

@@ -1,0 +1,397 @@
+-- =============================================================================
+-- 0003 identity, privileges, row-level security and rate limiting
+--
+-- Identity comes from the token, never from an argument:
+--   watchium_private.current_user_id()  the `sub` claim of request.jwt.claims
+--       (PostgREST, Supabase Realtime), else app.current_user_id (plain
+--       PostgreSQL apps without a JWT). Nothing else reads identity.
+--
+-- Supabase grants ALL on every table and function in public to anon and
+-- authenticated. This revision takes back what clients must not have: they
+-- read tables through RLS and write only through RPC functions.
+--
+-- Error codes used across the API (stable; the Python client maps them):
+--   22023  invalid input (the message names the argument)
+--   28000  no identity: the caller is not signed in
+--   42501  forbidden: not a member, not the host, not your record
+--   P0002  not found
+--   WD429  rate limited (the hint says when to retry)
+-- =============================================================================
+
+-- -----------------------------------------------------------------------------
+-- settings: tunables of the package, read by functions and maintenance.
+-- -----------------------------------------------------------------------------
+create table watchium_private.settings (
+  key         text  not null,
+  value       jsonb not null,
+  description text  not null,
+  constraint settings_pkey primary key (key),
+  constraint settings_key_format_check check (key ~ '^[a-z][a-z0-9_]{0,62}$')
+);
+comment on table watchium_private.settings is
+  'Tunables of watchium-db (timeouts, retention, sampling). Change with UPDATE as the database owner; functions read them at call time.';
+alter table watchium_private.settings enable row level security;
+revoke all on table watchium_private.settings from public;
+
+-- -----------------------------------------------------------------------------
+-- watchium_private.setting_interval(key): a setting as an interval.
+-- -----------------------------------------------------------------------------
+create function watchium_private.setting_interval(p_key text)
+returns interval
+language sql
+stable
+set search_path = ''
+as $$
+  select (s.value #>> '{}')::interval
+  from watchium_private.settings as s
+  where s.key = p_key
+$$;
+comment on function watchium_private.setting_interval(text) is
+  'The setting p_key as an interval (null when absent). Internal.';
+revoke all on function watchium_private.setting_interval(text) from public;
+
+-- -----------------------------------------------------------------------------
+-- watchium_private.current_user_id(): the caller's user id, or null.
+--
+-- When request.jwt.claims is set (PostgREST, Supabase Realtime, an Edge
+-- Function acting for a user) only its `sub` counts: an anonymous JWT is
+-- anonymous even if app.current_user_id happens to be set. Otherwise the
+-- transaction-local app.current_user_id set by a plain PostgreSQL app.
+-- Read as text: Supabase's auth.uid() is uuid, our user ids are any text.
+-- -----------------------------------------------------------------------------
+create function watchium_private.current_user_id()
+returns text
+language sql
+stable
+set search_path = ''
+as $$
+  select case
+    when nullif(pg_catalog.current_setting('request.jwt.claims', true), '') is not null
+      then nullif(pg_catalog.current_setting('request.jwt.claims', true)::jsonb ->> 'sub', '')
+    else nullif(pg_catalog.current_setting('app.current_user_id', true), '')
+  end
+$$;
+comment on function watchium_private.current_user_id() is
+  'The caller''s user id: the sub claim of request.jwt.claims when claims are set, else app.current_user_id; null when anonymous. The only source of identity in watchium-db.';
+revoke all on function watchium_private.current_user_id() from public;
+
+-- -----------------------------------------------------------------------------
+-- watchium_private.require_user_id(): the caller's user id, or error 28000.
+-- -----------------------------------------------------------------------------
+create function watchium_private.require_user_id()
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_user_id text := watchium_private.current_user_id();
+begin
+  if v_user_id is null then
+    raise exception 'not signed in: this function acts for the calling user'
+      using errcode = '28000',
+            hint = 'Call it with a user''s JWT (supabase-js, PostgREST), or set app.current_user_id in the transaction (plain PostgreSQL).';
+  end if;
+  if pg_catalog.char_length(v_user_id) > 100 then
+    raise exception 'user id is longer than 100 characters'
+      using errcode = '22023';
+  end if;
+  return v_user_id;
+end;
+$$;
+comment on function watchium_private.require_user_id() is
+  'The caller''s user id; raises 28000 when the caller is anonymous. Every RPC that acts for a user starts here.';
+revoke all on function watchium_private.require_user_id() from public;
+
+-- -----------------------------------------------------------------------------
+-- watchium_private.caller_is_trusted(): true for server-side callers.
+--
+-- True unless the session acts as anon or authenticated (PostgREST and plain
+-- PostgreSQL apps switch to those roles per transaction). service_role and
+-- direct connections of the database owner are trusted. Inside a security
+-- definer function current_user is the owner, but the `role` setting still
+-- names the role the caller switched to, which is what this reads.
+-- -----------------------------------------------------------------------------
+create function watchium_private.caller_is_trusted()
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select pg_catalog.current_setting('role') not in ('anon', 'authenticated')
+$$;
+comment on function watchium_private.caller_is_trusted() is
+  'True for service_role and direct owner connections; false for anon and authenticated callers.';
+revoke all on function watchium_private.caller_is_trusted() from public;
+
+-- -----------------------------------------------------------------------------
+-- watchium_private.my_room_ids(): the rooms the caller is a member of.
+--
+-- The one membership helper of the policies. Security definer: it must read
+-- room_members without that table's own policy (which calls it: recursion).
+-- Policies use it as `room_id in (select watchium_private.my_room_ids())`, a
+-- hashed subplan evaluated once per statement: identity is read once, and
+-- the set comes from room_members_user_id_idx.
+-- -----------------------------------------------------------------------------
+create function watchium_private.my_room_ids()
+returns setof text
+language sql
+stable
+security definer  -- reads room_members bypassing its RLS (its policy calls this function)
+set search_path = ''
+as $$
+  select m.room_id
+  from public.room_members as m
+  where m.user_id = watchium_private.current_user_id()
+$$;
+comment on function watchium_private.my_room_ids() is
+  'Room ids the caller is a member of (empty when anonymous). Used by the RLS policies; security definer because room_members'' own policy calls it.';
+revoke all on function watchium_private.my_room_ids() from public;
+grant execute on function watchium_private.my_room_ids() to authenticated;
+
+-- =============================================================================
+-- Privileges: read through RLS, write through functions.
+-- =============================================================================
+revoke all on table public.rooms, public.room_members, public.comments, public.sync_states,
+  public.sync_states_default
+  from anon, authenticated, service_role;
+revoke all on sequence public.comments_id_seq, public.sync_states_id_seq
+  from anon, authenticated, service_role;
+
+grant select on table public.rooms, public.room_members, public.comments to anon;
+grant select on table public.rooms, public.room_members, public.comments, public.sync_states
+  to authenticated, service_role;
+
+-- =============================================================================
+-- Row-level security. One permissive policy per role and action; no write
+-- policies at all (writes go through security definer RPC functions).
+-- Partitions and private tables have RLS enabled and no policies: deny all.
+-- =============================================================================
+alter table public.rooms enable row level security;
+alter table public.room_members enable row level security;
+alter table public.comments enable row level security;
+alter table public.sync_states enable row level security;
+alter table public.sync_states_default enable row level security;
+alter table watchium_private.room_secrets enable row level security;
+
+-- rooms ------------------------------------------------------------------------
+create policy rooms_select_anon on public.rooms
+  for select to anon
+  using (is_public);
+comment on policy rooms_select_anon on public.rooms is
+  'Anonymous callers see public rooms.';
+
+create policy rooms_select_authenticated on public.rooms
+  for select to authenticated
+  using (is_public or room_id in (select watchium_private.my_room_ids()));
+comment on policy rooms_select_authenticated on public.rooms is
+  'Signed-in callers see public rooms and the private rooms they are members of.';
+
+-- room_members -----------------------------------------------------------------
+create policy room_members_select_anon on public.room_members
+  for select to anon
+  using (exists (
+    select from public.rooms as r where r.room_id = room_members.room_id and r.is_public
+  ));
+comment on policy room_members_select_anon on public.room_members is
+  'Anonymous callers see the members of public rooms.';
+
+create policy room_members_select_authenticated on public.room_members
+  for select to authenticated
+  using (
+    room_id in (select watchium_private.my_room_ids())
+    or exists (
+      select from public.rooms as r where r.room_id = room_members.room_id and r.is_public
+    )
+  );
+comment on policy room_members_select_authenticated on public.room_members is
+  'Signed-in callers see the members of their rooms and of public rooms.';
+
+-- comments ---------------------------------------------------------------------
+create policy comments_select_anon on public.comments
+  for select to anon
+  using (
+    room_id is null
+    or exists (select from public.rooms as r where r.room_id = comments.room_id and r.is_public)
+  );
+comment on policy comments_select_anon on public.comments is
+  'Anonymous callers see episode comments without a room and comments of public rooms.';
+
+create policy comments_select_authenticated on public.comments
+  for select to authenticated
+  using (
+    room_id is null
+    or room_id in (select watchium_private.my_room_ids())
+    or exists (select from public.rooms as r where r.room_id = comments.room_id and r.is_public)
+  );
+comment on policy comments_select_authenticated on public.comments is
+  'Signed-in callers see episode comments, comments of public rooms and of their rooms.';
+
+-- sync_states ------------------------------------------------------------------
+create policy sync_states_select_authenticated on public.sync_states
+  for select to authenticated
+  using (room_id in (select watchium_private.my_room_ids()));
+comment on policy sync_states_select_authenticated on public.sync_states is
+  'Members see the sync history of their rooms.';
+
+-- =============================================================================
+-- Rate limiting: fixed windows counted in one row per (subject, action,
+-- window). The cost is one upsert on a primary key, whatever the history
+-- size, and the row lock makes it exact under concurrency. Windows start at
+-- multiples of their length since the epoch, so a burst straddling a window
+-- boundary can reach twice the limit over one window length: documented.
+-- =============================================================================
+create table watchium_private.rate_limit_rules (
+  action         text    not null,
+  max_requests   integer not null,
+  window_minutes integer not null,
+  description    text    not null,
+  constraint rate_limit_rules_pkey primary key (action),
+  constraint rate_limit_rules_action_format_check check (action ~ '^[a-z][a-z0-9_]{0,49}$'),
+  constraint rate_limit_rules_max_requests_check check (max_requests between 1 and 1000000),
+  constraint rate_limit_rules_window_minutes_check check (window_minutes between 1 and 1440)
+);
+comment on table watchium_private.rate_limit_rules is
+  'Default rate limit of each action of the RPC functions. Change a row to tune a limit.';
+alter table watchium_private.rate_limit_rules enable row level security;
+revoke all on table watchium_private.rate_limit_rules from public;
+
+create table watchium_private.rate_limit_counters (
+  subject       text        not null,
+  action        text        not null,
+  window_start  timestamptz not null,
+  request_count integer     not null,
+  constraint rate_limit_counters_pkey primary key (subject, action, window_start)
+) with (fillfactor = 80);
+comment on table watchium_private.rate_limit_counters is
+  'Requests per subject (a user id, or room:<id>) and action in the current fixed window. Old windows are deleted by maintenance.';
+alter table watchium_private.rate_limit_counters enable row level security;
+revoke all on table watchium_private.rate_limit_counters from public;
+
+-- For maintenance: expired windows.
+create index rate_limit_counters_window_start_idx
+  on watchium_private.rate_limit_counters (window_start);
+
+-- -----------------------------------------------------------------------------
+-- watchium_private.consume_rate_limit(subject, action, window, max)
+-- Counts one request and says whether it is within the limit. Internal: the
+-- subject is trusted here; public callers go through check_rate_limit or an RPC.
+-- -----------------------------------------------------------------------------
+create function watchium_private.consume_rate_limit(
+  p_subject text,
+  p_action text,
+  p_window_minutes integer,
+  p_max_requests integer
+)
+returns boolean
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_window_seconds double precision;
+  v_window_start   timestamptz;
+  v_count          integer;
+begin
+  if p_subject is null or pg_catalog.char_length(p_subject) not between 1 and 120 then
+    raise exception 'p_user_id must be 1 to 100 characters' using errcode = '22023';
+  end if;
+  if p_action is null or p_action !~ '^[a-z][a-z0-9_]{0,49}$' then
+    raise exception 'p_action must be 1 to 50 characters of [a-z0-9_], starting with a letter (got %)',
+      pg_catalog.quote_nullable(pg_catalog.left(p_action, 60))
+      using errcode = '22023';
+  end if;
+  if p_window_minutes is null or p_window_minutes not between 1 and 1440 then
+    raise exception 'p_window_minutes must be between 1 and 1440 (got %)', p_window_minutes
+      using errcode = '22023';
+  end if;
+  if p_max_requests is null or p_max_requests not between 1 and 1000000 then
+    raise exception 'p_max_requests must be between 1 and 1000000 (got %)', p_max_requests
+      using errcode = '22023';
+  end if;
+
+  v_window_seconds := p_window_minutes * 60;
+  v_window_start := pg_catalog.to_timestamp(
+    pg_catalog.floor(extract(epoch from pg_catalog.now()) / v_window_seconds) * v_window_seconds
+  );
+
+  insert into watchium_private.rate_limit_counters as c
+    (subject, action, window_start, request_count)
+  values (p_subject, p_action, v_window_start, 1)
+  on conflict (subject, action, window_start)
+    do update set request_count = c.request_count + 1
+  returning c.request_count into v_count;
+
+  return v_count <= p_max_requests;
+end;
+$$;
+comment on function watchium_private.consume_rate_limit(text, text, integer, integer) is
+  'Counts one request of p_subject for p_action in the current window of p_window_minutes; true while at most p_max_requests. Exact under concurrency (row lock on the counter). Internal.';
+revoke all on function watchium_private.consume_rate_limit(text, text, integer, integer) from public;
+
+-- -----------------------------------------------------------------------------
+-- watchium_private.enforce_rate_limit(subject, action): raise WD429 when the
+-- action's rule (rate_limit_rules) is exceeded. RPC functions call this.
+-- -----------------------------------------------------------------------------
+create function watchium_private.enforce_rate_limit(p_subject text, p_action text)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_rule watchium_private.rate_limit_rules;
+begin
+  select * into v_rule from watchium_private.rate_limit_rules as r where r.action = p_action;
+  if not found then
+    raise exception 'no rate limit rule for action %', p_action
+      using errcode = '22023',
+            hint = 'Add a row to watchium_private.rate_limit_rules.';
+  end if;
+  if not watchium_private.consume_rate_limit(p_subject, p_action, v_rule.window_minutes, v_rule.max_requests) then
+    raise exception 'rate limit exceeded for %: at most % requests per % minute(s)',
+      p_action, v_rule.max_requests, v_rule.window_minutes
+      using errcode = 'WD429',
+            hint = pg_catalog.format('Retry in at most %s minute(s).', v_rule.window_minutes);
+  end if;
+end;
+$$;
+comment on function watchium_private.enforce_rate_limit(text, text) is
+  'Counts one request of p_subject for p_action against its rule in rate_limit_rules; raises WD429 when over the limit. Internal.';
+revoke all on function watchium_private.enforce_rate_limit(text, text) from public;
+
+-- -----------------------------------------------------------------------------
+-- public.check_rate_limit: the seed's RPC, made safe.
+--
+-- Counts one request of p_action and returns whether it is within
+-- p_max_requests per p_window_minutes. Callers spend only their own budget:
+-- p_user_id must be the caller's own id unless the caller is trusted
+-- (service_role, the database owner). Works for any action name.
+-- Security definer: writes the private counters table.
+-- -----------------------------------------------------------------------------
+create function public.check_rate_limit(
+  p_user_id text,
+  p_action text,
+  p_window_minutes integer default 1,
+  p_max_requests integer default 60
+)
+returns boolean
+language plpgsql
+volatile
+security definer  -- writes watchium_private.rate_limit_counters, which no client may touch
+set search_path = ''
+as $$
+begin
+  if not watchium_private.caller_is_trusted()
+     and p_user_id is distinct from watchium_private.require_user_id() then
+    raise exception 'p_user_id must be your own user id: callers can only spend their own rate limit'
+      using errcode = '42501';
+  end if;
+  return watchium_private.consume_rate_limit(p_user_id, p_action, p_window_minutes, p_max_requests);
+end;
+$$;
+comment on function public.check_rate_limit(text, text, integer, integer) is
+  'Counts one request of p_action for p_user_id (your own id, unless called by service_role) and returns true while within p_max_requests per p_window_minutes. Constant cost; exact under concurrency.';
+revoke all on function public.check_rate_limit(text, text, integer, integer) from public, anon;
+grant execute on function public.check_rate_limit(text, text, integer, integer)
+  to authenticated, service_role;
