@@ -149,6 +149,66 @@ create index room_members_user_id_idx
   on public.room_members (user_id, room_id);
 
 -- -----------------------------------------------------------------------------
+-- watchium_private.member_presence: the hot presence row of each member.
+--
+-- Heartbeats (every 3 s per member) write here, not to public.room_members:
+-- this table is not published, so a heartbeat makes no realtime change
+-- event; its only index is the primary key, so a heartbeat that changes no
+-- key can be a HOT update (fillfactor leaves room on the page); and it has
+-- no foreign key to rooms, so a heartbeat never locks the room row. The
+-- foreign key to room_members is checked only when the row is created (on
+-- join) and removes the row when the member leaves.
+-- -----------------------------------------------------------------------------
+create table watchium_private.member_presence (
+  room_id         text          not null,
+  user_id         text          not null,
+  last_heartbeat  timestamptz   not null default now(),
+  reported_time   numeric(10,2) not null default 0,
+  is_playing      boolean       not null default false,
+  time_difference numeric(10,2),
+  sync_level      text,
+  last_sample_at  timestamptz,
+  constraint member_presence_pkey primary key (room_id, user_id),
+  constraint member_presence_room_id_user_id_fkey foreign key (room_id, user_id)
+    references public.room_members (room_id, user_id) on delete cascade,
+  constraint member_presence_reported_time_check check (reported_time between 0 and 86400),
+  constraint member_presence_time_difference_check check (time_difference between 0 and 86400),
+  constraint member_presence_sync_level_check check (
+    sync_level in ('perfect', 'good', 'minor_drift', 'out_of_sync')
+  )
+) with (fillfactor = 70);
+comment on table watchium_private.member_presence is
+  'Presence of each member, written by every heartbeat: last heartbeat, reported position, drift to the expected host position and sync level. Not published; no index but the primary key, so heartbeats are HOT updates.';
+comment on column watchium_private.member_presence.reported_time is 'The member''s position in seconds at last_heartbeat.';
+comment on column watchium_private.member_presence.time_difference is 'Absolute drift to the expected host position at the last heartbeat, in seconds.';
+comment on column watchium_private.member_presence.last_sample_at is 'When a heartbeat of this member was last sampled into public.sync_states.';
+revoke all on table watchium_private.member_presence from public;
+
+-- -----------------------------------------------------------------------------
+-- tg_room_members__create_presence: every member has a presence row from the
+-- moment it joins (its last heartbeat starts at the join).
+-- -----------------------------------------------------------------------------
+create function watchium_private.tg_room_members__create_presence()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  insert into watchium_private.member_presence (room_id, user_id, last_heartbeat, reported_time)
+  values (new.room_id, new.user_id, pg_catalog.now(), new.current_playback_time)
+  on conflict (room_id, user_id) do nothing;
+  return null;
+end;
+$$;
+comment on function watchium_private.tg_room_members__create_presence() is
+  'Trigger function: creates the member''s presence row when it joins a room.';
+revoke all on function watchium_private.tg_room_members__create_presence() from public;
+
+create trigger _100_create_presence
+  after insert on public.room_members
+  for each row execute function watchium_private.tg_room_members__create_presence();
+
+-- -----------------------------------------------------------------------------
 -- comments
 -- -----------------------------------------------------------------------------
 create table public.comments (

@@ -12,6 +12,7 @@ drop policy room_members_select_anon on public.room_members;
 drop policy rooms_select_authenticated on public.rooms;
 drop policy rooms_select_anon on public.rooms;
 
+alter table watchium_private.member_presence disable row level security;
 alter table watchium_private.room_secrets disable row level security;
 alter table public.sync_states_default disable row level security;
 alter table public.sync_states disable row level security;

@@ -173,6 +173,7 @@ alter table public.comments enable row level security;
 alter table public.sync_states enable row level security;
 alter table public.sync_states_default enable row level security;
 alter table watchium_private.room_secrets enable row level security;
+alter table watchium_private.member_presence enable row level security;
 
 -- rooms ------------------------------------------------------------------------
 create policy rooms_select_anon on public.rooms
