@@ -1,0 +1,206 @@
+"""The privileges matrix: every table x caller x action, and every function's EXECUTE.
+
+The expected outcome is declared in the tables below and checked against a database at head with
+Supabase's default grants installed. Callers:
+
+  anon          no JWT sub, role anon
+  stranger      signed in, member of no room
+  member        member of the private room
+  host          host of the private room
+  service_role  role service_role (bypasses RLS)
+
+Outcomes for SELECT: ``all`` sees the private room's rows and the public room's rows;
+``public`` sees only the public room's rows (and rows tied to no room); ``mine`` sees only the
+rows of the caller's own (private) room; ``none`` sees no rows; ``denied`` gets
+permission denied (42501). Outcomes for writes: ``denied`` means 42501, nothing changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from watchium_db.testing import as_user
+
+CALLERS = ("anon", "stranger", "member", "host", "service_role")
+
+TABLE_MATRIX = """
+table          action  anon    stranger  member  host    service_role
+rooms          select  public  public    all     all     all
+rooms          insert  denied  denied    denied  denied  denied
+rooms          update  denied  denied    denied  denied  denied
+rooms          delete  denied  denied    denied  denied  denied
+room_members   select  public  public    all     all     all
+room_members   insert  denied  denied    denied  denied  denied
+room_members   update  denied  denied    denied  denied  denied
+room_members   delete  denied  denied    denied  denied  denied
+comments       select  public  public    all     all     all
+comments       insert  denied  denied    denied  denied  denied
+comments       update  denied  denied    denied  denied  denied
+comments       delete  denied  denied    denied  denied  denied
+sync_states    select  denied  none      mine    mine    all
+sync_states    insert  denied  denied    denied  denied  denied
+sync_states    update  denied  denied    denied  denied  denied
+sync_states    delete  denied  denied    denied  denied  denied
+"""
+
+PRIVATE_ROOM = "privroom01"
+PUBLIC_ROOM = "pubroom001"
+
+FIXTURE_SQL = f"""
+insert into public.rooms (room_id, title, anime_id, anime_title, episode_number, video_url,
+                          host_user_id, host_username, is_public) values
+  ('{PRIVATE_ROOM}', 'Private', 'a1', 'Anime', 1, 'https://example.com/p', 'host', 'Host', false),
+  ('{PUBLIC_ROOM}', 'Public', 'a1', 'Anime', 1, 'https://example.com/q', 'other', 'Other', true);
+insert into watchium_private.room_secrets (room_id, access_key) values ('{PRIVATE_ROOM}', '123456');
+insert into public.room_members (room_id, user_id, username, is_host) values
+  ('{PRIVATE_ROOM}', 'host', 'Host', true),
+  ('{PRIVATE_ROOM}', 'member', 'Member', false),
+  ('{PUBLIC_ROOM}', 'other', 'Other', true);
+insert into public.comments (anime_id, room_id, episode_number, user_id, username, message) values
+  ('a1', '{PRIVATE_ROOM}', 1, 'member', 'Member', 'private hello'),
+  ('a1', '{PUBLIC_ROOM}', 1, 'other', 'Other', 'public hello');
+insert into public.sync_states (room_id, user_id, host_time, member_time, time_difference,
+                                is_synced, sync_event_type) values
+  ('{PRIVATE_ROOM}', 'member', 1, 1, 0, true, 'join'),
+  ('{PUBLIC_ROOM}', 'other', 1, 1, 0, true, 'join');
+"""
+
+WRITES = {
+    "insert": {
+        "rooms": "insert into public.rooms (room_id, title, anime_id, anime_title, episode_number, video_url) values ('zzzzzzzzzz', 't', 'a', 'A', 1, 'https://x.y/z')",
+        "room_members": f"insert into public.room_members (room_id, user_id, username) values ('{PRIVATE_ROOM}', 'intruder', 'I')",
+        "comments": "insert into public.comments (anime_id, episode_number, user_id, username, message) values ('a1', 1, 'x', 'X', 'forged')",
+        "sync_states": f"insert into public.sync_states (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type) values ('{PRIVATE_ROOM}', 'x', 1, 1, 0, true, 'seek')",
+    },
+    "update": {
+        "rooms": "update public.rooms set title = 'hijacked'",
+        "room_members": "update public.room_members set is_host = not is_host",
+        "comments": "update public.comments set message = 'edited'",
+        "sync_states": "update public.sync_states set is_synced = false",
+    },
+    "delete": {
+        "rooms": "delete from public.rooms",
+        "room_members": "delete from public.room_members",
+        "comments": "delete from public.comments",
+        "sync_states": "delete from public.sync_states",
+    },
+}
+
+
+def parse_matrix(text: str) -> list[tuple[str, str, str, str]]:
+    lines = [line.split() for line in text.strip().splitlines()]
+    header, rows = lines[0], lines[1:]
+    assert header[2:] == list(CALLERS)
+    return [
+        (row[0], row[1], caller, outcome)
+        for row in rows
+        for caller, outcome in zip(CALLERS, row[2:], strict=True)
+    ]
+
+
+CASES = parse_matrix(TABLE_MATRIX)
+
+
+def caller_context(conn: psycopg.Connection[Any], caller: str) -> Any:
+    if caller == "anon":
+        return as_user(conn, None, role="anon")
+    if caller == "service_role":
+        return as_user(conn, None, role="service_role")
+    return as_user(conn, caller)
+
+
+def visible_rooms(conn: psycopg.Connection[Any], table: str) -> set[str | None]:
+    rows = conn.execute(f"select distinct room_id from public.{table}").fetchall()
+    return {room for (room,) in rows}
+
+
+def test_matrix_covers_every_table_and_action():
+    declared = {(t, a) for t, a, _, _ in CASES}
+    tables = {"rooms", "room_members", "comments", "sync_states"}
+    assert declared == {(t, a) for t in tables for a in ("select", "insert", "update", "delete")}
+
+
+@pytest.fixture
+def matrix_db(conn):
+    conn.execute(FIXTURE_SQL)
+    return conn
+
+
+@pytest.mark.parametrize(("table", "action", "caller", "expected"), CASES)
+def test_table_privileges(matrix_db, table, action, caller, expected):
+    conn = matrix_db
+    if action == "select":
+        if expected == "denied":
+            with pytest.raises(errors.InsufficientPrivilege), caller_context(conn, caller) as c:
+                c.execute(f"select * from public.{table}")
+            return
+        with caller_context(conn, caller) as c:
+            seen = visible_rooms(c, table)
+        want = {
+            "all": {PRIVATE_ROOM, PUBLIC_ROOM},
+            "public": {PUBLIC_ROOM},
+            "mine": {PRIVATE_ROOM},
+            "none": set(),
+        }[expected]
+        assert seen == want
+        return
+
+    assert expected == "denied"
+    before = conn.execute(f"select count(*), md5(string_agg(t::text, ',' order by t::text)) from public.{table} t").fetchone()
+    with pytest.raises(errors.InsufficientPrivilege), caller_context(conn, caller) as c:
+        c.execute(WRITES[action][table])
+    after = conn.execute(f"select count(*), md5(string_agg(t::text, ',' order by t::text)) from public.{table} t").fetchone()
+    assert before == after
+
+
+# -------------------------------------------------------------------------------------------
+# EXECUTE on every function of our schemas. A function missing here fails the test, so each
+# new function states who may call it.
+# -------------------------------------------------------------------------------------------
+API = {"authenticated", "service_role"}
+NOBODY: set[str] = set()
+
+FUNCTION_EXECUTE: dict[str, set[str]] = {
+    # public RPC functions
+    "public.check_rate_limit(text,text,integer,integer)": API,
+    # internals: only what a policy calls is granted
+    "watchium_private.my_room_ids()": {"authenticated"},
+    "watchium_private.current_user_id()": NOBODY,
+    "watchium_private.require_user_id()": NOBODY,
+    "watchium_private.caller_is_trusted()": NOBODY,
+    "watchium_private.setting_interval(text)": NOBODY,
+    "watchium_private.consume_rate_limit(text,text,integer,integer)": NOBODY,
+    "watchium_private.enforce_rate_limit(text,text)": NOBODY,
+    "watchium_private.tg__touch_updated_at()": NOBODY,
+    "watchium_private.tg_room_members__create_presence()": NOBODY,
+    "watchium_private.realtime_available()": NOBODY,
+    "watchium_private.emit_room_event(text,text,jsonb)": NOBODY,
+}
+
+
+def test_function_execute_privileges(conn):
+    rows = conn.execute(
+        """
+        select n.nspname || '.' || p.proname || '(' ||
+               pg_catalog.oidvectortypes(p.proargtypes) || ')',
+               array(select r from unnest(array['anon', 'authenticated', 'service_role']) as r
+                     where pg_catalog.has_function_privilege(r, p.oid, 'execute')),
+               pg_catalog.has_function_privilege('public', p.oid, 'execute')
+        from pg_catalog.pg_proc p
+        join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+        where n.nspname in ('public', 'watchium_private')
+          and not exists (select from pg_catalog.pg_depend d where d.objid = p.oid and d.deptype = 'e')
+        """
+    ).fetchall()
+    actual = {name.replace(", ", ","): set(roles) for name, roles, _ in rows}
+    assert set(actual) == set(FUNCTION_EXECUTE), "declare every function's EXECUTE above"
+    mismatched = {
+        name: (actual[name], want) for name, want in FUNCTION_EXECUTE.items() if actual[name] != want
+    }
+    assert mismatched == {}
+    granted_to_public = [name for name, _, public in rows if public]
+    assert granted_to_public == []
