@@ -1,0 +1,319 @@
+"""SQLAlchemy 2.0 typed models of watchium-db's tables.
+
+They mirror the migrations exactly (names of constraints and indexes included) so that
+``alembic check`` reports no drift, and they are for reading: writes go through the SQL
+functions, which check identity, authority and rate limits. Clients (anon, authenticated) have
+no write privileges on these tables at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+PRIVATE = "watchium_private"
+
+#: The naming convention of the migrations, for anything declared without an explicit name.
+NAMING_CONVENTION = {
+    "ix": "%(table_name)s_%(column_0_N_name)s_idx",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "ck": "%(table_name)s_%(constraint_name)s_check",
+    "fk": "%(table_name)s_%(column_0_N_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+
+Timestamp = TIMESTAMP(timezone=True)
+VideoTime = Numeric(10, 2)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        str: Text,
+        int: Integer,
+        bool: Boolean,
+        Decimal: VideoTime,
+        dt.datetime: Timestamp,
+    }
+
+
+def _now() -> Any:
+    return text("now()")
+
+
+# ---------------------------------------------------------------------------------------------
+# public: the tables clients read through row-level security
+# ---------------------------------------------------------------------------------------------
+class Room(Base):
+    """One watch party and its playback state."""
+
+    __tablename__ = "rooms"
+    __table_args__ = (
+        Index(
+            "rooms_public_last_activity_idx",
+            text("last_activity DESC"),
+            text("room_id DESC"),
+            postgresql_where=text("is_public"),
+        ),
+        Index(
+            "rooms_anime_id_last_activity_idx",
+            "anime_id",
+            text("last_activity DESC"),
+            text("room_id DESC"),
+            postgresql_where=text("is_public"),
+        ),
+    )
+
+    room_id: Mapped[str] = mapped_column(primary_key=True)
+    title: Mapped[str]
+    anime_id: Mapped[str]
+    anime_title: Mapped[str]
+    episode_number: Mapped[int]
+    video_url: Mapped[str]
+    source_id: Mapped[str | None]
+    host_user_id: Mapped[str | None]
+    host_username: Mapped[str | None]
+    is_public: Mapped[bool] = mapped_column(server_default=text("true"))
+    current_playback_time: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    is_playing: Mapped[bool] = mapped_column(server_default=text("false"))
+    playback_speed: Mapped[Decimal] = mapped_column(Numeric(4, 2), server_default=text("1.00"))
+    playback_updated_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    last_activity: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+
+
+class RoomMember(Base):
+    """Who is in a room; exactly one member of a non-empty room is the host."""
+
+    __tablename__ = "room_members"
+    __table_args__ = (
+        PrimaryKeyConstraint("room_id", "user_id", name="room_members_pkey"),
+        Index(
+            "room_members_one_host_idx",
+            "room_id",
+            unique=True,
+            postgresql_where=text("is_host"),
+        ),
+        Index("room_members_room_id_joined_at_idx", "room_id", "joined_at", "user_id"),
+        Index("room_members_user_id_idx", "user_id", "room_id"),
+    )
+
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("rooms.room_id", ondelete="CASCADE", name="room_members_room_id_fkey")
+    )
+    user_id: Mapped[str]
+    username: Mapped[str]
+    avatar_url: Mapped[str | None]
+    is_host: Mapped[bool] = mapped_column(server_default=text("false"))
+    is_synced: Mapped[bool] = mapped_column(server_default=text("true"))
+    current_playback_time: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    last_heartbeat: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    joined_at: Mapped[dt.datetime] = mapped_column(server_default=text("clock_timestamp()"))
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+
+
+class Comment(Base):
+    """A comment of an episode thread, optionally tied to a room and a video time."""
+
+    __tablename__ = "comments"
+    __table_args__ = (
+        Index(
+            "comments_one_anchor_idx",
+            "anime_id",
+            "episode_number",
+            unique=True,
+            postgresql_where=text("is_anchor"),
+        ),
+        Index(
+            "comments_anime_id_episode_number_created_at_idx",
+            "anime_id",
+            "episode_number",
+            text("created_at DESC"),
+            text("id DESC"),
+        ),
+        Index(
+            "comments_room_id_created_at_idx",
+            "room_id",
+            text("created_at DESC"),
+            text("id DESC"),
+            postgresql_where=text("room_id IS NOT NULL"),
+        ),
+        Index(
+            "comments_parent_id_idx",
+            "parent_id",
+            postgresql_where=text("parent_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    anime_id: Mapped[str]
+    room_id: Mapped[str | None] = mapped_column(
+        ForeignKey("rooms.room_id", ondelete="SET NULL", name="comments_room_id_fkey")
+    )
+    episode_number: Mapped[int]
+    parent_id: Mapped[int | None] = mapped_column(
+        BigInteger,
+        ForeignKey("comments.id", ondelete="CASCADE", name="comments_parent_id_fkey"),
+    )
+    user_id: Mapped[str | None]
+    username: Mapped[str]
+    avatar_url: Mapped[str | None]
+    message: Mapped[str]
+    video_timestamp: Mapped[Decimal | None]
+    is_anchor: Mapped[bool] = mapped_column(server_default=text("false"))
+    is_system_message: Mapped[bool] = mapped_column(server_default=text("false"))
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+
+
+class SyncState(Base):
+    """One sync measurement (partitioned by hour on created_at)."""
+
+    __tablename__ = "sync_states"
+    __table_args__ = (
+        PrimaryKeyConstraint("id", "created_at", name="sync_states_pkey"),
+        Index("sync_states_room_id_created_at_idx", "room_id", text("created_at DESC")),
+        {"postgresql_partition_by": "RANGE (created_at)"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
+    room_id: Mapped[str]
+    user_id: Mapped[str]
+    host_time: Mapped[Decimal]
+    member_time: Mapped[Decimal]
+    time_difference: Mapped[Decimal]
+    is_synced: Mapped[bool]
+    sync_event_type: Mapped[str]
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+
+
+# ---------------------------------------------------------------------------------------------
+# watchium_private: internals (no client privileges)
+# ---------------------------------------------------------------------------------------------
+class RoomSecret(Base):
+    """The access key of a private room."""
+
+    __tablename__ = "room_secrets"
+    __table_args__ = ({"schema": PRIVATE},)
+
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("rooms.room_id", ondelete="CASCADE", name="room_secrets_room_id_fkey"),
+        primary_key=True,
+    )
+    access_key: Mapped[str]
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+
+
+class MemberPresence(Base):
+    """The hot presence row of a member, written by heartbeats."""
+
+    __tablename__ = "member_presence"
+    __table_args__ = (
+        PrimaryKeyConstraint("room_id", "user_id", name="member_presence_pkey"),
+        ForeignKeyConstraint(
+            ["room_id", "user_id"],
+            ["room_members.room_id", "room_members.user_id"],
+            ondelete="CASCADE",
+            name="member_presence_room_id_user_id_fkey",
+        ),
+        {"schema": PRIVATE, "postgresql_with": {"fillfactor": 70}},
+    )
+
+    room_id: Mapped[str]
+    user_id: Mapped[str]
+    last_heartbeat: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    reported_time: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    is_playing: Mapped[bool] = mapped_column(server_default=text("false"))
+    time_difference: Mapped[Decimal | None]
+    sync_level: Mapped[str | None]
+    last_sample_at: Mapped[dt.datetime | None]
+
+
+class Setting(Base):
+    """A tunable of the package."""
+
+    __tablename__ = "settings"
+    __table_args__ = ({"schema": PRIVATE},)
+
+    key: Mapped[str] = mapped_column(primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONB)
+    description: Mapped[str]
+
+
+class RateLimitRule(Base):
+    """The default limit of one RPC action."""
+
+    __tablename__ = "rate_limit_rules"
+    __table_args__ = ({"schema": PRIVATE},)
+
+    action: Mapped[str] = mapped_column(primary_key=True)
+    max_requests: Mapped[int]
+    window_minutes: Mapped[int]
+    description: Mapped[str]
+
+
+class RateLimitCounter(Base):
+    """Requests of one subject and action in one fixed window."""
+
+    __tablename__ = "rate_limit_counters"
+    __table_args__ = (
+        PrimaryKeyConstraint("subject", "action", "window_start", name="rate_limit_counters_pkey"),
+        Index("rate_limit_counters_window_start_idx", "window_start"),
+        {"schema": PRIVATE, "postgresql_with": {"fillfactor": 80}},
+    )
+
+    subject: Mapped[str]
+    action: Mapped[str]
+    window_start: Mapped[dt.datetime]
+    request_count: Mapped[int]
+
+
+class RoomEvent(Base):
+    """A room event in the catch-up log."""
+
+    __tablename__ = "room_events"
+    __table_args__ = (
+        Index("room_events_room_id_event_id_idx", "room_id", "event_id"),
+        Index("room_events_created_at_idx", "created_at"),
+        {"schema": PRIVATE},
+    )
+
+    event_id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    room_id: Mapped[str]
+    event: Mapped[str]
+    payload: Mapped[Any] = mapped_column(JSONB)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+
+
+__all__ = [
+    "Base",
+    "Comment",
+    "MemberPresence",
+    "RateLimitCounter",
+    "RateLimitRule",
+    "Room",
+    "RoomEvent",
+    "RoomMember",
+    "RoomSecret",
+    "Setting",
+    "SyncState",
+]
