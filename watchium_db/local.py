@@ -196,7 +196,8 @@ class LocalServer:
             "--no-sync",
         )
 
-    def start(self) -> None:
+    def start(self, extra_options: tuple[str, ...] = ()) -> None:
+        """Start the server; ``extra_options`` are further ``-c name=value`` settings."""
         log = self.data_dir / "server.log"
         options = " ".join(
             [
@@ -207,7 +208,7 @@ class LocalServer:
                 "-c max_replication_slots=10",
                 "-c max_wal_senders=10",
                 "-c max_connections=200",
-                "-c shared_preload_libraries=''",
+                *(f"-c {option}" for option in extra_options),
             ]
         )
         self._run(
