@@ -138,6 +138,47 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+@command(
+    "docs",
+    "regenerate docs/schema.md from a fresh database migrated to head",
+    epilog=(
+        "examples:\n  watchium-db docs\n"
+        "  watchium-db docs --check   # exit 1 when docs/schema.md is stale"
+    ),
+    arguments=[
+        arg("--output", default="docs/schema.md", help="where to write (default: docs/schema.md)"),
+        arg("--check", action="store_true", help="compare instead of writing; exit 1 if stale"),
+    ],
+)
+def cmd_docs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import psycopg
+
+    from watchium_db import schema_docs, testing
+
+    with testing.test_server() as server:
+        name = "watchium_docs"
+        testing.build_template(server, name)
+        try:
+            with psycopg.connect(server.url_for(name)) as conn:
+                text = schema_docs.render(conn)
+        finally:
+            testing.drop_database(server.maintenance_url, name)
+    output = Path(args.output)
+    if args.check:
+        current = output.read_text() if output.exists() else ""
+        if current != text:
+            print(f"{output} is stale: run `make docs`", file=sys.stderr)
+            return 1
+        print(f"{output} is current")
+        return 0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    print(f"wrote {output}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------
 # entry point
 # ---------------------------------------------------------------------------------------------

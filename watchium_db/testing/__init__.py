@@ -93,7 +93,7 @@ def test_server() -> Iterator[TestServer]:
             db.handle.stop()
 
 
-def _drop_database(maintenance_url: str, dbname: str) -> None:
+def drop_database(maintenance_url: str, dbname: str) -> None:
     with psycopg.connect(maintenance_url, autocommit=True) as conn:
         conn.execute(
             "select pg_catalog.pg_terminate_backend(pid) from pg_catalog.pg_stat_activity "
@@ -105,7 +105,7 @@ def _drop_database(maintenance_url: str, dbname: str) -> None:
 
 def create_database(server: TestServer, dbname: str, template: str | None = None) -> str:
     """Create ``dbname`` (optionally cloned from ``template``) and return its URL."""
-    _drop_database(server.maintenance_url, dbname)
+    drop_database(server.maintenance_url, dbname)
     with psycopg.connect(server.maintenance_url, autocommit=True) as conn:
         if template:
             conn.execute(f'create database "{dbname}" template "{template}"')
@@ -177,7 +177,7 @@ def watchium_template(watchium_server: TestServer) -> Iterator[str]:
     yield name
     with psycopg.connect(watchium_server.maintenance_url, autocommit=True) as conn:
         conn.execute(f'alter database "{name}" is_template false')
-    _drop_database(watchium_server.maintenance_url, name)
+    drop_database(watchium_server.maintenance_url, name)
 
 
 @pytest.fixture
@@ -185,7 +185,7 @@ def watchium_db_url(watchium_server: TestServer, watchium_template: str) -> Iter
     name = f"watchium_test_{os.getpid()}_{next(_counter)}"
     url = create_database(watchium_server, name, template=watchium_template)
     yield url
-    _drop_database(watchium_server.maintenance_url, name)
+    drop_database(watchium_server.maintenance_url, name)
 
 
 @pytest.fixture
