@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from watchium_db import schema_dump
@@ -40,7 +41,7 @@ def test_schema_folder_alone_builds_the_same_schema(watchium_server, baseline, r
     url = create_database(watchium_server, name)
     try:
         install_supabase_standin(url)
-        schema_dump.load_concern_files(url)
+        schema_dump.load_concern_files(url, baseline)
         rebuilt = schema_dump.render_all(schema_dump.entries_of(url, baseline))
     finally:
         _drop_database(watchium_server.maintenance_url, name)
@@ -162,3 +163,57 @@ def test_run_time_partitions_are_not_in_the_schema(watchium_conn, watchium_db_ur
     dump = schema_dump.pg_dump(watchium_db_url)
     assert "sync_states_p2000010100" not in dump
     assert "CREATE TABLE public.sync_states_default" in dump
+
+
+ROUND_TRIP_EXTRAS = """
+create function watchium_private.new_room_code() returns text language sql volatile
+  set search_path = '' as $$ select 'abcdefghij' $$;
+alter table public.rooms alter column room_id set default watchium_private.new_room_code();
+create function public.room_count() returns bigint language sql stable
+  set search_path = '' as $$ select count(*) from public.rooms $$;
+revoke all on function public.room_count() from public, anon;
+revoke all on table public.room_members from anon;
+create view public.public_rooms with (security_invoker) as
+  select room_id from public.rooms where is_public;
+comment on column public.public_rooms.room_id is 'The room.';
+alter table public.rooms enable row level security;
+create policy rooms_select_public on public.rooms for select to anon, authenticated using (is_public);
+create publication supabase_realtime for table public.rooms, public.sync_states
+  with (publish_via_partition_root = true);
+"""
+
+
+def test_round_trip_holds_for_what_later_revisions_add(
+    watchium_db_url, empty_db_url, baseline, tmp_path
+):
+    # Views, policies, a publication, a function a default calls, and grants revoked from the
+    # platform's defaults: each must land in a file that loads, and rebuild the same schema.
+    with psycopg.connect(watchium_db_url, autocommit=True) as conn:
+        conn.execute(ROUND_TRIP_EXTRAS)
+    files = schema_dump.render_all(schema_dump.entries_of(watchium_db_url, baseline))
+    assert {"25_views.sql", "40_policies.sql", "60_realtime.sql"} <= set(files)
+    assert "REVOKE ALL ON FUNCTION public.room_count() FROM PUBLIC;" in files["20_functions.sql"]
+    assert "CREATE PUBLICATION supabase_realtime" in files["60_realtime.sql"]
+    schema_dump.write_files(tmp_path, files)
+    schema_dump.load_concern_files(empty_db_url, baseline, tmp_path)
+    rebuilt = schema_dump.render_all(schema_dump.entries_of(empty_db_url, baseline))
+    flat = schema_dump.flatten_boolean_chains
+    assert flat(rebuilt[schema_dump.SNAPSHOT]) == flat(files[schema_dump.SNAPSHOT])
+    with psycopg.connect(empty_db_url) as conn:
+        anon_can = conn.execute(
+            "select has_function_privilege('anon', 'public.room_count()', 'execute'),"
+            " has_table_privilege('anon', 'public.room_members', 'select'),"
+            " (select count(*) from pg_default_acl)"
+        ).fetchone()
+    assert anon_can == (False, False, 3)  # revokes reproduced; platform defaults back on
+
+
+def test_undo_default_acl_flips_grants_and_revokes():
+    sql = (
+        "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES  TO anon;\n"
+        "ALTER DEFAULT PRIVILEGES FOR ROLE postgres REVOKE ALL ON FUNCTIONS  FROM PUBLIC;"
+    )
+    assert schema_dump._undo_default_acl(sql).splitlines() == [
+        "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public REVOKE ALL ON TABLES  FROM anon;",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE postgres GRANT ALL ON FUNCTIONS  TO PUBLIC;",
+    ]

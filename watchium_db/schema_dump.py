@@ -233,9 +233,19 @@ def split(entries: Sequence[Entry]) -> dict[str, list[Entry]]:
         name = entry.name.removeprefix("FUNCTION ").split("(", 1)[0]
         return f"{entry.schema}.{name}" in early
 
+    # GRANT and COMMENT name a view's columns and privileges as those of a table ("TABLE v").
+    views = {(e.schema, e.name) for e in entries if e.type in ("VIEW", "MATERIALIZED VIEW")}
+
+    def target(entry: Entry) -> str:
+        if entry.type in ("ACL", "COMMENT") and entry.kind in ("TABLE", "COLUMN"):
+            relation = entry.name.split(" ", 1)[1].split(".", 1)[0]
+            if (entry.schema, relation) in views:
+                return "25_views.sql"
+        return concern_of(entry)
+
     groups: dict[str, list[Entry]] = {}
     for entry in entries:
-        groups.setdefault(concern_of(entry), []).append(entry)
+        groups.setdefault(target(entry), []).append(entry)
     if early:
         moved = [e for e in entries if is_early(e)]
         for name in list(groups):
@@ -298,17 +308,49 @@ def generate(server: TestServer) -> dict[str, str]:
         return render_all(entries_of(url, baseline))
 
 
-def load_concern_files(url: str, folder: Path = SCHEMA_DIR) -> None:
-    """Run the per-concern files of ``folder`` in order against ``url``, as pg_dump's own output
-    would be run: without checking function bodies (a body may name an object a later file
-    creates) and with an empty search_path (every name in the dump is qualified)."""
+_DEFAULT_ACL_RE = re.compile(
+    r"^(ALTER DEFAULT PRIVILEGES .*?) (GRANT|REVOKE) (.*) (TO|FROM) (.*);$"
+)
+
+
+def _undo_default_acl(sql: str) -> str:
+    """The statements that take back pg_dump's ``ALTER DEFAULT PRIVILEGES`` lines."""
+    undone = []
+    for line in sql.splitlines():
+        match = _DEFAULT_ACL_RE.match(line)
+        if match:
+            head, verb, what, _prep, who = match.groups()
+            flip = ("REVOKE", "FROM") if verb == "GRANT" else ("GRANT", "TO")
+            undone.append(f"{head} {flip[0]} {what} {flip[1]} {who};")
+    return "\n".join(undone)
+
+
+def load_concern_files(url: str, baseline: Sequence[Entry], folder: Path = SCHEMA_DIR) -> None:
+    """Run the per-concern files of ``folder`` in order against ``url``, the way pg_dump's own
+    output is run.
+
+    - Function bodies are not checked (a body may name an object a later file creates), and
+      the search_path is empty (every name in the dump is qualified).
+    - The platform's default privileges (Supabase grants everything new in ``public`` to
+      ``anon`` and ``authenticated``) are off while the files run and back on afterwards, as a
+      pg_dump restore sets them last: the dump's GRANT/REVOKE lines say the whole privileges of
+      each object, counted from PostgreSQL's built-in defaults, so a revision's
+      ``revoke ... from anon`` is only reproduced when the default grant does not happen first.
+    """
     import psycopg
 
+    platform_defaults = [e.sql for e in baseline if e.type == "DEFAULT ACL"]
     with psycopg.connect(url, autocommit=True) as conn:
+        for sql in platform_defaults:
+            conn.execute(_undo_default_acl(sql).encode())
         conn.execute("set check_function_bodies = false")
         conn.execute("select pg_catalog.set_config('search_path', '', false)")
         for path in concern_files(folder):
             conn.execute(path.read_text(encoding="utf-8").encode())
+        conn.execute("reset check_function_bodies")
+        conn.execute("reset search_path")
+        for sql in platform_defaults:
+            conn.execute(sql.encode())
 
 
 # ---------------------------------------------------------------------------------------------
