@@ -38,7 +38,7 @@ status: $(STAMP)
 	$(BIN)/watchium-db status
 
 lint: $(STAMP)
-	$(BIN)/ruff check watchium_db tests bench migrations
+	$(BIN)/ruff check $(wildcard watchium_db tests bench migrations)
 	$(BIN)/ruff format --check watchium_db
 	$(BIN)/mypy
 
