@@ -174,6 +174,71 @@ CREATE TABLE watchium_private.alembic_version (
     version_num character varying(32) NOT NULL
 );
 
+CREATE TABLE watchium_private.member_presence (
+    room_id text NOT NULL,
+    user_id text NOT NULL,
+    last_heartbeat timestamp with time zone DEFAULT now() NOT NULL,
+    reported_time numeric(10,2) DEFAULT 0 NOT NULL,
+    is_playing boolean DEFAULT false NOT NULL,
+    time_difference numeric(10,2),
+    sync_level text,
+    last_sample_at timestamp with time zone,
+    CONSTRAINT member_presence_reported_time_check CHECK (((reported_time >= (0)::numeric) AND (reported_time <= (86400)::numeric))),
+    CONSTRAINT member_presence_sync_level_check CHECK ((sync_level = ANY (ARRAY['perfect'::text, 'good'::text, 'minor_drift'::text, 'out_of_sync'::text]))),
+    CONSTRAINT member_presence_time_difference_check CHECK (((time_difference >= (0)::numeric) AND (time_difference <= (86400)::numeric)))
+)
+WITH (fillfactor='70');
+
+COMMENT ON TABLE watchium_private.member_presence IS 'Presence of each member, written by every heartbeat: last heartbeat, reported position, drift to the expected host position and sync level. Not published; no index but the primary key, so heartbeats are HOT updates.';
+
+COMMENT ON COLUMN watchium_private.member_presence.reported_time IS 'The member''s position in seconds at last_heartbeat.';
+
+COMMENT ON COLUMN watchium_private.member_presence.time_difference IS 'Absolute drift to the expected host position at the last heartbeat, in seconds.';
+
+COMMENT ON COLUMN watchium_private.member_presence.last_sample_at IS 'When a heartbeat of this member was last sampled into public.sync_states.';
+
+CREATE TABLE watchium_private.rate_limit_counters (
+    subject text NOT NULL,
+    action text NOT NULL,
+    window_start timestamp with time zone NOT NULL,
+    request_count integer NOT NULL
+)
+WITH (fillfactor='80');
+
+COMMENT ON TABLE watchium_private.rate_limit_counters IS 'Requests per subject (a user id, or room:<id>) and action in the current fixed window. Old windows are deleted by maintenance.';
+
+CREATE TABLE watchium_private.rate_limit_rules (
+    action text NOT NULL,
+    max_requests integer NOT NULL,
+    window_minutes integer NOT NULL,
+    description text NOT NULL,
+    CONSTRAINT rate_limit_rules_action_format_check CHECK ((action ~ '^[a-z][a-z0-9_]{0,49}$'::text)),
+    CONSTRAINT rate_limit_rules_max_requests_check CHECK (((max_requests >= 1) AND (max_requests <= 1000000))),
+    CONSTRAINT rate_limit_rules_window_minutes_check CHECK (((window_minutes >= 1) AND (window_minutes <= 1440)))
+);
+
+COMMENT ON TABLE watchium_private.rate_limit_rules IS 'Default rate limit of each action of the RPC functions. Change a row to tune a limit.';
+
+CREATE TABLE watchium_private.room_events (
+    event_id bigint NOT NULL,
+    room_id text NOT NULL,
+    event text NOT NULL,
+    payload jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT room_events_event_format_check CHECK ((event ~ '^[a-z][a-z0-9_]{0,49}$'::text))
+);
+
+COMMENT ON TABLE watchium_private.room_events IS 'Log of room events in delivery order, kept for room_event_retention so listeners can catch up after a reconnect (event_id > last seen).';
+
+ALTER TABLE watchium_private.room_events ALTER COLUMN event_id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME watchium_private.room_events_event_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE watchium_private.room_secrets (
     room_id text NOT NULL,
     access_key text NOT NULL,
@@ -182,6 +247,15 @@ CREATE TABLE watchium_private.room_secrets (
 );
 
 COMMENT ON TABLE watchium_private.room_secrets IS 'Access keys of private rooms (exactly 6 digits). Readable by nobody but the room''s host, through the room RPC functions.';
+
+CREATE TABLE watchium_private.settings (
+    key text NOT NULL,
+    value jsonb NOT NULL,
+    description text NOT NULL,
+    CONSTRAINT settings_key_format_check CHECK ((key ~ '^[a-z][a-z0-9_]{0,62}$'::text))
+);
+
+COMMENT ON TABLE watchium_private.settings IS 'Tunables of watchium-db (timeouts, retention, sampling). Change with UPDATE as the database owner; functions read them at call time.';
 
 ALTER TABLE ONLY public.sync_states ATTACH PARTITION public.sync_states_default DEFAULT;
 
@@ -203,8 +277,23 @@ ALTER TABLE ONLY public.sync_states_default
 ALTER TABLE ONLY watchium_private.alembic_version
     ADD CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num);
 
+ALTER TABLE ONLY watchium_private.member_presence
+    ADD CONSTRAINT member_presence_pkey PRIMARY KEY (room_id, user_id);
+
+ALTER TABLE ONLY watchium_private.rate_limit_counters
+    ADD CONSTRAINT rate_limit_counters_pkey PRIMARY KEY (subject, action, window_start);
+
+ALTER TABLE ONLY watchium_private.rate_limit_rules
+    ADD CONSTRAINT rate_limit_rules_pkey PRIMARY KEY (action);
+
+ALTER TABLE ONLY watchium_private.room_events
+    ADD CONSTRAINT room_events_pkey PRIMARY KEY (event_id);
+
 ALTER TABLE ONLY watchium_private.room_secrets
     ADD CONSTRAINT room_secrets_pkey PRIMARY KEY (room_id);
+
+ALTER TABLE ONLY watchium_private.settings
+    ADD CONSTRAINT settings_pkey PRIMARY KEY (key);
 
 CREATE INDEX comments_anime_id_episode_number_created_at_idx ON public.comments USING btree (anime_id, episode_number, created_at DESC, id DESC);
 
@@ -228,6 +317,12 @@ CREATE INDEX sync_states_room_id_created_at_idx ON ONLY public.sync_states USING
 
 CREATE INDEX sync_states_default_room_id_created_at_idx ON public.sync_states_default USING btree (room_id, created_at DESC);
 
+CREATE INDEX rate_limit_counters_window_start_idx ON watchium_private.rate_limit_counters USING btree (window_start);
+
+CREATE INDEX room_events_created_at_idx ON watchium_private.room_events USING btree (created_at);
+
+CREATE INDEX room_events_room_id_event_id_idx ON watchium_private.room_events USING btree (room_id, event_id);
+
 ALTER INDEX public.sync_states_pkey ATTACH PARTITION public.sync_states_default_pkey;
 
 ALTER INDEX public.sync_states_room_id_created_at_idx ATTACH PARTITION public.sync_states_default_room_id_created_at_idx;
@@ -241,33 +336,23 @@ ALTER TABLE ONLY public.comments
 ALTER TABLE ONLY public.room_members
     ADD CONSTRAINT room_members_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
 
+ALTER TABLE ONLY watchium_private.member_presence
+    ADD CONSTRAINT member_presence_room_id_user_id_fkey FOREIGN KEY (room_id, user_id) REFERENCES public.room_members(room_id, user_id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY watchium_private.room_secrets
     ADD CONSTRAINT room_secrets_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
 
-GRANT ALL ON TABLE public.comments TO anon;
-GRANT ALL ON TABLE public.comments TO authenticated;
-GRANT ALL ON TABLE public.comments TO service_role;
+GRANT SELECT ON TABLE public.comments TO anon;
+GRANT SELECT ON TABLE public.comments TO authenticated;
+GRANT SELECT ON TABLE public.comments TO service_role;
 
-GRANT ALL ON SEQUENCE public.comments_id_seq TO anon;
-GRANT ALL ON SEQUENCE public.comments_id_seq TO authenticated;
-GRANT ALL ON SEQUENCE public.comments_id_seq TO service_role;
+GRANT SELECT ON TABLE public.room_members TO anon;
+GRANT SELECT ON TABLE public.room_members TO authenticated;
+GRANT SELECT ON TABLE public.room_members TO service_role;
 
-GRANT ALL ON TABLE public.room_members TO anon;
-GRANT ALL ON TABLE public.room_members TO authenticated;
-GRANT ALL ON TABLE public.room_members TO service_role;
+GRANT SELECT ON TABLE public.rooms TO anon;
+GRANT SELECT ON TABLE public.rooms TO authenticated;
+GRANT SELECT ON TABLE public.rooms TO service_role;
 
-GRANT ALL ON TABLE public.rooms TO anon;
-GRANT ALL ON TABLE public.rooms TO authenticated;
-GRANT ALL ON TABLE public.rooms TO service_role;
-
-GRANT ALL ON TABLE public.sync_states TO anon;
-GRANT ALL ON TABLE public.sync_states TO authenticated;
-GRANT ALL ON TABLE public.sync_states TO service_role;
-
-GRANT ALL ON TABLE public.sync_states_default TO anon;
-GRANT ALL ON TABLE public.sync_states_default TO authenticated;
-GRANT ALL ON TABLE public.sync_states_default TO service_role;
-
-GRANT ALL ON SEQUENCE public.sync_states_id_seq TO anon;
-GRANT ALL ON SEQUENCE public.sync_states_id_seq TO authenticated;
-GRANT ALL ON SEQUENCE public.sync_states_id_seq TO service_role;
+GRANT SELECT ON TABLE public.sync_states TO authenticated;
+GRANT SELECT ON TABLE public.sync_states TO service_role;

@@ -3,6 +3,207 @@
 -- run `make schema`. A test fails when this folder and the migrations disagree.
 -- Contents: functions and procedures, their comments and privileges.
 
+CREATE FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer DEFAULT 1, p_max_requests integer DEFAULT 60) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if not watchium_private.caller_is_trusted()
+     and p_user_id is distinct from watchium_private.require_user_id() then
+    raise exception 'p_user_id must be your own user id: callers can only spend their own rate limit'
+      using errcode = '42501';
+  end if;
+  return watchium_private.consume_rate_limit(p_user_id, p_action, p_window_minutes, p_max_requests);
+end;
+$$;
+
+COMMENT ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) IS 'Counts one request of p_action for p_user_id (your own id, unless called by service_role) and returns true while within p_max_requests per p_window_minutes. Constant cost; exact under concurrency.';
+
+CREATE FUNCTION watchium_private.caller_is_trusted() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select pg_catalog.current_setting('role') not in ('anon', 'authenticated')
+$$;
+
+COMMENT ON FUNCTION watchium_private.caller_is_trusted() IS 'True for service_role and direct owner connections; false for anon and authenticated callers.';
+
+CREATE FUNCTION watchium_private.consume_rate_limit(p_subject text, p_action text, p_window_minutes integer, p_max_requests integer) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_window_seconds double precision;
+  v_window_start   timestamptz;
+  v_count          integer;
+begin
+  if p_subject is null or pg_catalog.char_length(p_subject) not between 1 and 120 then
+    raise exception 'p_user_id must be 1 to 100 characters' using errcode = '22023';
+  end if;
+  if p_action is null or p_action !~ '^[a-z][a-z0-9_]{0,49}$' then
+    raise exception 'p_action must be 1 to 50 characters of [a-z0-9_], starting with a letter (got %)',
+      pg_catalog.quote_nullable(pg_catalog.left(p_action, 60))
+      using errcode = '22023';
+  end if;
+  if p_window_minutes is null or p_window_minutes not between 1 and 1440 then
+    raise exception 'p_window_minutes must be between 1 and 1440 (got %)', p_window_minutes
+      using errcode = '22023';
+  end if;
+  if p_max_requests is null or p_max_requests not between 1 and 1000000 then
+    raise exception 'p_max_requests must be between 1 and 1000000 (got %)', p_max_requests
+      using errcode = '22023';
+  end if;
+
+  v_window_seconds := p_window_minutes * 60;
+  v_window_start := pg_catalog.to_timestamp(
+    pg_catalog.floor(extract(epoch from pg_catalog.now()) / v_window_seconds) * v_window_seconds
+  );
+
+  insert into watchium_private.rate_limit_counters as c
+    (subject, action, window_start, request_count)
+  values (p_subject, p_action, v_window_start, 1)
+  on conflict (subject, action, window_start)
+    do update set request_count = c.request_count + 1
+  returning c.request_count into v_count;
+
+  return v_count <= p_max_requests;
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_private.consume_rate_limit(p_subject text, p_action text, p_window_minutes integer, p_max_requests integer) IS 'Counts one request of p_subject for p_action in the current window of p_window_minutes; true while at most p_max_requests. Exact under concurrency (row lock on the counter). Internal.';
+
+CREATE FUNCTION watchium_private.current_user_id() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select case
+    when nullif(pg_catalog.current_setting('request.jwt.claims', true), '') is not null
+      then nullif(pg_catalog.current_setting('request.jwt.claims', true)::jsonb ->> 'sub', '')
+    else nullif(pg_catalog.current_setting('app.current_user_id', true), '')
+  end
+$$;
+
+COMMENT ON FUNCTION watchium_private.current_user_id() IS 'The caller''s user id: the sub claim of request.jwt.claims when claims are set, else app.current_user_id; null when anonymous. The only source of identity in watchium-db.';
+
+CREATE FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_event_id bigint;
+  v_message  jsonb;
+  v_text     text;
+begin
+  insert into watchium_private.room_events (room_id, event, payload)
+  values (p_room_id, p_event, coalesce(p_payload, '{}'::jsonb))
+  returning event_id into v_event_id;
+
+  v_message := pg_catalog.jsonb_build_object(
+    'event_id', v_event_id,
+    'room_id', p_room_id,
+    'event', p_event,
+    'payload', coalesce(p_payload, '{}'::jsonb),
+    'sent_at', pg_catalog.now()
+  );
+
+  if watchium_private.realtime_available() then
+    -- Dynamic, and built by format(): realtime.send may not exist when this
+    -- function is created or checked.
+    execute pg_catalog.format('select %I.send($1, $2, $3, true)', 'realtime')
+      using v_message, p_event, 'room:' || p_room_id;
+  else
+    v_text := v_message::text;
+    if pg_catalog.octet_length(v_text) >= 8000 then
+      v_text := pg_catalog.jsonb_build_object(
+        'event_id', v_event_id, 'room_id', p_room_id, 'event', p_event, 'truncated', true
+      )::text;
+    end if;
+    perform pg_catalog.pg_notify('watchium:room:' || p_room_id, v_text);
+  end if;
+
+  return v_event_id;
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) IS 'Logs a room event and delivers it to room:<room_id> (Supabase Realtime) or NOTIFY channel watchium:room:<room_id> (plain PostgreSQL). Returns the event id. Internal: called by the RPC functions and triggers.';
+
+CREATE FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_rule watchium_private.rate_limit_rules;
+begin
+  select * into v_rule from watchium_private.rate_limit_rules as r where r.action = p_action;
+  if not found then
+    raise exception 'no rate limit rule for action %', p_action
+      using errcode = '22023',
+            hint = 'Add a row to watchium_private.rate_limit_rules.';
+  end if;
+  if not watchium_private.consume_rate_limit(p_subject, p_action, v_rule.window_minutes, v_rule.max_requests) then
+    raise exception 'rate limit exceeded for %: at most % requests per % minute(s)',
+      p_action, v_rule.max_requests, v_rule.window_minutes
+      using errcode = 'WD429',
+            hint = pg_catalog.format('Retry in at most %s minute(s).', v_rule.window_minutes);
+  end if;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action text) IS 'Counts one request of p_subject for p_action against its rule in rate_limit_rules; raises WD429 when over the limit. Internal.';
+
+CREATE FUNCTION watchium_private.my_room_ids() RETURNS SETOF text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select m.room_id
+  from public.room_members as m
+  where m.user_id = watchium_private.current_user_id()
+$$;
+
+COMMENT ON FUNCTION watchium_private.my_room_ids() IS 'Room ids the caller is a member of (empty when anonymous). Used by the RLS policies; security definer because room_members'' own policy calls it.';
+
+CREATE FUNCTION watchium_private.realtime_available() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select pg_catalog.to_regprocedure('realtime.send(jsonb, text, text, boolean)') is not null
+$$;
+
+COMMENT ON FUNCTION watchium_private.realtime_available() IS 'True when realtime.send(jsonb, text, text, boolean) exists (Supabase Realtime): room events are then broadcast; otherwise they are sent with NOTIFY.';
+
+CREATE FUNCTION watchium_private.require_user_id() RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id text := watchium_private.current_user_id();
+begin
+  if v_user_id is null then
+    raise exception 'not signed in: this function acts for the calling user'
+      using errcode = '28000',
+            hint = 'Call it with a user''s JWT (supabase-js, PostgREST), or set app.current_user_id in the transaction (plain PostgreSQL).';
+  end if;
+  if pg_catalog.char_length(v_user_id) > 100 then
+    raise exception 'user id is longer than 100 characters'
+      using errcode = '22023';
+  end if;
+  return v_user_id;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.require_user_id() IS 'The caller''s user id; raises 28000 when the caller is anonymous. Every RPC that acts for a user starts here.';
+
+CREATE FUNCTION watchium_private.setting_interval(p_key text) RETURNS interval
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select (s.value #>> '{}')::interval
+  from watchium_private.settings as s
+  where s.key = p_key
+$$;
+
+COMMENT ON FUNCTION watchium_private.setting_interval(p_key text) IS 'The setting p_key as an interval (null when absent). Internal.';
+
 CREATE FUNCTION watchium_private.tg__touch_updated_at() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -15,4 +216,43 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.tg__touch_updated_at() IS 'Trigger function: sets updated_at to the transaction time on UPDATE.';
 
+CREATE FUNCTION watchium_private.tg_room_members__create_presence() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  insert into watchium_private.member_presence (room_id, user_id, last_heartbeat, reported_time)
+  values (new.room_id, new.user_id, pg_catalog.now(), new.current_playback_time)
+  on conflict (room_id, user_id) do nothing;
+  return null;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.tg_room_members__create_presence() IS 'Trigger function: creates the member''s presence row when it joins a room.';
+
+REVOKE ALL ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) TO authenticated;
+GRANT ALL ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_private.caller_is_trusted() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.consume_rate_limit(p_subject text, p_action text, p_window_minutes integer, p_max_requests integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.current_user_id() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.my_room_ids() FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_private.my_room_ids() TO authenticated;
+
+REVOKE ALL ON FUNCTION watchium_private.realtime_available() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.require_user_id() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.setting_interval(p_key text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.tg__touch_updated_at() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.tg_room_members__create_presence() FROM PUBLIC;

@@ -3,6 +3,8 @@
 -- run `make schema`. A test fails when this folder and the migrations disagree.
 -- Contents: triggers.
 
+CREATE TRIGGER _100_create_presence AFTER INSERT ON public.room_members FOR EACH ROW EXECUTE FUNCTION watchium_private.tg_room_members__create_presence();
+
 CREATE TRIGGER _100_touch_updated_at BEFORE UPDATE ON public.comments FOR EACH ROW EXECUTE FUNCTION watchium_private.tg__touch_updated_at();
 
 CREATE TRIGGER _100_touch_updated_at BEFORE UPDATE ON public.room_members FOR EACH ROW EXECUTE FUNCTION watchium_private.tg__touch_updated_at();

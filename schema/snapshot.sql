@@ -7,6 +7,207 @@ CREATE SCHEMA watchium_private;
 
 COMMENT ON SCHEMA watchium_private IS 'watchium-db internals: secrets, counters, security-definer helpers and the migration version table. Not part of the API; never expose it through PostgREST.';
 
+CREATE FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer DEFAULT 1, p_max_requests integer DEFAULT 60) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if not watchium_private.caller_is_trusted()
+     and p_user_id is distinct from watchium_private.require_user_id() then
+    raise exception 'p_user_id must be your own user id: callers can only spend their own rate limit'
+      using errcode = '42501';
+  end if;
+  return watchium_private.consume_rate_limit(p_user_id, p_action, p_window_minutes, p_max_requests);
+end;
+$$;
+
+COMMENT ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) IS 'Counts one request of p_action for p_user_id (your own id, unless called by service_role) and returns true while within p_max_requests per p_window_minutes. Constant cost; exact under concurrency.';
+
+CREATE FUNCTION watchium_private.caller_is_trusted() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select pg_catalog.current_setting('role') not in ('anon', 'authenticated')
+$$;
+
+COMMENT ON FUNCTION watchium_private.caller_is_trusted() IS 'True for service_role and direct owner connections; false for anon and authenticated callers.';
+
+CREATE FUNCTION watchium_private.consume_rate_limit(p_subject text, p_action text, p_window_minutes integer, p_max_requests integer) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_window_seconds double precision;
+  v_window_start   timestamptz;
+  v_count          integer;
+begin
+  if p_subject is null or pg_catalog.char_length(p_subject) not between 1 and 120 then
+    raise exception 'p_user_id must be 1 to 100 characters' using errcode = '22023';
+  end if;
+  if p_action is null or p_action !~ '^[a-z][a-z0-9_]{0,49}$' then
+    raise exception 'p_action must be 1 to 50 characters of [a-z0-9_], starting with a letter (got %)',
+      pg_catalog.quote_nullable(pg_catalog.left(p_action, 60))
+      using errcode = '22023';
+  end if;
+  if p_window_minutes is null or p_window_minutes not between 1 and 1440 then
+    raise exception 'p_window_minutes must be between 1 and 1440 (got %)', p_window_minutes
+      using errcode = '22023';
+  end if;
+  if p_max_requests is null or p_max_requests not between 1 and 1000000 then
+    raise exception 'p_max_requests must be between 1 and 1000000 (got %)', p_max_requests
+      using errcode = '22023';
+  end if;
+
+  v_window_seconds := p_window_minutes * 60;
+  v_window_start := pg_catalog.to_timestamp(
+    pg_catalog.floor(extract(epoch from pg_catalog.now()) / v_window_seconds) * v_window_seconds
+  );
+
+  insert into watchium_private.rate_limit_counters as c
+    (subject, action, window_start, request_count)
+  values (p_subject, p_action, v_window_start, 1)
+  on conflict (subject, action, window_start)
+    do update set request_count = c.request_count + 1
+  returning c.request_count into v_count;
+
+  return v_count <= p_max_requests;
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_private.consume_rate_limit(p_subject text, p_action text, p_window_minutes integer, p_max_requests integer) IS 'Counts one request of p_subject for p_action in the current window of p_window_minutes; true while at most p_max_requests. Exact under concurrency (row lock on the counter). Internal.';
+
+CREATE FUNCTION watchium_private.current_user_id() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select case
+    when nullif(pg_catalog.current_setting('request.jwt.claims', true), '') is not null
+      then nullif(pg_catalog.current_setting('request.jwt.claims', true)::jsonb ->> 'sub', '')
+    else nullif(pg_catalog.current_setting('app.current_user_id', true), '')
+  end
+$$;
+
+COMMENT ON FUNCTION watchium_private.current_user_id() IS 'The caller''s user id: the sub claim of request.jwt.claims when claims are set, else app.current_user_id; null when anonymous. The only source of identity in watchium-db.';
+
+CREATE FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_event_id bigint;
+  v_message  jsonb;
+  v_text     text;
+begin
+  insert into watchium_private.room_events (room_id, event, payload)
+  values (p_room_id, p_event, coalesce(p_payload, '{}'::jsonb))
+  returning event_id into v_event_id;
+
+  v_message := pg_catalog.jsonb_build_object(
+    'event_id', v_event_id,
+    'room_id', p_room_id,
+    'event', p_event,
+    'payload', coalesce(p_payload, '{}'::jsonb),
+    'sent_at', pg_catalog.now()
+  );
+
+  if watchium_private.realtime_available() then
+    -- Dynamic, and built by format(): realtime.send may not exist when this
+    -- function is created or checked.
+    execute pg_catalog.format('select %I.send($1, $2, $3, true)', 'realtime')
+      using v_message, p_event, 'room:' || p_room_id;
+  else
+    v_text := v_message::text;
+    if pg_catalog.octet_length(v_text) >= 8000 then
+      v_text := pg_catalog.jsonb_build_object(
+        'event_id', v_event_id, 'room_id', p_room_id, 'event', p_event, 'truncated', true
+      )::text;
+    end if;
+    perform pg_catalog.pg_notify('watchium:room:' || p_room_id, v_text);
+  end if;
+
+  return v_event_id;
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) IS 'Logs a room event and delivers it to room:<room_id> (Supabase Realtime) or NOTIFY channel watchium:room:<room_id> (plain PostgreSQL). Returns the event id. Internal: called by the RPC functions and triggers.';
+
+CREATE FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_rule watchium_private.rate_limit_rules;
+begin
+  select * into v_rule from watchium_private.rate_limit_rules as r where r.action = p_action;
+  if not found then
+    raise exception 'no rate limit rule for action %', p_action
+      using errcode = '22023',
+            hint = 'Add a row to watchium_private.rate_limit_rules.';
+  end if;
+  if not watchium_private.consume_rate_limit(p_subject, p_action, v_rule.window_minutes, v_rule.max_requests) then
+    raise exception 'rate limit exceeded for %: at most % requests per % minute(s)',
+      p_action, v_rule.max_requests, v_rule.window_minutes
+      using errcode = 'WD429',
+            hint = pg_catalog.format('Retry in at most %s minute(s).', v_rule.window_minutes);
+  end if;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action text) IS 'Counts one request of p_subject for p_action against its rule in rate_limit_rules; raises WD429 when over the limit. Internal.';
+
+CREATE FUNCTION watchium_private.my_room_ids() RETURNS SETOF text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select m.room_id
+  from public.room_members as m
+  where m.user_id = watchium_private.current_user_id()
+$$;
+
+COMMENT ON FUNCTION watchium_private.my_room_ids() IS 'Room ids the caller is a member of (empty when anonymous). Used by the RLS policies; security definer because room_members'' own policy calls it.';
+
+CREATE FUNCTION watchium_private.realtime_available() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select pg_catalog.to_regprocedure('realtime.send(jsonb, text, text, boolean)') is not null
+$$;
+
+COMMENT ON FUNCTION watchium_private.realtime_available() IS 'True when realtime.send(jsonb, text, text, boolean) exists (Supabase Realtime): room events are then broadcast; otherwise they are sent with NOTIFY.';
+
+CREATE FUNCTION watchium_private.require_user_id() RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id text := watchium_private.current_user_id();
+begin
+  if v_user_id is null then
+    raise exception 'not signed in: this function acts for the calling user'
+      using errcode = '28000',
+            hint = 'Call it with a user''s JWT (supabase-js, PostgREST), or set app.current_user_id in the transaction (plain PostgreSQL).';
+  end if;
+  if pg_catalog.char_length(v_user_id) > 100 then
+    raise exception 'user id is longer than 100 characters'
+      using errcode = '22023';
+  end if;
+  return v_user_id;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.require_user_id() IS 'The caller''s user id; raises 28000 when the caller is anonymous. Every RPC that acts for a user starts here.';
+
+CREATE FUNCTION watchium_private.setting_interval(p_key text) RETURNS interval
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select (s.value #>> '{}')::interval
+  from watchium_private.settings as s
+  where s.key = p_key
+$$;
+
+COMMENT ON FUNCTION watchium_private.setting_interval(p_key text) IS 'The setting p_key as an interval (null when absent). Internal.';
+
 CREATE FUNCTION watchium_private.tg__touch_updated_at() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -18,6 +219,20 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.tg__touch_updated_at() IS 'Trigger function: sets updated_at to the transaction time on UPDATE.';
+
+CREATE FUNCTION watchium_private.tg_room_members__create_presence() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  insert into watchium_private.member_presence (room_id, user_id, last_heartbeat, reported_time)
+  values (new.room_id, new.user_id, pg_catalog.now(), new.current_playback_time)
+  on conflict (room_id, user_id) do nothing;
+  return null;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.tg_room_members__create_presence() IS 'Trigger function: creates the member''s presence row when it joins a room.';
 
 CREATE TABLE public.comments (
     id bigint NOT NULL,
@@ -190,6 +405,71 @@ CREATE TABLE watchium_private.alembic_version (
     version_num character varying(32) NOT NULL
 );
 
+CREATE TABLE watchium_private.member_presence (
+    room_id text NOT NULL,
+    user_id text NOT NULL,
+    last_heartbeat timestamp with time zone DEFAULT now() NOT NULL,
+    reported_time numeric(10,2) DEFAULT 0 NOT NULL,
+    is_playing boolean DEFAULT false NOT NULL,
+    time_difference numeric(10,2),
+    sync_level text,
+    last_sample_at timestamp with time zone,
+    CONSTRAINT member_presence_reported_time_check CHECK (((reported_time >= (0)::numeric) AND (reported_time <= (86400)::numeric))),
+    CONSTRAINT member_presence_sync_level_check CHECK ((sync_level = ANY (ARRAY['perfect'::text, 'good'::text, 'minor_drift'::text, 'out_of_sync'::text]))),
+    CONSTRAINT member_presence_time_difference_check CHECK (((time_difference >= (0)::numeric) AND (time_difference <= (86400)::numeric)))
+)
+WITH (fillfactor='70');
+
+COMMENT ON TABLE watchium_private.member_presence IS 'Presence of each member, written by every heartbeat: last heartbeat, reported position, drift to the expected host position and sync level. Not published; no index but the primary key, so heartbeats are HOT updates.';
+
+COMMENT ON COLUMN watchium_private.member_presence.reported_time IS 'The member''s position in seconds at last_heartbeat.';
+
+COMMENT ON COLUMN watchium_private.member_presence.time_difference IS 'Absolute drift to the expected host position at the last heartbeat, in seconds.';
+
+COMMENT ON COLUMN watchium_private.member_presence.last_sample_at IS 'When a heartbeat of this member was last sampled into public.sync_states.';
+
+CREATE TABLE watchium_private.rate_limit_counters (
+    subject text NOT NULL,
+    action text NOT NULL,
+    window_start timestamp with time zone NOT NULL,
+    request_count integer NOT NULL
+)
+WITH (fillfactor='80');
+
+COMMENT ON TABLE watchium_private.rate_limit_counters IS 'Requests per subject (a user id, or room:<id>) and action in the current fixed window. Old windows are deleted by maintenance.';
+
+CREATE TABLE watchium_private.rate_limit_rules (
+    action text NOT NULL,
+    max_requests integer NOT NULL,
+    window_minutes integer NOT NULL,
+    description text NOT NULL,
+    CONSTRAINT rate_limit_rules_action_format_check CHECK ((action ~ '^[a-z][a-z0-9_]{0,49}$'::text)),
+    CONSTRAINT rate_limit_rules_max_requests_check CHECK (((max_requests >= 1) AND (max_requests <= 1000000))),
+    CONSTRAINT rate_limit_rules_window_minutes_check CHECK (((window_minutes >= 1) AND (window_minutes <= 1440)))
+);
+
+COMMENT ON TABLE watchium_private.rate_limit_rules IS 'Default rate limit of each action of the RPC functions. Change a row to tune a limit.';
+
+CREATE TABLE watchium_private.room_events (
+    event_id bigint NOT NULL,
+    room_id text NOT NULL,
+    event text NOT NULL,
+    payload jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT room_events_event_format_check CHECK ((event ~ '^[a-z][a-z0-9_]{0,49}$'::text))
+);
+
+COMMENT ON TABLE watchium_private.room_events IS 'Log of room events in delivery order, kept for room_event_retention so listeners can catch up after a reconnect (event_id > last seen).';
+
+ALTER TABLE watchium_private.room_events ALTER COLUMN event_id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME watchium_private.room_events_event_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE watchium_private.room_secrets (
     room_id text NOT NULL,
     access_key text NOT NULL,
@@ -198,6 +478,15 @@ CREATE TABLE watchium_private.room_secrets (
 );
 
 COMMENT ON TABLE watchium_private.room_secrets IS 'Access keys of private rooms (exactly 6 digits). Readable by nobody but the room''s host, through the room RPC functions.';
+
+CREATE TABLE watchium_private.settings (
+    key text NOT NULL,
+    value jsonb NOT NULL,
+    description text NOT NULL,
+    CONSTRAINT settings_key_format_check CHECK ((key ~ '^[a-z][a-z0-9_]{0,62}$'::text))
+);
+
+COMMENT ON TABLE watchium_private.settings IS 'Tunables of watchium-db (timeouts, retention, sampling). Change with UPDATE as the database owner; functions read them at call time.';
 
 ALTER TABLE ONLY public.sync_states ATTACH PARTITION public.sync_states_default DEFAULT;
 
@@ -219,8 +508,23 @@ ALTER TABLE ONLY public.sync_states_default
 ALTER TABLE ONLY watchium_private.alembic_version
     ADD CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num);
 
+ALTER TABLE ONLY watchium_private.member_presence
+    ADD CONSTRAINT member_presence_pkey PRIMARY KEY (room_id, user_id);
+
+ALTER TABLE ONLY watchium_private.rate_limit_counters
+    ADD CONSTRAINT rate_limit_counters_pkey PRIMARY KEY (subject, action, window_start);
+
+ALTER TABLE ONLY watchium_private.rate_limit_rules
+    ADD CONSTRAINT rate_limit_rules_pkey PRIMARY KEY (action);
+
+ALTER TABLE ONLY watchium_private.room_events
+    ADD CONSTRAINT room_events_pkey PRIMARY KEY (event_id);
+
 ALTER TABLE ONLY watchium_private.room_secrets
     ADD CONSTRAINT room_secrets_pkey PRIMARY KEY (room_id);
+
+ALTER TABLE ONLY watchium_private.settings
+    ADD CONSTRAINT settings_pkey PRIMARY KEY (key);
 
 CREATE INDEX comments_anime_id_episode_number_created_at_idx ON public.comments USING btree (anime_id, episode_number, created_at DESC, id DESC);
 
@@ -244,9 +548,17 @@ CREATE INDEX sync_states_room_id_created_at_idx ON ONLY public.sync_states USING
 
 CREATE INDEX sync_states_default_room_id_created_at_idx ON public.sync_states_default USING btree (room_id, created_at DESC);
 
+CREATE INDEX rate_limit_counters_window_start_idx ON watchium_private.rate_limit_counters USING btree (window_start);
+
+CREATE INDEX room_events_created_at_idx ON watchium_private.room_events USING btree (created_at);
+
+CREATE INDEX room_events_room_id_event_id_idx ON watchium_private.room_events USING btree (room_id, event_id);
+
 ALTER INDEX public.sync_states_pkey ATTACH PARTITION public.sync_states_default_pkey;
 
 ALTER INDEX public.sync_states_room_id_created_at_idx ATTACH PARTITION public.sync_states_default_room_id_created_at_idx;
+
+CREATE TRIGGER _100_create_presence AFTER INSERT ON public.room_members FOR EACH ROW EXECUTE FUNCTION watchium_private.tg_room_members__create_presence();
 
 CREATE TRIGGER _100_touch_updated_at BEFORE UPDATE ON public.comments FOR EACH ROW EXECUTE FUNCTION watchium_private.tg__touch_updated_at();
 
@@ -263,39 +575,112 @@ ALTER TABLE ONLY public.comments
 ALTER TABLE ONLY public.room_members
     ADD CONSTRAINT room_members_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
 
+ALTER TABLE ONLY watchium_private.member_presence
+    ADD CONSTRAINT member_presence_room_id_user_id_fkey FOREIGN KEY (room_id, user_id) REFERENCES public.room_members(room_id, user_id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY watchium_private.room_secrets
     ADD CONSTRAINT room_secrets_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
+
+ALTER TABLE public.comments ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY comments_select_anon ON public.comments FOR SELECT TO anon USING (((room_id IS NULL) OR (EXISTS ( SELECT
+   FROM public.rooms r
+  WHERE ((r.room_id = comments.room_id) AND r.is_public)))));
+
+COMMENT ON POLICY comments_select_anon ON public.comments IS 'Anonymous callers see episode comments without a room and comments of public rooms.';
+
+CREATE POLICY comments_select_authenticated ON public.comments FOR SELECT TO authenticated USING (((room_id IS NULL) OR (room_id IN ( SELECT watchium_private.my_room_ids() AS my_room_ids)) OR (EXISTS ( SELECT
+   FROM public.rooms r
+  WHERE ((r.room_id = comments.room_id) AND r.is_public)))));
+
+COMMENT ON POLICY comments_select_authenticated ON public.comments IS 'Signed-in callers see episode comments, comments of public rooms and of their rooms.';
+
+ALTER TABLE public.room_members ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY room_members_select_anon ON public.room_members FOR SELECT TO anon USING ((EXISTS ( SELECT
+   FROM public.rooms r
+  WHERE ((r.room_id = room_members.room_id) AND r.is_public))));
+
+COMMENT ON POLICY room_members_select_anon ON public.room_members IS 'Anonymous callers see the members of public rooms.';
+
+CREATE POLICY room_members_select_authenticated ON public.room_members FOR SELECT TO authenticated USING (((room_id IN ( SELECT watchium_private.my_room_ids() AS my_room_ids)) OR (EXISTS ( SELECT
+   FROM public.rooms r
+  WHERE ((r.room_id = room_members.room_id) AND r.is_public)))));
+
+COMMENT ON POLICY room_members_select_authenticated ON public.room_members IS 'Signed-in callers see the members of their rooms and of public rooms.';
+
+ALTER TABLE public.rooms ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY rooms_select_anon ON public.rooms FOR SELECT TO anon USING (is_public);
+
+COMMENT ON POLICY rooms_select_anon ON public.rooms IS 'Anonymous callers see public rooms.';
+
+CREATE POLICY rooms_select_authenticated ON public.rooms FOR SELECT TO authenticated USING ((is_public OR (room_id IN ( SELECT watchium_private.my_room_ids() AS my_room_ids))));
+
+COMMENT ON POLICY rooms_select_authenticated ON public.rooms IS 'Signed-in callers see public rooms and the private rooms they are members of.';
+
+ALTER TABLE public.sync_states ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.sync_states_default ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY sync_states_select_authenticated ON public.sync_states FOR SELECT TO authenticated USING ((room_id IN ( SELECT watchium_private.my_room_ids() AS my_room_ids)));
+
+COMMENT ON POLICY sync_states_select_authenticated ON public.sync_states IS 'Members see the sync history of their rooms.';
+
+ALTER TABLE watchium_private.member_presence ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE watchium_private.rate_limit_counters ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE watchium_private.rate_limit_rules ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE watchium_private.room_events ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE watchium_private.room_secrets ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE watchium_private.settings ENABLE ROW LEVEL SECURITY;
 
 GRANT USAGE ON SCHEMA watchium_private TO anon;
 GRANT USAGE ON SCHEMA watchium_private TO authenticated;
 GRANT USAGE ON SCHEMA watchium_private TO service_role;
 
+REVOKE ALL ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) TO authenticated;
+GRANT ALL ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_private.caller_is_trusted() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.consume_rate_limit(p_subject text, p_action text, p_window_minutes integer, p_max_requests integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.current_user_id() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.my_room_ids() FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_private.my_room_ids() TO authenticated;
+
+REVOKE ALL ON FUNCTION watchium_private.realtime_available() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.require_user_id() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.setting_interval(p_key text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.tg__touch_updated_at() FROM PUBLIC;
 
-GRANT ALL ON TABLE public.comments TO anon;
-GRANT ALL ON TABLE public.comments TO authenticated;
-GRANT ALL ON TABLE public.comments TO service_role;
+REVOKE ALL ON FUNCTION watchium_private.tg_room_members__create_presence() FROM PUBLIC;
 
-GRANT ALL ON SEQUENCE public.comments_id_seq TO anon;
-GRANT ALL ON SEQUENCE public.comments_id_seq TO authenticated;
-GRANT ALL ON SEQUENCE public.comments_id_seq TO service_role;
+GRANT SELECT ON TABLE public.comments TO anon;
+GRANT SELECT ON TABLE public.comments TO authenticated;
+GRANT SELECT ON TABLE public.comments TO service_role;
 
-GRANT ALL ON TABLE public.room_members TO anon;
-GRANT ALL ON TABLE public.room_members TO authenticated;
-GRANT ALL ON TABLE public.room_members TO service_role;
+GRANT SELECT ON TABLE public.room_members TO anon;
+GRANT SELECT ON TABLE public.room_members TO authenticated;
+GRANT SELECT ON TABLE public.room_members TO service_role;
 
-GRANT ALL ON TABLE public.rooms TO anon;
-GRANT ALL ON TABLE public.rooms TO authenticated;
-GRANT ALL ON TABLE public.rooms TO service_role;
+GRANT SELECT ON TABLE public.rooms TO anon;
+GRANT SELECT ON TABLE public.rooms TO authenticated;
+GRANT SELECT ON TABLE public.rooms TO service_role;
 
-GRANT ALL ON TABLE public.sync_states TO anon;
-GRANT ALL ON TABLE public.sync_states TO authenticated;
-GRANT ALL ON TABLE public.sync_states TO service_role;
-
-GRANT ALL ON TABLE public.sync_states_default TO anon;
-GRANT ALL ON TABLE public.sync_states_default TO authenticated;
-GRANT ALL ON TABLE public.sync_states_default TO service_role;
-
-GRANT ALL ON SEQUENCE public.sync_states_id_seq TO anon;
-GRANT ALL ON SEQUENCE public.sync_states_id_seq TO authenticated;
-GRANT ALL ON SEQUENCE public.sync_states_id_seq TO service_role;
+GRANT SELECT ON TABLE public.sync_states TO authenticated;
+GRANT SELECT ON TABLE public.sync_states TO service_role;

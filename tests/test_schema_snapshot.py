@@ -18,8 +18,8 @@ import pytest
 from watchium_db import schema_dump
 from watchium_db.testing import (
     TestServer,
-    _drop_database,
     create_database,
+    drop_database,
     install_supabase_standin,
 )
 
@@ -44,7 +44,7 @@ def test_schema_folder_alone_builds_the_same_schema(watchium_server, baseline, r
         schema_dump.load_concern_files(url, baseline)
         rebuilt = schema_dump.render_all(schema_dump.entries_of(url, baseline))
     finally:
-        _drop_database(watchium_server.maintenance_url, name)
+        drop_database(watchium_server.maintenance_url, name)
     committed = (schema_dump.SCHEMA_DIR / schema_dump.SNAPSHOT).read_text(encoding="utf-8")
     # Only the printing of nested AND/OR chains may differ (see flatten_boolean_chains).
     diff = "".join(

@@ -45,8 +45,8 @@ from pathlib import Path
 from watchium_db import local, migrate
 from watchium_db.testing import (
     TestServer,
-    _drop_database,
     create_database,
+    drop_database,
     install_supabase_standin,
     test_server,
 )
@@ -284,7 +284,7 @@ def _scratch_database(server: TestServer, label: str) -> Iterator[str]:
     try:
         yield url
     finally:
-        _drop_database(server.maintenance_url, name)
+        drop_database(server.maintenance_url, name)
 
 
 def baseline_entries(server: TestServer) -> list[Entry]:

@@ -87,8 +87,9 @@ begin
   );
 
   if watchium_private.realtime_available() then
-    -- Dynamic: realtime.send may not exist when this function is created.
-    execute 'select realtime.send($1, $2, $3, true)'
+    -- Dynamic, and built by format(): realtime.send may not exist when this
+    -- function is created or checked.
+    execute pg_catalog.format('select %I.send($1, $2, $3, true)', 'realtime')
       using v_message, p_event, 'room:' || p_room_id;
   else
     v_text := v_message::text;
