@@ -201,7 +201,8 @@ begin
      or (not p_allow_newlines and v_text ~ '[\x01-\x1f\x7f-\x9f]') then
     raise exception '% must not contain control characters', p_argument
       using errcode = '22023',
-            hint = case when p_allow_newlines then 'Only line feeds are allowed.' else null end;
+            hint = case when p_allow_newlines then 'Only line feeds are allowed.'
+                        else 'Remove tabs, line breaks and other control characters.' end;
   end if;
   return v_text;
 end;
@@ -1240,7 +1241,9 @@ grant execute on function public.get_room_access_key(text) to authenticated, ser
 -- first, with member counts; keyset pagination on (last_activity, room_id)
 -- through rooms_public_last_activity_idx / rooms_anime_id_last_activity_idx.
 -- Returns {items: [room + member_count], next_cursor} (next_cursor null on
--- the last page). Security invoker: reads only what RLS shows the caller.
+-- the last page). Only public rooms, whoever asks.
+-- Security definer: calls internal helpers that clients may not execute; it
+-- reads public rooms only, which every caller may see anyway.
 -- -----------------------------------------------------------------------------
 create function public.list_public_rooms(
   p_anime_id text default null,
@@ -1250,6 +1253,7 @@ create function public.list_public_rooms(
 returns jsonb
 language plpgsql
 stable
+security definer  -- calls internal helpers; returns public rooms only
 set search_path = ''
 as $$
 declare
@@ -1503,8 +1507,10 @@ grant execute on function public.delete_comment(bigint) to authenticated, servic
 -- public.get_comments: an episode thread, newest first, keyset pagination on
 -- (created_at, id). Without p_room_id: the comments not tied to a room (the
 -- anchor, episode discussion, comments of deleted rooms); with it: that
--- room's comments (P0002 when the caller cannot see the room).
--- Returns {items, next_cursor}. Security invoker: RLS decides visibility.
+-- room's comments (P0002 when the caller cannot see the room: a private
+-- room it is not a member of). Returns {items, next_cursor}.
+-- Security definer: calls internal helpers; visibility is checked here with
+-- the rule of the comments policies (no room, a public room, or a member).
 -- -----------------------------------------------------------------------------
 create function public.get_comments(
   p_anime_id text,
@@ -1516,6 +1522,7 @@ create function public.get_comments(
 returns jsonb
 language plpgsql
 stable
+security definer  -- calls internal helpers; checks the room's visibility itself
 set search_path = ''
 as $$
 declare
@@ -1531,7 +1538,14 @@ begin
   if p_anime_id is null or pg_catalog.char_length(p_anime_id) not between 1 and 100 then
     raise exception 'p_anime_id must be 1 to 100 characters' using errcode = '22023';
   end if;
-  if p_room_id is not null and not exists (select from public.rooms as r where r.room_id = p_room_id) then
+  if p_room_id is not null and not exists (
+    select from public.rooms as r
+    where r.room_id = p_room_id
+      and (r.is_public
+           or watchium_private.caller_is_trusted()
+           or exists (select from public.room_members as m
+                      where m.room_id = r.room_id and m.user_id = watchium_private.current_user_id()))
+  ) then
     raise exception 'room % not found', p_room_id using errcode = 'P0002';
   end if;
   if p_cursor is not null then
@@ -1563,7 +1577,7 @@ begin
 end;
 $$;
 comment on function public.get_comments(text, integer, text, text, integer) is
-  'Comments of an episode thread (or of one room), newest first: {items, next_cursor}. Keyset pagination: pass next_cursor back as p_cursor. Reads through RLS.';
+  'Comments of an episode thread (or of one room the caller may see), newest first: {items, next_cursor}. Keyset pagination: pass next_cursor back as p_cursor.';
 revoke all on function public.get_comments(text, integer, text, text, integer) from public, anon;
 grant execute on function public.get_comments(text, integer, text, text, integer) to authenticated, service_role;
 
