@@ -26,7 +26,9 @@ def rpc(conn: Conn, user: str | None, sql: str, params: Any = ()) -> Any:
     return row[0]
 
 
-def create_room(conn: Conn, user: str = "alice", *, public: bool = True, title: str = "Party") -> dict[str, Any]:
+def create_room(
+    conn: Conn, user: str = "alice", *, public: bool = True, title: str = "Party"
+) -> dict[str, Any]:
     result: dict[str, Any] = rpc(conn, user, CREATE, (title, user.capitalize(), public))
     return result
 
@@ -38,7 +40,9 @@ def join(conn: Conn, user: str, room_id: str, key: str | None = None) -> dict[st
     return result
 
 
-def expect_error(conn: Conn, user: str | None, sql: str, params: Any, sqlstate: str, words: str) -> None:
+def expect_error(
+    conn: Conn, user: str | None, sql: str, params: Any, sqlstate: str, words: str
+) -> None:
     with pytest.raises(psycopg.Error) as exc:
         rpc(conn, user, sql, params)
     assert exc.value.sqlstate == sqlstate, exc.value
@@ -143,16 +147,22 @@ def test_room_id_retries_on_collision(conn):
 
 
 def test_room_ids_and_access_keys_are_well_formed_and_spread(conn):
-    ids = [r[0] for r in conn.execute(
-        "select watchium_private.generate_room_id() from generate_series(1, 2000)"
-    ).fetchall()]
+    ids = [
+        r[0]
+        for r in conn.execute(
+            "select watchium_private.generate_room_id() from generate_series(1, 2000)"
+        ).fetchall()
+    ]
     assert len(set(ids)) == 2000
     assert all(len(i) == 10 and set(i) <= set("abcdefghijklmnopqrstuvwxyz0123456789") for i in ids)
     chars = Counter("".join(ids))  # 20,000 characters, ~556 per symbol
     assert len(chars) == 36 and min(chars.values()) > 400 and max(chars.values()) < 720
-    keys = [r[0] for r in conn.execute(
-        "select watchium_private.generate_access_key() from generate_series(1, 3000)"
-    ).fetchall()]
+    keys = [
+        r[0]
+        for r in conn.execute(
+            "select watchium_private.generate_access_key() from generate_series(1, 3000)"
+        ).fetchall()
+    ]
     assert all(len(k) == 6 and k.isdigit() for k in keys)
     first = Counter(k[0] for k in keys)  # leading zeros must occur (~300 of 3000)
     assert len(first) == 10 and min(first.values()) > 200
@@ -199,19 +209,36 @@ def test_join_records_expected_position_while_playing(conn):
 
 
 def test_join_unknown_or_malformed_room(conn):
-    expect_error(conn, "bob", "select public.join_room('zzzzzzzzzz', null, 'Bob')", (), "P0002", "not found")
-    expect_error(conn, "bob", "select public.join_room('NOPE', null, 'Bob')", (), "22023", "p_room_id")
+    expect_error(
+        conn, "bob", "select public.join_room('zzzzzzzzzz', null, 'Bob')", (), "P0002", "not found"
+    )
+    expect_error(
+        conn, "bob", "select public.join_room('NOPE', null, 'Bob')", (), "22023", "p_room_id"
+    )
     room_id = create_room(conn)["room"]["room_id"]
-    expect_error(conn, "bob", "select public.join_room(%s, null, '')", (room_id,), "22023", "p_username")
-    expect_error(conn, "bob", "select public.join_room(%s, null, null)", (room_id,), "22023", "p_username")
+    expect_error(
+        conn, "bob", "select public.join_room(%s, null, '')", (room_id,), "22023", "p_username"
+    )
+    expect_error(
+        conn, "bob", "select public.join_room(%s, null, null)", (room_id,), "22023", "p_username"
+    )
 
 
 def test_private_room_needs_the_right_key(conn):
     created = create_room(conn, public=False)
     room_id, key = created["room"]["room_id"], created["access_key"]
     wrong = f"{(int(key) + 1) % 1000000:06d}"
-    expect_error(conn, "bob", "select public.join_room(%s, null, 'Bob')", (room_id,), "22023", "p_access_key")
-    expect_error(conn, "bob", "select public.join_room(%s, '12345', 'Bob')", (room_id,), "22023", "p_access_key")
+    expect_error(
+        conn, "bob", "select public.join_room(%s, null, 'Bob')", (room_id,), "22023", "p_access_key"
+    )
+    expect_error(
+        conn,
+        "bob",
+        "select public.join_room(%s, '12345', 'Bob')",
+        (room_id,),
+        "22023",
+        "p_access_key",
+    )
     result = join(conn, "bob", room_id, wrong)
     assert result == {"status": "invalid_access_key", "room_id": room_id, "attempts_left": 4}
     assert members(conn, room_id) == [("alice", True)]
@@ -229,7 +256,14 @@ def test_wrong_keys_are_limited_per_user(conn):
     lefts = [join(conn, "mallory", room_id, k)["attempts_left"] for k in wrong]
     assert lefts == [4, 3, 2, 1, 0]
     # Even the right key is refused now: guessing cannot continue.
-    expect_error(conn, "mallory", "select public.join_room(%s, %s, 'M')", (room_id, key), "WD429", "access keys")
+    expect_error(
+        conn,
+        "mallory",
+        "select public.join_room(%s, %s, 'M')",
+        (room_id, key),
+        "WD429",
+        "access keys",
+    )
     assert members(conn, room_id) == [("alice", True)]
     count = conn.execute(
         "select request_count from watchium_private.rate_limit_counters"
@@ -248,7 +282,14 @@ def test_wrong_keys_are_limited_per_room_across_users(conn):
         for _ in range(4):
             statuses.append(join(conn, f"sybil{attacker}", room_id, wrong)["status"])
     assert statuses == ["invalid_access_key"] * 20
-    expect_error(conn, "fresh", "select public.join_room(%s, %s, 'F')", (room_id, wrong), "WD429", "this room")
+    expect_error(
+        conn,
+        "fresh",
+        "select public.join_room(%s, %s, 'F')",
+        (room_id, wrong),
+        "WD429",
+        "this room",
+    )
     assert conn.execute(
         "select request_count from watchium_private.rate_limit_counters where subject = %s",
         (f"room:{room_id}",),
@@ -289,11 +330,19 @@ def test_non_hosts_cannot_kick_transfer_update_or_delete(conn):
 def test_kick_member(conn):
     room_id = create_room(conn)["room"]["room_id"]
     join(conn, "bob", room_id)
-    assert rpc(conn, "alice", "select public.kick_member(%s, 'bob')", (room_id,))["status"] == "kicked"
+    assert (
+        rpc(conn, "alice", "select public.kick_member(%s, 'bob')", (room_id,))["status"] == "kicked"
+    )
     assert members(conn, room_id) == [("alice", True)]
-    expect_error(conn, "alice", "select public.kick_member(%s, 'bob')", (room_id,), "P0002", "not a member")
-    expect_error(conn, "alice", "select public.kick_member(%s, 'alice')", (room_id,), "22023", "p_user_id")
-    expect_error(conn, "alice", "select public.kick_member(%s, '')", (room_id,), "22023", "p_user_id")
+    expect_error(
+        conn, "alice", "select public.kick_member(%s, 'bob')", (room_id,), "P0002", "not a member"
+    )
+    expect_error(
+        conn, "alice", "select public.kick_member(%s, 'alice')", (room_id,), "22023", "p_user_id"
+    )
+    expect_error(
+        conn, "alice", "select public.kick_member(%s, '')", (room_id,), "22023", "p_user_id"
+    )
     events = conn.execute(
         "select payload from watchium_private.room_events where event = 'member_kicked'"
     ).fetchall()
@@ -303,21 +352,39 @@ def test_kick_member(conn):
 def test_transfer_host(conn):
     room_id = create_room(conn)["room"]["room_id"]
     join(conn, "bob", room_id)
-    assert rpc(conn, "alice", "select public.transfer_host(%s, 'bob')", (room_id,))["host_user_id"] == "bob"
+    assert (
+        rpc(conn, "alice", "select public.transfer_host(%s, 'bob')", (room_id,))["host_user_id"]
+        == "bob"
+    )
     assert members(conn, room_id) == [("alice", False), ("bob", True)]
-    assert conn.execute("select host_user_id, host_username from public.rooms").fetchone() == ("bob", "Bob")
+    assert conn.execute("select host_user_id, host_username from public.rooms").fetchone() == (
+        "bob",
+        "Bob",
+    )
     assert conn.execute(
         "select message from public.comments where is_system_message order by id desc limit 1"
     ).fetchone() == ("Bob became the new host",)
-    expect_error(conn, "bob", "select public.transfer_host(%s, 'nobody')", (room_id,), "P0002", "p_new_host")
-    expect_error(conn, "alice", "select public.transfer_host(%s, 'alice')", (room_id,), "42501", "only the host")
+    expect_error(
+        conn, "bob", "select public.transfer_host(%s, 'nobody')", (room_id,), "P0002", "p_new_host"
+    )
+    expect_error(
+        conn,
+        "alice",
+        "select public.transfer_host(%s, 'alice')",
+        (room_id,),
+        "42501",
+        "only the host",
+    )
 
 
 def test_update_room_episode_creates_anchor_and_resets_playback(conn):
     room_id = create_room(conn)["room"]["room_id"]
     conn.execute("update public.rooms set current_playback_time = 300, is_playing = true")
     result = rpc(
-        conn, "alice", "select public.update_room(%s, p_title => ' New title ', p_episode_number => 2)", (room_id,)
+        conn,
+        "alice",
+        "select public.update_room(%s, p_title => ' New title ', p_episode_number => 2)",
+        (room_id,),
     )
     room = result["room"]
     assert room["title"] == "New title" and room["episode_number"] == 2
@@ -333,15 +400,23 @@ def test_update_room_episode_creates_anchor_and_resets_playback(conn):
 
 def test_update_room_privacy_draws_new_keys_and_never_emits_them(conn):
     room_id = create_room(conn)["room"]["room_id"]
-    made_private = rpc(conn, "alice", "select public.update_room(%s, p_is_public => false)", (room_id,))
+    made_private = rpc(
+        conn, "alice", "select public.update_room(%s, p_is_public => false)", (room_id,)
+    )
     key1 = made_private["access_key"]
     assert len(key1) == 6 and made_private["room"]["is_public"] is False
-    rotated = rpc(conn, "alice", "select public.update_room(%s, p_rotate_access_key => true)", (room_id,))
+    rotated = rpc(
+        conn, "alice", "select public.update_room(%s, p_rotate_access_key => true)", (room_id,)
+    )
     key2 = rotated["access_key"]
-    assert conn.execute("select access_key from watchium_private.room_secrets").fetchone() == (key2,)
+    assert conn.execute("select access_key from watchium_private.room_secrets").fetchone() == (
+        key2,
+    )
     events = conn.execute("select payload::text from watchium_private.room_events").fetchall()
     assert not any(key1 in e[0] or key2 in e[0] for e in events)
-    made_public = rpc(conn, "alice", "select public.update_room(%s, p_is_public => true)", (room_id,))
+    made_public = rpc(
+        conn, "alice", "select public.update_room(%s, p_is_public => true)", (room_id,)
+    )
     assert made_public["access_key"] is None
     assert conn.execute("select count(*) from watchium_private.room_secrets").fetchone() == (0,)
 
@@ -358,7 +433,9 @@ def test_update_room_privacy_draws_new_keys_and_never_emits_them(conn):
 )
 def test_update_room_rejects_bad_input(conn, args, argument):
     room_id = create_room(conn)["room"]["room_id"]
-    expect_error(conn, "alice", f"select public.update_room(%s{args})", (room_id,), "22023", argument)
+    expect_error(
+        conn, "alice", f"select public.update_room(%s{args})", (room_id,), "22023", argument
+    )
 
 
 def test_delete_room_keeps_comments(conn):
@@ -399,7 +476,10 @@ def test_list_public_rooms_keyset_pagination(conn):
             (10 - i, room_id),
         )
     join(conn, "bob", ids[4])
-    conn.execute("update public.rooms set last_activity = now() - interval '1 minute' where room_id = %s", (ids[4],))
+    conn.execute(
+        "update public.rooms set last_activity = now() - interval '1 minute' where room_id = %s",
+        (ids[4],),
+    )
     seen: list[str] = []
     cursor = None
     pages = 0
@@ -416,7 +496,9 @@ def test_list_public_rooms_keyset_pagination(conn):
     assert rpc(conn, "bob", "select public.list_public_rooms('other-anime')")["items"] == []
     expect_error(conn, "bob", "select public.list_public_rooms(null, 0)", (), "22023", "p_limit")
     expect_error(conn, "bob", "select public.list_public_rooms(null, 101)", (), "22023", "p_limit")
-    expect_error(conn, "bob", "select public.list_public_rooms(null, 5, 'garbage')", (), "22023", "p_cursor")
+    expect_error(
+        conn, "bob", "select public.list_public_rooms(null, 5, 'garbage')", (), "22023", "p_cursor"
+    )
 
 
 def test_rpcs_are_not_executable_by_anon_or_public(conn):
