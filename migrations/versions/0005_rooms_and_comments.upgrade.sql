@@ -1640,6 +1640,8 @@ declare
   v_empty_cutoff timestamptz := pg_catalog.now() - watchium_private.setting_interval('empty_room_grace');
   v_candidates   text[];
   v_locked       text[];
+  v_stale        jsonb;
+  v_empty        text[];
   v_removed      integer;
   v_hosts        integer;
   v_deleted      integer;
@@ -1658,13 +1660,13 @@ begin
     for update skip locked
   ) as l;
 
-  create temporary table if not exists pg_temp.watchium_stale_members (
-    room_id text, user_id text, username text, is_host boolean
-  ) on commit drop;
-  truncate pg_temp.watchium_stale_members;
-
-  insert into pg_temp.watchium_stale_members (room_id, user_id, username, is_host)
-  select m.room_id, m.user_id, m.username, m.is_host
+  -- The stale members of the locked rooms, kept as a set (jsonb) for the
+  -- events, the delete and the count (no temporary table: this runs every
+  -- minute and would churn the catalog).
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+           'room_id', m.room_id, 'user_id', m.user_id, 'is_host', m.is_host)
+           order by m.room_id, m.user_id), '[]'::jsonb)
+    into v_stale
   from public.room_members as m
   join watchium_private.member_presence as p on p.room_id = m.room_id and p.user_id = m.user_id
   where m.room_id = any (coalesce(v_locked, '{}'))
@@ -1672,40 +1674,36 @@ begin
 
   perform watchium_private.emit_room_event(s.room_id, 'member_left',
     pg_catalog.jsonb_build_object('user_id', s.user_id, 'reason', 'stale'))
-  from pg_temp.watchium_stale_members as s
-  order by s.room_id, s.user_id;
+  from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean);
 
   delete from public.room_members as m
-  using pg_temp.watchium_stale_members as s
+  using pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
   where m.room_id = s.room_id and m.user_id = s.user_id;
   get diagnostics v_removed = row_count;
 
   select pg_catalog.count(*) into v_hosts
-  from pg_temp.watchium_stale_members as s
+  from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
   join public.rooms as r on r.room_id = s.room_id
   where s.is_host and r.host_user_id is not null;
 
   -- Empty rooms past their grace period ----------------------------------------
-  create temporary table if not exists pg_temp.watchium_empty_rooms (room_id text) on commit drop;
-  truncate pg_temp.watchium_empty_rooms;
-
-  insert into pg_temp.watchium_empty_rooms (room_id)
-  select r.room_id
-  from public.rooms as r
-  where r.host_user_id is null
-    and r.last_activity < v_empty_cutoff
-    and not exists (select from public.room_members as m where m.room_id = r.room_id)
-  order by r.room_id
-  for update skip locked;
+  select pg_catalog.array_agg(e.room_id) into v_empty
+  from (
+    select r.room_id
+    from public.rooms as r
+    where r.host_user_id is null
+      and r.last_activity < v_empty_cutoff
+      and not exists (select from public.room_members as m where m.room_id = r.room_id)
+    order by r.room_id
+    for update skip locked
+  ) as e;
 
   perform watchium_private.emit_room_event(e.room_id, 'room_deleted',
     pg_catalog.jsonb_build_object('reason', 'empty'))
-  from pg_temp.watchium_empty_rooms as e
-  order by e.room_id;
+  from pg_catalog.unnest(coalesce(v_empty, '{}')) as e(room_id);
 
   delete from public.rooms as r
-  using pg_temp.watchium_empty_rooms as e
-  where r.room_id = e.room_id;
+  where r.room_id = any (coalesce(v_empty, '{}'));
   get diagnostics v_deleted = row_count;
 
   return pg_catalog.jsonb_build_object(
