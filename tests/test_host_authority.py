@@ -252,3 +252,34 @@ def room_id_owner(conn: Conn, room_id: str) -> str:
     assert row is not None
     owner: str = row[0]
     return owner
+
+
+def test_concurrent_joiners_of_an_empty_room_elect_one_host(watchium_db_url, conn):
+    room_id = new_room(conn)
+    rpc(conn, "alice", "select public.leave_room(%s)", (room_id,))
+    barrier = threading.Barrier(8)
+    results: list[Any] = []
+    lock = threading.Lock()
+
+    def call(index: int) -> None:
+        with psycopg.connect(watchium_db_url, autocommit=True) as c:
+            barrier.wait()
+            try:
+                outcome: Any = join(c, f"racer{index}", room_id)["membership"]["is_host"]
+            except psycopg.Error as exc:
+                outcome = exc
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results, key=str) == [False] * 7 + [True]
+    assert conn.execute(VIOLATIONS).fetchall() == []
+    first = conn.execute(
+        "select user_id from public.room_members where room_id = %s order by joined_at limit 1",
+        (room_id,),
+    ).fetchone()
+    assert first is not None and host_of(conn, room_id) == (first[0], first[0].capitalize())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from typing import Any
 
@@ -518,3 +519,36 @@ def test_rpcs_are_not_executable_by_anon_or_public(conn):
             (proc, proc, proc),
         ).fetchone()
         assert grants == (False, True, True), proc
+
+
+def test_concurrent_wrong_keys_are_counted_exactly(watchium_db_url, conn):
+    conn.execute(
+        "update watchium_private.rate_limit_rules set max_requests = 5 where action = 'join_room_key_room'"
+    )
+    created = create_room(conn, public=False)
+    room_id, key = created["room"]["room_id"], created["access_key"]
+    wrong = f"{(int(key) + 3) % 1000000:06d}"
+    barrier = threading.Barrier(12)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def attempt(index: int) -> None:
+        with psycopg.connect(watchium_db_url, autocommit=True) as c:
+            barrier.wait()
+            try:
+                outcome = join(c, f"guesser{index}", room_id, wrong)["status"]
+            except psycopg.Error as exc:
+                outcome = exc.sqlstate or "?"
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["WD429"] * 7 + ["invalid_access_key"] * 5
+    assert conn.execute(
+        "select request_count from watchium_private.rate_limit_counters where subject = %s",
+        (f"room:{room_id}",),
+    ).fetchone() == (5,)
