@@ -553,6 +553,8 @@ revoke all on function watchium_private.tg_room_members__sync_room_host() from p
 create trigger _200_sync_room_host
   after insert or delete or update of is_host, username on public.room_members
   for each row execute function watchium_private.tg_room_members__sync_room_host();
+comment on trigger _200_sync_room_host on public.room_members is
+  'Mirrors the is_host member into rooms.host_user_id/host_username; system comment and host_changed on a new host.';
 
 -- -----------------------------------------------------------------------------
 -- tg_room_members__member_joined: for the members inserted by one statement,
@@ -604,6 +606,8 @@ create trigger _300_member_joined
   after insert on public.room_members
   referencing new table as new_members
   for each statement execute function watchium_private.tg_room_members__member_joined();
+comment on trigger _300_member_joined on public.room_members is
+  'Per inserted member: room activity, "X joined the room", a join sync record, member_joined.';
 
 -- -----------------------------------------------------------------------------
 -- tg_room_members__member_left: for the members deleted by one statement
@@ -659,6 +663,8 @@ create trigger _300_member_left
   after delete on public.room_members
   referencing old table as old_members
   for each statement execute function watchium_private.tg_room_members__member_left();
+comment on trigger _300_member_left on public.room_members is
+  'Per deleted member of a surviving room: leave sync record, room activity, host succession.';
 
 -- =============================================================================
 -- Rooms
