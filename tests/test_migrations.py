@@ -87,7 +87,16 @@ def test_downgrade_to_base_and_upgrade_again(watchium_db_url):
 
 def test_offline_sql_renders_every_revision():
     out = subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head", "--sql"],
+        [
+            sys.executable,
+            "-m",
+            "alembic",
+            "-c",
+            str(ROOT / "alembic.ini"),
+            "upgrade",
+            "head",
+            "--sql",
+        ],
         capture_output=True,
         text=True,
         check=True,
