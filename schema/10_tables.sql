@@ -3,6 +3,53 @@
 -- run `make schema`. A test fails when this folder and the migrations disagree.
 -- Contents: types, tables, sequences, constraints, indexes, their comments and privileges.
 
+CREATE TABLE public.rooms (
+    room_id text NOT NULL,
+    title text NOT NULL,
+    anime_id text NOT NULL,
+    anime_title text NOT NULL,
+    episode_number integer NOT NULL,
+    video_url text NOT NULL,
+    source_id text,
+    host_user_id text,
+    host_username text,
+    is_public boolean DEFAULT true NOT NULL,
+    current_playback_time numeric(10,2) DEFAULT 0 NOT NULL,
+    is_playing boolean DEFAULT false NOT NULL,
+    playback_speed numeric(4,2) DEFAULT 1.00 NOT NULL,
+    playback_updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_activity timestamp with time zone DEFAULT now() NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT rooms_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
+    CONSTRAINT rooms_anime_title_length_check CHECK (((char_length(anime_title) >= 1) AND (char_length(anime_title) <= 300))),
+    CONSTRAINT rooms_current_playback_time_check CHECK (((current_playback_time >= (0)::numeric) AND (current_playback_time <= (86400)::numeric))),
+    CONSTRAINT rooms_episode_number_check CHECK (((episode_number >= 1) AND (episode_number <= 100000))),
+    CONSTRAINT rooms_host_consistent_check CHECK (((host_user_id IS NULL) = (host_username IS NULL))),
+    CONSTRAINT rooms_host_user_id_length_check CHECK (((char_length(host_user_id) >= 1) AND (char_length(host_user_id) <= 100))),
+    CONSTRAINT rooms_playback_speed_check CHECK (((playback_speed >= 0.25) AND (playback_speed <= 4.00))),
+    CONSTRAINT rooms_room_id_format_check CHECK ((room_id ~ '^[a-z0-9]{10}$'::text)),
+    CONSTRAINT rooms_source_id_length_check CHECK (((char_length(source_id) >= 1) AND (char_length(source_id) <= 100))),
+    CONSTRAINT rooms_title_length_check CHECK (((char_length(title) >= 1) AND (char_length(title) <= 200))),
+    CONSTRAINT rooms_video_url_check CHECK ((((char_length(video_url) >= 1) AND (char_length(video_url) <= 2048)) AND (video_url ~* '^https?://'::text)))
+);
+
+COMMENT ON TABLE public.rooms IS 'One watch party and its playback state. The host is the single authority over playback. Readable through RLS (public rooms by everyone, private rooms by their members); written only by the room RPC functions. Published for realtime.';
+
+COMMENT ON COLUMN public.rooms.room_id IS '10 characters from [a-z0-9], drawn at random.';
+
+COMMENT ON COLUMN public.rooms.host_user_id IS 'The current host; equals the user_id of the one member flagged is_host. Null only while the room is empty.';
+
+COMMENT ON COLUMN public.rooms.is_public IS 'Public rooms are listed and joinable without a key; private rooms need the access key kept in watchium_private.room_secrets.';
+
+COMMENT ON COLUMN public.rooms.current_playback_time IS 'Host position in seconds at playback_updated_at. While playing, the expected position now is current_playback_time + (now - playback_updated_at) * playback_speed.';
+
+COMMENT ON COLUMN public.rooms.playback_speed IS 'Playback rate, 0.25 to 4.00.';
+
+COMMENT ON COLUMN public.rooms.playback_updated_at IS 'The reference instant of current_playback_time: when the host last played, paused, seeked or changed speed.';
+
+COMMENT ON COLUMN public.rooms.last_activity IS 'Last join, leave, control or comment in the room.';
+
 CREATE TABLE public.comments (
     id bigint NOT NULL,
     anime_id text NOT NULL,
@@ -70,53 +117,6 @@ COMMENT ON TABLE public.room_members IS 'Who is in a room. Exactly one member of
 COMMENT ON COLUMN public.room_members.is_host IS 'At most one member per room is host (room_members_one_host_idx); rooms.host_user_id names the same member.';
 
 COMMENT ON COLUMN public.room_members.joined_at IS 'When the member joined; the longest-present member (earliest joined_at, then user_id) becomes host when the host leaves.';
-
-CREATE TABLE public.rooms (
-    room_id text NOT NULL,
-    title text NOT NULL,
-    anime_id text NOT NULL,
-    anime_title text NOT NULL,
-    episode_number integer NOT NULL,
-    video_url text NOT NULL,
-    source_id text,
-    host_user_id text,
-    host_username text,
-    is_public boolean DEFAULT true NOT NULL,
-    current_playback_time numeric(10,2) DEFAULT 0 NOT NULL,
-    is_playing boolean DEFAULT false NOT NULL,
-    playback_speed numeric(4,2) DEFAULT 1.00 NOT NULL,
-    playback_updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    last_activity timestamp with time zone DEFAULT now() NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT rooms_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
-    CONSTRAINT rooms_anime_title_length_check CHECK (((char_length(anime_title) >= 1) AND (char_length(anime_title) <= 300))),
-    CONSTRAINT rooms_current_playback_time_check CHECK (((current_playback_time >= (0)::numeric) AND (current_playback_time <= (86400)::numeric))),
-    CONSTRAINT rooms_episode_number_check CHECK (((episode_number >= 1) AND (episode_number <= 100000))),
-    CONSTRAINT rooms_host_consistent_check CHECK (((host_user_id IS NULL) = (host_username IS NULL))),
-    CONSTRAINT rooms_host_user_id_length_check CHECK (((char_length(host_user_id) >= 1) AND (char_length(host_user_id) <= 100))),
-    CONSTRAINT rooms_playback_speed_check CHECK (((playback_speed >= 0.25) AND (playback_speed <= 4.00))),
-    CONSTRAINT rooms_room_id_format_check CHECK ((room_id ~ '^[a-z0-9]{10}$'::text)),
-    CONSTRAINT rooms_source_id_length_check CHECK (((char_length(source_id) >= 1) AND (char_length(source_id) <= 100))),
-    CONSTRAINT rooms_title_length_check CHECK (((char_length(title) >= 1) AND (char_length(title) <= 200))),
-    CONSTRAINT rooms_video_url_check CHECK ((((char_length(video_url) >= 1) AND (char_length(video_url) <= 2048)) AND (video_url ~* '^https?://'::text)))
-);
-
-COMMENT ON TABLE public.rooms IS 'One watch party and its playback state. The host is the single authority over playback. Readable through RLS (public rooms by everyone, private rooms by their members); written only by the room RPC functions. Published for realtime.';
-
-COMMENT ON COLUMN public.rooms.room_id IS '10 characters from [a-z0-9], drawn at random.';
-
-COMMENT ON COLUMN public.rooms.host_user_id IS 'The current host; equals the user_id of the one member flagged is_host. Null only while the room is empty.';
-
-COMMENT ON COLUMN public.rooms.is_public IS 'Public rooms are listed and joinable without a key; private rooms need the access key kept in watchium_private.room_secrets.';
-
-COMMENT ON COLUMN public.rooms.current_playback_time IS 'Host position in seconds at playback_updated_at. While playing, the expected position now is current_playback_time + (now - playback_updated_at) * playback_speed.';
-
-COMMENT ON COLUMN public.rooms.playback_speed IS 'Playback rate, 0.25 to 4.00.';
-
-COMMENT ON COLUMN public.rooms.playback_updated_at IS 'The reference instant of current_playback_time: when the host last played, paused, seeked or changed speed.';
-
-COMMENT ON COLUMN public.rooms.last_activity IS 'Last join, leave, control or comment in the room.';
 
 CREATE TABLE public.sync_states (
     id bigint NOT NULL,
@@ -342,6 +342,10 @@ ALTER TABLE ONLY watchium_private.member_presence
 ALTER TABLE ONLY watchium_private.room_secrets
     ADD CONSTRAINT room_secrets_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
 
+GRANT SELECT ON TABLE public.rooms TO anon;
+GRANT SELECT ON TABLE public.rooms TO authenticated;
+GRANT SELECT ON TABLE public.rooms TO service_role;
+
 GRANT SELECT ON TABLE public.comments TO anon;
 GRANT SELECT ON TABLE public.comments TO authenticated;
 GRANT SELECT ON TABLE public.comments TO service_role;
@@ -349,10 +353,6 @@ GRANT SELECT ON TABLE public.comments TO service_role;
 GRANT SELECT ON TABLE public.room_members TO anon;
 GRANT SELECT ON TABLE public.room_members TO authenticated;
 GRANT SELECT ON TABLE public.room_members TO service_role;
-
-GRANT SELECT ON TABLE public.rooms TO anon;
-GRANT SELECT ON TABLE public.rooms TO authenticated;
-GRANT SELECT ON TABLE public.rooms TO service_role;
 
 GRANT SELECT ON TABLE public.sync_states TO authenticated;
 GRANT SELECT ON TABLE public.sync_states TO service_role;

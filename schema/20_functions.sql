@@ -8,6 +8,9 @@ CREATE FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_
     SET search_path TO ''
     AS $$
 begin
+  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be 1 to 100 characters' using errcode = '22023';
+  end if;
   if not watchium_private.caller_is_trusted()
      and p_user_id is distinct from watchium_private.require_user_id() then
     raise exception 'p_user_id must be your own user id: callers can only spend their own rate limit'
@@ -19,6 +22,649 @@ $$;
 
 COMMENT ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) IS 'Counts one request of p_action for p_user_id (your own id, unless called by service_role) and returns true while within p_max_requests per p_window_minutes. Constant cost; exact under concurrency.';
 
+CREATE FUNCTION public.create_room(p_title text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_username text, p_source_id text DEFAULT NULL::text, p_is_public boolean DEFAULT true, p_avatar_url text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id     text := watchium_private.require_user_id();
+  v_title       text := watchium_private.check_text('p_title', p_title, 1, 200);
+  v_anime_id    text := watchium_private.check_text('p_anime_id', p_anime_id, 1, 100);
+  v_anime_title text := watchium_private.check_text('p_anime_title', p_anime_title, 1, 300);
+  v_episode     integer := watchium_private.check_episode('p_episode_number', p_episode_number);
+  v_video_url   text := watchium_private.check_url('p_video_url', p_video_url);
+  v_username    text := watchium_private.check_text('p_username', p_username, 1, 50);
+  v_source_id   text := watchium_private.check_text('p_source_id', p_source_id, 1, 100);
+  v_avatar_url  text := watchium_private.check_url('p_avatar_url', p_avatar_url);
+  v_room        public.rooms;
+  v_member      public.room_members;
+  v_access_key  text;
+begin
+  if v_title is null or v_anime_id is null or v_anime_title is null
+     or v_video_url is null or v_username is null then
+    raise exception '% is required',
+      case when v_title is null then 'p_title' when v_anime_id is null then 'p_anime_id'
+           when v_anime_title is null then 'p_anime_title' when v_video_url is null then 'p_video_url'
+           else 'p_username' end
+      using errcode = '22023';
+  end if;
+  if p_is_public is null then
+    raise exception 'p_is_public must be true or false' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'create_room');
+
+  for attempt in 1..5 loop
+    insert into public.rooms as r
+      (room_id, title, anime_id, anime_title, episode_number, video_url, source_id,
+       host_user_id, host_username, is_public)
+    values (watchium_private.generate_room_id(), v_title, v_anime_id, v_anime_title, v_episode,
+            v_video_url, v_source_id, v_user_id, v_username, p_is_public)
+    on conflict (room_id) do nothing
+    returning * into v_room;
+    exit when v_room.room_id is not null;
+  end loop;
+  if v_room.room_id is null then
+    raise exception 'could not allocate a room id after 5 attempts'
+      using errcode = 'WD409', hint = 'Retry the call.';
+  end if;
+
+  if not p_is_public then
+    v_access_key := watchium_private.generate_access_key();
+    insert into watchium_private.room_secrets (room_id, access_key)
+    values (v_room.room_id, v_access_key);
+  end if;
+
+  insert into public.room_members (room_id, user_id, username, avatar_url, is_host)
+  values (v_room.room_id, v_user_id, v_username, v_avatar_url, true)
+  returning * into v_member;
+
+  perform watchium_private.ensure_anchor(v_anime_id, v_episode);
+
+  select * into v_room from public.rooms as r where r.room_id = v_room.room_id;
+  return pg_catalog.jsonb_build_object(
+    'room', pg_catalog.to_jsonb(v_room),
+    'membership', pg_catalog.to_jsonb(v_member),
+    'access_key', v_access_key
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION public.create_room(p_title text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_username text, p_source_id text, p_is_public boolean, p_avatar_url text) IS 'Creates a room with the caller as first member and host. Private rooms (p_is_public false) get a 6-digit access key, returned only here (and to the host by get_room / get_room_access_key). Returns {room, membership, access_key}.';
+
+CREATE FUNCTION public.delete_comment(p_comment_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_comment public.comments;
+begin
+  perform watchium_private.enforce_rate_limit(v_user_id, 'delete_comment');
+  v_comment := watchium_private.own_comment(p_comment_id, v_user_id);
+  delete from public.comments as c where c.id = p_comment_id;
+  if v_comment.room_id is not null then
+    perform watchium_private.emit_room_event(v_comment.room_id, 'comment_deleted',
+      pg_catalog.jsonb_build_object('id', v_comment.id));
+  end if;
+  return pg_catalog.jsonb_build_object('status', 'deleted', 'id', v_comment.id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.delete_comment(p_comment_id bigint) IS 'The author deletes their own comment (not system messages or anchors); replies are deleted with it.';
+
+CREATE FUNCTION public.delete_room(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+begin
+  perform watchium_private.enforce_rate_limit(v_user_id, 'delete_room');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.require_host(v_room, v_user_id);
+  perform watchium_private.emit_room_event(v_room.room_id, 'room_deleted',
+    pg_catalog.jsonb_build_object('reason', 'deleted_by_host', 'deleted_by', v_user_id));
+  delete from public.rooms as r where r.room_id = v_room.room_id;
+  return pg_catalog.jsonb_build_object('status', 'deleted', 'room_id', v_room.room_id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.delete_room(p_room_id text) IS 'Host only: deletes the room and its memberships; its comments stay (room_id becomes null). Emits room_deleted.';
+
+CREATE FUNCTION public.edit_comment(p_comment_id bigint, p_message text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_message text := watchium_private.check_text('p_message', p_message, 1, 2000, true);
+  v_comment public.comments;
+begin
+  if v_message is null then
+    raise exception 'p_message is required' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'edit_comment');
+  perform watchium_private.own_comment(p_comment_id, v_user_id);
+  update public.comments as c set message = v_message
+  where c.id = p_comment_id
+  returning * into v_comment;
+  if v_comment.room_id is not null then
+    perform watchium_private.emit_room_event(v_comment.room_id, 'comment_edited', pg_catalog.to_jsonb(v_comment));
+  end if;
+  return pg_catalog.to_jsonb(v_comment);
+end;
+$$;
+
+COMMENT ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) IS 'The author edits the message of their own comment (not system messages or anchors). Returns the comment.';
+
+CREATE FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text DEFAULT NULL::text, p_cursor text DEFAULT NULL::text, p_limit integer DEFAULT 50) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_limit   integer := watchium_private.check_limit('p_limit', p_limit);
+  v_episode integer := watchium_private.check_episode('p_episode_number', p_episode_number);
+  v_before  timestamptz;
+  v_key     text;
+  v_before_id bigint;
+  v_items   jsonb;
+  v_count   integer;
+  v_last    jsonb;
+begin
+  if p_anime_id is null or pg_catalog.char_length(p_anime_id) not between 1 and 100 then
+    raise exception 'p_anime_id must be 1 to 100 characters' using errcode = '22023';
+  end if;
+  if p_room_id is not null and not exists (
+    select from public.rooms as r
+    where r.room_id = p_room_id
+      and (r.is_public
+           or watchium_private.caller_is_trusted()
+           or exists (select from public.room_members as m
+                      where m.room_id = r.room_id and m.user_id = watchium_private.current_user_id()))
+  ) then
+    raise exception 'room % not found', p_room_id using errcode = 'P0002';
+  end if;
+  if p_cursor is not null then
+    select c.at, c.key into v_before, v_key from watchium_private.parse_cursor(p_cursor) as c;
+    if v_key !~ '^[0-9]{1,18}$' then
+      raise exception 'p_cursor must be a cursor returned by a previous call' using errcode = '22023';
+    end if;
+    v_before_id := v_key::bigint;
+  end if;
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(page) order by page.created_at desc, page.id desc), '[]'::jsonb),
+         pg_catalog.count(*)
+    into v_items, v_count
+  from (
+    select c.*
+    from public.comments as c
+    where c.anime_id = p_anime_id
+      and c.episode_number = v_episode
+      and c.room_id is not distinct from p_room_id
+      and (p_cursor is null or (c.created_at, c.id) < (v_before, v_before_id))
+    order by c.created_at desc, c.id desc
+    limit v_limit
+  ) as page;
+  v_last := v_items -> (v_count - 1);
+  return pg_catalog.jsonb_build_object(
+    'items', v_items,
+    'next_cursor', case when v_count = v_limit then watchium_private.make_cursor(
+      (v_last ->> 'created_at')::timestamptz, v_last ->> 'id') end
+  );
+end;
+$_$;
+
+COMMENT ON FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) IS 'Comments of an episode thread (or of one room the caller may see), newest first: {items, next_cursor}. Keyset pagination: pass next_cursor back as p_cursor.';
+
+CREATE FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id  text := watchium_private.require_user_id();
+  v_anime_id text := watchium_private.check_text('p_anime_id', p_anime_id, 1, 100);
+  v_episode  integer := watchium_private.check_episode('p_episode_number', p_episode_number);
+  v_id       bigint;
+begin
+  if v_anime_id is null then
+    raise exception 'p_anime_id is required' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'get_or_create_anchor');
+  v_id := watchium_private.ensure_anchor(v_anime_id, v_episode);
+  return (select pg_catalog.to_jsonb(c) from public.comments as c where c.id = v_id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) IS 'The anchor comment of an episode thread, created once; concurrent callers get the same anchor.';
+
+CREATE FUNCTION public.get_room(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_user_id   text := watchium_private.current_user_id();
+  v_room      public.rooms;
+  v_is_member boolean;
+  v_members   jsonb;
+begin
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = p_room_id;
+  v_is_member := exists (
+    select from public.room_members as m where m.room_id = p_room_id and m.user_id = v_user_id
+  );
+  if v_room.room_id is null
+     or not (v_room.is_public or v_is_member or watchium_private.caller_is_trusted()) then
+    raise exception 'room % not found', p_room_id using errcode = 'P0002';
+  end if;
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(m) order by m.joined_at, m.user_id), '[]'::jsonb)
+    into v_members
+  from public.room_members as m
+  where m.room_id = p_room_id;
+  return pg_catalog.jsonb_build_object(
+    'room', pg_catalog.to_jsonb(v_room),
+    'members', v_members,
+    'member_count', pg_catalog.jsonb_array_length(v_members),
+    'is_member', v_is_member,
+    'is_host', v_room.host_user_id is not distinct from v_user_id and v_user_id is not null,
+    'access_key', case when v_room.host_user_id = v_user_id then (
+      select s.access_key from watchium_private.room_secrets as s where s.room_id = p_room_id
+    ) end
+  );
+end;
+$_$;
+
+COMMENT ON FUNCTION public.get_room(p_room_id text) IS 'The room as the caller may see it: {room, members, member_count, is_member, is_host, access_key (host only)}. P0002 for a missing or invisible room.';
+
+CREATE FUNCTION public.get_room_access_key(p_room_id text) RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+begin
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = p_room_id;
+  if not found then
+    raise exception 'room % not found', p_room_id using errcode = 'P0002';
+  end if;
+  perform watchium_private.require_host(v_room, v_user_id);
+  return (select s.access_key from watchium_private.room_secrets as s where s.room_id = p_room_id);
+end;
+$_$;
+
+COMMENT ON FUNCTION public.get_room_access_key(p_room_id text) IS 'Host only: the room''s 6-digit access key (null for public rooms).';
+
+CREATE FUNCTION public.join_room(p_room_id text, p_access_key text DEFAULT NULL::text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_user_id    text := watchium_private.require_user_id();
+  v_username   text := watchium_private.check_text('p_username', p_username, 1, 50);
+  v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
+  v_room       public.rooms;
+  v_member     public.room_members;
+  v_secret     text;
+  v_user_left  integer;
+  v_room_left  integer;
+begin
+  perform watchium_private.enforce_rate_limit(v_user_id, 'join_room');
+  v_room := watchium_private.lock_room(p_room_id);
+
+  select * into v_member
+  from public.room_members as m
+  where m.room_id = v_room.room_id and m.user_id = v_user_id;
+  if found then
+    return pg_catalog.jsonb_build_object(
+      'status', 'already_member',
+      'room', pg_catalog.to_jsonb(v_room),
+      'membership', pg_catalog.to_jsonb(v_member)
+    );
+  end if;
+
+  if v_username is null then
+    raise exception 'p_username is required to join a room'
+      using errcode = '22023';
+  end if;
+
+  if not v_room.is_public then
+    if p_access_key is null or p_access_key !~ '^[0-9]{6}$' then
+      raise exception 'p_access_key must be the room''s 6-digit access key'
+        using errcode = '22023',
+              hint = 'Private rooms need the access key the host shares.';
+    end if;
+    -- Count the attempt first (locks both counters), compare, refund if right.
+    v_user_left := watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', 1);
+    v_room_left := watchium_private.count_key_attempt('room:' || v_room.room_id, 'join_room_key_room', 1);
+    if v_user_left < 0 or v_room_left < 0 then
+      raise exception 'too many wrong access keys: %',
+        case when v_user_left < 0 then 'for this user' else 'for this room' end
+        using errcode = 'WD429',
+              hint = 'Retry within the hour, or ask the host for a new key.';
+    end if;
+    select s.access_key into v_secret
+    from watchium_private.room_secrets as s
+    where s.room_id = v_room.room_id;
+    if v_secret is null or v_secret <> p_access_key then
+      return pg_catalog.jsonb_build_object(
+        'status', 'invalid_access_key',
+        'room_id', v_room.room_id,
+        'attempts_left', least(v_user_left, v_room_left)
+      );
+    end if;
+    perform watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', -1);
+    perform watchium_private.count_key_attempt('room:' || v_room.room_id, 'join_room_key_room', -1);
+  end if;
+
+  insert into public.room_members (room_id, user_id, username, avatar_url)
+  values (v_room.room_id, v_user_id, v_username, v_avatar_url);
+  -- An empty room: the joiner becomes host (after its join comment).
+  if v_room.host_user_id is null then
+    update public.room_members as m
+    set is_host = true
+    where m.room_id = v_room.room_id and m.user_id = v_user_id;
+  end if;
+
+  select * into v_member
+  from public.room_members as m
+  where m.room_id = v_room.room_id and m.user_id = v_user_id;
+  select * into v_room from public.rooms as r where r.room_id = v_room.room_id;
+  return pg_catalog.jsonb_build_object(
+    'status', 'joined',
+    'room', pg_catalog.to_jsonb(v_room),
+    'membership', pg_catalog.to_jsonb(v_member)
+  );
+end;
+$_$;
+
+COMMENT ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) IS 'Joins a room as the caller (idempotent). Private rooms need p_access_key; a wrong key returns {status: invalid_access_key, attempts_left} and is counted per user and per room (WD429 once spent). Returns {status, room, membership}.';
+
+CREATE FUNCTION public.kick_member(p_room_id text, p_user_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+begin
+  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be a user id of 1 to 100 characters' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'kick_member');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.require_host(v_room, v_user_id);
+  if p_user_id = v_user_id then
+    raise exception 'p_user_id must be another member: the host cannot kick itself'
+      using errcode = '22023', hint = 'Use leave_room.';
+  end if;
+  if not watchium_private.remove_member(v_room, p_user_id, 'member_kicked',
+           pg_catalog.jsonb_build_object('user_id', p_user_id, 'kicked_by', v_user_id)) then
+    raise exception 'p_user_id % is not a member of room %', p_user_id, v_room.room_id
+      using errcode = 'P0002';
+  end if;
+  return pg_catalog.jsonb_build_object('status', 'kicked', 'room_id', v_room.room_id, 'user_id', p_user_id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.kick_member(p_room_id text, p_user_id text) IS 'Host only: removes member p_user_id from the room (event member_kicked). 42501 for non-hosts, P0002 when not a member.';
+
+CREATE FUNCTION public.leave_room(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+  v_left    boolean;
+begin
+  perform watchium_private.enforce_rate_limit(v_user_id, 'leave_room');
+  v_room := watchium_private.lock_room(p_room_id);
+  v_left := watchium_private.remove_member(v_room, v_user_id, 'member_left',
+    pg_catalog.jsonb_build_object('user_id', v_user_id, 'reason', 'left'));
+  select * into v_room from public.rooms as r where r.room_id = v_room.room_id;
+  return pg_catalog.jsonb_build_object(
+    'status', case when v_left then 'left' else 'not_member' end,
+    'room_id', v_room.room_id,
+    'host_user_id', v_room.host_user_id
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION public.leave_room(p_room_id text) IS 'The caller leaves the room (idempotent). Host leaving hands host to the longest-present member. Returns {status: left | not_member, room_id, host_user_id}.';
+
+CREATE FUNCTION public.list_public_rooms(p_anime_id text DEFAULT NULL::text, p_limit integer DEFAULT 20, p_cursor text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_limit  integer := watchium_private.check_limit('p_limit', p_limit);
+  v_after  timestamptz;
+  v_key    text;
+  v_items  jsonb;
+  v_count  integer;
+  v_last   jsonb;
+begin
+  if p_anime_id is not null and pg_catalog.char_length(p_anime_id) not between 1 and 100 then
+    raise exception 'p_anime_id must be 1 to 100 characters' using errcode = '22023';
+  end if;
+  if p_cursor is not null then
+    select c.at, c.key into v_after, v_key from watchium_private.parse_cursor(p_cursor) as c;
+  end if;
+  select coalesce(pg_catalog.jsonb_agg(
+           pg_catalog.to_jsonb(page) order by page.last_activity desc, page.room_id desc), '[]'::jsonb),
+         pg_catalog.count(*)
+    into v_items, v_count
+  from (
+    select r.*, (select pg_catalog.count(*) from public.room_members as m where m.room_id = r.room_id) as member_count
+    from public.rooms as r
+    where r.is_public
+      and r.host_user_id is not null
+      and (p_anime_id is null or r.anime_id = p_anime_id)
+      and (p_cursor is null or (r.last_activity, r.room_id) < (v_after, v_key))
+    order by r.last_activity desc, r.room_id desc
+    limit v_limit
+  ) as page;
+  v_last := v_items -> (v_count - 1);
+  return pg_catalog.jsonb_build_object(
+    'items', v_items,
+    'next_cursor', case when v_count = v_limit then watchium_private.make_cursor(
+      (v_last ->> 'last_activity')::timestamptz, v_last ->> 'room_id') end
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION public.list_public_rooms(p_anime_id text, p_limit integer, p_cursor text) IS 'Public rooms with members, newest activity first, optionally of one anime: {items (room + member_count), next_cursor}. Keyset pagination: pass next_cursor back as p_cursor.';
+
+CREATE FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text, p_room_id text DEFAULT NULL::text, p_parent_id bigint DEFAULT NULL::bigint, p_video_timestamp numeric DEFAULT NULL::numeric) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id    text := watchium_private.require_user_id();
+  v_anime_id   text := watchium_private.check_text('p_anime_id', p_anime_id, 1, 100);
+  v_episode    integer := watchium_private.check_episode('p_episode_number', p_episode_number);
+  v_message    text := watchium_private.check_text('p_message', p_message, 1, 2000, true);
+  v_username   text := watchium_private.check_text('p_username', p_username, 1, 50);
+  v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
+  v_timestamp  numeric := watchium_private.check_video_time('p_video_timestamp', p_video_timestamp);
+  v_room       public.rooms;
+  v_member     public.room_members;
+  v_parent     public.comments;
+  v_comment    public.comments;
+begin
+  if v_anime_id is null then
+    raise exception 'p_anime_id is required' using errcode = '22023';
+  end if;
+  if v_message is null then
+    raise exception 'p_message is required' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'post_comment');
+
+  if p_room_id is not null then
+    v_room := watchium_private.lock_room(p_room_id);
+    select * into v_member
+    from public.room_members as m
+    where m.room_id = v_room.room_id and m.user_id = v_user_id;
+    if not found then
+      raise exception 'only members of room % may comment in it', v_room.room_id
+        using errcode = '42501', hint = 'Join the room first.';
+    end if;
+    if v_room.anime_id <> v_anime_id or v_room.episode_number <> v_episode then
+      raise exception 'p_anime_id and p_episode_number must be the room''s current anime and episode (% episode %)',
+        v_room.anime_id, v_room.episode_number
+        using errcode = '22023';
+    end if;
+    v_username := v_member.username;
+    v_avatar_url := coalesce(v_avatar_url, v_member.avatar_url);
+  elsif v_username is null then
+    raise exception 'p_username is required for a comment outside a room' using errcode = '22023';
+  end if;
+
+  if p_parent_id is not null then
+    select * into v_parent from public.comments as c where c.id = p_parent_id;
+    if not found
+       or (v_parent.room_id is not null and v_parent.room_id is distinct from v_room.room_id) then
+      raise exception 'p_parent_id % is not a comment you can reply to here', p_parent_id
+        using errcode = 'P0002';
+    end if;
+    if v_parent.anime_id <> v_anime_id or v_parent.episode_number <> v_episode then
+      raise exception 'p_parent_id must be a comment of the same thread (anime % episode %)',
+        v_anime_id, v_episode
+        using errcode = '22023';
+    end if;
+  end if;
+
+  insert into public.comments
+    (anime_id, room_id, episode_number, parent_id, user_id, username, avatar_url, message, video_timestamp)
+  values (v_anime_id, v_room.room_id, v_episode, p_parent_id, v_user_id, v_username, v_avatar_url,
+          v_message, v_timestamp)
+  returning * into v_comment;
+
+  if v_room.room_id is not null then
+    update public.rooms as r set last_activity = pg_catalog.now()
+    where r.room_id = v_room.room_id and r.last_activity is distinct from pg_catalog.now();
+    perform watchium_private.emit_room_event(v_room.room_id, 'comment_added', pg_catalog.to_jsonb(v_comment));
+  end if;
+  return pg_catalog.to_jsonb(v_comment);
+end;
+$$;
+
+COMMENT ON FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) IS 'Posts a comment on an episode thread as the caller, optionally in a room (members only), as a reply, at a video time. Message trimmed, 1-2000 characters, no control characters but line feeds. Returns the comment.';
+
+CREATE FUNCTION public.transfer_host(p_room_id text, p_new_host text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+begin
+  if p_new_host is null or pg_catalog.char_length(p_new_host) not between 1 and 100 then
+    raise exception 'p_new_host must be a user id of 1 to 100 characters' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'transfer_host');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.require_host(v_room, v_user_id);
+  if not exists (
+    select from public.room_members as m where m.room_id = v_room.room_id and m.user_id = p_new_host
+  ) then
+    raise exception 'p_new_host % is not a member of room %', p_new_host, v_room.room_id
+      using errcode = 'P0002';
+  end if;
+  if p_new_host <> v_user_id then
+    update public.room_members as m set is_host = false
+    where m.room_id = v_room.room_id and m.user_id = v_user_id;
+    update public.room_members as m set is_host = true
+    where m.room_id = v_room.room_id and m.user_id = p_new_host;
+  end if;
+  return pg_catalog.jsonb_build_object('room_id', v_room.room_id, 'host_user_id', p_new_host);
+end;
+$$;
+
+COMMENT ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) IS 'Host only: makes member p_new_host the host (a no-op for yourself). 42501 for non-hosts, P0002 when p_new_host is not a member.';
+
+CREATE FUNCTION public.update_room(p_room_id text, p_title text DEFAULT NULL::text, p_episode_number integer DEFAULT NULL::integer, p_video_url text DEFAULT NULL::text, p_is_public boolean DEFAULT NULL::boolean, p_rotate_access_key boolean DEFAULT false) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id   text := watchium_private.require_user_id();
+  v_title     text := watchium_private.check_text('p_title', p_title, 1, 200);
+  v_video_url text := watchium_private.check_url('p_video_url', p_video_url);
+  v_room      public.rooms;
+  v_changes   jsonb := '{}'::jsonb;
+  v_new_key   text;
+begin
+  if p_episode_number is not null then
+    perform watchium_private.check_episode('p_episode_number', p_episode_number);
+  end if;
+  if v_title is null and p_episode_number is null and v_video_url is null
+     and p_is_public is null and not coalesce(p_rotate_access_key, false) then
+    raise exception 'nothing to update: pass at least one of p_title, p_episode_number, p_video_url, p_is_public, p_rotate_access_key'
+      using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'update_room');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.require_host(v_room, v_user_id);
+
+  if coalesce(p_rotate_access_key, false) and coalesce(p_is_public, v_room.is_public) then
+    raise exception 'p_rotate_access_key needs a private room: public rooms have no access key'
+      using errcode = '22023';
+  end if;
+
+  if v_title is not null and v_title <> v_room.title then
+    v_changes := v_changes || pg_catalog.jsonb_build_object('title', v_title);
+  end if;
+  if p_episode_number is not null and p_episode_number <> v_room.episode_number then
+    v_changes := v_changes || pg_catalog.jsonb_build_object('episode_number', p_episode_number);
+  end if;
+  if v_video_url is not null and v_video_url <> v_room.video_url then
+    v_changes := v_changes || pg_catalog.jsonb_build_object('video_url', v_video_url);
+  end if;
+  if p_is_public is not null and p_is_public <> v_room.is_public then
+    v_changes := v_changes || pg_catalog.jsonb_build_object('is_public', p_is_public);
+  end if;
+
+  update public.rooms as r
+  set title = coalesce(v_title, r.title),
+      video_url = coalesce(v_video_url, r.video_url),
+      is_public = coalesce(p_is_public, r.is_public),
+      episode_number = coalesce(p_episode_number, r.episode_number),
+      current_playback_time = case when v_changes ? 'episode_number' then 0 else r.current_playback_time end,
+      is_playing = case when v_changes ? 'episode_number' then false else r.is_playing end,
+      playback_updated_at = case when v_changes ? 'episode_number' then pg_catalog.now() else r.playback_updated_at end,
+      last_activity = pg_catalog.now()
+  where r.room_id = v_room.room_id
+  returning * into v_room;
+
+  if v_changes ? 'episode_number' then
+    perform watchium_private.ensure_anchor(v_room.anime_id, v_room.episode_number);
+  end if;
+
+  if v_room.is_public then
+    delete from watchium_private.room_secrets as s where s.room_id = v_room.room_id;
+  elsif v_changes ? 'is_public' or coalesce(p_rotate_access_key, false) then
+    v_new_key := watchium_private.generate_access_key();
+    insert into watchium_private.room_secrets as s (room_id, access_key)
+    values (v_room.room_id, v_new_key)
+    on conflict (room_id) do update set access_key = excluded.access_key, created_at = pg_catalog.now();
+    v_changes := v_changes || '{"access_key_rotated": true}'::jsonb;
+  end if;
+
+  if v_changes <> '{}'::jsonb then
+    perform watchium_private.emit_room_event(v_room.room_id, 'room_updated', v_changes);
+  end if;
+  return pg_catalog.jsonb_build_object('room', pg_catalog.to_jsonb(v_room), 'access_key', v_new_key);
+end;
+$$;
+
+COMMENT ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) IS 'Host only: changes title, episode (resets playback, creates the anchor), video URL or privacy (a new access key when made private or rotated). Emits room_updated. Returns {room, access_key}.';
+
 CREATE FUNCTION watchium_private.caller_is_trusted() RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path TO ''
@@ -27,6 +673,100 @@ CREATE FUNCTION watchium_private.caller_is_trusted() RETURNS boolean
 $$;
 
 COMMENT ON FUNCTION watchium_private.caller_is_trusted() IS 'True for service_role and direct owner connections; false for anon and authenticated callers.';
+
+CREATE FUNCTION watchium_private.check_episode(p_argument text, p_value integer) RETURNS integer
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if p_value is null or p_value not between 1 and 100000 then
+    raise exception '% must be an episode number between 1 and 100000 (got %)',
+      p_argument, coalesce(p_value::text, 'null')
+      using errcode = '22023';
+  end if;
+  return p_value;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.check_episode(p_argument text, p_value integer) IS 'Checks an episode number (1 to 100000); raises 22023 naming p_argument. Internal.';
+
+CREATE FUNCTION watchium_private.check_limit(p_argument text, p_value integer) RETURNS integer
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if p_value is null or p_value not between 1 and 100 then
+    raise exception '% must be between 1 and 100 (got %)', p_argument, coalesce(p_value::text, 'null')
+      using errcode = '22023';
+  end if;
+  return p_value;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.check_limit(p_argument text, p_value integer) IS 'Checks a page size (1 to 100); raises 22023 naming p_argument. Internal.';
+
+CREATE FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min integer, p_max integer, p_allow_newlines boolean DEFAULT false) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_text text := pg_catalog.btrim(p_value, E' \t\n\r\f\v');
+begin
+  if p_value is null then
+    return null;
+  end if;
+  if pg_catalog.char_length(v_text) not between p_min and p_max then
+    raise exception '% must be % to % characters (got %)',
+      p_argument, p_min, p_max, pg_catalog.char_length(v_text)
+      using errcode = '22023',
+            hint = 'Leading and trailing white space does not count.';
+  end if;
+  if (p_allow_newlines and v_text ~ '[\x01-\x09\x0b-\x1f\x7f-\x9f]')
+     or (not p_allow_newlines and v_text ~ '[\x01-\x1f\x7f-\x9f]') then
+    raise exception '% must not contain control characters', p_argument
+      using errcode = '22023',
+            hint = case when p_allow_newlines then 'Only line feeds are allowed.'
+                        else 'Remove tabs, line breaks and other control characters.' end;
+  end if;
+  return v_text;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min integer, p_max integer, p_allow_newlines boolean) IS 'Trims p_value and checks its length and that it has no control characters; raises 22023 naming p_argument. Internal.';
+
+CREATE FUNCTION watchium_private.check_url(p_argument text, p_value text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $_$
+declare
+  v_url text := watchium_private.check_text(p_argument, p_value, 1, 2048);
+begin
+  if v_url is not null and (v_url !~* '^https?://[^[:space:]]+$') then
+    raise exception '% must be an http:// or https:// URL', p_argument
+      using errcode = '22023';
+  end if;
+  return v_url;
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_private.check_url(p_argument text, p_value text) IS 'Checks that p_value is an http(s) URL without white space, at most 2048 characters; raises 22023 naming p_argument. Internal.';
+
+CREATE FUNCTION watchium_private.check_video_time(p_argument text, p_value numeric) RETURNS numeric
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if p_value is not null
+     and (p_value = 'NaN'::numeric or p_value < 0 or p_value > 86400) then
+    raise exception '% must be a number of seconds between 0 and 86400 (got %)', p_argument, p_value
+      using errcode = '22023',
+            hint = 'NaN and infinities are not times.';
+  end if;
+  return p_value;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.check_video_time(p_argument text, p_value numeric) IS 'Checks a video time in seconds (0 to 86400; not NaN or infinite); raises 22023 naming p_argument. Internal.';
 
 CREATE FUNCTION watchium_private.consume_rate_limit(p_subject text, p_action text, p_window_minutes integer, p_max_requests integer) RETURNS boolean
     LANGUAGE plpgsql
@@ -38,7 +778,7 @@ declare
   v_count          integer;
 begin
   if p_subject is null or pg_catalog.char_length(p_subject) not between 1 and 120 then
-    raise exception 'p_user_id must be 1 to 100 characters' using errcode = '22023';
+    raise exception 'p_subject must be 1 to 120 characters' using errcode = '22023';
   end if;
   if p_action is null or p_action !~ '^[a-z][a-z0-9_]{0,49}$' then
     raise exception 'p_action must be 1 to 50 characters of [a-z0-9_], starting with a letter (got %)',
@@ -71,6 +811,32 @@ end;
 $_$;
 
 COMMENT ON FUNCTION watchium_private.consume_rate_limit(p_subject text, p_action text, p_window_minutes integer, p_max_requests integer) IS 'Counts one request of p_subject for p_action in the current window of p_window_minutes; true while at most p_max_requests. Exact under concurrency (row lock on the counter). Internal.';
+
+CREATE FUNCTION watchium_private.count_key_attempt(p_subject text, p_action text, p_delta integer) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_rule         watchium_private.rate_limit_rules;
+  v_window_start timestamptz;
+  v_count        integer;
+begin
+  select * into strict v_rule from watchium_private.rate_limit_rules as r where r.action = p_action;
+  v_window_start := pg_catalog.to_timestamp(
+    pg_catalog.floor(extract(epoch from pg_catalog.now()) / (v_rule.window_minutes * 60))
+      * (v_rule.window_minutes * 60)
+  );
+  insert into watchium_private.rate_limit_counters as c
+    (subject, action, window_start, request_count)
+  values (p_subject, p_action, v_window_start, greatest(p_delta, 0))
+  on conflict (subject, action, window_start)
+    do update set request_count = greatest(c.request_count + p_delta, 0)
+  returning c.request_count into v_count;
+  return v_rule.max_requests - v_count;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.count_key_attempt(p_subject text, p_action text, p_delta integer) IS 'Adds p_delta to p_subject''s counter of p_action in the current window of its rule and returns the requests left. Internal (access key attempts).';
 
 CREATE FUNCTION watchium_private.current_user_id() RETURNS text
     LANGUAGE sql STABLE
@@ -151,6 +917,216 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action text) IS 'Counts one request of p_subject for p_action against its rule in rate_limit_rules; raises WD429 when over the limit. Internal.';
 
+CREATE FUNCTION watchium_private.ensure_anchor(p_anime_id text, p_episode_number integer) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_id bigint;
+begin
+  -- Retried only when the existing anchor is deleted between the two statements.
+  for v_attempt in 1 .. 3 loop
+    insert into public.comments (anime_id, episode_number, username, message, is_anchor)
+    values (p_anime_id, p_episode_number, 'system',
+            'Discussion for Episode ' || p_episode_number, true)
+    on conflict (anime_id, episode_number) where is_anchor do nothing
+    returning id into v_id;
+    if v_id is null then
+      select c.id into v_id
+      from public.comments as c
+      where c.anime_id = p_anime_id and c.episode_number = p_episode_number and c.is_anchor;
+    end if;
+    -- Null only if the existing anchor was deleted between the two statements.
+    if v_id is not null then
+      return v_id;
+    end if;
+  end loop;
+  raise exception 'the anchor of % episode % keeps disappearing', p_anime_id, p_episode_number
+    using errcode = 'WD409', hint = 'Retry the request.';
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.ensure_anchor(p_anime_id text, p_episode_number integer) IS 'Returns the anchor comment of an episode thread, creating it once ("Discussion for Episode N"); race-free. Internal.';
+
+CREATE FUNCTION watchium_private.generate_access_key() RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_bytes bytea;
+  v_value bigint;
+begin
+  -- A draw is rejected with probability 0.00022; the bound only keeps the loop finite.
+  for v_attempt in 1 .. 16 loop
+    v_bytes := watchium_private.random_bytes(4);
+    v_value := (pg_catalog.get_byte(v_bytes, 0)::bigint << 24)
+             | (pg_catalog.get_byte(v_bytes, 1)::bigint << 16)
+             | (pg_catalog.get_byte(v_bytes, 2)::bigint << 8)
+             |  pg_catalog.get_byte(v_bytes, 3)::bigint;
+    if v_value < 4294000000 then
+      return pg_catalog.lpad((v_value % 1000000)::text, 6, '0');
+    end if;
+  end loop;
+  raise exception 'could not draw an access key from the random source'
+    using errcode = 'XX000';
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.generate_access_key() IS 'A random 6-digit access key, uniform on 000000-999999 (rejection sampling on 32 CSPRNG bits). Internal.';
+
+CREATE FUNCTION watchium_private.generate_room_id() RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_bytes bytea;
+  v_id    text;
+begin
+  -- 28 bytes hold 10 usable ones (< 252) except with probability below 1e-20;
+  -- the bound only keeps the loop finite.
+  for v_attempt in 1 .. 16 loop
+    v_bytes := watchium_private.random_bytes(28);
+    select pg_catalog.string_agg(
+             pg_catalog.substr('abcdefghijklmnopqrstuvwxyz0123456789',
+                               pg_catalog.get_byte(v_bytes, a.i) % 36 + 1, 1),
+             '' order by a.i)
+      into v_id
+    from (
+      select i
+      from pg_catalog.generate_series(0, 27) as i
+      where pg_catalog.get_byte(v_bytes, i) < 252
+      order by i
+      limit 10
+    ) as a;
+    if pg_catalog.char_length(v_id) = 10 then
+      return v_id;
+    end if;
+  end loop;
+  raise exception 'could not draw a room id from the random source'
+    using errcode = 'XX000';
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.generate_room_id() IS 'A random room id: 10 characters from [a-z0-9], each uniformly distributed (rejection sampling on CSPRNG bytes). Internal.';
+
+CREATE FUNCTION watchium_private.lock_room(p_room_id text) RETURNS public.rooms
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_room public.rooms;
+begin
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
+      using errcode = '22023';
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
+  if not found then
+    raise exception 'room % not found', p_room_id
+      using errcode = 'P0002';
+  end if;
+  return v_room;
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_private.lock_room(p_room_id text) IS 'Locks and returns the room row (the first lock of the lock order); raises 22023 for a malformed id and P0002 when absent. Internal.';
+
+CREATE FUNCTION watchium_private.maintain_rooms() RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_stale_cutoff timestamptz := pg_catalog.now() - watchium_private.setting_interval('member_stale_after');
+  v_empty_cutoff timestamptz := pg_catalog.now() - watchium_private.setting_interval('empty_room_grace');
+  v_candidates   text[];
+  v_locked       text[];
+  v_stale        jsonb;
+  v_empty        text[];
+  v_removed      integer;
+  v_hosts        integer;
+  v_deleted      integer;
+begin
+  -- Stale members ------------------------------------------------------------
+  select pg_catalog.array_agg(distinct p.room_id) into v_candidates
+  from watchium_private.member_presence as p
+  where p.last_heartbeat < v_stale_cutoff;
+
+  select pg_catalog.array_agg(l.room_id) into v_locked
+  from (
+    select r.room_id
+    from public.rooms as r
+    where r.room_id = any (coalesce(v_candidates, '{}'))
+    order by r.room_id
+    for update skip locked
+  ) as l;
+
+  -- The stale members of the locked rooms, kept as a set (jsonb) for the
+  -- events, the delete and the count (no temporary table: this runs every
+  -- minute and would churn the catalog).
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+           'room_id', m.room_id, 'user_id', m.user_id, 'is_host', m.is_host)
+           order by m.room_id, m.user_id), '[]'::jsonb)
+    into v_stale
+  from public.room_members as m
+  join watchium_private.member_presence as p on p.room_id = m.room_id and p.user_id = m.user_id
+  where m.room_id = any (coalesce(v_locked, '{}'))
+    and p.last_heartbeat < v_stale_cutoff;
+
+  perform watchium_private.emit_room_event(s.room_id, 'member_left',
+    pg_catalog.jsonb_build_object('user_id', s.user_id, 'reason', 'stale'))
+  from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean);
+
+  delete from public.room_members as m
+  using pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
+  where m.room_id = s.room_id and m.user_id = s.user_id;
+  get diagnostics v_removed = row_count;
+
+  select pg_catalog.count(*) into v_hosts
+  from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
+  join public.rooms as r on r.room_id = s.room_id
+  where s.is_host and r.host_user_id is not null;
+
+  -- Empty rooms past their grace period ----------------------------------------
+  select pg_catalog.array_agg(e.room_id) into v_empty
+  from (
+    select r.room_id
+    from public.rooms as r
+    where r.host_user_id is null
+      and r.last_activity < v_empty_cutoff
+      and not exists (select from public.room_members as m where m.room_id = r.room_id)
+    order by r.room_id
+    for update skip locked
+  ) as e;
+
+  perform watchium_private.emit_room_event(e.room_id, 'room_deleted',
+    pg_catalog.jsonb_build_object('reason', 'empty'))
+  from pg_catalog.unnest(coalesce(v_empty, '{}')) as e(room_id);
+
+  delete from public.rooms as r
+  where r.room_id = any (coalesce(v_empty, '{}'));
+  get diagnostics v_deleted = row_count;
+
+  return pg_catalog.jsonb_build_object(
+    'stale_members_removed', v_removed,
+    'hosts_transferred', v_hosts,
+    'empty_rooms_deleted', v_deleted,
+    'rooms_skipped_busy', coalesce(pg_catalog.cardinality(v_candidates), 0)
+                          - coalesce(pg_catalog.cardinality(v_locked), 0)
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (comments stay). Skips rooms locked by callers. Returns a jsonb summary.';
+
+CREATE FUNCTION watchium_private.make_cursor(p_at timestamp with time zone, p_key text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select (extract(epoch from p_at) * 1000000)::bigint::text || '.' || p_key
+$$;
+
+COMMENT ON FUNCTION watchium_private.make_cursor(p_at timestamp with time zone, p_key text) IS 'Encodes a keyset position (timestamp, key) as an opaque cursor. Internal.';
+
 CREATE FUNCTION watchium_private.my_room_ids() RETURNS SETOF text
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -162,6 +1138,68 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.my_room_ids() IS 'Room ids the caller is a member of (empty when anonymous). Used by the RLS policies; security definer because room_members'' own policy calls it.';
 
+CREATE FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) RETURNS public.comments
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_comment public.comments;
+begin
+  if p_comment_id is null then
+    raise exception 'p_comment_id is required' using errcode = '22023';
+  end if;
+  select * into v_comment from public.comments as c where c.id = p_comment_id for update;
+  if not found then
+    raise exception 'comment % not found', p_comment_id using errcode = 'P0002';
+  end if;
+  if v_comment.user_id is distinct from p_user_id then
+    raise exception 'comment % is not yours: only its author may change it', p_comment_id
+      using errcode = '42501';
+  end if;
+  return v_comment;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) IS 'Locks and returns the user''s own comment; P0002 when missing, 42501 for others'' comments, system messages and anchors (which have no author). Internal.';
+
+CREATE FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) RETURNS record
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $_$
+declare
+  v_parts text[] := pg_catalog.regexp_match(p_cursor, '^(-?[0-9]{1,18})\.([a-z0-9]{1,19})$');
+begin
+  if v_parts is null then
+    raise exception 'p_cursor must be a cursor returned by a previous call'
+      using errcode = '22023',
+            hint = 'Pass next_cursor from the previous page, or null for the first page.';
+  end if;
+  at := 'epoch'::timestamptz
+        + (v_parts[1]::bigint / 1000000) * interval '1 second'
+        + (v_parts[1]::bigint % 1000000) * interval '1 microsecond';
+  key := v_parts[2];
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) IS 'Decodes a cursor made by make_cursor; raises 22023 naming p_cursor when malformed. Internal.';
+
+CREATE FUNCTION watchium_private.random_bytes(p_count integer) RETURNS bytea
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $$
+  select pg_catalog.substr(
+    pg_catalog.string_agg(
+      pg_catalog.substr(u.b, 1, 6) || pg_catalog.substr(u.b, 8, 1) || pg_catalog.substr(u.b, 10, 7),
+      ''::bytea),
+    1, p_count)
+  from (
+    select pg_catalog.decode(pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', ''), 'hex') as b
+    from pg_catalog.generate_series(1, (p_count + 13) / 14)
+  ) as u
+$$;
+
+COMMENT ON FUNCTION watchium_private.random_bytes(p_count integer) IS 'p_count cryptographically random bytes (the 14 fully random bytes of each gen_random_uuid()). Internal.';
+
 CREATE FUNCTION watchium_private.realtime_available() RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path TO ''
@@ -170,6 +1208,39 @@ CREATE FUNCTION watchium_private.realtime_available() RETURNS boolean
 $$;
 
 COMMENT ON FUNCTION watchium_private.realtime_available() IS 'True when realtime.send(jsonb, text, text, boolean) exists (Supabase Realtime): room events are then broadcast; otherwise they are sent with NOTIFY.';
+
+CREATE FUNCTION watchium_private.remove_member(p_room public.rooms, p_user_id text, p_event text, p_payload jsonb) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if not exists (
+    select from public.room_members as m where m.room_id = p_room.room_id and m.user_id = p_user_id
+  ) then
+    return false;
+  end if;
+  perform watchium_private.emit_room_event(p_room.room_id, p_event, p_payload);
+  delete from public.room_members as m where m.room_id = p_room.room_id and m.user_id = p_user_id;
+  return true;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.remove_member(p_room public.rooms, p_user_id text, p_event text, p_payload jsonb) IS 'Emits p_event and deletes the member (triggers hand host on); false when not a member. Caller holds the room lock. Internal.';
+
+CREATE FUNCTION watchium_private.require_host(p_room public.rooms, p_user_id text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if p_room.host_user_id is distinct from p_user_id then
+    raise exception 'only the host of room % may do this', p_room.room_id
+      using errcode = '42501',
+            hint = 'Ask the host to transfer host to you.';
+  end if;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.require_host(p_room public.rooms, p_user_id text) IS 'Raises 42501 unless p_user_id is the host of the room. Internal.';
 
 CREATE FUNCTION watchium_private.require_user_id() RETURNS text
     LANGUAGE plpgsql STABLE
@@ -192,6 +1263,21 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.require_user_id() IS 'The caller''s user id; raises 28000 when the caller is anonymous. Every RPC that acts for a user starts here.';
+
+CREATE FUNCTION watchium_private.room_expected_position(p public.rooms) RETURNS numeric
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select least(86400, round(
+    p.current_playback_time
+      + case when p.is_playing
+          then extract(epoch from (pg_catalog.now() - p.playback_updated_at))::numeric * p.playback_speed
+          else 0
+        end,
+    2))
+$$;
+
+COMMENT ON FUNCTION watchium_private.room_expected_position(p public.rooms) IS 'Expected host position of the room now: current_playback_time + elapsed * playback_speed while playing, at most 86400. Internal.';
 
 CREATE FUNCTION watchium_private.setting_interval(p_key text) RETURNS interval
     LANGUAGE sql STABLE
@@ -230,13 +1316,201 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.tg_room_members__create_presence() IS 'Trigger function: creates the member''s presence row when it joins a room.';
 
+CREATE FUNCTION watchium_private.tg_room_members__member_joined() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  update public.rooms as r
+  set last_activity = pg_catalog.now()
+  where r.room_id in (select n.room_id from new_members as n)
+    and r.last_activity is distinct from pg_catalog.now();
+
+  insert into public.comments (anime_id, room_id, episode_number, username, message, is_system_message)
+  select r.anime_id, r.room_id, r.episode_number, 'system', n.username || ' joined the room', true
+  from new_members as n
+  join public.rooms as r on r.room_id = n.room_id
+  order by n.joined_at, n.user_id;
+
+  insert into public.sync_states
+    (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type)
+  select n.room_id, n.user_id, e.position, e.position, 0, true, 'join'
+  from new_members as n
+  join public.rooms as r on r.room_id = n.room_id
+  cross join lateral (select watchium_private.room_expected_position(r) as position) as e;
+
+  perform watchium_private.emit_room_event(n.room_id, 'member_joined', pg_catalog.jsonb_build_object(
+    'user_id', n.user_id,
+    'username', n.username,
+    'avatar_url', n.avatar_url,
+    'is_host', n.is_host,
+    'joined_at', n.joined_at
+  ))
+  from new_members as n
+  order by n.joined_at, n.user_id;
+
+  return null;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.tg_room_members__member_joined() IS 'Trigger function (statement level): room activity, "X joined the room", a join sync record and member_joined for each new member.';
+
+CREATE FUNCTION watchium_private.tg_room_members__member_left() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  insert into public.sync_states
+    (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type)
+  select o.room_id, o.user_id, e.position, o.current_playback_time,
+         least(86400, abs(e.position - o.current_playback_time)), o.is_synced, 'leave'
+  from old_members as o
+  join public.rooms as r on r.room_id = o.room_id
+  cross join lateral (select watchium_private.room_expected_position(r) as position) as e;
+
+  update public.rooms as r
+  set last_activity = pg_catalog.now()
+  where r.room_id in (select o.room_id from old_members as o)
+    and r.last_activity is distinct from pg_catalog.now();
+
+  update public.room_members as m
+  set is_host = true
+  from (
+    select distinct on (c.room_id) c.room_id, c.user_id
+    from public.room_members as c
+    join public.rooms as r on r.room_id = c.room_id
+    where r.host_user_id is null
+      and c.room_id in (select o.room_id from old_members as o where o.is_host)
+    order by c.room_id, c.joined_at, c.user_id
+  ) as successor
+  where m.room_id = successor.room_id and m.user_id = successor.user_id;
+
+  return null;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.tg_room_members__member_left() IS 'Trigger function (statement level): leave sync records, room activity, and host succession to the longest-present member when the host was removed.';
+
+CREATE FUNCTION watchium_private.tg_room_members__sync_room_host() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_room public.rooms;
+begin
+  if tg_op in ('UPDATE', 'DELETE') and old.is_host
+     and (tg_op = 'DELETE' or not new.is_host) then
+    update public.rooms as r
+    set host_user_id = null, host_username = null
+    where r.room_id = old.room_id and r.host_user_id = old.user_id;
+  end if;
+
+  if tg_op in ('INSERT', 'UPDATE') and new.is_host then
+    select * into v_room from public.rooms as r where r.room_id = new.room_id;
+    if not found then
+      return null;
+    end if;
+    if (v_room.host_user_id, v_room.host_username) is distinct from (new.user_id, new.username) then
+      update public.rooms as r
+      set host_user_id = new.user_id, host_username = new.username
+      where r.room_id = new.room_id;
+    end if;
+    if v_room.host_user_id is distinct from new.user_id then
+      insert into public.comments (anime_id, room_id, episode_number, username, message, is_system_message)
+      values (v_room.anime_id, v_room.room_id, v_room.episode_number, 'system',
+              new.username || ' became the new host', true);
+      perform watchium_private.emit_room_event(new.room_id, 'host_changed', pg_catalog.jsonb_build_object(
+        'host_user_id', new.user_id,
+        'host_username', new.username,
+        'previous_host_user_id', v_room.host_user_id
+      ));
+    end if;
+  end if;
+  return null;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.tg_room_members__sync_room_host() IS 'Trigger function: keeps rooms.host_user_id/host_username equal to the member flagged is_host; on a new host writes "X became the new host" and emits host_changed.';
+
 REVOKE ALL ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) TO authenticated;
 GRANT ALL ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) TO service_role;
 
+REVOKE ALL ON FUNCTION public.create_room(p_title text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_username text, p_source_id text, p_is_public boolean, p_avatar_url text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.create_room(p_title text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_username text, p_source_id text, p_is_public boolean, p_avatar_url text) TO authenticated;
+GRANT ALL ON FUNCTION public.create_room(p_title text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_username text, p_source_id text, p_is_public boolean, p_avatar_url text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.delete_comment(p_comment_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.delete_comment(p_comment_id bigint) TO authenticated;
+GRANT ALL ON FUNCTION public.delete_comment(p_comment_id bigint) TO service_role;
+
+REVOKE ALL ON FUNCTION public.delete_room(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.delete_room(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.delete_room(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) TO authenticated;
+GRANT ALL ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) TO authenticated;
+GRANT ALL ON FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) TO service_role;
+
+REVOKE ALL ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) TO authenticated;
+GRANT ALL ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) TO service_role;
+
+REVOKE ALL ON FUNCTION public.get_room(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_room(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.get_room(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.get_room_access_key(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_room_access_key(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.get_room_access_key(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) TO authenticated;
+GRANT ALL ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.kick_member(p_room_id text, p_user_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.kick_member(p_room_id text, p_user_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.kick_member(p_room_id text, p_user_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.leave_room(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.leave_room(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.leave_room(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.list_public_rooms(p_anime_id text, p_limit integer, p_cursor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.list_public_rooms(p_anime_id text, p_limit integer, p_cursor text) TO authenticated;
+GRANT ALL ON FUNCTION public.list_public_rooms(p_anime_id text, p_limit integer, p_cursor text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) TO authenticated;
+GRANT ALL ON FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) TO authenticated;
+GRANT ALL ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) TO authenticated;
+GRANT ALL ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) TO service_role;
+
 REVOKE ALL ON FUNCTION watchium_private.caller_is_trusted() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.check_episode(p_argument text, p_value integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.check_limit(p_argument text, p_value integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min integer, p_max integer, p_allow_newlines boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.check_url(p_argument text, p_value text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.check_video_time(p_argument text, p_value numeric) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.consume_rate_limit(p_subject text, p_action text, p_window_minutes integer, p_max_requests integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.count_key_attempt(p_subject text, p_action text, p_delta integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.current_user_id() FROM PUBLIC;
 
@@ -244,15 +1518,45 @@ REVOKE ALL ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event 
 
 REVOKE ALL ON FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.ensure_anchor(p_anime_id text, p_episode_number integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.generate_access_key() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.generate_room_id() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.lock_room(p_room_id text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.maintain_rooms() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.make_cursor(p_at timestamp with time zone, p_key text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.my_room_ids() FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_private.my_room_ids() TO authenticated;
 
+REVOKE ALL ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.random_bytes(p_count integer) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.realtime_available() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.remove_member(p_room public.rooms, p_user_id text, p_event text, p_payload jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.require_host(p_room public.rooms, p_user_id text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.require_user_id() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.room_expected_position(p public.rooms) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.setting_interval(p_key text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.tg__touch_updated_at() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.tg_room_members__create_presence() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.tg_room_members__member_joined() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.tg_room_members__member_left() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.tg_room_members__sync_room_host() FROM PUBLIC;

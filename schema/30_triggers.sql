@@ -10,3 +10,15 @@ CREATE TRIGGER _100_touch_updated_at BEFORE UPDATE ON public.comments FOR EACH R
 CREATE TRIGGER _100_touch_updated_at BEFORE UPDATE ON public.room_members FOR EACH ROW EXECUTE FUNCTION watchium_private.tg__touch_updated_at();
 
 CREATE TRIGGER _100_touch_updated_at BEFORE UPDATE ON public.rooms FOR EACH ROW EXECUTE FUNCTION watchium_private.tg__touch_updated_at();
+
+CREATE TRIGGER _200_sync_room_host AFTER INSERT OR DELETE OR UPDATE OF is_host, username ON public.room_members FOR EACH ROW EXECUTE FUNCTION watchium_private.tg_room_members__sync_room_host();
+
+COMMENT ON TRIGGER _200_sync_room_host ON public.room_members IS 'Mirrors the is_host member into rooms.host_user_id/host_username; system comment and host_changed on a new host.';
+
+CREATE TRIGGER _300_member_joined AFTER INSERT ON public.room_members REFERENCING NEW TABLE AS new_members FOR EACH STATEMENT EXECUTE FUNCTION watchium_private.tg_room_members__member_joined();
+
+COMMENT ON TRIGGER _300_member_joined ON public.room_members IS 'Per inserted member: room activity, "X joined the room", a join sync record, member_joined.';
+
+CREATE TRIGGER _300_member_left AFTER DELETE ON public.room_members REFERENCING OLD TABLE AS old_members FOR EACH STATEMENT EXECUTE FUNCTION watchium_private.tg_room_members__member_left();
+
+COMMENT ON TRIGGER _300_member_left ON public.room_members IS 'Per deleted member of a surviving room: leave sync record, room activity, host succession.';

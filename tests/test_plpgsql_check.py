@@ -15,12 +15,13 @@ import pytest
 SCHEMAS = ("public", "watchium_private")
 
 FUNCTIONS = """
-select p.oid::regprocedure::text as name, p.oid, t.relid
+select p.oid::regprocedure::text as name, p.oid, t.relid, t.newtable, t.oldtable
   from pg_catalog.pg_proc p
   join pg_catalog.pg_namespace n on n.oid = p.pronamespace
   join pg_catalog.pg_language l on l.oid = p.prolang
   left join lateral (
-    select pg_catalog.quote_ident(rn.nspname) || '.' || pg_catalog.quote_ident(rc.relname) as relid
+    select pg_catalog.quote_ident(rn.nspname) || '.' || pg_catalog.quote_ident(rc.relname) as relid,
+           tg.tgnewtable::text as newtable, tg.tgoldtable::text as oldtable
       from pg_catalog.pg_trigger tg
       join pg_catalog.pg_class rc on rc.oid = tg.tgrelid
       join pg_catalog.pg_namespace rn on rn.oid = rc.relnamespace
@@ -33,6 +34,7 @@ select p.oid::regprocedure::text as name, p.oid, t.relid
 CHECK = """
 select level, message, detail, hint, lineno, statement
   from plpgsql_check_function_tb(%s::oid, coalesce(%s::regclass, 0::oid),
+                                 newtable := %s, oldtable := %s,
                                  fatal_errors := false, extra_warnings := true,
                                  performance_warnings := false)
 """
@@ -50,9 +52,14 @@ def require_plpgsql_check(conn: psycopg.Connection[Any]) -> None:
 
 
 def check_function(
-    conn: psycopg.Connection[Any], oid: int, relid: str | None
+    conn: psycopg.Connection[Any],
+    oid: int,
+    relid: str | None,
+    newtable: str | None = None,
+    oldtable: str | None = None,
 ) -> list[tuple[Any, ...]]:
-    return conn.execute(CHECK, (oid, relid)).fetchall()
+    """Check one function; triggers with transition tables get their names."""
+    return conn.execute(CHECK, (oid, relid, newtable, oldtable)).fetchall()
 
 
 def describe(name: str, relid: str | None, rows: list[tuple[Any, ...]]) -> list[str]:
@@ -76,7 +83,7 @@ def test_every_plpgsql_function_passes_plpgsql_check(watchium_conn):
     messages: list[str] = []
     problems = 0
     unattached = []
-    for name, oid, relid in targets:
+    for name, oid, relid, newtable, oldtable in targets:
         is_trigger = watchium_conn.execute(
             "select prorettype = 'pg_catalog.trigger'::pg_catalog.regtype from pg_catalog.pg_proc where oid = %s",
             (oid,),
@@ -84,7 +91,9 @@ def test_every_plpgsql_function_passes_plpgsql_check(watchium_conn):
         if is_trigger and is_trigger[0] and relid is None:
             unattached.append(name)  # no table gives NEW/OLD a row type to check against
             continue
-        rows = check_function(watchium_conn, oid, None if relid is None else str(relid))
+        rows = check_function(
+            watchium_conn, oid, None if relid is None else str(relid), newtable, oldtable
+        )
         messages += describe(name, None if relid is None else str(relid), rows)
         problems += sum(1 for row in rows if is_problem(row))
     assert problems == 0, "plpgsql_check:\n" + "\n".join(messages)
@@ -93,7 +102,7 @@ def test_every_plpgsql_function_passes_plpgsql_check(watchium_conn):
 
 def test_trigger_functions_are_checked_once_per_table(watchium_conn):
     rows = watchium_conn.execute(FUNCTIONS, (list(SCHEMAS),)).fetchall()
-    touch = sorted(str(relid) for name, _oid, relid in rows if name.endswith("tg__touch_updated_at()"))
+    touch = sorted(str(row[2]) for row in rows if row[0].endswith("tg__touch_updated_at()"))
     assert touch == ["public.comments", "public.room_members", "public.rooms"]
 
 

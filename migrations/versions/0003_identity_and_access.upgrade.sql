@@ -295,7 +295,7 @@ declare
   v_count          integer;
 begin
   if p_subject is null or pg_catalog.char_length(p_subject) not between 1 and 120 then
-    raise exception 'p_user_id must be 1 to 100 characters' using errcode = '22023';
+    raise exception 'p_subject must be 1 to 120 characters' using errcode = '22023';
   end if;
   if p_action is null or p_action !~ '^[a-z][a-z0-9_]{0,49}$' then
     raise exception 'p_action must be 1 to 50 characters of [a-z0-9_], starting with a letter (got %)',
@@ -383,6 +383,9 @@ security definer  -- writes watchium_private.rate_limit_counters, which no clien
 set search_path = ''
 as $$
 begin
+  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be 1 to 100 characters' using errcode = '22023';
+  end if;
   if not watchium_private.caller_is_trusted()
      and p_user_id is distinct from watchium_private.require_user_id() then
     raise exception 'p_user_id must be your own user id: callers can only spend their own rate limit'

@@ -108,7 +108,9 @@ declare
   v_bytes bytea;
   v_id    text;
 begin
-  loop
+  -- 28 bytes hold 10 usable ones (< 252) except with probability below 1e-20;
+  -- the bound only keeps the loop finite.
+  for v_attempt in 1 .. 16 loop
     v_bytes := watchium_private.random_bytes(28);
     select pg_catalog.string_agg(
              pg_catalog.substr('abcdefghijklmnopqrstuvwxyz0123456789',
@@ -126,6 +128,8 @@ begin
       return v_id;
     end if;
   end loop;
+  raise exception 'could not draw a room id from the random source'
+    using errcode = 'XX000';
 end;
 $$;
 comment on function watchium_private.generate_room_id() is
@@ -147,7 +151,8 @@ declare
   v_bytes bytea;
   v_value bigint;
 begin
-  loop
+  -- A draw is rejected with probability 0.00022; the bound only keeps the loop finite.
+  for v_attempt in 1 .. 16 loop
     v_bytes := watchium_private.random_bytes(4);
     v_value := (pg_catalog.get_byte(v_bytes, 0)::bigint << 24)
              | (pg_catalog.get_byte(v_bytes, 1)::bigint << 16)
@@ -157,6 +162,8 @@ begin
       return pg_catalog.lpad((v_value % 1000000)::text, 6, '0');
     end if;
   end loop;
+  raise exception 'could not draw an access key from the random source'
+    using errcode = 'XX000';
 end;
 $$;
 comment on function watchium_private.generate_access_key() is
@@ -473,7 +480,8 @@ as $$
 declare
   v_id bigint;
 begin
-  loop
+  -- Retried only when the existing anchor is deleted between the two statements.
+  for v_attempt in 1 .. 3 loop
     insert into public.comments (anime_id, episode_number, username, message, is_anchor)
     values (p_anime_id, p_episode_number, 'system',
             'Discussion for Episode ' || p_episode_number, true)
@@ -489,6 +497,8 @@ begin
       return v_id;
     end if;
   end loop;
+  raise exception 'the anchor of % episode % keeps disappearing', p_anime_id, p_episode_number
+    using errcode = 'WD409', hint = 'Retry the request.';
 end;
 $$;
 comment on function watchium_private.ensure_anchor(text, integer) is
