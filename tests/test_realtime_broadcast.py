@@ -71,7 +71,9 @@ def test_host_sends_play_with_rounded_time(conn, room):
     ]
 
 
-@pytest.mark.parametrize("user, event", [("carol", "chat_message"), ("bob", "play"), ("bob", "seek")])
+@pytest.mark.parametrize(
+    "user, event", [("carol", "chat_message"), ("bob", "play"), ("bob", "seek")]
+)
 def test_non_members_and_non_hosts_are_refused(conn, room, user, event):
     payload = {"message": "x"} if event == "chat_message" else {"current_time": 1}
     with pytest.raises(psycopg.errors.InsufficientPrivilege) as exc:
@@ -81,11 +83,21 @@ def test_non_members_and_non_hosts_are_refused(conn, room, user, event):
 
 
 def test_anonymous_callers_cannot_broadcast(conn, room):
-    with pytest.raises(psycopg.errors.InsufficientPrivilege) as exc, as_user(conn, None, role="anon") as c:
-        c.execute("select public.broadcast_to_room(%s, 'chat_message', '{\"message\": \"x\"}')", (ROOM,))
+    with (
+        pytest.raises(psycopg.errors.InsufficientPrivilege) as exc,
+        as_user(conn, None, role="anon") as c,
+    ):
+        c.execute(
+            "select public.broadcast_to_room(%s, 'chat_message', '{\"message\": \"x\"}')", (ROOM,)
+        )
     assert "permission denied" in str(exc.value)
-    with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification) as exc2, as_user(conn, None) as c:
-        c.execute("select public.broadcast_to_room(%s, 'chat_message', '{\"message\": \"x\"}')", (ROOM,))
+    with (
+        pytest.raises(psycopg.errors.InvalidAuthorizationSpecification) as exc2,
+        as_user(conn, None) as c,
+    ):
+        c.execute(
+            "select public.broadcast_to_room(%s, 'chat_message', '{\"message\": \"x\"}')", (ROOM,)
+        )
     assert exc2.value.sqlstate == "28000"
 
 
@@ -125,7 +137,9 @@ def test_invalid_room_id_and_oversized_payload(conn, room):
 
 
 def test_broadcast_is_rate_limited(conn, room):
-    conn.execute("update watchium_private.rate_limit_rules set max_requests = 2 where action = 'broadcast'")
+    conn.execute(
+        "update watchium_private.rate_limit_rules set max_requests = 2 where action = 'broadcast'"
+    )
     _broadcast(conn, "bob", "chat_message", {"message": "1"})
     _broadcast(conn, "bob", "chat_message", {"message": "2"})
     with pytest.raises(psycopg.Error) as exc:

@@ -66,7 +66,9 @@ def test_rolled_back_event_is_not_sent(conn, watchium_db_url):
     lconn = _listen(watchium_db_url)
     try:
         with pytest.raises(ZeroDivisionError), conn.transaction():
-            conn.execute("select watchium_private.emit_room_event(%s, 'room_updated', '{}')", (ROOM,))
+            conn.execute(
+                "select watchium_private.emit_room_event(%s, 'room_updated', '{}')", (ROOM,)
+            )
             raise ZeroDivisionError
         conn.execute("select watchium_private.emit_room_event(%s, 'room_deleted', '{}')", (ROOM,))
         got = _drain(lconn, 2)
@@ -80,7 +82,8 @@ def test_oversized_payload_is_sent_truncated_and_logged_whole(conn, watchium_db_
     lconn = _listen(watchium_db_url)
     try:
         row = conn.execute(
-            "select watchium_private.emit_room_event(%s, 'comment_added', %s)", (ROOM, json.dumps(big))
+            "select watchium_private.emit_room_event(%s, 'comment_added', %s)",
+            (ROOM, json.dumps(big)),
         ).fetchone()
         assert row is not None
         notes = list(lconn.notifies(timeout=3, stop_after=1))
@@ -88,9 +91,14 @@ def test_oversized_payload_is_sent_truncated_and_logged_whole(conn, watchium_db_
         lconn.close()
     assert len(notes) == 1 and len(notes[0].payload.encode()) < 8000
     assert json.loads(notes[0].payload) == {
-        "event_id": row[0], "room_id": ROOM, "event": "comment_added", "truncated": True,
+        "event_id": row[0],
+        "room_id": ROOM,
+        "event": "comment_added",
+        "truncated": True,
     }
-    full = conn.execute("select watchium_private.read_room_event(%s, %s)", (ROOM, row[0])).fetchone()
+    full = conn.execute(
+        "select watchium_private.read_room_event(%s, %s)", (ROOM, row[0])
+    ).fetchone()
     assert full is not None and full[0]["payload"] == big
 
 
@@ -98,10 +106,16 @@ def test_payload_just_under_the_limit_is_sent_whole(conn, watchium_db_url):
     lconn = _listen(watchium_db_url)
     try:
         # Find the largest message that still fits: the whole message must stay under 8000 bytes.
-        conn.execute("select watchium_private.emit_room_event(%s, 'comment_added', %s)", (ROOM, json.dumps({"m": ""})))
+        conn.execute(
+            "select watchium_private.emit_room_event(%s, 'comment_added', %s)",
+            (ROOM, json.dumps({"m": ""})),
+        )
         base = len(next(iter(lconn.notifies(timeout=3, stop_after=1))).payload.encode())
         fits = {"m": "y" * (7999 - base)}
-        conn.execute("select watchium_private.emit_room_event(%s, 'comment_added', %s)", (ROOM, json.dumps(fits)))
+        conn.execute(
+            "select watchium_private.emit_room_event(%s, 'comment_added', %s)",
+            (ROOM, json.dumps(fits)),
+        )
         note = next(iter(lconn.notifies(timeout=3, stop_after=1)))
     finally:
         lconn.close()
@@ -111,7 +125,9 @@ def test_payload_just_under_the_limit_is_sent_whole(conn, watchium_db_url):
 
 def test_delivery_setting_is_the_one_switch(conn, watchium_db_url):
     assert conn.execute("select watchium_private.room_event_delivery()").fetchone() == ("notify",)
-    conn.execute("update watchium_private.settings set value = '\"both\"' where key = 'room_event_delivery'")
+    conn.execute(
+        "update watchium_private.settings set value = '\"both\"' where key = 'room_event_delivery'"
+    )
     # 'both' without realtime.send still only NOTIFYs.
     assert conn.execute("select watchium_private.room_event_delivery()").fetchone() == ("notify",)
 

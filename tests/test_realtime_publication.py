@@ -16,10 +16,13 @@ OURS = ["comments", "room_members", "rooms", "sync_states"]
 
 
 def _published(conn: psycopg.Connection[Any]) -> list[str]:
-    return [r[0] for r in conn.execute(
-        "select tablename from pg_publication_tables where pubname = 'supabase_realtime'"
-        " and schemaname = 'public' order by 1"
-    ).fetchall()]
+    return [
+        r[0]
+        for r in conn.execute(
+            "select tablename from pg_publication_tables where pubname = 'supabase_realtime'"
+            " and schemaname = 'public' order by 1"
+        ).fetchall()
+    ]
 
 
 def test_our_tables_are_published_with_default_replica_identity(conn):
@@ -53,13 +56,21 @@ def test_existing_publication_and_other_tables_are_left_alone(empty_db_url):
     migrate.upgrade(empty_db_url)
     with psycopg.connect(empty_db_url, autocommit=True) as c:
         # publish_via_partition_root is off, so sync_states shows up as its partitions.
-        assert _published(c) == ["comments", "other_app", "room_members", "rooms", "sync_states_default"]
+        assert _published(c) == [
+            "comments",
+            "other_app",
+            "room_members",
+            "rooms",
+            "sync_states_default",
+        ]
         roots = c.execute(
             "select prrelid::regclass::text from pg_publication_rel pr join pg_publication p on p.oid = pr.prpubid"
             " where p.pubname = 'supabase_realtime' order by 1"
         ).fetchall()
         assert roots == [(t,) for t in sorted([*OURS, "other_app"])]
-        pvr = c.execute("select pubviaroot from pg_publication where pubname = 'supabase_realtime'").fetchone()
+        pvr = c.execute(
+            "select pubviaroot from pg_publication where pubname = 'supabase_realtime'"
+        ).fetchone()
         assert pvr == (False,)  # not changed behind the other subscribers' backs
         report = c.execute("select public.realtime_health()").fetchone()[0]
         assert report["ok"] and any("publish_via_partition_root" in w for w in report["warnings"])
@@ -72,7 +83,9 @@ def test_existing_publication_and_other_tables_are_left_alone(empty_db_url):
 def test_publication_created_by_us_is_dropped_on_downgrade(watchium_db_url):
     migrate.downgrade(watchium_db_url, "0004")
     with psycopg.connect(watchium_db_url) as c:
-        assert c.execute("select count(*) from pg_publication where pubname = 'supabase_realtime'").fetchone() == (0,)
+        assert c.execute(
+            "select count(*) from pg_publication where pubname = 'supabase_realtime'"
+        ).fetchone() == (0,)
     migrate.upgrade(watchium_db_url)
     with psycopg.connect(watchium_db_url) as c:
         assert _published(c) == OURS
@@ -117,7 +130,9 @@ def _summarize(messages: list[bytes]) -> tuple[Counter[tuple[str, str]], set[str
     return counts, set(relations.values())
 
 
-def _room(conn: psycopg.Connection[Any], room_id: str, members: int, *, public: bool = True) -> None:
+def _room(
+    conn: psycopg.Connection[Any], room_id: str, members: int, *, public: bool = True
+) -> None:
     conn.execute(
         "insert into public.rooms (room_id, title, anime_id, anime_title, episode_number, video_url,"
         " host_user_id, host_username, is_public)"
@@ -135,8 +150,12 @@ def test_no_secret_travels_in_any_change(conn):
     slot = "watchium_secret_check"
     _start_slot(conn, slot)
     _room(conn, "privroom01", 3, public=False)
-    conn.execute("insert into watchium_private.room_secrets (room_id, access_key) values ('privroom01', '987654')")
-    conn.execute("update watchium_private.room_secrets set access_key = '918273' where room_id = 'privroom01'")
+    conn.execute(
+        "insert into watchium_private.room_secrets (room_id, access_key) values ('privroom01', '987654')"
+    )
+    conn.execute(
+        "update watchium_private.room_secrets set access_key = '918273' where room_id = 'privroom01'"
+    )
     conn.execute("update public.rooms set is_playing = true where room_id = 'privroom01'")
     conn.execute(
         "insert into public.comments (anime_id, room_id, episode_number, user_id, username, message)"
@@ -146,7 +165,9 @@ def test_no_secret_travels_in_any_change(conn):
         "insert into public.sync_states (room_id, user_id, host_time, member_time, time_difference,"
         " is_synced, sync_event_type) values ('privroom01', 'u001', 1, 1, 0, true, 'join')"
     )
-    conn.execute("select watchium_private.emit_room_event('privroom01', 'room_updated', '{\"k\": \"987654\"}')")
+    conn.execute(
+        "select watchium_private.emit_room_event('privroom01', 'room_updated', '{\"k\": \"987654\"}')"
+    )
     conn.execute("delete from public.rooms where room_id = 'privroom01'")
     messages = _changes(conn, slot)
     counts, relations = _summarize(messages)
@@ -155,13 +176,25 @@ def test_no_secret_travels_in_any_change(conn):
     assert b"987654" not in blob and b"918273" not in blob  # ...but never a key
     assert not any(r.startswith("watchium_private.") for r in relations)
     # Partition changes are published as the root (publish_via_partition_root = true).
-    assert {r for r, _ in counts} == {"public.rooms", "public.room_members", "public.comments", "public.sync_states"}
-    assert counts == Counter({
-        ("public.rooms", "I"): 1, ("public.room_members", "I"): 3, ("public.rooms", "U"): 1,
-        ("public.comments", "I"): 1, ("public.sync_states", "I"): 1,
-        # delete cascades: the room, its 3 members; the comment keeps its row (room_id set null)
-        ("public.rooms", "D"): 1, ("public.room_members", "D"): 3, ("public.comments", "U"): 1,
-    })
+    assert {r for r, _ in counts} == {
+        "public.rooms",
+        "public.room_members",
+        "public.comments",
+        "public.sync_states",
+    }
+    assert counts == Counter(
+        {
+            ("public.rooms", "I"): 1,
+            ("public.room_members", "I"): 3,
+            ("public.rooms", "U"): 1,
+            ("public.comments", "I"): 1,
+            ("public.sync_states", "I"): 1,
+            # delete cascades: the room, its 3 members; the comment keeps its row (room_id set null)
+            ("public.rooms", "D"): 1,
+            ("public.room_members", "D"): 3,
+            ("public.comments", "U"): 1,
+        }
+    )
 
 
 def test_heartbeats_in_a_50_member_room_publish_next_to_nothing(conn):

@@ -36,16 +36,21 @@ def _room(conn: psycopg.Connection[Any], room_id: str, *members: str) -> None:
 def supabase(conn):
     """The template database plus Realtime installed after our migrations (the common case)."""
     assert install_realtime_standin(conn)
-    assert conn.execute("select watchium_private.install_realtime_authorization()").fetchone() == (True,)
+    assert conn.execute("select watchium_private.install_realtime_authorization()").fetchone() == (
+        True,
+    )
     _room(conn, ROOM, "alice", "bob")
     _room(conn, OTHER, "carol")
     return conn
 
 
 def _policies(conn: psycopg.Connection[Any]) -> list[str]:
-    return [r[0] for r in conn.execute(
-        "select policyname from pg_policies where schemaname = 'realtime' and tablename = 'messages' order by 1"
-    ).fetchall()]
+    return [
+        r[0]
+        for r in conn.execute(
+            "select policyname from pg_policies where schemaname = 'realtime' and tablename = 'messages' order by 1"
+        ).fetchall()
+    ]
 
 
 def test_events_land_in_realtime_messages_on_the_room_topic(supabase, watchium_db_url):
@@ -53,14 +58,19 @@ def test_events_land_in_realtime_messages_on_the_room_topic(supabase, watchium_d
     lconn = psycopg.connect(watchium_db_url, autocommit=True)
     try:
         lconn.execute(f'listen "watchium:room:{ROOM}"')
-        assert conn.execute("select watchium_private.room_event_delivery()").fetchone() == ("realtime",)
+        assert conn.execute("select watchium_private.room_event_delivery()").fetchone() == (
+            "realtime",
+        )
         row = conn.execute(
             "select watchium_private.emit_room_event(%s, 'playback', %s)",
             (ROOM, json.dumps({"action": "pause", "current_time": 42})),
         ).fetchone()
         assert row is not None
         with as_user(conn, "bob") as c:
-            c.execute("select public.broadcast_to_room(%s, 'chat_message', '{\"message\": \"hey\"}')", (ROOM,))
+            c.execute(
+                "select public.broadcast_to_room(%s, 'chat_message', '{\"message\": \"hey\"}')",
+                (ROOM,),
+            )
         notes = list(lconn.notifies(timeout=0.5))
     finally:
         lconn.close()
@@ -79,7 +89,9 @@ def test_events_land_in_realtime_messages_on_the_room_topic(supabase, watchium_d
 
 def test_delivery_both_sends_through_realtime_and_notify(supabase, watchium_db_url):
     conn = supabase
-    conn.execute("update watchium_private.settings set value = '\"both\"' where key = 'room_event_delivery'")
+    conn.execute(
+        "update watchium_private.settings set value = '\"both\"' where key = 'room_event_delivery'"
+    )
     lconn = psycopg.connect(watchium_db_url, autocommit=True)
     try:
         lconn.execute(f'listen "watchium:room:{ROOM}"')
@@ -99,7 +111,9 @@ def _can_receive(conn, user: str, topic: str) -> bool:
     )
     with as_user(conn, user) as c:
         realtime_topic(c, topic)
-        row = c.execute("select count(*) from realtime.messages where topic = realtime.topic()").fetchone()
+        row = c.execute(
+            "select count(*) from realtime.messages where topic = realtime.topic()"
+        ).fetchone()
     conn.execute("delete from realtime.messages")
     assert row is not None
     return bool(row[0])
@@ -147,16 +161,23 @@ def test_anonymous_and_left_members_are_refused(supabase):
 
 def test_install_is_idempotent_and_health_flags_missing_policies(supabase):
     conn = supabase
-    assert conn.execute("select watchium_private.install_realtime_authorization()").fetchone() == (True,)
+    assert conn.execute("select watchium_private.install_realtime_authorization()").fetchone() == (
+        True,
+    )
     assert _policies(conn) == POLICIES
     report = conn.execute("select watchium_private.realtime_health()").fetchone()[0]
     assert report["ok"] and report["realtime"]["delivery"] == "realtime"
-    assert report["authorization"] == {"required": True, "policies": {p: True for p in reversed(POLICIES)}}
+    assert report["authorization"] == {
+        "required": True,
+        "policies": {p: True for p in reversed(POLICIES)},
+    }
     conn.execute("drop policy watchium_messages_insert_authenticated on realtime.messages")
     report = conn.execute("select watchium_private.realtime_health()").fetchone()[0]
     assert not report["ok"]
-    assert any("watchium_messages_insert_authenticated" in p and "install_realtime_authorization" in p
-               for p in report["problems"])
+    assert any(
+        "watchium_messages_insert_authenticated" in p and "install_realtime_authorization" in p
+        for p in report["problems"]
+    )
 
 
 def test_migrations_install_policies_when_realtime_exists_first(empty_db_url):
@@ -168,4 +189,6 @@ def test_migrations_install_policies_when_realtime_exists_first(empty_db_url):
     migrate.downgrade(empty_db_url, "0004")
     with psycopg.connect(empty_db_url, autocommit=True) as c:
         assert _policies(c) == []
-        assert c.execute("select to_regclass('realtime.messages') is not null").fetchone() == (True,)
+        assert c.execute("select to_regclass('realtime.messages') is not null").fetchone() == (
+            True,
+        )
