@@ -91,7 +91,8 @@ def test_slot_lag_stale_members_and_empty_rooms_are_reported(conn):
     assert report["ok"]
     assert report["rooms"] == {"total": 2, "empty": 1}
     assert report["members"]["total"] == 2 and report["members"]["stale"] == 1
-    assert report["events"]["logged"] == 1
+    assert report["events"]["logged"] == 1 and report["events"]["last_minute"] == 1
+    assert report["events"]["notify_queue_usage"] == 0
     (slot,) = report["replication_slots"]
     assert slot["slot_name"] == "watchium_health_slot" and slot["lag_bytes"] > 0
     conn.execute(

@@ -127,7 +127,11 @@ def format_report(report: HealthReport) -> str:
             )
     ev, members, rooms = d.get("events"), d.get("members"), d.get("rooms")
     if ev:
-        lines.append(f"  events          {ev['logged']} logged, retention {ev['retention']}")
+        lines.append(
+            f"  events          {ev['logged']} logged ({ev.get('last_minute', 0)} in the last "
+            f"minute), retention {ev['retention']}, "
+            f"NOTIFY queue {float(ev.get('notify_queue_usage', 0)):.0%} full"
+        )
     if members:
         lines.append(
             f"  members         {members['total']} total, {members['stale']} stale "

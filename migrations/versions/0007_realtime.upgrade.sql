@@ -163,9 +163,17 @@ comment on function watchium_private.install_realtime_authorization() is
   'Creates (or re-creates) the watchium-db policies on realtime.messages: only members of a room receive and send broadcast/presence on room:<room_id>. Returns false when the realtime schema is absent. Idempotent; run after installing Realtime later.';
 revoke all on function watchium_private.install_realtime_authorization() from public;
 
+-- Installed now when Realtime is already there. A migrating role that may not
+-- create policies on realtime.messages gets a warning instead of a failed
+-- migration; realtime_health() (watchium-db doctor) then reports the missing
+-- policies until someone allowed runs the installer.
 do $authorization$
 begin
   perform watchium_private.install_realtime_authorization();
+exception
+  when insufficient_privilege then
+    raise warning 'watchium-db: could not create policies on realtime.messages: %', sqlerrm
+      using hint = 'Run select watchium_private.install_realtime_authorization() as the owner of realtime.messages (postgres on Supabase).';
 end
 $authorization$;
 
@@ -341,7 +349,7 @@ grant execute on function public.broadcast_to_room(text, text, jsonb) to authent
 --   realtime       schema_present, send_available, delivery (realtime|notify|both)
 --   authorization  required (realtime.messages exists), policies present
 --   replication_slots  name, plugin, active, lag_bytes (WAL retained)
---   events         logged, oldest, retention
+--   events         logged, last_minute, notify_queue_usage (0..1), oldest, retention
 --   members        stale (no heartbeat for member_stale_after), stale_after
 --   rooms          empty (no members: awaiting clean-up)
 -- Problems make ok false (doctor exits non-zero); warnings do not.
@@ -442,6 +450,14 @@ begin
       'setting room_event_delivery is %s, expected auto, notify or both', v_delivery_set);
   end if;
 
+  -- NOTIFY queue: a listener that stops reading fills it, and when it is full
+  -- every NOTIFY (so every transaction emitting a room event) fails at commit.
+  if pg_catalog.pg_notification_queue_usage() > 0.5 then
+    v_problems := v_problems || pg_catalog.format(
+      'the NOTIFY queue is %s%% full: a listening session is not consuming notifications',
+      pg_catalog.round((pg_catalog.pg_notification_queue_usage() * 100)::numeric, 1));
+  end if;
+
   -- replication slots ------------------------------------------------------------
   select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
       'slot_name', s.slot_name, 'plugin', s.plugin, 'slot_type', s.slot_type,
@@ -486,6 +502,10 @@ begin
     'events', (
       select pg_catalog.jsonb_build_object(
         'logged', pg_catalog.count(*),
+        'last_minute', pg_catalog.count(*) filter (
+          where e.created_at > pg_catalog.now() - interval '1 minute'
+        ),
+        'notify_queue_usage', pg_catalog.pg_notification_queue_usage(),
         'oldest', pg_catalog.min(e.created_at),
         'retention', watchium_private.setting_interval('room_event_retention')::text
       )
