@@ -49,8 +49,15 @@ def test_doctor_fails_naming_a_table_missing_from_the_publication(conn, db_env, 
     captured = capsys.readouterr()
     assert "PROBLEMS FOUND" in captured.out
     assert (
-        "problem: table public.room_members is not in publication supabase_realtime" in captured.err
+        "problem: table public.room_members is not in publication supabase_realtime" in captured.out
     )
+    assert captured.err == (
+        "watchium-db: doctor: table public.room_members is not in publication supabase_realtime\n"
+    )
+    assert cli.main(["doctor", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False
+    assert report["publication"]["tables"]["public.room_members"]["published"] is False
 
 
 def test_replica_identity_drift_and_private_tables_are_problems(conn):

@@ -153,8 +153,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         _print_json(report.as_dict())
     else:
         print(health.format_report(report))
-    for problem in report.problems:
-        print(f"watchium-db: problem: {problem}", file=sys.stderr)
+    if not report.ok:
+        first = report.problems[0]
+        more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+        print(f"watchium-db: doctor: {first}{more}", file=sys.stderr)
     return 0 if report.ok else 1
 
 
