@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from watchium_db.listener import ListenerGaveUp, ListenerPosition, RoomEvent, RoomListener
+from watchium_db.testing import as_user
 
 ROOM = "lsroom0001"
 
@@ -187,3 +188,19 @@ def test_backoff_doubles_from_one_second_and_gives_up_after_five_retries():
 
     asyncio.run(scenario())
     assert waited == [1.0, 2.0, 4.0, 8.0, 16.0]
+
+
+def test_only_trusted_roles_read_the_log(conn):
+    event_id = _emit(conn, "room_updated", {"secret_ish": True})
+    for role, user in (("anon", None), ("authenticated", "alice")):
+        with (
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+            as_user(conn, user, role=role) as c,
+        ):
+            c.execute("select watchium_private.read_room_event(%s, %s)", (ROOM, event_id))
+    with as_user(conn, None, role="service_role") as c:
+        row = c.execute(
+            "select watchium_private.read_room_events(%s, 0, null) -> 'events' -> 0 ->> 'event_id'",
+            (ROOM,),
+        ).fetchone()
+    assert row == (str(event_id),)
