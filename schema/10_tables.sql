@@ -225,10 +225,13 @@ CREATE TABLE watchium_private.room_events (
     event text NOT NULL,
     payload jsonb NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    xact_id xid8 DEFAULT pg_current_xact_id() NOT NULL,
     CONSTRAINT room_events_event_format_check CHECK ((event ~ '^[a-z][a-z0-9_]{0,49}$'::text))
 );
 
 COMMENT ON TABLE watchium_private.room_events IS 'Log of room events in delivery order, kept for room_event_retention so listeners can catch up after a reconnect (event_id > last seen).';
+
+COMMENT ON COLUMN watchium_private.room_events.xact_id IS 'Top-level transaction that wrote the event; catch-up compares it with the xmin of the reader''s previous snapshot (events may commit out of event_id order).';
 
 ALTER TABLE watchium_private.room_events ALTER COLUMN event_id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME watchium_private.room_events_event_id_seq

@@ -3,6 +3,58 @@
 -- run `make schema`. A test fails when this folder and the migrations disagree.
 -- Contents: functions and procedures, their comments and privileges.
 
+CREATE FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_user_id  text := watchium_private.require_user_id();
+  v_max      bigint;
+  v_fields   jsonb;
+  v_is_host  boolean;
+  v_username text;
+begin
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
+      using errcode = '22023';
+  end if;
+  v_max := coalesce(
+    (select (s.value #>> '{}')::bigint from watchium_private.settings as s
+     where s.key = 'broadcast_max_payload_bytes'),
+    16384
+  );
+  if p_payload is not null and pg_catalog.octet_length(p_payload::text) > v_max then
+    raise exception 'p_payload must be at most % bytes as JSON (got %)',
+      v_max, pg_catalog.octet_length(p_payload::text)
+      using errcode = '22023';
+  end if;
+  v_fields := watchium_private.validate_broadcast_payload(p_event_type, p_payload);
+
+  select m.is_host, m.username into v_is_host, v_username
+  from public.room_members as m
+  where m.room_id = p_room_id and m.user_id = v_user_id;
+  if not found then
+    raise exception 'not a member of room %: only members may broadcast to it', p_room_id
+      using errcode = '42501',
+            hint = 'Join the room first.';
+  end if;
+  if p_event_type in ('play', 'pause', 'seek') and not v_is_host then
+    raise exception '% events may only be sent by the host of room %', p_event_type, p_room_id
+      using errcode = '42501';
+  end if;
+
+  perform watchium_private.enforce_rate_limit(v_user_id, 'broadcast');
+
+  return watchium_private.emit_room_event(
+    p_room_id,
+    p_event_type,
+    v_fields || pg_catalog.jsonb_build_object('user_id', v_user_id, 'username', v_username)
+  );
+end;
+$_$;
+
+COMMENT ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) IS 'Sends a custom event (play, pause, seek: host only; chat_message) to the room''s channel. Members only; payload validated per event type; sender identity from the token; rate limited (rule broadcast). Returns the event id.';
+
 CREATE FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer DEFAULT 1, p_max_requests integer DEFAULT 60) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -556,6 +608,15 @@ $$;
 
 COMMENT ON FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) IS 'Posts a comment on an episode thread as the caller, optionally in a room (members only), as a reply, at a video time. Message trimmed, 1-2000 characters, no control characters but line feeds. Returns the comment.';
 
+CREATE FUNCTION public.realtime_health() RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select watchium_private.realtime_health()
+$$;
+
+COMMENT ON FUNCTION public.realtime_health() IS 'Realtime health report (see watchium_private.realtime_health). service_role only.';
+
 CREATE FUNCTION public.transfer_host(p_room_id text, p_new_host text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -859,6 +920,7 @@ declare
   v_event_id bigint;
   v_message  jsonb;
   v_text     text;
+  v_delivery text := watchium_private.room_event_delivery();
 begin
   insert into watchium_private.room_events (room_id, event, payload)
   values (p_room_id, p_event, coalesce(p_payload, '{}'::jsonb))
@@ -872,12 +934,13 @@ begin
     'sent_at', pg_catalog.now()
   );
 
-  if watchium_private.realtime_available() then
+  if v_delivery in ('realtime', 'both') then
     -- Dynamic, and built by format(): realtime.send may not exist when this
     -- function is created or checked.
     execute pg_catalog.format('select %I.send($1, $2, $3, true)', 'realtime')
       using v_message, p_event, 'room:' || p_room_id;
-  else
+  end if;
+  if v_delivery in ('notify', 'both') then
     v_text := v_message::text;
     if pg_catalog.octet_length(v_text) >= 8000 then
       v_text := pg_catalog.jsonb_build_object(
@@ -948,6 +1011,25 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.ensure_anchor(p_anime_id text, p_episode_number integer) IS 'Returns the anchor comment of an episode thread, creating it once ("Discussion for Episode N"); race-free. Internal.';
 
+CREATE FUNCTION watchium_private.expire_room_events() RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_retention interval := coalesce(
+    watchium_private.setting_interval('room_event_retention'), interval '1 hour'
+  );
+  v_deleted bigint;
+begin
+  delete from watchium_private.room_events as e
+  where e.created_at < pg_catalog.now() - v_retention;
+  get diagnostics v_deleted = row_count;
+  return pg_catalog.jsonb_build_object('deleted', v_deleted, 'retention', v_retention::text);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.expire_room_events() IS 'Deletes room events older than the room_event_retention setting (default 1 hour); returns {"deleted": n, "retention": "..."}. Run by maintenance.';
+
 CREATE FUNCTION watchium_private.generate_access_key() RETURNS text
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -1008,6 +1090,46 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.generate_room_id() IS 'A random room id: 10 characters from [a-z0-9], each uniformly distributed (rejection sampling on CSPRNG bytes). Internal.';
+
+CREATE FUNCTION watchium_private.install_realtime_authorization() RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if pg_catalog.to_regclass('realtime.messages') is null
+     or pg_catalog.to_regprocedure('realtime.topic()') is null then
+    return false;
+  end if;
+
+  drop policy if exists watchium_messages_select_authenticated on realtime.messages;
+  create policy watchium_messages_select_authenticated on realtime.messages
+    for select to authenticated
+    using (
+      extension in ('broadcast', 'presence')
+      and (select realtime.topic()) in (
+        select 'room:' || r.room_id from watchium_private.my_room_ids() as r(room_id)
+      )
+    );
+  comment on policy watchium_messages_select_authenticated on realtime.messages is
+    'watchium-db: members of a room receive broadcast and presence messages on its topic room:<room_id>.';
+
+  drop policy if exists watchium_messages_insert_authenticated on realtime.messages;
+  create policy watchium_messages_insert_authenticated on realtime.messages
+    for insert to authenticated
+    with check (
+      extension in ('broadcast', 'presence')
+      and (select realtime.topic()) in (
+        select 'room:' || r.room_id from watchium_private.my_room_ids() as r(room_id)
+      )
+    );
+  comment on policy watchium_messages_insert_authenticated on realtime.messages is
+    'watchium-db: members of a room send broadcast and presence messages on its topic room:<room_id>.';
+
+  return true;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.install_realtime_authorization() IS 'Creates (or re-creates) the watchium-db policies on realtime.messages: only members of a room receive and send broadcast/presence on room:<room_id>. Returns false when the realtime schema is absent. Idempotent; run after installing Realtime later.';
 
 CREATE FUNCTION watchium_private.lock_room(p_room_id text) RETURNS public.rooms
     LANGUAGE plpgsql
@@ -1200,6 +1322,50 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.random_bytes(p_count integer) IS 'p_count cryptographically random bytes (the 14 fully random bytes of each gen_random_uuid()). Internal.';
 
+CREATE FUNCTION watchium_private.read_room_event(p_room_id text, p_event_id bigint) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select pg_catalog.jsonb_build_object(
+    'event_id', e.event_id, 'room_id', e.room_id, 'event', e.event,
+    'payload', e.payload, 'created_at', e.created_at, 'xact_id', e.xact_id::text
+  )
+  from watchium_private.room_events as e
+  where e.event_id = p_event_id and e.room_id = p_room_id
+$$;
+
+COMMENT ON FUNCTION watchium_private.read_room_event(p_room_id text, p_event_id bigint) IS 'One event of the room''s log as jsonb, or null. For trusted server-side listeners (full payload of a truncated notification).';
+
+CREATE FUNCTION watchium_private.read_room_events(p_room_id text, p_after_event_id bigint, p_min_xact_id xid8 DEFAULT NULL::xid8) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select pg_catalog.jsonb_build_object(
+    'snapshot_xmin', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text,
+    'last_event_id', (
+      select pg_catalog.max(e.event_id) from watchium_private.room_events as e
+      where e.room_id = p_room_id
+    ),
+    'pending_ids', case when p_after_event_id is null then (
+      select coalesce(pg_catalog.jsonb_agg(e.event_id order by e.event_id), '[]'::jsonb)
+      from watchium_private.room_events as e
+      where e.room_id = p_room_id
+        and e.xact_id >= pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())
+    ) else '[]'::jsonb end,
+    'events', case when p_after_event_id is null then '[]'::jsonb else (
+      select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+          'event_id', e.event_id, 'room_id', e.room_id, 'event', e.event,
+          'payload', e.payload, 'created_at', e.created_at, 'xact_id', e.xact_id::text
+        ) order by e.event_id), '[]'::jsonb)
+      from watchium_private.room_events as e
+      where e.room_id = p_room_id
+        and (e.event_id > p_after_event_id or e.xact_id >= p_min_xact_id)
+    ) end
+  )
+$$;
+
+COMMENT ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_event_id bigint, p_min_xact_id xid8) IS 'Catch-up read of a room''s event log for trusted server-side listeners: events after p_after_event_id or written by transactions >= p_min_xact_id (the previous read''s snapshot_xmin), plus this read''s snapshot_xmin. De-duplicate by event_id.';
+
 CREATE FUNCTION watchium_private.realtime_available() RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path TO ''
@@ -1208,6 +1374,186 @@ CREATE FUNCTION watchium_private.realtime_available() RETURNS boolean
 $$;
 
 COMMENT ON FUNCTION watchium_private.realtime_available() IS 'True when realtime.send(jsonb, text, text, boolean) exists (Supabase Realtime): room events are then broadcast; otherwise they are sent with NOTIFY.';
+
+CREATE FUNCTION watchium_private.realtime_health() RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_problems      text[] := '{}'::text[];
+  v_warnings      text[] := '{}'::text[];
+  v_pub           pg_catalog.pg_publication;
+  v_tables        jsonb := '{}'::jsonb;
+  v_table         text;
+  v_published     boolean;
+  v_identity      text;
+  v_realtime      boolean := pg_catalog.to_regnamespace('realtime') is not null;
+  v_messages      boolean := pg_catalog.to_regclass('realtime.messages') is not null;
+  v_policies      jsonb := '{}'::jsonb;
+  v_policy        text;
+  v_present       boolean;
+  v_slots         jsonb;
+  v_max_lag       numeric := coalesce(
+    (select (s.value #>> '{}')::numeric from watchium_private.settings as s
+     where s.key = 'replication_slot_max_lag_bytes'),
+    1073741824
+  );
+  v_stale_after   interval := coalesce(
+    watchium_private.setting_interval('member_stale_after'), interval '2 minutes'
+  );
+  v_delivery_set  text := (select s.value #>> '{}' from watchium_private.settings as s
+                           where s.key = 'room_event_delivery');
+begin
+  -- publication -----------------------------------------------------------------
+  select * into v_pub from pg_catalog.pg_publication as p where p.pubname = 'supabase_realtime';
+  if not found then
+    v_problems := v_problems || 'publication supabase_realtime does not exist'::text;
+  end if;
+  foreach v_table in array array['public.rooms', 'public.room_members', 'public.comments',
+                                 'public.sync_states'] loop
+    v_published := v_pub.oid is not null and (
+      v_pub.puballtables or exists (
+        select from pg_catalog.pg_publication_rel as pr
+        where pr.prpubid = v_pub.oid and pr.prrelid = pg_catalog.to_regclass(v_table)
+      )
+    );
+    select case c.relreplident when 'd' then 'default' when 'f' then 'full'
+                               when 'i' then 'index' when 'n' then 'nothing' end
+      into v_identity
+    from pg_catalog.pg_class as c where c.oid = pg_catalog.to_regclass(v_table);
+    if v_pub.oid is not null and not v_published then
+      v_problems := v_problems
+        || pg_catalog.format('table %s is not in publication supabase_realtime', v_table);
+    end if;
+    if v_identity is distinct from 'default' then
+      v_problems := v_problems
+        || pg_catalog.format('table %s has replica identity %s, expected default',
+                             v_table, coalesce(v_identity, '(missing table)'));
+    end if;
+    v_tables := v_tables || pg_catalog.jsonb_build_object(v_table, pg_catalog.jsonb_build_object(
+      'published', v_published, 'replica_identity', v_identity, 'expected_replica_identity', 'default'
+    ));
+  end loop;
+  if v_pub.oid is not null and not v_pub.pubviaroot then
+    v_warnings := v_warnings || ('publication supabase_realtime has publish_via_partition_root = false:'
+      ' public.sync_states changes are published under its partitions'' names')::text;
+  end if;
+  -- Private tables must never be published.
+  if v_pub.oid is not null and (v_pub.puballtables or exists (
+    select from pg_catalog.pg_publication_rel as pr
+    join pg_catalog.pg_class as c on c.oid = pr.prrelid
+    where pr.prpubid = v_pub.oid and c.relnamespace = 'watchium_private'::regnamespace
+  )) then
+    v_problems := v_problems
+      || 'publication supabase_realtime publishes tables of watchium_private (secrets, presence)'::text;
+  end if;
+
+  -- realtime and its authorization ---------------------------------------------
+  if v_messages then
+    foreach v_policy in array array['watchium_messages_select_authenticated',
+                                    'watchium_messages_insert_authenticated'] loop
+      v_present := exists (
+        select from pg_catalog.pg_policy as pol
+        where pol.polrelid = pg_catalog.to_regclass('realtime.messages') and pol.polname = v_policy
+      );
+      v_policies := v_policies || pg_catalog.jsonb_build_object(v_policy, v_present);
+      if not v_present then
+        v_problems := v_problems || pg_catalog.format(
+          'policy %s on realtime.messages is missing: run select watchium_private.install_realtime_authorization()',
+          v_policy);
+      end if;
+    end loop;
+  end if;
+  if v_delivery_set is distinct from null and v_delivery_set not in ('auto', 'notify', 'both') then
+    v_problems := v_problems || pg_catalog.format(
+      'setting room_event_delivery is %s, expected auto, notify or both', v_delivery_set);
+  end if;
+
+  -- NOTIFY queue: a listener that stops reading fills it, and when it is full
+  -- every NOTIFY (so every transaction emitting a room event) fails at commit.
+  if pg_catalog.pg_notification_queue_usage() > 0.5 then
+    v_problems := v_problems || pg_catalog.format(
+      'the NOTIFY queue is %s%% full: a listening session is not consuming notifications',
+      pg_catalog.round((pg_catalog.pg_notification_queue_usage() * 100)::numeric, 1));
+  end if;
+
+  -- replication slots ------------------------------------------------------------
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+      'slot_name', s.slot_name, 'plugin', s.plugin, 'slot_type', s.slot_type,
+      'active', s.active,
+      'lag_bytes', pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)
+    ) order by s.slot_name), '[]'::jsonb)
+    into v_slots
+  from pg_catalog.pg_replication_slots as s
+  where s.database is null or s.database = pg_catalog.current_database();
+  select v_problems || coalesce(pg_catalog.array_agg(pg_catalog.format(
+      'replication slot %s retains %s bytes of WAL (more than %s)',
+      x ->> 'slot_name', x ->> 'lag_bytes', v_max_lag)), '{}')
+    into v_problems
+  from pg_catalog.jsonb_array_elements(v_slots) as x
+  where (x ->> 'lag_bytes')::numeric > v_max_lag;
+
+  return pg_catalog.jsonb_build_object(
+    'ok', pg_catalog.cardinality(v_problems) = 0,
+    'problems', pg_catalog.to_jsonb(v_problems),
+    'warnings', pg_catalog.to_jsonb(v_warnings),
+    'checked_at', pg_catalog.now(),
+    'publication', pg_catalog.jsonb_build_object(
+      'name', 'supabase_realtime',
+      'exists', v_pub.oid is not null,
+      'all_tables', v_pub.puballtables,
+      'publish_via_partition_root', v_pub.pubviaroot,
+      'tables', v_tables
+    ),
+    'realtime', pg_catalog.jsonb_build_object(
+      'schema_present', v_realtime,
+      'send_available', watchium_private.realtime_available(),
+      'delivery_setting', coalesce(v_delivery_set, 'auto'),
+      'delivery', watchium_private.room_event_delivery(),
+      'notify_channel', 'watchium:room:<room_id>',
+      'topic', 'room:<room_id>'
+    ),
+    'authorization', pg_catalog.jsonb_build_object(
+      'required', v_messages,
+      'policies', v_policies
+    ),
+    'replication_slots', v_slots,
+    'events', (
+      select pg_catalog.jsonb_build_object(
+        'logged', pg_catalog.count(*),
+        'last_minute', pg_catalog.count(*) filter (
+          where e.created_at > pg_catalog.now() - interval '1 minute'
+        ),
+        'notify_queue_usage', pg_catalog.pg_notification_queue_usage(),
+        'oldest', pg_catalog.min(e.created_at),
+        'retention', watchium_private.setting_interval('room_event_retention')::text
+      )
+      from watchium_private.room_events as e
+    ),
+    'members', (
+      select pg_catalog.jsonb_build_object(
+        'total', pg_catalog.count(*),
+        'stale', pg_catalog.count(*) filter (
+          where p.last_heartbeat < pg_catalog.now() - v_stale_after
+        ),
+        'stale_after', v_stale_after::text
+      )
+      from watchium_private.member_presence as p
+    ),
+    'rooms', (
+      select pg_catalog.jsonb_build_object(
+        'total', pg_catalog.count(*),
+        'empty', pg_catalog.count(*) filter (
+          where not exists (select from public.room_members as m where m.room_id = r.room_id)
+        )
+      )
+      from public.rooms as r
+    )
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.realtime_health() IS 'Realtime health report (jsonb): publication and replica identities, realtime schema and delivery path, authorization policies, replication slot lag, event log, stale members, empty rooms; ok is false when problems is not empty. Read by watchium-db doctor.';
 
 CREATE FUNCTION watchium_private.remove_member(p_room public.rooms, p_user_id text, p_event text, p_payload jsonb) RETURNS boolean
     LANGUAGE plpgsql
@@ -1263,6 +1609,22 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.require_user_id() IS 'The caller''s user id; raises 28000 when the caller is anonymous. Every RPC that acts for a user starts here.';
+
+CREATE FUNCTION watchium_private.room_event_delivery() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select case
+    when coalesce(s.value #>> '{}', 'auto') = 'notify' then 'notify'
+    when not watchium_private.realtime_available() then 'notify'
+    when s.value #>> '{}' = 'both' then 'both'
+    else 'realtime'
+  end
+  from (select) as one
+  left join watchium_private.settings as s on s.key = 'room_event_delivery'
+$$;
+
+COMMENT ON FUNCTION watchium_private.room_event_delivery() IS 'How room events are delivered now: realtime (realtime.send to room:<id>), notify (NOTIFY "watchium:room:<id>") or both. Decided from the room_event_delivery setting and whether realtime.send exists.';
 
 CREATE FUNCTION watchium_private.room_expected_position(p public.rooms) RETURNS numeric
     LANGUAGE sql STABLE
@@ -1432,6 +1794,82 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.tg_room_members__sync_room_host() IS 'Trigger function: keeps rooms.host_user_id/host_username equal to the member flagged is_host; on a new host writes "X became the new host" and emits host_changed.';
 
+CREATE FUNCTION watchium_private.validate_broadcast_payload(p_event_type text, p_payload jsonb) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_fields  text[];
+  v_unknown text;
+  v_time    numeric;
+  v_message text;
+begin
+  v_fields := case p_event_type
+    when 'play' then array['current_time']
+    when 'pause' then array['current_time']
+    when 'seek' then array['current_time']
+    when 'chat_message' then array['message']
+  end;
+  if v_fields is null then
+    raise exception 'p_event_type must be one of play, pause, seek, chat_message (got %)',
+      pg_catalog.quote_nullable(pg_catalog.left(p_event_type, 60))
+      using errcode = '22023',
+            hint = 'Room state events (member_joined, playback, ...) come from the database itself.';
+  end if;
+  if p_payload is null or pg_catalog.jsonb_typeof(p_payload) <> 'object' then
+    raise exception 'p_payload must be a JSON object'
+      using errcode = '22023';
+  end if;
+
+  select k into v_unknown
+  from pg_catalog.jsonb_object_keys(p_payload) as k
+  where k <> all (v_fields || array['user_id', 'username'])
+  order by k
+  limit 1;
+  if v_unknown is not null then
+    raise exception 'p_payload.% is not a field of % events (fields: %)',
+      pg_catalog.left(v_unknown, 60), p_event_type, pg_catalog.array_to_string(v_fields, ', ')
+      using errcode = '22023';
+  end if;
+
+  if p_event_type in ('play', 'pause', 'seek') then
+    if pg_catalog.jsonb_typeof(p_payload -> 'current_time') is distinct from 'number' then
+      raise exception 'p_payload.current_time must be a number of seconds'
+        using errcode = '22023', hint = 'Send {"current_time": 12.5}.';
+    end if;
+    v_time := (p_payload ->> 'current_time')::numeric;
+    if v_time < 0 or v_time > 86400 then
+      raise exception 'p_payload.current_time must be between 0 and 86400 seconds (got %)', v_time
+        using errcode = '22023';
+    end if;
+    return pg_catalog.jsonb_build_object('current_time', pg_catalog.round(v_time, 2));
+  end if;
+
+  -- chat_message
+  if pg_catalog.jsonb_typeof(p_payload -> 'message') is distinct from 'string' then
+    raise exception 'p_payload.message must be a string'
+      using errcode = '22023', hint = 'Send {"message": "hello"}.';
+  end if;
+  v_message := p_payload ->> 'message';
+  if pg_catalog.btrim(v_message) = '' then
+    raise exception 'p_payload.message must not be empty'
+      using errcode = '22023';
+  end if;
+  if pg_catalog.char_length(v_message) > 2000 then
+    raise exception 'p_payload.message must be at most 2000 characters (got %)',
+      pg_catalog.char_length(v_message)
+      using errcode = '22023';
+  end if;
+  return pg_catalog.jsonb_build_object('message', v_message);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.validate_broadcast_payload(p_event_type text, p_payload jsonb) IS 'Validates a broadcast_to_room payload for its event type (play/pause/seek: current_time 0..86400; chat_message: message 1..2000 characters) and returns its fields; raises 22023 naming the field. Internal.';
+
+REVOKE ALL ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) TO authenticated;
+GRANT ALL ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) TO service_role;
+
 REVOKE ALL ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) TO authenticated;
 GRANT ALL ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) TO service_role;
@@ -1488,6 +1926,9 @@ REVOKE ALL ON FUNCTION public.post_comment(p_anime_id text, p_episode_number int
 GRANT ALL ON FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) TO authenticated;
 GRANT ALL ON FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) TO service_role;
 
+REVOKE ALL ON FUNCTION public.realtime_health() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.realtime_health() TO service_role;
+
 REVOKE ALL ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) TO authenticated;
 GRANT ALL ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) TO service_role;
@@ -1520,9 +1961,13 @@ REVOKE ALL ON FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_act
 
 REVOKE ALL ON FUNCTION watchium_private.ensure_anchor(p_anime_id text, p_episode_number integer) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.expire_room_events() FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.generate_access_key() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.generate_room_id() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.install_realtime_authorization() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.lock_room(p_room_id text) FROM PUBLIC;
 
@@ -1539,13 +1984,23 @@ REVOKE ALL ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at times
 
 REVOKE ALL ON FUNCTION watchium_private.random_bytes(p_count integer) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.read_room_event(p_room_id text, p_event_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_private.read_room_event(p_room_id text, p_event_id bigint) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_event_id bigint, p_min_xact_id xid8) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_event_id bigint, p_min_xact_id xid8) TO service_role;
+
 REVOKE ALL ON FUNCTION watchium_private.realtime_available() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.realtime_health() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.remove_member(p_room public.rooms, p_user_id text, p_event text, p_payload jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.require_host(p_room public.rooms, p_user_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.require_user_id() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.room_event_delivery() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_expected_position(p public.rooms) FROM PUBLIC;
 
@@ -1560,3 +2015,5 @@ REVOKE ALL ON FUNCTION watchium_private.tg_room_members__member_joined() FROM PU
 REVOKE ALL ON FUNCTION watchium_private.tg_room_members__member_left() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.tg_room_members__sync_room_host() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.validate_broadcast_payload(p_event_type text, p_payload jsonb) FROM PUBLIC;

@@ -180,7 +180,11 @@ public.edit_comment                  -     yes            yes
 public.delete_comment                -     yes            yes
 public.get_comments                  -     yes            yes
 public.get_or_create_anchor          -     yes            yes
+public.broadcast_to_room             -     yes            yes
+public.realtime_health               -     -              yes
 watchium_private.my_room_ids         -     yes            -
+watchium_private.read_room_events    -     -              yes
+watchium_private.read_room_event     -     -              yes
 """
 
 ROLES = ("anon", "authenticated", "service_role")

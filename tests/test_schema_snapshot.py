@@ -176,9 +176,8 @@ revoke all on table public.room_members from anon;
 create view public.public_rooms with (security_invoker) as
   select room_id from public.rooms where is_public;
 comment on column public.public_rooms.room_id is 'The room.';
-alter table public.rooms enable row level security;
-create policy rooms_select_public on public.rooms for select to anon, authenticated using (is_public);
-create publication supabase_realtime for table public.rooms, public.sync_states
+create policy rooms_select_extra on public.rooms for select to anon, authenticated using (is_public);
+create publication extra_publication for table public.rooms, public.sync_states
   with (publish_via_partition_root = true);
 """
 
@@ -193,7 +192,7 @@ def test_round_trip_holds_for_what_later_revisions_add(
     files = schema_dump.render_all(schema_dump.entries_of(watchium_db_url, baseline))
     assert {"25_views.sql", "40_policies.sql", "60_realtime.sql"} <= set(files)
     assert "REVOKE ALL ON FUNCTION public.room_count() FROM PUBLIC;" in files["20_functions.sql"]
-    assert "CREATE PUBLICATION supabase_realtime" in files["60_realtime.sql"]
+    assert "CREATE PUBLICATION extra_publication" in files["60_realtime.sql"]
     schema_dump.write_files(tmp_path, files)
     schema_dump.load_concern_files(empty_db_url, baseline, tmp_path)
     rebuilt = schema_dump.render_all(schema_dump.entries_of(empty_db_url, baseline))

@@ -179,6 +179,28 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+@command(
+    "doctor",
+    "check realtime health: publication, replica identities, broadcast path, policies, slots",
+    epilog="examples:\n  watchium-db doctor\n  watchium-db doctor --json",
+    arguments=[arg("--json", action="store_true", help="print the JSON report for scripts")],
+)
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from watchium_db import health
+
+    db = database.resolve()
+    report = health.check(db.url)
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        print(health.format_report(report))
+    if not report.ok:
+        first = report.problems[0]
+        more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+        print(f"watchium-db: doctor: {first}{more}", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
 # ---------------------------------------------------------------------------------------------
 # entry point
 # ---------------------------------------------------------------------------------------------

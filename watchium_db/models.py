@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
 PRIVATE = "watchium_private"
 
@@ -41,6 +42,17 @@ NAMING_CONVENTION = {
 }
 
 Timestamp = TIMESTAMP(timezone=True)
+
+
+class Xid8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id type."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "xid8"
+
+
 VideoTime = Numeric(10, 2)
 
 
@@ -302,6 +314,7 @@ class RoomEvent(Base):
     event: Mapped[str]
     payload: Mapped[Any] = mapped_column(JSONB)
     created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    xact_id: Mapped[int] = mapped_column(Xid8(), server_default=text("pg_current_xact_id()"))
 
 
 __all__ = [

@@ -9,13 +9,26 @@
 --   2. delivers it: through Supabase Realtime (realtime.send to the private
 --      topic room:<room_id>) when the realtime schema is installed, else
 --      through NOTIFY on the channel watchium:room:<room_id>.
--- The choice is made at call time, so installing Realtime after these
--- migrations needs no change here.
+-- The choice is made at call time, in one place
+-- (watchium_private.room_event_delivery()), so installing Realtime after
+-- these migrations needs no change here.
+--
+-- Ordering and catch-up. event_id is unique but, like any identity, it is
+-- assigned at INSERT, not at COMMIT: an event with a smaller event_id may
+-- commit after a larger one. Each row therefore records the id of the
+-- transaction that wrote it (xact_id). A reader that remembers the xmin of
+-- the snapshot of its last read knows that every event it could not see then
+-- has xact_id >= that xmin, so `event_id > last_seen or xact_id >= xmin`
+-- (de-duplicated by event_id) catches up without loss or duplication, with no
+-- time window to guess. See watchium_private.read_room_events and
+-- docs/realtime.md.
 -- =============================================================================
 
 insert into watchium_private.settings (key, value, description) values
   ('room_event_retention', '"1 hour"',
-   'How long room events stay in watchium_private.room_events for listeners to catch up.');
+   'How long room events stay in watchium_private.room_events for listeners to catch up.'),
+  ('room_event_delivery', '"auto"',
+   'How room events are delivered: auto (Supabase Realtime when realtime.send exists, else NOTIFY), notify (always NOTIFY), or both (Realtime and NOTIFY, e.g. for a server-side listener on Supabase).');
 
 create table watchium_private.room_events (
   event_id   bigint      generated always as identity,
@@ -23,11 +36,14 @@ create table watchium_private.room_events (
   event      text        not null,
   payload    jsonb       not null,
   created_at timestamptz not null default now(),
+  xact_id    xid8        not null default pg_current_xact_id(),
   constraint room_events_pkey primary key (event_id),
   constraint room_events_event_format_check check (event ~ '^[a-z][a-z0-9_]{0,49}$')
 );
 comment on table watchium_private.room_events is
   'Log of room events in delivery order, kept for room_event_retention so listeners can catch up after a reconnect (event_id > last seen).';
+comment on column watchium_private.room_events.xact_id is
+  'Top-level transaction that wrote the event; catch-up compares it with the xmin of the reader''s previous snapshot (events may commit out of event_id order).';
 alter table watchium_private.room_events enable row level security;
 revoke all on table watchium_private.room_events from public;
 
@@ -55,6 +71,32 @@ comment on function watchium_private.realtime_available() is
 revoke all on function watchium_private.realtime_available() from public;
 
 -- -----------------------------------------------------------------------------
+-- watchium_private.room_event_delivery(): the one place that decides how room
+-- events are delivered right now: 'realtime', 'notify' or 'both'.
+--
+-- Reads the room_event_delivery setting: auto (the default) means Realtime
+-- when realtime.send exists, else NOTIFY. 'both' without Realtime is 'notify'.
+-- -----------------------------------------------------------------------------
+create function watchium_private.room_event_delivery()
+returns text
+language sql
+stable
+set search_path = ''
+as $$
+  select case
+    when coalesce(s.value #>> '{}', 'auto') = 'notify' then 'notify'
+    when not watchium_private.realtime_available() then 'notify'
+    when s.value #>> '{}' = 'both' then 'both'
+    else 'realtime'
+  end
+  from (select) as one
+  left join watchium_private.settings as s on s.key = 'room_event_delivery'
+$$;
+comment on function watchium_private.room_event_delivery() is
+  'How room events are delivered now: realtime (realtime.send to room:<id>), notify (NOTIFY "watchium:room:<id>") or both. Decided from the room_event_delivery setting and whether realtime.send exists.';
+revoke all on function watchium_private.room_event_delivery() from public;
+
+-- -----------------------------------------------------------------------------
 -- watchium_private.emit_room_event(room_id, event, payload) -> event_id
 --
 -- The message is {event_id, room_id, event, payload, sent_at}.
@@ -73,6 +115,7 @@ declare
   v_event_id bigint;
   v_message  jsonb;
   v_text     text;
+  v_delivery text := watchium_private.room_event_delivery();
 begin
   insert into watchium_private.room_events (room_id, event, payload)
   values (p_room_id, p_event, coalesce(p_payload, '{}'::jsonb))
@@ -86,12 +129,13 @@ begin
     'sent_at', pg_catalog.now()
   );
 
-  if watchium_private.realtime_available() then
+  if v_delivery in ('realtime', 'both') then
     -- Dynamic, and built by format(): realtime.send may not exist when this
     -- function is created or checked.
     execute pg_catalog.format('select %I.send($1, $2, $3, true)', 'realtime')
       using v_message, p_event, 'room:' || p_room_id;
-  else
+  end if;
+  if v_delivery in ('notify', 'both') then
     v_text := v_message::text;
     if pg_catalog.octet_length(v_text) >= 8000 then
       v_text := pg_catalog.jsonb_build_object(
@@ -107,3 +151,110 @@ $$;
 comment on function watchium_private.emit_room_event(text, text, jsonb) is
   'Logs a room event and delivers it to room:<room_id> (Supabase Realtime) or NOTIFY channel watchium:room:<room_id> (plain PostgreSQL). Returns the event id. Internal: called by the RPC functions and triggers.';
 revoke all on function watchium_private.emit_room_event(text, text, jsonb) from public;
+
+-- -----------------------------------------------------------------------------
+-- watchium_private.read_room_events(room_id, after_event_id, min_xact_id)
+--
+-- Catch-up for listeners (watchium_db.listener). Returns, in one snapshot,
+--   {"snapshot_xmin": <xid8 as text>, "last_event_id": <max visible id or null>,
+--    "events": [{event_id, room_id, event, payload, created_at, xact_id}, ...]}
+-- with the room's events where event_id > p_after_event_id or
+-- xact_id >= p_min_xact_id, in event_id order. Pass the snapshot_xmin of the
+-- previous read as p_min_xact_id: an event invisible to that read was written
+-- by a transaction still running (or not yet started) then, so its xact_id
+-- is >= that xmin. With p_after_event_id null it returns no events, only the
+-- starting point (last_event_id, snapshot_xmin and, in "pending_ids", the
+-- visible ids with xact_id >= snapshot_xmin) for a listener starting now.
+-- Security definer: the log is private; run by the app server's trusted role
+-- (service_role or the owner), never by clients.
+-- -----------------------------------------------------------------------------
+create function watchium_private.read_room_events(
+  p_room_id text,
+  p_after_event_id bigint,
+  p_min_xact_id xid8 default null
+)
+returns jsonb
+language sql
+stable
+security definer  -- reads the private event log for a trusted server-side listener
+set search_path = ''
+as $$
+  select pg_catalog.jsonb_build_object(
+    'snapshot_xmin', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text,
+    'last_event_id', (
+      select pg_catalog.max(e.event_id) from watchium_private.room_events as e
+      where e.room_id = p_room_id
+    ),
+    'pending_ids', case when p_after_event_id is null then (
+      select coalesce(pg_catalog.jsonb_agg(e.event_id order by e.event_id), '[]'::jsonb)
+      from watchium_private.room_events as e
+      where e.room_id = p_room_id
+        and e.xact_id >= pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())
+    ) else '[]'::jsonb end,
+    'events', case when p_after_event_id is null then '[]'::jsonb else (
+      select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+          'event_id', e.event_id, 'room_id', e.room_id, 'event', e.event,
+          'payload', e.payload, 'created_at', e.created_at, 'xact_id', e.xact_id::text
+        ) order by e.event_id), '[]'::jsonb)
+      from watchium_private.room_events as e
+      where e.room_id = p_room_id
+        and (e.event_id > p_after_event_id or e.xact_id >= p_min_xact_id)
+    ) end
+  )
+$$;
+comment on function watchium_private.read_room_events(text, bigint, xid8) is
+  'Catch-up read of a room''s event log for trusted server-side listeners: events after p_after_event_id or written by transactions >= p_min_xact_id (the previous read''s snapshot_xmin), plus this read''s snapshot_xmin. De-duplicate by event_id.';
+revoke all on function watchium_private.read_room_events(text, bigint, xid8) from public;
+grant execute on function watchium_private.read_room_events(text, bigint, xid8) to service_role;
+
+-- -----------------------------------------------------------------------------
+-- watchium_private.read_room_event(room_id, event_id): one logged event as
+-- jsonb (null when absent or expired). The listener uses it to fetch the full
+-- payload of a notification sent truncated.
+-- Security definer: the log is private; trusted server-side callers only.
+-- -----------------------------------------------------------------------------
+create function watchium_private.read_room_event(p_room_id text, p_event_id bigint)
+returns jsonb
+language sql
+stable
+security definer  -- reads the private event log for a trusted server-side listener
+set search_path = ''
+as $$
+  select pg_catalog.jsonb_build_object(
+    'event_id', e.event_id, 'room_id', e.room_id, 'event', e.event,
+    'payload', e.payload, 'created_at', e.created_at, 'xact_id', e.xact_id::text
+  )
+  from watchium_private.room_events as e
+  where e.event_id = p_event_id and e.room_id = p_room_id
+$$;
+comment on function watchium_private.read_room_event(text, bigint) is
+  'One event of the room''s log as jsonb, or null. For trusted server-side listeners (full payload of a truncated notification).';
+revoke all on function watchium_private.read_room_event(text, bigint) from public;
+grant execute on function watchium_private.read_room_event(text, bigint) to service_role;
+
+-- -----------------------------------------------------------------------------
+-- watchium_private.expire_room_events(): delete events older than the
+-- room_event_retention setting; returns {"deleted": n, "retention": "..."}.
+-- Called by maintenance (public.maintain()).
+-- -----------------------------------------------------------------------------
+create function watchium_private.expire_room_events()
+returns jsonb
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_retention interval := coalesce(
+    watchium_private.setting_interval('room_event_retention'), interval '1 hour'
+  );
+  v_deleted bigint;
+begin
+  delete from watchium_private.room_events as e
+  where e.created_at < pg_catalog.now() - v_retention;
+  get diagnostics v_deleted = row_count;
+  return pg_catalog.jsonb_build_object('deleted', v_deleted, 'retention', v_retention::text);
+end;
+$$;
+comment on function watchium_private.expire_room_events() is
+  'Deletes room events older than the room_event_retention setting (default 1 hour); returns {"deleted": n, "retention": "..."}. Run by maintenance.';
+revoke all on function watchium_private.expire_room_events() from public;
