@@ -52,7 +52,7 @@ def test_play_resets_the_reference_and_writes_one_record_per_member(conn):
         state = one(c, "select public.change_playback_state(%s, true, 12.345)", (ROOM_ID,))
         now = one(c, "select now()")
     assert state["is_playing"] is True and state["current_time"] == 12.35
-    assert state["sync"]["members"] == 4 and state["sync"]["history_rows"] == 4
+    assert state["sync"]["members"] == 4 and state["sync"]["synced_members"] == 1
     room = conn.execute(
         "select is_playing, current_playback_time, playback_updated_at, last_activity from public.rooms"
     ).fetchone()
@@ -262,12 +262,11 @@ def test_bulk_sync_update_is_one_statement_for_a_large_room(conn):
     with as_service(conn) as c:
         c.execute("select public.bulk_sync_update(%s, 0, 'seek')", (ROOM_ID,))
     assert one(conn, "select count(*) from public.sync_states") == 501
-    # The core is a single SQL statement (a SQL-language function), not a loop.
-    assert (
-        one(
-            conn,
-            "select l.lanname from pg_proc p join pg_language l on l.oid = p.prolang"
-            " where p.oid = 'watchium_private.sync_room_members(text, numeric, text, text, numeric)'::regprocedure",
-        )
-        == "sql"
+    # The core is one statement (no loop) with one INSERT into the history.
+    source = one(
+        conn,
+        "select prosrc from pg_proc"
+        " where oid = 'watchium_private.sync_room_members(text, numeric, text, text, numeric)'::regprocedure",
     )
+    assert " loop" not in source.lower()
+    assert source.count("insert into public.sync_states") == 1

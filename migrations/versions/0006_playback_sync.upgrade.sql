@@ -81,7 +81,9 @@ revoke all on function watchium_private.room_expected_position(public.rooms) fro
 -- -----------------------------------------------------------------------------
 -- watchium_private.sync_level(drift): the seed's tolerances.
 -- perfect <= 0.5 s, good <= 1 s, minor_drift <= 2 s (still synced),
--- out_of_sync > 2 s.
+-- out_of_sync > 2 s. The hot paths (sync_room_members, apply_heartbeats)
+-- inline the same CASE: a function with SET search_path is never inlined, and
+-- a call per row would cost more than the rest of the row.
 -- -----------------------------------------------------------------------------
 create function watchium_private.sync_level(p_time_difference numeric)
 returns text
@@ -195,10 +197,15 @@ create function watchium_private.sync_room_members(
   p_member_speed numeric
 )
 returns jsonb
-language sql
+language plpgsql
 volatile
 set search_path = ''
 as $$
+-- PL/pgSQL only to keep the plan of its one statement cached across calls
+-- (a SQL function is planned again on every call).
+declare
+  v_result jsonb;
+begin
   with estimate as (
     select m.user_id,
            case
@@ -218,9 +225,16 @@ as $$
     where m.room_id = p_room_id
   ),
   drift as (
-    select e.user_id, e.member_time,
-           pg_catalog.round(abs(p_host_time - e.member_time), 2) as time_difference
+    select e.user_id, e.member_time, x.time_difference,
+           -- watchium_private.sync_level, inlined (a function with SET is never inlined).
+           case when x.time_difference <= 0.5 then 'perfect'
+                when x.time_difference <= 1 then 'good'
+                when x.time_difference <= 2 then 'minor_drift'
+                else 'out_of_sync' end as sync_level
     from estimate as e
+    cross join lateral (
+      select pg_catalog.round(abs(p_host_time - e.member_time), 2) as time_difference
+    ) as x
   ),
   history as (
     insert into public.sync_states
@@ -228,17 +242,15 @@ as $$
     select p_room_id, d.user_id, p_host_time, d.member_time, d.time_difference,
            d.time_difference <= 2, p_sync_event_type
     from drift as d
-    returning 1
   ),
   presence as (
     update watchium_private.member_presence as p
     set time_difference = d.time_difference,
-        sync_level = watchium_private.sync_level(d.time_difference)
+        sync_level = d.sync_level
     from drift as d
     where p.room_id = p_room_id
       and p.user_id = d.user_id
-      and p.sync_level is distinct from watchium_private.sync_level(d.time_difference)
-    returning 1
+      and p.sync_level is distinct from d.sync_level
   ),
   published as (
     update public.room_members as m
@@ -249,14 +261,17 @@ as $$
       and m.user_id = d.user_id
       and m.is_synced
       and d.time_difference > 2
-    returning 1
   )
+  -- The data-modifying CTEs above run to completion whether or not read here.
   select pg_catalog.jsonb_build_object(
-    'members', (select count(*) from drift),
-    'synced_members', (select count(*) from drift as d where d.time_difference <= 2),
-    'out_of_sync_members', (select count(*) from drift as d where d.time_difference > 2),
-    'history_rows', (select count(*) from history)
+    'members', pg_catalog.count(*),
+    'synced_members', pg_catalog.count(*) filter (where d.time_difference <= 2),
+    'out_of_sync_members', pg_catalog.count(*) filter (where d.time_difference > 2)
   )
+  into v_result
+  from drift as d;
+  return v_result;
+end;
 $$;
 comment on function watchium_private.sync_room_members(text, numeric, text, text, numeric) is
   'Set-based core of bulk_sync_update: one sync_states row per member against p_host_time, presence levels updated, published is_synced set false where drift > 2 s. Caller holds the room lock. Internal.';
@@ -541,10 +556,15 @@ returns table (
   sampled         boolean,
   level_changed   boolean
 )
-language sql
+language plpgsql
 volatile
 set search_path = ''
 as $$
+-- PL/pgSQL only to keep the plan of its one statement cached across calls
+-- (a SQL function is planned again on every call: every heartbeat).
+#variable_conflict use_column
+begin
+  return query
   with cfg as (
     select watchium_private.setting_interval('heartbeat_min_interval') as min_interval,
            watchium_private.setting_interval('heartbeat_sample_interval') as sample_interval,
@@ -569,20 +589,25 @@ as $$
              when o.last_heartbeat > pg_catalog.now() - c.min_interval then 'throttled'
              else 'ok'
            end as outcome,
-           pg_catalog.round(abs(b.reported - c.expected), 2) as drift,
+           x.drift,
+           -- watchium_private.sync_level, inlined (a function with SET is never inlined).
+           case when x.drift <= 0.5 then 'perfect'
+                when x.drift <= 1 then 'good'
+                when x.drift <= 2 then 'minor_drift'
+                else 'out_of_sync' end as new_level,
            o.sync_level as old_level,
            o.last_sample_at,
            c.sample_interval
     from beat as b
     cross join cfg as c
     left join previous as o on o.user_id = b.user_id
+    cross join lateral (select pg_catalog.round(abs(b.reported - c.expected), 2) as drift) as x
   ),
   status as (
     select m.*,
-           watchium_private.sync_level(m.drift) as new_level,
            m.drift <= 2 as synced,
-           m.old_level is distinct from watchium_private.sync_level(m.drift) as changed,
-           (m.old_level is distinct from watchium_private.sync_level(m.drift)
+           m.old_level is distinct from m.new_level as changed,
+           (m.old_level is distinct from m.new_level
              or m.last_sample_at is null
              or m.last_sample_at <= pg_catalog.now() - m.sample_interval) as sample
     from measured as m
@@ -640,7 +665,8 @@ as $$
   select s.user_id, s.outcome, s.reported, s.expected, s.drift, s.new_level, s.synced,
          s.outcome = 'ok' and s.sample, s.outcome = 'ok' and s.changed
   from status as s
-  where (select count(*) from events) >= 0
+  where (select pg_catalog.count(*) from events) >= 0;
+end;
 $$;
 comment on function watchium_private.apply_heartbeats(public.rooms, jsonb) is
   'Set-based heartbeat write path of one room: presence (HOT), sampled history, published snapshot only on is_synced flips, sync_status events only on level changes. Never touches public.rooms. Internal.';
