@@ -270,3 +270,46 @@ def test_bulk_sync_update_is_one_statement_for_a_large_room(conn):
     )
     assert " loop" not in source.lower()
     assert source.count("insert into public.sync_states") == 1
+
+
+SYNC_RPCS = [
+    "public.change_playback_state(text, boolean, numeric)",
+    "public.seek_to_time(text, numeric)",
+    "public.set_playback_speed(text, numeric)",
+    "public.bulk_sync_update(text, numeric, text)",
+    "public.record_heartbeat(text, numeric, boolean)",
+    "public.get_room_sync_state(text)",
+    "public.get_room_sync_metrics(text)",
+    "public.record_realtime_metrics(text, integer, bigint, numeric, numeric)",
+    "public.get_realtime_metrics_summary(text, integer)",
+]
+
+
+def test_privileges_hold_under_supabase_default_grants(conn):
+    for fn in SYNC_RPCS:
+        assert not one(conn, "select has_function_privilege('anon', %s, 'execute')", (fn,)), fn
+        assert one(conn, "select has_function_privilege('authenticated', %s, 'execute')", (fn,)), fn
+        assert one(conn, "select has_function_privilege('service_role', %s, 'execute')", (fn,)), fn
+    batch = "public.record_heartbeats(text, jsonb)"
+    assert not one(conn, "select has_function_privilege('authenticated', %s, 'execute')", (batch,))
+    assert one(conn, "select has_function_privilege('service_role', %s, 'execute')", (batch,))
+    # Internal functions and the metrics table: nobody but the owner.
+    private = conn.execute(
+        "select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+        " where n.nspname = 'watchium_private' and p.proname in ('room_expected_position',"
+        " 'sync_level', 'require_playback_time', 'require_sync_room', 'sync_room_members',"
+        " 'apply_host_control', 'apply_heartbeats', 'maintain_sync_history')"
+    ).fetchall()
+    assert len(private) == 8
+    for (fn,) in private:
+        for role in ("anon", "authenticated", "service_role"):
+            assert not one(conn, "select has_function_privilege(%s, %s, 'execute')", (role, fn)), (
+                role,
+                fn,
+            )
+    for role in ("anon", "authenticated", "service_role"):
+        assert not one(
+            conn,
+            "select has_table_privilege(%s, 'watchium_private.realtime_metrics', 'select')",
+            (role,),
+        )
