@@ -311,3 +311,71 @@ def test_batched_heartbeats_are_rate_limited_per_room(conn):
     with pytest.raises(psycopg.Error) as exc, as_service(conn) as c:
         c.execute("select public.record_heartbeats(%s, %s::jsonb)", (ROOM_ID, batch))
     assert exc.value.sqlstate == "WD429"
+
+
+def test_heartbeat_skips_a_locked_member_row_and_repairs_it_next_time(conn, watchium_db_url):
+    """A leave locks room_members before its presence row: a heartbeat must not wait for it."""
+    make_room(conn, playing=False, position=100)
+    published = "select is_synced from public.room_members where user_id = 'alice'"
+    with psycopg.connect(watchium_db_url) as locker:
+        locker.execute("select 1 from public.room_members where user_id = 'alice' for update")
+        conn.execute("set lock_timeout = '2s'")
+        status = heartbeat(conn, "alice", 150, is_playing=False)  # flips to out of sync
+        locker.rollback()
+    assert status["is_synced"] is False
+    assert one(conn, published) is True  # skipped, not waited for
+    age(conn, ROOM_ID, 3)
+    heartbeat(conn, "alice", 151, is_playing=False)  # same level: still repairs the flag
+    assert one(conn, published) is False
+
+
+def test_controls_and_batched_heartbeats_run_concurrently_without_deadlock(conn, watchium_db_url):
+    import threading
+
+    members = [f"m{i:02d}" for i in range(40)]
+    make_room(conn, playing=False, position=0, members=members)
+    conn.execute(
+        "update watchium_private.settings set value = '\"0 seconds\"' where key = 'heartbeat_min_interval'"
+    )
+    failures: list[BaseException] = []
+
+    def controls() -> None:
+        try:
+            with psycopg.connect(watchium_db_url, autocommit=True) as c:
+                for i in range(15):
+                    with as_user(c, "host") as h:
+                        h.execute("select public.seek_to_time(%s, %s)", (ROOM_ID, i % 2 * 10))
+        except BaseException as exc:
+            failures.append(exc)
+
+    def relay(order: list[str]) -> None:
+        try:
+            with psycopg.connect(watchium_db_url, autocommit=True) as c:
+                for i in range(15):
+                    batch = [
+                        {"user_id": u, "current_time": i % 3 * 5, "is_playing": False}
+                        for u in order
+                    ]
+                    with as_service(c) as s:
+                        s.execute(
+                            "select public.record_heartbeats(%s, %s::jsonb)",
+                            (ROOM_ID, json.dumps(batch)),
+                        )
+        except BaseException as exc:
+            failures.append(exc)
+
+    conn.execute("update watchium_private.rate_limit_rules set max_requests = 1000")
+    threads = [
+        threading.Thread(target=controls),
+        threading.Thread(target=relay, args=(members,)),
+        threading.Thread(target=relay, args=(list(reversed(members)),)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert failures == []
+    assert (
+        one(conn, "select count(*) from public.sync_states where sync_event_type = 'seek'")
+        == 15 * 41
+    )

@@ -206,7 +206,16 @@ as $$
 declare
   v_result jsonb;
 begin
-  with estimate as (
+  with locked as (
+    -- Presence rows in key order (the order the batched heartbeats use too),
+    -- so two statements locking several members' rows never deadlock.
+    select p.user_id, p.reported_time, p.is_playing, p.last_heartbeat
+    from watchium_private.member_presence as p
+    where p.room_id = p_room_id
+    order by p.user_id
+    for update
+  ),
+  estimate as (
     select m.user_id,
            case
              when m.user_id = p_host_user_id then p_host_time
@@ -220,8 +229,7 @@ begin
              ), 2)
            end as member_time
     from public.room_members as m
-    left join watchium_private.member_presence as p
-      on p.room_id = m.room_id and p.user_id = m.user_id
+    left join locked as p on p.user_id = m.user_id
     where m.room_id = p_room_id
   ),
   drift as (
@@ -580,6 +588,7 @@ begin
     from watchium_private.member_presence as p
     where p.room_id = p_room.room_id
       and p.user_id in (select b.user_id from beat as b)
+    order by p.user_id  -- key order, as sync_room_members: no deadlock between them
     for update of p
   ),
   measured as (
@@ -634,16 +643,29 @@ begin
     where s.outcome = 'ok' and s.sample
     returning 1
   ),
+  -- The published row is refreshed only when is_synced flips, and never
+  -- waited for: a member row locked by another transaction is skipped (a
+  -- leave or kick locks room_members before its presence row cascades, so
+  -- waiting here could deadlock); the published flag still differs
+  -- afterwards, so the member's next heartbeat refreshes it.
+  flipped as (
+    select rm.user_id
+    from public.room_members as rm
+    join status as s on s.user_id = rm.user_id
+    where rm.room_id = p_room.room_id
+      and s.outcome = 'ok'
+      and rm.is_synced is distinct from s.synced
+    for no key update of rm skip locked
+  ),
   published as (
     update public.room_members as rm
     set is_synced = s.synced,
         current_playback_time = s.reported,
         last_heartbeat = pg_catalog.now()
-    from status as s
+    from flipped as f
+    join status as s on s.user_id = f.user_id
     where rm.room_id = p_room.room_id
-      and rm.user_id = s.user_id
-      and s.outcome = 'ok'
-      and rm.is_synced is distinct from s.synced
+      and rm.user_id = f.user_id
     returning 1
   ),
   events as (
