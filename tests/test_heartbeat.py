@@ -9,7 +9,16 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from tests.sync_factories import ROOM_ID, age, as_service, events, heartbeat, make_room, one
+from tests.sync_factories import (
+    ROOM_ID,
+    add_members,
+    age,
+    as_service,
+    events,
+    heartbeat,
+    make_room,
+    one,
+)
 from watchium_db.testing import as_user
 
 
@@ -379,3 +388,12 @@ def test_controls_and_batched_heartbeats_run_concurrently_without_deadlock(conn,
         one(conn, "select count(*) from public.sync_states where sync_event_type = 'seek'")
         == 15 * 41
     )
+
+
+def test_first_heartbeat_right_after_joining_is_accepted(conn):
+    make_room(conn)
+    add_members(conn, ROOM_ID, ["newbie"])  # presence.last_heartbeat = the join, just now
+    assert heartbeat(conn, "newbie", 0, is_playing=False)["sync_level"] == "perfect"
+    with pytest.raises(psycopg.Error) as exc:
+        heartbeat(conn, "newbie", 0, is_playing=False)
+    assert exc.value.sqlstate == "WD429"

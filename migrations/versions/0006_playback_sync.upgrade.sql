@@ -595,7 +595,10 @@ begin
     select b.user_id, b.reported, b.is_playing, c.expected,
            case
              when o.user_id is null then 'not_member'
-             when o.last_heartbeat > pg_catalog.now() - c.min_interval then 'throttled'
+             -- last_sample_at is set by heartbeats only: the first heartbeat
+             -- right after joining (last_heartbeat = join time) is never throttled.
+             when o.last_sample_at is not null
+              and o.last_heartbeat > pg_catalog.now() - c.min_interval then 'throttled'
              else 'ok'
            end as outcome,
            x.drift,
