@@ -1,0 +1,131 @@
+"""check_rate_limit (0003): exact under concurrency, any action name, own budget only."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+
+import psycopg
+import pytest
+
+from tests.sync_factories import as_service, one
+from watchium_db.testing import as_user
+
+CALL = "select public.check_rate_limit(%s, %s, %s, %s)"
+
+
+def _concurrent_calls(url: str, user: str, action: str, callers: int, limit: int) -> list[bool]:
+    barrier = threading.Barrier(callers)
+    results: list[bool] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("select 1")
+                with conn.transaction():
+                    conn.execute(
+                        "select set_config('request.jwt.claims', %s, true)",
+                        (json.dumps({"sub": user, "role": "authenticated"}),),
+                    )
+                    conn.execute("set local role authenticated")
+                    barrier.wait(timeout=10)
+                    row = conn.execute(CALL, (user, action, 60, limit)).fetchone()
+                assert row is not None
+                with lock:
+                    results.append(row[0])
+        except BaseException as exc:  # reported by the test
+            with lock:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors, errors
+    return results
+
+
+def test_exact_under_16_concurrent_callers(conn, watchium_db_url):
+    for _attempt in range(3):
+        action = f"burst_{uuid.uuid4().hex[:8]}"
+        results = _concurrent_calls(watchium_db_url, "alice", action, callers=16, limit=10)
+        windows = one(
+            conn,
+            "select count(*) from watchium_private.rate_limit_counters where action = %s",
+            (action,),
+        )
+        if windows == 1:  # not split by a window boundary: the count is exact
+            break
+    assert len(results) == 16
+    assert results.count(True) == 10
+    assert results.count(False) == 6
+    assert (
+        one(
+            conn,
+            "select request_count from watchium_private.rate_limit_counters where action = %s",
+            (action,),
+        )
+        == 16
+    )
+
+
+@pytest.mark.parametrize("action", ["sync_control", "comment", "join_attempt", "never_seen_before"])
+def test_any_action_name_is_limited(conn, action):
+    """The seed counted sync_states rows, so actions outside its event types were never limited."""
+    results = []
+    for _ in range(4):
+        with as_user(conn, "alice") as c:
+            results.append(one(c, CALL, ("alice", action, 1, 3)))
+    assert results == [True, True, True, False]
+
+
+def test_callers_cannot_spend_another_users_budget(conn):
+    with pytest.raises(psycopg.Error) as exc, as_user(conn, "mallory") as c:
+        c.execute(CALL, ("alice", "comment", 1, 3))
+    assert exc.value.sqlstate == "42501" and "p_user_id" in str(exc.value)
+    with pytest.raises(psycopg.Error) as exc, as_user(conn, "mallory") as c:
+        c.execute(CALL, (None, "comment", 1, 3))
+    assert exc.value.sqlstate == "42501"
+    assert one(conn, "select count(*) from watchium_private.rate_limit_counters") == 0
+    with pytest.raises(psycopg.Error) as exc, as_user(conn, None, role="anon") as c:
+        c.execute(CALL, ("alice", "comment", 1, 3))
+    assert exc.value.sqlstate == "42501"
+
+
+def test_trusted_callers_may_spend_a_users_budget(conn):
+    with as_service(conn) as c:
+        assert [one(c, CALL, ("alice", "comment", 1, 2)) for _ in range(2)] == [True, True]
+    with as_user(conn, "alice") as c:
+        assert one(c, CALL, ("alice", "comment", 1, 2)) is False
+    assert one(conn, CALL, ("bob", "comment", 1, 2)) is True  # the owner connection
+
+
+@pytest.mark.parametrize(
+    ("action", "window", "limit", "argument"),
+    [
+        ("Bad Name", 1, 10, "p_action"),
+        ("", 1, 10, "p_action"),
+        ("ok", 0, 10, "p_window_minutes"),
+        ("ok", 1441, 10, "p_window_minutes"),
+        ("ok", 1, 0, "p_max_requests"),
+        ("ok", 1, None, "p_max_requests"),
+    ],
+)
+def test_arguments_are_validated(conn, action, window, limit, argument):
+    with pytest.raises(psycopg.Error) as exc, as_user(conn, "alice") as c:
+        c.execute(CALL, ("alice", action, window, limit))
+    assert exc.value.sqlstate == "22023" and argument in str(exc.value)
+
+
+def test_every_sync_write_rpc_has_a_documented_rule(conn):
+    rules = dict(
+        conn.execute(
+            "select action, max_requests from watchium_private.rate_limit_rules"
+            " where action in ('sync_control', 'heartbeat_batch', 'realtime_metrics')"
+        ).fetchall()
+    )
+    assert rules == {"sync_control": 120, "heartbeat_batch": 60, "realtime_metrics": 12}

@@ -1,0 +1,315 @@
+"""Host controls and bulk_sync_update: host only, validated, one history row per member."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from tests.sync_factories import ROOM_ID, add_members, as_service, events, heartbeat, make_room, one
+from watchium_db.testing import as_user
+
+CONTROLS = [
+    ("select public.change_playback_state(%s, true, 10)", "play"),
+    ("select public.change_playback_state(%s, false)", "pause"),
+    ("select public.seek_to_time(%s, 42)", "seek"),
+    ("select public.set_playback_speed(%s, 1.5)", "speed"),
+]
+
+
+@pytest.mark.parametrize(("sql", "action"), CONTROLS)
+def test_only_the_host_controls_playback(conn, sql, action):
+    make_room(conn)
+    for user in ("alice", "mallory"):  # a member who is not host, a stranger
+        with pytest.raises(psycopg.Error) as exc, as_user(conn, user) as c:
+            c.execute(sql, (ROOM_ID,))
+        assert exc.value.sqlstate == "42501", (user, action)
+    with pytest.raises(psycopg.Error) as exc, as_user(conn, None, role="anon") as c:
+        c.execute(sql, (ROOM_ID,))
+    assert exc.value.sqlstate == "42501"  # no EXECUTE for anon
+    assert one(conn, "select count(*) from public.sync_states") == 0
+    assert events(conn, event="playback") == []
+    with as_user(conn, "host") as c:
+        state = one(c, sql, (ROOM_ID,))
+    assert state["action"] == action
+
+
+def test_host_id_argument_cannot_be_faked_by_claims_of_another_role(conn):
+    make_room(conn)
+    with (
+        pytest.raises(psycopg.Error) as exc,
+        as_user(conn, "alice", claims={"user_id": "host"}) as c,
+    ):
+        c.execute("select public.seek_to_time(%s, 5)", (ROOM_ID,))
+    assert exc.value.sqlstate == "42501"
+
+
+def test_play_resets_the_reference_and_writes_one_record_per_member(conn):
+    make_room(conn, members=["alice", "bob", "carol"])
+    conn.execute("update public.rooms set playback_updated_at = now() - interval '1 hour'")
+    with as_user(conn, "host") as c:
+        state = one(c, "select public.change_playback_state(%s, true, 12.345)", (ROOM_ID,))
+        now = one(c, "select now()")
+    assert state["is_playing"] is True and state["current_time"] == 12.35
+    assert state["sync"]["members"] == 4 and state["sync"]["synced_members"] == 1
+    room = conn.execute(
+        "select is_playing, current_playback_time, playback_updated_at, last_activity from public.rooms"
+    ).fetchone()
+    assert room == (True, Decimal("12.35"), now, now)
+    rows = conn.execute(
+        "select user_id, host_time, sync_event_type from public.sync_states order by user_id"
+    ).fetchall()
+    assert [r[0] for r in rows] == ["alice", "bob", "carol", "host"]
+    assert {(r[1], r[2]) for r in rows} == {(Decimal("12.35"), "play_pause")}
+    playback = events(conn, event="playback")
+    assert len(playback) == 1 and playback[0][1]["action"] == "play"
+
+
+def test_pause_without_time_pauses_at_the_expected_position(conn):
+    make_room(conn, playing=True, position=100, speed=2)
+    with conn.transaction():
+        conn.execute("update public.rooms set playback_updated_at = now() - interval '5 seconds'")
+        with as_user(conn, "host") as c:
+            state = one(c, "select public.change_playback_state(%s, false)", (ROOM_ID,))
+    assert state["is_playing"] is False and state["current_time"] == 110
+
+
+def test_seek_marks_members_that_did_not_follow_as_needing_resync(conn):
+    make_room(conn, playing=False, position=100, members=["alice", "bob"])
+    heartbeat(conn, "alice", 100, is_playing=False)
+    heartbeat(conn, "bob", 100, is_playing=False)
+    conn.execute("delete from watchium_private.room_events")
+    with as_user(conn, "host") as c:
+        state = one(c, "select public.seek_to_time(%s, 101.5)", (ROOM_ID,))
+    assert state["sync"]["out_of_sync_members"] == 0  # 1.5 s: still synced
+    with as_user(conn, "host") as c:
+        state = one(c, "select public.seek_to_time(%s, 500)", (ROOM_ID,))
+    assert state["sync"]["out_of_sync_members"] == 2 and state["sync"]["synced_members"] == 1
+    published = conn.execute(
+        "select user_id, is_synced from public.room_members order by user_id"
+    ).fetchall()
+    assert published == [("alice", False), ("bob", False), ("host", True)]
+    assert conn.execute(
+        "select user_id, sync_level from watchium_private.member_presence order by user_id"
+    ).fetchall() == [("alice", "out_of_sync"), ("bob", "out_of_sync"), ("host", "perfect")]
+    history = conn.execute(
+        "select user_id, member_time, time_difference, is_synced from public.sync_states"
+        " where sync_event_type = 'seek' and host_time = 500 order by user_id"
+    ).fetchall()
+    assert history == [
+        ("alice", Decimal("100.00"), Decimal("400.00"), False),
+        ("bob", Decimal("100.00"), Decimal("400.00"), False),
+        ("host", Decimal("500.00"), Decimal("0.00"), True),
+    ]
+    # One playback event per control, no per-member event.
+    assert [e for e, _ in events(conn)] == ["playback", "playback"]
+
+
+def test_speed_change_keeps_the_position_and_extrapolates_at_the_new_speed(conn):
+    make_room(conn, playing=True, position=10, speed=1)
+    with conn.transaction():
+        conn.execute("update public.rooms set playback_updated_at = now() - interval '4 seconds'")
+        with as_user(conn, "host") as c:
+            state = one(c, "select public.set_playback_speed(%s, 2)", (ROOM_ID,))
+    assert state["current_time"] == 14 and state["playback_speed"] == 2
+    with conn.transaction():
+        conn.execute("update public.rooms set playback_updated_at = now() - interval '3 seconds'")
+        assert (
+            one(conn, "select watchium_private.room_expected_position(r) from public.rooms r") == 20
+        )
+
+
+@pytest.mark.parametrize(
+    ("sql", "value", "message"),
+    [
+        ("select public.seek_to_time(%s, %s::numeric)", "NaN", "p_time must be a finite number"),
+        (
+            "select public.seek_to_time(%s, %s::numeric)",
+            "Infinity",
+            "p_time must be a finite number",
+        ),
+        (
+            "select public.seek_to_time(%s, %s::numeric)",
+            "-Infinity",
+            "p_time must be a finite number",
+        ),
+        ("select public.seek_to_time(%s, %s::numeric)", "-1", "p_time must be >= 0"),
+        ("select public.seek_to_time(%s, %s::numeric)", "86400.5", "p_time must be <= 86400"),
+        ("select public.seek_to_time(%s, %s::numeric)", None, "p_time must be a number"),
+        (
+            "select public.change_playback_state(%s, true, %s::numeric)",
+            "NaN",
+            "p_current_time must be a finite",
+        ),
+        (
+            "select public.change_playback_state(%s, true, %s::numeric)",
+            "-0.5",
+            "p_current_time must be >= 0",
+        ),
+        (
+            "select public.change_playback_state(%s, true, %s::numeric)",
+            "1e6",
+            "p_current_time must be <= 86400",
+        ),
+        (
+            "select public.set_playback_speed(%s, %s::numeric)",
+            "NaN",
+            "p_speed must be a number from 0.25 to 4.0",
+        ),
+        (
+            "select public.set_playback_speed(%s, %s::numeric)",
+            "0.2",
+            "p_speed must be a number from 0.25 to 4.0",
+        ),
+        (
+            "select public.set_playback_speed(%s, %s::numeric)",
+            "4.01",
+            "p_speed must be a number from 0.25 to 4.0",
+        ),
+        (
+            "select public.set_playback_speed(%s, %s::numeric)",
+            "Infinity",
+            "p_speed must be a number from 0.25 to 4.0",
+        ),
+        (
+            "select public.set_playback_speed(%s, %s::numeric)",
+            None,
+            "p_speed must be a number from 0.25 to 4.0",
+        ),
+        (
+            "select public.set_playback_speed(%s, %s::numeric)",
+            "1.255",
+            "p_speed must have at most 2 decimals",
+        ),
+    ],
+)
+def test_bad_control_values_are_rejected_before_anything_changes(conn, sql, value, message):
+    make_room(conn)
+    before = conn.execute("select xmin::text from public.rooms").fetchone()
+    with pytest.raises(psycopg.Error) as exc, as_user(conn, "host") as c:
+        c.execute(sql, (ROOM_ID, value))
+    assert exc.value.sqlstate == "22023"
+    assert message in str(exc.value)
+    assert conn.execute("select xmin::text from public.rooms").fetchone() == before
+
+
+def test_play_pause_requires_is_playing(conn):
+    make_room(conn)
+    with pytest.raises(psycopg.Error) as exc, as_user(conn, "host") as c:
+        c.execute("select public.change_playback_state(%s, null)", (ROOM_ID,))
+    assert exc.value.sqlstate == "22023" and "p_is_playing" in str(exc.value)
+
+
+def test_unknown_room_is_not_found(conn):
+    make_room(conn)
+    with pytest.raises(psycopg.Error) as exc, as_user(conn, "host") as c:
+        c.execute("select public.seek_to_time('zzzzzzzzzz', 1)")
+    assert exc.value.sqlstate == "P0002"
+
+
+def test_host_controls_are_rate_limited(conn):
+    make_room(conn)
+    conn.execute(
+        "update watchium_private.rate_limit_rules set max_requests = 2 where action = 'sync_control'"
+    )
+    for t in (1, 2):
+        with as_user(conn, "host") as c:
+            c.execute("select public.seek_to_time(%s, %s)", (ROOM_ID, t))
+    with pytest.raises(psycopg.Error) as exc, as_user(conn, "host") as c:
+        c.execute("select public.seek_to_time(%s, 3)", (ROOM_ID,))
+    assert exc.value.sqlstate == "WD429"
+    assert one(conn, "select current_playback_time from public.rooms") == 2
+
+
+def test_bulk_sync_update_host_or_service_role_only(conn):
+    make_room(conn, members=["alice", "bob"])
+    with pytest.raises(psycopg.Error) as exc, as_user(conn, "alice") as c:
+        c.execute("select public.bulk_sync_update(%s, 10, 'seek')", (ROOM_ID,))
+    assert exc.value.sqlstate == "42501"
+    assert one(conn, "select count(*) from public.sync_states") == 0
+    with as_user(conn, "host") as c:
+        c.execute("select public.bulk_sync_update(%s, 10, 'seek')", (ROOM_ID,))
+    with as_service(conn) as c:
+        c.execute("select public.bulk_sync_update(%s, null, 'join')", (ROOM_ID,))
+    counts = conn.execute(
+        "select sync_event_type, count(*) from public.sync_states group by 1 order by 1"
+    ).fetchall()
+    assert counts == [("join", 3), ("seek", 3)]
+
+
+@pytest.mark.parametrize(
+    ("host_time", "event", "message"),
+    [
+        ("NaN", "seek", "p_host_time must be a finite number"),
+        ("-1", "seek", "p_host_time must be >= 0"),
+        ("10", "rewind", "p_sync_event_type must be one of"),
+        ("10", None, "p_sync_event_type must be one of"),
+    ],
+)
+def test_bulk_sync_update_validates(conn, host_time, event, message):
+    make_room(conn)
+    with pytest.raises(psycopg.Error) as exc, as_user(conn, "host") as c:
+        c.execute(
+            "select public.bulk_sync_update(%s, %s::numeric, %s)", (ROOM_ID, host_time, event)
+        )
+    assert exc.value.sqlstate == "22023" and message in str(exc.value)
+
+
+def test_bulk_sync_update_is_one_statement_for_a_large_room(conn):
+    make_room(conn, members=[])
+    add_members(conn, ROOM_ID, [f"user{i}" for i in range(500)])
+    with as_service(conn) as c:
+        c.execute("select public.bulk_sync_update(%s, 0, 'seek')", (ROOM_ID,))
+    assert one(conn, "select count(*) from public.sync_states") == 501
+    # The core is one statement (no loop) with one INSERT into the history.
+    source = one(
+        conn,
+        "select prosrc from pg_proc"
+        " where oid = 'watchium_private.sync_room_members(text, numeric, text, text, numeric)'::regprocedure",
+    )
+    assert " loop" not in source.lower()
+    assert source.count("insert into public.sync_states") == 1
+
+
+SYNC_RPCS = [
+    "public.change_playback_state(text, boolean, numeric)",
+    "public.seek_to_time(text, numeric)",
+    "public.set_playback_speed(text, numeric)",
+    "public.bulk_sync_update(text, numeric, text)",
+    "public.record_heartbeat(text, numeric, boolean)",
+    "public.get_room_sync_state(text)",
+    "public.get_room_sync_metrics(text)",
+    "public.record_realtime_metrics(text, integer, bigint, numeric, numeric)",
+    "public.get_realtime_metrics_summary(text, integer)",
+]
+
+
+def test_privileges_hold_under_supabase_default_grants(conn):
+    for fn in SYNC_RPCS:
+        assert not one(conn, "select has_function_privilege('anon', %s, 'execute')", (fn,)), fn
+        assert one(conn, "select has_function_privilege('authenticated', %s, 'execute')", (fn,)), fn
+        assert one(conn, "select has_function_privilege('service_role', %s, 'execute')", (fn,)), fn
+    batch = "public.record_heartbeats(text, jsonb)"
+    assert not one(conn, "select has_function_privilege('authenticated', %s, 'execute')", (batch,))
+    assert one(conn, "select has_function_privilege('service_role', %s, 'execute')", (batch,))
+    # Internal functions and the metrics table: nobody but the owner.
+    private = conn.execute(
+        "select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+        " where n.nspname = 'watchium_private' and p.proname in ('room_expected_position',"
+        " 'sync_level', 'require_playback_time', 'require_sync_room', 'sync_room_members',"
+        " 'apply_host_control', 'apply_heartbeats', 'maintain_sync_history')"
+    ).fetchall()
+    assert len(private) == 8
+    for (fn,) in private:
+        for role in ("anon", "authenticated", "service_role"):
+            assert not one(conn, "select has_function_privilege(%s, %s, 'execute')", (role, fn)), (
+                role,
+                fn,
+            )
+    for role in ("anon", "authenticated", "service_role"):
+        assert not one(
+            conn,
+            "select has_table_privilege(%s, 'watchium_private.realtime_metrics', 'select')",
+            (role,),
+        )
