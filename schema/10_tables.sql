@@ -219,6 +219,32 @@ CREATE TABLE watchium_private.rate_limit_rules (
 
 COMMENT ON TABLE watchium_private.rate_limit_rules IS 'Default rate limit of each action of the RPC functions. Change a row to tune a limit.';
 
+CREATE TABLE watchium_private.realtime_metrics (
+    id bigint NOT NULL,
+    room_id text NOT NULL,
+    user_id text NOT NULL,
+    active_connections integer NOT NULL,
+    total_events bigint NOT NULL,
+    avg_latency_ms numeric(10,2) NOT NULL,
+    error_rate numeric(5,4) NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT realtime_metrics_active_connections_check CHECK (((active_connections >= 0) AND (active_connections <= 100000))),
+    CONSTRAINT realtime_metrics_avg_latency_ms_check CHECK (((avg_latency_ms >= (0)::numeric) AND (avg_latency_ms <= (600000)::numeric))),
+    CONSTRAINT realtime_metrics_error_rate_check CHECK (((error_rate >= (0)::numeric) AND (error_rate <= (1)::numeric))),
+    CONSTRAINT realtime_metrics_total_events_check CHECK (((total_events >= 0) AND (total_events <= '1000000000000'::bigint)))
+);
+
+COMMENT ON TABLE watchium_private.realtime_metrics IS 'Client-side realtime metrics reported by members (active connections, events, average latency, error rate), kept for realtime_metrics_retention.';
+
+ALTER TABLE watchium_private.realtime_metrics ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME watchium_private.realtime_metrics_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE watchium_private.room_events (
     event_id bigint NOT NULL,
     room_id text NOT NULL,
@@ -289,6 +315,9 @@ ALTER TABLE ONLY watchium_private.rate_limit_counters
 ALTER TABLE ONLY watchium_private.rate_limit_rules
     ADD CONSTRAINT rate_limit_rules_pkey PRIMARY KEY (action);
 
+ALTER TABLE ONLY watchium_private.realtime_metrics
+    ADD CONSTRAINT realtime_metrics_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY watchium_private.room_events
     ADD CONSTRAINT room_events_pkey PRIMARY KEY (event_id);
 
@@ -321,6 +350,10 @@ CREATE INDEX sync_states_room_id_created_at_idx ON ONLY public.sync_states USING
 CREATE INDEX sync_states_default_room_id_created_at_idx ON public.sync_states_default USING btree (room_id, created_at DESC);
 
 CREATE INDEX rate_limit_counters_window_start_idx ON watchium_private.rate_limit_counters USING btree (window_start);
+
+CREATE INDEX realtime_metrics_recorded_at_idx ON watchium_private.realtime_metrics USING btree (recorded_at);
+
+CREATE INDEX realtime_metrics_room_id_recorded_at_idx ON watchium_private.realtime_metrics USING btree (room_id, recorded_at DESC);
 
 CREATE INDEX room_events_created_at_idx ON watchium_private.room_events USING btree (created_at);
 

@@ -55,18 +55,89 @@ $_$;
 
 COMMENT ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) IS 'Sends a custom event (play, pause, seek: host only; chat_message) to the room''s channel. Members only; payload validated per event type; sender identity from the token; rate limited (rule broadcast). Returns the event id.';
 
+CREATE FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id text;
+  v_room    public.rooms;
+  v_time    numeric;
+begin
+  if not watchium_private.caller_is_trusted() then
+    v_user_id := watchium_private.require_user_id();
+  end if;
+  if p_host_time is not null then
+    v_time := watchium_private.require_playback_time(p_host_time, 'p_host_time');
+  end if;
+  if p_sync_event_type is null
+     or p_sync_event_type not in ('heartbeat', 'seek', 'play_pause', 'speed', 'episode', 'join', 'leave') then
+    raise exception 'p_sync_event_type must be one of heartbeat, seek, play_pause, speed, episode, join, leave (got %)',
+      pg_catalog.quote_nullable(p_sync_event_type)
+      using errcode = '22023';
+  end if;
+  if v_user_id is not null then
+    perform watchium_private.enforce_rate_limit(v_user_id, 'sync_control');
+  end if;
+
+  -- Lock order: the room row first.
+  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
+  if not found then
+    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
+      using errcode = 'P0002';
+  end if;
+  if v_user_id is not null and v_room.host_user_id is distinct from v_user_id then
+    raise exception 'only the host of room % may write its sync history', p_room_id
+      using errcode = '42501';
+  end if;
+
+  perform watchium_private.sync_room_members(
+    p_room_id,
+    coalesce(v_time, watchium_private.room_expected_position(v_room)),
+    p_sync_event_type,
+    v_room.host_user_id,
+    v_room.playback_speed
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) IS 'Writes one sync_states row per member of p_room_id against p_host_time (null: the expected host position) in one statement, and marks members drifting > 2 s as out of sync. Host (rate limited as sync_control) or service_role only.';
+
+CREATE FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric DEFAULT NULL::numeric) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_time numeric;
+begin
+  perform watchium_private.require_user_id();
+  if p_is_playing is null then
+    raise exception 'p_is_playing must be true (play) or false (pause), not null'
+      using errcode = '22023';
+  end if;
+  if p_current_time is not null then
+    v_time := watchium_private.require_playback_time(p_current_time, 'p_current_time');
+  end if;
+  return watchium_private.apply_host_control(
+    p_room_id, case when p_is_playing then 'play' else 'pause' end, p_is_playing, v_time, null
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric) IS 'Host only: play or pause at p_current_time (default: the expected position now). Writes one sync record per member, marks drifting members to resync, emits a playback event and returns the new state.';
+
 CREATE FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer DEFAULT 1, p_max_requests integer DEFAULT 60) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 begin
-  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
-    raise exception 'p_user_id must be 1 to 100 characters' using errcode = '22023';
-  end if;
   if not watchium_private.caller_is_trusted()
      and p_user_id is distinct from watchium_private.require_user_id() then
     raise exception 'p_user_id must be your own user id: callers can only spend their own rate limit'
       using errcode = '42501';
+  end if;
+  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be 1 to 100 characters' using errcode = '22023';
   end if;
   return watchium_private.consume_rate_limit(p_user_id, p_action, p_window_minutes, p_max_requests);
 end;
@@ -289,6 +360,51 @@ $$;
 
 COMMENT ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) IS 'The anchor comment of an episode thread, created once; concurrent callers get the same anchor.';
 
+CREATE FUNCTION public.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer DEFAULT 5) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id text;
+  v_summary jsonb;
+begin
+  if not watchium_private.caller_is_trusted() then
+    v_user_id := watchium_private.require_user_id();
+  end if;
+  if p_window_minutes is null or p_window_minutes not between 1 and 1440 then
+    raise exception 'p_window_minutes must be between 1 and 1440 (got %)', coalesce(p_window_minutes::text, 'null')
+      using errcode = '22023';
+  end if;
+  perform watchium_private.require_sync_room(p_room_id, v_user_id);
+
+  select pg_catalog.jsonb_build_object(
+           'room_id', p_room_id,
+           'window_minutes', p_window_minutes,
+           'reporters', pg_catalog.count(*),
+           'active_connections', coalesce(pg_catalog.sum(l.active_connections), 0),
+           'total_events', coalesce(pg_catalog.sum(l.total_events), 0),
+           'avg_latency_ms', case when coalesce(pg_catalog.sum(l.total_events), 0) = 0
+             then pg_catalog.round(pg_catalog.avg(l.avg_latency_ms), 2)
+             else pg_catalog.round(pg_catalog.sum(l.avg_latency_ms * l.total_events) / pg_catalog.sum(l.total_events), 2) end,
+           'error_rate', case when coalesce(pg_catalog.sum(l.total_events), 0) = 0
+             then pg_catalog.round(pg_catalog.avg(l.error_rate), 4)
+             else pg_catalog.round(pg_catalog.sum(l.error_rate * l.total_events) / pg_catalog.sum(l.total_events), 4) end,
+           'last_report_at', pg_catalog.max(l.recorded_at)
+         )
+  into v_summary
+  from (
+    select distinct on (r.user_id) r.*
+    from watchium_private.realtime_metrics as r
+    where r.room_id = p_room_id
+      and r.recorded_at >= pg_catalog.now() - pg_catalog.make_interval(mins => p_window_minutes)
+    order by r.user_id, r.recorded_at desc, r.id desc
+  ) as l;
+  return v_summary;
+end;
+$$;
+
+COMMENT ON FUNCTION public.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer) IS 'Summary of the client realtime metrics of p_room_id over the last p_window_minutes (latest report per member): reporters, active connections, total events, event-weighted average latency and error rate. Members only.';
+
 CREATE FUNCTION public.get_room(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -350,6 +466,129 @@ end;
 $_$;
 
 COMMENT ON FUNCTION public.get_room_access_key(p_room_id text) IS 'Host only: the room''s 6-digit access key (null for public rooms).';
+
+CREATE FUNCTION public.get_room_sync_metrics(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id text;
+  v_since   timestamptz := pg_catalog.now() - interval '1 minute';
+  v_drift   jsonb;
+  v_members jsonb;
+begin
+  if not watchium_private.caller_is_trusted() then
+    v_user_id := watchium_private.require_user_id();
+  end if;
+  perform watchium_private.require_sync_room(p_room_id, v_user_id);
+
+  select pg_catalog.jsonb_build_object(
+           'samples', pg_catalog.count(*),
+           'avg_drift', pg_catalog.round(pg_catalog.avg(s.time_difference), 2),
+           'p95_drift', pg_catalog.round((pg_catalog.percentile_cont(0.95) within group (order by s.time_difference))::numeric, 2),
+           'max_drift', pg_catalog.max(s.time_difference)
+         )
+  into v_drift
+  from public.sync_states as s
+  where s.room_id = p_room_id and s.created_at >= v_since;
+
+  select pg_catalog.jsonb_build_object(
+           'members', (select pg_catalog.count(*) from public.room_members as m where m.room_id = p_room_id),
+           'reporting_members', pg_catalog.count(*),
+           'synced_members', pg_catalog.count(*) filter (where p.sync_level <> 'out_of_sync'),
+           'out_of_sync_members', pg_catalog.count(*) filter (where p.sync_level = 'out_of_sync'),
+           'sync_percentage', case when pg_catalog.count(*) = 0 then null
+             else pg_catalog.round(100.0 * pg_catalog.count(*) filter (where p.sync_level <> 'out_of_sync')
+                                   / pg_catalog.count(*), 1) end,
+           'healthy', case when pg_catalog.count(*) = 0 then null
+             else 100.0 * pg_catalog.count(*) filter (where p.sync_level <> 'out_of_sync')
+                  / pg_catalog.count(*) >= 80 end
+         )
+  into v_members
+  from watchium_private.member_presence as p
+  where p.room_id = p_room_id
+    and p.last_heartbeat >= v_since
+    and p.sync_level is not null;
+
+  return pg_catalog.jsonb_build_object('room_id', p_room_id, 'window', '1 minute', 'since', v_since)
+         || v_drift || v_members;
+end;
+$$;
+
+COMMENT ON FUNCTION public.get_room_sync_metrics(p_room_id text) IS 'Sync metrics of p_room_id over the last minute: samples, avg / p95 / max drift (sync_states), reporting / synced / out-of-sync members and sync percentage (presence), healthy = sync percentage >= 80. Members only.';
+
+CREATE FUNCTION public.get_room_sync_state(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id  text;
+  v_room     public.rooms;
+  v_expected numeric;
+  v_me       jsonb;
+  v_stats    jsonb;
+begin
+  if not watchium_private.caller_is_trusted() then
+    v_user_id := watchium_private.require_user_id();
+  end if;
+  v_room := watchium_private.require_sync_room(p_room_id, v_user_id);
+  v_expected := watchium_private.room_expected_position(v_room);
+
+  if v_user_id is not null then
+    select pg_catalog.jsonb_build_object(
+             'user_id', p.user_id,
+             'estimated_time', x.estimated,
+             'time_difference', pg_catalog.round(abs(x.estimated - v_expected), 2),
+             'is_synced', abs(x.estimated - v_expected) <= 2,
+             'sync_level', watchium_private.sync_level(pg_catalog.round(abs(x.estimated - v_expected), 2)),
+             'last_heartbeat', p.last_heartbeat
+           )
+    into v_me
+    from watchium_private.member_presence as p
+    cross join lateral (
+      select case
+        -- The host's own control is newer than its last heartbeat: it is
+        -- where it just put the room.
+        when v_user_id = v_room.host_user_id and p.last_heartbeat < v_room.playback_updated_at
+          then v_expected
+        else pg_catalog.round(least(86400::numeric,
+               p.reported_time + case when p.is_playing then
+                 extract(epoch from greatest(pg_catalog.now() - p.last_heartbeat, interval '0'))
+                   * v_room.playback_speed
+               else 0 end), 2)
+      end as estimated
+    ) as x
+    where p.room_id = p_room_id and p.user_id = v_user_id;
+  end if;
+
+  select pg_catalog.jsonb_build_object(
+           'members', pg_catalog.count(*),
+           'synced_members', pg_catalog.count(*) filter (where m.is_synced),
+           'sync_percentage', case when pg_catalog.count(*) = 0 then null
+             else pg_catalog.round(100.0 * pg_catalog.count(*) filter (where m.is_synced) / pg_catalog.count(*), 1) end
+         )
+  into v_stats
+  from public.room_members as m
+  where m.room_id = p_room_id;
+
+  return pg_catalog.jsonb_build_object(
+    'room_id', v_room.room_id,
+    'expected_time', v_expected,
+    'is_playing', v_room.is_playing,
+    'playback_speed', v_room.playback_speed,
+    'anime_id', v_room.anime_id,
+    'episode_number', v_room.episode_number,
+    'video_url', v_room.video_url,
+    'host_user_id', v_room.host_user_id,
+    'host_username', v_room.host_username,
+    'server_time', pg_catalog.now(),
+    'me', v_me,
+    'stats', v_stats
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION public.get_room_sync_state(p_room_id text) IS 'The Live button: the expected host position now, playing state, speed, episode, host, the caller''s own sync status (its position extrapolated from its last heartbeat) and the room''s members / synced members / sync percentage. Members only.';
 
 CREATE FUNCTION public.join_room(p_room_id text, p_access_key text DEFAULT NULL::text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -617,6 +856,206 @@ $$;
 
 COMMENT ON FUNCTION public.realtime_health() IS 'Realtime health report (see watchium_private.realtime_health). service_role only.';
 
+CREATE FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_time    numeric := watchium_private.require_playback_time(p_current_time, 'p_current_time');
+  v_room    public.rooms;
+  v_result  record;
+begin
+  if p_is_playing is null then
+    raise exception 'p_is_playing must be true or false, not null' using errcode = '22023';
+  end if;
+  v_room := watchium_private.require_sync_room(p_room_id, v_user_id);
+
+  select * into v_result
+  from watchium_private.apply_heartbeats(
+    v_room,
+    pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+      'user_id', v_user_id, 'current_time', v_time, 'is_playing', p_is_playing
+    ))
+  );
+  if v_result.outcome = 'not_member' then
+    raise exception 'p_room_id: you are not a member of room %', p_room_id
+      using errcode = '42501', hint = 'Join the room first.';
+  elsif v_result.outcome = 'throttled' then
+    raise exception 'heartbeats of one member are accepted at most once per %',
+      watchium_private.setting_interval('heartbeat_min_interval')
+      using errcode = 'WD429',
+            hint = pg_catalog.format('Send heartbeats every few seconds; retry after %s.',
+                                     watchium_private.setting_interval('heartbeat_min_interval'));
+  end if;
+
+  return pg_catalog.jsonb_build_object(
+    'room_id', p_room_id,
+    'current_time', v_result.reported_time,
+    'expected_time', v_result.expected_time,
+    'time_difference', v_result.time_difference,
+    'is_synced', v_result.is_synced,
+    'sync_level', v_result.sync_level,
+    'is_playing', v_room.is_playing,
+    'playback_speed', v_room.playback_speed,
+    'server_time', pg_catalog.now()
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) IS 'The caller''s heartbeat in p_room_id: stores presence (no published write unless is_synced flips) and returns time_difference, is_synced (<= 2 s) and sync_level (perfect <= 0.5, good <= 1, minor_drift <= 2, out_of_sync) against the expected host position. WD429 when sooner than heartbeat_min_interval.';
+
+CREATE FUNCTION public.record_heartbeats(p_room_id text, p_heartbeats jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_room public.rooms;
+  v_bad  record;
+begin
+  if not watchium_private.caller_is_trusted() then
+    raise exception 'record_heartbeats relays other users'' heartbeats: service_role only'
+      using errcode = '42501', hint = 'Clients call record_heartbeat for themselves.';
+  end if;
+  if p_heartbeats is null or pg_catalog.jsonb_typeof(p_heartbeats) <> 'array'
+     or pg_catalog.jsonb_array_length(p_heartbeats) not between 1 and 1000 then
+    raise exception 'p_heartbeats must be a JSON array of 1 to 1000 heartbeats'
+      using errcode = '22023',
+            hint = 'Each element: {"user_id": "...", "current_time": 12.5, "is_playing": true}.';
+  end if;
+  -- The first invalid element, if any (types first, then ranges, then duplicates).
+  select e.ordinality - 1 as idx,
+         case
+           when pg_catalog.jsonb_typeof(e.value) <> 'object' then 'must be an object'
+           when pg_catalog.jsonb_typeof(e.value -> 'user_id') is distinct from 'string'
+             or pg_catalog.char_length(e.value ->> 'user_id') not between 1 and 100
+             then 'user_id must be a string of 1 to 100 characters'
+           when pg_catalog.jsonb_typeof(e.value -> 'current_time') is distinct from 'number'
+             then 'current_time must be a number of seconds'
+           when (e.value ->> 'current_time')::numeric not between 0 and 86400
+             then 'current_time must be between 0 and 86400'
+           when pg_catalog.jsonb_typeof(e.value -> 'is_playing') is distinct from 'boolean'
+             then 'is_playing must be true or false'
+           when pg_catalog.count(*) over (partition by e.value ->> 'user_id') > 1
+             then 'user_id appears more than once'
+         end as problem
+  into v_bad
+  from pg_catalog.jsonb_array_elements(p_heartbeats) with ordinality as e(value, ordinality)
+  order by (case
+           when pg_catalog.jsonb_typeof(e.value) <> 'object' then 0
+           when pg_catalog.jsonb_typeof(e.value -> 'user_id') is distinct from 'string'
+             or pg_catalog.char_length(e.value ->> 'user_id') not between 1 and 100 then 0
+           when pg_catalog.jsonb_typeof(e.value -> 'current_time') is distinct from 'number' then 0
+           when (e.value ->> 'current_time')::numeric not between 0 and 86400 then 0
+           when pg_catalog.jsonb_typeof(e.value -> 'is_playing') is distinct from 'boolean' then 0
+           when pg_catalog.count(*) over (partition by e.value ->> 'user_id') > 1 then 0
+           else 1 end), e.ordinality
+  limit 1;
+  if v_bad.problem is not null then
+    raise exception 'p_heartbeats[%]: %', v_bad.idx, v_bad.problem
+      using errcode = '22023',
+            hint = 'Each element: {"user_id": "...", "current_time": 12.5, "is_playing": true}, one per member.';
+  end if;
+
+  v_room := watchium_private.require_sync_room(p_room_id, null);
+  perform watchium_private.enforce_rate_limit('room:' || p_room_id, 'heartbeat_batch');
+
+  return (
+    select pg_catalog.jsonb_build_object(
+      'room_id', p_room_id,
+      'expected_time', watchium_private.room_expected_position(v_room),
+      'accepted', pg_catalog.count(*) filter (where h.outcome = 'ok'),
+      'throttled', pg_catalog.count(*) filter (where h.outcome = 'throttled'),
+      'not_members', pg_catalog.count(*) filter (where h.outcome = 'not_member'),
+      'results', pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+        'user_id', h.user_id,
+        'outcome', h.outcome,
+        'time_difference', h.time_difference,
+        'is_synced', h.is_synced,
+        'sync_level', h.sync_level
+      ) order by h.user_id),
+      'server_time', pg_catalog.now()
+    )
+    from watchium_private.apply_heartbeats(v_room, p_heartbeats) as h
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION public.record_heartbeats(p_room_id text, p_heartbeats jsonb) IS 'service_role only: many members'' heartbeats of one room in one call (jsonb array of {user_id, current_time, is_playing}, 1 to 1000). Returns each member''s outcome (ok, throttled, not_member) and sync status. Rate limited per room (heartbeat_batch).';
+
+CREATE FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_id      bigint;
+begin
+  if p_active_connections is null or p_active_connections not between 0 and 100000 then
+    raise exception 'p_active_connections must be between 0 and 100000 (got %)', coalesce(p_active_connections::text, 'null')
+      using errcode = '22023';
+  end if;
+  if p_total_events is null or p_total_events not between 0 and 1000000000000 then
+    raise exception 'p_total_events must be between 0 and 10^12 (got %)', coalesce(p_total_events::text, 'null')
+      using errcode = '22023';
+  end if;
+  if p_avg_latency_ms is null or p_avg_latency_ms = 'NaN'::numeric or p_avg_latency_ms not between 0 and 600000 then
+    raise exception 'p_avg_latency_ms must be a finite number of milliseconds from 0 to 600000 (got %)', coalesce(p_avg_latency_ms::text, 'null')
+      using errcode = '22023';
+  end if;
+  if p_error_rate is null or p_error_rate = 'NaN'::numeric or p_error_rate not between 0 and 1 then
+    raise exception 'p_error_rate must be a fraction from 0 to 1 (got %)', coalesce(p_error_rate::text, 'null')
+      using errcode = '22023', hint = 'The seed''s RealtimeMonitor errorRate: errors / events.';
+  end if;
+  perform watchium_private.require_sync_room(p_room_id, v_user_id);
+  perform watchium_private.enforce_rate_limit(v_user_id, 'realtime_metrics');
+
+  insert into watchium_private.realtime_metrics
+    (room_id, user_id, active_connections, total_events, avg_latency_ms, error_rate)
+  values (p_room_id, v_user_id, p_active_connections, p_total_events,
+          pg_catalog.round(p_avg_latency_ms, 2), pg_catalog.round(p_error_rate, 4))
+  returning id into v_id;
+  return v_id;
+end;
+$$;
+
+COMMENT ON FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) IS 'A member reports its client''s realtime metrics (the seed''s RealtimeMonitor: active connections, total events, average latency in ms, error rate 0..1) for p_room_id. Rate limited (realtime_metrics). Returns the report id.';
+
+CREATE FUNCTION public.seek_to_time(p_room_id text, p_time numeric) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_time numeric;
+begin
+  perform watchium_private.require_user_id();
+  v_time := watchium_private.require_playback_time(p_time, 'p_time');
+  return watchium_private.apply_host_control(p_room_id, 'seek', null, v_time, null);
+end;
+$$;
+
+COMMENT ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) IS 'Host only: moves playback to p_time (0 to 86400 s). Writes one sync record per member, marks drifting members to resync, emits a playback event and returns the new state.';
+
+CREATE FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform watchium_private.require_user_id();
+  if p_speed is null or p_speed = 'NaN'::numeric or p_speed not between 0.25 and 4.0 then
+    raise exception 'p_speed must be a number from 0.25 to 4.0 (got %)', coalesce(p_speed::text, 'null')
+      using errcode = '22023', hint = 'Common speeds: 0.5, 1, 1.25, 1.5, 2.';
+  end if;
+  if p_speed <> pg_catalog.round(p_speed, 2) then
+    raise exception 'p_speed must have at most 2 decimals (got %)', p_speed
+      using errcode = '22023';
+  end if;
+  return watchium_private.apply_host_control(p_room_id, 'speed', null, null, p_speed);
+end;
+$$;
+
+COMMENT ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) IS 'Host only: sets the playback speed (0.25 to 4.0, 2 decimals) from the expected position now. Writes one sync record per member, emits a playback event and returns the new state.';
+
 CREATE FUNCTION public.transfer_host(p_room_id text, p_new_host text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -725,6 +1164,202 @@ end;
 $$;
 
 COMMENT ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) IS 'Host only: changes title, episode (resets playback, creates the anchor), video URL or privacy (a new access key when made private or rotated). Emits room_updated. Returns {room, access_key}.';
+
+CREATE FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_heartbeats jsonb) RETURNS TABLE(user_id text, outcome text, reported_time numeric, expected_time numeric, time_difference numeric, sync_level text, is_synced boolean, sampled boolean, level_changed boolean)
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+-- PL/pgSQL only to keep the plan of its one statement cached across calls
+-- (a SQL function is planned again on every call: every heartbeat).
+#variable_conflict use_column
+begin
+  return query
+  with cfg as (
+    select watchium_private.setting_interval('heartbeat_min_interval') as min_interval,
+           watchium_private.setting_interval('heartbeat_sample_interval') as sample_interval,
+           watchium_private.room_expected_position(p_room) as expected
+  ),
+  beat as (
+    select h.user_id, pg_catalog.round(h."current_time", 2) as reported, h.is_playing
+    from pg_catalog.jsonb_to_recordset(p_heartbeats)
+      as h(user_id text, "current_time" numeric, is_playing boolean)
+  ),
+  previous as (
+    select p.user_id, p.last_heartbeat, p.sync_level, p.last_sample_at
+    from watchium_private.member_presence as p
+    where p.room_id = p_room.room_id
+      and p.user_id in (select b.user_id from beat as b)
+    order by p.user_id  -- key order, as sync_room_members: no deadlock between them
+    for update of p
+  ),
+  measured as (
+    select b.user_id, b.reported, b.is_playing, c.expected,
+           case
+             when o.user_id is null then 'not_member'
+             -- last_sample_at is set by heartbeats only: the first heartbeat
+             -- right after joining (last_heartbeat = join time) is never throttled.
+             when o.last_sample_at is not null
+              and o.last_heartbeat > pg_catalog.now() - c.min_interval then 'throttled'
+             else 'ok'
+           end as outcome,
+           x.drift,
+           -- watchium_private.sync_level, inlined (a function with SET is never inlined).
+           case when x.drift <= 0.5 then 'perfect'
+                when x.drift <= 1 then 'good'
+                when x.drift <= 2 then 'minor_drift'
+                else 'out_of_sync' end as new_level,
+           o.sync_level as old_level,
+           o.last_sample_at,
+           c.sample_interval
+    from beat as b
+    cross join cfg as c
+    left join previous as o on o.user_id = b.user_id
+    cross join lateral (select pg_catalog.round(abs(b.reported - c.expected), 2) as drift) as x
+  ),
+  status as (
+    select m.*,
+           m.drift <= 2 as synced,
+           m.old_level is distinct from m.new_level as changed,
+           (m.old_level is distinct from m.new_level
+             or m.last_sample_at is null
+             or m.last_sample_at <= pg_catalog.now() - m.sample_interval) as sample
+    from measured as m
+  ),
+  presence as (
+    update watchium_private.member_presence as p
+    set last_heartbeat = pg_catalog.now(),
+        reported_time = s.reported,
+        is_playing = s.is_playing,
+        time_difference = s.drift,
+        sync_level = s.new_level,
+        last_sample_at = case when s.sample then pg_catalog.now() else p.last_sample_at end
+    from status as s
+    where p.room_id = p_room.room_id
+      and p.user_id = s.user_id
+      and s.outcome = 'ok'
+    returning 1
+  ),
+  history as (
+    insert into public.sync_states
+      (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type)
+    select p_room.room_id, s.user_id, s.expected, s.reported, s.drift, s.synced, 'heartbeat'
+    from status as s
+    where s.outcome = 'ok' and s.sample
+    returning 1
+  ),
+  -- The published row is refreshed only when is_synced flips, and never
+  -- waited for: a member row locked by another transaction is skipped (a
+  -- leave or kick locks room_members before its presence row cascades, so
+  -- waiting here could deadlock); the published flag still differs
+  -- afterwards, so the member's next heartbeat refreshes it.
+  flipped as (
+    select rm.user_id
+    from public.room_members as rm
+    join status as s on s.user_id = rm.user_id
+    where rm.room_id = p_room.room_id
+      and s.outcome = 'ok'
+      and rm.is_synced is distinct from s.synced
+    for no key update of rm skip locked
+  ),
+  published as (
+    update public.room_members as rm
+    set is_synced = s.synced,
+        current_playback_time = s.reported,
+        last_heartbeat = pg_catalog.now()
+    from flipped as f
+    join status as s on s.user_id = f.user_id
+    where rm.room_id = p_room.room_id
+      and rm.user_id = f.user_id
+    returning 1
+  ),
+  events as (
+    select watchium_private.emit_room_event(
+             p_room.room_id,
+             'sync_status',
+             pg_catalog.jsonb_build_object(
+               'user_id', s.user_id,
+               'sync_level', s.new_level,
+               'previous_level', s.old_level,
+               'is_synced', s.synced,
+               'time_difference', s.drift,
+               'expected_time', s.expected
+             )
+           ) as event_id
+    from status as s
+    where s.outcome = 'ok' and s.changed
+  )
+  select s.user_id, s.outcome, s.reported, s.expected, s.drift, s.new_level, s.synced,
+         s.outcome = 'ok' and s.sample, s.outcome = 'ok' and s.changed
+  from status as s
+  where (select pg_catalog.count(*) from events) >= 0;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_heartbeats jsonb) IS 'Set-based heartbeat write path of one room: presence (HOT), sampled history, published snapshot only on is_synced flips, sync_status events only on level changes. Never touches public.rooms. Internal.';
+
+CREATE FUNCTION watchium_private.apply_host_control(p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_user_id  text := watchium_private.require_user_id();
+  v_room     public.rooms;
+  v_old_speed numeric;
+  v_position numeric;
+  v_sync     jsonb;
+  v_state    jsonb;
+begin
+  perform watchium_private.enforce_rate_limit(v_user_id, 'sync_control');
+
+  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
+  if not found then
+    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
+      using errcode = 'P0002';
+  end if;
+  if not exists (
+    select from public.room_members as m
+    where m.room_id = p_room_id and m.user_id = v_user_id and m.is_host
+  ) then
+    raise exception 'only the host of room % controls playback', p_room_id
+      using errcode = '42501', hint = 'Ask the host, or become host when the host leaves.';
+  end if;
+
+  v_position := coalesce(p_time, watchium_private.room_expected_position(v_room));
+  v_old_speed := v_room.playback_speed;  -- members were playing at the old speed
+
+  update public.rooms as r
+  set is_playing = coalesce(p_is_playing, r.is_playing),
+      current_playback_time = v_position,
+      playback_speed = coalesce(p_speed, r.playback_speed),
+      playback_updated_at = pg_catalog.now(),
+      last_activity = pg_catalog.now()
+  where r.room_id = p_room_id
+  returning * into v_room;
+
+  v_sync := watchium_private.sync_room_members(
+    p_room_id,
+    v_position,
+    case p_action when 'seek' then 'seek' when 'speed' then 'speed' else 'play_pause' end,
+    v_user_id,
+    v_old_speed
+  );
+
+  v_state := pg_catalog.jsonb_build_object(
+    'room_id', v_room.room_id,
+    'action', p_action,
+    'is_playing', v_room.is_playing,
+    'current_time', v_room.current_playback_time,
+    'playback_speed', v_room.playback_speed,
+    'playback_updated_at', v_room.playback_updated_at,
+    'episode_number', v_room.episode_number,
+    'host_user_id', v_room.host_user_id
+  );
+  perform watchium_private.emit_room_event(p_room_id, 'playback', v_state);
+  return v_state || pg_catalog.jsonb_build_object('sync', v_sync);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.apply_host_control(p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) IS 'Shared body of the host controls: rate limit, room lock, host check, new playback reference, bulk sync, one playback event. Internal.';
 
 CREATE FUNCTION watchium_private.caller_is_trusted() RETURNS boolean
     LANGUAGE sql STABLE
@@ -1240,6 +1875,101 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (comments stay). Skips rooms locked by callers. Returns a jsonb summary.';
 
+CREATE FUNCTION watchium_private.maintain_sync_history() RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_now       timestamptz := pg_catalog.now();
+  v_retention interval := coalesce(watchium_private.setting_interval('sync_history_retention'), interval '6 hours');
+  v_premake   interval := coalesce(watchium_private.setting_interval('sync_history_premake'), interval '3 hours');
+  v_metrics   interval := coalesce(watchium_private.setting_interval('realtime_metrics_retention'), interval '24 hours');
+  v_this_hour timestamptz := pg_catalog.date_trunc('hour', v_now at time zone 'UTC') at time zone 'UTC';
+  v_cutoff    timestamptz := v_now - v_retention;
+  v_hour      timestamptz;
+  v_name      text;
+  v_moved     bigint;
+  v_count     bigint;
+  v_created   text[] := '{}'::text[];
+  v_dropped   text[] := '{}'::text[];
+  v_moved_total bigint := 0;
+  v_expired   bigint := 0;
+  v_metrics_expired bigint := 0;
+begin
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('watchium_private.maintain_sync_history'));
+
+  -- Expired rows caught by the default partition.
+  delete from public.sync_states_default as d where d.created_at < v_cutoff;
+  get diagnostics v_expired = row_count;
+
+  -- Partitions to have: this hour and the premake window ahead, plus every
+  -- unexpired hour that has rows waiting in the default partition.
+  for v_hour in
+    select h from pg_catalog.generate_series(v_this_hour, v_this_hour + v_premake, interval '1 hour') as h
+    union
+    select distinct pg_catalog.date_trunc('hour', d.created_at at time zone 'UTC') at time zone 'UTC'
+    from public.sync_states_default as d
+    order by 1
+  loop
+    continue when v_hour + interval '1 hour' <= v_cutoff;
+    v_name := 'sync_states_p' || pg_catalog.to_char(v_hour at time zone 'UTC', 'YYYYMMDDHH24');
+    continue when pg_catalog.to_regclass('public.' || v_name) is not null;
+
+    execute pg_catalog.format(
+      'create table public.%I (like public.sync_states including defaults including constraints)',
+      v_name);
+    execute pg_catalog.format(
+      'with moved as (delete from public.sync_states_default where created_at >= $1 and created_at < $2 returning *)'
+      ' insert into public.%I select * from moved', v_name)
+      using v_hour, v_hour + interval '1 hour';
+    get diagnostics v_moved = row_count;
+    v_moved_total := v_moved_total + v_moved;
+    execute pg_catalog.format(
+      'alter table public.sync_states attach partition public.%I for values from (%L) to (%L)',
+      v_name, v_hour, v_hour + interval '1 hour');
+    execute pg_catalog.format('alter table public.%I enable row level security', v_name);
+    execute pg_catalog.format('revoke all on table public.%I from public, anon, authenticated, service_role', v_name);
+    execute pg_catalog.format(
+      'comment on table public.%I is %L', v_name,
+      'Sync history of the UTC hour starting ' || pg_catalog.to_char(v_hour at time zone 'UTC', 'YYYY-MM-DD HH24:00')
+        || '. Created by watchium_private.maintain_sync_history; read through public.sync_states.');
+    v_created := v_created || v_name;
+  end loop;
+
+  -- Partitions that ended before the retention cutoff.
+  for v_name in
+    select c.relname
+    from pg_catalog.pg_inherits as i
+    join pg_catalog.pg_class as c on c.oid = i.inhrelid
+    join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
+    where i.inhparent = 'public.sync_states'::pg_catalog.regclass
+      and n.nspname = 'public'
+      and c.relname ~ '^sync_states_p[0-9]{10}$'
+      and (pg_catalog.to_timestamp(pg_catalog.substr(c.relname, 14), 'YYYYMMDDHH24')::timestamp
+             at time zone 'UTC') + interval '1 hour' <= v_cutoff
+    order by c.relname
+  loop
+    execute pg_catalog.format('drop table public.%I', v_name);
+    v_dropped := v_dropped || v_name;
+  end loop;
+
+  delete from watchium_private.realtime_metrics as rm where rm.recorded_at < v_now - v_metrics;
+  get diagnostics v_metrics_expired = row_count;
+
+  select pg_catalog.count(*) into v_count from public.sync_states_default;
+  return pg_catalog.jsonb_build_object(
+    'created', pg_catalog.to_jsonb(v_created),
+    'dropped', pg_catalog.to_jsonb(v_dropped),
+    'moved_from_default', v_moved_total,
+    'expired_from_default', v_expired,
+    'left_in_default', v_count,
+    'metrics_expired', v_metrics_expired
+  );
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_private.maintain_sync_history() IS 'Creates hourly partitions of public.sync_states (this hour + sync_history_premake, and hours with rows in the default partition, which move there), drops partitions older than sync_history_retention, expires default-partition rows and old realtime metrics. Returns what it did. Internal; run by maintenance.';
+
 CREATE FUNCTION watchium_private.make_cursor(p_at timestamp with time zone, p_key text) RETURNS text
     LANGUAGE sql IMMUTABLE
     SET search_path TO ''
@@ -1588,6 +2318,57 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.require_host(p_room public.rooms, p_user_id text) IS 'Raises 42501 unless p_user_id is the host of the room. Internal.';
 
+CREATE FUNCTION watchium_private.require_playback_time(p_value numeric, p_argument text) RETURNS numeric
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if p_value is null then
+    raise exception '% must be a number of seconds, not null', p_argument
+      using errcode = '22023', hint = 'Pass the video position in seconds, 0 to 86400.';
+  end if;
+  if p_value = 'NaN'::numeric or p_value in ('Infinity'::numeric, '-Infinity'::numeric) then
+    raise exception '% must be a finite number (got %)', p_argument, p_value
+      using errcode = '22023', hint = 'Pass the video position in seconds, 0 to 86400.';
+  end if;
+  if p_value < 0 then
+    raise exception '% must be >= 0 (got %)', p_argument, p_value
+      using errcode = '22023', hint = 'Pass the video position in seconds, 0 to 86400.';
+  end if;
+  if p_value > 86400 then
+    raise exception '% must be <= 86400 seconds (got %)', p_argument, p_value
+      using errcode = '22023', hint = 'Video times are at most 24 hours.';
+  end if;
+  return pg_catalog.round(p_value, 2);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.require_playback_time(p_value numeric, p_argument text) IS 'Returns p_value rounded to 2 decimals, or raises 22023 naming p_argument when it is null, NaN, infinite, negative or above 86400. Internal.';
+
+CREATE FUNCTION watchium_private.require_sync_room(p_room_id text, p_user_id text) RETURNS public.rooms
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_room public.rooms;
+begin
+  select * into v_room from public.rooms as r where r.room_id = p_room_id;
+  if not found then
+    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
+      using errcode = 'P0002';
+  end if;
+  if p_user_id is not null and not exists (
+    select from public.room_members as m where m.room_id = p_room_id and m.user_id = p_user_id
+  ) then
+    raise exception 'p_room_id: you are not a member of room %', p_room_id
+      using errcode = '42501', hint = 'Join the room first.';
+  end if;
+  return v_room;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.require_sync_room(p_room_id text, p_user_id text) IS 'The room p_room_id (unlocked); raises P0002 when absent and 42501 when p_user_id (unless null) is not a member. Internal.';
+
 CREATE FUNCTION watchium_private.require_user_id() RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -1626,20 +2407,23 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.room_event_delivery() IS 'How room events are delivered now: realtime (realtime.send to room:<id>), notify (NOTIFY "watchium:room:<id>") or both. Decided from the room_event_delivery setting and whether realtime.send exists.';
 
-CREATE FUNCTION watchium_private.room_expected_position(p public.rooms) RETURNS numeric
+CREATE FUNCTION watchium_private.room_expected_position(p_room public.rooms) RETURNS numeric
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
-  select least(86400, round(
-    p.current_playback_time
-      + case when p.is_playing
-          then extract(epoch from (pg_catalog.now() - p.playback_updated_at))::numeric * p.playback_speed
-          else 0
-        end,
-    2))
+  select case
+    when p_room.is_playing then
+      pg_catalog.round(least(
+        86400::numeric,
+        p_room.current_playback_time
+          + extract(epoch from greatest(pg_catalog.now() - p_room.playback_updated_at, interval '0'))
+            * p_room.playback_speed
+      ), 2)
+    else p_room.current_playback_time
+  end
 $$;
 
-COMMENT ON FUNCTION watchium_private.room_expected_position(p public.rooms) IS 'Expected host position of the room now: current_playback_time + elapsed * playback_speed while playing, at most 86400. Internal.';
+COMMENT ON FUNCTION watchium_private.room_expected_position(p_room public.rooms) IS 'The expected host position now: current_playback_time + elapsed since playback_updated_at * playback_speed while playing (at most 86400), else current_playback_time. Internal.';
 
 CREATE FUNCTION watchium_private.setting_interval(p_key text) RETURNS interval
     LANGUAGE sql STABLE
@@ -1651,6 +2435,107 @@ CREATE FUNCTION watchium_private.setting_interval(p_key text) RETURNS interval
 $$;
 
 COMMENT ON FUNCTION watchium_private.setting_interval(p_key text) IS 'The setting p_key as an interval (null when absent). Internal.';
+
+CREATE FUNCTION watchium_private.sync_level(p_time_difference numeric) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select case
+    when p_time_difference <= 0.5 then 'perfect'
+    when p_time_difference <= 1 then 'good'
+    when p_time_difference <= 2 then 'minor_drift'
+    else 'out_of_sync'
+  end
+$$;
+
+COMMENT ON FUNCTION watchium_private.sync_level(p_time_difference numeric) IS 'Sync level of an absolute drift in seconds: perfect (<= 0.5), good (<= 1), minor_drift (<= 2), out_of_sync (> 2). A member is synced while <= 2. Internal.';
+
+CREATE FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time numeric, p_sync_event_type text, p_host_user_id text, p_member_speed numeric) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+-- PL/pgSQL only to keep the plan of its one statement cached across calls
+-- (a SQL function is planned again on every call).
+declare
+  v_result jsonb;
+begin
+  with locked as (
+    -- Presence rows in key order (the order the batched heartbeats use too),
+    -- so two statements locking several members' rows never deadlock.
+    select p.user_id, p.reported_time, p.is_playing, p.last_heartbeat
+    from watchium_private.member_presence as p
+    where p.room_id = p_room_id
+    order by p.user_id
+    for update
+  ),
+  estimate as (
+    select m.user_id,
+           case
+             when m.user_id = p_host_user_id then p_host_time
+             when p.user_id is null then m.current_playback_time
+             else pg_catalog.round(least(
+               86400::numeric,
+               p.reported_time + case when p.is_playing then
+                 extract(epoch from greatest(pg_catalog.now() - p.last_heartbeat, interval '0'))
+                   * p_member_speed
+               else 0 end
+             ), 2)
+           end as member_time
+    from public.room_members as m
+    left join locked as p on p.user_id = m.user_id
+    where m.room_id = p_room_id
+  ),
+  drift as (
+    select e.user_id, e.member_time, x.time_difference,
+           -- watchium_private.sync_level, inlined (a function with SET is never inlined).
+           case when x.time_difference <= 0.5 then 'perfect'
+                when x.time_difference <= 1 then 'good'
+                when x.time_difference <= 2 then 'minor_drift'
+                else 'out_of_sync' end as sync_level
+    from estimate as e
+    cross join lateral (
+      select pg_catalog.round(abs(p_host_time - e.member_time), 2) as time_difference
+    ) as x
+  ),
+  history as (
+    insert into public.sync_states
+      (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type)
+    select p_room_id, d.user_id, p_host_time, d.member_time, d.time_difference,
+           d.time_difference <= 2, p_sync_event_type
+    from drift as d
+  ),
+  presence as (
+    update watchium_private.member_presence as p
+    set time_difference = d.time_difference,
+        sync_level = d.sync_level
+    from drift as d
+    where p.room_id = p_room_id
+      and p.user_id = d.user_id
+      and p.sync_level is distinct from d.sync_level
+  ),
+  published as (
+    update public.room_members as m
+    set is_synced = false,
+        current_playback_time = d.member_time
+    from drift as d
+    where m.room_id = p_room_id
+      and m.user_id = d.user_id
+      and m.is_synced
+      and d.time_difference > 2
+  )
+  -- The data-modifying CTEs above run to completion whether or not read here.
+  select pg_catalog.jsonb_build_object(
+    'members', pg_catalog.count(*),
+    'synced_members', pg_catalog.count(*) filter (where d.time_difference <= 2),
+    'out_of_sync_members', pg_catalog.count(*) filter (where d.time_difference > 2)
+  )
+  into v_result
+  from drift as d;
+  return v_result;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time numeric, p_sync_event_type text, p_host_user_id text, p_member_speed numeric) IS 'Set-based core of bulk_sync_update: one sync_states row per member against p_host_time, presence levels updated, published is_synced set false where drift > 2 s. Caller holds the room lock. Internal.';
 
 CREATE FUNCTION watchium_private.tg__touch_updated_at() RETURNS trigger
     LANGUAGE plpgsql
@@ -1870,6 +2755,14 @@ REVOKE ALL ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type tex
 GRANT ALL ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) TO authenticated;
 GRANT ALL ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) TO service_role;
 
+REVOKE ALL ON FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) TO authenticated;
+GRANT ALL ON FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric) TO authenticated;
+GRANT ALL ON FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric) TO service_role;
+
 REVOKE ALL ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) TO authenticated;
 GRANT ALL ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) TO service_role;
@@ -1898,6 +2791,10 @@ REVOKE ALL ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_nu
 GRANT ALL ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) TO authenticated;
 GRANT ALL ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) TO service_role;
 
+REVOKE ALL ON FUNCTION public.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer) TO authenticated;
+GRANT ALL ON FUNCTION public.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer) TO service_role;
+
 REVOKE ALL ON FUNCTION public.get_room(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION public.get_room(p_room_id text) TO service_role;
@@ -1905,6 +2802,14 @@ GRANT ALL ON FUNCTION public.get_room(p_room_id text) TO service_role;
 REVOKE ALL ON FUNCTION public.get_room_access_key(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room_access_key(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION public.get_room_access_key(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.get_room_sync_metrics(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_room_sync_metrics(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.get_room_sync_metrics(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.get_room_sync_state(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_room_sync_state(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.get_room_sync_state(p_room_id text) TO service_role;
 
 REVOKE ALL ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) TO authenticated;
@@ -1929,6 +2834,25 @@ GRANT ALL ON FUNCTION public.post_comment(p_anime_id text, p_episode_number inte
 REVOKE ALL ON FUNCTION public.realtime_health() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.realtime_health() TO service_role;
 
+REVOKE ALL ON FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) TO authenticated;
+GRANT ALL ON FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) TO service_role;
+
+REVOKE ALL ON FUNCTION public.record_heartbeats(p_room_id text, p_heartbeats jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.record_heartbeats(p_room_id text, p_heartbeats jsonb) TO service_role;
+
+REVOKE ALL ON FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) TO authenticated;
+GRANT ALL ON FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) TO authenticated;
+GRANT ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) TO authenticated;
+GRANT ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) TO service_role;
+
 REVOKE ALL ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) TO authenticated;
 GRANT ALL ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) TO service_role;
@@ -1936,6 +2860,10 @@ GRANT ALL ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) TO s
 REVOKE ALL ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) TO authenticated;
 GRANT ALL ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_heartbeats jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.apply_host_control(p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.caller_is_trusted() FROM PUBLIC;
 
@@ -1973,6 +2901,8 @@ REVOKE ALL ON FUNCTION watchium_private.lock_room(p_room_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.maintain_rooms() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.maintain_sync_history() FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.make_cursor(p_at timestamp with time zone, p_key text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.my_room_ids() FROM PUBLIC;
@@ -1998,13 +2928,21 @@ REVOKE ALL ON FUNCTION watchium_private.remove_member(p_room public.rooms, p_use
 
 REVOKE ALL ON FUNCTION watchium_private.require_host(p_room public.rooms, p_user_id text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.require_playback_time(p_value numeric, p_argument text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.require_sync_room(p_room_id text, p_user_id text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.require_user_id() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_event_delivery() FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION watchium_private.room_expected_position(p public.rooms) FROM PUBLIC;
+REVOKE ALL ON FUNCTION watchium_private.room_expected_position(p_room public.rooms) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.setting_interval(p_key text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.sync_level(p_time_difference numeric) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time numeric, p_sync_event_type text, p_host_user_id text, p_member_speed numeric) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.tg__touch_updated_at() FROM PUBLIC;
 

@@ -55,6 +55,8 @@ ALTER TABLE watchium_private.rate_limit_counters ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE watchium_private.rate_limit_rules ENABLE ROW LEVEL SECURITY;
 
+ALTER TABLE watchium_private.realtime_metrics ENABLE ROW LEVEL SECURITY;
+
 ALTER TABLE watchium_private.room_events ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE watchium_private.room_secrets ENABLE ROW LEVEL SECURITY;

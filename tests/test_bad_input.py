@@ -208,6 +208,16 @@ COVERED = {
     "get_or_create_anchor",
     "broadcast_to_room",
     "realtime_health",
+    "change_playback_state",
+    "seek_to_time",
+    "set_playback_speed",
+    "bulk_sync_update",
+    "record_heartbeat",
+    "record_heartbeats",
+    "get_room_sync_state",
+    "get_room_sync_metrics",
+    "record_realtime_metrics",
+    "get_realtime_metrics_summary",
 }
 
 

@@ -181,6 +181,16 @@ public.delete_comment                -     yes            yes
 public.get_comments                  -     yes            yes
 public.get_or_create_anchor          -     yes            yes
 public.broadcast_to_room             -     yes            yes
+public.change_playback_state         -     yes            yes
+public.seek_to_time                  -     yes            yes
+public.set_playback_speed            -     yes            yes
+public.bulk_sync_update              -     yes            yes
+public.record_heartbeat              -     yes            yes
+public.record_heartbeats             -     -              yes
+public.get_room_sync_state           -     yes            yes
+public.get_room_sync_metrics         -     yes            yes
+public.record_realtime_metrics       -     yes            yes
+public.get_realtime_metrics_summary  -     yes            yes
 public.realtime_health               -     -              yes
 watchium_private.my_room_ids         -     yes            -
 watchium_private.read_room_events    -     -              yes

@@ -317,12 +317,33 @@ class RoomEvent(Base):
     xact_id: Mapped[int] = mapped_column(Xid8(), server_default=text("pg_current_xact_id()"))
 
 
+class RealtimeMetric(Base):
+    """One client's report of its realtime connection (the seed's RealtimeMonitor)."""
+
+    __tablename__ = "realtime_metrics"
+    __table_args__ = (
+        Index("realtime_metrics_room_id_recorded_at_idx", "room_id", text("recorded_at DESC")),
+        Index("realtime_metrics_recorded_at_idx", "recorded_at"),
+        {"schema": PRIVATE},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    room_id: Mapped[str]
+    user_id: Mapped[str]
+    active_connections: Mapped[int]
+    total_events: Mapped[int] = mapped_column(BigInteger)
+    avg_latency_ms: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+    error_rate: Mapped[Decimal] = mapped_column(Numeric(5, 4))
+    recorded_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+
+
 __all__ = [
     "Base",
     "Comment",
     "MemberPresence",
     "RateLimitCounter",
     "RateLimitRule",
+    "RealtimeMetric",
     "Room",
     "RoomEvent",
     "RoomMember",

@@ -383,13 +383,13 @@ security definer  -- writes watchium_private.rate_limit_counters, which no clien
 set search_path = ''
 as $$
 begin
-  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
-    raise exception 'p_user_id must be 1 to 100 characters' using errcode = '22023';
-  end if;
   if not watchium_private.caller_is_trusted()
      and p_user_id is distinct from watchium_private.require_user_id() then
     raise exception 'p_user_id must be your own user id: callers can only spend their own rate limit'
       using errcode = '42501';
+  end if;
+  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be 1 to 100 characters' using errcode = '22023';
   end if;
   return watchium_private.consume_rate_limit(p_user_id, p_action, p_window_minutes, p_max_requests);
 end;

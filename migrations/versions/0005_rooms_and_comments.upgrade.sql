@@ -355,26 +355,29 @@ revoke all on function watchium_private.parse_cursor(text) from public;
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.room_expected_position(room): where the host is now.
--- The stored position plus elapsed time times speed while playing, capped at
--- the 24 h bound of every video time column. (Same name, signature and body
--- as the sync revision's; the merge keeps one.)
+-- current_playback_time + (now - playback_updated_at) * playback_speed while
+-- playing (never above 86400, a clock going backwards counts as no time),
+-- the stored position while paused. Rounded to 2 decimals.
 -- -----------------------------------------------------------------------------
-create function watchium_private.room_expected_position(p public.rooms)
+create function watchium_private.room_expected_position(p_room public.rooms)
 returns numeric
 language sql
 stable
 set search_path = ''
 as $$
-  select least(86400, round(
-    p.current_playback_time
-      + case when p.is_playing
-          then extract(epoch from (pg_catalog.now() - p.playback_updated_at))::numeric * p.playback_speed
-          else 0
-        end,
-    2))
+  select case
+    when p_room.is_playing then
+      pg_catalog.round(least(
+        86400::numeric,
+        p_room.current_playback_time
+          + extract(epoch from greatest(pg_catalog.now() - p_room.playback_updated_at, interval '0'))
+            * p_room.playback_speed
+      ), 2)
+    else p_room.current_playback_time
+  end
 $$;
 comment on function watchium_private.room_expected_position(public.rooms) is
-  'Expected host position of the room now: current_playback_time + elapsed * playback_speed while playing, at most 86400. Internal.';
+  'The expected host position now: current_playback_time + elapsed since playback_updated_at * playback_speed while playing (at most 86400), else current_playback_time. Internal.';
 revoke all on function watchium_private.room_expected_position(public.rooms) from public;
 
 -- -----------------------------------------------------------------------------

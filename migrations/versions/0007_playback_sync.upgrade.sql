@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0006 playback sync
+-- 0007 playback sync
 --
 -- The hot path of the platform:
 --   host controls       change_playback_state, seek_to_time, set_playback_speed
@@ -50,33 +50,6 @@ insert into watchium_private.rate_limit_rules (action, max_requests, window_minu
 -- =============================================================================
 -- Helpers (internal)
 -- =============================================================================
-
--- -----------------------------------------------------------------------------
--- watchium_private.room_expected_position(room): where the host is now.
--- current_playback_time + (now - playback_updated_at) * playback_speed while
--- playing (never above 86400, a clock going backwards counts as no time),
--- the stored position while paused. Rounded to 2 decimals.
--- -----------------------------------------------------------------------------
-create function watchium_private.room_expected_position(p_room public.rooms)
-returns numeric
-language sql
-stable
-set search_path = ''
-as $$
-  select case
-    when p_room.is_playing then
-      pg_catalog.round(least(
-        86400::numeric,
-        p_room.current_playback_time
-          + extract(epoch from greatest(pg_catalog.now() - p_room.playback_updated_at, interval '0'))
-            * p_room.playback_speed
-      ), 2)
-    else p_room.current_playback_time
-  end
-$$;
-comment on function watchium_private.room_expected_position(public.rooms) is
-  'The expected host position now: current_playback_time + elapsed since playback_updated_at * playback_speed while playing (at most 86400), else current_playback_time. Internal.';
-revoke all on function watchium_private.room_expected_position(public.rooms) from public;
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.sync_level(drift): the seed's tolerances.
@@ -977,8 +950,8 @@ declare
   v_name      text;
   v_moved     bigint;
   v_count     bigint;
-  v_created   text[] := '{}';
-  v_dropped   text[] := '{}';
+  v_created   text[] := '{}'::text[];
+  v_dropped   text[] := '{}'::text[];
   v_moved_total bigint := 0;
   v_expired   bigint := 0;
   v_metrics_expired bigint := 0;

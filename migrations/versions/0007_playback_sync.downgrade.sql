@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0006 playback sync (downgrade): removes exactly what the upgrade added.
+-- 0007 playback sync (downgrade): removes exactly what the upgrade added.
 -- Hourly partitions of public.sync_states created by maintenance at run time
 -- are history data, not schema: they stay attached (0002's downgrade drops
 -- them with the table).
@@ -22,7 +22,6 @@ drop function watchium_private.sync_room_members(text, numeric, text, text, nume
 drop function watchium_private.require_sync_room(text, text);
 drop function watchium_private.require_playback_time(numeric, text);
 drop function watchium_private.sync_level(numeric);
-drop function watchium_private.room_expected_position(public.rooms);
 
 delete from watchium_private.rate_limit_counters
   where action in ('sync_control', 'heartbeat_batch', 'realtime_metrics');
