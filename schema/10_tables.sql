@@ -200,12 +200,13 @@ COMMENT ON COLUMN watchium_private.member_presence.last_sample_at IS 'When a hea
 CREATE TABLE watchium_private.rate_limit_counters (
     subject text NOT NULL,
     action text NOT NULL,
+    window_minutes integer NOT NULL,
     window_start timestamp with time zone NOT NULL,
     request_count integer NOT NULL
 )
 WITH (fillfactor='80');
 
-COMMENT ON TABLE watchium_private.rate_limit_counters IS 'Requests per subject (a user id, or room:<id>) and action in the current fixed window. Old windows are deleted by maintenance.';
+COMMENT ON TABLE watchium_private.rate_limit_counters IS 'Requests per subject (a user id, or room:<id>), action and window length in the current fixed window (a 1-minute and a 60-minute limit of one action count separately). Old windows are deleted by maintenance.';
 
 CREATE TABLE watchium_private.rate_limit_rules (
     action text NOT NULL,
@@ -310,7 +311,7 @@ ALTER TABLE ONLY watchium_private.member_presence
     ADD CONSTRAINT member_presence_pkey PRIMARY KEY (room_id, user_id);
 
 ALTER TABLE ONLY watchium_private.rate_limit_counters
-    ADD CONSTRAINT rate_limit_counters_pkey PRIMARY KEY (subject, action, window_start);
+    ADD CONSTRAINT rate_limit_counters_pkey PRIMARY KEY (subject, action, window_minutes, window_start);
 
 ALTER TABLE ONLY watchium_private.rate_limit_rules
     ADD CONSTRAINT rate_limit_rules_pkey PRIMARY KEY (action);

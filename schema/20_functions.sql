@@ -1496,9 +1496,9 @@ begin
   );
 
   insert into watchium_private.rate_limit_counters as c
-    (subject, action, window_start, request_count)
-  values (p_subject, p_action, v_window_start, 1)
-  on conflict (subject, action, window_start)
+    (subject, action, window_minutes, window_start, request_count)
+  values (p_subject, p_action, p_window_minutes, v_window_start, 1)
+  on conflict (subject, action, window_minutes, window_start)
     do update set request_count = c.request_count + 1
   returning c.request_count into v_count;
 
@@ -1523,9 +1523,9 @@ begin
       * (v_rule.window_minutes * 60)
   );
   insert into watchium_private.rate_limit_counters as c
-    (subject, action, window_start, request_count)
-  values (p_subject, p_action, v_window_start, greatest(p_delta, 0))
-  on conflict (subject, action, window_start)
+    (subject, action, window_minutes, window_start, request_count)
+  values (p_subject, p_action, v_rule.window_minutes, v_window_start, greatest(p_delta, 0))
+  on conflict (subject, action, window_minutes, window_start)
     do update set request_count = greatest(c.request_count + p_delta, 0)
   returning c.request_count into v_count;
   return v_rule.max_requests - v_count;

@@ -1547,9 +1547,9 @@ begin
   );
 
   insert into watchium_private.rate_limit_counters as c
-    (subject, action, window_start, request_count)
-  values (p_subject, p_action, v_window_start, 1)
-  on conflict (subject, action, window_start)
+    (subject, action, window_minutes, window_start, request_count)
+  values (p_subject, p_action, p_window_minutes, v_window_start, 1)
+  on conflict (subject, action, window_minutes, window_start)
     do update set request_count = c.request_count + 1
   returning c.request_count into v_count;
 
@@ -1574,9 +1574,9 @@ begin
       * (v_rule.window_minutes * 60)
   );
   insert into watchium_private.rate_limit_counters as c
-    (subject, action, window_start, request_count)
-  values (p_subject, p_action, v_window_start, greatest(p_delta, 0))
-  on conflict (subject, action, window_start)
+    (subject, action, window_minutes, window_start, request_count)
+  values (p_subject, p_action, v_rule.window_minutes, v_window_start, greatest(p_delta, 0))
+  on conflict (subject, action, window_minutes, window_start)
     do update set request_count = greatest(c.request_count + p_delta, 0)
   returning c.request_count into v_count;
   return v_rule.max_requests - v_count;
@@ -2952,12 +2952,13 @@ COMMENT ON COLUMN watchium_private.member_presence.last_sample_at IS 'When a hea
 CREATE TABLE watchium_private.rate_limit_counters (
     subject text NOT NULL,
     action text NOT NULL,
+    window_minutes integer NOT NULL,
     window_start timestamp with time zone NOT NULL,
     request_count integer NOT NULL
 )
 WITH (fillfactor='80');
 
-COMMENT ON TABLE watchium_private.rate_limit_counters IS 'Requests per subject (a user id, or room:<id>) and action in the current fixed window. Old windows are deleted by maintenance.';
+COMMENT ON TABLE watchium_private.rate_limit_counters IS 'Requests per subject (a user id, or room:<id>), action and window length in the current fixed window (a 1-minute and a 60-minute limit of one action count separately). Old windows are deleted by maintenance.';
 
 CREATE TABLE watchium_private.rate_limit_rules (
     action text NOT NULL,
@@ -3062,7 +3063,7 @@ ALTER TABLE ONLY watchium_private.member_presence
     ADD CONSTRAINT member_presence_pkey PRIMARY KEY (room_id, user_id);
 
 ALTER TABLE ONLY watchium_private.rate_limit_counters
-    ADD CONSTRAINT rate_limit_counters_pkey PRIMARY KEY (subject, action, window_start);
+    ADD CONSTRAINT rate_limit_counters_pkey PRIMARY KEY (subject, action, window_minutes, window_start);
 
 ALTER TABLE ONLY watchium_private.rate_limit_rules
     ADD CONSTRAINT rate_limit_rules_pkey PRIMARY KEY (action);

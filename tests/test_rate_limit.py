@@ -129,3 +129,18 @@ def test_every_sync_write_rpc_has_a_documented_rule(conn):
         ).fetchall()
     )
     assert rules == {"sync_control": 120, "heartbeat_batch": 60, "realtime_metrics": 12}
+
+
+def test_windows_of_different_lengths_count_separately(conn):
+    """A 1-minute and a 60-minute limit of one action never share a counter, even when
+    their windows start at the same instant."""
+    with as_user(conn, "alice") as c:
+        assert one(c, CALL, ("alice", "comment", 1, 1)) is True
+        assert one(c, CALL, ("alice", "comment", 60, 1)) is True
+        assert one(c, CALL, ("alice", "comment", 1, 1)) is False
+        assert one(c, CALL, ("alice", "comment", 60, 1)) is False
+    rows = conn.execute(
+        "select window_minutes, request_count from watchium_private.rate_limit_counters"
+        " where subject = 'alice' and action = 'comment' order by window_minutes"
+    ).fetchall()
+    assert rows == [(1, 2), (60, 2)]

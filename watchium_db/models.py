@@ -288,13 +288,16 @@ class RateLimitCounter(Base):
 
     __tablename__ = "rate_limit_counters"
     __table_args__ = (
-        PrimaryKeyConstraint("subject", "action", "window_start", name="rate_limit_counters_pkey"),
+        PrimaryKeyConstraint(
+            "subject", "action", "window_minutes", "window_start", name="rate_limit_counters_pkey"
+        ),
         Index("rate_limit_counters_window_start_idx", "window_start"),
         {"schema": PRIVATE, "postgresql_with": {"fillfactor": 80}},
     )
 
     subject: Mapped[str]
     action: Mapped[str]
+    window_minutes: Mapped[int]
     window_start: Mapped[dt.datetime]
     request_count: Mapped[int]
 

@@ -258,14 +258,15 @@ alter table watchium_private.rate_limit_rules enable row level security;
 revoke all on table watchium_private.rate_limit_rules from public;
 
 create table watchium_private.rate_limit_counters (
-  subject       text        not null,
-  action        text        not null,
-  window_start  timestamptz not null,
-  request_count integer     not null,
-  constraint rate_limit_counters_pkey primary key (subject, action, window_start)
+  subject        text        not null,
+  action         text        not null,
+  window_minutes integer     not null,
+  window_start   timestamptz not null,
+  request_count  integer     not null,
+  constraint rate_limit_counters_pkey primary key (subject, action, window_minutes, window_start)
 ) with (fillfactor = 80);
 comment on table watchium_private.rate_limit_counters is
-  'Requests per subject (a user id, or room:<id>) and action in the current fixed window. Old windows are deleted by maintenance.';
+  'Requests per subject (a user id, or room:<id>), action and window length in the current fixed window (a 1-minute and a 60-minute limit of one action count separately). Old windows are deleted by maintenance.';
 alter table watchium_private.rate_limit_counters enable row level security;
 revoke all on table watchium_private.rate_limit_counters from public;
 
@@ -317,9 +318,9 @@ begin
   );
 
   insert into watchium_private.rate_limit_counters as c
-    (subject, action, window_start, request_count)
-  values (p_subject, p_action, v_window_start, 1)
-  on conflict (subject, action, window_start)
+    (subject, action, window_minutes, window_start, request_count)
+  values (p_subject, p_action, p_window_minutes, v_window_start, 1)
+  on conflict (subject, action, window_minutes, window_start)
     do update set request_count = c.request_count + 1
   returning c.request_count into v_count;
 
