@@ -771,6 +771,26 @@ $$;
 
 COMMENT ON FUNCTION public.list_public_rooms(p_anime_id text, p_limit integer, p_cursor text) IS 'Public rooms with members, newest activity first, optionally of one anime: {items (room + member_count), next_cursor}. Keyset pagination: pass next_cursor back as p_cursor.';
 
+CREATE FUNCTION public.maintain() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  -- Partition DDL must not queue the hot path behind a long transaction: give up
+  -- after 2 s (the next run retries) rather than stall every insert behind us.
+  perform pg_catalog.set_config('lock_timeout', '2s', true);
+  return pg_catalog.jsonb_build_object(
+    'rooms', watchium_private.maintain_rooms(),
+    'sync_history', watchium_private.maintain_sync_history(),
+    'room_events', watchium_private.expire_room_events(),
+    'rate_limits', watchium_private.expire_rate_limit_counters(),
+    'ran_at', pg_catalog.now()
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION public.maintain() IS 'Runs every periodic job (stale members, empty rooms, sync history partitions, event log, rate-limit windows) and returns a summary. Run it every minute: pg_cron does where installed; otherwise `watchium-db maintain`. Security definer: it removes rows and partitions clients cannot touch.';
+
 CREATE FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text, p_room_id text DEFAULT NULL::text, p_parent_id bigint DEFAULT NULL::bigint, p_video_timestamp numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -1645,6 +1665,20 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.ensure_anchor(p_anime_id text, p_episode_number integer) IS 'Returns the anchor comment of an episode thread, creating it once ("Discussion for Episode N"); race-free. Internal.';
+
+CREATE FUNCTION watchium_private.expire_rate_limit_counters() RETURNS jsonb
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $$
+  with expired as (
+    delete from watchium_private.rate_limit_counters as c
+    where c.window_start < pg_catalog.now() - interval '1 day'
+    returning 1
+  )
+  select pg_catalog.jsonb_build_object('rate_limit_windows_deleted', (select count(*) from expired))
+$$;
+
+COMMENT ON FUNCTION watchium_private.expire_rate_limit_counters() IS 'Deletes rate-limit counter rows of windows that started over a day ago. Internal; run by public.maintain().';
 
 CREATE FUNCTION watchium_private.expire_room_events() RETURNS jsonb
     LANGUAGE plpgsql
@@ -2827,6 +2861,9 @@ REVOKE ALL ON FUNCTION public.list_public_rooms(p_anime_id text, p_limit integer
 GRANT ALL ON FUNCTION public.list_public_rooms(p_anime_id text, p_limit integer, p_cursor text) TO authenticated;
 GRANT ALL ON FUNCTION public.list_public_rooms(p_anime_id text, p_limit integer, p_cursor text) TO service_role;
 
+REVOKE ALL ON FUNCTION public.maintain() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.maintain() TO service_role;
+
 REVOKE ALL ON FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) TO authenticated;
 GRANT ALL ON FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) TO service_role;
@@ -2888,6 +2925,8 @@ REVOKE ALL ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event 
 REVOKE ALL ON FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.ensure_anchor(p_anime_id text, p_episode_number integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.expire_rate_limit_counters() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.expire_room_events() FROM PUBLIC;
 

@@ -218,6 +218,7 @@ COVERED = {
     "get_room_sync_metrics",
     "record_realtime_metrics",
     "get_realtime_metrics_summary",
+    "maintain",
 }
 
 

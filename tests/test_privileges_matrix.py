@@ -192,6 +192,7 @@ public.get_room_sync_metrics         -     yes            yes
 public.record_realtime_metrics       -     yes            yes
 public.get_realtime_metrics_summary  -     yes            yes
 public.realtime_health               -     -              yes
+public.maintain                      -     -              yes
 watchium_private.my_room_ids         -     yes            -
 watchium_private.read_room_events    -     -              yes
 watchium_private.read_room_event     -     -              yes

@@ -180,6 +180,36 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 @command(
+    "maintain",
+    "run the periodic job once: stale members, empty rooms, history partitions, event log",
+    epilog=(
+        "Run it every minute where pg_cron is not installed, e.g. from cron:\n"
+        "  * * * * *  WATCHIUM_DATABASE_URL=postgresql://… watchium-db maintain\n\n"
+        "examples:\n  watchium-db maintain\n  watchium-db maintain --json"
+    ),
+    arguments=[arg("--json", action="store_true", help="print the JSON summary for scripts")],
+)
+def cmd_maintain(args: argparse.Namespace) -> int:
+    import psycopg
+
+    db = database.resolve()
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        row = conn.execute("select public.maintain()").fetchone()
+    summary = row[0] if row else {}
+    if args.json:
+        _print_json(summary)
+        return 0
+    rooms = summary.get("rooms", {})
+    history = summary.get("sync_history", {})
+    events = summary.get("room_events", {})
+    print(f"maintenance of {db.description} at {summary.get('ran_at')}")
+    for label, part in (("rooms", rooms), ("sync history", history), ("room events", events)):
+        details = ", ".join(f"{k}={v}" for k, v in part.items()) if isinstance(part, dict) else part
+        print(f"  {label}: {details}")
+    return 0
+
+
+@command(
     "doctor",
     "check realtime health: publication, replica identities, broadcast path, policies, slots",
     epilog="examples:\n  watchium-db doctor\n  watchium-db doctor --json",

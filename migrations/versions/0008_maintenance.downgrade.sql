@@ -1,0 +1,11 @@
+do $unschedule$
+begin
+  if exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
+    execute 'select cron.unschedule(jobid) from cron.job where jobname = $1'
+      using 'watchium-db-maintain';
+  end if;
+end
+$unschedule$;
+
+drop function public.maintain();
+drop function watchium_private.expire_rate_limit_counters();
