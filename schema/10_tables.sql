@@ -38,17 +38,37 @@ COMMENT ON TABLE public.rooms IS 'One watch party and its playback state. The ho
 
 COMMENT ON COLUMN public.rooms.room_id IS '10 characters from [a-z0-9], drawn at random.';
 
+COMMENT ON COLUMN public.rooms.title IS 'Title of the watch party, 1 to 200 characters.';
+
+COMMENT ON COLUMN public.rooms.anime_id IS 'The anime watched, as the app identifies it (1 to 100 characters).';
+
+COMMENT ON COLUMN public.rooms.anime_title IS 'Display title of the anime, 1 to 300 characters.';
+
+COMMENT ON COLUMN public.rooms.episode_number IS 'The episode playing, 1 to 100000.';
+
+COMMENT ON COLUMN public.rooms.video_url IS 'http(s) URL of the video the room plays.';
+
+COMMENT ON COLUMN public.rooms.source_id IS 'The app''s id of the video source, if any.';
+
 COMMENT ON COLUMN public.rooms.host_user_id IS 'The current host; equals the user_id of the one member flagged is_host. Null only while the room is empty.';
+
+COMMENT ON COLUMN public.rooms.host_username IS 'Display name of the host; agrees with the host member''s username.';
 
 COMMENT ON COLUMN public.rooms.is_public IS 'Public rooms are listed and joinable without a key; private rooms need the access key kept in watchium_private.room_secrets.';
 
 COMMENT ON COLUMN public.rooms.current_playback_time IS 'Host position in seconds at playback_updated_at. While playing, the expected position now is current_playback_time + (now - playback_updated_at) * playback_speed.';
+
+COMMENT ON COLUMN public.rooms.is_playing IS 'Whether the host is playing (the expected position advances) or paused.';
 
 COMMENT ON COLUMN public.rooms.playback_speed IS 'Playback rate, 0.25 to 4.00.';
 
 COMMENT ON COLUMN public.rooms.playback_updated_at IS 'The reference instant of current_playback_time: when the host last played, paused, seeked or changed speed.';
 
 COMMENT ON COLUMN public.rooms.last_activity IS 'Last join, leave, control or comment in the room.';
+
+COMMENT ON COLUMN public.rooms.created_at IS 'When the room was created.';
+
+COMMENT ON COLUMN public.rooms.updated_at IS 'When the room row last changed (set by trigger _100_touch_updated_at).';
 
 CREATE TABLE public.comments (
     id bigint NOT NULL,
@@ -78,13 +98,33 @@ CREATE TABLE public.comments (
 
 COMMENT ON TABLE public.comments IS 'Threaded discussion per anime episode, optionally tied to a room and a video time. Room comments are visible to whoever can see the room; episode comments without a room are public. Written only through the comment RPC functions. Published for realtime.';
 
+COMMENT ON COLUMN public.comments.id IS 'Comment id; also the keyset of get_comments with created_at.';
+
+COMMENT ON COLUMN public.comments.anime_id IS 'The anime of the episode thread.';
+
 COMMENT ON COLUMN public.comments.room_id IS 'The room the comment was posted in; set to null when the room is deleted (the comment stays).';
+
+COMMENT ON COLUMN public.comments.episode_number IS 'The episode of the thread, 1 to 100000.';
+
+COMMENT ON COLUMN public.comments.parent_id IS 'The comment this one replies to, in the same thread; replies go with their parent.';
+
+COMMENT ON COLUMN public.comments.user_id IS 'The author; null for system messages and anchors.';
+
+COMMENT ON COLUMN public.comments.username IS 'Display name of the author (''system'' for anchors and system messages).';
+
+COMMENT ON COLUMN public.comments.avatar_url IS 'http(s) URL of the author''s avatar, if any.';
+
+COMMENT ON COLUMN public.comments.message IS 'The text: trimmed, 1 to 2000 characters, no control characters but line feeds.';
 
 COMMENT ON COLUMN public.comments.video_timestamp IS 'Seconds into the episode the comment refers to, 0 to 86400.';
 
 COMMENT ON COLUMN public.comments.is_anchor IS 'The one "Discussion for Episode N" root of an episode thread (comments_one_anchor_idx).';
 
 COMMENT ON COLUMN public.comments.is_system_message IS 'Written by the database ("X joined the room", "X became the new host"); never by a client.';
+
+COMMENT ON COLUMN public.comments.created_at IS 'When the comment was posted.';
+
+COMMENT ON COLUMN public.comments.updated_at IS 'When the comment was last edited.';
 
 ALTER TABLE public.comments ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.comments_id_seq
@@ -114,9 +154,25 @@ CREATE TABLE public.room_members (
 
 COMMENT ON TABLE public.room_members IS 'Who is in a room. Exactly one member of a non-empty room is the host. Readable by the room''s members (and by anyone for public rooms); written only by the room and sync RPC functions. Published for realtime.';
 
+COMMENT ON COLUMN public.room_members.room_id IS 'The room.';
+
+COMMENT ON COLUMN public.room_members.user_id IS 'The member: a JWT sub or the app''s own user id, 1 to 100 characters.';
+
+COMMENT ON COLUMN public.room_members.username IS 'Display name in this room, 1 to 50 characters.';
+
+COMMENT ON COLUMN public.room_members.avatar_url IS 'http(s) URL of the member''s avatar, if any.';
+
 COMMENT ON COLUMN public.room_members.is_host IS 'At most one member per room is host (room_members_one_host_idx); rooms.host_user_id names the same member.';
 
+COMMENT ON COLUMN public.room_members.is_synced IS 'Published sync snapshot: within 2 s of the expected host position. Refreshed when the member''s sync status changes, not on every heartbeat.';
+
+COMMENT ON COLUMN public.room_members.current_playback_time IS 'Published sync snapshot: the member''s position when its sync status last changed.';
+
+COMMENT ON COLUMN public.room_members.last_heartbeat IS 'Published sync snapshot: the heartbeat that last changed the member''s sync status (live presence is in watchium_private.member_presence).';
+
 COMMENT ON COLUMN public.room_members.joined_at IS 'When the member joined; the longest-present member (earliest joined_at, then user_id) becomes host when the host leaves.';
+
+COMMENT ON COLUMN public.room_members.updated_at IS 'When the member row last changed.';
 
 CREATE TABLE public.sync_states (
     id bigint NOT NULL,
@@ -191,9 +247,19 @@ WITH (fillfactor='70');
 
 COMMENT ON TABLE watchium_private.member_presence IS 'Presence of each member, written by every heartbeat: last heartbeat, reported position, drift to the expected host position and sync level. Not published; no index but the primary key, so heartbeats are HOT updates.';
 
+COMMENT ON COLUMN watchium_private.member_presence.room_id IS 'The room.';
+
+COMMENT ON COLUMN watchium_private.member_presence.user_id IS 'The member.';
+
+COMMENT ON COLUMN watchium_private.member_presence.last_heartbeat IS 'When the member last reported (or joined); stale after the member_stale_after setting.';
+
 COMMENT ON COLUMN watchium_private.member_presence.reported_time IS 'The member''s position in seconds at last_heartbeat.';
 
+COMMENT ON COLUMN watchium_private.member_presence.is_playing IS 'Whether the member''s player was playing at its last heartbeat.';
+
 COMMENT ON COLUMN watchium_private.member_presence.time_difference IS 'Absolute drift to the expected host position at the last heartbeat, in seconds.';
+
+COMMENT ON COLUMN watchium_private.member_presence.sync_level IS 'perfect (<= 0.5 s), good (<= 1 s), minor_drift (<= 2 s) or out_of_sync at the last heartbeat.';
 
 COMMENT ON COLUMN watchium_private.member_presence.last_sample_at IS 'When a heartbeat of this member was last sampled into public.sync_states.';
 
@@ -208,6 +274,16 @@ WITH (fillfactor='80');
 
 COMMENT ON TABLE watchium_private.rate_limit_counters IS 'Requests per subject (a user id, or room:<id>), action and window length in the current fixed window (a 1-minute and a 60-minute limit of one action count separately). Old windows are deleted by maintenance.';
 
+COMMENT ON COLUMN watchium_private.rate_limit_counters.subject IS 'Who is counted: a user id, or room:<room_id> for per-room limits.';
+
+COMMENT ON COLUMN watchium_private.rate_limit_counters.action IS 'The action counted.';
+
+COMMENT ON COLUMN watchium_private.rate_limit_counters.window_minutes IS 'Length of the window this row counts.';
+
+COMMENT ON COLUMN watchium_private.rate_limit_counters.window_start IS 'Start of the fixed window (a multiple of its length since the epoch).';
+
+COMMENT ON COLUMN watchium_private.rate_limit_counters.request_count IS 'Requests counted in the window so far.';
+
 CREATE TABLE watchium_private.rate_limit_rules (
     action text NOT NULL,
     max_requests integer NOT NULL,
@@ -219,6 +295,14 @@ CREATE TABLE watchium_private.rate_limit_rules (
 );
 
 COMMENT ON TABLE watchium_private.rate_limit_rules IS 'Default rate limit of each action of the RPC functions. Change a row to tune a limit.';
+
+COMMENT ON COLUMN watchium_private.rate_limit_rules.action IS 'The action an RPC counts, e.g. create_room, sync_control.';
+
+COMMENT ON COLUMN watchium_private.rate_limit_rules.max_requests IS 'Requests allowed per window, 1 to 1000000.';
+
+COMMENT ON COLUMN watchium_private.rate_limit_rules.window_minutes IS 'Length of the fixed window in minutes, 1 to 1440.';
+
+COMMENT ON COLUMN watchium_private.rate_limit_rules.description IS 'Why this limit, and what it allows.';
 
 CREATE TABLE watchium_private.realtime_metrics (
     id bigint NOT NULL,
@@ -236,6 +320,22 @@ CREATE TABLE watchium_private.realtime_metrics (
 );
 
 COMMENT ON TABLE watchium_private.realtime_metrics IS 'Client-side realtime metrics reported by members (active connections, events, average latency, error rate), kept for realtime_metrics_retention.';
+
+COMMENT ON COLUMN watchium_private.realtime_metrics.id IS 'Identity of the report.';
+
+COMMENT ON COLUMN watchium_private.realtime_metrics.room_id IS 'The room the client watches.';
+
+COMMENT ON COLUMN watchium_private.realtime_metrics.user_id IS 'The reporting member (from the token).';
+
+COMMENT ON COLUMN watchium_private.realtime_metrics.active_connections IS 'Realtime channels the client has open.';
+
+COMMENT ON COLUMN watchium_private.realtime_metrics.total_events IS 'Events the client has received so far.';
+
+COMMENT ON COLUMN watchium_private.realtime_metrics.avg_latency_ms IS 'Average event latency the client measured, in milliseconds.';
+
+COMMENT ON COLUMN watchium_private.realtime_metrics.error_rate IS 'Share of events that failed, 0 to 1.';
+
+COMMENT ON COLUMN watchium_private.realtime_metrics.recorded_at IS 'When the report arrived.';
 
 ALTER TABLE watchium_private.realtime_metrics ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME watchium_private.realtime_metrics_id_seq
@@ -258,6 +358,16 @@ CREATE TABLE watchium_private.room_events (
 
 COMMENT ON TABLE watchium_private.room_events IS 'Log of room events in delivery order, kept for room_event_retention so listeners can catch up after a reconnect (event_id > last seen).';
 
+COMMENT ON COLUMN watchium_private.room_events.event_id IS 'Identity; listeners resume after the last event id they saw.';
+
+COMMENT ON COLUMN watchium_private.room_events.room_id IS 'The room whose topic the event went to.';
+
+COMMENT ON COLUMN watchium_private.room_events.event IS 'Event name (member_joined, playback, sync_status, ...; see docs/realtime.md).';
+
+COMMENT ON COLUMN watchium_private.room_events.payload IS 'The event''s payload as delivered (never an access key).';
+
+COMMENT ON COLUMN watchium_private.room_events.created_at IS 'When the event was emitted (transaction time).';
+
 COMMENT ON COLUMN watchium_private.room_events.xact_id IS 'Top-level transaction that wrote the event; catch-up compares it with the xmin of the reader''s previous snapshot (events may commit out of event_id order).';
 
 ALTER TABLE watchium_private.room_events ALTER COLUMN event_id ADD GENERATED ALWAYS AS IDENTITY (
@@ -278,6 +388,12 @@ CREATE TABLE watchium_private.room_secrets (
 
 COMMENT ON TABLE watchium_private.room_secrets IS 'Access keys of private rooms (exactly 6 digits). Readable by nobody but the room''s host, through the room RPC functions.';
 
+COMMENT ON COLUMN watchium_private.room_secrets.room_id IS 'The private room.';
+
+COMMENT ON COLUMN watchium_private.room_secrets.access_key IS 'Six digits, drawn uniformly from 000000-999999 with a cryptographic source.';
+
+COMMENT ON COLUMN watchium_private.room_secrets.created_at IS 'When the key was drawn (a new key replaces the row).';
+
 CREATE TABLE watchium_private.settings (
     key text NOT NULL,
     value jsonb NOT NULL,
@@ -286,6 +402,12 @@ CREATE TABLE watchium_private.settings (
 );
 
 COMMENT ON TABLE watchium_private.settings IS 'Tunables of watchium-db (timeouts, retention, sampling). Change with UPDATE as the database owner; functions read them at call time.';
+
+COMMENT ON COLUMN watchium_private.settings.key IS 'Name of the tunable, snake_case.';
+
+COMMENT ON COLUMN watchium_private.settings.value IS 'Its value as JSON (intervals as strings, e.g. "30 seconds").';
+
+COMMENT ON COLUMN watchium_private.settings.description IS 'What the tunable controls.';
 
 ALTER TABLE ONLY public.sync_states ATTACH PARTITION public.sync_states_default DEFAULT;
 

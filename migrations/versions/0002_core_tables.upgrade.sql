@@ -310,3 +310,47 @@ comment on table public.sync_states_default is
 -- A room's recent history (metrics over the last minute, member views).
 create index sync_states_room_id_created_at_idx
   on public.sync_states (room_id, created_at desc);
+
+-- -----------------------------------------------------------------------------
+-- Column descriptions (shown by \d+ and in docs/schema.md)
+-- -----------------------------------------------------------------------------
+comment on column public.rooms.title is 'Title of the watch party, 1 to 200 characters.';
+comment on column public.rooms.anime_id is 'The anime watched, as the app identifies it (1 to 100 characters).';
+comment on column public.rooms.anime_title is 'Display title of the anime, 1 to 300 characters.';
+comment on column public.rooms.episode_number is 'The episode playing, 1 to 100000.';
+comment on column public.rooms.video_url is 'http(s) URL of the video the room plays.';
+comment on column public.rooms.source_id is 'The app''s id of the video source, if any.';
+comment on column public.rooms.host_username is 'Display name of the host; agrees with the host member''s username.';
+comment on column public.rooms.is_playing is 'Whether the host is playing (the expected position advances) or paused.';
+comment on column public.rooms.created_at is 'When the room was created.';
+comment on column public.rooms.updated_at is 'When the room row last changed (set by trigger _100_touch_updated_at).';
+
+comment on column watchium_private.room_secrets.room_id is 'The private room.';
+comment on column watchium_private.room_secrets.access_key is 'Six digits, drawn uniformly from 000000-999999 with a cryptographic source.';
+comment on column watchium_private.room_secrets.created_at is 'When the key was drawn (a new key replaces the row).';
+
+comment on column public.room_members.room_id is 'The room.';
+comment on column public.room_members.user_id is 'The member: a JWT sub or the app''s own user id, 1 to 100 characters.';
+comment on column public.room_members.username is 'Display name in this room, 1 to 50 characters.';
+comment on column public.room_members.avatar_url is 'http(s) URL of the member''s avatar, if any.';
+comment on column public.room_members.is_synced is 'Published sync snapshot: within 2 s of the expected host position. Refreshed when the member''s sync status changes, not on every heartbeat.';
+comment on column public.room_members.current_playback_time is 'Published sync snapshot: the member''s position when its sync status last changed.';
+comment on column public.room_members.last_heartbeat is 'Published sync snapshot: the heartbeat that last changed the member''s sync status (live presence is in watchium_private.member_presence).';
+comment on column public.room_members.updated_at is 'When the member row last changed.';
+
+comment on column watchium_private.member_presence.room_id is 'The room.';
+comment on column watchium_private.member_presence.user_id is 'The member.';
+comment on column watchium_private.member_presence.last_heartbeat is 'When the member last reported (or joined); stale after the member_stale_after setting.';
+comment on column watchium_private.member_presence.is_playing is 'Whether the member''s player was playing at its last heartbeat.';
+comment on column watchium_private.member_presence.sync_level is 'perfect (<= 0.5 s), good (<= 1 s), minor_drift (<= 2 s) or out_of_sync at the last heartbeat.';
+
+comment on column public.comments.id is 'Comment id; also the keyset of get_comments with created_at.';
+comment on column public.comments.anime_id is 'The anime of the episode thread.';
+comment on column public.comments.episode_number is 'The episode of the thread, 1 to 100000.';
+comment on column public.comments.parent_id is 'The comment this one replies to, in the same thread; replies go with their parent.';
+comment on column public.comments.user_id is 'The author; null for system messages and anchors.';
+comment on column public.comments.username is 'Display name of the author (''system'' for anchors and system messages).';
+comment on column public.comments.avatar_url is 'http(s) URL of the author''s avatar, if any.';
+comment on column public.comments.message is 'The text: trimmed, 1 to 2000 characters, no control characters but line feeds.';
+comment on column public.comments.created_at is 'When the comment was posted.';
+comment on column public.comments.updated_at is 'When the comment was last edited.';

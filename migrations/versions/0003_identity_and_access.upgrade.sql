@@ -400,3 +400,19 @@ comment on function public.check_rate_limit(text, text, integer, integer) is
 revoke all on function public.check_rate_limit(text, text, integer, integer) from public, anon;
 grant execute on function public.check_rate_limit(text, text, integer, integer)
   to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- Column descriptions
+-- -----------------------------------------------------------------------------
+comment on column watchium_private.settings.key is 'Name of the tunable, snake_case.';
+comment on column watchium_private.settings.value is 'Its value as JSON (intervals as strings, e.g. "30 seconds").';
+comment on column watchium_private.settings.description is 'What the tunable controls.';
+comment on column watchium_private.rate_limit_rules.action is 'The action an RPC counts, e.g. create_room, sync_control.';
+comment on column watchium_private.rate_limit_rules.max_requests is 'Requests allowed per window, 1 to 1000000.';
+comment on column watchium_private.rate_limit_rules.window_minutes is 'Length of the fixed window in minutes, 1 to 1440.';
+comment on column watchium_private.rate_limit_rules.description is 'Why this limit, and what it allows.';
+comment on column watchium_private.rate_limit_counters.subject is 'Who is counted: a user id, or room:<room_id> for per-room limits.';
+comment on column watchium_private.rate_limit_counters.action is 'The action counted.';
+comment on column watchium_private.rate_limit_counters.window_minutes is 'Length of the window this row counts.';
+comment on column watchium_private.rate_limit_counters.window_start is 'Start of the fixed window (a multiple of its length since the epoch).';
+comment on column watchium_private.rate_limit_counters.request_count is 'Requests counted in the window so far.';

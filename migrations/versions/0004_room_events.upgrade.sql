@@ -258,3 +258,9 @@ $$;
 comment on function watchium_private.expire_room_events() is
   'Deletes room events older than the room_event_retention setting (default 1 hour); returns {"deleted": n, "retention": "..."}. Run by maintenance.';
 revoke all on function watchium_private.expire_room_events() from public;
+
+comment on column watchium_private.room_events.event_id is 'Identity; listeners resume after the last event id they saw.';
+comment on column watchium_private.room_events.room_id is 'The room whose topic the event went to.';
+comment on column watchium_private.room_events.event is 'Event name (member_joined, playback, sync_status, ...; see docs/realtime.md).';
+comment on column watchium_private.room_events.payload is 'The event''s payload as delivered (never an access key).';
+comment on column watchium_private.room_events.created_at is 'When the event was emitted (transaction time).';

@@ -1241,3 +1241,15 @@ comment on function public.get_realtime_metrics_summary(text, integer) is
   'Summary of the client realtime metrics of p_room_id over the last p_window_minutes (latest report per member): reporters, active connections, total events, event-weighted average latency and error rate. Members only.';
 revoke all on function public.get_realtime_metrics_summary(text, integer) from public, anon;
 grant execute on function public.get_realtime_metrics_summary(text, integer) to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- Column descriptions of watchium_private.realtime_metrics
+-- -----------------------------------------------------------------------------
+comment on column watchium_private.realtime_metrics.id is 'Identity of the report.';
+comment on column watchium_private.realtime_metrics.room_id is 'The room the client watches.';
+comment on column watchium_private.realtime_metrics.user_id is 'The reporting member (from the token).';
+comment on column watchium_private.realtime_metrics.active_connections is 'Realtime channels the client has open.';
+comment on column watchium_private.realtime_metrics.total_events is 'Events the client has received so far.';
+comment on column watchium_private.realtime_metrics.avg_latency_ms is 'Average event latency the client measured, in milliseconds.';
+comment on column watchium_private.realtime_metrics.error_rate is 'Share of events that failed, 0 to 1.';
+comment on column watchium_private.realtime_metrics.recorded_at is 'When the report arrived.';
