@@ -58,7 +58,11 @@ schema: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/watchium-db docs
 
-bench: $(STAMP)
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $@
+
+bench: $(VENV)/.bench-installed
 	$(BIN)/watchium-db bench
 
 clean:

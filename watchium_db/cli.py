@@ -231,6 +231,39 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+@command(
+    "bench",
+    "run the benchmarks against the seed's reference SQL on a fresh throw-away server",
+    epilog=(
+        "Writes bench/results/latest.json, docs/benchmarks.md and charts in docs/.\n\n"
+        "examples:\n  watchium-db bench\n  watchium-db bench --quick\n"
+        "  watchium-db bench --only host_control rate_limit --json"
+    ),
+    arguments=[
+        arg("--quick", action="store_true", help="small sizes: about two minutes"),
+        arg("--only", nargs="+", metavar="NAME", help="run only these benchmarks"),
+        arg("--json", action="store_true", help="print the JSON results for scripts"),
+    ],
+)
+def cmd_bench(args: argparse.Namespace) -> int:
+    from watchium_db import bench
+
+    results = bench.run(
+        quick=args.quick,
+        only=args.only,
+        log=(lambda _line: None) if args.json else print,
+    )
+    if args.json:
+        _print_json(results)
+    else:
+        for target in results["targets"]:
+            print(f"  {target['status']:>12}  {target['what']}: {target['measured']}")
+        print(f"wrote {bench.RESULTS} and {bench.MARKDOWN}")
+    for name, error in results["errors"].items():
+        print(f"watchium-db: bench: {name}: {error}", file=sys.stderr)
+    return 1 if results["errors"] else 0
+
+
 # ---------------------------------------------------------------------------------------------
 # entry point
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,92 @@
+"""The benchmark command: a quick run produces well-formed JSON, Markdown and charts.
+
+The run starts its own throw-away server (default durability), so this test takes a couple of
+minutes; it runs a subset in the default suite and everything in the slow one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from watchium_db import bench, cli
+
+
+def _check_outputs(results: dict[str, Any], json_path: Path, md_path: Path) -> None:
+    on_disk = json.loads(json_path.read_text())
+    assert on_disk["quick"] is True
+    assert on_disk["errors"] == {}, on_disk["errors"]
+    machine = on_disk["machine"]
+    # Default durability: the point of running our own server.
+    assert machine["fsync"] == "on"
+    assert machine["synchronous_commit"] == "on"
+    assert machine["full_page_writes"] == "on"
+    assert machine["wal_level"] == "logical"
+    assert machine["postgres"].startswith("15") or int(machine["postgres"].split(".")[0]) >= 15
+    statuses = {t["status"] for t in on_disk["targets"]}
+    assert statuses <= {"met", "missed", "not measured"}
+    md = md_path.read_text()
+    assert md.startswith("# Benchmarks")
+    # Every Markdown table row has as many cells as its header.
+    for block in re.findall(r"((?:^\|.*\|\n)+)", md, flags=re.M):
+        lines = block.strip().splitlines()
+        widths = {line.count("|") for line in lines}
+        assert len(widths) == 1, block
+    for target in on_disk["targets"]:
+        assert target["what"] in md
+
+
+def test_quick_bench_host_control_and_rate_limit(tmp_path: Path) -> None:
+    json_path, md_path = tmp_path / "latest.json", tmp_path / "benchmarks.md"
+    results = bench.run(
+        quick=True,
+        only=["host_control", "rate_limit", "heartbeat_costs"],
+        results_path=json_path,
+        markdown_path=md_path,
+        log=lambda _line: None,
+    )
+    _check_outputs(results, json_path, md_path)
+    hc = results["host_control"]["by_members"]
+    assert set(hc) == {"10", "100", "1000"}
+    for n, row in hc.items():
+        assert row["ours_ms"] > 0 and row["seed_ms"] > 0 and row["floor_ms"] > 0
+        # Ours wrote one sync record per member per control (rounds + warm-up).
+        assert row["history_rows_written_by_ours"] == int(n) * (
+            results["host_control"]["rounds"] + 1
+        )
+    rl = results["rate_limit"]["by_rows"]
+    assert set(rl) == {"10000", "100000"}
+    # The seed counts history rows: its cost grows with history, ours does not grow like it.
+    assert rl["100000"]["seed_ms"] > rl["10000"]["seed_ms"]
+    costs = results["heartbeat_costs"]
+    assert costs["ours"]["heartbeats"] == costs["seed"]["heartbeats"] > 0
+    # The seed's heartbeat publishes its member update and its history insert.
+    assert costs["seed"]["published_change_rows_per_heartbeat"] >= 2
+    assert costs["seed"]["wal_bytes_per_heartbeat"] > 0
+    assert (tmp_path / "bench_host_control.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "bench_rate_limit.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_unknown_benchmark_is_rejected_before_starting_a_server() -> None:
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        bench.run(only=["no_such_benchmark"])
+
+
+def test_cli_has_bench_command() -> None:
+    parser = cli.build_parser()
+    args = parser.parse_args(["bench", "--quick", "--only", "expiry", "rls_read", "--json"])
+    assert args.quick and args.json and args.only == ["expiry", "rls_read"]
+
+
+@pytest.mark.slow
+def test_quick_bench_everything(tmp_path: Path) -> None:
+    json_path, md_path = tmp_path / "latest.json", tmp_path / "benchmarks.md"
+    results = bench.run(
+        quick=True, results_path=json_path, markdown_path=md_path, log=lambda _line: None
+    )
+    _check_outputs(results, json_path, md_path)
+    assert all(name in results for name in bench.BENCHMARKS)

@@ -1,0 +1,1130 @@
+"""Benchmarks against the seed's reference SQL, side by side, in one run (``watchium-db bench``).
+
+Every run starts its own throw-away PostgreSQL server with default durability (fsync,
+synchronous_commit and full_page_writes on), migrates a fresh database to head, installs the
+seed's reference SQL (``bench/seed_reference.sql``, schema ``seed_ref``) next to it and measures,
+in the same run: our implementation, the seed's and, where one exists, the floor (the least work
+that could do the job). Results: ``bench/results/latest.json``, ``docs/benchmarks.md`` and PNG
+charts in ``docs/`` (charts need the ``bench`` extra: matplotlib).
+
+Ratios within one run are the figures that count; absolute times depend on a noisy shared machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from watchium_db import local, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_SQL = ROOT / "bench" / "seed_reference.sql"
+RESULTS = ROOT / "bench" / "results" / "latest.json"
+DOCS = ROOT / "docs"
+MARKDOWN = DOCS / "benchmarks.md"
+STANDIN_SQL = Path(__file__).with_name("testing") / "supabase_standin.sql"
+
+BENCHMARKS = (
+    "host_control",
+    "rate_limit",
+    "heartbeat_tps",
+    "heartbeat_batch",
+    "heartbeat_costs",
+    "expiry",
+    "rls_read",
+)
+
+Conn = psycopg.Connection[Any]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What a run measures; ``quick`` shrinks everything to finish in about two minutes."""
+
+    room_sizes: tuple[int, ...]
+    control_rounds: int
+    history_sizes: tuple[int, ...]
+    rate_calls: int
+    rate_rounds: int
+    pgbench_seconds: int
+    pgbench_rounds: int
+    cost_heartbeats: int
+    expiry_rows: int
+    expiry_rounds: int
+    rls_rooms: int
+    rls_rounds: int
+
+    @classmethod
+    def for_run(cls, quick: bool) -> Sizes:
+        if quick:
+            return cls((10, 100, 1000), 5, (10_000, 100_000), 100, 3, 2, 1, 4000, 24_000, 3, 500, 3)
+        return cls(
+            (10, 100, 1000, 5000),
+            11,
+            (10_000, 100_000, 1_000_000, 5_000_000),
+            300,
+            7,
+            15,
+            3,
+            100_000,
+            1_000_000,
+            3,
+            10_000,
+            7,
+        )
+
+
+def _ms(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000.0
+
+
+def _median(values: list[float], digits: int = 3) -> float:
+    return round(statistics.median(values), digits)
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 2) if b else None
+
+
+def _one(conn: Conn, sql: str, params: Any = None) -> Any:
+    row = conn.execute(sql, params).fetchone()
+    return row[0] if row else None
+
+
+# ---------------------------------------------------------------------------------------------
+# server and database
+# ---------------------------------------------------------------------------------------------
+@contextmanager
+def durable_server() -> Iterator[local.LocalServer]:
+    """A throw-away local server with PostgreSQL's default durability settings."""
+    root = Path(tempfile.mkdtemp(prefix="watchium-bench-"))
+    server = local.server_for(root / "pgdata")
+    server.port = local._free_port()
+    if server.os_user is not None:
+        import pwd
+
+        entry = pwd.getpwnam(server.os_user)
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+    try:
+        server.init()
+        server.start(("max_wal_size=4GB", "shared_buffers=256MB"))
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def prepare_database(server: local.LocalServer, name: str = "watchium_bench") -> str:
+    with psycopg.connect(server.maintenance_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}"')
+        conn.execute(f'create database "{name}"')
+    url = server.url_for(name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(STANDIN_SQL.read_text().encode())
+    migrate.upgrade(url, "head")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SEED_SQL.read_text().encode())
+        # Benchmarks call the same functions far faster than any client may: lift the limits
+        # (the limiter itself still runs on every call) and the per-member heartbeat throttle.
+        conn.execute("update watchium_private.rate_limit_rules set max_requests = 1000000")
+        conn.execute(
+            "update watchium_private.settings set value = '\"0 seconds\"'"
+            " where key = 'heartbeat_min_interval'"
+        )
+    return url
+
+
+def machine_info(conn: Conn) -> dict[str, Any]:
+    settings = {
+        name: _one(conn, f"show {name}")
+        for name in ("fsync", "synchronous_commit", "full_page_writes", "wal_level")
+    }
+    return {
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "postgres": _one(conn, "show server_version"),
+        **settings,
+        "note": "2 cores shared with other workloads: ratios within this run count",
+    }
+
+
+def make_room(conn: Conn, room_id: str, members: int, prefix: str) -> None:
+    """The same room in ours and the seed's schema: host ``<prefix>0``, members at 100 s."""
+    conn.execute(
+        "insert into public.rooms (room_id, title, anime_id, anime_title, episode_number,"
+        " video_url, host_user_id, host_username, current_playback_time)"
+        " values (%s, 'Bench', 'a1', 'Anime', 1, 'https://example.com/v', %s, 'Host', 100)",
+        (room_id, f"{prefix}0"),
+    )
+    conn.execute(
+        "insert into public.room_members (room_id, user_id, username, is_host,"
+        " current_playback_time) select %s, %s || i, 'U' || i, i = 0, 100"
+        " from generate_series(0, %s - 1) as i",
+        (room_id, prefix, members),
+    )
+    conn.execute(
+        "update watchium_private.member_presence set reported_time = 100,"
+        " last_heartbeat = now() - interval '1 minute' where room_id = %s",
+        (room_id,),
+    )
+    conn.execute(
+        "insert into seed_ref.rooms (room_id, host_user_id, current_playback_time)"
+        " values (%s, %s, 100)",
+        (room_id, f"{prefix}0"),
+    )
+    conn.execute(
+        "insert into seed_ref.room_members (room_id, user_id, current_playback_time)"
+        " select %s, %s || i, 100 from generate_series(0, %s - 1) as i",
+        (room_id, prefix, members),
+    )
+
+
+def _as_member(conn: Conn, user_id: str, role: str = "authenticated") -> None:
+    claims = json.dumps({"sub": user_id, "role": role})
+    conn.execute("select set_config('request.jwt.claims', %s, true)", (claims,))
+    conn.execute(f"set local role {role}")
+
+
+# ---------------------------------------------------------------------------------------------
+# host control against room size
+# ---------------------------------------------------------------------------------------------
+def bench_host_control(conn: Conn, sizes: Sizes) -> dict[str, Any]:
+    out: dict[str, Any] = {"rounds": sizes.control_rounds, "by_members": {}}
+    for n in sizes.room_sizes:
+        room = f"hc{n:08d}"
+        make_room(conn, room, n, f"hc{n}_")
+        conn.execute("analyze")
+
+        def ours(playing: bool, room: str = room, n: int = n) -> None:
+            with conn.transaction():
+                _as_member(conn, f"hc{n}_0")
+                conn.execute("select public.change_playback_state(%s, %s, 100)", (room, playing))
+
+        def seed(playing: bool, room: str = room) -> None:
+            with conn.transaction():
+                conn.execute(
+                    "update seed_ref.rooms set is_playing = %s, current_playback_time = 100,"
+                    " updated_at = now() where room_id = %s",
+                    (playing, room),
+                )
+                conn.execute("select seed_ref.bulk_sync_update(%s, 100, 'play_pause')", (room,))
+
+        def floor(_playing: bool, room: str = room) -> None:
+            conn.execute(
+                "insert into seed_ref.floor_sync_states (room_id, user_id, host_time,"
+                " member_time, time_difference, is_synced, sync_event_type)"
+                " select room_id, user_id, 100, current_playback_time, 0, true, 'play_pause'"
+                " from seed_ref.room_members where room_id = %s",
+                (room,),
+            )
+
+        times: dict[str, list[float]] = {"ours": [], "seed": [], "floor": []}
+        for i in range(sizes.control_rounds + 1):
+            playing = i % 2 == 0
+            for label, fn in (("ours", ours), ("seed", seed), ("floor", floor)):
+                elapsed = _ms(partial(fn, playing))
+                if i:  # round 0 warms up
+                    times[label].append(elapsed)
+        written = _one(conn, "select count(*) from public.sync_states where room_id = %s", (room,))
+        med = {k: _median(v) for k, v in times.items()}
+        out["by_members"][str(n)] = {
+            "ours_ms": med["ours"],
+            "seed_ms": med["seed"],
+            "floor_ms": med["floor"],
+            "speedup_vs_seed": _ratio(med["seed"], med["ours"]),
+            "ours_over_floor": _ratio(med["ours"], med["floor"]),
+            "history_rows_written_by_ours": written,
+        }
+        conn.execute("truncate seed_ref.floor_sync_states")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# check_rate_limit against history size
+# ---------------------------------------------------------------------------------------------
+def load_history(conn: Conn, rows: int, room: str) -> float:
+    """Both histories: ``rows`` rows over the last 10 minutes, 100 users, four event types."""
+    start = time.perf_counter()
+    conn.execute("truncate seed_ref.sync_states")
+    conn.execute("truncate public.sync_states")
+    conn.execute("truncate watchium_private.rate_limit_counters")
+    history = (
+        "select %(room)s, 'u' || (i %% 100), 100, 100, 0, true,"
+        " (array['heartbeat', 'seek', 'play_pause', 'join'])[1 + (i / 100) %% 4],"
+        " now() - (i::float8 * 600 / %(rows)s) * interval '1 second'"
+        " from generate_series(1, %(rows)s) as i"
+    )
+    columns = (
+        "(room_id, user_id, host_time, member_time, time_difference, is_synced,"
+        " sync_event_type, created_at) "
+    )
+    conn.execute(
+        "insert into seed_ref.sync_states " + columns + history, {"room": room, "rows": rows}
+    )
+    conn.execute(
+        "insert into public.sync_states " + columns + history, {"room": room, "rows": rows}
+    )
+    conn.execute("vacuum analyze seed_ref.sync_states")
+    conn.execute("vacuum analyze public.sync_states")
+    return round(time.perf_counter() - start, 1)
+
+
+def bench_rate_limit(conn: Conn, sizes: Sizes) -> dict[str, Any]:
+    room = "rl00000001"
+    make_room(conn, room, 1, "rl")
+    calls = sizes.rate_calls
+    user = "'u' || (i % 100)"
+
+    def loop(call: str) -> str:
+        return f"do $$ begin for i in 1..{calls} loop perform {call}; end loop; end $$"
+
+    ours_sql = loop(f"public.check_rate_limit({user}, 'heartbeat', 1, 1000000)")
+    seed_sql = loop(f"seed_ref.check_rate_limit({user}, 'heartbeat', 1, 1000000)")
+    out: dict[str, Any] = {"calls_per_round": calls, "rounds": sizes.rate_rounds, "by_rows": {}}
+    for rows in sizes.history_sizes:
+        load_seconds = load_history(conn, rows, room)
+        ours: list[float] = []
+        seed: list[float] = []
+        for i in range(sizes.rate_rounds + 1):
+            o = _ms(lambda: conn.execute(ours_sql)) / calls
+            s = _ms(lambda: conn.execute(seed_sql)) / calls
+            if i:
+                ours.append(o)
+                seed.append(s)
+        out["by_rows"][str(rows)] = {
+            "load_seconds": load_seconds,
+            "ours_ms": _median(ours, 4),
+            "seed_ms": _median(seed, 4),
+            "speedup_vs_seed": _ratio(statistics.median(seed), statistics.median(ours)),
+        }
+    by_rows = out["by_rows"]
+    small, large = by_rows[str(sizes.history_sizes[0])], by_rows[str(sizes.history_sizes[-1])]
+    out["ours_largest_over_smallest"] = _ratio(large["ours_ms"], small["ours_ms"])
+    out["seed_largest_over_smallest"] = _ratio(large["seed_ms"], small["seed_ms"])
+    conn.execute("truncate seed_ref.sync_states")
+    conn.execute("truncate public.sync_states")
+    conn.execute("truncate watchium_private.rate_limit_counters")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# pgbench
+# ---------------------------------------------------------------------------------------------
+HB_ROOMS = 8
+HB_MEMBERS = 50
+
+
+def hb_room(i: int | str) -> str:
+    return f"hbroom000{i}"
+
+
+def heartbeat_script(rooms: int) -> str:
+    """One member's heartbeat per transaction, acting as that member (as PostgREST does)."""
+    return (
+        f"\\set r random(1, {rooms})\n"
+        f"\\set m :client_id + 8 * random(0, {HB_MEMBERS // 8 - 1})\n"
+        "begin;\n"
+        "select set_config('request.jwt.claims', json_build_object('sub', 'hb' || :r || '_' || :m,"
+        " 'role', 'authenticated')::text, true);\n"
+        "set local role authenticated;\n"
+        "select public.record_heartbeat('hbroom000' || :r, 100.5, true);\n"
+        "commit;\n"
+    )
+
+
+def seed_heartbeat_script(rooms: int) -> str:
+    return (
+        f"\\set r random(1, {rooms})\n"
+        f"\\set m :client_id + 8 * random(0, {HB_MEMBERS // 8 - 1})\n"
+        "select seed_ref.record_heartbeat('hbroom000' || :r, 'hb' || :r || '_' || :m,"
+        " 100.5, true);\n"
+    )
+
+
+def batch_script() -> str:
+    """An edge server relaying the heartbeats of a whole 50-member room in one call."""
+    return (
+        "\\set r 1 + :client_id + 4 * random(0, 1)\n"
+        "begin;\n"
+        "set local role service_role;\n"
+        "select public.record_heartbeats('hbroom000' || :r, (select jsonb_agg(jsonb_build_object("
+        "'user_id', 'hb' || :r || '_' || m, 'current_time', 100.5, 'is_playing', true))"
+        f" from generate_series(0, {HB_MEMBERS - 1}) as m));\n"
+        "commit;\n"
+    )
+
+
+def batch_floor_script() -> str:
+    """The floor: one bare set-based update of the same 50 presence rows."""
+    return (
+        "\\set r 1 + :client_id + 4 * random(0, 1)\n"
+        "update watchium_private.member_presence set last_heartbeat = now(), reported_time = 100.5,"
+        " is_playing = true where room_id = 'hbroom000' || :r;\n"
+    )
+
+
+def pgbench(url: str, workdir: Path, args: list[str], script: str | None = None) -> float:
+    """Run pgbench; returns TPS (without initial connection time)."""
+    cmd = [str(local.find_bindir() / "pgbench"), *args]
+    if script is not None:
+        path = workdir / f"script_{abs(hash(script))}.sql"
+        path.write_text(script)
+        cmd += ["-n", "-f", str(path)]
+    cmd.append(url)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    output = proc.stdout + proc.stderr
+    failed = re.search(r"number of failed transactions: (\d+)", output)
+    if proc.returncode != 0 or (failed and int(failed.group(1))):
+        raise RuntimeError(f"pgbench failed ({proc.returncode}): {output[-2000:]}")
+    match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", output)
+    if "-i" in args:
+        return 0.0
+    if not match:
+        raise RuntimeError(f"no tps in pgbench output: {output[-2000:]}")
+    return float(match.group(1))
+
+
+def setup_heartbeat_rooms(conn: Conn) -> None:
+    if _one(conn, "select count(*) from public.rooms where room_id = %s", (hb_room(1),)):
+        return
+    for i in range(1, HB_ROOMS + 1):
+        make_room(conn, hb_room(i), HB_MEMBERS, f"hb{i}_")
+    conn.execute("vacuum analyze")
+
+
+def bench_heartbeat_tps(conn: Conn, url: str, sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    setup_heartbeat_rooms(conn)
+    pgbench(url, workdir, ["-i", "-s", "1", "-q"])
+    run = ["-c", "8", "-j", "2", "-T", str(sizes.pgbench_seconds)]
+    cases: dict[str, tuple[list[str], str | None]] = {
+        "simple_update": ([*run, "-n", "-b", "simple-update"], None),
+        "ours_8_rooms": (run, heartbeat_script(HB_ROOMS)),
+        "ours_one_room_of_50": (run, heartbeat_script(1)),
+        "seed_8_rooms": (run, seed_heartbeat_script(HB_ROOMS)),
+    }
+    tps: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(sizes.pgbench_rounds):
+        for label, (args, script) in cases.items():
+            tps[label].append(pgbench(url, workdir, args, script))
+    med = {k: _median(v, 1) for k, v in tps.items()}
+    return {
+        "clients": 8,
+        "seconds": sizes.pgbench_seconds,
+        "rounds": sizes.pgbench_rounds,
+        "tps": med,
+        "ours_8_rooms_over_simple_update": _ratio(med["ours_8_rooms"], med["simple_update"]),
+        "ours_one_room_over_simple_update": _ratio(
+            med["ours_one_room_of_50"], med["simple_update"]
+        ),
+        "seed_8_rooms_over_simple_update": _ratio(med["seed_8_rooms"], med["simple_update"]),
+    }
+
+
+def bench_heartbeat_batch(conn: Conn, url: str, sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    setup_heartbeat_rooms(conn)
+    run = ["-c", "4", "-j", "2", "-T", str(sizes.pgbench_seconds)]
+    ours: list[float] = []
+    floor: list[float] = []
+    for _ in range(sizes.pgbench_rounds):
+        ours.append(pgbench(url, workdir, run, batch_script()) * HB_MEMBERS)
+        floor.append(pgbench(url, workdir, run, batch_floor_script()) * HB_MEMBERS)
+    o, f = _median(ours, 0), _median(floor, 0)
+    return {
+        "clients": 4,
+        "members_per_call": HB_MEMBERS,
+        "seconds": sizes.pgbench_seconds,
+        "rounds": sizes.pgbench_rounds,
+        "ours_member_heartbeats_per_s": o,
+        "floor_member_heartbeats_per_s": f,
+        "ours_over_floor": _ratio(o, f),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# per-heartbeat costs: WAL, HOT, published change rows, MultiXact ids
+# ---------------------------------------------------------------------------------------------
+PUBLISHED_SEED_TABLES = ("seed_ref.rooms", "seed_ref.room_members", "seed_ref.sync_states")
+
+
+def _published_tables(conn: Conn) -> list[str]:
+    rows = conn.execute(
+        "select schemaname || '.' || tablename from pg_publication_tables"
+        " where pubname = 'supabase_realtime'"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _table_stats(conn: Conn, table: str) -> tuple[int, int]:
+    schema, name = table.split(".")
+    row = conn.execute(
+        "select n_tup_upd, n_tup_hot_upd from pg_stat_user_tables"
+        " where schemaname = %s and relname = %s",
+        (schema, name),
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def _measure_heartbeats(
+    conn: Conn, url: str, workdir: Path, script: str, count: int, published: list[str], table: str
+) -> dict[str, Any]:
+    conn.execute("checkpoint")
+    conn.execute("select pg_stat_force_next_flush()")
+    conn.execute("select pg_create_logical_replication_slot('bench_slot', 'test_decoding')")
+    try:
+        upd0, hot0 = _table_stats(conn, table)
+        mx0 = int(_one(conn, "select next_multixact_id::text::bigint from pg_control_checkpoint()"))
+        lsn0 = _one(conn, "select pg_current_wal_lsn()")
+        per_client = max(1, count // 8)
+        pgbench(url, workdir, ["-c", "8", "-j", "2", "-t", str(per_client)], script)
+        done = per_client * 8
+        wal = int(_one(conn, "select pg_wal_lsn_diff(pg_current_wal_lsn(), %s)::bigint", (lsn0,)))
+        conn.execute("checkpoint")
+        mx1 = int(_one(conn, "select next_multixact_id::text::bigint from pg_control_checkpoint()"))
+        time.sleep(1.0)  # pgbench backends flush their statistics when they exit
+        conn.execute("select pg_stat_clear_snapshot()")
+        upd1, hot1 = _table_stats(conn, table)
+        patterns = [f"table {t}:" for t in published]
+        changes = int(
+            _one(
+                conn,
+                "select count(*) from pg_logical_slot_get_changes('bench_slot', null, null)"
+                " where starts_with(data, 'table ')"
+                " and split_part(data, ':', 1) || ':' = any(%s)",
+                (patterns,),
+            )
+        )
+    finally:
+        conn.execute("select pg_drop_replication_slot('bench_slot')")
+    updates = upd1 - upd0
+    return {
+        "heartbeats": done,
+        "wal_bytes_per_heartbeat": round(wal / done, 1),
+        "published_change_rows_per_heartbeat": round(changes / done, 4),
+        "multixact_ids_consumed": mx1 - mx0,
+        "presence_table": table,
+        "presence_updates": updates,
+        "hot_share": round((hot1 - hot0) / updates, 4) if updates else None,
+    }
+
+
+def bench_heartbeat_costs(conn: Conn, url: str, sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    setup_heartbeat_rooms(conn)
+    conn.execute("vacuum analyze watchium_private.member_presence")
+    conn.execute("vacuum analyze seed_ref.room_members")
+    ours_published = _published_tables(conn)
+    # One hot room: all 8 clients heartbeat the 50 members of room 1.
+    ours = _measure_heartbeats(
+        conn,
+        url,
+        workdir,
+        heartbeat_script(1),
+        sizes.cost_heartbeats,
+        ours_published,
+        "watchium_private.member_presence",
+    )
+    seed = _measure_heartbeats(
+        conn,
+        url,
+        workdir,
+        seed_heartbeat_script(1),
+        sizes.cost_heartbeats,
+        list(PUBLISHED_SEED_TABLES),
+        "seed_ref.room_members",
+    )
+    return {
+        "published_tables_ours": ours_published,
+        "published_tables_seed": list(PUBLISHED_SEED_TABLES),
+        "ours": ours,
+        "seed": seed,
+        "wal_ours_over_seed": _ratio(
+            ours["wal_bytes_per_heartbeat"], seed["wal_bytes_per_heartbeat"]
+        ),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# expiring a day of history
+# ---------------------------------------------------------------------------------------------
+def bench_expiry(conn: Conn, sizes: Sizes) -> dict[str, Any]:
+    room = "ex00000001"
+    make_room(conn, room, 1, "ex")
+    day = (datetime.now(UTC) - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = sizes.expiry_rows
+    conn.execute("truncate seed_ref.sync_states")  # the seed's table holds only this day
+    ours: list[float] = []
+    seed: list[float] = []
+    for _ in range(sizes.expiry_rounds):
+        names = []
+        for h in range(24):
+            start = day + timedelta(hours=h)
+            name = "sync_states_p" + start.strftime("%Y%m%d%H")
+            names.append(name)
+            conn.execute(
+                f"create table public.{name}"
+                " (like public.sync_states including defaults including constraints)"
+            )
+            conn.execute(
+                f"alter table public.sync_states attach partition public.{name}"
+                f" for values from ('{start.isoformat()}') to"
+                f" ('{(start + timedelta(hours=1)).isoformat()}')"
+            )
+        history = (
+            "select %(room)s, 'u' || (i %% 100), 100, 100, 0, true, 'heartbeat',"
+            " %(day)s::timestamptz + (i::float8 * 86399 / %(rows)s) * interval '1 second'"
+            " from generate_series(1, %(rows)s) as i"
+        )
+        columns = (
+            "(room_id, user_id, host_time, member_time, time_difference, is_synced,"
+            " sync_event_type, created_at) "
+        )
+        params = {"room": room, "rows": rows, "day": day}
+        conn.execute("insert into public.sync_states " + columns + history, params)
+        conn.execute("insert into seed_ref.sync_states " + columns + history, params)
+        conn.execute("vacuum analyze seed_ref.sync_states")
+        conn.execute("checkpoint")
+
+        def drop(names: list[str] = names) -> None:
+            with conn.transaction():
+                for name in names:
+                    conn.execute(f"drop table public.{name}")
+
+        def delete() -> None:
+            conn.execute(
+                "delete from seed_ref.sync_states where created_at < %s",
+                (day + timedelta(days=1),),
+            )
+
+        ours.append(_ms(drop))
+        seed.append(_ms(delete))
+        left = _one(
+            conn,
+            "select count(*) from seed_ref.sync_states where created_at < %s",
+            (day + timedelta(days=1),),
+        )
+        assert left == 0, f"the seed's delete left {left} rows"
+        conn.execute("vacuum seed_ref.sync_states")
+    o, s = _median(ours), _median(seed)
+    return {
+        "rows": rows,
+        "rounds": sizes.expiry_rounds,
+        "ours_drop_24_partitions_ms": o,
+        "seed_delete_ms": s,
+        "speedup_vs_seed": _ratio(s, o),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# reading a room as a member (RLS) vs as service_role
+# ---------------------------------------------------------------------------------------------
+def bench_rls_read(conn: Conn, sizes: Sizes) -> dict[str, Any]:
+    n_rooms = sizes.rls_rooms
+    conn.execute(
+        "insert into public.rooms (room_id, title, anime_id, anime_title, episode_number,"
+        " video_url, host_user_id, host_username)"
+        " select 'rr' || lpad(r::text, 8, '0'), 'Bench', 'a1', 'Anime', 1,"
+        " 'https://example.com/v', 'rr' || r || '_0', 'Host'"
+        " from generate_series(1, %s) as r",
+        (n_rooms,),
+    )
+    conn.execute(
+        "insert into public.room_members (room_id, user_id, username, is_host)"
+        " select 'rr' || lpad(r::text, 8, '0'), 'rr' || r || '_' || m, 'U', m = 0"
+        " from generate_series(1, %s) as r, generate_series(0, 9) as m",
+        (n_rooms,),
+    )
+    conn.execute(
+        "insert into public.sync_states (room_id, user_id, host_time, member_time,"
+        " time_difference, is_synced, sync_event_type)"
+        " select 'rr' || lpad(r::text, 8, '0'), 'rr' || r || '_' || m, 100, 100, 0, true,"
+        " 'heartbeat' from generate_series(1, %s) as r, generate_series(0, 9) as m",
+        (n_rooms,),
+    )
+    conn.execute("vacuum analyze")
+    reads = (
+        "select * from public.room_members where room_id = %(room)s",
+        "select * from public.sync_states where room_id = %(room)s"
+        " order by created_at desc limit 50",
+    )
+    sample = [1 + (i * 7919) % n_rooms for i in range(200)]
+
+    def read_all(as_member: bool) -> None:
+        for r in sample:
+            room = f"rr{r:08d}"
+            with conn.transaction():
+                if as_member:
+                    _as_member(conn, f"rr{r}_3")
+                else:
+                    _as_member(conn, "service", role="service_role")
+                for sql in reads:
+                    got = conn.execute(sql, {"room": room}).fetchall()
+                    assert got, f"no rows read from {room}"
+
+    member: list[float] = []
+    service: list[float] = []
+    for i in range(sizes.rls_rounds + 1):
+        m = _ms(lambda: read_all(True)) / len(sample)
+        s = _ms(lambda: read_all(False)) / len(sample)
+        if i:
+            member.append(m)
+            service.append(s)
+    mm, sm = _median(member, 4), _median(service, 4)
+    return {
+        "rooms": n_rooms,
+        "members_per_room": 10,
+        "reads_per_round": len(sample),
+        "rounds": sizes.rls_rounds,
+        "member_ms": mm,
+        "service_role_ms": sm,
+        "member_over_service_role": _ratio(mm, sm),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# targets
+# ---------------------------------------------------------------------------------------------
+def _get(results: dict[str, Any], *path: str) -> Any:
+    value: Any = results
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with the measured figure and met / missed / not measured."""
+    hc = _get(results, "host_control", "by_members", "1000") or {}
+    rl = _get(results, "rate_limit") or {}
+    rl_rows = rl.get("by_rows", {})
+    largest = rl_rows.get(max(rl_rows, key=int)) if rl_rows else None
+    hb = _get(results, "heartbeat_tps") or {}
+    batch = _get(results, "heartbeat_batch") or {}
+    costs = _get(results, "heartbeat_costs") or {}
+    ours_costs = costs.get("ours", {})
+    expiry = _get(results, "expiry") or {}
+    rls = _get(results, "rls_read") or {}
+
+    def t(what: str, target: str, measured: Any, ok: bool | None) -> dict[str, Any]:
+        status = "not measured" if ok is None else ("met" if ok else "missed")
+        return {"what": what, "target": target, "measured": measured, "status": status}
+
+    def cmp(value: Any, op: Callable[[float], bool]) -> bool | None:
+        return None if value is None else op(float(value))
+
+    hb8 = hb.get("ours_8_rooms_over_simple_update")
+    hb1 = hb.get("ours_one_room_over_simple_update")
+    return [
+        t(
+            "host control at N = 1000: speedup vs seed",
+            ">= 8x",
+            hc.get("speedup_vs_seed"),
+            cmp(hc.get("speedup_vs_seed"), lambda v: v >= 8),
+        ),
+        t(
+            "host control at N = 1000: ours / floor",
+            "<= 3x",
+            hc.get("ours_over_floor"),
+            cmp(hc.get("ours_over_floor"), lambda v: v <= 3),
+        ),
+        t(
+            "check_rate_limit: largest / smallest history (ours)",
+            "<= 1.3 (5M vs 10k)",
+            rl.get("ours_largest_over_smallest"),
+            cmp(rl.get("ours_largest_over_smallest"), lambda v: v <= 1.3),
+        ),
+        t(
+            "check_rate_limit at the largest history: speedup vs seed",
+            ">= 50x (at 5M)",
+            largest.get("speedup_vs_seed") if largest else None,
+            cmp(largest.get("speedup_vs_seed") if largest else None, lambda v: v >= 50),
+        ),
+        t(
+            "single heartbeat, 8 clients, 8 rooms / simple-update TPS",
+            ">= 0.9",
+            hb8,
+            cmp(hb8, lambda v: v >= 0.9),
+        ),
+        t(
+            "single heartbeat, 8 clients, one room of 50 / simple-update TPS",
+            ">= 0.9",
+            hb1,
+            cmp(hb1, lambda v: v >= 0.9),
+        ),
+        t(
+            "batched heartbeats (50 per call, 4 clients): member heartbeats/s",
+            ">= 50,000",
+            batch.get("ours_member_heartbeats_per_s"),
+            cmp(batch.get("ours_member_heartbeats_per_s"), lambda v: v >= 50_000),
+        ),
+        t(
+            "batched heartbeats: ours / floor",
+            ">= 0.5",
+            batch.get("ours_over_floor"),
+            cmp(batch.get("ours_over_floor"), lambda v: v >= 0.5),
+        ),
+        t(
+            "HOT share of presence updates",
+            ">= 95 %",
+            ours_costs.get("hot_share"),
+            cmp(ours_costs.get("hot_share"), lambda v: v >= 0.95),
+        ),
+        t(
+            "WAL bytes per heartbeat: ours / seed",
+            "<= 0.5",
+            costs.get("wal_ours_over_seed"),
+            cmp(costs.get("wal_ours_over_seed"), lambda v: v <= 0.5),
+        ),
+        t(
+            "published change rows per heartbeat",
+            "<= 0.05",
+            ours_costs.get("published_change_rows_per_heartbeat"),
+            cmp(ours_costs.get("published_change_rows_per_heartbeat"), lambda v: v <= 0.05),
+        ),
+        t(
+            "expiring a day of history: speedup vs seed's DELETE",
+            ">= 100x",
+            expiry.get("speedup_vs_seed"),
+            cmp(expiry.get("speedup_vs_seed"), lambda v: v >= 100),
+        ),
+        t(
+            "reading a room: member (RLS) / service_role",
+            "<= 1.5x",
+            rls.get("member_over_service_role"),
+            cmp(rls.get("member_over_service_role"), lambda v: v <= 1.5),
+        ),
+        t(
+            "MultiXact ids consumed by heartbeats in one hot room",
+            "0",
+            ours_costs.get("multixact_ids_consumed"),
+            cmp(ours_costs.get("multixact_ids_consumed"), lambda v: v == 0),
+        ),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+# ---------------------------------------------------------------------------------------------
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(results: dict[str, Any], charts: list[str]) -> str:
+    m = results["machine"]
+    out = [
+        "# Benchmarks",
+        "",
+        "Generated by `watchium-db bench"
+        + (" --quick" if results["quick"] else "")
+        + f"` on {results['started_at']}; raw figures in `bench/results/latest.json`. "
+        "Do not edit by hand: run the command again.",
+        "",
+        "Every benchmark runs in the same run on a fresh throw-away database: ours, the seed's "
+        "reference SQL (`bench/seed_reference.sql`, schema `seed_ref`, written from the seed "
+        "document) and, where one exists, the floor (the least work that could do the job). "
+        "Figures are medians over repeated, interleaved rounds. The machine is shared and noisy: "
+        "**ratios within this run are the figures that count**; absolute times are context.",
+        "",
+        "## Machine",
+        "",
+        _table(
+            ["cores", "PostgreSQL", "fsync", "synchronous_commit", "full_page_writes", "wal_level"],
+            [
+                [
+                    m["cores"],
+                    m["postgres"],
+                    m["fsync"],
+                    m["synchronous_commit"],
+                    m["full_page_writes"],
+                    m["wal_level"],
+                ]
+            ],
+        ),
+        "",
+        "## Targets",
+        "",
+        _table(
+            ["what", "target", "measured", "status"],
+            [[t["what"], t["target"], t["measured"], t["status"]] for t in results["targets"]],
+        ),
+        "",
+    ]
+    hc = results.get("host_control")
+    if hc:
+        out += [
+            "## Host control against room size",
+            "",
+            "Ours: `public.change_playback_state` as the host (claims and role set per "
+            "transaction, room lock, host check, set-based sync records for every member, one "
+            "event). Seed: `update rooms` plus its PL/pgSQL loop `bulk_sync_update`. Floor: the "
+            "same history rows inserted into an unlogged table without indexes. "
+            f"Median of {hc['rounds']} rounds, ms per control.",
+            "",
+            _table(
+                ["members", "ours ms", "seed ms", "floor ms", "seed / ours", "ours / floor"],
+                [
+                    [
+                        int(n),
+                        r["ours_ms"],
+                        r["seed_ms"],
+                        r["floor_ms"],
+                        r["speedup_vs_seed"],
+                        r["ours_over_floor"],
+                    ]
+                    for n, r in hc["by_members"].items()
+                ],
+            ),
+            "",
+        ]
+    rl = results.get("rate_limit")
+    if rl:
+        out += [
+            "## check_rate_limit against history size",
+            "",
+            "Ours upserts one counter row; the seed counts the user's rows in `sync_states` "
+            f"(with an index on (user_id, created_at)). {rl['calls_per_round']} calls per round "
+            f"in a server-side loop, 100 users, median of {rl['rounds']} rounds, ms per call.",
+            "",
+            _table(
+                ["history rows", "ours ms", "seed ms", "seed / ours"],
+                [
+                    [int(n), r["ours_ms"], r["seed_ms"], r["speedup_vs_seed"]]
+                    for n, r in rl["by_rows"].items()
+                ],
+            ),
+            "",
+            f"Largest / smallest history: ours {_fmt(rl['ours_largest_over_smallest'])}, "
+            f"seed {_fmt(rl['seed_largest_over_smallest'])}.",
+            "",
+        ]
+    hb = results.get("heartbeat_tps")
+    if hb:
+        out += [
+            "## Single heartbeats (pgbench)",
+            "",
+            f"{hb['clients']} clients, {hb['seconds']} s per run, median of {hb['rounds']} "
+            "rounds. Ours: a transaction setting the member's claims and role, then "
+            "`public.record_heartbeat`. Seed: its heartbeat (update the member row, whose "
+            "trigger reads the room, and insert a history row), as the owner without RLS.",
+            "",
+            _table(["workload", "TPS"], [[k, v] for k, v in hb["tps"].items()]),
+            "",
+            f"Ours / simple-update: 8 rooms {_fmt(hb['ours_8_rooms_over_simple_update'])}, "
+            f"one room of 50 {_fmt(hb['ours_one_room_over_simple_update'])}; "
+            f"seed / simple-update {_fmt(hb['seed_8_rooms_over_simple_update'])}.",
+            "",
+        ]
+    batch = results.get("heartbeat_batch")
+    if batch:
+        out += [
+            "## Batched heartbeats (pgbench)",
+            "",
+            f"`public.record_heartbeats` as service_role with {batch['members_per_call']} members "
+            f"per call, {batch['clients']} clients; floor: one bare set-based update of the same "
+            "presence rows.",
+            "",
+            _table(
+                ["", "member heartbeats/s"],
+                [
+                    ["ours", batch["ours_member_heartbeats_per_s"]],
+                    ["floor", batch["floor_member_heartbeats_per_s"]],
+                ],
+            ),
+            "",
+            f"Ours / floor: {_fmt(batch['ours_over_floor'])}.",
+            "",
+        ]
+    costs = results.get("heartbeat_costs")
+    if costs:
+        o, s = costs["ours"], costs["seed"]
+        out += [
+            "## Cost per heartbeat (one hot room of 50, 8 clients)",
+            "",
+            "WAL from `pg_current_wal_lsn()` (after a checkpoint), published change rows from "
+            "logical decoding (`test_decoding`) counted for the tables in publication "
+            "`supabase_realtime` (ours) and the tables the seed publishes "
+            "(rooms, room_members, sync_states), MultiXact ids from `pg_control_checkpoint()`, "
+            "HOT share from `pg_stat_user_tables` of the presence table.",
+            "",
+            _table(
+                ["", "heartbeats", "WAL bytes / hb", "published rows / hb", "MultiXact ids", "HOT"],
+                [
+                    [
+                        name,
+                        r["heartbeats"],
+                        r["wal_bytes_per_heartbeat"],
+                        r["published_change_rows_per_heartbeat"],
+                        r["multixact_ids_consumed"],
+                        r["hot_share"],
+                    ]
+                    for name, r in (("ours", o), ("seed", s))
+                ],
+            ),
+            "",
+        ]
+    ex = results.get("expiry")
+    if ex:
+        out += [
+            "## Expiring a day of history",
+            "",
+            f"{ex['rows']:,} rows spread over one past day. Ours: drop its 24 hourly partitions "
+            "(one transaction). Seed: `delete from sync_states where created_at < …`. "
+            f"Median of {ex['rounds']} rounds.",
+            "",
+            _table(
+                ["ours ms", "seed ms", "seed / ours"],
+                [[ex["ours_drop_24_partitions_ms"], ex["seed_delete_ms"], ex["speedup_vs_seed"]]],
+            ),
+            "",
+        ]
+    rls = results.get("rls_read")
+    if rls:
+        out += [
+            "## Reading a room: member with RLS vs service_role",
+            "",
+            f"{rls['rooms']:,} rooms x {rls['members_per_room']} members; a transaction "
+            "reads one room's members and its latest sync history, "
+            f"{rls['reads_per_round']} rooms per round, median of {rls['rounds']} rounds, "
+            "ms per transaction (client-side, claims and role included).",
+            "",
+            _table(
+                ["member ms", "service_role ms", "member / service_role"],
+                [[rls["member_ms"], rls["service_role_ms"], rls["member_over_service_role"]]],
+            ),
+            "",
+        ]
+    if charts:
+        out += ["## Charts", ""] + [f"![{c}]({c})" for c in charts] + [""]
+    else:
+        out += ["Charts were not drawn (install the `bench` extra: matplotlib).", ""]
+    if results.get("errors"):
+        out += ["## Errors", ""]
+        out += [f"- `{k}`: {v}" for k, v in results["errors"].items()] + [""]
+    return "\n".join(out)
+
+
+def draw_charts(results: dict[str, Any], directory: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    drawn: list[str] = []
+    hc = results.get("host_control")
+    if hc:
+        sizes = [int(n) for n in hc["by_members"]]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key, label in (("ours_ms", "ours"), ("seed_ms", "seed loop"), ("floor_ms", "floor")):
+            ax.plot(sizes, [r[key] for r in hc["by_members"].values()], marker="o", label=label)
+        ax.set(xscale="log", yscale="log", xlabel="room members", ylabel="ms per host control")
+        ax.set_title("Host control latency against room size")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(directory / "bench_host_control.png", dpi=100)
+        plt.close(fig)
+        drawn.append("bench_host_control.png")
+    rl = results.get("rate_limit")
+    if rl:
+        sizes = [int(n) for n in rl["by_rows"]]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key, label in (("ours_ms", "ours (counter)"), ("seed_ms", "seed (count)")):
+            ax.plot(sizes, [r[key] for r in rl["by_rows"].values()], marker="o", label=label)
+        ax.set(xscale="log", yscale="log", xlabel="history rows", ylabel="ms per call")
+        ax.set_title("check_rate_limit cost against history size")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(directory / "bench_rate_limit.png", dpi=100)
+        plt.close(fig)
+        drawn.append("bench_rate_limit.png")
+    return drawn
+
+
+# ---------------------------------------------------------------------------------------------
+# entry point
+# ---------------------------------------------------------------------------------------------
+def run(
+    quick: bool = False,
+    only: list[str] | None = None,
+    results_path: Path = RESULTS,
+    markdown_path: Path = MARKDOWN,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the benchmarks (all, or ``only``) and write the JSON, Markdown and charts."""
+    selected = list(only or BENCHMARKS)
+    unknown = sorted(set(selected) - set(BENCHMARKS))
+    if unknown:
+        raise ValueError(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
+    sizes = Sizes.for_run(quick)
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "quick": quick,
+        "started_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "benchmarks": selected,
+        "errors": {},
+    }
+    with durable_server() as server, tempfile.TemporaryDirectory() as workdir:
+        url = prepare_database(server)
+        with psycopg.connect(url, autocommit=True) as conn:
+            results["machine"] = machine_info(conn)
+            steps: dict[str, Callable[[], dict[str, Any]]] = {
+                "host_control": lambda: bench_host_control(conn, sizes),
+                "rate_limit": lambda: bench_rate_limit(conn, sizes),
+                "heartbeat_tps": lambda: bench_heartbeat_tps(conn, url, sizes, Path(workdir)),
+                "heartbeat_batch": lambda: bench_heartbeat_batch(conn, url, sizes, Path(workdir)),
+                "heartbeat_costs": lambda: bench_heartbeat_costs(conn, url, sizes, Path(workdir)),
+                "expiry": lambda: bench_expiry(conn, sizes),
+                "rls_read": lambda: bench_rls_read(conn, sizes),
+            }
+            for name in BENCHMARKS:
+                if name not in selected:
+                    continue
+                t0 = time.perf_counter()
+                log(f"bench: {name} …")
+                try:
+                    results[name] = steps[name]()
+                except Exception as exc:  # one failing benchmark must not hide the others
+                    results["errors"][name] = f"{type(exc).__name__}: {exc}"[:2000]
+                    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        conn.rollback()
+                log(f"bench: {name} done in {time.perf_counter() - t0:.1f} s")
+    results["targets"] = evaluate_targets(results)
+    results["total_seconds"] = round(time.perf_counter() - started, 1)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    markdown_path.parent.mkdir(parents=True, exist_ok=True)
+    charts = draw_charts(results, markdown_path.parent)
+    markdown_path.write_text(render_markdown(results, charts))
+    return results
