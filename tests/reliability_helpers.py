@@ -240,10 +240,13 @@ class Workload:
         check_every: int = 5,
         maintenance: bool = True,
         kill_interval: float | None = None,
+        kill_names: str = "%",
         operations: tuple[str, ...] | None = None,
         allowed: set[str] | None = None,
         seed: int = 0,
+        maintain_pause: float = 0.2,
     ) -> None:
+        self.maintain_pause = maintain_pause
         self.url = url
         self.rooms = rooms
         self.ledger = ledger
@@ -253,6 +256,8 @@ class Workload:
         self.check_every = check_every
         self.maintenance = maintenance
         self.kill_interval = kill_interval
+        self.kill_names = APP_PREFIX + kill_names  # LIKE pattern: 'maint' kills maintenance only
+        self.kills_by_name: Counter[str] = Counter()
         self.operations = operations or (
             "join",
             "join",
@@ -511,7 +516,7 @@ class Workload:
                 self.error("maintain", exc)
                 if c is not None and (c.closed or c.broken):
                     c = None
-            time.sleep(0.2)
+            time.sleep(self.maintain_pause)
         if c is not None:
             c.close()
 
@@ -522,17 +527,19 @@ class Workload:
             while not self.stop.wait(rng.uniform(0.3, 1.7) * self.kill_interval):
                 # Only backends inside a statement: the kill lands mid-RPC / mid-maintenance.
                 rows = c.execute(
-                    "select pid from pg_stat_activity where application_name like %s"
+                    "select pid, application_name from pg_stat_activity"
+                    " where application_name like %s"
                     " and datname = current_database() and state = 'active'",
-                    (APP_PREFIX + "%",),
+                    (self.kill_names,),
                 ).fetchall()
                 if not rows:
                     continue
-                pid = rng.choice(rows)[0]
+                pid, name = rng.choice(rows)
                 killed = c.execute("select pg_terminate_backend(%s)", (pid,)).fetchone()
                 if killed and killed[0]:
                     with self.ledger.lock:
                         self.ledger.kills += 1
+                        self.kills_by_name[name.removeprefix(APP_PREFIX)] += 1
 
     def run(self, timeout: float = 120) -> float:
         began = time.monotonic()
