@@ -144,8 +144,8 @@ def rpc(conn: Conn, user: str | None, sql: str, params: Any = (), role: str = "a
     return row[0]
 
 
-def check_state(conn: Conn) -> list[tuple[Any, ...]]:
-    return conn.execute(STATE_VIOLATIONS).fetchall()
+def check_state(conn: Conn, sql: str = STATE_VIOLATIONS) -> list[tuple[Any, ...]]:
+    return conn.execute(sql).fetchall()
 
 
 def relax_limits(conn: Conn, *, stale_after: str = "4 seconds") -> None:
@@ -245,7 +245,9 @@ class Workload:
         allowed: set[str] | None = None,
         seed: int = 0,
         maintain_pause: float = 0.2,
+        check_sql: str = STATE_VIOLATIONS,
     ) -> None:
+        self.check_sql = check_sql
         self.maintain_pause = maintain_pause
         self.url = url
         self.rooms = rooms
@@ -490,7 +492,7 @@ class Workload:
             count += 1
             if count % self.check_every == 0 and c is not None and not c.broken:
                 try:
-                    bad = check_state(c)
+                    bad = check_state(c, self.check_sql)
                     with self.ledger.lock:
                         self.ledger.checks += 1
                     if bad:
