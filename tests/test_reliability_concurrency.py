@@ -58,3 +58,23 @@ def test_mixed_workload_keeps_invariants_long(watchium_db_url, conn):
         " where event = 'member_left' and payload->>'reason' = 'stale'"
     ).fetchone()
     assert stale is not None and stale[0] > 0, ledger.summary()
+
+
+def test_invariant_checks_catch_half_written_states(conn):
+    """The checks the workloads rely on do fail on the states they are meant to catch."""
+    relax_limits(conn)
+    ledger = Ledger()
+    private, public = make_rooms(conn, 2, ledger, private_every=2)
+    assert check_state(conn) == []
+    conn.execute("set session_replication_role = replica")  # no triggers: write half-states
+    conn.execute("delete from watchium_private.member_presence where room_id = %s", (public,))
+    conn.execute("delete from watchium_private.room_secrets where room_id = %s", (private,))
+    conn.execute("update public.room_members set is_host = false where room_id = %s", (private,))
+    conn.execute(
+        "insert into public.sync_states (room_id, user_id, host_time, member_time,"
+        " time_difference, is_synced, sync_event_type) values (%s, 'x', 1, 1, 0, true, 'seek')",
+        (public,),
+    )
+    kinds = {row[0] for row in check_state(conn)}
+    assert kinds == {"host", "member_without_presence", "secret_mismatch",
+                     "control_sync_without_event"}, kinds
