@@ -2020,6 +2020,13 @@ begin
     v_name := 'sync_states_p' || pg_catalog.to_char(v_hour at time zone 'UTC', 'YYYYMMDDHH24');
     continue when pg_catalog.to_regclass('public.' || v_name) is not null;
 
+    -- Writers must not add rows of this hour to the default partition between the
+    -- move below and ATTACH PARTITION's check of the default partition, nor route a
+    -- row to the default partition before the attach and insert it after (both
+    -- 23514). Exclusive mode on the parent waits for the writers in flight (the
+    -- move then sees their rows) and holds new ones until we commit (they route
+    -- with the new partition); readers are not blocked. Once per run at most.
+    lock table public.sync_states in exclusive mode;
     execute pg_catalog.format(
       'create table public.%I (like public.sync_states including defaults including constraints)',
       v_name);
