@@ -38,6 +38,7 @@ SEED_SQL = ROOT / "bench" / "seed_reference.sql"
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 DOCS = ROOT / "docs"
 MARKDOWN = DOCS / "benchmarks.md"
+ANALYSIS = ROOT / "bench" / "analysis.md"  # hand-written reading of the results, included
 STANDIN_SQL = Path(__file__).with_name("testing") / "supabase_standin.sql"
 
 BENCHMARKS = (
@@ -1028,6 +1029,8 @@ def render_markdown(results: dict[str, Any], charts: list[str]) -> str:
         out += ["## Charts", ""] + [f"![{c}]({c})" for c in charts] + [""]
     else:
         out += ["Charts were not drawn (install the `bench` extra: matplotlib).", ""]
+    if ANALYSIS.exists():
+        out += [ANALYSIS.read_text().rstrip(), ""]
     if results.get("errors"):
         out += ["## Errors", ""]
         out += [f"- `{k}`: {v}" for k, v in results["errors"].items()] + [""]
@@ -1124,7 +1127,12 @@ def run(
     results["total_seconds"] = round(time.perf_counter() - started, 1)
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    write_docs(results, markdown_path)
+    return results
+
+
+def write_docs(results: dict[str, Any], markdown_path: Path = MARKDOWN) -> None:
+    """The Markdown and charts from ``results`` (also: re-render from a saved JSON file)."""
     markdown_path.parent.mkdir(parents=True, exist_ok=True)
     charts = draw_charts(results, markdown_path.parent)
     markdown_path.write_text(render_markdown(results, charts))
-    return results

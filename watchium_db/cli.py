@@ -243,11 +243,22 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         arg("--quick", action="store_true", help="small sizes: about two minutes"),
         arg("--only", nargs="+", metavar="NAME", help="run only these benchmarks"),
         arg("--json", action="store_true", help="print the JSON results for scripts"),
+        arg(
+            "--render-only",
+            action="store_true",
+            help="only rewrite docs/benchmarks.md and charts from bench/results/latest.json",
+        ),
     ],
 )
 def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
     from watchium_db import bench
 
+    if args.render_only:
+        bench.write_docs(json.loads(bench.RESULTS.read_text()))
+        print(f"wrote {bench.MARKDOWN}")
+        return 0
     results = bench.run(
         quick=args.quick,
         only=args.only,
