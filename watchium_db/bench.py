@@ -527,12 +527,14 @@ def _measure_heartbeats(
     conn.execute("select pg_create_logical_replication_slot('bench_slot', 'test_decoding')")
     try:
         upd0, hot0 = _table_stats(conn, table)
+        events0 = int(_one(conn, "select count(*) from watchium_private.room_events"))
         mx0 = int(_one(conn, "select next_multixact_id::text::bigint from pg_control_checkpoint()"))
         lsn0 = _one(conn, "select pg_current_wal_lsn()")
         per_client = max(1, count // 8)
         pgbench(url, workdir, ["-c", "8", "-j", "2", "-t", str(per_client)], script)
         done = per_client * 8
         wal = int(_one(conn, "select pg_wal_lsn_diff(pg_current_wal_lsn(), %s)::bigint", (lsn0,)))
+        events = int(_one(conn, "select count(*) from watchium_private.room_events")) - events0
         conn.execute("checkpoint")
         mx1 = int(_one(conn, "select next_multixact_id::text::bigint from pg_control_checkpoint()"))
         time.sleep(1.0)  # pgbench backends flush their statistics when they exit
@@ -556,6 +558,7 @@ def _measure_heartbeats(
         "wal_bytes_per_heartbeat": round(wal / done, 1),
         "published_change_rows_per_heartbeat": round(changes / done, 4),
         "multixact_ids_consumed": mx1 - mx0,
+        "room_events_per_heartbeat": round(events / done, 4),
         "presence_table": table,
         "presence_updates": updates,
         "hot_share": round((hot1 - hot0) / updates, 4) if updates else None,
