@@ -59,10 +59,19 @@ class Player:
     silent: bool = False  # stopped sending heartbeats (closed the laptop)
     last: Heartbeat | None = None
     status: str = "joined"
+    clock: float = field(default_factory=time.monotonic)
 
-    def advance(self, dt: float) -> None:
+    def advance(self) -> None:
+        """Move the player on by the real time elapsed since the last look."""
+        now = time.monotonic()
         if self.playing and not self.buffering:
-            self.position += dt * self.speed * self.rate
+            self.position += (now - self.clock) * self.speed * self.rate
+        self.clock = now
+
+    def jump(self, position: float, playing: bool, speed: float) -> None:
+        """Apply the room's state (after a seek, a speed change, or the Live button)."""
+        self.position, self.playing, self.speed = position, playing, speed
+        self.clock = time.monotonic()
 
 
 @dataclass
@@ -116,11 +125,11 @@ async def _listen(listener: RoomListener, party: Party) -> None:
         party.events.append(event)
 
 
-async def _heartbeats(party: Party, dt: float) -> None:
+async def _heartbeats(party: Party) -> None:
     """Every member that is not silent reports its player's position; the database judges."""
     live = [p for p in party.players.values() if not p.silent]
     for p in live:
-        p.advance(dt)
+        p.advance()
     results = await asyncio.gather(
         *(p.session.record_heartbeat(party.private_room, p.position, p.playing) for p in live)
     )
@@ -131,7 +140,7 @@ async def _heartbeats(party: Party, dt: float) -> None:
 async def _catch_up(party: Party, p: Player) -> None:
     """The "Live" button: jump to where the database says the host is now."""
     state = await p.session.get_room_sync_state(party.private_room)
-    p.position, p.playing, p.speed = state.expected_time, state.is_playing, state.playback_speed
+    p.jump(state.expected_time, state.is_playing, state.playback_speed)
     p.buffering = False
     p.rate = 1.0
     p.status = "caught up (Live)"
@@ -142,11 +151,7 @@ async def _follow(party: Party) -> None:
     for p in party.players.values():
         if not p.silent and not p.buffering:
             state = await p.session.get_room_sync_state(party.private_room)
-            p.position, p.playing, p.speed = (
-                state.expected_time,
-                state.is_playing,
-                state.playback_speed,
-            )
+            p.jump(state.expected_time, state.is_playing, state.playback_speed)
 
 
 async def run(url: str, *, fast: bool, seconds: float | None, console: Console) -> dict[str, Any]:
@@ -189,9 +194,9 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
 
         with Live(party.render(), console=console, refresh_per_second=8, transient=False) as live:
 
-            async def step(dt: float | None = None) -> None:
-                await asyncio.sleep(dt if dt is not None else party.tick)
-                await _heartbeats(party, dt if dt is not None else party.tick)
+            async def step() -> None:
+                await asyncio.sleep(party.tick)
+                await _heartbeats(party)
                 live.update(party.render())
 
             wrong = await sessions["Mika"].join_room(
@@ -212,7 +217,7 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
             # Play ---------------------------------------------------------------------------
             await hana.change_playback_state(party.private_room, True, 0)
             for p in party.players.values():
-                p.playing = True
+                p.jump(0.0, True, 1.0)
             party.say("Hana pressed play")
             party.players[uid("Ren")].rate = 0.6  # a slow device: drifts behind
             party.players[uid("Ren")].status = "slow device"
