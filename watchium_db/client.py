@@ -6,13 +6,20 @@ returns its result. Nothing here re-implements logic of the database: authority,
 rate limits and sync computations all happen in SQL; the client only carries values and maps
 errors to :mod:`watchium_db.errors` by SQLSTATE.
 
-Results are frozen dataclasses: they add no dependency, are typed for mypy, and the database
-has already validated every value, so there is nothing left for a validation library to do.
+Results are frozen dataclasses: they add no dependency (pydantic would be one more for every
+app), they are typed for mypy, and the database has already validated every value, so there is
+nothing left for a validation library to do. Each keeps the whole jsonb in ``raw``.
 
-    client = Client("postgresql://…")               # or a psycopg ConnectionPool
-    alice = client.as_user("alice")
+Every public function is described once in the RPC table below (``RPCS``: name, SQL argument
+types, result parser). :class:`Session` and :class:`AsyncSession` carry one thin typed method per
+RPC; arguments drop the SQL ``p_`` prefix, and arguments left as None take the SQL default.
+
+    client = Client("postgresql://…")               # a URL, a psycopg connection or a pool
+    alice = client.as_user("alice")                 # .anonymous(), .service() (service_role)
     room = alice.create_room(title="Friday", anime_id="frieren", anime_title="Frieren",
                              episode_number=1, video_url="https://…", username="Alice")
+    alice.change_playback_state(room.room.room_id, True, 0.0)
+    state = await AsyncClient(url).as_user("bob").get_room_sync_state(room.room.room_id)
 """
 
 from __future__ import annotations
