@@ -244,7 +244,6 @@ def test_random_membership_operations_keep_invariants(watchium_db_url, conn):
     # are about half of what a run produces).
     assert events["left"] > 75 and events["stale"] > 75 and events["member_kicked"] > 25
     assert events["host_changed"] > 150 and events["member_joined"] > 250
-    assert elapsed < 120, elapsed
 
 
 def room_id_owner(conn: Conn, room_id: str) -> str:
