@@ -139,6 +139,33 @@ def test_seek_writes_no_member_row_and_needing_resync_is_derived(conn):
     assert status == [("bob", "out_of_sync")]
 
 
+def test_control_estimates_members_from_their_last_heartbeat(conn):
+    make_room(conn, playing=True, position=100, speed=2, members=["alice", "bob"])
+    with conn.transaction():
+        # alice played from 100 four seconds ago at the old speed 2: now at 108;
+        # bob is paused at 50.25; the host is where its control puts the room.
+        conn.execute(
+            "update watchium_private.member_presence set reported_time = 100, is_playing = true,"
+            " last_heartbeat = now() - interval '4 seconds' where user_id = 'alice'"
+        )
+        conn.execute(
+            "update watchium_private.member_presence set reported_time = 50.25, is_playing = false"
+            " where user_id = 'bob'"
+        )
+        with as_user(conn, "host") as c:
+            state = one(c, "select public.set_playback_speed(%s, 1)", (ROOM_ID,))
+    history = conn.execute(
+        "select user_id, host_time, member_time, time_difference, is_synced from public.sync_states"
+        " order by user_id"
+    ).fetchall()
+    host_time = Decimal(str(state["current_time"]))
+    assert history == [
+        ("alice", host_time, Decimal("108.00"), abs(host_time - 108), abs(host_time - 108) <= 2),
+        ("bob", host_time, Decimal("50.25"), abs(host_time - Decimal("50.25")), False),
+        ("host", host_time, host_time, Decimal("0.00"), True),
+    ]
+
+
 def test_speed_change_keeps_the_position_and_extrapolates_at_the_new_speed(conn):
     make_room(conn, playing=True, position=10, speed=1)
     with conn.transaction():

@@ -218,29 +218,34 @@ begin
   with history as (
     insert into public.sync_states
       (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type)
-    select p_room_id, e.user_id, p_host_time, e.member_time, x.time_difference,
-           x.time_difference <= 2, p_sync_event_type
+    select p_room_id, d.user_id, p_host_time, d.member_time, d.time_difference,
+           d.time_difference <= 2, p_sync_event_type
     from (
-      select m.user_id,
-             case
-               when m.user_id = p_host_user_id then p_host_time
-               when p.user_id is null then m.current_playback_time
-               else pg_catalog.round(least(
-                 86400::numeric,
-                 p.reported_time + case when p.is_playing then
-                   extract(epoch from greatest(pg_catalog.now() - p.last_heartbeat, interval '0'))
-                     * p_member_speed
-                 else 0 end
-               ), 2)
-             end as member_time
-      from public.room_members as m
-      left join watchium_private.member_presence as p
-        on p.room_id = m.room_id and p.user_id = m.user_id
-      where m.room_id = p_room_id
-    ) as e
-    cross join lateral (
-      select pg_catalog.round(abs(p_host_time - e.member_time), 2) as time_difference
-    ) as x
+      -- p_host_time and member times have 2 decimals: the difference needs no
+      -- rounding. OFFSET 0 keeps each subquery from being flattened into the
+      -- next, so member_time is computed once per row, not once per use.
+      select e.user_id, e.member_time, abs(p_host_time - e.member_time) as time_difference
+      from (
+        select m.user_id,
+               case
+                 when m.user_id = p_host_user_id then p_host_time
+                 when p.user_id is null then m.current_playback_time
+                 when not p.is_playing then p.reported_time
+                 else pg_catalog.round(least(
+                   86400::numeric,
+                   p.reported_time
+                     + extract(epoch from greatest(pg_catalog.now() - p.last_heartbeat, interval '0'))
+                       * p_member_speed
+                 ), 2)
+               end as member_time
+        from public.room_members as m
+        left join watchium_private.member_presence as p
+          on p.room_id = m.room_id and p.user_id = m.user_id
+        where m.room_id = p_room_id
+        offset 0
+      ) as e
+      offset 0
+    ) as d
     returning is_synced
   )
   select pg_catalog.jsonb_build_object(
