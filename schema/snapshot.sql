@@ -3013,9 +3013,21 @@ PARTITION BY RANGE (created_at);
 
 COMMENT ON TABLE public.sync_states IS 'History of sync measurements (one row per member per host control, join, leave, and sampled heartbeats). Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Published for realtime.';
 
+COMMENT ON COLUMN public.sync_states.room_id IS 'The room measured (no foreign key: history outlives its room until it expires).';
+
+COMMENT ON COLUMN public.sync_states.user_id IS 'The member measured.';
+
+COMMENT ON COLUMN public.sync_states.host_time IS 'The expected host position at the measurement, in seconds.';
+
+COMMENT ON COLUMN public.sync_states.member_time IS 'The member''s position at the measurement, in seconds.';
+
 COMMENT ON COLUMN public.sync_states.time_difference IS 'Absolute difference in seconds between the member and the expected host position.';
 
+COMMENT ON COLUMN public.sync_states.is_synced IS 'time_difference <= 2 s, the seed''s tolerance.';
+
 COMMENT ON COLUMN public.sync_states.sync_event_type IS 'heartbeat, seek, play_pause, speed, episode, join or leave.';
+
+COMMENT ON COLUMN public.sync_states.created_at IS 'When the measurement was taken; the partition key (hourly partitions).';
 
 CREATE TABLE public.sync_states_default (
     room_id text NOT NULL,

@@ -362,3 +362,10 @@ comment on column public.comments.avatar_url is 'http(s) URL of the author''s av
 comment on column public.comments.message is 'The text: trimmed, 1 to 2000 characters, no control characters but line feeds.';
 comment on column public.comments.created_at is 'When the comment was posted.';
 comment on column public.comments.updated_at is 'When the comment was last edited.';
+
+comment on column public.sync_states.room_id is 'The room measured (no foreign key: history outlives its room until it expires).';
+comment on column public.sync_states.user_id is 'The member measured.';
+comment on column public.sync_states.host_time is 'The expected host position at the measurement, in seconds.';
+comment on column public.sync_states.member_time is 'The member''s position at the measurement, in seconds.';
+comment on column public.sync_states.is_synced is 'time_difference <= 2 s, the seed''s tolerance.';
+comment on column public.sync_states.created_at is 'When the measurement was taken; the partition key (hourly partitions).';
