@@ -25,8 +25,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/watchium-db up
-	$(BIN)/watchium-db status
+	$(BIN)/watchium-db demo
 
 up: $(STAMP)
 	$(BIN)/watchium-db up

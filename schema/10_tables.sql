@@ -175,7 +175,6 @@ COMMENT ON COLUMN public.room_members.joined_at IS 'When the member joined; the 
 COMMENT ON COLUMN public.room_members.updated_at IS 'When the member row last changed.';
 
 CREATE TABLE public.sync_states (
-    id bigint NOT NULL,
     room_id text NOT NULL,
     user_id text NOT NULL,
     host_time numeric(10,2) NOT NULL,
@@ -194,12 +193,23 @@ PARTITION BY RANGE (created_at);
 
 COMMENT ON TABLE public.sync_states IS 'History of sync measurements (one row per member per host control, join, leave, and sampled heartbeats). Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Published for realtime.';
 
+COMMENT ON COLUMN public.sync_states.room_id IS 'The room measured (no foreign key: history outlives its room until it expires).';
+
+COMMENT ON COLUMN public.sync_states.user_id IS 'The member measured.';
+
+COMMENT ON COLUMN public.sync_states.host_time IS 'The expected host position at the measurement, in seconds.';
+
+COMMENT ON COLUMN public.sync_states.member_time IS 'The member''s position at the measurement, in seconds.';
+
 COMMENT ON COLUMN public.sync_states.time_difference IS 'Absolute difference in seconds between the member and the expected host position.';
+
+COMMENT ON COLUMN public.sync_states.is_synced IS 'time_difference <= 2 s, the seed''s tolerance.';
 
 COMMENT ON COLUMN public.sync_states.sync_event_type IS 'heartbeat, seek, play_pause, speed, episode, join or leave.';
 
+COMMENT ON COLUMN public.sync_states.created_at IS 'When the measurement was taken; the partition key (hourly partitions).';
+
 CREATE TABLE public.sync_states_default (
-    id bigint NOT NULL,
     room_id text NOT NULL,
     user_id text NOT NULL,
     host_time numeric(10,2) NOT NULL,
@@ -215,16 +225,9 @@ CREATE TABLE public.sync_states_default (
     CONSTRAINT sync_states_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100)))
 );
 
-COMMENT ON TABLE public.sync_states_default IS 'Catches sync history outside the hourly partitions (only when maintenance has not created them). Kept empty by maintenance.';
+ALTER TABLE ONLY public.sync_states_default REPLICA IDENTITY FULL;
 
-ALTER TABLE public.sync_states ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
-    SEQUENCE NAME public.sync_states_id_seq
-    START WITH 1
-    INCREMENT BY 1
-    NO MINVALUE
-    NO MAXVALUE
-    CACHE 1
-);
+COMMENT ON TABLE public.sync_states_default IS 'Catches sync history outside the hourly partitions (only when maintenance has not created them). Kept empty by maintenance.';
 
 CREATE TABLE watchium_private.alembic_version (
     version_num character varying(32) NOT NULL
@@ -420,12 +423,6 @@ ALTER TABLE ONLY public.room_members
 ALTER TABLE ONLY public.rooms
     ADD CONSTRAINT rooms_pkey PRIMARY KEY (room_id);
 
-ALTER TABLE ONLY public.sync_states
-    ADD CONSTRAINT sync_states_pkey PRIMARY KEY (id, created_at);
-
-ALTER TABLE ONLY public.sync_states_default
-    ADD CONSTRAINT sync_states_default_pkey PRIMARY KEY (id, created_at);
-
 ALTER TABLE ONLY watchium_private.alembic_version
     ADD CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num);
 
@@ -481,8 +478,6 @@ CREATE INDEX realtime_metrics_room_id_recorded_at_idx ON watchium_private.realti
 CREATE INDEX room_events_created_at_idx ON watchium_private.room_events USING btree (created_at);
 
 CREATE INDEX room_events_room_id_event_id_idx ON watchium_private.room_events USING btree (room_id, event_id);
-
-ALTER INDEX public.sync_states_pkey ATTACH PARTITION public.sync_states_default_pkey;
 
 ALTER INDEX public.sync_states_room_id_created_at_idx ATTACH PARTITION public.sync_states_default_room_id_created_at_idx;
 

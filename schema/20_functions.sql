@@ -101,7 +101,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) IS 'Writes one sync_states row per member of p_room_id against p_host_time (null: the expected host position) in one statement, and marks members drifting > 2 s as out of sync. Host (rate limited as sync_control) or service_role only.';
+COMMENT ON FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) IS 'Writes one sync_states row per member of p_room_id against p_host_time (null: the expected host position) in one statement; nothing else per member. Host (rate limited as sync_control) or service_role only.';
 
 CREATE FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -124,7 +124,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric) IS 'Host only: play or pause at p_current_time (default: the expected position now). Writes one sync record per member, marks drifting members to resync, emits a playback event and returns the new state.';
+COMMENT ON FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric) IS 'Host only: play or pause at p_current_time (default: the expected position now). Writes one sync record per member, emits a playback event (members resync; see needs_resync) and returns the new state.';
 
 CREATE FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer DEFAULT 1, p_max_requests integer DEFAULT 60) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
@@ -474,13 +474,14 @@ CREATE FUNCTION public.get_room_sync_metrics(p_room_id text) RETURNS jsonb
 declare
   v_user_id text;
   v_since   timestamptz := pg_catalog.now() - interval '1 minute';
+  v_room    public.rooms;
   v_drift   jsonb;
   v_members jsonb;
 begin
   if not watchium_private.caller_is_trusted() then
     v_user_id := watchium_private.require_user_id();
   end if;
-  perform watchium_private.require_sync_room(p_room_id, v_user_id);
+  v_room := watchium_private.require_sync_room(p_room_id, v_user_id);
 
   select pg_catalog.jsonb_build_object(
            'samples', pg_catalog.count(*),
@@ -492,20 +493,36 @@ begin
   from public.sync_states as s
   where s.room_id = p_room_id and s.created_at >= v_since;
 
+  -- Presence classified by the derived rule (needs_resync): synced, out of
+  -- sync (drift > 2 s at a heartbeat after the last control) or resyncing
+  -- (not reported since the last control). The percentage and healthy are
+  -- over the measured members (synced + out of sync): every control makes
+  -- all members resync for up to one heartbeat interval, which is not a
+  -- health problem.
   select pg_catalog.jsonb_build_object(
            'members', (select pg_catalog.count(*) from public.room_members as m where m.room_id = p_room_id),
            'reporting_members', pg_catalog.count(*),
-           'synced_members', pg_catalog.count(*) filter (where p.sync_level <> 'out_of_sync'),
-           'out_of_sync_members', pg_catalog.count(*) filter (where p.sync_level = 'out_of_sync'),
-           'sync_percentage', case when pg_catalog.count(*) = 0 then null
-             else pg_catalog.round(100.0 * pg_catalog.count(*) filter (where p.sync_level <> 'out_of_sync')
-                                   / pg_catalog.count(*), 1) end,
-           'healthy', case when pg_catalog.count(*) = 0 then null
-             else 100.0 * pg_catalog.count(*) filter (where p.sync_level <> 'out_of_sync')
-                  / pg_catalog.count(*) >= 80 end
+           'synced_members', pg_catalog.count(*) filter (where c.state = 'synced'),
+           'out_of_sync_members', pg_catalog.count(*) filter (where c.state = 'out_of_sync'),
+           'resyncing_members', pg_catalog.count(*) filter (where c.state = 'resyncing'),
+           'sync_percentage', case when pg_catalog.count(*) filter (where c.state <> 'resyncing') = 0 then null
+             else pg_catalog.round(100.0 * pg_catalog.count(*) filter (where c.state = 'synced')
+                                   / pg_catalog.count(*) filter (where c.state <> 'resyncing'), 1) end,
+           'healthy', case when pg_catalog.count(*) filter (where c.state <> 'resyncing') = 0 then null
+             else 100.0 * pg_catalog.count(*) filter (where c.state = 'synced')
+                  / pg_catalog.count(*) filter (where c.state <> 'resyncing') >= 80 end
          )
   into v_members
   from watchium_private.member_presence as p
+  cross join lateral (
+    select case
+      when not watchium_private.needs_resync(p.last_heartbeat, p.time_difference,
+                                             v_room.playback_updated_at, p.user_id = v_room.host_user_id)
+        then 'synced'
+      when p.last_heartbeat < v_room.playback_updated_at then 'resyncing'
+      else 'out_of_sync'
+    end as state
+  ) as c
   where p.room_id = p_room_id
     and p.last_heartbeat >= v_since
     and p.sync_level is not null;
@@ -515,7 +532,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.get_room_sync_metrics(p_room_id text) IS 'Sync metrics of p_room_id over the last minute: samples, avg / p95 / max drift (sync_states), reporting / synced / out-of-sync members and sync percentage (presence), healthy = sync percentage >= 80. Members only.';
+COMMENT ON FUNCTION public.get_room_sync_metrics(p_room_id text) IS 'Sync metrics of p_room_id over the last minute: samples, avg / p95 / max drift (sync_states), reporting / synced / out-of-sync / resyncing members (presence, derived rule watchium_private.needs_resync), sync percentage over measured (not resyncing) members, healthy = sync percentage >= 80. Members only.';
 
 CREATE FUNCTION public.get_room_sync_state(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -541,6 +558,9 @@ begin
              'time_difference', pg_catalog.round(abs(x.estimated - v_expected), 2),
              'is_synced', abs(x.estimated - v_expected) <= 2,
              'sync_level', watchium_private.sync_level(pg_catalog.round(abs(x.estimated - v_expected), 2)),
+             'needs_resync', watchium_private.needs_resync(
+               p.last_heartbeat, p.time_difference, v_room.playback_updated_at,
+               p.user_id = v_room.host_user_id),
              'last_heartbeat', p.last_heartbeat
            )
     into v_me
@@ -561,14 +581,24 @@ begin
     where p.room_id = p_room_id and p.user_id = v_user_id;
   end if;
 
+  -- Derived, not the published is_synced: right after a control every
+  -- member that has not reported since needs to resync (needs_resync).
   select pg_catalog.jsonb_build_object(
            'members', pg_catalog.count(*),
-           'synced_members', pg_catalog.count(*) filter (where m.is_synced),
+           'synced_members', pg_catalog.count(*) filter (where not r.needs_resync),
+           'needs_resync_members', pg_catalog.count(*) filter (where r.needs_resync),
            'sync_percentage', case when pg_catalog.count(*) = 0 then null
-             else pg_catalog.round(100.0 * pg_catalog.count(*) filter (where m.is_synced) / pg_catalog.count(*), 1) end
+             else pg_catalog.round(100.0 * pg_catalog.count(*) filter (where not r.needs_resync) / pg_catalog.count(*), 1) end
          )
   into v_stats
   from public.room_members as m
+  left join watchium_private.member_presence as p
+    on p.room_id = m.room_id and p.user_id = m.user_id
+  cross join lateral (
+    select watchium_private.needs_resync(
+             p.last_heartbeat, p.time_difference, v_room.playback_updated_at,
+             m.user_id = v_room.host_user_id) as needs_resync
+  ) as r
   where m.room_id = p_room_id;
 
   return pg_catalog.jsonb_build_object(
@@ -588,7 +618,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.get_room_sync_state(p_room_id text) IS 'The Live button: the expected host position now, playing state, speed, episode, host, the caller''s own sync status (its position extrapolated from its last heartbeat) and the room''s members / synced members / sync percentage. Members only.';
+COMMENT ON FUNCTION public.get_room_sync_state(p_room_id text) IS 'The Live button: the expected host position now, playing state, speed, episode, host, the caller''s own sync status (its position extrapolated from its last heartbeat, needs_resync) and the room''s members / synced members / members needing a resync / sync percentage (derived: watchium_private.needs_resync). Members only.';
 
 CREATE FUNCTION public.join_room(p_room_id text, p_access_key text DEFAULT NULL::text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -775,13 +805,26 @@ CREATE FUNCTION public.maintain() RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
+declare
+  v_history jsonb;
+  v_rooms   jsonb;
 begin
   -- Partition DDL must not queue the hot path behind a long transaction: give up
   -- after 2 s (the next run retries) rather than stall every insert behind us.
   perform pg_catalog.set_config('lock_timeout', '2s', true);
+  -- The history job first: it may lock sync_states (to attach a new partition)
+  -- and must not wait for writers while this transaction holds member rows.
+  begin
+    v_history := watchium_private.maintain_sync_history();
+  exception when lock_not_available then
+    -- Busy writers held sync_states past the lock timeout: skip this run's
+    -- partition work (the next run retries) and still do the rest.
+    v_history := pg_catalog.jsonb_build_object('skipped', 'lock timeout on public.sync_states');
+  end;
+  v_rooms := watchium_private.maintain_rooms();
   return pg_catalog.jsonb_build_object(
-    'rooms', watchium_private.maintain_rooms(),
-    'sync_history', watchium_private.maintain_sync_history(),
+    'sync_history', v_history,
+    'rooms', v_rooms,
     'room_events', watchium_private.expire_room_events(),
     'rate_limits', watchium_private.expire_rate_limit_counters(),
     'ran_at', pg_catalog.now()
@@ -1054,7 +1097,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) IS 'Host only: moves playback to p_time (0 to 86400 s). Writes one sync record per member, marks drifting members to resync, emits a playback event and returns the new state.';
+COMMENT ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) IS 'Host only: moves playback to p_time (0 to 86400 s). Writes one sync record per member, emits a playback event (members resync; see needs_resync) and returns the new state.';
 
 CREATE FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1209,7 +1252,7 @@ begin
     from watchium_private.member_presence as p
     where p.room_id = p_room.room_id
       and p.user_id in (select b.user_id from beat as b)
-    order by p.user_id  -- key order, as sync_room_members: no deadlock between them
+    order by p.user_id  -- key order: two batches of one room never deadlock
     for update of p
   ),
   measured as (
@@ -1969,6 +2012,9 @@ begin
       'alter table public.sync_states attach partition public.%I for values from (%L) to (%L)',
       v_name, v_hour, v_hour + interval '1 hour');
     execute pg_catalog.format('alter table public.%I enable row level security', v_name);
+    -- No primary key (0002): FULL, so a delete from a published partition is
+    -- allowed (as for sync_states_default, 0006); inserts cost the same.
+    execute pg_catalog.format('alter table public.%I replica identity full', v_name);
     execute pg_catalog.format('revoke all on table public.%I from public, anon, authenticated, service_role', v_name);
     execute pg_catalog.format(
       'comment on table public.%I is %L', v_name,
@@ -2030,6 +2076,19 @@ CREATE FUNCTION watchium_private.my_room_ids() RETURNS SETOF text
 $$;
 
 COMMENT ON FUNCTION watchium_private.my_room_ids() IS 'Room ids the caller is a member of (empty when anonymous). Used by the RLS policies; security definer because room_members'' own policy calls it.';
+
+CREATE FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with time zone, p_time_difference numeric, p_playback_updated_at timestamp with time zone, p_is_host boolean) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select case
+    when coalesce(p_last_heartbeat, '-infinity'::timestamptz) < p_playback_updated_at
+      then not coalesce(p_is_host, false)
+    else coalesce(p_time_difference, 0) > 2
+  end
+$$;
+
+COMMENT ON FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with time zone, p_time_difference numeric, p_playback_updated_at timestamp with time zone, p_is_host boolean) IS 'True when a member must resync: its last heartbeat predates the room''s playback_updated_at (unless it is the host), or its last drift was > 2 s. The one definition of the derived rule. Internal.';
 
 CREATE FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) RETURNS public.comments
     LANGUAGE plpgsql
@@ -2500,83 +2559,51 @@ CREATE FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time n
 declare
   v_result jsonb;
 begin
-  with locked as (
-    -- Presence rows in key order (the order the batched heartbeats use too),
-    -- so two statements locking several members' rows never deadlock.
-    select p.user_id, p.reported_time, p.is_playing, p.last_heartbeat
-    from watchium_private.member_presence as p
-    where p.room_id = p_room_id
-    order by p.user_id
-    for update
-  ),
-  estimate as (
-    select m.user_id,
-           case
-             when m.user_id = p_host_user_id then p_host_time
-             when p.user_id is null then m.current_playback_time
-             else pg_catalog.round(least(
-               86400::numeric,
-               p.reported_time + case when p.is_playing then
-                 extract(epoch from greatest(pg_catalog.now() - p.last_heartbeat, interval '0'))
-                   * p_member_speed
-               else 0 end
-             ), 2)
-           end as member_time
-    from public.room_members as m
-    left join locked as p on p.user_id = m.user_id
-    where m.room_id = p_room_id
-  ),
-  drift as (
-    select e.user_id, e.member_time, x.time_difference,
-           -- watchium_private.sync_level, inlined (a function with SET is never inlined).
-           case when x.time_difference <= 0.5 then 'perfect'
-                when x.time_difference <= 1 then 'good'
-                when x.time_difference <= 2 then 'minor_drift'
-                else 'out_of_sync' end as sync_level
-    from estimate as e
-    cross join lateral (
-      select pg_catalog.round(abs(p_host_time - e.member_time), 2) as time_difference
-    ) as x
-  ),
-  history as (
+  with history as (
     insert into public.sync_states
       (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type)
     select p_room_id, d.user_id, p_host_time, d.member_time, d.time_difference,
            d.time_difference <= 2, p_sync_event_type
-    from drift as d
-  ),
-  presence as (
-    update watchium_private.member_presence as p
-    set time_difference = d.time_difference,
-        sync_level = d.sync_level
-    from drift as d
-    where p.room_id = p_room_id
-      and p.user_id = d.user_id
-      and p.sync_level is distinct from d.sync_level
-  ),
-  published as (
-    update public.room_members as m
-    set is_synced = false,
-        current_playback_time = d.member_time
-    from drift as d
-    where m.room_id = p_room_id
-      and m.user_id = d.user_id
-      and m.is_synced
-      and d.time_difference > 2
+    from (
+      -- p_host_time and member times have 2 decimals: the difference needs no
+      -- rounding. OFFSET 0 keeps each subquery from being flattened into the
+      -- next, so member_time is computed once per row, not once per use.
+      select e.user_id, e.member_time, abs(p_host_time - e.member_time) as time_difference
+      from (
+        select m.user_id,
+               case
+                 when m.user_id = p_host_user_id then p_host_time
+                 when p.user_id is null then m.current_playback_time
+                 when not p.is_playing then p.reported_time
+                 else pg_catalog.round(least(
+                   86400::numeric,
+                   p.reported_time
+                     + extract(epoch from greatest(pg_catalog.now() - p.last_heartbeat, interval '0'))
+                       * p_member_speed
+                 ), 2)
+               end as member_time
+        from public.room_members as m
+        left join watchium_private.member_presence as p
+          on p.room_id = m.room_id and p.user_id = m.user_id
+        where m.room_id = p_room_id
+        offset 0
+      ) as e
+      offset 0
+    ) as d
+    returning is_synced
   )
-  -- The data-modifying CTEs above run to completion whether or not read here.
   select pg_catalog.jsonb_build_object(
     'members', pg_catalog.count(*),
-    'synced_members', pg_catalog.count(*) filter (where d.time_difference <= 2),
-    'out_of_sync_members', pg_catalog.count(*) filter (where d.time_difference > 2)
+    'synced_members', pg_catalog.count(*) filter (where h.is_synced),
+    'out_of_sync_members', pg_catalog.count(*) filter (where not h.is_synced)
   )
   into v_result
-  from drift as d;
+  from history as h;
   return v_result;
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time numeric, p_sync_event_type text, p_host_user_id text, p_member_speed numeric) IS 'Set-based core of bulk_sync_update: one sync_states row per member against p_host_time, presence levels updated, published is_synced set false where drift > 2 s. Caller holds the room lock. Internal.';
+COMMENT ON FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time numeric, p_sync_event_type text, p_host_user_id text, p_member_speed numeric) IS 'Set-based core of bulk_sync_update: one INSERT ... SELECT writing one sync_states row per member of p_room_id against p_host_time; reads presence unlocked and writes nothing else. Caller holds the room lock. Internal.';
 
 CREATE FUNCTION watchium_private.tg__touch_updated_at() RETURNS trigger
     LANGUAGE plpgsql
@@ -2953,6 +2980,8 @@ REVOKE ALL ON FUNCTION watchium_private.make_cursor(p_at timestamp with time zon
 
 REVOKE ALL ON FUNCTION watchium_private.my_room_ids() FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_private.my_room_ids() TO authenticated;
+
+REVOKE ALL ON FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with time zone, p_time_difference numeric, p_playback_updated_at timestamp with time zone, p_is_host boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) FROM PUBLIC;
 

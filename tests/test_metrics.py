@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.sync_factories import ROOM_ID, as_service, heartbeat, make_room, one
+from tests.sync_factories import ROOM_ID, age, as_service, heartbeat, make_room, one
 from watchium_db.testing import as_user
 
 METRICS_CALL = "select public.record_realtime_metrics(%s, %s, %s, %s::numeric, %s::numeric)"
@@ -64,6 +64,28 @@ def test_room_at_80_percent_is_healthy_and_silent_room_is_unknown(conn):
     with as_user(conn, "a") as c:
         metrics = one(c, "select public.get_room_sync_metrics(%s)", (ROOM_ID,))
     assert metrics["sync_percentage"] == 80.0 and metrics["healthy"] is True
+
+
+def test_members_not_reported_since_a_control_are_resyncing_not_unhealthy(conn):
+    make_room(conn, playing=False, position=0, members=["a", "b", "c", "d"])
+    for user, t in {"a": 0, "b": 0, "c": 0, "d": 9, "host": 0}.items():
+        heartbeat(conn, user, t, is_playing=False)
+    with as_user(conn, "host") as c:
+        c.execute("select public.seek_to_time(%s, 100)", (ROOM_ID,))
+    with as_user(conn, "a") as c:
+        metrics = one(c, "select public.get_room_sync_metrics(%s)", (ROOM_ID,))
+    # Everyone but the host reported before the seek: resyncing, so nothing is measured but
+    # the host (which set the reference).
+    assert metrics["reporting_members"] == 5 and metrics["resyncing_members"] == 4
+    assert metrics["synced_members"] == 1 and metrics["out_of_sync_members"] == 0
+    assert metrics["sync_percentage"] == 100.0 and metrics["healthy"] is True
+    age(conn, ROOM_ID, 5)
+    for user, t in {"a": 100, "b": 100, "c": 90, "d": 100}.items():
+        heartbeat(conn, user, t, is_playing=False)
+    with as_user(conn, "a") as c:
+        metrics = one(c, "select public.get_room_sync_metrics(%s)", (ROOM_ID,))
+    assert metrics["resyncing_members"] == 0 and metrics["out_of_sync_members"] == 1
+    assert metrics["synced_members"] == 4 and metrics["sync_percentage"] == 80.0
 
 
 def test_sync_metrics_are_for_members(conn):

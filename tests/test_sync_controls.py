@@ -7,7 +7,16 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from tests.sync_factories import ROOM_ID, add_members, as_service, events, heartbeat, make_room, one
+from tests.sync_factories import (
+    ROOM_ID,
+    add_members,
+    age,
+    as_service,
+    events,
+    heartbeat,
+    make_room,
+    one,
+)
 from watchium_db.testing import as_user
 
 CONTROLS = [
@@ -75,7 +84,15 @@ def test_pause_without_time_pauses_at_the_expected_position(conn):
     assert state["is_playing"] is False and state["current_time"] == 110
 
 
-def test_seek_marks_members_that_did_not_follow_as_needing_resync(conn):
+ROW_VERSIONS = (
+    "select 'presence', user_id, xmin::text, xmax::text from watchium_private.member_presence"
+    " union all"
+    " select 'member', user_id, xmin::text, xmax::text from public.room_members"
+    " order by 1, 2"
+)
+
+
+def test_seek_writes_no_member_row_and_needing_resync_is_derived(conn):
     make_room(conn, playing=False, position=100, members=["alice", "bob"])
     heartbeat(conn, "alice", 100, is_playing=False)
     heartbeat(conn, "bob", 100, is_playing=False)
@@ -83,16 +100,12 @@ def test_seek_marks_members_that_did_not_follow_as_needing_resync(conn):
     with as_user(conn, "host") as c:
         state = one(c, "select public.seek_to_time(%s, 101.5)", (ROOM_ID,))
     assert state["sync"]["out_of_sync_members"] == 0  # 1.5 s: still synced
+    before = conn.execute(ROW_VERSIONS).fetchall()
     with as_user(conn, "host") as c:
         state = one(c, "select public.seek_to_time(%s, 500)", (ROOM_ID,))
     assert state["sync"]["out_of_sync_members"] == 2 and state["sync"]["synced_members"] == 1
-    published = conn.execute(
-        "select user_id, is_synced from public.room_members order by user_id"
-    ).fetchall()
-    assert published == [("alice", False), ("bob", False), ("host", True)]
-    assert conn.execute(
-        "select user_id, sync_level from watchium_private.member_presence order by user_id"
-    ).fetchall() == [("alice", "out_of_sync"), ("bob", "out_of_sync"), ("host", "perfect")]
+    # No presence or room_members row was updated or even locked (xmax would change).
+    assert conn.execute(ROW_VERSIONS).fetchall() == before
     history = conn.execute(
         "select user_id, member_time, time_difference, is_synced from public.sync_states"
         " where sync_event_type = 'seek' and host_time = 500 order by user_id"
@@ -104,6 +117,53 @@ def test_seek_marks_members_that_did_not_follow_as_needing_resync(conn):
     ]
     # One playback event per control, no per-member event.
     assert [e for e, _ in events(conn)] == ["playback", "playback"]
+
+    # Both members' last heartbeats predate the new reference: both need to resync.
+    with as_user(conn, "alice") as c:
+        live = one(c, "select public.get_room_sync_state(%s)", (ROOM_ID,))
+    assert live["me"]["needs_resync"] is True
+    assert live["stats"]["synced_members"] == 1 and live["stats"]["needs_resync_members"] == 2
+
+    # alice follows, bob does not: the published flag flips on bob's next heartbeat only.
+    age(conn, ROOM_ID, 5)
+    heartbeat(conn, "alice", 500, is_playing=False)
+    heartbeat(conn, "bob", 100, is_playing=False)
+    with as_user(conn, "alice") as c:
+        live = one(c, "select public.get_room_sync_state(%s)", (ROOM_ID,))
+    assert live["me"]["needs_resync"] is False
+    assert live["stats"]["synced_members"] == 2 and live["stats"]["needs_resync_members"] == 1
+    assert conn.execute(
+        "select user_id, is_synced from public.room_members order by user_id"
+    ).fetchall() == [("alice", True), ("bob", False), ("host", True)]
+    status = [(p["user_id"], p["sync_level"]) for _, p in events(conn, event="sync_status")]
+    assert status == [("bob", "out_of_sync")]
+
+
+def test_control_estimates_members_from_their_last_heartbeat(conn):
+    make_room(conn, playing=True, position=100, speed=2, members=["alice", "bob"])
+    with conn.transaction():
+        # alice played from 100 four seconds ago at the old speed 2: now at 108;
+        # bob is paused at 50.25; the host is where its control puts the room.
+        conn.execute(
+            "update watchium_private.member_presence set reported_time = 100, is_playing = true,"
+            " last_heartbeat = now() - interval '4 seconds' where user_id = 'alice'"
+        )
+        conn.execute(
+            "update watchium_private.member_presence set reported_time = 50.25, is_playing = false"
+            " where user_id = 'bob'"
+        )
+        with as_user(conn, "host") as c:
+            state = one(c, "select public.set_playback_speed(%s, 1)", (ROOM_ID,))
+    history = conn.execute(
+        "select user_id, host_time, member_time, time_difference, is_synced from public.sync_states"
+        " order by user_id"
+    ).fetchall()
+    host_time = Decimal(str(state["current_time"]))
+    assert history == [
+        ("alice", host_time, Decimal("108.00"), abs(host_time - 108), abs(host_time - 108) <= 2),
+        ("bob", host_time, Decimal("50.25"), abs(host_time - Decimal("50.25")), False),
+        ("host", host_time, host_time, Decimal("0.00"), True),
+    ]
 
 
 def test_speed_change_keeps_the_position_and_extrapolates_at_the_new_speed(conn):
@@ -299,9 +359,9 @@ def test_privileges_hold_under_supabase_default_grants(conn):
         "select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
         " where n.nspname = 'watchium_private' and p.proname in ('room_expected_position',"
         " 'sync_level', 'require_playback_time', 'require_sync_room', 'sync_room_members',"
-        " 'apply_host_control', 'apply_heartbeats', 'maintain_sync_history')"
+        " 'apply_host_control', 'apply_heartbeats', 'maintain_sync_history', 'needs_resync')"
     ).fetchall()
-    assert len(private) == 8
+    assert len(private) == 9
     for (fn,) in private:
         for role in ("anon", "authenticated", "service_role"):
             assert not one(conn, "select has_function_privilege(%s, %s, 'execute')", (role, fn)), (

@@ -15,8 +15,14 @@ PARTITIONS = (
 
 
 def test_live_state_extrapolates_and_reports_the_caller_and_the_room(conn):
-    make_room(conn, playing=True, position=200, speed=1.5, members=["alice", "bob"])
-    conn.execute("update public.room_members set is_synced = false where user_id = 'bob'")
+    make_room(conn, playing=True, position=200, speed=1.5, members=["alice", "bob", "carol"])
+    # The published flag is a snapshot of the last heartbeat; the stats ignore it.
+    conn.execute("update public.room_members set is_synced = false where user_id = 'alice'")
+    # carol reported after the reference, but 3 s off: needs to resync.
+    conn.execute(
+        "update watchium_private.member_presence set last_heartbeat = now(), time_difference = 3"
+        " where user_id = 'carol'"
+    )
     with conn.transaction():
         conn.execute("update public.rooms set playback_updated_at = now() - interval '4 seconds'")
         conn.execute(
@@ -30,7 +36,15 @@ def test_live_state_extrapolates_and_reports_the_caller_and_the_room(conn):
     assert state["host_user_id"] == "host"
     # alice reported 203 two seconds ago while playing: now at 206.
     assert state["me"]["estimated_time"] == 206 and state["me"]["sync_level"] == "perfect"
-    assert state["stats"] == {"members": 3, "synced_members": 2, "sync_percentage": 66.7}
+    assert state["me"]["needs_resync"] is False
+    # Derived: host (it set the reference) and alice (reported since) are synced; bob's last
+    # heartbeat (10 s ago) predates the reference (4 s ago), carol's last drift was 3 s.
+    assert state["stats"] == {
+        "members": 4,
+        "synced_members": 2,
+        "needs_resync_members": 2,
+        "sync_percentage": 50.0,
+    }
 
 
 def test_live_state_is_for_members(conn):
@@ -86,6 +100,40 @@ def test_maintenance_creates_partitions_ahead_locked_down(conn):
     heartbeat(conn, "alice", 0, is_playing=False)
     assert one(conn, "select count(*) from public.sync_states_default") == 0
     assert one(conn, f"select count(*) from public.{names[0]}") == 1
+
+
+def test_history_without_a_key_can_still_be_deleted_while_published(conn):
+    """sync_states has no primary key; its partitions get replica identity FULL so that a
+    delete (maintenance on the default partition, or erasing a user's history) is allowed
+    while the table is in supabase_realtime."""
+    published = (
+        "select count(*) from pg_publication_tables where pubname = 'supabase_realtime'"
+        " and tablename = 'sync_states'"
+    )
+    assert one(conn, published) == 1
+    one(conn, "select watchium_private.maintain_sync_history()")
+    identities = conn.execute(
+        "select distinct c.relreplident from pg_inherits i join pg_class c on c.oid = i.inhrelid"
+        " where i.inhparent = 'public.sync_states'::regclass"
+    ).fetchall()
+    assert identities == [("f",)]
+    insert = (
+        "insert into public.sync_states (room_id, user_id, host_time, member_time, time_difference,"
+        " is_synced, sync_event_type) values ('r', 'u', 1, 1, 0, true, 'heartbeat')"
+    )
+    conn.execute(insert)
+    conn.execute("delete from public.sync_states where user_id = 'u'")
+    assert one(conn, "select count(*) from public.sync_states") == 0
+    # Without FULL (no key to log), PostgreSQL refuses the delete.
+    partition = one(
+        conn,
+        "select 'public.sync_states_p' || to_char(now() at time zone 'UTC', 'YYYYMMDDHH24')",
+    )
+    conn.execute(f"alter table {partition} replica identity default")
+    conn.execute(insert)
+    with pytest.raises(psycopg.Error) as exc:
+        conn.execute("delete from public.sync_states where user_id = 'u'")
+    assert exc.value.sqlstate == "55000"
 
 
 def test_maintenance_moves_default_rows_and_drops_expired_partitions(conn):

@@ -8,6 +8,7 @@ prints the traceback as well.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import traceback
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from watchium_db import __version__, database, local, migrate
-from watchium_db.errors import SetupError
+from watchium_db.errors import SetupError, WatchiumError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -57,6 +58,16 @@ def _print_json(value: object) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
+def _progress(text: str) -> contextlib.AbstractContextManager[Any]:
+    """A rich spinner on stderr while a long step runs (nothing when stderr is not a terminal,
+    so scripts and logs see only the result)."""
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(text)
+
+
 # ---------------------------------------------------------------------------------------------
 # commands
 # ---------------------------------------------------------------------------------------------
@@ -66,8 +77,10 @@ def _print_json(value: object) -> None:
     epilog="examples:\n  watchium-db up\n  WATCHIUM_DATABASE_URL=postgresql://… watchium-db up",
 )
 def cmd_up(args: argparse.Namespace) -> int:
-    db = database.resolve()
-    migrate.upgrade(db.url, "head")
+    with _progress("starting the database…"):
+        db = database.resolve()
+    with _progress(f"migrating {db.description} to head…"):
+        migrate.upgrade(db.url, "head")
     print(db.url)
     print(f"# {db.description}, at revision {migrate.current_revision(db.url)}", file=sys.stderr)
     return 0
@@ -91,8 +104,10 @@ def cmd_down(args: argparse.Namespace) -> int:
     arguments=[arg("revision", nargs="?", default="head", help="target revision (default: head)")],
 )
 def cmd_upgrade(args: argparse.Namespace) -> int:
-    db = database.resolve()
-    migrate.upgrade(db.url, args.revision)
+    with _progress("starting the database…"):
+        db = database.resolve()
+    with _progress(f"migrating {db.description} to {args.revision}…"):
+        migrate.upgrade(db.url, args.revision)
     print(f"at revision {migrate.current_revision(db.url)} ({db.description})")
     return 0
 
@@ -104,8 +119,10 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     arguments=[arg("revision", help="target revision, or 'base'")],
 )
 def cmd_downgrade(args: argparse.Namespace) -> int:
-    db = database.resolve()
-    migrate.downgrade(db.url, args.revision)
+    with _progress("starting the database…"):
+        db = database.resolve()
+    with _progress(f"migrating {db.description} down to {args.revision}…"):
+        migrate.downgrade(db.url, args.revision)
     print(f"at revision {migrate.current_revision(db.url)} ({db.description})")
     return 0
 
@@ -275,6 +292,45 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 1 if results["errors"] else 0
 
 
+@command(
+    "demo",
+    "play out a watch party on the database with the real functions, shown live",
+    epilog=(
+        "A host and four members in a private room (and a public one): play, seek, speed,\n"
+        "drift and catch-up, chat, a stale member removed by maintenance, the host leaving.\n"
+        "Rooms and users get fresh ids each run, so running it twice is harmless.\n\n"
+        "examples:\n  watchium-db demo\n  watchium-db demo --fast\n"
+        "  watchium-db demo --seconds 60\n  watchium-db demo --fast --json"
+    ),
+    arguments=[
+        arg("--fast", action="store_true", help="finish in under 30 seconds"),
+        arg("--seconds", type=float, default=None, help="length of the playing phase"),
+        arg("--json", action="store_true", help="print only the JSON summary for scripts"),
+    ],
+)
+def cmd_demo(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rich.console import Console
+
+    from watchium_db import demo
+
+    # With --json the live view goes to stderr and only the summary to stdout.
+    console = Console(stderr=True, quiet=args.json)
+    with _progress("starting the database and migrating to head…"):
+        db = database.resolve()
+        migrate.upgrade(db.url, "head")
+    console.print(f"[bold]watch party[/] on {db.description}")
+    summary = asyncio.run(demo.run(db.url, fast=args.fast, seconds=args.seconds, console=console))
+    if args.json:
+        _print_json(summary)
+    else:
+        for line in demo.summary_lines(summary):
+            print(line)
+    ok = summary["host_changed"] and summary["everyone_in_sync"] and summary["events_received"]
+    return 0 if ok else 1
+
+
 # ---------------------------------------------------------------------------------------------
 # entry point
 # ---------------------------------------------------------------------------------------------
@@ -305,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _hint_for(exc: BaseException) -> str | None:
-    if isinstance(exc, SetupError):
+    if isinstance(exc, SetupError | WatchiumError):
         return exc.hint
     text = str(exc)
     if "connection" in text.lower() and "refused" in text.lower():
@@ -323,7 +379,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             traceback.print_exc()
-        message = exc.message if isinstance(exc, SetupError) else str(exc).strip().splitlines()[0]
+        if isinstance(exc, SetupError | WatchiumError):
+            message = exc.message
+        else:
+            message = str(exc).strip().splitlines()[0]
         print(f"watchium-db: error: {message}", file=sys.stderr)
         hint = _hint_for(exc)
         if hint:

@@ -198,16 +198,20 @@ class Comment(Base):
 
 
 class SyncState(Base):
-    """One sync measurement (partitioned by hour on created_at)."""
+    """One sync measurement (partitioned by hour on created_at).
+
+    Append-only history without a primary key (revision 0002): rows are never updated or
+    addressed one by one. The mapper still needs an identity to load rows, so it uses
+    (room_id, user_id, created_at); it is not unique in the table (a member measured twice in
+    one transaction shares created_at), so load history read-only, never to update it.
+    """
 
     __tablename__ = "sync_states"
     __table_args__ = (
-        PrimaryKeyConstraint("id", "created_at", name="sync_states_pkey"),
         Index("sync_states_room_id_created_at_idx", "room_id", text("created_at DESC")),
         {"postgresql_partition_by": "RANGE (created_at)"},
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
     room_id: Mapped[str]
     user_id: Mapped[str]
     host_time: Mapped[Decimal]
@@ -216,6 +220,8 @@ class SyncState(Base):
     is_synced: Mapped[bool]
     sync_event_type: Mapped[str]
     created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+
+    __mapper_args__ = {"primary_key": ["room_id", "user_id", "created_at"]}  # noqa: RUF012
 
 
 # ---------------------------------------------------------------------------------------------

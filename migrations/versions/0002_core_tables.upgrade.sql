@@ -276,9 +276,15 @@ create index comments_parent_id_idx
 -- No foreign key to rooms: history outlives its room until it expires, and an
 -- insert must not lock the room row (FOR KEY SHARE from many writers at once
 -- creates MultiXacts on the hottest row of the room).
+-- No identity column and no primary key: the table is append-only history
+-- (never updated, no row is addressed on its own, expiry drops partitions),
+-- and a host control writes one row per member, so every per-row cost counts:
+-- the identity (a sequence call per row) and the primary key index (a second
+-- index insert per row) cost about 0.85 ms per 1,000-row control, measured
+-- (docs/sync.md). Realtime inserts need no key (replica identity matters for
+-- UPDATE and DELETE only); see 0006 for deletes.
 -- -----------------------------------------------------------------------------
 create table public.sync_states (
-  id              bigint        generated always as identity,
   room_id         text          not null,
   user_id         text          not null,
   host_time       numeric(10,2) not null,
@@ -287,7 +293,6 @@ create table public.sync_states (
   is_synced       boolean       not null,
   sync_event_type text          not null,
   created_at      timestamptz   not null default now(),
-  constraint sync_states_pkey primary key (id, created_at),
   constraint sync_states_user_id_length_check check (char_length(user_id) between 1 and 100),
   constraint sync_states_host_time_check check (host_time between 0 and 86400),
   constraint sync_states_member_time_check check (member_time between 0 and 86400),
@@ -307,7 +312,10 @@ create table public.sync_states_default
 comment on table public.sync_states_default is
   'Catches sync history outside the hourly partitions (only when maintenance has not created them). Kept empty by maintenance.';
 
--- A room's recent history (metrics over the last minute, member views).
+-- The only index, chosen by the readers: get_room_sync_metrics (one room's
+-- last minute) and members reading their rooms' history through RLS (by
+-- room_id, newest first). A BRIN index on created_at alone would be cheaper
+-- to write but makes a one-room read scan every room's rows of the window.
 create index sync_states_room_id_created_at_idx
   on public.sync_states (room_id, created_at desc);
 
@@ -354,3 +362,10 @@ comment on column public.comments.avatar_url is 'http(s) URL of the author''s av
 comment on column public.comments.message is 'The text: trimmed, 1 to 2000 characters, no control characters but line feeds.';
 comment on column public.comments.created_at is 'When the comment was posted.';
 comment on column public.comments.updated_at is 'When the comment was last edited.';
+
+comment on column public.sync_states.room_id is 'The room measured (no foreign key: history outlives its room until it expires).';
+comment on column public.sync_states.user_id is 'The member measured.';
+comment on column public.sync_states.host_time is 'The expected host position at the measurement, in seconds.';
+comment on column public.sync_states.member_time is 'The member''s position at the measurement, in seconds.';
+comment on column public.sync_states.is_synced is 'time_difference <= 2 s, the seed''s tolerance.';
+comment on column public.sync_states.created_at is 'When the measurement was taken; the partition key (hourly partitions).';

@@ -155,7 +155,7 @@ grant execute on function watchium_private.my_room_ids() to authenticated;
 revoke all on table public.rooms, public.room_members, public.comments, public.sync_states,
   public.sync_states_default
   from anon, authenticated, service_role;
-revoke all on sequence public.comments_id_seq, public.sync_states_id_seq
+revoke all on sequence public.comments_id_seq
   from anon, authenticated, service_role;
 
 grant select on table public.rooms, public.room_members, public.comments to anon;

@@ -2,7 +2,8 @@
 -- our policies on realtime.messages (when present), the tables this revision
 -- added to supabase_realtime (and the publication itself only if this
 -- revision created it and nothing else is in it), settings and rate rules.
--- Replica identities were set to DEFAULT, which is what they were.
+-- Replica identities were set to DEFAULT, which is what they were, except
+-- sync_states_default's (FULL), which goes back to DEFAULT at the end.
 
 drop function public.realtime_health();
 drop function watchium_private.realtime_health();
@@ -53,3 +54,5 @@ delete from watchium_private.rate_limit_counters where action = 'broadcast';
 delete from watchium_private.settings
 where key in ('realtime_publication_state', 'replication_slot_max_lag_bytes',
               'broadcast_max_payload_bytes');
+
+alter table public.sync_states_default replica identity default;

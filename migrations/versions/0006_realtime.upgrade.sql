@@ -89,17 +89,28 @@ $publication$;
 --   UPDATE  the new row (unchanged TOASTed values excepted); the old row only
 --           as its key, and only when the key changed (our keys never change).
 --   DELETE  the key only: rooms (room_id), room_members (room_id, user_id),
---           comments (id), sync_states (id, created_at). room_id is in the
---           key of rooms and room_members, so a `room_id=eq.<id>` filter still
---           matches their deletes.
+--           comments (id). room_id is in the key of rooms and room_members,
+--           so a `room_id=eq.<id>` filter still matches their deletes.
 -- FULL would write every old row to WAL on each playback update, and on
 -- Supabase tables with RLS carry only the key in old records anyway.
 -- realtime_health() checks these.
+--
+-- sync_states is insert-only history without a primary key (0002), so its
+-- DEFAULT identity has no key: inserts are published in full, and there is
+-- nothing to publish for updates (none happen). Rows of a partition only
+-- leave by dropping the partition, except for the default partition, which
+-- maintenance empties with DELETE (rows caught while it had not run). A
+-- published table without a replica identity refuses deletes, and the check
+-- is made on the partition written, so the default partition (and every
+-- hourly partition maintenance creates, 0007) gets FULL: inserts cost the
+-- same, and the rare delete logs the whole old row (which has room_id for a
+-- subscriber's filter).
 -- =============================================================================
 alter table public.rooms replica identity default;
 alter table public.room_members replica identity default;
 alter table public.comments replica identity default;
 alter table public.sync_states replica identity default;
+alter table public.sync_states_default replica identity full;
 
 -- =============================================================================
 -- Realtime Authorization (Supabase): policies on realtime.messages

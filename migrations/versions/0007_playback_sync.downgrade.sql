@@ -19,6 +19,7 @@ drop function public.change_playback_state(text, boolean, numeric);
 drop function watchium_private.apply_host_control(text, text, boolean, numeric, numeric);
 drop function public.bulk_sync_update(text, numeric, text);
 drop function watchium_private.sync_room_members(text, numeric, text, text, numeric);
+drop function watchium_private.needs_resync(timestamptz, numeric, timestamptz, boolean);
 drop function watchium_private.require_sync_room(text, text);
 drop function watchium_private.require_playback_time(numeric, text);
 drop function watchium_private.sync_level(numeric);

@@ -18,6 +18,11 @@
 -- position now is position + elapsed * speed. Every sync computation compares
 -- members with that expected position, never with the stored number.
 --
+-- "Needs to resync" is derived, not written (watchium_private.needs_resync):
+-- last heartbeat before the playback reference, or last drift > 2 s. A host
+-- control writes the room row, one history row per member and one event;
+-- no presence or room_members row.
+--
 -- Heartbeats write only watchium_private.member_presence (unpublished, HOT).
 -- The published room_members snapshot changes only when a member's is_synced
 -- flips; heartbeat history is sampled (a row when the sync level changes,
@@ -54,8 +59,8 @@ insert into watchium_private.rate_limit_rules (action, max_requests, window_minu
 -- -----------------------------------------------------------------------------
 -- watchium_private.sync_level(drift): the seed's tolerances.
 -- perfect <= 0.5 s, good <= 1 s, minor_drift <= 2 s (still synced),
--- out_of_sync > 2 s. The hot paths (sync_room_members, apply_heartbeats)
--- inline the same CASE: a function with SET search_path is never inlined, and
+-- out_of_sync > 2 s. The heartbeat hot path (apply_heartbeats) inlines
+-- the same CASE: a function with SET search_path is never inlined, and
 -- a call per row would cost more than the rest of the row.
 -- -----------------------------------------------------------------------------
 create function watchium_private.sync_level(p_time_difference numeric)
@@ -147,20 +152,51 @@ revoke all on function watchium_private.require_sync_room(text, text) from publi
 -- =============================================================================
 
 -- -----------------------------------------------------------------------------
+-- watchium_private.needs_resync(last_heartbeat, time_difference,
+-- playback_updated_at, is_host): "needs to resync" is derived, never stored.
+-- A member needs to resync when its last heartbeat predates the room's
+-- playback reference (a control happened since: its position is unknown
+-- until it reports again), or when the drift of its last heartbeat was > 2 s.
+-- The host set the reference: a control alone never makes it need a resync.
+-- No presence row (last_heartbeat null) counts as predating the reference.
+-- Host controls therefore write nothing per member but history: the control's
+-- 'playback' room event tells every client to resync at once, and the
+-- published room_members.is_synced follows on each member's next heartbeat.
+-- -----------------------------------------------------------------------------
+create function watchium_private.needs_resync(
+  p_last_heartbeat timestamptz,
+  p_time_difference numeric,
+  p_playback_updated_at timestamptz,
+  p_is_host boolean
+)
+returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select case
+    when coalesce(p_last_heartbeat, '-infinity'::timestamptz) < p_playback_updated_at
+      then not coalesce(p_is_host, false)
+    else coalesce(p_time_difference, 0) > 2
+  end
+$$;
+comment on function watchium_private.needs_resync(timestamptz, numeric, timestamptz, boolean) is
+  'True when a member must resync: its last heartbeat predates the room''s playback_updated_at (unless it is the host), or its last drift was > 2 s. The one definition of the derived rule. Internal.';
+revoke all on function watchium_private.needs_resync(timestamptz, numeric, timestamptz, boolean) from public;
+
+-- -----------------------------------------------------------------------------
 -- watchium_private.sync_room_members(room_id, host_time, event, host, speed)
 --
--- The set-based core of bulk_sync_update and the host controls. For every
--- member, in one statement:
---   * its position now is estimated from its presence (reported position +
---     elapsed since its last heartbeat * p_member_speed while it was playing);
---     the host is at p_host_time by definition;
---   * one public.sync_states row (host_time, member_time, drift, is_synced);
---   * its presence sync level is set to the level after the change, so its
---     next heartbeat detects the transition back;
---   * the published snapshot is marked out of sync (is_synced false) where it
---     was synced and the drift now exceeds 2 s: "needs to resync".
--- Caller must hold the room row lock (lock order: room, then member rows).
--- Returns {members, synced_members, out_of_sync_members}.
+-- The set-based core of bulk_sync_update and the host controls: one
+-- INSERT ... SELECT writing one public.sync_states row per member (host_time,
+-- member_time, drift, is_synced, event type). Its position is estimated from
+-- its presence (reported position + elapsed since its last heartbeat *
+-- p_member_speed while it was playing); the host is at p_host_time.
+-- It writes nothing else: presence and room_members rows are read without a
+-- lock and left alone ("needs to resync" is derived, see needs_resync), so a
+-- control costs the history insert and no per-member tuple lock or update.
+-- Caller holds the room row lock. Returns {members, synced_members,
+-- out_of_sync_members}, counted against p_host_time from the estimates.
 -- -----------------------------------------------------------------------------
 create function watchium_private.sync_room_members(
   p_room_id text,
@@ -179,83 +215,51 @@ as $$
 declare
   v_result jsonb;
 begin
-  with locked as (
-    -- Presence rows in key order (the order the batched heartbeats use too),
-    -- so two statements locking several members' rows never deadlock.
-    select p.user_id, p.reported_time, p.is_playing, p.last_heartbeat
-    from watchium_private.member_presence as p
-    where p.room_id = p_room_id
-    order by p.user_id
-    for update
-  ),
-  estimate as (
-    select m.user_id,
-           case
-             when m.user_id = p_host_user_id then p_host_time
-             when p.user_id is null then m.current_playback_time
-             else pg_catalog.round(least(
-               86400::numeric,
-               p.reported_time + case when p.is_playing then
-                 extract(epoch from greatest(pg_catalog.now() - p.last_heartbeat, interval '0'))
-                   * p_member_speed
-               else 0 end
-             ), 2)
-           end as member_time
-    from public.room_members as m
-    left join locked as p on p.user_id = m.user_id
-    where m.room_id = p_room_id
-  ),
-  drift as (
-    select e.user_id, e.member_time, x.time_difference,
-           -- watchium_private.sync_level, inlined (a function with SET is never inlined).
-           case when x.time_difference <= 0.5 then 'perfect'
-                when x.time_difference <= 1 then 'good'
-                when x.time_difference <= 2 then 'minor_drift'
-                else 'out_of_sync' end as sync_level
-    from estimate as e
-    cross join lateral (
-      select pg_catalog.round(abs(p_host_time - e.member_time), 2) as time_difference
-    ) as x
-  ),
-  history as (
+  with history as (
     insert into public.sync_states
       (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type)
     select p_room_id, d.user_id, p_host_time, d.member_time, d.time_difference,
            d.time_difference <= 2, p_sync_event_type
-    from drift as d
-  ),
-  presence as (
-    update watchium_private.member_presence as p
-    set time_difference = d.time_difference,
-        sync_level = d.sync_level
-    from drift as d
-    where p.room_id = p_room_id
-      and p.user_id = d.user_id
-      and p.sync_level is distinct from d.sync_level
-  ),
-  published as (
-    update public.room_members as m
-    set is_synced = false,
-        current_playback_time = d.member_time
-    from drift as d
-    where m.room_id = p_room_id
-      and m.user_id = d.user_id
-      and m.is_synced
-      and d.time_difference > 2
+    from (
+      -- p_host_time and member times have 2 decimals: the difference needs no
+      -- rounding. OFFSET 0 keeps each subquery from being flattened into the
+      -- next, so member_time is computed once per row, not once per use.
+      select e.user_id, e.member_time, abs(p_host_time - e.member_time) as time_difference
+      from (
+        select m.user_id,
+               case
+                 when m.user_id = p_host_user_id then p_host_time
+                 when p.user_id is null then m.current_playback_time
+                 when not p.is_playing then p.reported_time
+                 else pg_catalog.round(least(
+                   86400::numeric,
+                   p.reported_time
+                     + extract(epoch from greatest(pg_catalog.now() - p.last_heartbeat, interval '0'))
+                       * p_member_speed
+                 ), 2)
+               end as member_time
+        from public.room_members as m
+        left join watchium_private.member_presence as p
+          on p.room_id = m.room_id and p.user_id = m.user_id
+        where m.room_id = p_room_id
+        offset 0
+      ) as e
+      offset 0
+    ) as d
+    returning is_synced
   )
-  -- The data-modifying CTEs above run to completion whether or not read here.
   select pg_catalog.jsonb_build_object(
     'members', pg_catalog.count(*),
-    'synced_members', pg_catalog.count(*) filter (where d.time_difference <= 2),
-    'out_of_sync_members', pg_catalog.count(*) filter (where d.time_difference > 2)
+    'synced_members', pg_catalog.count(*) filter (where h.is_synced),
+    'out_of_sync_members', pg_catalog.count(*) filter (where not h.is_synced)
   )
   into v_result
-  from drift as d;
+  from history as h;
   return v_result;
 end;
 $$;
 comment on function watchium_private.sync_room_members(text, numeric, text, text, numeric) is
-  'Set-based core of bulk_sync_update: one sync_states row per member against p_host_time, presence levels updated, published is_synced set false where drift > 2 s. Caller holds the room lock. Internal.';
+  'Set-based core of bulk_sync_update: one INSERT ... SELECT writing one sync_states row per member of p_room_id against p_host_time; reads presence unlocked and writes nothing else. Caller holds the room lock. Internal.';
 revoke all on function watchium_private.sync_room_members(text, numeric, text, text, numeric) from public;
 
 -- -----------------------------------------------------------------------------
@@ -265,7 +269,7 @@ revoke all on function watchium_private.sync_room_members(text, numeric, text, t
 -- (identity from the token; counted against sync_control) and by trusted
 -- callers (service_role, the owner). Nobody else may write history.
 -- p_host_time null means the room's expected position now.
--- Security definer: writes sync_states and presence, which clients cannot.
+-- Security definer: writes sync_states and reads presence, which clients cannot.
 -- -----------------------------------------------------------------------------
 create function public.bulk_sync_update(
   p_room_id text,
@@ -275,7 +279,7 @@ create function public.bulk_sync_update(
 returns void
 language plpgsql
 volatile
-security definer  -- writes public.sync_states and watchium_private.member_presence
+security definer  -- writes public.sync_states, reads watchium_private.member_presence
 set search_path = ''
 as $$
 declare
@@ -320,7 +324,7 @@ begin
 end;
 $$;
 comment on function public.bulk_sync_update(text, numeric, text) is
-  'Writes one sync_states row per member of p_room_id against p_host_time (null: the expected host position) in one statement, and marks members drifting > 2 s as out of sync. Host (rate limited as sync_control) or service_role only.';
+  'Writes one sync_states row per member of p_room_id against p_host_time (null: the expected host position) in one statement; nothing else per member. Host (rate limited as sync_control) or service_role only.';
 revoke all on function public.bulk_sync_update(text, numeric, text) from public, anon;
 grant execute on function public.bulk_sync_update(text, numeric, text) to authenticated, service_role;
 
@@ -336,7 +340,8 @@ grant execute on function public.bulk_sync_update(text, numeric, text) to authen
 --   2. the room row lock (lock order), then the host check;
 --   3. the new state: a new reference instant (playback_updated_at = now) at
 --      p_time, or at the expected position when p_time is null;
---   4. one history row per member, members drifting > 2 s marked to resync;
+--   4. one history row per member (nothing else per member: "needs to
+--      resync" is derived from the new reference, see needs_resync);
 --   5. one 'playback' room event.
 -- Returns the new state.
 -- -----------------------------------------------------------------------------
@@ -446,7 +451,7 @@ begin
 end;
 $$;
 comment on function public.change_playback_state(text, boolean, numeric) is
-  'Host only: play or pause at p_current_time (default: the expected position now). Writes one sync record per member, marks drifting members to resync, emits a playback event and returns the new state.';
+  'Host only: play or pause at p_current_time (default: the expected position now). Writes one sync record per member, emits a playback event (members resync; see needs_resync) and returns the new state.';
 revoke all on function public.change_playback_state(text, boolean, numeric) from public, anon;
 grant execute on function public.change_playback_state(text, boolean, numeric) to authenticated, service_role;
 
@@ -470,7 +475,7 @@ begin
 end;
 $$;
 comment on function public.seek_to_time(text, numeric) is
-  'Host only: moves playback to p_time (0 to 86400 s). Writes one sync record per member, marks drifting members to resync, emits a playback event and returns the new state.';
+  'Host only: moves playback to p_time (0 to 86400 s). Writes one sync record per member, emits a playback event (members resync; see needs_resync) and returns the new state.';
 revoke all on function public.seek_to_time(text, numeric) from public, anon;
 grant execute on function public.seek_to_time(text, numeric) to authenticated, service_role;
 
@@ -561,7 +566,7 @@ begin
     from watchium_private.member_presence as p
     where p.room_id = p_room.room_id
       and p.user_id in (select b.user_id from beat as b)
-    order by p.user_id  -- key order, as sync_room_members: no deadlock between them
+    order by p.user_id  -- key order: two batches of one room never deadlock
     for update of p
   ),
   measured as (
@@ -865,6 +870,9 @@ begin
              'time_difference', pg_catalog.round(abs(x.estimated - v_expected), 2),
              'is_synced', abs(x.estimated - v_expected) <= 2,
              'sync_level', watchium_private.sync_level(pg_catalog.round(abs(x.estimated - v_expected), 2)),
+             'needs_resync', watchium_private.needs_resync(
+               p.last_heartbeat, p.time_difference, v_room.playback_updated_at,
+               p.user_id = v_room.host_user_id),
              'last_heartbeat', p.last_heartbeat
            )
     into v_me
@@ -885,14 +893,24 @@ begin
     where p.room_id = p_room_id and p.user_id = v_user_id;
   end if;
 
+  -- Derived, not the published is_synced: right after a control every
+  -- member that has not reported since needs to resync (needs_resync).
   select pg_catalog.jsonb_build_object(
            'members', pg_catalog.count(*),
-           'synced_members', pg_catalog.count(*) filter (where m.is_synced),
+           'synced_members', pg_catalog.count(*) filter (where not r.needs_resync),
+           'needs_resync_members', pg_catalog.count(*) filter (where r.needs_resync),
            'sync_percentage', case when pg_catalog.count(*) = 0 then null
-             else pg_catalog.round(100.0 * pg_catalog.count(*) filter (where m.is_synced) / pg_catalog.count(*), 1) end
+             else pg_catalog.round(100.0 * pg_catalog.count(*) filter (where not r.needs_resync) / pg_catalog.count(*), 1) end
          )
   into v_stats
   from public.room_members as m
+  left join watchium_private.member_presence as p
+    on p.room_id = m.room_id and p.user_id = m.user_id
+  cross join lateral (
+    select watchium_private.needs_resync(
+             p.last_heartbeat, p.time_difference, v_room.playback_updated_at,
+             m.user_id = v_room.host_user_id) as needs_resync
+  ) as r
   where m.room_id = p_room_id;
 
   return pg_catalog.jsonb_build_object(
@@ -912,7 +930,7 @@ begin
 end;
 $$;
 comment on function public.get_room_sync_state(text) is
-  'The Live button: the expected host position now, playing state, speed, episode, host, the caller''s own sync status (its position extrapolated from its last heartbeat) and the room''s members / synced members / sync percentage. Members only.';
+  'The Live button: the expected host position now, playing state, speed, episode, host, the caller''s own sync status (its position extrapolated from its last heartbeat, needs_resync) and the room''s members / synced members / members needing a resync / sync percentage (derived: watchium_private.needs_resync). Members only.';
 revoke all on function public.get_room_sync_state(text) from public, anon;
 grant execute on function public.get_room_sync_state(text) to authenticated, service_role;
 
@@ -929,8 +947,9 @@ grant execute on function public.get_room_sync_state(text) to authenticated, ser
 --   * drops partitions that ended sync_history_retention ago or earlier, and
 --     deletes expired rows from the default partition;
 --   * deletes client metrics older than realtime_metrics_retention.
--- New partitions get row level security and no privileges for the API roles
--- (Supabase's default privileges would grant them ALL). Serialized by a
+-- New partitions get row level security, no privileges for the API roles
+-- (Supabase's default privileges would grant them ALL) and replica identity
+-- FULL (the table has no key; see 0006). Serialized by a
 -- transaction advisory lock. Called by public.maintain() every minute.
 -- -----------------------------------------------------------------------------
 create function watchium_private.maintain_sync_history()
@@ -995,6 +1014,9 @@ begin
       'alter table public.sync_states attach partition public.%I for values from (%L) to (%L)',
       v_name, v_hour, v_hour + interval '1 hour');
     execute pg_catalog.format('alter table public.%I enable row level security', v_name);
+    -- No primary key (0002): FULL, so a delete from a published partition is
+    -- allowed (as for sync_states_default, 0006); inserts cost the same.
+    execute pg_catalog.format('alter table public.%I replica identity full', v_name);
     execute pg_catalog.format('revoke all on table public.%I from public, anon, authenticated, service_role', v_name);
     execute pg_catalog.format(
       'comment on table public.%I is %L', v_name,
@@ -1046,8 +1068,9 @@ revoke all on function watchium_private.maintain_sync_history() from public;
 -- public.get_room_sync_metrics(room_id): the seed's sync metrics over the
 -- last minute. Drift statistics come from the sync_states samples of the
 -- minute (heartbeat samples and host-control rows); member counts from the
--- presence of members that sent a heartbeat in the minute. healthy is false
--- below 80 % synced (the seed's alert threshold), null when nobody reported.
+-- presence of members that sent a heartbeat in the minute, classified by the
+-- derived rule (needs_resync). healthy is false below 80 % synced among the
+-- measured members (the seed's alert threshold), null when none.
 -- Members only (trusted callers: any room).
 -- Security definer: reads member_presence, which clients cannot.
 -- -----------------------------------------------------------------------------
@@ -1061,13 +1084,14 @@ as $$
 declare
   v_user_id text;
   v_since   timestamptz := pg_catalog.now() - interval '1 minute';
+  v_room    public.rooms;
   v_drift   jsonb;
   v_members jsonb;
 begin
   if not watchium_private.caller_is_trusted() then
     v_user_id := watchium_private.require_user_id();
   end if;
-  perform watchium_private.require_sync_room(p_room_id, v_user_id);
+  v_room := watchium_private.require_sync_room(p_room_id, v_user_id);
 
   select pg_catalog.jsonb_build_object(
            'samples', pg_catalog.count(*),
@@ -1079,20 +1103,36 @@ begin
   from public.sync_states as s
   where s.room_id = p_room_id and s.created_at >= v_since;
 
+  -- Presence classified by the derived rule (needs_resync): synced, out of
+  -- sync (drift > 2 s at a heartbeat after the last control) or resyncing
+  -- (not reported since the last control). The percentage and healthy are
+  -- over the measured members (synced + out of sync): every control makes
+  -- all members resync for up to one heartbeat interval, which is not a
+  -- health problem.
   select pg_catalog.jsonb_build_object(
            'members', (select pg_catalog.count(*) from public.room_members as m where m.room_id = p_room_id),
            'reporting_members', pg_catalog.count(*),
-           'synced_members', pg_catalog.count(*) filter (where p.sync_level <> 'out_of_sync'),
-           'out_of_sync_members', pg_catalog.count(*) filter (where p.sync_level = 'out_of_sync'),
-           'sync_percentage', case when pg_catalog.count(*) = 0 then null
-             else pg_catalog.round(100.0 * pg_catalog.count(*) filter (where p.sync_level <> 'out_of_sync')
-                                   / pg_catalog.count(*), 1) end,
-           'healthy', case when pg_catalog.count(*) = 0 then null
-             else 100.0 * pg_catalog.count(*) filter (where p.sync_level <> 'out_of_sync')
-                  / pg_catalog.count(*) >= 80 end
+           'synced_members', pg_catalog.count(*) filter (where c.state = 'synced'),
+           'out_of_sync_members', pg_catalog.count(*) filter (where c.state = 'out_of_sync'),
+           'resyncing_members', pg_catalog.count(*) filter (where c.state = 'resyncing'),
+           'sync_percentage', case when pg_catalog.count(*) filter (where c.state <> 'resyncing') = 0 then null
+             else pg_catalog.round(100.0 * pg_catalog.count(*) filter (where c.state = 'synced')
+                                   / pg_catalog.count(*) filter (where c.state <> 'resyncing'), 1) end,
+           'healthy', case when pg_catalog.count(*) filter (where c.state <> 'resyncing') = 0 then null
+             else 100.0 * pg_catalog.count(*) filter (where c.state = 'synced')
+                  / pg_catalog.count(*) filter (where c.state <> 'resyncing') >= 80 end
          )
   into v_members
   from watchium_private.member_presence as p
+  cross join lateral (
+    select case
+      when not watchium_private.needs_resync(p.last_heartbeat, p.time_difference,
+                                             v_room.playback_updated_at, p.user_id = v_room.host_user_id)
+        then 'synced'
+      when p.last_heartbeat < v_room.playback_updated_at then 'resyncing'
+      else 'out_of_sync'
+    end as state
+  ) as c
   where p.room_id = p_room_id
     and p.last_heartbeat >= v_since
     and p.sync_level is not null;
@@ -1102,7 +1142,7 @@ begin
 end;
 $$;
 comment on function public.get_room_sync_metrics(text) is
-  'Sync metrics of p_room_id over the last minute: samples, avg / p95 / max drift (sync_states), reporting / synced / out-of-sync members and sync percentage (presence), healthy = sync percentage >= 80. Members only.';
+  'Sync metrics of p_room_id over the last minute: samples, avg / p95 / max drift (sync_states), reporting / synced / out-of-sync / resyncing members (presence, derived rule watchium_private.needs_resync), sync percentage over measured (not resyncing) members, healthy = sync percentage >= 80. Members only.';
 revoke all on function public.get_room_sync_metrics(text) from public, anon;
 grant execute on function public.get_room_sync_metrics(text) to authenticated, service_role;
 

@@ -44,13 +44,26 @@ volatile
 security definer  -- removes members, rooms, partitions and log rows owned by the package
 set search_path = ''
 as $$
+declare
+  v_history jsonb;
+  v_rooms   jsonb;
 begin
   -- Partition DDL must not queue the hot path behind a long transaction: give up
   -- after 2 s (the next run retries) rather than stall every insert behind us.
   perform pg_catalog.set_config('lock_timeout', '2s', true);
+  -- The history job first: it may lock sync_states (to attach a new partition)
+  -- and must not wait for writers while this transaction holds member rows.
+  begin
+    v_history := watchium_private.maintain_sync_history();
+  exception when lock_not_available then
+    -- Busy writers held sync_states past the lock timeout: skip this run's
+    -- partition work (the next run retries) and still do the rest.
+    v_history := pg_catalog.jsonb_build_object('skipped', 'lock timeout on public.sync_states');
+  end;
+  v_rooms := watchium_private.maintain_rooms();
   return pg_catalog.jsonb_build_object(
-    'rooms', watchium_private.maintain_rooms(),
-    'sync_history', watchium_private.maintain_sync_history(),
+    'sync_history', v_history,
+    'rooms', v_rooms,
     'room_events', watchium_private.expire_room_events(),
     'rate_limits', watchium_private.expire_rate_limit_counters(),
     'ran_at', pg_catalog.now()

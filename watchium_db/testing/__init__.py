@@ -11,8 +11,15 @@ gets these fixtures:
 ``watchium_db_url``   a database cloned from the template for this test (dropped afterwards).
 ``watchium_conn``     a psycopg connection to it as the migrating superuser.
 
+``watchium_client``   a :class:`watchium_db.client.Client` over ``watchium_conn``
+                      (``watchium_client.as_user("alice").join_room(...)``).
+
 ``as_user(conn, user_id)`` runs statements the way PostgREST does: transaction-local JWT claims
 plus ``set local role authenticated``.
+
+``make_room(conn, host=..., members=[...], private=False)`` creates a room through the real
+``create_room`` / ``join_room`` functions as those users and returns a :class:`TestRoom`.
+See docs/testing.md.
 """
 
 from __future__ import annotations
@@ -23,16 +30,19 @@ import json
 import os
 import pwd
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
 from watchium_db import database, local, migrate
+
+if TYPE_CHECKING:
+    from watchium_db.client import Client
 
 STANDIN_SQL = Path(__file__).with_name("supabase_standin.sql")
 TEMPLATE_DB = "watchium_template"
@@ -156,6 +166,57 @@ def as_user(
         yield conn
 
 
+# ---------------------------------------------------------------------------------------------
+# factories: the real RPCs, called as the users they act for
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TestRoom:
+    """A room made by :func:`make_room`: its id, access key (private rooms) and member ids."""
+
+    room_id: str
+    host: str
+    members: tuple[str, ...]
+    access_key: str | None
+    is_public: bool
+
+    __test__ = False  # not a test class
+
+
+def make_room(
+    conn: psycopg.Connection[Any],
+    *,
+    host: str = "host",
+    members: Iterable[str] = (),
+    private: bool = False,
+    anime_id: str = "a1",
+    episode_number: int = 1,
+    title: str = "Test room",
+    video_url: str = "https://example.com/video.m3u8",
+) -> TestRoom:
+    """Create a room as ``host`` and join every member (with the key when ``private``).
+
+    Calls ``public.create_room`` and ``public.join_room`` as those users, so triggers, events,
+    presence rows and rate limits behave as in production. Usernames are the ids, title-cased.
+    """
+    from watchium_db.client import Session
+
+    created = Session(conn, host).create_room(
+        title=title, anime_id=anime_id, anime_title=anime_id.title(),
+        episode_number=episode_number, video_url=video_url, username=host.title()[:50],
+        is_public=not private,
+    )  # fmt: skip
+    room_id = created.room.room_id
+    joined = []
+    for user in members:
+        result = Session(conn, user).join_room(
+            room_id, access_key=created.access_key, username=user.title()[:50]
+        )
+        if not result.joined:
+            raise RuntimeError(f"{user} could not join {room_id}: {result.status}")
+        joined.append(user)
+    return TestRoom(room_id, host, tuple(joined), created.access_key, not private)
+
+
 _counter = itertools.count()
 
 
@@ -192,3 +253,11 @@ def watchium_db_url(watchium_server: TestServer, watchium_template: str) -> Iter
 def watchium_conn(watchium_db_url: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(watchium_db_url, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def watchium_client(watchium_conn: psycopg.Connection[Any]) -> Client:
+    """A typed client over ``watchium_conn``: ``.as_user(id)``, ``.anonymous()``, ``.service()``."""
+    from watchium_db.client import Client
+
+    return Client(watchium_conn)

@@ -1,0 +1,340 @@
+"""``watchium-db demo``: a watch party played out with the real functions over real connections.
+
+A host and four members, one private room (joined with its access key, after one wrong try) and
+one public room. The host plays, seeks and changes speed; members report heartbeats from their
+own simulated players (one drifts slowly, one buffers) and the database answers with each
+member's drift and sync level; members who fell behind catch up with the "Live" button, i.e.
+``get_room_sync_state``'s ``expected_time``. Someone chats (``post_comment`` and a
+``chat_message`` broadcast), a member goes silent and maintenance removes it as stale, the host
+leaves and the host role moves on. A :class:`~watchium_db.listener.RoomListener` receives the
+private room's events on the side.
+
+Python only plays the users' video players (a position advancing with the clock). Every decision
+— drift, sync level, authority, host hand-over, staleness — is the database's answer.
+
+The stale member: ``member_stale_after`` is 30 s by default, too long for a demo, so the demo
+ages that member's presence row by the setting's interval plus 5 s, as the database owner. It
+changes no setting, so other sessions of the same database are unaffected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from watchium_db.client import AsyncClient, AsyncSession, Heartbeat
+from watchium_db.listener import RoomEvent, RoomListener
+
+SYNC_STYLE = {
+    "perfect": "green",
+    "good": "green",
+    "minor_drift": "yellow",
+    "out_of_sync": "red",
+}
+
+
+@dataclass
+class Player:
+    """One member's video player as the app would run it; the only thing Python simulates."""
+
+    user_id: str
+    name: str
+    session: AsyncSession
+    rate: float = 1.0  # how fast this player really plays relative to the room speed
+    position: float = 0.0
+    playing: bool = False
+    speed: float = 1.0
+    buffering: bool = False
+    silent: bool = False  # stopped sending heartbeats (closed the laptop)
+    last: Heartbeat | None = None
+    status: str = "joined"
+    clock: float = field(default_factory=time.monotonic)
+
+    def advance(self) -> None:
+        """Move the player on by the real time elapsed since the last look."""
+        now = time.monotonic()
+        if self.playing and not self.buffering:
+            self.position += (now - self.clock) * self.speed * self.rate
+        self.clock = now
+
+    def jump(self, position: float, playing: bool, speed: float) -> None:
+        """Apply the room's state (after a seek, a speed change, or the Live button)."""
+        self.position, self.playing, self.speed = position, playing, speed
+        self.clock = time.monotonic()
+
+
+@dataclass
+class Party:
+    run_id: str
+    url: str
+    console: Console
+    fast: bool
+    tick: float
+    ticks: int
+    private_room: str = ""
+    public_room: str = ""
+    players: dict[str, Player] = field(default_factory=dict)
+    events: list[RoomEvent] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    host: str = ""
+
+    def say(self, text: str) -> None:
+        self.log.append(text)
+
+    # -- rendering -------------------------------------------------------------------------
+    def render(self) -> Group:
+        table = Table(title=f"room {self.private_room} (private)", expand=True)
+        for col in ("member", "role", "position", "drift", "sync level", "status"):
+            table.add_column(col)
+        for p in self.players.values():
+            hb = p.last
+            level = hb.sync_level if hb else "—"
+            table.add_row(
+                p.name,
+                "host" if p.user_id == self.host else "member",
+                f"{p.position:7.2f}",
+                f"{hb.time_difference:5.2f}" if hb else "—",
+                f"[{SYNC_STYLE.get(level, 'white')}]{level}[/]",
+                p.status,
+            )
+        recent = [f"#{e.event_id} {e.event} {_brief(e.payload)}" for e in self.events[-10:]]
+        events = Panel("\n".join(recent) or "…", title=f"listener: {len(self.events)} events")
+        story = Panel("\n".join(self.log[-8:]) or "…", title="what happens")
+        return Group(table, events, story)
+
+
+def _brief(payload: dict[str, Any]) -> str:
+    keys = ("user_id", "message", "is_playing", "current_time", "playback_speed", "new_host")
+    parts = [f"{k}={payload[k]}" for k in keys if k in payload]
+    return " ".join(parts)[:70]
+
+
+async def _listen(listener: RoomListener, party: Party) -> None:
+    async for event in listener:
+        party.events.append(event)
+
+
+async def _heartbeats(party: Party) -> None:
+    """Every member that is not silent reports its player's position; the database judges."""
+    live = [p for p in party.players.values() if not p.silent]
+    for p in live:
+        p.advance()
+    results = await asyncio.gather(
+        *(p.session.record_heartbeat(party.private_room, p.position, p.playing) for p in live)
+    )
+    for p, hb in zip(live, results, strict=True):
+        p.last = hb
+
+
+async def _catch_up(party: Party, p: Player) -> None:
+    """The "Live" button: jump to where the database says the host is now."""
+    state = await p.session.get_room_sync_state(party.private_room)
+    p.jump(state.expected_time, state.is_playing, state.playback_speed)
+    p.buffering = False
+    p.rate = 1.0
+    p.status = "caught up (Live)"
+
+
+async def _follow(party: Party) -> None:
+    """Members apply the host's change, as their app does on receiving the event."""
+    for p in party.players.values():
+        if not p.silent and not p.buffering:
+            state = await p.session.get_room_sync_state(party.private_room)
+            p.jump(state.expected_time, state.is_playing, state.playback_speed)
+
+
+async def run(url: str, *, fast: bool, seconds: float | None, console: Console) -> dict[str, Any]:
+    run_id = secrets.token_hex(3)
+    tick = 1.1 if fast else 2.0  # heartbeat_min_interval is 1 s
+    total = seconds if seconds is not None else (12.0 if fast else 40.0)
+    party = Party(run_id, url, console, fast, tick, max(10, int(total / tick)))
+    client = AsyncClient(url)
+    started = time.monotonic()
+
+    def uid(name: str) -> str:
+        return f"demo-{run_id}-{name.lower()}"
+
+    names = ["Hana", "Mika", "Ren", "Sora", "Yuki"]
+    conns = [await psycopg.AsyncConnection.connect(url, autocommit=True) for _ in names]
+    try:
+        sessions = {n: AsyncClient(c).as_user(uid(n)) for n, c in zip(names, conns, strict=True)}
+        hana = sessions["Hana"]
+        anime, episode, video = "demo-frieren", 1, "https://example.com/frieren/1.m3u8"
+        private = await hana.create_room(
+            title=f"Friday night {run_id}", anime_id=anime, anime_title="Frieren",
+            episode_number=episode, video_url=video, username="Hana", is_public=False,
+        )  # fmt: skip
+        public = await hana.create_room(
+            title=f"Open watch {run_id}", anime_id=anime, anime_title="Frieren",
+            episode_number=episode, video_url=video, username="Hana",
+        )  # fmt: skip
+        party.private_room, party.public_room = private.room.room_id, public.room.room_id
+        party.host = uid("Hana")
+        party.players[uid("Hana")] = Player(uid("Hana"), "Hana", hana, status="host")
+        party.say(f"Hana created private room {party.private_room} (key {private.access_key})")
+        party.say(f"Hana created public room {party.public_room}")
+
+        listener = RoomListener(url, party.private_room, poll_interval=0.2)
+        listen_task = asyncio.create_task(_listen(listener, party))
+        for _ in range(100):  # the listener sees events committed after it connects
+            if listener.backend_pid is not None:
+                break
+            await asyncio.sleep(0.05)
+
+        with Live(party.render(), console=console, refresh_per_second=8, transient=False) as live:
+
+            async def step() -> None:
+                await asyncio.sleep(party.tick)
+                await _heartbeats(party)
+                live.update(party.render())
+
+            wrong = await sessions["Mika"].join_room(
+                party.private_room, access_key="000000", username="Mika"
+            )
+            party.say(f"Mika tried a wrong key: {wrong.status}, {wrong.attempts_left} left")
+            for n in names[1:]:
+                joined = await sessions[n].join_room(
+                    party.private_room, access_key=private.access_key, username=n
+                )
+                party.players[uid(n)] = Player(uid(n), n, sessions[n], status=joined.status)
+            for n in ("Ren", "Yuki"):
+                await sessions[n].join_room(party.public_room, username=n)
+            party.say("Mika, Ren, Sora and Yuki joined; Ren and Yuki also joined the public room")
+            await hana.change_playback_state(party.public_room, True, 0)
+            live.update(party.render())
+
+            # Play ---------------------------------------------------------------------------
+            await hana.change_playback_state(party.private_room, True, 0)
+            for p in party.players.values():
+                p.jump(0.0, True, 1.0)
+            party.say("Hana pressed play")
+            party.players[uid("Ren")].rate = 0.6  # a slow device: drifts behind
+            party.players[uid("Ren")].status = "slow device"
+            ticks = party.ticks
+            for i in range(ticks):
+                if i == 1:
+                    party.players[uid("Mika")].buffering = True
+                    party.players[uid("Mika")].status = "buffering"
+                    party.say("Mika's video is buffering")
+                if i == ticks // 4:
+                    st = await hana.seek_to_time(party.private_room, 120)
+                    party.say(f"Hana seeked to {st.current_time:.0f} s")
+                    await _follow(party)
+                if i == ticks // 3:
+                    st = await hana.set_playback_speed(party.private_room, 1.5)
+                    party.say(f"Hana set speed {st.playback_speed}x")
+                    await _follow(party)
+                if i == ticks // 2:
+                    for n in ("Mika", "Ren"):
+                        p = party.players[uid(n)]
+                        drift = p.last.time_difference if p.last else 0.0
+                        await _catch_up(party, p)
+                        party.say(f"{n} pressed Live ({drift:.1f} s behind)")
+                    comment = await sessions["Yuki"].post_comment(
+                        message="that spell animation!", username="Yuki",
+                        room_id=party.private_room, video_timestamp=round(
+                            party.players[uid("Yuki")].position, 2), anime_id=anime,
+                        episode_number=episode,
+                    )  # fmt: skip
+                    await sessions["Yuki"].broadcast_to_room(
+                        party.private_room, "chat_message", {"message": comment.message}
+                    )
+                    party.say(f"Yuki chatted: {comment.message!r}")
+                if i == ticks // 2 + 1:
+                    party.players[uid("Sora")].silent = True
+                    party.players[uid("Sora")].status = "went silent"
+                    party.say("Sora closed the laptop (no more heartbeats)")
+                await step()
+
+            # The stale member ---------------------------------------------------------------
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as owner:
+                await owner.execute(
+                    "update watchium_private.member_presence"
+                    " set last_heartbeat = last_heartbeat"
+                    "   - watchium_private.setting_interval('member_stale_after')"
+                    "   - interval '5 seconds'"
+                    " where room_id = %s and user_id = %s",
+                    (party.private_room, uid("Sora")),
+                )
+            party.say("(demo) aged Sora's presence row past member_stale_after, as the owner")
+            report = await client.service().maintain()
+            details = await hana.get_room(party.private_room)
+            sora_removed = all(m.user_id != uid("Sora") for m in details.members)
+            if sora_removed:
+                party.players.pop(uid("Sora"))
+            removed = report.rooms.get("stale_members_removed")
+            outcome = "removed" if sora_removed else "NOT removed"
+            party.say(f"maintain(): Sora {outcome} ({removed} stale members in the database)")
+            await step()
+
+            # The host leaves ----------------------------------------------------------------
+            left = await hana.leave_room(party.private_room)
+            party.players.pop(uid("Hana"))
+            party.host = left.host_user_id or ""
+            new_host = party.players.get(party.host)
+            party.say(f"Hana left; the host is now {new_host.name if new_host else left}")
+            await step()
+            await step()
+            live.update(party.render())
+            await asyncio.sleep(0.6)  # let the listener drain the last events
+
+        await listener.close()
+        listen_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, psycopg.Error):
+            await listen_task
+
+        final = {
+            p.name: {
+                "user_id": p.user_id,
+                "sync_level": p.last.sync_level if p.last else None,
+                "is_synced": bool(p.last and p.last.is_synced),
+                "time_difference": p.last.time_difference if p.last else None,
+            }
+            for p in party.players.values()
+        }
+        kinds = Counter(e.event for e in party.events)
+        return {
+            "run_id": run_id,
+            "private_room": party.private_room,
+            "public_room": party.public_room,
+            "host_before": uid("Hana"),
+            "host_after": left.host_user_id,
+            "host_changed": left.host_user_id not in (None, uid("Hana")),
+            "members": final,
+            "everyone_in_sync": bool(final) and all(m["is_synced"] for m in final.values()),
+            "stale_member": uid("Sora"),
+            "stale_member_removed": sora_removed,
+            "stale_method": "aged the member's presence row past member_stale_after, as owner",
+            "events_received": len(party.events),
+            "event_types": dict(sorted(kinds.items())),
+            "seconds": round(time.monotonic() - started, 1),
+        }
+    finally:
+        for c in conns:
+            await c.close()
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    host = "moved to " + str(summary["host_after"]) if summary["host_changed"] else "unchanged"
+    levels = ", ".join(f"{n}: {m['sync_level']}" for n, m in summary["members"].items())
+    return [
+        f"host {host}",
+        f"everyone ended in sync: {'yes' if summary['everyone_in_sync'] else 'NO'} ({levels})",
+        f"stale member removed by maintenance: {'yes' if summary['stale_member_removed'] else 'NO'}"
+        f" ({summary['stale_method']})",
+        f"{summary['events_received']} events received by the listener: "
+        + ", ".join(f"{k} {v}" for k, v in summary["event_types"].items()),
+        f"done in {summary['seconds']} s (rooms {summary['private_room']},"
+        f" {summary['public_room']})",
+    ]
