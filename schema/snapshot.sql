@@ -1440,6 +1440,7 @@ declare
   v_room     public.rooms;
   v_old_speed numeric;
   v_position numeric;
+  v_at       timestamptz;
   v_sync     jsonb;
   v_state    jsonb;
 begin
@@ -1458,14 +1459,19 @@ begin
       using errcode = '42501', hint = 'Ask the host, or become host when the host leaves.';
   end if;
 
-  v_position := coalesce(p_time, watchium_private.room_expected_position(v_room));
+  -- The new reference instant is when the change happens, after the room lock
+  -- was granted, not when the transaction began: a control that waited behind
+  -- another one must not date its position back (playing clients would
+  -- overshoot by the wait times the speed).
+  v_at := pg_catalog.clock_timestamp();
+  v_position := coalesce(p_time, watchium_private.room_expected_position(v_room, v_at));
   v_old_speed := v_room.playback_speed;  -- members were playing at the old speed
 
   update public.rooms as r
   set is_playing = coalesce(p_is_playing, r.is_playing),
       current_playback_time = v_position,
       playback_speed = coalesce(p_speed, r.playback_speed),
-      playback_updated_at = pg_catalog.now(),
+      playback_updated_at = v_at,
       last_activity = pg_catalog.now()
   where r.room_id = p_room_id
   returning * into v_room;
@@ -2634,7 +2640,7 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.room_event_delivery() IS 'How room events are delivered now: realtime (realtime.send to room:<id>), notify (NOTIFY "watchium:room:<id>") or both. Decided from the room_event_delivery setting and whether realtime.send exists.';
 
-CREATE FUNCTION watchium_private.room_expected_position(p_room public.rooms) RETURNS numeric
+CREATE FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone DEFAULT now()) RETURNS numeric
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
@@ -2643,14 +2649,14 @@ CREATE FUNCTION watchium_private.room_expected_position(p_room public.rooms) RET
       pg_catalog.round(least(
         86400::numeric,
         p_room.current_playback_time
-          + extract(epoch from greatest(pg_catalog.now() - p_room.playback_updated_at, interval '0'))
+          + extract(epoch from greatest(p_at - p_room.playback_updated_at, interval '0'))
             * p_room.playback_speed
       ), 2)
     else p_room.current_playback_time
   end
 $$;
 
-COMMENT ON FUNCTION watchium_private.room_expected_position(p_room public.rooms) IS 'The expected host position now: current_playback_time + elapsed since playback_updated_at * playback_speed while playing (at most 86400), else current_playback_time. Internal.';
+COMMENT ON FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone) IS 'The expected host position at p_at (default: now): current_playback_time + elapsed since playback_updated_at * playback_speed while playing (at most 86400), else current_playback_time. Internal.';
 
 CREATE FUNCTION watchium_private.setting_interval(p_key text) RETURNS interval
     LANGUAGE sql STABLE
@@ -3610,7 +3616,7 @@ REVOKE ALL ON FUNCTION watchium_private.require_user_id() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_event_delivery() FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION watchium_private.room_expected_position(p_room public.rooms) FROM PUBLIC;
+REVOKE ALL ON FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.setting_interval(p_key text) FROM PUBLIC;
 

@@ -60,12 +60,15 @@ def test_play_resets_the_reference_and_writes_one_record_per_member(conn):
     with as_user(conn, "host") as c:
         state = one(c, "select public.change_playback_state(%s, true, 12.345)", (ROOM_ID,))
         now = one(c, "select now()")
+        after = one(c, "select clock_timestamp()")
     assert state["is_playing"] is True and state["current_time"] == 12.35
     assert state["sync"]["members"] == 4 and state["sync"]["synced_members"] == 1
     room = conn.execute(
         "select is_playing, current_playback_time, playback_updated_at, last_activity from public.rooms"
     ).fetchone()
-    assert room == (True, Decimal("12.35"), now, now)
+    assert room is not None and room[:2] == (True, Decimal("12.35")) and room[3] == now
+    # The new reference instant is the moment of the change, within this transaction.
+    assert now <= room[2] <= after
     rows = conn.execute(
         "select user_id, host_time, sync_event_type from public.sync_states order by user_id"
     ).fetchall()
@@ -374,3 +377,33 @@ def test_privileges_hold_under_supabase_default_grants(conn):
             "select has_table_privilege(%s, 'watchium_private.realtime_metrics', 'select')",
             (role,),
         )
+
+
+def test_a_control_that_waited_for_the_room_lock_is_dated_when_it_happens(conn, watchium_db_url):
+    """The reference instant is taken after the room lock, not at transaction start: a seek
+    that waited 1 s behind another transaction must not date its position 1 s back (playing
+    clients would then be told the host is 1 s further than it is)."""
+    import threading
+    import time
+
+    make_room(conn, playing=True, position=100)
+    blocker = psycopg.connect(watchium_db_url)
+    blocker.execute("select 1 from public.rooms where room_id = %s for update", (ROOM_ID,))
+    seek_done = threading.Event()
+
+    def seek() -> None:
+        with psycopg.connect(watchium_db_url, autocommit=True) as c, as_user(c, "host") as s:
+            s.execute("select public.seek_to_time(%s, 300)", (ROOM_ID,))
+        seek_done.set()
+
+    worker = threading.Thread(target=seek)
+    worker.start()
+    time.sleep(1.0)  # the seek's transaction has begun and waits for the room lock
+    assert not seek_done.is_set()
+    blocker.commit()
+    blocker.close()
+    worker.join(timeout=30)
+    assert seek_done.is_set()
+    expected = one(conn, "select watchium_private.room_expected_position(r) from public.rooms r")
+    # Right after the seek the host is at 300 s (plus the moments since), not at 301 s.
+    assert 300 <= expected < 300.5, expected

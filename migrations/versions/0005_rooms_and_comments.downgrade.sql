@@ -29,7 +29,7 @@ drop function watchium_private.ensure_anchor(text, integer);
 drop function watchium_private.count_key_attempt(text, text, integer);
 drop function watchium_private.require_host(public.rooms, text);
 drop function watchium_private.lock_room(text);
-drop function watchium_private.room_expected_position(public.rooms);
+drop function watchium_private.room_expected_position(public.rooms, timestamptz);
 drop function watchium_private.parse_cursor(text);
 drop function watchium_private.make_cursor(timestamptz, text);
 drop function watchium_private.check_limit(text, integer);

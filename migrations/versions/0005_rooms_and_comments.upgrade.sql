@@ -354,12 +354,16 @@ revoke all on function watchium_private.parse_cursor(text) from public;
 -- =============================================================================
 
 -- -----------------------------------------------------------------------------
--- watchium_private.room_expected_position(room): where the host is now.
+-- watchium_private.room_expected_position(room, at): where the host is at
+-- `at` (by default the transaction's time).
 -- current_playback_time + (now - playback_updated_at) * playback_speed while
 -- playing (never above 86400, a clock going backwards counts as no time),
 -- the stored position while paused. Rounded to 2 decimals.
 -- -----------------------------------------------------------------------------
-create function watchium_private.room_expected_position(p_room public.rooms)
+create function watchium_private.room_expected_position(
+  p_room public.rooms,
+  p_at timestamptz default pg_catalog.now()
+)
 returns numeric
 language sql
 stable
@@ -370,15 +374,15 @@ as $$
       pg_catalog.round(least(
         86400::numeric,
         p_room.current_playback_time
-          + extract(epoch from greatest(pg_catalog.now() - p_room.playback_updated_at, interval '0'))
+          + extract(epoch from greatest(p_at - p_room.playback_updated_at, interval '0'))
             * p_room.playback_speed
       ), 2)
     else p_room.current_playback_time
   end
 $$;
-comment on function watchium_private.room_expected_position(public.rooms) is
-  'The expected host position now: current_playback_time + elapsed since playback_updated_at * playback_speed while playing (at most 86400), else current_playback_time. Internal.';
-revoke all on function watchium_private.room_expected_position(public.rooms) from public;
+comment on function watchium_private.room_expected_position(public.rooms, timestamptz) is
+  'The expected host position at p_at (default: now): current_playback_time + elapsed since playback_updated_at * playback_speed while playing (at most 86400), else current_playback_time. Internal.';
+revoke all on function watchium_private.room_expected_position(public.rooms, timestamptz) from public;
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.lock_room(room_id): the room row, locked FOR UPDATE (the

@@ -362,6 +362,7 @@ declare
   v_room     public.rooms;
   v_old_speed numeric;
   v_position numeric;
+  v_at       timestamptz;
   v_sync     jsonb;
   v_state    jsonb;
 begin
@@ -380,14 +381,19 @@ begin
       using errcode = '42501', hint = 'Ask the host, or become host when the host leaves.';
   end if;
 
-  v_position := coalesce(p_time, watchium_private.room_expected_position(v_room));
+  -- The new reference instant is when the change happens, after the room lock
+  -- was granted, not when the transaction began: a control that waited behind
+  -- another one must not date its position back (playing clients would
+  -- overshoot by the wait times the speed).
+  v_at := pg_catalog.clock_timestamp();
+  v_position := coalesce(p_time, watchium_private.room_expected_position(v_room, v_at));
   v_old_speed := v_room.playback_speed;  -- members were playing at the old speed
 
   update public.rooms as r
   set is_playing = coalesce(p_is_playing, r.is_playing),
       current_playback_time = v_position,
       playback_speed = coalesce(p_speed, r.playback_speed),
-      playback_updated_at = pg_catalog.now(),
+      playback_updated_at = v_at,
       last_activity = pg_catalog.now()
   where r.room_id = p_room_id
   returning * into v_room;
