@@ -1604,14 +1604,17 @@ $$;
 COMMENT ON FUNCTION watchium_private.count_key_attempt(p_subject text, p_action text, p_delta integer) IS 'Adds p_delta to p_subject''s counter of p_action in the current window of its rule and returns the requests left. Internal (access key attempts).';
 
 CREATE FUNCTION watchium_private.current_user_id() RETURNS text
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select case
-    when nullif(pg_catalog.current_setting('request.jwt.claims', true), '') is not null
-      then nullif(pg_catalog.current_setting('request.jwt.claims', true)::jsonb ->> 'sub', '')
-    else nullif(pg_catalog.current_setting('app.current_user_id', true), '')
-  end
+declare
+  v_claims text := nullif(pg_catalog.current_setting('request.jwt.claims', true), '');
+begin
+  if v_claims is not null then
+    return nullif(v_claims::jsonb ->> 'sub', '');
+  end if;
+  return nullif(pg_catalog.current_setting('app.current_user_id', true), '');
+end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.current_user_id() IS 'The caller''s user id: the sub claim of request.jwt.claims when claims are set, else app.current_user_id; null when anonymous. The only source of identity in watchium-db.';
@@ -2514,30 +2517,35 @@ $$;
 COMMENT ON FUNCTION watchium_private.room_event_delivery() IS 'How room events are delivered now: realtime (realtime.send to room:<id>), notify (NOTIFY "watchium:room:<id>") or both. Decided from the room_event_delivery setting and whether realtime.send exists.';
 
 CREATE FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone DEFAULT now()) RETURNS numeric
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select case
-    when p_room.is_playing then
-      pg_catalog.round(least(
-        86400::numeric,
-        p_room.current_playback_time
-          + extract(epoch from greatest(p_at - p_room.playback_updated_at, interval '0'))
-            * p_room.playback_speed
-      ), 2)
-    else p_room.current_playback_time
-  end
+begin
+  if p_room.is_playing then
+    return pg_catalog.round(least(
+      86400::numeric,
+      p_room.current_playback_time
+        + extract(epoch from greatest(p_at - p_room.playback_updated_at, interval '0'))
+          * p_room.playback_speed
+    ), 2);
+  end if;
+  return p_room.current_playback_time;
+end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone) IS 'The expected host position at p_at (default: now): current_playback_time + elapsed since playback_updated_at * playback_speed while playing (at most 86400), else current_playback_time. Internal.';
 
 CREATE FUNCTION watchium_private.setting_interval(p_key text) RETURNS interval
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select (s.value #>> '{}')::interval
-  from watchium_private.settings as s
-  where s.key = p_key
+begin
+  return (
+    select (s.value #>> '{}')::interval
+    from watchium_private.settings as s
+    where s.key = p_key
+  );
+end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.setting_interval(p_key text) IS 'The setting p_key as an interval (null when absent). Internal.';

@@ -38,13 +38,17 @@ revoke all on table watchium_private.settings from public;
 -- -----------------------------------------------------------------------------
 create function watchium_private.setting_interval(p_key text)
 returns interval
-language sql
+language plpgsql  -- not sql: a SQL function with SET is planned again on every call
 stable
 set search_path = ''
 as $$
-  select (s.value #>> '{}')::interval
-  from watchium_private.settings as s
-  where s.key = p_key
+begin
+  return (
+    select (s.value #>> '{}')::interval
+    from watchium_private.settings as s
+    where s.key = p_key
+  );
+end;
 $$;
 comment on function watchium_private.setting_interval(text) is
   'The setting p_key as an interval (null when absent). Internal.';
@@ -61,15 +65,18 @@ revoke all on function watchium_private.setting_interval(text) from public;
 -- -----------------------------------------------------------------------------
 create function watchium_private.current_user_id()
 returns text
-language sql
+language plpgsql  -- not sql: a SQL function with SET is planned again on every call
 stable
 set search_path = ''
 as $$
-  select case
-    when nullif(pg_catalog.current_setting('request.jwt.claims', true), '') is not null
-      then nullif(pg_catalog.current_setting('request.jwt.claims', true)::jsonb ->> 'sub', '')
-    else nullif(pg_catalog.current_setting('app.current_user_id', true), '')
-  end
+declare
+  v_claims text := nullif(pg_catalog.current_setting('request.jwt.claims', true), '');
+begin
+  if v_claims is not null then
+    return nullif(v_claims::jsonb ->> 'sub', '');
+  end if;
+  return nullif(pg_catalog.current_setting('app.current_user_id', true), '');
+end;
 $$;
 comment on function watchium_private.current_user_id() is
   'The caller''s user id: the sub claim of request.jwt.claims when claims are set, else app.current_user_id; null when anonymous. The only source of identity in watchium-db.';

@@ -365,20 +365,21 @@ create function watchium_private.room_expected_position(
   p_at timestamptz default pg_catalog.now()
 )
 returns numeric
-language sql
+language plpgsql  -- not sql: a SQL function with SET is planned again on every call
 stable
 set search_path = ''
 as $$
-  select case
-    when p_room.is_playing then
-      pg_catalog.round(least(
-        86400::numeric,
-        p_room.current_playback_time
-          + extract(epoch from greatest(p_at - p_room.playback_updated_at, interval '0'))
-            * p_room.playback_speed
-      ), 2)
-    else p_room.current_playback_time
-  end
+begin
+  if p_room.is_playing then
+    return pg_catalog.round(least(
+      86400::numeric,
+      p_room.current_playback_time
+        + extract(epoch from greatest(p_at - p_room.playback_updated_at, interval '0'))
+          * p_room.playback_speed
+    ), 2);
+  end if;
+  return p_room.current_playback_time;
+end;
 $$;
 comment on function watchium_private.room_expected_position(public.rooms, timestamptz) is
   'The expected host position at p_at (default: now): current_playback_time + elapsed since playback_updated_at * playback_speed while playing (at most 86400), else current_playback_time. Internal.';
