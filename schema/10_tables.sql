@@ -241,9 +241,10 @@ CREATE TABLE watchium_private.member_presence (
     is_playing boolean DEFAULT false NOT NULL,
     time_difference numeric(10,2),
     sync_level text,
+    previous_sync_level text,
     last_sample_at timestamp with time zone,
     CONSTRAINT member_presence_reported_time_check CHECK (((reported_time >= (0)::numeric) AND (reported_time <= (86400)::numeric))),
-    CONSTRAINT member_presence_sync_level_check CHECK ((sync_level = ANY (ARRAY['perfect'::text, 'good'::text, 'minor_drift'::text, 'out_of_sync'::text]))),
+    CONSTRAINT member_presence_sync_level_check CHECK (((sync_level = ANY (ARRAY['perfect'::text, 'good'::text, 'minor_drift'::text, 'out_of_sync'::text])) AND (previous_sync_level = ANY (ARRAY['perfect'::text, 'good'::text, 'minor_drift'::text, 'out_of_sync'::text])))),
     CONSTRAINT member_presence_time_difference_check CHECK (((time_difference >= (0)::numeric) AND (time_difference <= (86400)::numeric)))
 )
 WITH (fillfactor='70');
@@ -263,6 +264,8 @@ COMMENT ON COLUMN watchium_private.member_presence.is_playing IS 'Whether the me
 COMMENT ON COLUMN watchium_private.member_presence.time_difference IS 'Absolute drift to the expected host position at the last heartbeat, in seconds.';
 
 COMMENT ON COLUMN watchium_private.member_presence.sync_level IS 'perfect (<= 0.5 s), good (<= 1 s), minor_drift (<= 2 s) or out_of_sync at the last heartbeat.';
+
+COMMENT ON COLUMN watchium_private.member_presence.previous_sync_level IS 'Sync level of the heartbeat before the last one: the last heartbeat changed level when it differs from sync_level.';
 
 COMMENT ON COLUMN watchium_private.member_presence.last_sample_at IS 'When a heartbeat of this member was last sampled into public.sync_states.';
 

@@ -93,6 +93,31 @@ def as_service(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any
         yield c
 
 
+BATCH_SQL = (
+    "select * from public.record_heartbeats(%s, %s::text[], %s::numeric[], %s::boolean[])"
+)
+
+
+def batch_arguments(beats: list[tuple[Any, Any, Any]], room_id: str = ROOM_ID) -> tuple[Any, ...]:
+    """record_heartbeats' arguments for ``(user_id, current_time, is_playing)`` triples."""
+    return (
+        room_id,
+        [b[0] for b in beats],
+        [None if b[1] is None else str(b[1]) for b in beats],
+        [b[2] for b in beats],
+    )
+
+
+def batch(
+    conn: psycopg.Connection[Any], beats: list[tuple[Any, Any, Any]], room_id: str = ROOM_ID
+) -> dict[str, dict[str, Any]]:
+    """Relay ``beats`` as the service role; the result rows by user id."""
+    with as_service(conn) as c:
+        cur = c.execute(BATCH_SQL, batch_arguments(beats, room_id))
+        names = [d.name for d in cur.description or ()]
+        return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+
+
 def events(
     conn: psycopg.Connection[Any], room_id: str = ROOM_ID, event: str | None = None
 ) -> list[Any]:

@@ -47,7 +47,7 @@ def test_every_public_function_has_one_rpc_spec_with_its_sql_arguments(
     watchium_conn: psycopg.Connection[Any],
 ) -> None:
     rows = watchium_conn.execute(
-        "select p.proname, coalesce(array_to_string(p.proargnames, ' '), '')"
+        "select p.proname, coalesce(array_to_string(p.proargnames[1:p.pronargs], ' '), '')"
         " from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
         " where n.nspname = 'public' and p.prokind = 'f'"
         "   and has_function_privilege('authenticated', p.oid, 'execute')"
@@ -151,8 +151,9 @@ def test_sync_realtime_and_service_rpcs_through_the_client(
     batch = service.record_heartbeats(
         room_id, [{"user_id": "bob", "current_time": state.expected_time, "is_playing": True}]
     )
-    assert (batch.accepted, batch.not_members) == (1, 0)
-    assert batch.results[0]["user_id"] == "bob"
+    assert (batch.accepted, batch.throttled, batch.not_members) == (1, 0, 0)
+    assert batch.results[0].user_id == "bob" and batch.results[0].outcome == "ok"
+    assert batch.results[0].is_synced and isinstance(batch.results[0].server_time, datetime)
 
     event_id = bob.broadcast_to_room(room_id, "chat_message", {"message": "hi"})
     stored = watchium_conn.execute(

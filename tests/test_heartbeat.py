@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 import psycopg
@@ -10,10 +9,13 @@ import pytest
 from psycopg import errors
 
 from tests.sync_factories import (
+    BATCH_SQL,
     ROOM_ID,
     add_members,
     age,
     as_service,
+    batch,
+    batch_arguments,
     events,
     heartbeat,
     make_room,
@@ -238,22 +240,22 @@ def test_heartbeat_history_is_sampled(conn):
 def test_batched_heartbeats_for_an_edge_server(conn):
     make_room(conn, playing=False, position=10, members=["alice", "bob", "carol"])
     heartbeat(conn, "carol", 10, is_playing=False)  # carol just reported: throttled in the batch
-    batch = [
-        {"user_id": "alice", "current_time": 10.3, "is_playing": False},
-        {"user_id": "bob", "current_time": 25, "is_playing": False},
-        {"user_id": "carol", "current_time": 10, "is_playing": False},
-        {"user_id": "stranger", "current_time": 10, "is_playing": False},
-    ]
-    with as_service(conn) as c:
-        result = one(
-            c, "select public.record_heartbeats(%s, %s::jsonb)", (ROOM_ID, json.dumps(batch))
-        )
-    assert (result["accepted"], result["throttled"], result["not_members"]) == (2, 1, 1)
-    outcome = {r["user_id"]: (r["outcome"], r["sync_level"]) for r in result["results"]}
+    result = batch(
+        conn,
+        [
+            ("alice", 10.3, False),
+            ("bob", 25, False),
+            ("carol", 10, False),
+            ("stranger", 10, False),
+        ],
+    )
+    assert list(result) == ["alice", "bob", "carol", "stranger"]  # user id order
+    outcome = {u: (r["outcome"], r["sync_level"]) for u, r in result.items()}
     assert outcome["alice"] == ("ok", "perfect")
     assert outcome["bob"] == ("ok", "out_of_sync")
     assert outcome["carol"][0] == "throttled"
     assert outcome["stranger"][0] == "not_member"
+    assert result["bob"]["time_difference"] == 15 and result["bob"]["is_synced"] is False
     assert conn.execute(
         "select user_id, reported_time from watchium_private.member_presence"
         " where user_id in ('alice', 'bob') order by user_id"
@@ -261,51 +263,109 @@ def test_batched_heartbeats_for_an_edge_server(conn):
     assert one(conn, "select is_synced from public.room_members where user_id = 'bob'") is False
 
 
+def test_single_and_batched_heartbeats_write_the_same(conn):
+    """Two write paths, one behaviour: presence, history, published flag and events agree."""
+    members = ["alice", "bob"]
+    presence = (
+        "select reported_time, is_playing, time_difference, sync_level, previous_sync_level,"
+        " last_sample_at is not null from watchium_private.member_presence where user_id = %s"
+    )
+    history = (
+        "select host_time, member_time, time_difference, is_synced from public.sync_states"
+        " where user_id = %s and sync_event_type = 'heartbeat' order by created_at"
+    )
+    published = "select is_synced, current_playback_time from public.room_members where user_id = %s"
+    make_room(conn, playing=False, position=100, members=members)
+    conn.execute("delete from watchium_private.room_events")
+    for position in ("100.4", "100.9", "101.5", "103", "99.2", "99.2"):
+        single = heartbeat(conn, "alice", position, is_playing=False)
+        relayed = batch(conn, [("bob", position, False)])["bob"]
+        assert relayed["outcome"] == "ok"
+        assert Decimal(str(single["time_difference"])) == relayed["time_difference"]
+        assert Decimal(str(single["expected_time"])) == relayed["expected_time"]
+        assert (single["is_synced"], single["sync_level"]) == (
+            relayed["is_synced"],
+            relayed["sync_level"],
+        )
+        assert conn.execute(presence, ("alice",)).fetchone() == conn.execute(
+            presence, ("bob",)
+        ).fetchone()
+        assert conn.execute(published, ("alice",)).fetchone() == conn.execute(
+            published, ("bob",)
+        ).fetchone()
+        age(conn, ROOM_ID, 3)
+    assert conn.execute(history, ("alice",)).fetchall() == conn.execute(
+        history, ("bob",)
+    ).fetchall()
+    by_member: dict[str, list[tuple[str, str | None]]] = {"alice": [], "bob": []}
+    for _, payload in events(conn, event="sync_status"):
+        by_member[payload["user_id"]].append((payload["sync_level"], payload["previous_level"]))
+    assert by_member["alice"] == by_member["bob"]
+    assert [level for level, _ in by_member["alice"]] == [
+        "perfect", "good", "minor_drift", "out_of_sync", "good",
+    ]
+
+
 def test_batched_heartbeats_are_service_role_only(conn):
     make_room(conn)
-    batch = json.dumps([{"user_id": "bob", "current_time": 1, "is_playing": True}])
     with pytest.raises(psycopg.Error) as exc, as_user(conn, "alice") as c:
-        c.execute("select public.record_heartbeats(%s, %s::jsonb)", (ROOM_ID, batch))
+        c.execute(BATCH_SQL, batch_arguments([("bob", 1, True)]))
     assert exc.value.sqlstate == "42501"
 
 
 @pytest.mark.parametrize(
-    ("batch", "message"),
+    ("arguments", "message"),
     [
-        ([], "p_heartbeats must be a JSON array of 1 to 1000"),
-        ({"user_id": "alice"}, "p_heartbeats must be a JSON array"),
+        ((ROOM_ID, [], [], []), "p_user_ids must be an array of 1 to 1000 user ids (got 0)"),
+        ((ROOM_ID, None, ["1"], [True]), "p_user_ids must be an array of 1 to 1000"),
+        ((ROOM_ID, ["alice"] * 1001, ["1"] * 1001, [True] * 1001), "(got 1001)"),
         (
-            [{"user_id": "alice", "current_time": "NaN", "is_playing": True}],
-            "p_heartbeats[0]: current_time must be a number",
+            (ROOM_ID, ["alice", "bob"], ["1"], [True, True]),
+            "p_current_times must have one time per user id (2 expected, got 1)",
         ),
         (
-            [
-                {"user_id": "alice", "current_time": 1, "is_playing": True},
-                {"user_id": "bob", "current_time": -1, "is_playing": True},
-            ],
-            "p_heartbeats[1]: current_time must be between 0 and 86400",
+            (ROOM_ID, ["alice"], ["1"], None),
+            "p_is_playing must have one flag per user id (1 expected, got null)",
         ),
-        ([{"user_id": "alice", "current_time": 86401, "is_playing": True}], "between 0 and 86400"),
         (
-            [{"user_id": "alice", "current_time": 1, "is_playing": "yes"}],
-            "is_playing must be true or false",
+            (ROOM_ID, ["alice"], ["NaN"], [True]),
+            "p_current_times[1] must be a number of seconds from 0 to 86400 (got NaN)",
         ),
-        ([{"user_id": "", "current_time": 1, "is_playing": True}], "user_id must be a string"),
+        ((ROOM_ID, ["alice"], ["Infinity"], [True]), "p_current_times[1] must be a number"),
         (
-            [
-                {"user_id": "alice", "current_time": 1, "is_playing": True},
-                {"user_id": "alice", "current_time": 2, "is_playing": True},
-            ],
-            "appears more than once",
+            (ROOM_ID, ["alice", "bob"], ["1", "-1"], [True, True]),
+            "p_current_times[2] must be a number of seconds from 0 to 86400 (got -1)",
+        ),
+        ((ROOM_ID, ["alice"], ["86400.01"], [True]), "from 0 to 86400 (got 86400.01)"),
+        ((ROOM_ID, ["alice"], [None], [True]), "p_current_times[1] must be a number"),
+        (
+            (ROOM_ID, ["alice"], ["1"], [None]),
+            "p_is_playing[1] must be true or false, not null",
+        ),
+        ((ROOM_ID, [""], ["1"], [True]), "p_user_ids[1] must be a user id of 1 to 100"),
+        ((ROOM_ID, [None], ["1"], [True]), "p_user_ids[1] must be a user id"),
+        ((ROOM_ID, ["x" * 101], ["1"], [True]), "p_user_ids[1] must be a user id"),
+        (
+            (ROOM_ID, ["alice", "bob", "alice"], ["1", "2", "3"], [True] * 3),
+            "p_user_ids[1]: 'alice' appears more than once",
         ),
     ],
 )
-def test_batched_heartbeats_validate_every_element(conn, batch, message):
+def test_batched_heartbeats_validate_every_element(conn, arguments, message):
     make_room(conn)
     with pytest.raises(psycopg.Error) as exc, as_service(conn) as c:
-        c.execute("select public.record_heartbeats(%s, %s::jsonb)", (ROOM_ID, json.dumps(batch)))
+        c.execute(BATCH_SQL, arguments)
     assert exc.value.sqlstate == "22023"
     assert message in str(exc.value)
+    assert one(conn, "select count(*) from watchium_private.member_presence"
+               " where last_sample_at is not null") == 0
+
+
+def test_batched_heartbeats_name_a_missing_room(conn):
+    make_room(conn)
+    with pytest.raises(psycopg.Error) as exc:
+        batch(conn, [("alice", 1, True)], room_id="nosuchroom")
+    assert exc.value.sqlstate == "P0002" and "nosuchroom" in str(exc.value)
 
 
 def test_batched_heartbeats_are_rate_limited_per_room(conn):
@@ -313,12 +373,10 @@ def test_batched_heartbeats_are_rate_limited_per_room(conn):
     conn.execute(
         "update watchium_private.rate_limit_rules set max_requests = 2 where action = 'heartbeat_batch'"
     )
-    batch = json.dumps([{"user_id": "alice", "current_time": 0, "is_playing": False}])
     for _ in range(2):
-        with as_service(conn) as c:
-            c.execute("select public.record_heartbeats(%s, %s::jsonb)", (ROOM_ID, batch))
-    with pytest.raises(psycopg.Error) as exc, as_service(conn) as c:
-        c.execute("select public.record_heartbeats(%s, %s::jsonb)", (ROOM_ID, batch))
+        batch(conn, [("alice", 0, False)])
+    with pytest.raises(psycopg.Error) as exc:
+        batch(conn, [("alice", 0, False)])
     assert exc.value.sqlstate == "WD429"
 
 
@@ -361,15 +419,9 @@ def test_controls_and_batched_heartbeats_run_concurrently_without_deadlock(conn,
         try:
             with psycopg.connect(watchium_db_url, autocommit=True) as c:
                 for i in range(15):
-                    batch = [
-                        {"user_id": u, "current_time": i % 3 * 5, "is_playing": False}
-                        for u in order
-                    ]
+                    beats = [(u, i % 3 * 5, False) for u in order]
                     with as_service(c) as s:
-                        s.execute(
-                            "select public.record_heartbeats(%s, %s::jsonb)",
-                            (ROOM_ID, json.dumps(batch)),
-                        )
+                        s.execute(BATCH_SQL, batch_arguments(beats))
         except BaseException as exc:
             failures.append(exc)
 

@@ -357,7 +357,7 @@ def test_privileges_hold_under_supabase_default_grants(conn):
         assert not one(conn, "select has_function_privilege('anon', %s, 'execute')", (fn,)), fn
         assert one(conn, "select has_function_privilege('authenticated', %s, 'execute')", (fn,)), fn
         assert one(conn, "select has_function_privilege('service_role', %s, 'execute')", (fn,)), fn
-    batch = "public.record_heartbeats(text, jsonb)"
+    batch = "public.record_heartbeats(text, text[], numeric[], boolean[])"
     assert not one(conn, "select has_function_privilege('authenticated', %s, 'execute')", (batch,))
     assert one(conn, "select has_function_privilege('service_role', %s, 'execute')", (batch,))
     # Internal functions and the metrics table: nobody but the owner.
@@ -365,9 +365,10 @@ def test_privileges_hold_under_supabase_default_grants(conn):
         "select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
         " where n.nspname = 'watchium_private' and p.proname in ('room_expected_position',"
         " 'sync_level', 'require_playback_time', 'require_sync_room', 'sync_room_members',"
-        " 'apply_host_control', 'apply_heartbeats', 'maintain_sync_history', 'needs_resync')"
+        " 'apply_host_control', 'apply_heartbeats', 'maintain_sync_history', 'needs_resync',"
+        " 'heartbeat_intervals')"
     ).fetchall()
-    assert len(private) == 9
+    assert len(private) == 10
     for (fn,) in private:
         for role in ("anon", "authenticated", "service_role"):
             assert not one(conn, "select has_function_privilege(%s, %s, 'execute')", (role, fn)), (

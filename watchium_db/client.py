@@ -429,17 +429,40 @@ class Heartbeat:
 
 
 @dataclass(frozen=True)
-class HeartbeatBatch:
-    """record_heartbeats (service role): per-member outcomes in ``results``."""
+class HeartbeatOutcome:
+    """One member's row of record_heartbeats: ``outcome`` is ok, throttled or not_member."""
 
-    room_id: str
-    accepted: int
-    throttled: int
-    not_members: int
+    user_id: str
+    outcome: str
+    reported_time: float
     expected_time: float
+    time_difference: float
+    is_synced: bool
+    sync_level: str
     server_time: datetime | None
-    results: tuple[Mapping[str, Any], ...]
     raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class HeartbeatBatch:
+    """record_heartbeats (service role): one outcome per member, in user id order."""
+
+    results: tuple[HeartbeatOutcome, ...]
+
+    def _count(self, outcome: str) -> int:
+        return sum(1 for r in self.results if r.outcome == outcome)
+
+    @property
+    def accepted(self) -> int:
+        return self._count("ok")
+
+    @property
+    def throttled(self) -> int:
+        return self._count("throttled")
+
+    @property
+    def not_members(self) -> int:
+        return self._count("not_member")
 
 
 @dataclass(frozen=True)
@@ -529,11 +552,18 @@ class Rpc(Generic[T]):
     name: str
     args: tuple[tuple[str, str], ...]
     parse: Callable[[Any], T]
+    returns_rows: bool = False
 
     def sql(self, given: Mapping[str, Any]) -> str:
         """``select public.f(p_a => %(p_a)s::type, …)`` for the arguments given (not None);
-        omitted ones take the function's SQL default."""
+        omitted ones take the function's SQL default. A function returning rows is read as
+        one JSON array of them."""
         named = ", ".join(f"{a} => %({a})s::{t}" for a, t in self.args if a in given)
+        if self.returns_rows:
+            return (
+                "select coalesce(jsonb_agg(to_jsonb(r)), '[]'::jsonb) as result"
+                f" from public.{self.name}({named}) as r"
+            )
         return f"select public.{self.name}({named}) as result"
 
     def params(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -549,6 +579,16 @@ class Rpc(Generic[T]):
 def _args(spec: str) -> tuple[tuple[str, str], ...]:
     pairs = (item.split(":") for item in spec.split())
     return tuple((f"p_{name}", sqltype) for name, sqltype in pairs)
+
+
+def _batch_arguments(room_id: str, heartbeats: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """record_heartbeats takes one array per field: element i is member i's heartbeat."""
+    return {
+        "room_id": room_id,
+        "user_ids": [h.get("user_id") for h in heartbeats],
+        "current_times": [h.get("current_time") for h in heartbeats],
+        "is_playing": [h.get("is_playing") for h in heartbeats],
+    }
 
 
 def _same(value: Any) -> Any:
@@ -629,8 +669,9 @@ RECORD_HEARTBEAT = Rpc(
 )
 RECORD_HEARTBEATS = Rpc(
     "record_heartbeats",
-    _args("room_id:text heartbeats:jsonb"),
-    lambda d: _build(HeartbeatBatch, d, results=tuple),
+    _args("room_id:text user_ids:text[] current_times:numeric[] is_playing:boolean[]"),
+    lambda rows: HeartbeatBatch(tuple(_build(HeartbeatOutcome, r) for r in rows)),
+    returns_rows=True,
 )
 GET_ROOM_SYNC_STATE = Rpc(
     "get_room_sync_state", _args("room_id:text"), lambda d: _build(SyncState, d)
@@ -824,7 +865,7 @@ class Session(Caller):
     ) -> HeartbeatBatch:
         """Service role: many members' heartbeats at once (``user_id``, ``current_time``,
         ``is_playing`` each)."""
-        return self._rpc(RECORD_HEARTBEATS, {"room_id": room_id, "heartbeats": list(heartbeats)})
+        return self._rpc(RECORD_HEARTBEATS, _batch_arguments(room_id, heartbeats))
 
     def get_room_sync_state(self, room_id: str) -> SyncState:
         """The "Live" state: the host's expected position now and the room's sync stats."""
@@ -1026,9 +1067,7 @@ class AsyncSession(AsyncCaller):
     ) -> HeartbeatBatch:
         """Service role: many members' heartbeats at once (``user_id``, ``current_time``,
         ``is_playing`` each)."""
-        return await self._rpc(
-            RECORD_HEARTBEATS, {"room_id": room_id, "heartbeats": list(heartbeats)}
-        )
+        return await self._rpc(RECORD_HEARTBEATS, _batch_arguments(room_id, heartbeats))
 
     async def get_room_sync_state(self, room_id: str) -> SyncState:
         """The "Live" state: the host's expected position now and the room's sync stats."""

@@ -263,6 +263,7 @@ class MemberPresence(Base):
     is_playing: Mapped[bool] = mapped_column(server_default=text("false"))
     time_difference: Mapped[Decimal | None]
     sync_level: Mapped[str | None]
+    previous_sync_level: Mapped[str | None]
     last_sample_at: Mapped[dt.datetime | None]
 
 

@@ -167,20 +167,25 @@ create table watchium_private.member_presence (
   is_playing      boolean       not null default false,
   time_difference numeric(10,2),
   sync_level      text,
+  previous_sync_level text,
   last_sample_at  timestamptz,
   constraint member_presence_pkey primary key (room_id, user_id),
   constraint member_presence_room_id_user_id_fkey foreign key (room_id, user_id)
     references public.room_members (room_id, user_id) on delete cascade,
   constraint member_presence_reported_time_check check (reported_time between 0 and 86400),
   constraint member_presence_time_difference_check check (time_difference between 0 and 86400),
+  -- One constraint for both levels: a heartbeat checks every constraint of the
+  -- row it writes, and each costs a little on the hottest statement.
   constraint member_presence_sync_level_check check (
     sync_level in ('perfect', 'good', 'minor_drift', 'out_of_sync')
+    and previous_sync_level in ('perfect', 'good', 'minor_drift', 'out_of_sync')
   )
 ) with (fillfactor = 70);
 comment on table watchium_private.member_presence is
   'Presence of each member, written by every heartbeat: last heartbeat, reported position, drift to the expected host position and sync level. Not published; no index but the primary key, so heartbeats are HOT updates.';
 comment on column watchium_private.member_presence.reported_time is 'The member''s position in seconds at last_heartbeat.';
 comment on column watchium_private.member_presence.time_difference is 'Absolute drift to the expected host position at the last heartbeat, in seconds.';
+comment on column watchium_private.member_presence.previous_sync_level is 'Sync level of the heartbeat before the last one: the last heartbeat changed level when it differs from sync_level.';
 comment on column watchium_private.member_presence.last_sample_at is 'When a heartbeat of this member was last sampled into public.sync_states.';
 revoke all on table watchium_private.member_presence from public;
 

@@ -121,11 +121,13 @@ revoke all on function watchium_private.require_user_id() from public;
 -- -----------------------------------------------------------------------------
 create function watchium_private.caller_is_trusted()
 returns boolean
-language sql
+language plpgsql  -- not sql: a SQL function with SET is planned again on every call
 stable
 set search_path = ''
 as $$
-  select pg_catalog.current_setting('role') not in ('anon', 'authenticated')
+begin
+  return pg_catalog.current_setting('role') not in ('anon', 'authenticated');
+end;
 $$;
 comment on function watchium_private.caller_is_trusted() is
   'True for service_role and direct owner connections; false for anon and authenticated callers.';

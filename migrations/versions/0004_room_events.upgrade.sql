@@ -60,11 +60,13 @@ create index room_events_created_at_idx
 -- -----------------------------------------------------------------------------
 create function watchium_private.realtime_available()
 returns boolean
-language sql
+language plpgsql  -- not sql: a SQL function with SET is planned again on every call
 stable
 set search_path = ''
 as $$
-  select pg_catalog.to_regprocedure('realtime.send(jsonb, text, text, boolean)') is not null
+begin
+  return pg_catalog.to_regprocedure('realtime.send(jsonb, text, text, boolean)') is not null;
+end;
 $$;
 comment on function watchium_private.realtime_available() is
   'True when realtime.send(jsonb, text, text, boolean) exists (Supabase Realtime): room events are then broadcast; otherwise they are sent with NOTIFY.';
@@ -79,18 +81,22 @@ revoke all on function watchium_private.realtime_available() from public;
 -- -----------------------------------------------------------------------------
 create function watchium_private.room_event_delivery()
 returns text
-language sql
+language plpgsql  -- not sql: a SQL function with SET is planned again on every call
 stable
 set search_path = ''
 as $$
-  select case
-    when coalesce(s.value #>> '{}', 'auto') = 'notify' then 'notify'
+declare
+  v_setting text := (
+    select s.value #>> '{}' from watchium_private.settings as s where s.key = 'room_event_delivery'
+  );
+begin
+  return case
+    when coalesce(v_setting, 'auto') = 'notify' then 'notify'
     when not watchium_private.realtime_available() then 'notify'
-    when s.value #>> '{}' = 'both' then 'both'
+    when v_setting = 'both' then 'both'
     else 'realtime'
-  end
-  from (select) as one
-  left join watchium_private.settings as s on s.key = 'room_event_delivery'
+  end;
+end;
 $$;
 comment on function watchium_private.room_event_delivery() is
   'How room events are delivered now: realtime (realtime.send to room:<id>), notify (NOTIFY "watchium:room:<id>") or both. Decided from the room_event_delivery setting and whether realtime.send exists.';

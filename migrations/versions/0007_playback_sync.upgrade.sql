@@ -59,7 +59,7 @@ insert into watchium_private.rate_limit_rules (action, max_requests, window_minu
 -- -----------------------------------------------------------------------------
 -- watchium_private.sync_level(drift): the seed's tolerances.
 -- perfect <= 0.5 s, good <= 1 s, minor_drift <= 2 s (still synced),
--- out_of_sync > 2 s. The heartbeat hot path (apply_heartbeats) inlines
+-- out_of_sync > 2 s. The heartbeat hot paths (record_heartbeat, apply_heartbeats) inline
 -- the same CASE: a function with SET search_path is never inlined, and
 -- a call per row would cost more than the rest of the row.
 -- -----------------------------------------------------------------------------
@@ -520,166 +520,53 @@ grant execute on function public.set_playback_speed(text, numeric) to authentica
 -- =============================================================================
 
 -- -----------------------------------------------------------------------------
--- watchium_private.apply_heartbeats(room, heartbeats): the one write path of
--- heartbeats, set-based for any number of members of one room.
---
--- p_heartbeats is a validated jsonb array of
---   {"user_id": text, "current_time": number, "is_playing": boolean}.
--- Per member: outcome 'ok', 'not_member' or 'throttled' (its previous
--- heartbeat is younger than heartbeat_min_interval; nothing written).
--- For 'ok' members, in one statement:
---   * member_presence: last heartbeat, position, drift, level (no indexed
---     column changes: HOT; its own row only: no hot shared row, no MultiXact);
+-- How a heartbeat writes (both forms):
+--   * member_presence: last heartbeat, position, drift, level, and the level
+--     before it (previous_sync_level: the UPDATE's RETURNING shows whether
+--     the level changed without reading the row first). No indexed column
+--     changes: HOT; the member's own row only: no hot shared row, no
+--     MultiXact. The throttle is part of the UPDATE's WHERE, so a heartbeat
+--     that arrives sooner than heartbeat_min_interval writes nothing.
 --   * public.sync_states: a sample when the level changed or the member's
 --     last sample is older than heartbeat_sample_interval;
---   * public.room_members: only when is_synced flips;
+--   * public.room_members (published): only when is_synced flips, never
+--     waited for: a member row locked by another transaction is skipped (a
+--     leave or kick locks room_members before its presence row cascades, so
+--     waiting could deadlock); the published flag still differs afterwards,
+--     so the member's next heartbeat refreshes it;
 --   * a 'sync_status' room event only when the level changed.
--- Never touches public.rooms and takes no room lock.
+-- Never public.rooms, and no room lock.
+--
+-- The single form (record_heartbeat, every 3 s per member: the hottest call
+-- of the platform) is one UPDATE of its own; the batched form is one
+-- set-based statement over arrays (apply_heartbeats). Both inline the
+-- level CASE of watchium_private.sync_level (a function with SET is never
+-- inlined); the tests hold both to the same boundaries and writes.
 -- -----------------------------------------------------------------------------
-create function watchium_private.apply_heartbeats(p_room public.rooms, p_heartbeats jsonb)
-returns table (
-  user_id         text,
-  outcome         text,
-  reported_time   numeric,
-  expected_time   numeric,
-  time_difference numeric,
-  sync_level      text,
-  is_synced       boolean,
-  sampled         boolean,
-  level_changed   boolean
+
+-- -----------------------------------------------------------------------------
+-- watchium_private.heartbeat_intervals(): heartbeat_min_interval and
+-- heartbeat_sample_interval in one read.
+-- -----------------------------------------------------------------------------
+create function watchium_private.heartbeat_intervals(
+  out min_interval interval,
+  out sample_interval interval
 )
-language plpgsql
-volatile
+language plpgsql  -- not sql: a SQL function with SET is planned again on every call
+stable
 set search_path = ''
 as $$
--- PL/pgSQL only to keep the plan of its one statement cached across calls
--- (a SQL function is planned again on every call: every heartbeat).
-#variable_conflict use_column
 begin
-  return query
-  with cfg as (
-    select watchium_private.setting_interval('heartbeat_min_interval') as min_interval,
-           watchium_private.setting_interval('heartbeat_sample_interval') as sample_interval,
-           watchium_private.room_expected_position(p_room) as expected
-  ),
-  beat as (
-    select h.user_id, pg_catalog.round(h."current_time", 2) as reported, h.is_playing
-    from pg_catalog.jsonb_to_recordset(p_heartbeats)
-      as h(user_id text, "current_time" numeric, is_playing boolean)
-  ),
-  previous as (
-    select p.user_id, p.last_heartbeat, p.sync_level, p.last_sample_at
-    from watchium_private.member_presence as p
-    where p.room_id = p_room.room_id
-      and p.user_id in (select b.user_id from beat as b)
-    order by p.user_id  -- key order: two batches of one room never deadlock
-    for update of p
-  ),
-  measured as (
-    select b.user_id, b.reported, b.is_playing, c.expected,
-           case
-             when o.user_id is null then 'not_member'
-             -- last_sample_at is set by heartbeats only: the first heartbeat
-             -- right after joining (last_heartbeat = join time) is never throttled.
-             when o.last_sample_at is not null
-              and o.last_heartbeat > pg_catalog.now() - c.min_interval then 'throttled'
-             else 'ok'
-           end as outcome,
-           x.drift,
-           -- watchium_private.sync_level, inlined (a function with SET is never inlined).
-           case when x.drift <= 0.5 then 'perfect'
-                when x.drift <= 1 then 'good'
-                when x.drift <= 2 then 'minor_drift'
-                else 'out_of_sync' end as new_level,
-           o.sync_level as old_level,
-           o.last_sample_at,
-           c.sample_interval
-    from beat as b
-    cross join cfg as c
-    left join previous as o on o.user_id = b.user_id
-    cross join lateral (select pg_catalog.round(abs(b.reported - c.expected), 2) as drift) as x
-  ),
-  status as (
-    select m.*,
-           m.drift <= 2 as synced,
-           m.old_level is distinct from m.new_level as changed,
-           (m.old_level is distinct from m.new_level
-             or m.last_sample_at is null
-             or m.last_sample_at <= pg_catalog.now() - m.sample_interval) as sample
-    from measured as m
-  ),
-  presence as (
-    update watchium_private.member_presence as p
-    set last_heartbeat = pg_catalog.now(),
-        reported_time = s.reported,
-        is_playing = s.is_playing,
-        time_difference = s.drift,
-        sync_level = s.new_level,
-        last_sample_at = case when s.sample then pg_catalog.now() else p.last_sample_at end
-    from status as s
-    where p.room_id = p_room.room_id
-      and p.user_id = s.user_id
-      and s.outcome = 'ok'
-    returning 1
-  ),
-  history as (
-    insert into public.sync_states
-      (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type)
-    select p_room.room_id, s.user_id, s.expected, s.reported, s.drift, s.synced, 'heartbeat'
-    from status as s
-    where s.outcome = 'ok' and s.sample
-    returning 1
-  ),
-  -- The published row is refreshed only when is_synced flips, and never
-  -- waited for: a member row locked by another transaction is skipped (a
-  -- leave or kick locks room_members before its presence row cascades, so
-  -- waiting here could deadlock); the published flag still differs
-  -- afterwards, so the member's next heartbeat refreshes it.
-  flipped as (
-    select rm.user_id
-    from public.room_members as rm
-    join status as s on s.user_id = rm.user_id
-    where rm.room_id = p_room.room_id
-      and s.outcome = 'ok'
-      and rm.is_synced is distinct from s.synced
-    for no key update of rm skip locked
-  ),
-  published as (
-    update public.room_members as rm
-    set is_synced = s.synced,
-        current_playback_time = s.reported,
-        last_heartbeat = pg_catalog.now()
-    from flipped as f
-    join status as s on s.user_id = f.user_id
-    where rm.room_id = p_room.room_id
-      and rm.user_id = f.user_id
-    returning 1
-  ),
-  events as (
-    select watchium_private.emit_room_event(
-             p_room.room_id,
-             'sync_status',
-             pg_catalog.jsonb_build_object(
-               'user_id', s.user_id,
-               'sync_level', s.new_level,
-               'previous_level', s.old_level,
-               'is_synced', s.synced,
-               'time_difference', s.drift,
-               'expected_time', s.expected
-             )
-           ) as event_id
-    from status as s
-    where s.outcome = 'ok' and s.changed
-  )
-  select s.user_id, s.outcome, s.reported, s.expected, s.drift, s.new_level, s.synced,
-         s.outcome = 'ok' and s.sample, s.outcome = 'ok' and s.changed
-  from status as s
-  where (select pg_catalog.count(*) from events) >= 0;
+  select pg_catalog.min((s.value #>> '{}')::interval) filter (where s.key = 'heartbeat_min_interval'),
+         pg_catalog.min((s.value #>> '{}')::interval) filter (where s.key = 'heartbeat_sample_interval')
+  into min_interval, sample_interval
+  from watchium_private.settings as s
+  where s.key in ('heartbeat_min_interval', 'heartbeat_sample_interval');
 end;
 $$;
-comment on function watchium_private.apply_heartbeats(public.rooms, jsonb) is
-  'Set-based heartbeat write path of one room: presence (HOT), sampled history, published snapshot only on is_synced flips, sync_status events only on level changes. Never touches public.rooms. Internal.';
-revoke all on function watchium_private.apply_heartbeats(public.rooms, jsonb) from public;
+comment on function watchium_private.heartbeat_intervals() is
+  'The settings heartbeat_min_interval and heartbeat_sample_interval, read in one statement. Internal.';
+revoke all on function watchium_private.heartbeat_intervals() from public;
 
 -- -----------------------------------------------------------------------------
 -- public.record_heartbeat(room_id, current_time, is_playing): the caller's
@@ -700,43 +587,115 @@ security definer  -- writes watchium_private.member_presence and sync history
 set search_path = ''
 as $$
 declare
-  v_user_id text := watchium_private.require_user_id();
-  v_time    numeric := watchium_private.require_playback_time(p_current_time, 'p_current_time');
-  v_room    public.rooms;
-  v_result  record;
+  v_user_id   text := watchium_private.require_user_id();
+  v_time      numeric := watchium_private.require_playback_time(p_current_time, 'p_current_time');
+  v_intervals record;
+  v          record;
 begin
   if p_is_playing is null then
     raise exception 'p_is_playing must be true or false, not null' using errcode = '22023';
   end if;
-  v_room := watchium_private.require_sync_room(p_room_id, v_user_id);
+  v_intervals := watchium_private.heartbeat_intervals();
 
-  select * into v_result
-  from watchium_private.apply_heartbeats(
-    v_room,
-    pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-      'user_id', v_user_id, 'current_time', v_time, 'is_playing', p_is_playing
-    ))
-  );
-  if v_result.outcome = 'not_member' then
-    raise exception 'p_room_id: you are not a member of room %', p_room_id
-      using errcode = '42501', hint = 'Join the room first.';
-  elsif v_result.outcome = 'throttled' then
+  -- One statement: the room (expected position), the member's published
+  -- flag and the presence update. Nothing is updated when the caller is not
+  -- a member, the room does not exist, or the heartbeat is too soon.
+  update watchium_private.member_presence as p
+  set last_heartbeat = pg_catalog.now(),
+      reported_time = v_time,
+      is_playing = p_is_playing,
+      time_difference = d.drift,
+      previous_sync_level = p.sync_level,
+      sync_level = d.level,
+      last_sample_at = case
+        when p.sync_level is distinct from d.level
+          or p.last_sample_at is null
+          or p.last_sample_at <= pg_catalog.now() - v_intervals.sample_interval
+          then pg_catalog.now()
+        else p.last_sample_at
+      end
+  from (
+    select r.is_playing as room_is_playing, r.playback_speed, e.expected, x.drift,
+           -- watchium_private.sync_level, inlined.
+           case when x.drift <= 0.5 then 'perfect'
+                when x.drift <= 1 then 'good'
+                when x.drift <= 2 then 'minor_drift'
+                else 'out_of_sync' end as level,
+           m.is_synced as published_is_synced
+    from public.rooms as r
+    join public.room_members as m on m.room_id = r.room_id and m.user_id = v_user_id
+    -- watchium_private.room_expected_position, inlined.
+    cross join lateral (
+      select case when r.is_playing then pg_catalog.round(least(
+               86400::numeric,
+               r.current_playback_time
+                 + extract(epoch from greatest(pg_catalog.now() - r.playback_updated_at, interval '0'))
+                   * r.playback_speed), 2)
+             else r.current_playback_time end as expected
+    ) as e
+    cross join lateral (select pg_catalog.round(abs(v_time - e.expected), 2) as drift) as x
+    where r.room_id = p_room_id
+  ) as d
+  where p.room_id = p_room_id
+    and p.user_id = v_user_id
+    -- last_sample_at is set by heartbeats only: the first heartbeat right
+    -- after joining (last_heartbeat = join time) is never throttled.
+    and (p.last_sample_at is null
+         or p.last_heartbeat <= pg_catalog.now() - v_intervals.min_interval)
+  returning d.expected, d.drift, d.level, d.room_is_playing, d.playback_speed,
+            d.published_is_synced, p.previous_sync_level,
+            p.last_sample_at = pg_catalog.now() as sampled
+  into v;
+
+  if not found then
+    perform watchium_private.require_sync_room(p_room_id, v_user_id);  -- P0002, 42501
     raise exception 'heartbeats of one member are accepted at most once per %',
-      watchium_private.setting_interval('heartbeat_min_interval')
+      v_intervals.min_interval
       using errcode = 'WD429',
             hint = pg_catalog.format('Send heartbeats every few seconds; retry after %s.',
-                                     watchium_private.setting_interval('heartbeat_min_interval'));
+                                     v_intervals.min_interval);
+  end if;
+
+  if v.sampled then
+    insert into public.sync_states
+      (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type)
+    values (p_room_id, v_user_id, v.expected, v_time, v.drift, v.drift <= 2, 'heartbeat');
+  end if;
+  if v.published_is_synced is distinct from (v.drift <= 2) then
+    update public.room_members as rm
+    set is_synced = v.drift <= 2,
+        current_playback_time = v_time,
+        last_heartbeat = pg_catalog.now()
+    where rm.ctid = (
+      select m.ctid from public.room_members as m
+      where m.room_id = p_room_id and m.user_id = v_user_id
+      for no key update skip locked
+    );
+  end if;
+  if v.previous_sync_level is distinct from v.level then
+    perform watchium_private.emit_room_event(
+      p_room_id,
+      'sync_status',
+      pg_catalog.jsonb_build_object(
+        'user_id', v_user_id,
+        'sync_level', v.level,
+        'previous_level', v.previous_sync_level,
+        'is_synced', v.drift <= 2,
+        'time_difference', v.drift,
+        'expected_time', v.expected
+      )
+    );
   end if;
 
   return pg_catalog.jsonb_build_object(
     'room_id', p_room_id,
-    'current_time', v_result.reported_time,
-    'expected_time', v_result.expected_time,
-    'time_difference', v_result.time_difference,
-    'is_synced', v_result.is_synced,
-    'sync_level', v_result.sync_level,
-    'is_playing', v_room.is_playing,
-    'playback_speed', v_room.playback_speed,
+    'current_time', v_time,
+    'expected_time', v.expected,
+    'time_difference', v.drift,
+    'is_synced', v.drift <= 2,
+    'sync_level', v.level,
+    'is_playing', v.room_is_playing,
+    'playback_speed', v.playback_speed,
     'server_time', pg_catalog.now()
   );
 end;
@@ -747,97 +706,256 @@ revoke all on function public.record_heartbeat(text, numeric, boolean) from publ
 grant execute on function public.record_heartbeat(text, numeric, boolean) to authenticated, service_role;
 
 -- -----------------------------------------------------------------------------
--- public.record_heartbeats(room_id, heartbeats): the batched form for an edge
--- server relaying Realtime presence: a jsonb array (1 to 1000 elements) of
--- {"user_id", "current_time", "is_playing"}. Trusted callers only
--- (service_role): it writes other users' presence. Rate limited per room
--- (heartbeat_batch, subject room:<room_id>). Members whose previous
--- heartbeat is too recent are skipped as throttled, non-members as
--- not_member; the result lists every element's outcome and status.
+-- watchium_private.apply_heartbeats(room, user_ids, times, playing): the
+-- batched write path: one set-based statement for any number of members of
+-- one room. The arrays are validated (same length, no nulls, no duplicate
+-- user ids, times 0 to 86400). Per member: outcome 'ok', 'not_member' or
+-- 'throttled' (its previous heartbeat is younger than heartbeat_min_interval;
+-- nothing written). Rows are updated in user_id order: two batches of one
+-- room never deadlock.
+-- plan_cache_mode: the arrays' sizes vary, so PL/pgSQL would otherwise plan
+-- this statement again on every call (a custom plan costs more than the
+-- whole execution of a 50-member batch).
+-- -----------------------------------------------------------------------------
+create function watchium_private.apply_heartbeats(
+  p_room public.rooms,
+  p_user_ids text[],
+  p_times numeric[],
+  p_playing boolean[]
+)
+returns table (
+  user_id         text,
+  outcome         text,
+  reported_time   numeric,
+  expected_time   numeric,
+  time_difference numeric,
+  is_synced       boolean,
+  sync_level      text
+)
+language plpgsql
+volatile
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+#variable_conflict use_column
+declare
+  v_expected  numeric := watchium_private.room_expected_position(p_room);
+  v_intervals record := watchium_private.heartbeat_intervals();
+begin
+  return query
+  with beat as materialized (
+    select b.user_id, b.reported, b.is_playing, d.drift,
+           -- watchium_private.sync_level, inlined.
+           case when d.drift <= 0.5 then 'perfect'
+                when d.drift <= 1 then 'good'
+                when d.drift <= 2 then 'minor_drift'
+                else 'out_of_sync' end as level
+    from rows from (pg_catalog.unnest(p_user_ids), pg_catalog.unnest(p_times), pg_catalog.unnest(p_playing))
+      as a(user_id, t, is_playing)
+    cross join lateral (select a.user_id, pg_catalog.round(a.t, 2) as reported, a.is_playing) as b
+    cross join lateral (select pg_catalog.round(abs(b.reported - v_expected), 2) as drift) as d
+    order by b.user_id  -- key order: two batches of one room never deadlock
+  ),
+  presence as (
+    update watchium_private.member_presence as p
+    set last_heartbeat = pg_catalog.now(),
+        reported_time = b.reported,
+        is_playing = b.is_playing,
+        time_difference = b.drift,
+        previous_sync_level = p.sync_level,
+        sync_level = b.level,
+        last_sample_at = case
+          when p.sync_level is distinct from b.level
+            or p.last_sample_at is null
+            or p.last_sample_at <= pg_catalog.now() - v_intervals.sample_interval
+            then pg_catalog.now()
+          else p.last_sample_at
+        end
+    from beat as b
+    where p.room_id = p_room.room_id
+      and p.user_id = b.user_id
+      and (p.last_sample_at is null
+           or p.last_heartbeat <= pg_catalog.now() - v_intervals.min_interval)
+    returning p.user_id, p.reported_time, p.time_difference, p.sync_level, p.previous_sync_level,
+              p.last_sample_at = pg_catalog.now() as sampled
+  ),
+  history as (
+    insert into public.sync_states
+      (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type)
+    select p_room.room_id, u.user_id, v_expected, u.reported_time, u.time_difference,
+           u.time_difference <= 2, 'heartbeat'
+    from presence as u
+    where u.sampled
+  ),
+  flipped as (
+    select rm.user_id, u.reported_time, u.time_difference <= 2 as synced
+    from public.room_members as rm
+    join presence as u on u.user_id = rm.user_id
+    where rm.room_id = p_room.room_id
+      and rm.is_synced is distinct from (u.time_difference <= 2)
+    for no key update of rm skip locked
+  ),
+  published as (
+    update public.room_members as rm
+    set is_synced = f.synced,
+        current_playback_time = f.reported_time,
+        last_heartbeat = pg_catalog.now()
+    from flipped as f
+    where rm.room_id = p_room.room_id
+      and rm.user_id = f.user_id
+  ),
+  events as (
+    select watchium_private.emit_room_event(
+             p_room.room_id,
+             'sync_status',
+             pg_catalog.jsonb_build_object(
+               'user_id', u.user_id,
+               'sync_level', u.sync_level,
+               'previous_level', u.previous_sync_level,
+               'is_synced', u.time_difference <= 2,
+               'time_difference', u.time_difference,
+               'expected_time', v_expected
+             )
+           ) as event_id
+    from presence as u
+    where u.sync_level is distinct from u.previous_sync_level
+  )
+  select b.user_id,
+         case
+           when u.user_id is not null then 'ok'
+           when exists (
+             select from watchium_private.member_presence as p
+             where p.room_id = p_room.room_id and p.user_id = b.user_id
+           ) then 'throttled'
+           else 'not_member'
+         end,
+         b.reported, v_expected, b.drift, b.drift <= 2, b.level
+  from beat as b
+  left join presence as u on u.user_id = b.user_id
+  -- events is a SELECT: it runs only when read.
+  where (select pg_catalog.count(*) from events) >= 0;
+end;
+$$;
+comment on function watchium_private.apply_heartbeats(public.rooms, text[], numeric[], boolean[]) is
+  'Batched heartbeat write path of one room, one statement: presence (HOT), sampled history, published snapshot only on is_synced flips, sync_status events only on level changes; outcome ok, throttled or not_member per member. Arguments validated by the caller. Never touches public.rooms. Internal.';
+revoke all on function watchium_private.apply_heartbeats(public.rooms, text[], numeric[], boolean[]) from public;
+
+-- -----------------------------------------------------------------------------
+-- public.record_heartbeats(room_id, user_ids, current_times, is_playing): the
+-- batched form for an edge server relaying Realtime presence: three arrays of
+-- the same length (1 to 1000), element i being one member's heartbeat.
+-- Trusted callers only (service_role): it writes other users' presence. Rate
+-- limited per room (heartbeat_batch, subject room:<room_id>). Members whose
+-- previous heartbeat is too recent are skipped as throttled, non-members as
+-- not_member; one row per element with its outcome and sync status.
 -- Security definer: writes member_presence, which clients cannot.
 -- -----------------------------------------------------------------------------
-create function public.record_heartbeats(p_room_id text, p_heartbeats jsonb)
-returns jsonb
+create function public.record_heartbeats(
+  p_room_id text,
+  p_user_ids text[],
+  p_current_times numeric[],
+  p_is_playing boolean[]
+)
+returns table (
+  user_id         text,
+  outcome         text,
+  reported_time   numeric,
+  expected_time   numeric,
+  time_difference numeric,
+  is_synced       boolean,
+  sync_level      text,
+  server_time     timestamptz
+)
 language plpgsql
 volatile
 security definer  -- writes watchium_private.member_presence and sync history
 set search_path = ''
 as $$
+#variable_conflict use_column
 declare
+  v_n    integer := pg_catalog.cardinality(p_user_ids);
   v_room public.rooms;
-  v_bad  record;
+  v_bad  text;
 begin
   if not watchium_private.caller_is_trusted() then
     raise exception 'record_heartbeats relays other users'' heartbeats: service_role only'
       using errcode = '42501', hint = 'Clients call record_heartbeat for themselves.';
   end if;
-  if p_heartbeats is null or pg_catalog.jsonb_typeof(p_heartbeats) <> 'array'
-     or pg_catalog.jsonb_array_length(p_heartbeats) not between 1 and 1000 then
-    raise exception 'p_heartbeats must be a JSON array of 1 to 1000 heartbeats'
+  if v_n is null or v_n not between 1 and 1000 or pg_catalog.array_ndims(p_user_ids) <> 1 then
+    raise exception 'p_user_ids must be an array of 1 to 1000 user ids (got %)',
+      coalesce(v_n::text, 'null')
       using errcode = '22023',
-            hint = 'Each element: {"user_id": "...", "current_time": 12.5, "is_playing": true}.';
+            hint = 'Element i of p_user_ids, p_current_times and p_is_playing is one member''s heartbeat.';
   end if;
-  -- The first invalid element, if any (types first, then ranges, then duplicates).
-  select e.ordinality - 1 as idx,
-         case
-           when pg_catalog.jsonb_typeof(e.value) <> 'object' then 'must be an object'
-           when pg_catalog.jsonb_typeof(e.value -> 'user_id') is distinct from 'string'
-             or pg_catalog.char_length(e.value ->> 'user_id') not between 1 and 100
-             then 'user_id must be a string of 1 to 100 characters'
-           when pg_catalog.jsonb_typeof(e.value -> 'current_time') is distinct from 'number'
-             then 'current_time must be a number of seconds'
-           when (e.value ->> 'current_time')::numeric not between 0 and 86400
-             then 'current_time must be between 0 and 86400'
-           when pg_catalog.jsonb_typeof(e.value -> 'is_playing') is distinct from 'boolean'
-             then 'is_playing must be true or false'
-           when pg_catalog.count(*) over (partition by e.value ->> 'user_id') > 1
-             then 'user_id appears more than once'
-         end as problem
-  into v_bad
-  from pg_catalog.jsonb_array_elements(p_heartbeats) with ordinality as e(value, ordinality)
-  order by (case
-           when pg_catalog.jsonb_typeof(e.value) <> 'object' then 0
-           when pg_catalog.jsonb_typeof(e.value -> 'user_id') is distinct from 'string'
-             or pg_catalog.char_length(e.value ->> 'user_id') not between 1 and 100 then 0
-           when pg_catalog.jsonb_typeof(e.value -> 'current_time') is distinct from 'number' then 0
-           when (e.value ->> 'current_time')::numeric not between 0 and 86400 then 0
-           when pg_catalog.jsonb_typeof(e.value -> 'is_playing') is distinct from 'boolean' then 0
-           when pg_catalog.count(*) over (partition by e.value ->> 'user_id') > 1 then 0
-           else 1 end), e.ordinality
-  limit 1;
-  if v_bad.problem is not null then
-    raise exception 'p_heartbeats[%]: %', v_bad.idx, v_bad.problem
-      using errcode = '22023',
-            hint = 'Each element: {"user_id": "...", "current_time": 12.5, "is_playing": true}, one per member.';
+  if pg_catalog.cardinality(p_current_times) is distinct from v_n
+     or pg_catalog.array_ndims(p_current_times) <> 1 then
+    raise exception 'p_current_times must have one time per user id (% expected, got %)',
+      v_n, coalesce(pg_catalog.cardinality(p_current_times)::text, 'null')
+      using errcode = '22023';
+  end if;
+  if pg_catalog.cardinality(p_is_playing) is distinct from v_n
+     or pg_catalog.array_ndims(p_is_playing) <> 1 then
+    raise exception 'p_is_playing must have one flag per user id (% expected, got %)',
+      v_n, coalesce(pg_catalog.cardinality(p_is_playing)::text, 'null')
+      using errcode = '22023';
   end if;
 
-  v_room := watchium_private.require_sync_room(p_room_id, null);
+  -- Cheap checks of the whole batch first; the first bad element is looked
+  -- up only when one fails, so that the message can name it. 'NaN' passes
+  -- `between` in neither direction, but is named anyway.
+  if exists (
+       select
+       from rows from (pg_catalog.unnest(p_user_ids), pg_catalog.unnest(p_current_times),
+                       pg_catalog.unnest(p_is_playing)) as x(user_id, t, playing)
+       where x.user_id is null or pg_catalog.char_length(x.user_id) not between 1 and 100
+          or x.t is null or x.t = 'NaN'::numeric or x.t not between 0 and 86400
+          or x.playing is null
+     )
+     or (select pg_catalog.count(distinct u) from pg_catalog.unnest(p_user_ids) as u) <> v_n
+  then
+    select b.problem into v_bad
+    from (
+      select x.i,
+             case
+               when x.user_id is null or pg_catalog.char_length(x.user_id) not between 1 and 100
+                 then pg_catalog.format('p_user_ids[%s] must be a user id of 1 to 100 characters', x.i)
+               when x.t is null or x.t = 'NaN'::numeric or x.t not between 0 and 86400
+                 then pg_catalog.format('p_current_times[%s] must be a number of seconds from 0 to 86400 (got %s)',
+                                        x.i, coalesce(x.t::text, 'null'))
+               when x.playing is null
+                 then pg_catalog.format('p_is_playing[%s] must be true or false, not null', x.i)
+               when pg_catalog.count(*) over (partition by x.user_id) > 1
+                 then pg_catalog.format('p_user_ids[%s]: %s appears more than once', x.i,
+                                        pg_catalog.quote_literal(x.user_id))
+             end as problem
+      from rows from (pg_catalog.unnest(p_user_ids), pg_catalog.unnest(p_current_times),
+                      pg_catalog.unnest(p_is_playing)) with ordinality as x(user_id, t, playing, i)
+    ) as b
+    where b.problem is not null
+    order by b.i
+    limit 1;
+    raise exception '%', v_bad
+      using errcode = '22023',
+            hint = 'One heartbeat per member: element i of p_user_ids, p_current_times (0 to 86400 s) and p_is_playing.';
+  end if;
+
+  select * into v_room from public.rooms as r where r.room_id = p_room_id;
+  if not found then
+    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
+      using errcode = 'P0002';
+  end if;
   perform watchium_private.enforce_rate_limit('room:' || p_room_id, 'heartbeat_batch');
 
-  return (
-    select pg_catalog.jsonb_build_object(
-      'room_id', p_room_id,
-      'expected_time', watchium_private.room_expected_position(v_room),
-      'accepted', pg_catalog.count(*) filter (where h.outcome = 'ok'),
-      'throttled', pg_catalog.count(*) filter (where h.outcome = 'throttled'),
-      'not_members', pg_catalog.count(*) filter (where h.outcome = 'not_member'),
-      'results', pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-        'user_id', h.user_id,
-        'outcome', h.outcome,
-        'time_difference', h.time_difference,
-        'is_synced', h.is_synced,
-        'sync_level', h.sync_level
-      ) order by h.user_id),
-      'server_time', pg_catalog.now()
-    )
-    from watchium_private.apply_heartbeats(v_room, p_heartbeats) as h
-  );
+  return query
+  select h.user_id, h.outcome, h.reported_time, h.expected_time, h.time_difference,
+         h.is_synced, h.sync_level, pg_catalog.now()
+  from watchium_private.apply_heartbeats(v_room, p_user_ids, p_current_times, p_is_playing) as h;
 end;
 $$;
-comment on function public.record_heartbeats(text, jsonb) is
-  'service_role only: many members'' heartbeats of one room in one call (jsonb array of {user_id, current_time, is_playing}, 1 to 1000). Returns each member''s outcome (ok, throttled, not_member) and sync status. Rate limited per room (heartbeat_batch).';
-revoke all on function public.record_heartbeats(text, jsonb) from public, anon, authenticated;
-grant execute on function public.record_heartbeats(text, jsonb) to service_role;
+comment on function public.record_heartbeats(text, text[], numeric[], boolean[]) is
+  'service_role only: many members'' heartbeats of one room in one call (element i of p_user_ids, p_current_times, p_is_playing; 1 to 1000). One row per member: outcome (ok, throttled, not_member) and sync status. Rate limited per room (heartbeat_batch).';
+revoke all on function public.record_heartbeats(text, text[], numeric[], boolean[]) from public, anon, authenticated;
+grant execute on function public.record_heartbeats(text, text[], numeric[], boolean[]) to service_role;
 
 -- =============================================================================
 -- The "Live" button
