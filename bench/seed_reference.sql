@@ -1,5 +1,5 @@
 -- =============================================================================
--- The seed's reference SQL (../shared/seed/realtime-architecture.md), written
+-- The seed's reference SQL (the seed document, realtime-architecture.md), written
 -- by us into schema seed_ref. Created only by `watchium-db bench` in its own
 -- throw-away database; never by migrations.
 -- =============================================================================
@@ -157,3 +157,26 @@ create unlogged table seed_ref.floor_sync_states (
   time_difference numeric, is_synced boolean, sync_event_type text,
   created_at timestamptz default now()
 );
+
+-- -----------------------------------------------------------------------------
+-- The floor of a single heartbeat RPC: the same security-definer call shape as
+-- public.record_heartbeat (identity from the claims, then one write), doing
+-- only the member's presence update: no validation, no room read, no drift,
+-- no reply. What any heartbeat RPC costs in this transaction shape.
+-- -----------------------------------------------------------------------------
+create function seed_ref.floor_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean)
+returns void
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+  update watchium_private.member_presence as p
+  set last_heartbeat = pg_catalog.now(), reported_time = p_current_time, is_playing = p_is_playing
+  where p.room_id = p_room_id
+    and p.user_id = pg_catalog.current_setting('request.jwt.claims', true)::jsonb ->> 'sub';
+end;
+$$;
+grant usage on schema seed_ref to authenticated;
+grant execute on function seed_ref.floor_heartbeat(text, numeric, boolean) to authenticated;

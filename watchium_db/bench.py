@@ -345,16 +345,17 @@ def hb_room(i: int | str) -> str:
     return f"hbroom000{i}"
 
 
-def heartbeat_script(rooms: int) -> str:
-    """One member's heartbeat per transaction, acting as that member (as PostgREST does)."""
+def heartbeat_script(rooms: int, call: str = "public.record_heartbeat") -> str:
+    """One member's heartbeat per transaction, acting as that member. Shaped as PostgREST's
+    transaction: one statement sets the role and the claims, the next calls the function."""
     return (
         f"\\set r random(1, {rooms})\n"
         f"\\set m :client_id + 8 * random(0, {HB_MEMBERS // 8 - 1})\n"
         "begin;\n"
-        "select set_config('request.jwt.claims', json_build_object('sub', 'hb' || :r || '_' || :m,"
-        " 'role', 'authenticated')::text, true);\n"
-        "set local role authenticated;\n"
-        "select public.record_heartbeat('hbroom000' || :r, 100.5, true);\n"
+        "select set_config('role', 'authenticated', true), set_config('request.jwt.claims',"
+        " json_build_object('sub', 'hb' || :r || '_' || :m, 'role', 'authenticated')::text,"
+        " true);\n"
+        f"select {call}('hbroom000' || :r, 100.5, true);\n"
         "commit;\n"
     )
 
@@ -369,14 +370,18 @@ def seed_heartbeat_script(rooms: int) -> str:
 
 
 def batch_script() -> str:
-    """An edge server relaying the heartbeats of a whole 50-member room in one call."""
+    """An edge server relaying the heartbeats of a whole 50-member room in one call, as
+    service_role (PostgREST's shape: role set, then the call). The arrays are literals, as a
+    client sends them; pgbench puts the room number into the user ids."""
+    user_ids = ",".join(f"hb:r_{m}" for m in range(HB_MEMBERS))
+    times = ",".join("100.5" for _ in range(HB_MEMBERS))
+    playing = ",".join("t" for _ in range(HB_MEMBERS))
     return (
         "\\set r 1 + :client_id + 4 * random(0, 1)\n"
         "begin;\n"
-        "set local role service_role;\n"
-        "select public.record_heartbeats('hbroom000' || :r, (select jsonb_agg(jsonb_build_object("
-        "'user_id', 'hb' || :r || '_' || m, 'current_time', 100.5, 'is_playing', true))"
-        f" from generate_series(0, {HB_MEMBERS - 1}) as m));\n"
+        "select set_config('role', 'service_role', true);\n"
+        f"select * from public.record_heartbeats('hbroom000' || :r, '{{{user_ids}}}',"
+        f" '{{{times}}}', '{{{playing}}}');\n"
         "commit;\n"
     )
 
@@ -445,6 +450,7 @@ def bench_heartbeat_tps(conn: Conn, url: str, sizes: Sizes, workdir: Path) -> di
         "simple_update": ([*run, "-n", "-b", "simple-update"], None),
         "ours_8_rooms": (run, heartbeat_script(HB_ROOMS)),
         "ours_one_room_of_50": (run, heartbeat_script(1)),
+        "rpc_floor_8_rooms": (run, heartbeat_script(HB_ROOMS, "seed_ref.floor_heartbeat")),
         "seed_8_rooms": (run, seed_heartbeat_script(HB_ROOMS)),
     }
     tps: dict[str, list[float]] = {k: [] for k in cases}
@@ -472,6 +478,8 @@ def bench_heartbeat_tps(conn: Conn, url: str, sizes: Sizes, workdir: Path) -> di
             med["ours_one_room_of_50"], med["simple_update"]
         ),
         "seed_8_rooms_over_simple_update": _ratio(med["seed_8_rooms"], med["simple_update"]),
+        "rpc_floor_over_simple_update": _ratio(med["rpc_floor_8_rooms"], med["simple_update"]),
+        "ours_8_rooms_over_rpc_floor": _ratio(med["ours_8_rooms"], med["rpc_floor_8_rooms"]),
     }
 
 
@@ -972,14 +980,19 @@ def render_markdown(results: dict[str, Any], charts: list[str]) -> str:
             "## Single heartbeats (pgbench)",
             "",
             f"{hb['clients']} clients, {hb['seconds']} s per run, median of {hb['rounds']} "
-            "rounds. Ours: a transaction setting the member's claims and role, then "
-            "`public.record_heartbeat`. Seed: its heartbeat (update the member row, whose "
-            "trigger reads the room, and insert a history row), as the owner without RLS.",
+            "rounds. Ours: PostgREST's transaction shape (one statement sets the role and the "
+            "member's claims, then `public.record_heartbeat`). RPC floor: the same transaction "
+            "calling a function that only updates the member's presence row "
+            "(`seed_ref.floor_heartbeat`). Seed: its heartbeat (update the member row, whose "
+            "trigger reads the room, and insert a history row), as the owner without RLS, "
+            "autocommitted.",
             "",
             _table(["workload", "TPS"], [[k, v] for k, v in hb["tps"].items()]),
             "",
             f"Ours / simple-update: 8 rooms {_fmt(hb['ours_8_rooms_over_simple_update'])}, "
             f"one room of 50 {_fmt(hb['ours_one_room_over_simple_update'])}; "
+            f"RPC floor / simple-update {_fmt(hb.get('rpc_floor_over_simple_update'))}; "
+            f"ours / RPC floor {_fmt(hb.get('ours_8_rooms_over_rpc_floor'))}; "
             f"seed / simple-update {_fmt(hb['seed_8_rooms_over_simple_update'])}.",
             "",
         ]
@@ -989,8 +1002,8 @@ def render_markdown(results: dict[str, Any], charts: list[str]) -> str:
             "## Batched heartbeats (pgbench)",
             "",
             f"`public.record_heartbeats` as service_role with {batch['members_per_call']} members "
-            f"per call, {batch['clients']} clients; floor: one bare set-based update of the same "
-            "presence rows.",
+            f"per call (three arrays), {batch['clients']} clients; floor: one bare set-based "
+            "update of the same presence rows, autocommitted.",
             "",
             _table(
                 ["", "member heartbeats/s"],
