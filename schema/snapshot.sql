@@ -2177,7 +2177,8 @@ begin
     v_created := v_created || v_name;
   end loop;
 
-  -- Partitions that ended before the retention cutoff.
+  -- Partitions that ended before the retention cutoff, dropped in one
+  -- statement (one lock of the parent, one catalog invalidation of it).
   for v_name in
     select c.relname
     from pg_catalog.pg_inherits as i
@@ -2190,9 +2191,14 @@ begin
              at time zone 'UTC') + interval '1 hour' <= v_cutoff
     order by c.relname
   loop
-    execute pg_catalog.format('drop table public.%I', v_name);
     v_dropped := v_dropped || v_name;
   end loop;
+  if pg_catalog.cardinality(v_dropped) > 0 then
+    execute 'drop table ' || (
+      select pg_catalog.string_agg(pg_catalog.format('public.%I', d.name), ', ' order by d.name)
+      from pg_catalog.unnest(v_dropped) as d(name)
+    );
+  end if;
 
   delete from watchium_private.realtime_metrics as rm where rm.recorded_at < v_now - v_metrics;
   get diagnostics v_metrics_expired = row_count;
