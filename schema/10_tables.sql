@@ -176,22 +176,29 @@ COMMENT ON COLUMN public.room_members.updated_at IS 'When the member row last ch
 
 CREATE TABLE public.sync_states (
     room_id text NOT NULL,
-    user_id text NOT NULL,
+    user_id text,
     host_time numeric(10,2) NOT NULL,
-    member_time numeric(10,2) NOT NULL,
-    time_difference numeric(10,2) NOT NULL,
-    is_synced boolean NOT NULL,
+    member_time numeric(10,2),
+    time_difference numeric(10,2),
+    is_synced boolean,
     sync_event_type text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    member_ids text[],
+    member_times numeric(10,2)[],
     CONSTRAINT sync_states_host_time_check CHECK (((host_time >= (0)::numeric) AND (host_time <= (86400)::numeric))),
     CONSTRAINT sync_states_member_time_check CHECK (((member_time >= (0)::numeric) AND (member_time <= (86400)::numeric))),
+    CONSTRAINT sync_states_shape_check CHECK (
+CASE
+    WHEN (member_ids IS NULL) THEN ((user_id IS NOT NULL) AND (member_time IS NOT NULL) AND (time_difference IS NOT NULL) AND (is_synced IS NOT NULL) AND (member_times IS NULL))
+    ELSE ((user_id IS NULL) AND (member_time IS NULL) AND (time_difference IS NULL) AND (is_synced IS NULL) AND (array_ndims(member_ids) = 1) AND (array_ndims(member_times) = 1) AND (cardinality(member_ids) = cardinality(member_times)) AND (array_position(member_ids, NULL::text) IS NULL) AND (array_position(member_times, NULL::numeric) IS NULL) AND ((0)::numeric <= ALL (member_times)) AND ((86400)::numeric >= ALL (member_times)))
+END),
     CONSTRAINT sync_states_sync_event_type_check CHECK ((sync_event_type = ANY (ARRAY['heartbeat'::text, 'seek'::text, 'play_pause'::text, 'speed'::text, 'episode'::text, 'join'::text, 'leave'::text]))),
     CONSTRAINT sync_states_time_difference_check CHECK (((time_difference >= (0)::numeric) AND (time_difference <= (86400)::numeric))),
     CONSTRAINT sync_states_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100)))
 )
 PARTITION BY RANGE (created_at);
 
-COMMENT ON TABLE public.sync_states IS 'History of sync measurements (one row per member per host control, join, leave, and sampled heartbeats). Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Published for realtime.';
+COMMENT ON TABLE public.sync_states IS 'Sync history: one row per member for joins, leaves and sampled heartbeats, one snapshot row (every member''s position in arrays) per host control. Read one record per member through public.sync_records. Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Published for realtime.';
 
 COMMENT ON COLUMN public.sync_states.room_id IS 'The room measured (no foreign key: history outlives its room until it expires).';
 
@@ -201,7 +208,7 @@ COMMENT ON COLUMN public.sync_states.host_time IS 'The expected host position at
 
 COMMENT ON COLUMN public.sync_states.member_time IS 'The member''s position at the measurement, in seconds.';
 
-COMMENT ON COLUMN public.sync_states.time_difference IS 'Absolute difference in seconds between the member and the expected host position.';
+COMMENT ON COLUMN public.sync_states.time_difference IS 'Absolute difference in seconds between the member and the expected host position (one-member record); null in a snapshot row.';
 
 COMMENT ON COLUMN public.sync_states.is_synced IS 'time_difference <= 2 s, the seed''s tolerance.';
 
@@ -209,17 +216,28 @@ COMMENT ON COLUMN public.sync_states.sync_event_type IS 'heartbeat, seek, play_p
 
 COMMENT ON COLUMN public.sync_states.created_at IS 'When the measurement was taken; the partition key (hourly partitions).';
 
+COMMENT ON COLUMN public.sync_states.member_ids IS 'Snapshot row (host control, bulk_sync_update): every member of the room; element i goes with member_times[i]. Null in a one-member record.';
+
+COMMENT ON COLUMN public.sync_states.member_times IS 'Snapshot row: each member''s estimated position in seconds when the row was written, against host_time. Null in a one-member record.';
+
 CREATE TABLE public.sync_states_default (
     room_id text NOT NULL,
-    user_id text NOT NULL,
+    user_id text,
     host_time numeric(10,2) NOT NULL,
-    member_time numeric(10,2) NOT NULL,
-    time_difference numeric(10,2) NOT NULL,
-    is_synced boolean NOT NULL,
+    member_time numeric(10,2),
+    time_difference numeric(10,2),
+    is_synced boolean,
     sync_event_type text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    member_ids text[],
+    member_times numeric(10,2)[],
     CONSTRAINT sync_states_host_time_check CHECK (((host_time >= (0)::numeric) AND (host_time <= (86400)::numeric))),
     CONSTRAINT sync_states_member_time_check CHECK (((member_time >= (0)::numeric) AND (member_time <= (86400)::numeric))),
+    CONSTRAINT sync_states_shape_check CHECK (
+CASE
+    WHEN (member_ids IS NULL) THEN ((user_id IS NOT NULL) AND (member_time IS NOT NULL) AND (time_difference IS NOT NULL) AND (is_synced IS NOT NULL) AND (member_times IS NULL))
+    ELSE ((user_id IS NULL) AND (member_time IS NULL) AND (time_difference IS NULL) AND (is_synced IS NULL) AND (array_ndims(member_ids) = 1) AND (array_ndims(member_times) = 1) AND (cardinality(member_ids) = cardinality(member_times)) AND (array_position(member_ids, NULL::text) IS NULL) AND (array_position(member_times, NULL::numeric) IS NULL) AND ((0)::numeric <= ALL (member_times)) AND ((86400)::numeric >= ALL (member_times)))
+END),
     CONSTRAINT sync_states_sync_event_type_check CHECK ((sync_event_type = ANY (ARRAY['heartbeat'::text, 'seek'::text, 'play_pause'::text, 'speed'::text, 'episode'::text, 'join'::text, 'leave'::text]))),
     CONSTRAINT sync_states_time_difference_check CHECK (((time_difference >= (0)::numeric) AND (time_difference <= (86400)::numeric))),
     CONSTRAINT sync_states_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100)))

@@ -101,7 +101,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) IS 'Writes one sync_states row per member of p_room_id against p_host_time (null: the expected host position) in one statement; nothing else per member. Host (rate limited as sync_control) or service_role only.';
+COMMENT ON FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) IS 'Writes one sync record per member of p_room_id against p_host_time (null: the expected host position) in one statement, as one snapshot row of sync_states (read per member through sync_records); nothing else per member. Host (rate limited as sync_control) or service_role only.';
 
 CREATE FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -490,7 +490,7 @@ begin
            'max_drift', pg_catalog.max(s.time_difference)
          )
   into v_drift
-  from public.sync_states as s
+  from public.sync_records as s
   where s.room_id = p_room_id and s.created_at >= v_since;
 
   -- Presence classified by the derived rule (needs_resync): synced, out of
@@ -2659,51 +2659,51 @@ CREATE FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time n
 declare
   v_result jsonb;
 begin
-  with history as (
-    insert into public.sync_states
-      (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type)
-    select p_room_id, d.user_id, p_host_time, d.member_time, d.time_difference,
-           d.time_difference <= 2, p_sync_event_type
-    from (
-      -- p_host_time and member times have 2 decimals: the difference needs no
-      -- rounding. OFFSET 0 keeps each subquery from being flattened into the
-      -- next, so member_time is computed once per row, not once per use.
-      select e.user_id, e.member_time, abs(p_host_time - e.member_time) as time_difference
-      from (
-        select m.user_id,
-               case
-                 when m.user_id = p_host_user_id then p_host_time
-                 when p.user_id is null then m.current_playback_time
-                 when not p.is_playing then p.reported_time
-                 else pg_catalog.round(least(
-                   86400::numeric,
-                   p.reported_time
-                     + extract(epoch from greatest(pg_catalog.now() - p.last_heartbeat, interval '0'))
-                       * p_member_speed
-                 ), 2)
-               end as member_time
-        from public.room_members as m
-        left join watchium_private.member_presence as p
-          on p.room_id = m.room_id and p.user_id = m.user_id
-        where m.room_id = p_room_id
-        offset 0
-      ) as e
-      offset 0
-    ) as d
-    returning is_synced
+  with estimate as (
+    select m.user_id,
+           case
+             when m.user_id = p_host_user_id then p_host_time
+             when p.user_id is null then m.current_playback_time
+             when not p.is_playing then p.reported_time
+             else pg_catalog.round(least(
+               86400::numeric,
+               p.reported_time
+                 + extract(epoch from greatest(pg_catalog.now() - p.last_heartbeat, interval '0'))
+                   * p_member_speed
+             ), 2)
+           end as member_time
+    from public.room_members as m
+    left join watchium_private.member_presence as p
+      on p.room_id = m.room_id and p.user_id = m.user_id
+    where m.room_id = p_room_id
+    order by m.user_id
+  ),
+  snapshot as (
+    select pg_catalog.array_agg(e.user_id) as member_ids,
+           pg_catalog.array_agg(e.member_time) as member_times,
+           pg_catalog.count(*) as members,
+           -- p_host_time and member times have 2 decimals: no rounding needed.
+           pg_catalog.count(*) filter (where abs(p_host_time - e.member_time) <= 2) as synced
+    from estimate as e
+  ),
+  history as (
+    insert into public.sync_states (room_id, host_time, sync_event_type, member_ids, member_times)
+    select p_room_id, p_host_time, p_sync_event_type, s.member_ids, s.member_times
+    from snapshot as s
+    where s.members > 0
   )
   select pg_catalog.jsonb_build_object(
-    'members', pg_catalog.count(*),
-    'synced_members', pg_catalog.count(*) filter (where h.is_synced),
-    'out_of_sync_members', pg_catalog.count(*) filter (where not h.is_synced)
+    'members', s.members,
+    'synced_members', s.synced,
+    'out_of_sync_members', s.members - s.synced
   )
   into v_result
-  from history as h;
+  from snapshot as s;
   return v_result;
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time numeric, p_sync_event_type text, p_host_user_id text, p_member_speed numeric) IS 'Set-based core of bulk_sync_update: one INSERT ... SELECT writing one sync_states row per member of p_room_id against p_host_time; reads presence unlocked and writes nothing else. Caller holds the room lock. Internal.';
+COMMENT ON FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time numeric, p_sync_event_type text, p_host_user_id text, p_member_speed numeric) IS 'Set-based core of bulk_sync_update: one statement writing one sync record per member of p_room_id against p_host_time, as one snapshot row of sync_states; reads presence unlocked and writes nothing else. Caller holds the room lock. Internal.';
 
 CREATE FUNCTION watchium_private.tg__touch_updated_at() RETURNS trigger
     LANGUAGE plpgsql

@@ -105,7 +105,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) IS 'Writes one sync_states row per member of p_room_id against p_host_time (null: the expected host position) in one statement; nothing else per member. Host (rate limited as sync_control) or service_role only.';
+COMMENT ON FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) IS 'Writes one sync record per member of p_room_id against p_host_time (null: the expected host position) in one statement, as one snapshot row of sync_states (read per member through sync_records); nothing else per member. Host (rate limited as sync_control) or service_role only.';
 
 CREATE FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -494,7 +494,7 @@ begin
            'max_drift', pg_catalog.max(s.time_difference)
          )
   into v_drift
-  from public.sync_states as s
+  from public.sync_records as s
   where s.room_id = p_room_id and s.created_at >= v_since;
 
   -- Presence classified by the derived rule (needs_resync): synced, out of
@@ -2786,51 +2786,51 @@ CREATE FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time n
 declare
   v_result jsonb;
 begin
-  with history as (
-    insert into public.sync_states
-      (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type)
-    select p_room_id, d.user_id, p_host_time, d.member_time, d.time_difference,
-           d.time_difference <= 2, p_sync_event_type
-    from (
-      -- p_host_time and member times have 2 decimals: the difference needs no
-      -- rounding. OFFSET 0 keeps each subquery from being flattened into the
-      -- next, so member_time is computed once per row, not once per use.
-      select e.user_id, e.member_time, abs(p_host_time - e.member_time) as time_difference
-      from (
-        select m.user_id,
-               case
-                 when m.user_id = p_host_user_id then p_host_time
-                 when p.user_id is null then m.current_playback_time
-                 when not p.is_playing then p.reported_time
-                 else pg_catalog.round(least(
-                   86400::numeric,
-                   p.reported_time
-                     + extract(epoch from greatest(pg_catalog.now() - p.last_heartbeat, interval '0'))
-                       * p_member_speed
-                 ), 2)
-               end as member_time
-        from public.room_members as m
-        left join watchium_private.member_presence as p
-          on p.room_id = m.room_id and p.user_id = m.user_id
-        where m.room_id = p_room_id
-        offset 0
-      ) as e
-      offset 0
-    ) as d
-    returning is_synced
+  with estimate as (
+    select m.user_id,
+           case
+             when m.user_id = p_host_user_id then p_host_time
+             when p.user_id is null then m.current_playback_time
+             when not p.is_playing then p.reported_time
+             else pg_catalog.round(least(
+               86400::numeric,
+               p.reported_time
+                 + extract(epoch from greatest(pg_catalog.now() - p.last_heartbeat, interval '0'))
+                   * p_member_speed
+             ), 2)
+           end as member_time
+    from public.room_members as m
+    left join watchium_private.member_presence as p
+      on p.room_id = m.room_id and p.user_id = m.user_id
+    where m.room_id = p_room_id
+    order by m.user_id
+  ),
+  snapshot as (
+    select pg_catalog.array_agg(e.user_id) as member_ids,
+           pg_catalog.array_agg(e.member_time) as member_times,
+           pg_catalog.count(*) as members,
+           -- p_host_time and member times have 2 decimals: no rounding needed.
+           pg_catalog.count(*) filter (where abs(p_host_time - e.member_time) <= 2) as synced
+    from estimate as e
+  ),
+  history as (
+    insert into public.sync_states (room_id, host_time, sync_event_type, member_ids, member_times)
+    select p_room_id, p_host_time, p_sync_event_type, s.member_ids, s.member_times
+    from snapshot as s
+    where s.members > 0
   )
   select pg_catalog.jsonb_build_object(
-    'members', pg_catalog.count(*),
-    'synced_members', pg_catalog.count(*) filter (where h.is_synced),
-    'out_of_sync_members', pg_catalog.count(*) filter (where not h.is_synced)
+    'members', s.members,
+    'synced_members', s.synced,
+    'out_of_sync_members', s.members - s.synced
   )
   into v_result
-  from history as h;
+  from snapshot as s;
   return v_result;
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time numeric, p_sync_event_type text, p_host_user_id text, p_member_speed numeric) IS 'Set-based core of bulk_sync_update: one INSERT ... SELECT writing one sync_states row per member of p_room_id against p_host_time; reads presence unlocked and writes nothing else. Caller holds the room lock. Internal.';
+COMMENT ON FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time numeric, p_sync_event_type text, p_host_user_id text, p_member_speed numeric) IS 'Set-based core of bulk_sync_update: one statement writing one sync record per member of p_room_id against p_host_time, as one snapshot row of sync_states; reads presence unlocked and writes nothing else. Caller holds the room lock. Internal.';
 
 CREATE FUNCTION watchium_private.tg__touch_updated_at() RETURNS trigger
     LANGUAGE plpgsql
@@ -3096,22 +3096,29 @@ COMMENT ON COLUMN public.room_members.updated_at IS 'When the member row last ch
 
 CREATE TABLE public.sync_states (
     room_id text NOT NULL,
-    user_id text NOT NULL,
+    user_id text,
     host_time numeric(10,2) NOT NULL,
-    member_time numeric(10,2) NOT NULL,
-    time_difference numeric(10,2) NOT NULL,
-    is_synced boolean NOT NULL,
+    member_time numeric(10,2),
+    time_difference numeric(10,2),
+    is_synced boolean,
     sync_event_type text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    member_ids text[],
+    member_times numeric(10,2)[],
     CONSTRAINT sync_states_host_time_check CHECK (((host_time >= (0)::numeric) AND (host_time <= (86400)::numeric))),
     CONSTRAINT sync_states_member_time_check CHECK (((member_time >= (0)::numeric) AND (member_time <= (86400)::numeric))),
+    CONSTRAINT sync_states_shape_check CHECK (
+CASE
+    WHEN (member_ids IS NULL) THEN ((user_id IS NOT NULL) AND (member_time IS NOT NULL) AND (time_difference IS NOT NULL) AND (is_synced IS NOT NULL) AND (member_times IS NULL))
+    ELSE ((user_id IS NULL) AND (member_time IS NULL) AND (time_difference IS NULL) AND (is_synced IS NULL) AND (array_ndims(member_ids) = 1) AND (array_ndims(member_times) = 1) AND (cardinality(member_ids) = cardinality(member_times)) AND (array_position(member_ids, NULL::text) IS NULL) AND (array_position(member_times, NULL::numeric) IS NULL) AND ((0)::numeric <= ALL (member_times)) AND ((86400)::numeric >= ALL (member_times)))
+END),
     CONSTRAINT sync_states_sync_event_type_check CHECK ((sync_event_type = ANY (ARRAY['heartbeat'::text, 'seek'::text, 'play_pause'::text, 'speed'::text, 'episode'::text, 'join'::text, 'leave'::text]))),
     CONSTRAINT sync_states_time_difference_check CHECK (((time_difference >= (0)::numeric) AND (time_difference <= (86400)::numeric))),
     CONSTRAINT sync_states_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100)))
 )
 PARTITION BY RANGE (created_at);
 
-COMMENT ON TABLE public.sync_states IS 'History of sync measurements (one row per member per host control, join, leave, and sampled heartbeats). Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Published for realtime.';
+COMMENT ON TABLE public.sync_states IS 'Sync history: one row per member for joins, leaves and sampled heartbeats, one snapshot row (every member''s position in arrays) per host control. Read one record per member through public.sync_records. Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Published for realtime.';
 
 COMMENT ON COLUMN public.sync_states.room_id IS 'The room measured (no foreign key: history outlives its room until it expires).';
 
@@ -3121,7 +3128,7 @@ COMMENT ON COLUMN public.sync_states.host_time IS 'The expected host position at
 
 COMMENT ON COLUMN public.sync_states.member_time IS 'The member''s position at the measurement, in seconds.';
 
-COMMENT ON COLUMN public.sync_states.time_difference IS 'Absolute difference in seconds between the member and the expected host position.';
+COMMENT ON COLUMN public.sync_states.time_difference IS 'Absolute difference in seconds between the member and the expected host position (one-member record); null in a snapshot row.';
 
 COMMENT ON COLUMN public.sync_states.is_synced IS 'time_difference <= 2 s, the seed''s tolerance.';
 
@@ -3129,17 +3136,70 @@ COMMENT ON COLUMN public.sync_states.sync_event_type IS 'heartbeat, seek, play_p
 
 COMMENT ON COLUMN public.sync_states.created_at IS 'When the measurement was taken; the partition key (hourly partitions).';
 
+COMMENT ON COLUMN public.sync_states.member_ids IS 'Snapshot row (host control, bulk_sync_update): every member of the room; element i goes with member_times[i]. Null in a one-member record.';
+
+COMMENT ON COLUMN public.sync_states.member_times IS 'Snapshot row: each member''s estimated position in seconds when the row was written, against host_time. Null in a one-member record.';
+
+CREATE VIEW public.sync_records WITH (security_invoker='true') AS
+ SELECT s.room_id,
+    s.user_id,
+    s.host_time,
+    s.member_time,
+    s.time_difference,
+    s.is_synced,
+    s.sync_event_type,
+    s.created_at
+   FROM public.sync_states s
+  WHERE (s.member_ids IS NULL)
+UNION ALL
+ SELECT s.room_id,
+    m.user_id,
+    s.host_time,
+    m.member_time,
+    (abs((s.host_time - m.member_time)))::numeric(10,2) AS time_difference,
+    (abs((s.host_time - m.member_time)) <= (2)::numeric) AS is_synced,
+    s.sync_event_type,
+    s.created_at
+   FROM (public.sync_states s
+     CROSS JOIN LATERAL UNNEST(s.member_ids, s.member_times) m(user_id, member_time))
+  WHERE (s.member_ids IS NOT NULL);
+
+COMMENT ON VIEW public.sync_records IS 'Sync history as one record per member: one-member rows of public.sync_states as they are, snapshot rows unnested. Same visibility as sync_states (security invoker: its row level security applies).';
+
+COMMENT ON COLUMN public.sync_records.room_id IS 'The room.';
+
+COMMENT ON COLUMN public.sync_records.user_id IS 'The member.';
+
+COMMENT ON COLUMN public.sync_records.host_time IS 'The expected host position in seconds the member was compared with.';
+
+COMMENT ON COLUMN public.sync_records.member_time IS 'The member''s position in seconds.';
+
+COMMENT ON COLUMN public.sync_records.time_difference IS 'Absolute difference in seconds between member_time and host_time.';
+
+COMMENT ON COLUMN public.sync_records.is_synced IS 'time_difference <= 2.';
+
+COMMENT ON COLUMN public.sync_records.sync_event_type IS 'heartbeat, seek, play_pause, speed, episode, join or leave.';
+
+COMMENT ON COLUMN public.sync_records.created_at IS 'When the record was written.';
+
 CREATE TABLE public.sync_states_default (
     room_id text NOT NULL,
-    user_id text NOT NULL,
+    user_id text,
     host_time numeric(10,2) NOT NULL,
-    member_time numeric(10,2) NOT NULL,
-    time_difference numeric(10,2) NOT NULL,
-    is_synced boolean NOT NULL,
+    member_time numeric(10,2),
+    time_difference numeric(10,2),
+    is_synced boolean,
     sync_event_type text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    member_ids text[],
+    member_times numeric(10,2)[],
     CONSTRAINT sync_states_host_time_check CHECK (((host_time >= (0)::numeric) AND (host_time <= (86400)::numeric))),
     CONSTRAINT sync_states_member_time_check CHECK (((member_time >= (0)::numeric) AND (member_time <= (86400)::numeric))),
+    CONSTRAINT sync_states_shape_check CHECK (
+CASE
+    WHEN (member_ids IS NULL) THEN ((user_id IS NOT NULL) AND (member_time IS NOT NULL) AND (time_difference IS NOT NULL) AND (is_synced IS NOT NULL) AND (member_times IS NULL))
+    ELSE ((user_id IS NULL) AND (member_time IS NULL) AND (time_difference IS NULL) AND (is_synced IS NULL) AND (array_ndims(member_ids) = 1) AND (array_ndims(member_times) = 1) AND (cardinality(member_ids) = cardinality(member_times)) AND (array_position(member_ids, NULL::text) IS NULL) AND (array_position(member_times, NULL::numeric) IS NULL) AND ((0)::numeric <= ALL (member_times)) AND ((86400)::numeric >= ALL (member_times)))
+END),
     CONSTRAINT sync_states_sync_event_type_check CHECK ((sync_event_type = ANY (ARRAY['heartbeat'::text, 'seek'::text, 'play_pause'::text, 'speed'::text, 'episode'::text, 'join'::text, 'leave'::text]))),
     CONSTRAINT sync_states_time_difference_check CHECK (((time_difference >= (0)::numeric) AND (time_difference <= (86400)::numeric))),
     CONSTRAINT sync_states_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100)))
@@ -3741,3 +3801,6 @@ GRANT SELECT ON TABLE public.room_members TO service_role;
 
 GRANT SELECT ON TABLE public.sync_states TO authenticated;
 GRANT SELECT ON TABLE public.sync_states TO service_role;
+
+GRANT SELECT ON TABLE public.sync_records TO authenticated;
+GRANT SELECT ON TABLE public.sync_records TO service_role;

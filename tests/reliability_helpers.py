@@ -103,7 +103,7 @@ where p.reported_time = 'NaN' or p.reported_time not between 0 and 86400
 union all
 select 'sync_value', s.room_id, null, null, s.user_id,
        s.host_time::text || '/' || s.member_time::text || '/' || s.time_difference::text
-from public.sync_states as s
+from public.sync_records as s
 where s.host_time = 'NaN' or s.host_time not between 0 and 86400
    or s.member_time = 'NaN' or s.member_time not between 0 and 86400
    or s.time_difference = 'NaN' or s.time_difference not between 0 and 86400

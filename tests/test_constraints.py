@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -81,6 +82,50 @@ def test_sync_history_rejects_unknown_event_type_and_nan(conn):
     with pytest.raises(errors.CheckViolation):
         conn.execute(base, ("NaN", "seek"))
     conn.execute(base, ("1", "seek"))
+
+
+SNAPSHOT = (
+    "insert into public.sync_states (room_id, user_id, host_time, member_time, time_difference,"
+    " is_synced, sync_event_type, member_ids, member_times)"
+    " values ('abcdefghij', %s, 10, %s, %s, %s, 'seek', %s::text[], %s::numeric[])"
+)
+
+
+@pytest.mark.parametrize(
+    ("user_id", "member_time", "difference", "synced", "ids", "times"),
+    [
+        (None, None, None, None, "{a,b}", "{1}"),  # one time per member
+        (None, None, None, None, "{a,NULL}", "{1,2}"),  # no null member
+        (None, None, None, None, "{a,b}", "{1,NaN}"),  # NaN passes >= 0 but not <= 86400
+        (None, None, None, None, "{a}", "{86400.01}"),
+        (None, None, None, None, "{a}", "{-1}"),
+        (None, None, None, None, "{{a},{b}}", "{{1},{2}}"),  # one dimension
+        ("u1", None, None, None, "{a}", "{1}"),  # a snapshot names no single member
+        (None, None, None, None, None, "{1}"),  # times without members
+        (None, "1", "9", "false", None, None),  # a one-member record needs its member
+    ],
+)
+def test_sync_history_rows_have_one_of_two_shapes(
+    conn, user_id, member_time, difference, synced, ids, times
+):
+    with pytest.raises(errors.CheckViolation) as exc:
+        conn.execute(SNAPSHOT, (user_id, member_time, difference, synced, ids, times))
+    assert exc.value.diag.constraint_name == "sync_states_shape_check"
+
+
+def test_snapshot_rows_read_as_one_record_per_member(conn):
+    conn.execute(SNAPSHOT, (None, None, None, None, "{a,b,c}", "{10,12.5,7.99}"))
+    conn.execute(SNAPSHOT, ("d", "11", "1", "true", None, None))
+    rows = conn.execute(
+        "select user_id, host_time, member_time, time_difference, is_synced"
+        " from public.sync_records order by user_id"
+    ).fetchall()
+    assert rows == [
+        ("a", 10, 10, 0, True),
+        ("b", 10, Decimal("12.50"), Decimal("2.50"), False),
+        ("c", 10, Decimal("7.99"), Decimal("2.01"), False),
+        ("d", 10, 11, 1, True),
+    ]
 
 
 def test_comments_keep_room_reference_null_after_room_delete(conn):

@@ -437,7 +437,7 @@ def test_controls_and_batched_heartbeats_run_concurrently_without_deadlock(conn,
         t.join(timeout=60)
     assert failures == []
     assert (
-        one(conn, "select count(*) from public.sync_states where sync_event_type = 'seek'")
+        one(conn, "select count(*) from public.sync_records where sync_event_type = 'seek'")
         == 15 * 41
     )
 

@@ -201,7 +201,14 @@ def find_rls_enabled_on_every_table(conn):
     return rows
 
 
-PUBLIC_TABLES = {"rooms", "room_members", "comments", "sync_states", "sync_states_default"}
+PUBLIC_TABLES = {
+    "rooms",
+    "room_members",
+    "comments",
+    "sync_states",
+    "sync_states_default",
+    "sync_records",
+}
 
 
 def test_no_internal_table_in_public(conn):

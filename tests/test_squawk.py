@@ -19,7 +19,7 @@ VERSIONS = ROOT / "migrations" / "versions"
 SQUAWK = Path(sys.executable).with_name("squawk")
 
 #: Rules a downgrade breaks by design (it drops what its upgrade created); see .squawk.toml.
-DOWNGRADE_ONLY_EXCLUDED = ("ban-drop-table", "ban-drop-function", "ban-drop-column")
+DOWNGRADE_ONLY_EXCLUDED = ("ban-drop-table", "ban-drop-view", "ban-drop-function", "ban-drop-column")
 
 SQL_FILES = sorted(VERSIONS.glob("*.upgrade.sql")) + sorted(VERSIONS.glob("*.downgrade.sql"))
 

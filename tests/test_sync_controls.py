@@ -70,7 +70,7 @@ def test_play_resets_the_reference_and_writes_one_record_per_member(conn):
     # The new reference instant is the moment of the change, within this transaction.
     assert now <= room[2] <= after
     rows = conn.execute(
-        "select user_id, host_time, sync_event_type from public.sync_states order by user_id"
+        "select user_id, host_time, sync_event_type from public.sync_records order by user_id"
     ).fetchall()
     assert [r[0] for r in rows] == ["alice", "bob", "carol", "host"]
     assert {(r[1], r[2]) for r in rows} == {(Decimal("12.35"), "play_pause")}
@@ -112,7 +112,7 @@ def test_seek_writes_no_member_row_and_needing_resync_is_derived(conn):
     # No presence or room_members row was updated or even locked (xmax would change).
     assert conn.execute(ROW_VERSIONS).fetchall() == before
     history = conn.execute(
-        "select user_id, member_time, time_difference, is_synced from public.sync_states"
+        "select user_id, member_time, time_difference, is_synced from public.sync_records"
         " where sync_event_type = 'seek' and host_time = 500 order by user_id"
     ).fetchall()
     assert history == [
@@ -160,7 +160,7 @@ def test_control_estimates_members_from_their_last_heartbeat(conn):
         with as_user(conn, "host") as c:
             state = one(c, "select public.set_playback_speed(%s, 1)", (ROOM_ID,))
     history = conn.execute(
-        "select user_id, host_time, member_time, time_difference, is_synced from public.sync_states"
+        "select user_id, host_time, member_time, time_difference, is_synced from public.sync_records"
         " order by user_id"
     ).fetchall()
     host_time = Decimal(str(state["current_time"]))
@@ -299,9 +299,11 @@ def test_bulk_sync_update_host_or_service_role_only(conn):
     with as_service(conn) as c:
         c.execute("select public.bulk_sync_update(%s, null, 'join')", (ROOM_ID,))
     counts = conn.execute(
-        "select sync_event_type, count(*) from public.sync_states group by 1 order by 1"
+        "select sync_event_type, count(*) from public.sync_records group by 1 order by 1"
     ).fetchall()
     assert counts == [("join", 3), ("seek", 3)]
+    # Stored as one snapshot row per call.
+    assert one(conn, "select count(*) from public.sync_states") == 2
 
 
 @pytest.mark.parametrize(
@@ -328,7 +330,10 @@ def test_bulk_sync_update_is_one_statement_for_a_large_room(conn):
     conn.execute("delete from public.sync_states")  # the join records of the 500 new members
     with as_service(conn) as c:
         c.execute("select public.bulk_sync_update(%s, 0, 'seek')", (ROOM_ID,))
-    assert one(conn, "select count(*) from public.sync_states") == 501
+    assert one(conn, "select count(*) from public.sync_records") == 501
+    # One snapshot row holds them: one insert and one index entry, whatever the room's size.
+    assert one(conn, "select count(*) from public.sync_states") == 1
+    assert one(conn, "select cardinality(member_ids) from public.sync_states") == 501
     # The core is one statement (no loop) with one INSERT into the history.
     source = one(
         conn,

@@ -26,7 +26,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
 
@@ -202,8 +202,10 @@ class SyncState(Base):
 
     Append-only history without a primary key (revision 0002): rows are never updated or
     addressed one by one. The mapper still needs an identity to load rows, so it uses
-    (room_id, user_id, created_at); it is not unique in the table (a member measured twice in
-    one transaction shares created_at), so load history read-only, never to update it.
+    (room_id, host_time, created_at); it is not unique in the table (two records written in
+    one transaction share created_at), so load history read-only, never to update it. Two
+    shapes of row: one member's record (``user_id`` …) or a host control's snapshot of every
+    member (``member_ids`` / ``member_times``); view ``public.sync_records`` unnests both.
     """
 
     __tablename__ = "sync_states"
@@ -213,15 +215,17 @@ class SyncState(Base):
     )
 
     room_id: Mapped[str]
-    user_id: Mapped[str]
+    user_id: Mapped[str | None]
     host_time: Mapped[Decimal]
-    member_time: Mapped[Decimal]
-    time_difference: Mapped[Decimal]
-    is_synced: Mapped[bool]
+    member_time: Mapped[Decimal | None]
+    time_difference: Mapped[Decimal | None]
+    is_synced: Mapped[bool | None]
     sync_event_type: Mapped[str]
     created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    member_ids: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    member_times: Mapped[list[Decimal] | None] = mapped_column(ARRAY(VideoTime))
 
-    __mapper_args__ = {"primary_key": ["room_id", "user_id", "created_at"]}  # noqa: RUF012
+    __mapper_args__ = {"primary_key": ["room_id", "host_time", "created_at"]}  # noqa: RUF012
 
 
 # ---------------------------------------------------------------------------------------------

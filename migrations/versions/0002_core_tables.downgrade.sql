@@ -1,3 +1,4 @@
+drop view public.sync_records;
 drop table public.sync_states;
 drop table public.comments;
 drop table watchium_private.member_presence;

@@ -282,35 +282,65 @@ create index comments_parent_id_idx
 -- insert must not lock the room row (FOR KEY SHARE from many writers at once
 -- creates MultiXacts on the hottest row of the room).
 -- No identity column and no primary key: the table is append-only history
--- (never updated, no row is addressed on its own, expiry drops partitions),
--- and a host control writes one row per member, so every per-row cost counts:
--- the identity (a sequence call per row) and the primary key index (a second
--- index insert per row) cost about 0.85 ms per 1,000-row control, measured
--- (docs/sync.md). Realtime inserts need no key (replica identity matters for
+-- (never updated, no row is addressed on its own, expiry drops partitions)
+-- written on hot paths, so every per-row cost counts: an identity is a
+-- sequence call and a primary key a second index insert per row, for nothing
+-- a reader needs. Realtime inserts need no key (replica identity matters for
 -- UPDATE and DELETE only); see 0006 for deletes.
 -- -----------------------------------------------------------------------------
+-- Two shapes of row, told apart by member_ids:
+--   * one member's record (a join, a leave, a sampled heartbeat): user_id,
+--     member_time, time_difference and is_synced; no arrays;
+--   * a room snapshot (a host control, bulk_sync_update): every member's
+--     position in member_ids / member_times, element by element, against the
+--     row's host_time; the per-member columns are null.
+-- A host control in a room of 1,000 members writes one row (and one index
+-- entry) instead of 1,000: the per-row insert and index work was most of a
+-- control's cost. public.sync_records shows both shapes as one record per
+-- member.
 create table public.sync_states (
   room_id         text          not null,
-  user_id         text          not null,
+  user_id         text,
   host_time       numeric(10,2) not null,
-  member_time     numeric(10,2) not null,
-  time_difference numeric(10,2) not null,
-  is_synced       boolean       not null,
+  member_time     numeric(10,2),
+  time_difference numeric(10,2),
+  is_synced       boolean,
   sync_event_type text          not null,
   created_at      timestamptz   not null default now(),
+  member_ids      text[],
+  member_times    numeric(10,2)[],
   constraint sync_states_user_id_length_check check (char_length(user_id) between 1 and 100),
   constraint sync_states_host_time_check check (host_time between 0 and 86400),
   constraint sync_states_member_time_check check (member_time between 0 and 86400),
   constraint sync_states_time_difference_check check (time_difference between 0 and 86400),
   constraint sync_states_sync_event_type_check check (
     sync_event_type in ('heartbeat', 'seek', 'play_pause', 'speed', 'episode', 'join', 'leave')
+  ),
+  constraint sync_states_shape_check check (
+    case
+      when member_ids is null then
+        user_id is not null and member_time is not null and time_difference is not null
+        and is_synced is not null and member_times is null
+      else
+        user_id is null and member_time is null and time_difference is null and is_synced is null
+        and array_ndims(member_ids) = 1 and array_ndims(member_times) = 1
+        and cardinality(member_ids) = cardinality(member_times)
+        and array_position(member_ids, null) is null
+        and array_position(member_times, null) is null
+        and 0 <= all (member_times) and 86400 >= all (member_times)
+    end
   )
 ) partition by range (created_at);
 
 comment on table public.sync_states is
-  'History of sync measurements (one row per member per host control, join, leave, and sampled heartbeats). Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Published for realtime.';
-comment on column public.sync_states.time_difference is 'Absolute difference in seconds between the member and the expected host position.';
+  'Sync history: one row per member for joins, leaves and sampled heartbeats, one snapshot row (every member''s position in arrays) per host control. Read one record per member through public.sync_records. Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Published for realtime.';
+comment on column public.sync_states.user_id is 'The member of a one-member record; null in a snapshot row (see member_ids).';
+comment on column public.sync_states.member_time is 'The member''s position in seconds (one-member record); null in a snapshot row.';
+comment on column public.sync_states.time_difference is 'Absolute difference in seconds between the member and the expected host position (one-member record); null in a snapshot row.';
+comment on column public.sync_states.is_synced is 'time_difference <= 2 (one-member record); null in a snapshot row.';
 comment on column public.sync_states.sync_event_type is 'heartbeat, seek, play_pause, speed, episode, join or leave.';
+comment on column public.sync_states.member_ids is 'Snapshot row (host control, bulk_sync_update): every member of the room; element i goes with member_times[i]. Null in a one-member record.';
+comment on column public.sync_states.member_times is 'Snapshot row: each member''s estimated position in seconds when the row was written, against host_time. Null in a one-member record.';
 
 create table public.sync_states_default
   partition of public.sync_states default;
@@ -323,6 +353,37 @@ comment on table public.sync_states_default is
 -- to write but makes a one-room read scan every room's rows of the window.
 create index sync_states_room_id_created_at_idx
   on public.sync_states (room_id, created_at desc);
+
+-- -----------------------------------------------------------------------------
+-- public.sync_records: the history as one record per member, whatever the
+-- row's shape: a snapshot row is unnested into its members' records (drift
+-- and is_synced computed against its host_time, as for any record).
+-- security_invoker: the caller's privileges and sync_states' row level
+-- security apply, so a member sees its rooms' records only.
+-- -----------------------------------------------------------------------------
+create view public.sync_records with (security_invoker = true) as
+select s.room_id, s.user_id, s.host_time, s.member_time, s.time_difference, s.is_synced,
+       s.sync_event_type, s.created_at
+from public.sync_states as s
+where s.member_ids is null
+union all
+select s.room_id, m.user_id, s.host_time, m.member_time,
+       abs(s.host_time - m.member_time)::numeric(10,2),
+       abs(s.host_time - m.member_time) <= 2,
+       s.sync_event_type, s.created_at
+from public.sync_states as s
+cross join lateral unnest(s.member_ids, s.member_times) as m(user_id, member_time)
+where s.member_ids is not null;
+comment on view public.sync_records is
+  'Sync history as one record per member: one-member rows of public.sync_states as they are, snapshot rows unnested. Same visibility as sync_states (security invoker: its row level security applies).';
+comment on column public.sync_records.room_id is 'The room.';
+comment on column public.sync_records.user_id is 'The member.';
+comment on column public.sync_records.host_time is 'The expected host position in seconds the member was compared with.';
+comment on column public.sync_records.member_time is 'The member''s position in seconds.';
+comment on column public.sync_records.time_difference is 'Absolute difference in seconds between member_time and host_time.';
+comment on column public.sync_records.is_synced is 'time_difference <= 2.';
+comment on column public.sync_records.sync_event_type is 'heartbeat, seek, play_pause, speed, episode, join or leave.';
+comment on column public.sync_records.created_at is 'When the record was written.';
 
 -- -----------------------------------------------------------------------------
 -- Column descriptions (shown by \d+ and in docs/schema.md)

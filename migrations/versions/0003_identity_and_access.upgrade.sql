@@ -162,13 +162,14 @@ grant execute on function watchium_private.my_room_ids() to authenticated;
 -- Privileges: read through RLS, write through functions.
 -- =============================================================================
 revoke all on table public.rooms, public.room_members, public.comments, public.sync_states,
-  public.sync_states_default
+  public.sync_states_default, public.sync_records
   from anon, authenticated, service_role;
 revoke all on sequence public.comments_id_seq
   from anon, authenticated, service_role;
 
 grant select on table public.rooms, public.room_members, public.comments to anon;
-grant select on table public.rooms, public.room_members, public.comments, public.sync_states
+grant select on table public.rooms, public.room_members, public.comments, public.sync_states,
+  public.sync_records
   to authenticated, service_role;
 
 -- =============================================================================

@@ -3,8 +3,9 @@
 --
 -- The hot path of the platform:
 --   host controls       change_playback_state, seek_to_time, set_playback_speed
---                       (host only; room row lock first; one history row per
---                       member through bulk_sync_update; one 'playback' event)
+--                       (host only; room row lock first; one sync record per
+--                       member through bulk_sync_update, stored as one
+--                       snapshot row; one 'playback' event)
 --   heartbeats          record_heartbeat (one member), record_heartbeats (an
 --                       edge server relaying many members of one room)
 --   the "Live" button   get_room_sync_state
@@ -20,8 +21,8 @@
 --
 -- "Needs to resync" is derived, not written (watchium_private.needs_resync):
 -- last heartbeat before the playback reference, or last drift > 2 s. A host
--- control writes the room row, one history row per member and one event;
--- no presence or room_members row.
+-- control writes the room row, one snapshot row of history (every member's
+-- position) and one event; no presence or room_members row.
 --
 -- Heartbeats write only watchium_private.member_presence (unpublished, HOT).
 -- The published room_members snapshot changes only when a member's is_synced
@@ -148,7 +149,7 @@ comment on function watchium_private.require_sync_room(text, text) is
 revoke all on function watchium_private.require_sync_room(text, text) from public;
 
 -- =============================================================================
--- bulk_sync_update: one history row per member, one statement.
+-- bulk_sync_update: one sync record per member, one statement, one row.
 -- =============================================================================
 
 -- -----------------------------------------------------------------------------
@@ -188,13 +189,16 @@ revoke all on function watchium_private.needs_resync(timestamptz, numeric, times
 -- watchium_private.sync_room_members(room_id, host_time, event, host, speed)
 --
 -- The set-based core of bulk_sync_update and the host controls: one
--- INSERT ... SELECT writing one public.sync_states row per member (host_time,
--- member_time, drift, is_synced, event type). Its position is estimated from
--- its presence (reported position + elapsed since its last heartbeat *
--- p_member_speed while it was playing); the host is at p_host_time.
+-- statement writing one sync record per member as a single snapshot row of
+-- public.sync_states (member_ids / member_times against host_time; read one
+-- record per member through public.sync_records). A member's position is
+-- estimated from its presence (reported position + elapsed since its last
+-- heartbeat * p_member_speed while it was playing); the host is at
+-- p_host_time. One row and one index entry whatever the room's size: in a
+-- room of 1,000 members, 1,000 rows and index entries were most of a
+-- control's cost.
 -- It writes nothing else: presence and room_members rows are read without a
--- lock and left alone ("needs to resync" is derived, see needs_resync), so a
--- control costs the history insert and no per-member tuple lock or update.
+-- lock and left alone ("needs to resync" is derived, see needs_resync).
 -- Caller holds the room row lock. Returns {members, synced_members,
 -- out_of_sync_members}, counted against p_host_time from the estimates.
 -- -----------------------------------------------------------------------------
@@ -215,51 +219,51 @@ as $$
 declare
   v_result jsonb;
 begin
-  with history as (
-    insert into public.sync_states
-      (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type)
-    select p_room_id, d.user_id, p_host_time, d.member_time, d.time_difference,
-           d.time_difference <= 2, p_sync_event_type
-    from (
-      -- p_host_time and member times have 2 decimals: the difference needs no
-      -- rounding. OFFSET 0 keeps each subquery from being flattened into the
-      -- next, so member_time is computed once per row, not once per use.
-      select e.user_id, e.member_time, abs(p_host_time - e.member_time) as time_difference
-      from (
-        select m.user_id,
-               case
-                 when m.user_id = p_host_user_id then p_host_time
-                 when p.user_id is null then m.current_playback_time
-                 when not p.is_playing then p.reported_time
-                 else pg_catalog.round(least(
-                   86400::numeric,
-                   p.reported_time
-                     + extract(epoch from greatest(pg_catalog.now() - p.last_heartbeat, interval '0'))
-                       * p_member_speed
-                 ), 2)
-               end as member_time
-        from public.room_members as m
-        left join watchium_private.member_presence as p
-          on p.room_id = m.room_id and p.user_id = m.user_id
-        where m.room_id = p_room_id
-        offset 0
-      ) as e
-      offset 0
-    ) as d
-    returning is_synced
+  with estimate as (
+    select m.user_id,
+           case
+             when m.user_id = p_host_user_id then p_host_time
+             when p.user_id is null then m.current_playback_time
+             when not p.is_playing then p.reported_time
+             else pg_catalog.round(least(
+               86400::numeric,
+               p.reported_time
+                 + extract(epoch from greatest(pg_catalog.now() - p.last_heartbeat, interval '0'))
+                   * p_member_speed
+             ), 2)
+           end as member_time
+    from public.room_members as m
+    left join watchium_private.member_presence as p
+      on p.room_id = m.room_id and p.user_id = m.user_id
+    where m.room_id = p_room_id
+    order by m.user_id
+  ),
+  snapshot as (
+    select pg_catalog.array_agg(e.user_id) as member_ids,
+           pg_catalog.array_agg(e.member_time) as member_times,
+           pg_catalog.count(*) as members,
+           -- p_host_time and member times have 2 decimals: no rounding needed.
+           pg_catalog.count(*) filter (where abs(p_host_time - e.member_time) <= 2) as synced
+    from estimate as e
+  ),
+  history as (
+    insert into public.sync_states (room_id, host_time, sync_event_type, member_ids, member_times)
+    select p_room_id, p_host_time, p_sync_event_type, s.member_ids, s.member_times
+    from snapshot as s
+    where s.members > 0
   )
   select pg_catalog.jsonb_build_object(
-    'members', pg_catalog.count(*),
-    'synced_members', pg_catalog.count(*) filter (where h.is_synced),
-    'out_of_sync_members', pg_catalog.count(*) filter (where not h.is_synced)
+    'members', s.members,
+    'synced_members', s.synced,
+    'out_of_sync_members', s.members - s.synced
   )
   into v_result
-  from history as h;
+  from snapshot as s;
   return v_result;
 end;
 $$;
 comment on function watchium_private.sync_room_members(text, numeric, text, text, numeric) is
-  'Set-based core of bulk_sync_update: one INSERT ... SELECT writing one sync_states row per member of p_room_id against p_host_time; reads presence unlocked and writes nothing else. Caller holds the room lock. Internal.';
+  'Set-based core of bulk_sync_update: one statement writing one sync record per member of p_room_id against p_host_time, as one snapshot row of sync_states; reads presence unlocked and writes nothing else. Caller holds the room lock. Internal.';
 revoke all on function watchium_private.sync_room_members(text, numeric, text, text, numeric) from public;
 
 -- -----------------------------------------------------------------------------
@@ -324,7 +328,7 @@ begin
 end;
 $$;
 comment on function public.bulk_sync_update(text, numeric, text) is
-  'Writes one sync_states row per member of p_room_id against p_host_time (null: the expected host position) in one statement; nothing else per member. Host (rate limited as sync_control) or service_role only.';
+  'Writes one sync record per member of p_room_id against p_host_time (null: the expected host position) in one statement, as one snapshot row of sync_states (read per member through sync_records); nothing else per member. Host (rate limited as sync_control) or service_role only.';
 revoke all on function public.bulk_sync_update(text, numeric, text) from public, anon;
 grant execute on function public.bulk_sync_update(text, numeric, text) to authenticated, service_role;
 
@@ -340,7 +344,7 @@ grant execute on function public.bulk_sync_update(text, numeric, text) to authen
 --   2. the room row lock (lock order), then the host check;
 --   3. the new state: a new reference instant (playback_updated_at = now) at
 --      p_time, or at the expected position when p_time is null;
---   4. one history row per member (nothing else per member: "needs to
+--   4. one sync record per member, one snapshot row (nothing else per member: "needs to
 --      resync" is derived from the new reference, see needs_resync);
 --   5. one 'playback' room event.
 -- Returns the new state.
@@ -1230,7 +1234,7 @@ begin
            'max_drift', pg_catalog.max(s.time_difference)
          )
   into v_drift
-  from public.sync_states as s
+  from public.sync_records as s
   where s.room_id = p_room_id and s.created_at >= v_since;
 
   -- Presence classified by the derived rule (needs_resync): synced, out of
