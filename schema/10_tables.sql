@@ -197,6 +197,8 @@ END),
     CONSTRAINT sync_states_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100)))
 )
 PARTITION BY RANGE (created_at);
+ALTER TABLE ONLY public.sync_states ALTER COLUMN member_ids SET COMPRESSION lz4;
+ALTER TABLE ONLY public.sync_states ALTER COLUMN member_times SET COMPRESSION lz4;
 
 COMMENT ON TABLE public.sync_states IS 'Sync history: one row per member for joins, leaves and sampled heartbeats, one snapshot row (every member''s position in arrays) per host control. Read one record per member through public.sync_records. Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Published for realtime.';
 
@@ -216,7 +218,7 @@ COMMENT ON COLUMN public.sync_states.sync_event_type IS 'heartbeat, seek, play_p
 
 COMMENT ON COLUMN public.sync_states.created_at IS 'When the measurement was taken; the partition key (hourly partitions).';
 
-COMMENT ON COLUMN public.sync_states.member_ids IS 'Snapshot row (host control, bulk_sync_update): every member of the room; element i goes with member_times[i]. Null in a one-member record.';
+COMMENT ON COLUMN public.sync_states.member_ids IS 'Snapshot row (host control, bulk_sync_update): every member of the room, in no particular order; element i goes with member_times[i]. Null in a one-member record.';
 
 COMMENT ON COLUMN public.sync_states.member_times IS 'Snapshot row: each member''s estimated position in seconds when the row was written, against host_time. Null in a one-member record.';
 
@@ -242,6 +244,8 @@ END),
     CONSTRAINT sync_states_time_difference_check CHECK (((time_difference >= (0)::numeric) AND (time_difference <= (86400)::numeric))),
     CONSTRAINT sync_states_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100)))
 );
+ALTER TABLE ONLY public.sync_states_default ALTER COLUMN member_ids SET COMPRESSION lz4;
+ALTER TABLE ONLY public.sync_states_default ALTER COLUMN member_times SET COMPRESSION lz4;
 
 ALTER TABLE ONLY public.sync_states_default REPLICA IDENTITY FULL;
 

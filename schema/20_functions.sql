@@ -2083,7 +2083,7 @@ begin
     -- with the new partition); readers are not blocked. Once per run at most.
     lock table public.sync_states in exclusive mode;
     execute pg_catalog.format(
-      'create table public.%I (like public.sync_states including defaults including constraints)',
+      'create table public.%I (like public.sync_states including defaults including constraints including compression)',
       v_name);
     execute pg_catalog.format(
       'with moved as (delete from public.sync_states_default where created_at >= $1 and created_at < $2 returning *)'
@@ -2659,11 +2659,13 @@ CREATE FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time n
 declare
   v_result jsonb;
 begin
+  -- The room's presence rows are its members: each member has exactly one,
+  -- created with the membership (trigger _100_create_presence) and removed
+  -- with it (foreign key, on delete cascade). No join to room_members.
   with estimate as (
-    select m.user_id,
+    select p.user_id,
            case
-             when m.user_id = p_host_user_id then p_host_time
-             when p.user_id is null then m.current_playback_time
+             when p.user_id = p_host_user_id then p_host_time
              when not p.is_playing then p.reported_time
              else pg_catalog.round(least(
                86400::numeric,
@@ -2672,12 +2674,12 @@ begin
                    * p_member_speed
              ), 2)
            end as member_time
-    from public.room_members as m
-    left join watchium_private.member_presence as p
-      on p.room_id = m.room_id and p.user_id = m.user_id
-    where m.room_id = p_room_id
-    order by m.user_id
+    from watchium_private.member_presence as p
+    where p.room_id = p_room_id
   ),
+  -- Element i of member_ids goes with element i of member_times; the order of
+  -- the members is unspecified (sorting them cost more than the rest of the
+  -- snapshot's assembly, for no reader).
   snapshot as (
     select pg_catalog.array_agg(e.user_id) as member_ids,
            pg_catalog.array_agg(e.member_time) as member_times,

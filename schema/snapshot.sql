@@ -2154,7 +2154,7 @@ begin
     -- with the new partition); readers are not blocked. Once per run at most.
     lock table public.sync_states in exclusive mode;
     execute pg_catalog.format(
-      'create table public.%I (like public.sync_states including defaults including constraints)',
+      'create table public.%I (like public.sync_states including defaults including constraints including compression)',
       v_name);
     execute pg_catalog.format(
       'with moved as (delete from public.sync_states_default where created_at >= $1 and created_at < $2 returning *)'
@@ -2786,11 +2786,13 @@ CREATE FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time n
 declare
   v_result jsonb;
 begin
+  -- The room's presence rows are its members: each member has exactly one,
+  -- created with the membership (trigger _100_create_presence) and removed
+  -- with it (foreign key, on delete cascade). No join to room_members.
   with estimate as (
-    select m.user_id,
+    select p.user_id,
            case
-             when m.user_id = p_host_user_id then p_host_time
-             when p.user_id is null then m.current_playback_time
+             when p.user_id = p_host_user_id then p_host_time
              when not p.is_playing then p.reported_time
              else pg_catalog.round(least(
                86400::numeric,
@@ -2799,12 +2801,12 @@ begin
                    * p_member_speed
              ), 2)
            end as member_time
-    from public.room_members as m
-    left join watchium_private.member_presence as p
-      on p.room_id = m.room_id and p.user_id = m.user_id
-    where m.room_id = p_room_id
-    order by m.user_id
+    from watchium_private.member_presence as p
+    where p.room_id = p_room_id
   ),
+  -- Element i of member_ids goes with element i of member_times; the order of
+  -- the members is unspecified (sorting them cost more than the rest of the
+  -- snapshot's assembly, for no reader).
   snapshot as (
     select pg_catalog.array_agg(e.user_id) as member_ids,
            pg_catalog.array_agg(e.member_time) as member_times,
@@ -3117,6 +3119,8 @@ END),
     CONSTRAINT sync_states_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100)))
 )
 PARTITION BY RANGE (created_at);
+ALTER TABLE ONLY public.sync_states ALTER COLUMN member_ids SET COMPRESSION lz4;
+ALTER TABLE ONLY public.sync_states ALTER COLUMN member_times SET COMPRESSION lz4;
 
 COMMENT ON TABLE public.sync_states IS 'Sync history: one row per member for joins, leaves and sampled heartbeats, one snapshot row (every member''s position in arrays) per host control. Read one record per member through public.sync_records. Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Published for realtime.';
 
@@ -3136,7 +3140,7 @@ COMMENT ON COLUMN public.sync_states.sync_event_type IS 'heartbeat, seek, play_p
 
 COMMENT ON COLUMN public.sync_states.created_at IS 'When the measurement was taken; the partition key (hourly partitions).';
 
-COMMENT ON COLUMN public.sync_states.member_ids IS 'Snapshot row (host control, bulk_sync_update): every member of the room; element i goes with member_times[i]. Null in a one-member record.';
+COMMENT ON COLUMN public.sync_states.member_ids IS 'Snapshot row (host control, bulk_sync_update): every member of the room, in no particular order; element i goes with member_times[i]. Null in a one-member record.';
 
 COMMENT ON COLUMN public.sync_states.member_times IS 'Snapshot row: each member''s estimated position in seconds when the row was written, against host_time. Null in a one-member record.';
 
@@ -3204,6 +3208,8 @@ END),
     CONSTRAINT sync_states_time_difference_check CHECK (((time_difference >= (0)::numeric) AND (time_difference <= (86400)::numeric))),
     CONSTRAINT sync_states_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100)))
 );
+ALTER TABLE ONLY public.sync_states_default ALTER COLUMN member_ids SET COMPRESSION lz4;
+ALTER TABLE ONLY public.sync_states_default ALTER COLUMN member_times SET COMPRESSION lz4;
 
 ALTER TABLE ONLY public.sync_states_default REPLICA IDENTITY FULL;
 

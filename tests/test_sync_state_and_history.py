@@ -152,6 +152,14 @@ def test_maintenance_moves_default_rows_and_drops_expired_partitions(conn):
         "select 'sync_states_p' || to_char(date_trunc('hour', (now() - interval '2 hours') at time zone 'UTC'), 'YYYYMMDDHH24')",
     )
     assert old_name in first["created"]
+    # Partitions keep the parent's lz4 compression of the snapshot arrays (this server has lz4).
+    compression = conn.execute(
+        "select attname, attcompression from pg_attribute"
+        " where attrelid = %s::regclass and attname in ('member_ids', 'member_times')"
+        " order by attname",
+        (f"public.{old_name}",),
+    ).fetchall()
+    assert compression == [("member_ids", "l"), ("member_times", "l")]
     assert one(conn, f"select count(*) from public.{old_name}") == 1
     assert one(conn, "select count(*) from public.sync_states") == 2
 
