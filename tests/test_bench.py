@@ -83,6 +83,18 @@ def test_cli_has_bench_command() -> None:
     assert args.quick and args.json and args.only == ["expiry", "rls_read"]
 
 
+def test_partial_runs_never_replace_the_full_report(tmp_path: Path) -> None:
+    assert bench.output_paths(partial=False) == (bench.RESULTS, bench.MARKDOWN)
+    json_path, md_path = bench.output_paths(partial=True)
+    assert json_path.parent == md_path.parent == bench.PARTIAL
+    assert json_path != bench.RESULTS and md_path != bench.MARKDOWN
+    assert bench.output_paths(partial=True, out=tmp_path) == (
+        tmp_path / "results.json",
+        tmp_path / "benchmarks.md",
+    )
+    assert bench.output_paths(partial=False, out=tmp_path)[1] == tmp_path / "benchmarks.md"
+
+
 @pytest.mark.slow
 def test_quick_bench_everything(tmp_path: Path) -> None:
     json_path, md_path = tmp_path / "latest.json", tmp_path / "benchmarks.md"

@@ -38,6 +38,19 @@ SEED_SQL = ROOT / "bench" / "seed_reference.sql"
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 DOCS = ROOT / "docs"
 MARKDOWN = DOCS / "benchmarks.md"
+#: Where a partial run (``--quick`` or ``--only``) writes, so it never replaces the full report.
+PARTIAL = ROOT / "bench" / "results" / "partial"
+
+
+def output_paths(partial: bool, out: Path | None = None) -> tuple[Path, Path]:
+    """(JSON, Markdown) paths of a run; charts go next to the Markdown. A full run writes the
+    committed report, a partial one ``bench/results/partial/`` unless ``out`` is given."""
+    if out is None and not partial:
+        return RESULTS, MARKDOWN
+    directory = out or PARTIAL
+    return directory / "results.json", directory / "benchmarks.md"
+
+
 ANALYSIS = ROOT / "bench" / "analysis.md"  # hand-written reading of the results, included
 STANDIN_SQL = Path(__file__).with_name("testing") / "supabase_standin.sql"
 

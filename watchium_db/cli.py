@@ -252,7 +252,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     "bench",
     "run the benchmarks against the seed's reference SQL on a fresh throw-away server",
     epilog=(
-        "Writes bench/results/latest.json, docs/benchmarks.md and charts in docs/.\n\n"
+        "A full run writes bench/results/latest.json, docs/benchmarks.md and charts in docs/.\n"
+        "A partial run (--quick or --only) writes bench/results/partial/ instead, so it never\n"
+        "replaces the full report; --out DIR writes anywhere.\n\n"
         "examples:\n  watchium-db bench\n  watchium-db bench --quick\n"
         "  watchium-db bench --only host_control rate_limit --json"
     ),
@@ -260,6 +262,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         arg("--quick", action="store_true", help="small sizes: about two minutes"),
         arg("--only", nargs="+", metavar="NAME", help="run only these benchmarks"),
         arg("--json", action="store_true", help="print the JSON results for scripts"),
+        arg("--out", metavar="DIR", help="write results.json, benchmarks.md and charts to DIR"),
         arg(
             "--render-only",
             action="store_true",
@@ -269,6 +272,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 )
 def cmd_bench(args: argparse.Namespace) -> int:
     import json
+    from pathlib import Path
 
     from watchium_db import bench
 
@@ -276,9 +280,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         bench.write_docs(json.loads(bench.RESULTS.read_text()))
         print(f"wrote {bench.MARKDOWN}")
         return 0
+    results_path, markdown_path = bench.output_paths(
+        bool(args.quick or args.only), Path(args.out) if args.out else None
+    )
     results = bench.run(
         quick=args.quick,
         only=args.only,
+        results_path=results_path,
+        markdown_path=markdown_path,
         log=(lambda _line: None) if args.json else print,
     )
     if args.json:
@@ -286,7 +295,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         for target in results["targets"]:
             print(f"  {target['status']:>12}  {target['what']}: {target['measured']}")
-        print(f"wrote {bench.RESULTS} and {bench.MARKDOWN}")
+        print(f"wrote {results_path} and {markdown_path}")
     for name, error in results["errors"].items():
         print(f"watchium-db: bench: {name}: {error}", file=sys.stderr)
     return 1 if results["errors"] else 0
