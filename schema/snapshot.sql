@@ -1121,7 +1121,6 @@ begin
     raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
       using errcode = 'P0002';
   end if;
-  perform watchium_private.enforce_rate_limit('room:' || p_room_id, 'heartbeat_batch');
 
   return query
   select h.user_id, h.outcome, h.reported_time, h.expected_time, h.time_difference,
@@ -1130,7 +1129,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) IS 'service_role only: many members'' heartbeats of one room in one call (element i of p_user_ids, p_current_times, p_is_playing; 1 to 1000). One row per member: outcome (ok, throttled, not_member) and sync status. Rate limited per room (heartbeat_batch).';
+COMMENT ON FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) IS 'service_role only: many members'' heartbeats of one room in one call (element i of p_user_ids, p_current_times, p_is_playing; 1 to 1000). One row per member: outcome (ok, throttled, not_member) and sync status. Rate limited per member by heartbeat_min_interval (too early: throttled, nothing written).';
 
 CREATE FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER

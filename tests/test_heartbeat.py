@@ -368,16 +368,25 @@ def test_batched_heartbeats_name_a_missing_room(conn):
     assert exc.value.sqlstate == "P0002" and "nosuchroom" in str(exc.value)
 
 
-def test_batched_heartbeats_are_rate_limited_per_room(conn):
-    make_room(conn)
-    conn.execute(
-        "update watchium_private.rate_limit_rules set max_requests = 2 where action = 'heartbeat_batch'"
+def test_batched_heartbeats_are_rate_limited_per_member_without_a_write(conn):
+    make_room(conn, members=["alice", "bob"])
+    first = batch(conn, [("alice", 0, False), ("bob", 0, False)])
+    assert {r["outcome"] for r in first.values()} == {"ok"}
+    presence = (
+        "select user_id, last_heartbeat, reported_time from watchium_private.member_presence"
+        " order by user_id"
     )
-    for _ in range(2):
-        batch(conn, [("alice", 0, False)])
-    with pytest.raises(psycopg.Error) as exc:
-        batch(conn, [("alice", 0, False)])
-    assert exc.value.sqlstate == "WD429"
+    before = conn.execute(presence).fetchall()
+    # A relay flooding the same members: every one comes back throttled, nothing is written.
+    for _ in range(3):
+        again = batch(conn, [("alice", 5, False), ("bob", 5, False)])
+        assert {r["outcome"] for r in again.values()} == {"throttled"}
+    assert conn.execute(presence).fetchall() == before
+    assert one(conn, "select count(*) from watchium_private.rate_limit_counters") == 0
+    # Once heartbeat_min_interval has passed, the members are accepted again.
+    age(conn, ROOM_ID, 3)
+    later = batch(conn, [("alice", 5, False), ("bob", 5, False)])
+    assert {r["outcome"] for r in later.values()} == {"ok"}
 
 
 def test_heartbeat_skips_a_locked_member_row_and_repairs_it_next_time(conn, watchium_db_url):

@@ -125,10 +125,18 @@ def test_every_sync_write_rpc_has_a_documented_rule(conn):
     rules = dict(
         conn.execute(
             "select action, max_requests from watchium_private.rate_limit_rules"
-            " where action in ('sync_control', 'heartbeat_batch', 'realtime_metrics')"
+            " where action in ('sync_control', 'realtime_metrics')"
         ).fetchall()
     )
-    assert rules == {"sync_control": 120, "heartbeat_batch": 60, "realtime_metrics": 12}
+    assert rules == {"sync_control": 120, "realtime_metrics": 12}
+    # Both heartbeat forms are limited per member by the presence row itself (no counter).
+    assert (
+        conn.execute(
+            "select value #>> '{}' from watchium_private.settings"
+            " where key = 'heartbeat_min_interval'"
+        ).fetchone()[0]
+        == "1 second"
+    )
 
 
 def test_windows_of_different_lengths_count_separately(conn):

@@ -115,7 +115,8 @@ def _median(values: list[float], digits: int = 3) -> float:
 
 
 def _ratio(a: float, b: float) -> float | None:
-    return round(a / b, 2) if b else None
+    # Three decimals: targets are judged on this figure, so 0.4988 must not pass as 0.50.
+    return round(a / b, 3) if b else None
 
 
 def _one(conn: Conn, sql: str, params: Any = None) -> Any:

@@ -26,9 +26,9 @@ drop function watchium_private.require_playback_time(numeric, text);
 drop function watchium_private.sync_level(numeric);
 
 delete from watchium_private.rate_limit_counters
-  where action in ('sync_control', 'heartbeat_batch', 'realtime_metrics');
+  where action in ('sync_control', 'realtime_metrics');
 delete from watchium_private.rate_limit_rules
-  where action in ('sync_control', 'heartbeat_batch', 'realtime_metrics');
+  where action in ('sync_control', 'realtime_metrics');
 delete from watchium_private.settings
   where key in ('heartbeat_sample_interval', 'heartbeat_min_interval', 'sync_history_retention',
                 'sync_history_premake', 'realtime_metrics_retention');

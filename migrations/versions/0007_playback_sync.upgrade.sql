@@ -37,7 +37,7 @@ insert into watchium_private.settings (key, value, description) values
   ('heartbeat_sample_interval', '"60 seconds"',
    'A heartbeat whose sync level did not change is written to public.sync_states at most once per member per this interval.'),
   ('heartbeat_min_interval', '"1 second"',
-   'Heartbeats of one member arriving faster than this are rejected (record_heartbeat: WD429; record_heartbeats: skipped as throttled). Checked against member_presence.last_heartbeat, so the limit costs no write.'),
+   'Heartbeats of one member arriving faster than this are rejected (record_heartbeat: WD429; record_heartbeats: skipped as throttled). The rate limit of both heartbeat forms: checked against member_presence.last_heartbeat, so it costs no write.'),
   ('sync_history_retention', '"6 hours"',
    'How long public.sync_states keeps history; maintenance drops hourly partitions entirely older than this.'),
   ('sync_history_premake', '"3 hours"',
@@ -48,8 +48,6 @@ insert into watchium_private.settings (key, value, description) values
 insert into watchium_private.rate_limit_rules (action, max_requests, window_minutes, description) values
   ('sync_control', 120, 1,
    'Host controls (play, pause, seek, speed) and direct bulk_sync_update calls, per host.'),
-  ('heartbeat_batch', 60, 1,
-   'record_heartbeats calls per room (subject room:<room_id>); an edge server relaying every 3 s makes 20.'),
   ('realtime_metrics', 12, 1,
    'record_realtime_metrics calls per user; the seed''s dashboard reports every 30 s.');
 
@@ -852,10 +850,12 @@ revoke all on function watchium_private.apply_heartbeats(public.rooms, text[], n
 -- public.record_heartbeats(room_id, user_ids, current_times, is_playing): the
 -- batched form for an edge server relaying Realtime presence: three arrays of
 -- the same length (1 to 1000), element i being one member's heartbeat.
--- Trusted callers only (service_role): it writes other users' presence. Rate
--- limited per room (heartbeat_batch, subject room:<room_id>). Members whose
--- previous heartbeat is too recent are skipped as throttled, non-members as
--- not_member; one row per element with its outcome and sync status.
+-- Trusted callers only (service_role): it writes other users' presence.
+-- Rate limited per member without a write, like record_heartbeat: members
+-- whose previous heartbeat is younger than heartbeat_min_interval are skipped
+-- as throttled (a counter per call was a write per batch, and cost as much as
+-- the rest of a 50-member batch); non-members come back as not_member; one
+-- row per element with its outcome and sync status.
 -- Security definer: writes member_presence, which clients cannot.
 -- -----------------------------------------------------------------------------
 create function public.record_heartbeats(
@@ -952,7 +952,6 @@ begin
     raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
       using errcode = 'P0002';
   end if;
-  perform watchium_private.enforce_rate_limit('room:' || p_room_id, 'heartbeat_batch');
 
   return query
   select h.user_id, h.outcome, h.reported_time, h.expected_time, h.time_difference,
@@ -961,7 +960,7 @@ begin
 end;
 $$;
 comment on function public.record_heartbeats(text, text[], numeric[], boolean[]) is
-  'service_role only: many members'' heartbeats of one room in one call (element i of p_user_ids, p_current_times, p_is_playing; 1 to 1000). One row per member: outcome (ok, throttled, not_member) and sync status. Rate limited per room (heartbeat_batch).';
+  'service_role only: many members'' heartbeats of one room in one call (element i of p_user_ids, p_current_times, p_is_playing; 1 to 1000). One row per member: outcome (ok, throttled, not_member) and sync status. Rate limited per member by heartbeat_min_interval (too early: throttled, nothing written).';
 revoke all on function public.record_heartbeats(text, text[], numeric[], boolean[]) from public, anon, authenticated;
 grant execute on function public.record_heartbeats(text, text[], numeric[], boolean[]) to service_role;
 
