@@ -1313,6 +1313,8 @@ CREATE FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_id
     LANGUAGE plpgsql
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
     AS $$
 #variable_conflict use_column
 declare

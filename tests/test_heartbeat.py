@@ -427,7 +427,7 @@ def test_controls_and_batched_heartbeats_run_concurrently_without_deadlock(conn,
     def relay(order: list[str]) -> None:
         try:
             with psycopg.connect(watchium_db_url, autocommit=True) as c:
-                for i in range(15):
+                for i in range(40):
                     beats = [(u, i % 3 * 5, False) for u in order]
                     with as_service(c) as s:
                         s.execute(BATCH_SQL, batch_arguments(beats))
@@ -439,6 +439,9 @@ def test_controls_and_batched_heartbeats_run_concurrently_without_deadlock(conn,
         threading.Thread(target=controls),
         threading.Thread(target=relay, args=(members,)),
         threading.Thread(target=relay, args=(list(reversed(members)),)),
+        # Interleaved: rows of two relays meet in every order, and HOT updates move row
+        # versions around the heap (a heap-order scan once deadlocked two relays here).
+        threading.Thread(target=relay, args=(members[1::2] + members[::2],)),
     ]
     for t in threads:
         t.start()

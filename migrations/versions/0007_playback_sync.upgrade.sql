@@ -722,6 +722,14 @@ grant execute on function public.record_heartbeat(text, numeric, boolean) to aut
 -- plan_cache_mode: the arrays' sizes vary, so PL/pgSQL would otherwise plan
 -- this statement again on every call (a custom plan costs more than the
 -- whole execution of a 50-member batch).
+-- enable_seqscan / enable_bitmapscan off: rows are locked in the order the
+-- UPDATE reaches them, and two batches of one room must reach them in the
+-- same order or they can deadlock. The heartbeats are sorted by user_id and
+-- the primary key index returns presence rows in (room_id, user_id) order,
+-- whichever side of the join it is on; a sequential or bitmap scan returns
+-- them in heap order, which differs between two transactions' snapshots once
+-- HOT updates have moved row versions (the reliability tests caught such a
+-- deadlock between two relays of one room).
 -- -----------------------------------------------------------------------------
 create function watchium_private.apply_heartbeats(
   p_room public.rooms,
@@ -742,6 +750,8 @@ language plpgsql
 volatile
 set search_path = ''
 set plan_cache_mode = force_generic_plan
+set enable_seqscan = off
+set enable_bitmapscan = off
 as $$
 #variable_conflict use_column
 declare
