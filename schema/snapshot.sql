@@ -965,15 +965,7 @@ begin
            m.is_synced as published_is_synced
     from public.rooms as r
     join public.room_members as m on m.room_id = r.room_id and m.user_id = v_user_id
-    -- watchium_private.room_expected_position, inlined.
-    cross join lateral (
-      select case when r.is_playing then pg_catalog.round(least(
-               86400::numeric,
-               r.current_playback_time
-                 + extract(epoch from greatest(pg_catalog.now() - r.playback_updated_at, interval '0'))
-                   * r.playback_speed), 2)
-             else r.current_playback_time end as expected
-    ) as e
+    cross join lateral (select watchium_private.room_expected_position(r) as expected) as e
     cross join lateral (select pg_catalog.round(abs(v_time - e.expected), 2) as drift) as x
     where r.room_id = p_room_id
   ) as d
@@ -1483,7 +1475,8 @@ begin
   from beat as b
   left join presence as u on u.user_id = b.user_id
   -- events is a SELECT: it runs only when read.
-  where (select pg_catalog.count(*) from events) >= 0;
+  where (select pg_catalog.count(*) from events) >= 0
+  order by b.user_id;
 end;
 $$;
 
