@@ -53,7 +53,10 @@ def test_quick_bench_host_control_and_rate_limit(tmp_path: Path) -> None:
     hc = results["host_control"]["by_members"]
     assert set(hc) == {"10", "100", "1000"}
     for n, row in hc.items():
-        assert row["ours_ms"] > 0 and row["seed_ms"] > 0 and row["floor_ms"] > 0
+        # Steady (pgbench, back to back) and interleaved (single calls in turn) timings.
+        for timings in (row, row["interleaved"]):
+            assert timings["ours_ms"] > 0 and timings["seed_ms"] > 0 and timings["floor_ms"] > 0
+            assert timings["speedup_vs_seed"] == round(timings["seed_ms"] / timings["ours_ms"], 3)
         # Ours wrote a sync record for every member on every control (rounds + warm-up),
         # one snapshot row per control.
         controls = results["host_control"]["rounds"] + 1
