@@ -85,12 +85,18 @@ CREATE TABLE public.comments (
     is_system_message boolean DEFAULT false NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    deleted_at timestamp with time zone,
     CONSTRAINT comments_anchor_root_check CHECK (((NOT is_anchor) OR ((parent_id IS NULL) AND (room_id IS NULL)))),
     CONSTRAINT comments_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
     CONSTRAINT comments_author_check CHECK (((user_id IS NULL) = (is_system_message OR is_anchor))),
     CONSTRAINT comments_avatar_url_check CHECK ((((char_length(avatar_url) >= 1) AND (char_length(avatar_url) <= 2048)) AND (avatar_url ~* '^https?://'::text))),
     CONSTRAINT comments_episode_number_check CHECK (((episode_number >= 1) AND (episode_number <= 100000))),
-    CONSTRAINT comments_message_length_check CHECK (((char_length(message) >= 1) AND (char_length(message) <= 2000))),
+    CONSTRAINT comments_message_length_check CHECK (
+CASE
+    WHEN (deleted_at IS NULL) THEN ((char_length(message) >= 1) AND (char_length(message) <= 2000))
+    ELSE (message = ''::text)
+END),
+    CONSTRAINT comments_tombstone_check CHECK (((deleted_at IS NULL) OR ((avatar_url IS NULL) AND (video_timestamp IS NULL)))),
     CONSTRAINT comments_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100))),
     CONSTRAINT comments_username_length_check CHECK (((char_length(username) >= 1) AND (char_length(username) <= 50))),
     CONSTRAINT comments_video_timestamp_check CHECK (((video_timestamp >= (0)::numeric) AND (video_timestamp <= (86400)::numeric)))
@@ -106,7 +112,7 @@ COMMENT ON COLUMN public.comments.room_id IS 'The room the comment was posted in
 
 COMMENT ON COLUMN public.comments.episode_number IS 'The episode of the thread, 1 to 100000.';
 
-COMMENT ON COLUMN public.comments.parent_id IS 'The comment this one replies to, in the same thread; replies go with their parent.';
+COMMENT ON COLUMN public.comments.parent_id IS 'The comment this one replies to, in the same thread. A comment with replies is never deleted (on delete restrict): delete_comment leaves a tombstone.';
 
 COMMENT ON COLUMN public.comments.user_id IS 'The author; null for system messages and anchors.';
 
@@ -114,7 +120,7 @@ COMMENT ON COLUMN public.comments.username IS 'Display name of the author (''sys
 
 COMMENT ON COLUMN public.comments.avatar_url IS 'http(s) URL of the author''s avatar, if any.';
 
-COMMENT ON COLUMN public.comments.message IS 'The text: trimmed, 1 to 2000 characters, no control characters but line feeds.';
+COMMENT ON COLUMN public.comments.message IS 'The text: trimmed, 1 to 2000 characters, no control characters but line feeds; empty once deleted.';
 
 COMMENT ON COLUMN public.comments.video_timestamp IS 'Seconds into the episode the comment refers to, 0 to 86400.';
 
@@ -125,6 +131,8 @@ COMMENT ON COLUMN public.comments.is_system_message IS 'Written by the database 
 COMMENT ON COLUMN public.comments.created_at IS 'When the comment was posted.';
 
 COMMENT ON COLUMN public.comments.updated_at IS 'When the comment was last edited.';
+
+COMMENT ON COLUMN public.comments.deleted_at IS 'Set when the author deleted a comment that has replies: the row stays as a tombstone (empty message, no avatar or video time) so the replies keep their thread. Comments without replies are deleted outright.';
 
 ALTER TABLE public.comments ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.comments_id_seq
@@ -507,7 +515,7 @@ CREATE INDEX room_events_room_id_event_id_idx ON watchium_private.room_events US
 ALTER INDEX public.sync_states_room_id_created_at_idx ATTACH PARTITION public.sync_states_default_room_id_created_at_idx;
 
 ALTER TABLE ONLY public.comments
-    ADD CONSTRAINT comments_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES public.comments(id) ON DELETE CASCADE;
+    ADD CONSTRAINT comments_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES public.comments(id) ON DELETE RESTRICT;
 
 ALTER TABLE ONLY public.comments
     ADD CONSTRAINT comments_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE SET NULL;

@@ -221,19 +221,50 @@ CREATE FUNCTION public.delete_comment(p_comment_id bigint) RETURNS jsonb
 declare
   v_user_id text := watchium_private.require_user_id();
   v_comment public.comments;
+  v_parent  bigint;
+  v_next    bigint;
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_comment');
   v_comment := watchium_private.own_comment(p_comment_id, v_user_id);
-  delete from public.comments as c where c.id = p_comment_id;
+
+  if exists (select from public.comments as r where r.parent_id = v_comment.id) then
+    update public.comments as c
+    set message = '', avatar_url = null, video_timestamp = null, deleted_at = pg_catalog.now()
+    where c.id = v_comment.id;
+    if v_comment.room_id is not null then
+      perform watchium_private.emit_room_event(v_comment.room_id, 'comment_deleted',
+        pg_catalog.jsonb_build_object('id', v_comment.id, 'tombstone', true));
+    end if;
+    return pg_catalog.jsonb_build_object('status', 'deleted', 'id', v_comment.id, 'tombstone', true);
+  end if;
+
+  delete from public.comments as c where c.id = v_comment.id;
   if v_comment.room_id is not null then
     perform watchium_private.emit_room_event(v_comment.room_id, 'comment_deleted',
-      pg_catalog.jsonb_build_object('id', v_comment.id));
+      pg_catalog.jsonb_build_object('id', v_comment.id, 'tombstone', false));
   end if;
-  return pg_catalog.jsonb_build_object('status', 'deleted', 'id', v_comment.id);
+
+  -- Tombstones left without replies go too, up the thread.
+  v_parent := v_comment.parent_id;
+  while v_parent is not null loop
+    select c.parent_id into v_next
+    from public.comments as c
+    where c.id = v_parent and c.deleted_at is not null
+    for update;
+    exit when not found
+      or exists (select from public.comments as r where r.parent_id = v_parent);
+    delete from public.comments as c where c.id = v_parent;
+    if v_comment.room_id is not null then
+      perform watchium_private.emit_room_event(v_comment.room_id, 'comment_deleted',
+        pg_catalog.jsonb_build_object('id', v_parent, 'tombstone', false));
+    end if;
+    v_parent := v_next;
+  end loop;
+  return pg_catalog.jsonb_build_object('status', 'deleted', 'id', v_comment.id, 'tombstone', false);
 end;
 $$;
 
-COMMENT ON FUNCTION public.delete_comment(p_comment_id bigint) IS 'The author deletes their own comment (not system messages or anchors); replies are deleted with it.';
+COMMENT ON FUNCTION public.delete_comment(p_comment_id bigint) IS 'The author deletes their own comment (not system messages or anchors). Replies are never deleted: a comment with replies becomes a tombstone (tombstone: true; deleted_at set, message emptied); without replies it is deleted, with any tombstone above it left without replies.';
 
 CREATE FUNCTION public.delete_room(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -880,7 +911,10 @@ begin
   end if;
 
   if p_parent_id is not null then
-    select * into v_parent from public.comments as c where c.id = p_parent_id;
+    -- Key share: the parent cannot be deleted between this check and the
+    -- insert (delete_comment locks it for update first), so a reply to a
+    -- comment deleted meanwhile gets this P0002, not a foreign key error.
+    select * into v_parent from public.comments as c where c.id = p_parent_id for key share;
     if not found
        or (v_parent.room_id is not null and v_parent.room_id is distinct from v_room.room_id) then
       raise exception 'p_parent_id % is not a comment you can reply to here', p_parent_id
@@ -2186,6 +2220,9 @@ begin
   if not found then
     raise exception 'comment % not found', p_comment_id using errcode = 'P0002';
   end if;
+  if v_comment.deleted_at is not null then
+    raise exception 'comment % was deleted', p_comment_id using errcode = 'P0002';
+  end if;
   if v_comment.user_id is distinct from p_user_id then
     raise exception 'comment % is not yours: only its author may change it', p_comment_id
       using errcode = '42501';
@@ -2194,7 +2231,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) IS 'Locks and returns the user''s own comment; P0002 when missing, 42501 for others'' comments, system messages and anchors (which have no author). Internal.';
+COMMENT ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) IS 'Locks and returns the user''s own comment; P0002 when missing or deleted, 42501 for others'' comments, system messages and anchors (which have no author). Internal.';
 
 CREATE FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) RETURNS record
     LANGUAGE plpgsql IMMUTABLE

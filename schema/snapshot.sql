@@ -225,19 +225,50 @@ CREATE FUNCTION public.delete_comment(p_comment_id bigint) RETURNS jsonb
 declare
   v_user_id text := watchium_private.require_user_id();
   v_comment public.comments;
+  v_parent  bigint;
+  v_next    bigint;
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_comment');
   v_comment := watchium_private.own_comment(p_comment_id, v_user_id);
-  delete from public.comments as c where c.id = p_comment_id;
+
+  if exists (select from public.comments as r where r.parent_id = v_comment.id) then
+    update public.comments as c
+    set message = '', avatar_url = null, video_timestamp = null, deleted_at = pg_catalog.now()
+    where c.id = v_comment.id;
+    if v_comment.room_id is not null then
+      perform watchium_private.emit_room_event(v_comment.room_id, 'comment_deleted',
+        pg_catalog.jsonb_build_object('id', v_comment.id, 'tombstone', true));
+    end if;
+    return pg_catalog.jsonb_build_object('status', 'deleted', 'id', v_comment.id, 'tombstone', true);
+  end if;
+
+  delete from public.comments as c where c.id = v_comment.id;
   if v_comment.room_id is not null then
     perform watchium_private.emit_room_event(v_comment.room_id, 'comment_deleted',
-      pg_catalog.jsonb_build_object('id', v_comment.id));
+      pg_catalog.jsonb_build_object('id', v_comment.id, 'tombstone', false));
   end if;
-  return pg_catalog.jsonb_build_object('status', 'deleted', 'id', v_comment.id);
+
+  -- Tombstones left without replies go too, up the thread.
+  v_parent := v_comment.parent_id;
+  while v_parent is not null loop
+    select c.parent_id into v_next
+    from public.comments as c
+    where c.id = v_parent and c.deleted_at is not null
+    for update;
+    exit when not found
+      or exists (select from public.comments as r where r.parent_id = v_parent);
+    delete from public.comments as c where c.id = v_parent;
+    if v_comment.room_id is not null then
+      perform watchium_private.emit_room_event(v_comment.room_id, 'comment_deleted',
+        pg_catalog.jsonb_build_object('id', v_parent, 'tombstone', false));
+    end if;
+    v_parent := v_next;
+  end loop;
+  return pg_catalog.jsonb_build_object('status', 'deleted', 'id', v_comment.id, 'tombstone', false);
 end;
 $$;
 
-COMMENT ON FUNCTION public.delete_comment(p_comment_id bigint) IS 'The author deletes their own comment (not system messages or anchors); replies are deleted with it.';
+COMMENT ON FUNCTION public.delete_comment(p_comment_id bigint) IS 'The author deletes their own comment (not system messages or anchors). Replies are never deleted: a comment with replies becomes a tombstone (tombstone: true; deleted_at set, message emptied); without replies it is deleted, with any tombstone above it left without replies.';
 
 CREATE FUNCTION public.delete_room(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -884,7 +915,10 @@ begin
   end if;
 
   if p_parent_id is not null then
-    select * into v_parent from public.comments as c where c.id = p_parent_id;
+    -- Key share: the parent cannot be deleted between this check and the
+    -- insert (delete_comment locks it for update first), so a reply to a
+    -- comment deleted meanwhile gets this P0002, not a foreign key error.
+    select * into v_parent from public.comments as c where c.id = p_parent_id for key share;
     if not found
        or (v_parent.room_id is not null and v_parent.room_id is distinct from v_room.room_id) then
       raise exception 'p_parent_id % is not a comment you can reply to here', p_parent_id
@@ -2258,12 +2292,18 @@ CREATE TABLE public.comments (
     is_system_message boolean DEFAULT false NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    deleted_at timestamp with time zone,
     CONSTRAINT comments_anchor_root_check CHECK (((NOT is_anchor) OR ((parent_id IS NULL) AND (room_id IS NULL)))),
     CONSTRAINT comments_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
     CONSTRAINT comments_author_check CHECK (((user_id IS NULL) = (is_system_message OR is_anchor))),
     CONSTRAINT comments_avatar_url_check CHECK ((((char_length(avatar_url) >= 1) AND (char_length(avatar_url) <= 2048)) AND (avatar_url ~* '^https?://'::text))),
     CONSTRAINT comments_episode_number_check CHECK (((episode_number >= 1) AND (episode_number <= 100000))),
-    CONSTRAINT comments_message_length_check CHECK (((char_length(message) >= 1) AND (char_length(message) <= 2000))),
+    CONSTRAINT comments_message_length_check CHECK (
+CASE
+    WHEN (deleted_at IS NULL) THEN ((char_length(message) >= 1) AND (char_length(message) <= 2000))
+    ELSE (message = ''::text)
+END),
+    CONSTRAINT comments_tombstone_check CHECK (((deleted_at IS NULL) OR ((avatar_url IS NULL) AND (video_timestamp IS NULL)))),
     CONSTRAINT comments_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100))),
     CONSTRAINT comments_username_length_check CHECK (((char_length(username) >= 1) AND (char_length(username) <= 50))),
     CONSTRAINT comments_video_timestamp_check CHECK (((video_timestamp >= (0)::numeric) AND (video_timestamp <= (86400)::numeric)))
@@ -2279,7 +2319,7 @@ COMMENT ON COLUMN public.comments.room_id IS 'The room the comment was posted in
 
 COMMENT ON COLUMN public.comments.episode_number IS 'The episode of the thread, 1 to 100000.';
 
-COMMENT ON COLUMN public.comments.parent_id IS 'The comment this one replies to, in the same thread; replies go with their parent.';
+COMMENT ON COLUMN public.comments.parent_id IS 'The comment this one replies to, in the same thread. A comment with replies is never deleted (on delete restrict): delete_comment leaves a tombstone.';
 
 COMMENT ON COLUMN public.comments.user_id IS 'The author; null for system messages and anchors.';
 
@@ -2287,7 +2327,7 @@ COMMENT ON COLUMN public.comments.username IS 'Display name of the author (''sys
 
 COMMENT ON COLUMN public.comments.avatar_url IS 'http(s) URL of the author''s avatar, if any.';
 
-COMMENT ON COLUMN public.comments.message IS 'The text: trimmed, 1 to 2000 characters, no control characters but line feeds.';
+COMMENT ON COLUMN public.comments.message IS 'The text: trimmed, 1 to 2000 characters, no control characters but line feeds; empty once deleted.';
 
 COMMENT ON COLUMN public.comments.video_timestamp IS 'Seconds into the episode the comment refers to, 0 to 86400.';
 
@@ -2298,6 +2338,8 @@ COMMENT ON COLUMN public.comments.is_system_message IS 'Written by the database 
 COMMENT ON COLUMN public.comments.created_at IS 'When the comment was posted.';
 
 COMMENT ON COLUMN public.comments.updated_at IS 'When the comment was last edited.';
+
+COMMENT ON COLUMN public.comments.deleted_at IS 'Set when the author deleted a comment that has replies: the row stays as a tombstone (empty message, no avatar or video time) so the replies keep their thread. Comments without replies are deleted outright.';
 
 CREATE FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) RETURNS public.comments
     LANGUAGE plpgsql
@@ -2313,6 +2355,9 @@ begin
   if not found then
     raise exception 'comment % not found', p_comment_id using errcode = 'P0002';
   end if;
+  if v_comment.deleted_at is not null then
+    raise exception 'comment % was deleted', p_comment_id using errcode = 'P0002';
+  end if;
   if v_comment.user_id is distinct from p_user_id then
     raise exception 'comment % is not yours: only its author may change it', p_comment_id
       using errcode = '42501';
@@ -2321,7 +2366,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) IS 'Locks and returns the user''s own comment; P0002 when missing, 42501 for others'' comments, system messages and anchors (which have no author). Internal.';
+COMMENT ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) IS 'Locks and returns the user''s own comment; P0002 when missing or deleted, 42501 for others'' comments, system messages and anchors (which have no author). Internal.';
 
 CREATE FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) RETURNS record
     LANGUAGE plpgsql IMMUTABLE
@@ -3487,7 +3532,7 @@ CREATE TRIGGER _300_member_left AFTER DELETE ON public.room_members REFERENCING 
 COMMENT ON TRIGGER _300_member_left ON public.room_members IS 'Per deleted member of a surviving room: leave sync record, room activity, host succession.';
 
 ALTER TABLE ONLY public.comments
-    ADD CONSTRAINT comments_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES public.comments(id) ON DELETE CASCADE;
+    ADD CONSTRAINT comments_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES public.comments(id) ON DELETE RESTRICT;
 
 ALTER TABLE ONLY public.comments
     ADD CONSTRAINT comments_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE SET NULL;

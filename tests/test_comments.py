@@ -269,3 +269,146 @@ def test_sixteen_concurrent_callers_get_one_anchor(watchium_db_url, conn):
     assert conn.execute(
         "select count(*) from public.comments where anime_id = 'race' and episode_number = 7"
     ).fetchone() == (1,)
+
+
+REPLY = (
+    "select public.post_comment(p_anime_id => 'a1', p_episode_number => 1, p_message => %s,"
+    " p_username => 'Replier', p_parent_id => %s)"
+)
+DELETE = "select public.delete_comment(%s)"
+
+
+def _comment(conn: Conn, comment_id: int) -> tuple[Any, ...] | None:
+    return conn.execute(
+        "select message, deleted_at is not null, avatar_url, video_timestamp"
+        " from public.comments where id = %s",
+        (comment_id,),
+    ).fetchone()
+
+
+def test_deleting_a_comment_never_deletes_other_peoples_replies(conn):
+    parent = rpc(
+        conn,
+        "bob",
+        "select public.post_comment(p_anime_id => 'a1', p_episode_number => 1, p_message => 'p',"
+        " p_username => 'Bob', p_avatar_url => 'https://example.com/a.png',"
+        " p_video_timestamp => 12.5)",
+    )
+    reply = rpc(conn, "carol", REPLY, ("r1", parent["id"]))
+    nested = rpc(conn, "dave", REPLY, ("r2", reply["id"]))
+
+    # Bob's comment has a reply: it stays as a tombstone, the replies stay as they were.
+    deleted = rpc(conn, "bob", DELETE, (parent["id"],))
+    assert deleted == {"status": "deleted", "id": parent["id"], "tombstone": True}
+    assert _comment(conn, parent["id"]) == ("", True, None, None)
+    assert _comment(conn, reply["id"]) == ("r1", False, None, None)
+    assert _comment(conn, nested["id"]) == ("r2", False, None, None)
+    page = rpc(conn, "carol", "select public.get_comments('a1', 1)")
+    tombstone = next(c for c in page["items"] if c["id"] == parent["id"])
+    assert tombstone["message"] == "" and tombstone["deleted_at"] is not None
+    # A tombstone is no longer its author's to edit or delete; others may still reply to it.
+    expect_error(
+        conn,
+        "bob",
+        "select public.edit_comment(%s, 'back')",
+        (parent["id"],),
+        "P0002",
+        "was deleted",
+    )
+    expect_error(conn, "bob", DELETE, (parent["id"],), "P0002", "was deleted")
+    late = rpc(conn, "erin", REPLY, ("r3", parent["id"]))
+
+    # Carol's reply has Dave's reply under it: a tombstone too.
+    assert rpc(conn, "carol", DELETE, (reply["id"],))["tombstone"] is True
+    # Dave's reply has none: deleted outright, and Carol's tombstone, now without replies, with it;
+    # Bob's tombstone still holds Erin's reply.
+    assert rpc(conn, "dave", DELETE, (nested["id"],))["tombstone"] is False
+    assert _comment(conn, nested["id"]) is None
+    assert _comment(conn, reply["id"]) is None
+    assert _comment(conn, parent["id"]) == ("", True, None, None)
+    # The last reply goes: so does the tombstone above it.
+    assert rpc(conn, "erin", DELETE, (late["id"],))["tombstone"] is False
+    assert _comment(conn, parent["id"]) is None
+
+
+def test_a_comment_with_replies_cannot_be_deleted_outright(conn):
+    parent = rpc(conn, "bob", POST, ("p",))
+    rpc(conn, "carol", REPLY, ("r", parent["id"]))
+    # Even the owner's DELETE refuses (on delete restrict): replies never go with a parent.
+    with pytest.raises(psycopg.errors.ForeignKeyViolation), conn.transaction():
+        conn.execute("delete from public.comments where id = %s", (parent["id"],))
+    # A tombstone has an empty message, no avatar and no video time; nothing else is empty.
+    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+        conn.execute("update public.comments set deleted_at = now() where id = %s", (parent["id"],))
+    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+        conn.execute("update public.comments set message = '' where id = %s", (parent["id"],))
+
+
+def test_room_tombstones_and_deletions_are_announced(conn):
+    room_id = new_room(conn)
+    in_room = (
+        "select public.post_comment(p_anime_id => 'a1', p_episode_number => 1, p_message => %s,"
+        " p_room_id => %s, p_parent_id => %s)"
+    )
+    parent = rpc(conn, "alice", in_room, ("p", room_id, None))
+    reply = rpc(conn, "alice", in_room, ("r", room_id, parent["id"]))
+    rpc(conn, "alice", DELETE, (parent["id"],))
+    rpc(conn, "alice", DELETE, (reply["id"],))
+    events = conn.execute(
+        "select payload from watchium_private.room_events"
+        " where room_id = %s and event = 'comment_deleted' order by event_id",
+        (room_id,),
+    ).fetchall()
+    assert [e[0] for e in events] == [
+        {"id": parent["id"], "tombstone": True},
+        {"id": reply["id"], "tombstone": False},
+        {"id": parent["id"], "tombstone": False},
+    ]
+
+
+def test_reply_racing_a_delete_is_kept_or_cleanly_refused(conn, watchium_db_url):
+    # A reply still in flight when its parent's author deletes it: the delete waits for it and
+    # leaves a tombstone, and the reply is kept.
+    parent = rpc(conn, "bob", POST, ("p",))
+    with (
+        psycopg.connect(watchium_db_url, autocommit=True) as replier,
+        psycopg.connect(watchium_db_url, autocommit=True) as author,
+    ):
+        with as_user(replier, "carol") as c:
+            reply = c.execute(REPLY, ("r", parent["id"])).fetchone()
+            assert reply is not None
+            result: list[Any] = []
+
+            def delete() -> None:
+                with as_user(author, "bob") as a:
+                    row = a.execute(DELETE, (parent["id"],)).fetchone()
+                    assert row is not None
+                    result.append(row[0])
+
+            deleter = threading.Thread(target=delete)
+            deleter.start()
+            deleter.join(0.5)
+            assert deleter.is_alive()  # waiting for the reply's transaction
+        deleter.join(10)
+        assert result == [{"status": "deleted", "id": parent["id"], "tombstone": True}]
+        assert _comment(conn, reply[0]["id"]) == ("r", False, None, None)
+
+        # A delete that locked its comment first: the reply waits, then gets a clear P0002.
+        lone = rpc(conn, "bob", POST, ("lone",))
+        with as_user(author, "bob") as a:
+            a.execute(DELETE, (lone["id"],))
+            errors: list[psycopg.Error] = []
+
+            def reply_late() -> None:
+                try:
+                    rpc(replier, "carol", REPLY, ("too late", lone["id"]))
+                except psycopg.Error as exc:
+                    errors.append(exc)
+
+            late = threading.Thread(target=reply_late)
+            late.start()
+            late.join(0.5)
+            assert late.is_alive()
+        late.join(10)
+        assert [e.sqlstate for e in errors] == ["P0002"]
+        assert "p_parent_id" in str(errors[0])

@@ -286,6 +286,8 @@ class Comment:
     is_system_message: bool
     created_at: datetime | None
     updated_at: datetime | None
+    #: Set on a tombstone: a deleted comment kept (with an empty message) for its replies.
+    deleted_at: datetime | None = None
     raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -357,11 +359,15 @@ class UpdatedRoom:
 
 @dataclass(frozen=True)
 class Deleted:
-    """delete_room / delete_comment: status 'deleted' and the id (room_id or comment id)."""
+    """delete_room / delete_comment: status 'deleted' and the id (room_id or comment id).
+
+    ``tombstone`` (delete_comment only): the comment had replies, so it stays as a tombstone
+    (``deleted_at`` set, empty message) and the replies keep their thread."""
 
     status: str
     room_id: str | None = None
     id: int | None = None
+    tombstone: bool | None = None
     raw: Mapping[str, Any] = _raw()
 
 

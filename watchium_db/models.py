@@ -184,7 +184,7 @@ class Comment(Base):
     episode_number: Mapped[int]
     parent_id: Mapped[int | None] = mapped_column(
         BigInteger,
-        ForeignKey("comments.id", ondelete="CASCADE", name="comments_parent_id_fkey"),
+        ForeignKey("comments.id", ondelete="RESTRICT", name="comments_parent_id_fkey"),
     )
     user_id: Mapped[str | None]
     username: Mapped[str]
@@ -195,6 +195,8 @@ class Comment(Base):
     is_system_message: Mapped[bool] = mapped_column(server_default=text("false"))
     created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    #: Set when the author deleted a comment that has replies (a tombstone: empty message).
+    deleted_at: Mapped[dt.datetime | None]
 
 
 class SyncState(Base):

@@ -231,17 +231,26 @@ create table public.comments (
   is_system_message boolean       not null default false,
   created_at        timestamptz   not null default now(),
   updated_at        timestamptz   not null default now(),
+  deleted_at        timestamptz,
   constraint comments_pkey primary key (id),
   constraint comments_room_id_fkey foreign key (room_id)
     references public.rooms (room_id) on delete set null,
+  -- Restrict: a comment with replies is never deleted, it becomes a tombstone
+  -- (deleted_at set, message emptied) so other people's replies stay.
   constraint comments_parent_id_fkey foreign key (parent_id)
-    references public.comments (id) on delete cascade,
+    references public.comments (id) on delete restrict,
   constraint comments_anime_id_length_check check (char_length(anime_id) between 1 and 100),
   constraint comments_episode_number_check check (episode_number between 1 and 100000),
   constraint comments_user_id_length_check check (char_length(user_id) between 1 and 100),
   constraint comments_username_length_check check (char_length(username) between 1 and 50),
   constraint comments_avatar_url_check check (char_length(avatar_url) between 1 and 2048 and avatar_url ~* '^https?://'),
-  constraint comments_message_length_check check (char_length(message) between 1 and 2000),
+  constraint comments_message_length_check check (
+    case when deleted_at is null then char_length(message) between 1 and 2000 else message = '' end
+  ),
+  -- A tombstone keeps only its place in the thread: no avatar, no video time.
+  constraint comments_tombstone_check check (
+    deleted_at is null or (avatar_url is null and video_timestamp is null)
+  ),
   constraint comments_video_timestamp_check check (video_timestamp between 0 and 86400),
   -- System messages and anchors have no author; every other comment has one.
   constraint comments_author_check check ((user_id is null) = (is_system_message or is_anchor)),
@@ -268,7 +277,8 @@ create index comments_anime_id_episode_number_created_at_idx
 -- get_comments for one room, and ON DELETE SET NULL when a room is deleted.
 create index comments_room_id_created_at_idx
   on public.comments (room_id, created_at desc, id desc) where room_id is not null;
--- Replies of a comment, and ON DELETE CASCADE from the parent.
+-- Replies of a comment: delete_comment checks for them, and the foreign key
+-- check when a comment is deleted (on delete restrict).
 create index comments_parent_id_idx
   on public.comments (parent_id) where parent_id is not null;
 
@@ -436,13 +446,14 @@ comment on column watchium_private.member_presence.sync_level is 'perfect (<= 0.
 comment on column public.comments.id is 'Comment id; also the keyset of get_comments with created_at.';
 comment on column public.comments.anime_id is 'The anime of the episode thread.';
 comment on column public.comments.episode_number is 'The episode of the thread, 1 to 100000.';
-comment on column public.comments.parent_id is 'The comment this one replies to, in the same thread; replies go with their parent.';
+comment on column public.comments.parent_id is 'The comment this one replies to, in the same thread. A comment with replies is never deleted (on delete restrict): delete_comment leaves a tombstone.';
 comment on column public.comments.user_id is 'The author; null for system messages and anchors.';
 comment on column public.comments.username is 'Display name of the author (''system'' for anchors and system messages).';
 comment on column public.comments.avatar_url is 'http(s) URL of the author''s avatar, if any.';
-comment on column public.comments.message is 'The text: trimmed, 1 to 2000 characters, no control characters but line feeds.';
+comment on column public.comments.message is 'The text: trimmed, 1 to 2000 characters, no control characters but line feeds; empty once deleted.';
 comment on column public.comments.created_at is 'When the comment was posted.';
 comment on column public.comments.updated_at is 'When the comment was last edited.';
+comment on column public.comments.deleted_at is 'Set when the author deleted a comment that has replies: the row stays as a tombstone (empty message, no avatar or video time) so the replies keep their thread. Comments without replies are deleted outright.';
 
 comment on column public.sync_states.room_id is 'The room measured (no foreign key: history outlives its room until it expires).';
 comment on column public.sync_states.user_id is 'The member measured.';

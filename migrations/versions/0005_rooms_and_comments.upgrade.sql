@@ -1396,7 +1396,10 @@ begin
   end if;
 
   if p_parent_id is not null then
-    select * into v_parent from public.comments as c where c.id = p_parent_id;
+    -- Key share: the parent cannot be deleted between this check and the
+    -- insert (delete_comment locks it for update first), so a reply to a
+    -- comment deleted meanwhile gets this P0002, not a foreign key error.
+    select * into v_parent from public.comments as c where c.id = p_parent_id for key share;
     if not found
        or (v_parent.room_id is not null and v_parent.room_id is distinct from v_room.room_id) then
       raise exception 'p_parent_id % is not a comment you can reply to here', p_parent_id
@@ -1431,8 +1434,8 @@ grant execute on function public.post_comment(text, integer, text, text, text, t
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.own_comment(comment_id, user_id): the comment, locked, if
--- it is the user's own non-system comment; P0002 when missing, 42501 when it
--- is someone else's, a system message or an anchor.
+-- it is the user's own non-system comment; P0002 when missing or deleted
+-- (a tombstone), 42501 when it is someone else's, a system message or an anchor.
 -- -----------------------------------------------------------------------------
 create function watchium_private.own_comment(p_comment_id bigint, p_user_id text)
 returns public.comments
@@ -1450,6 +1453,9 @@ begin
   if not found then
     raise exception 'comment % not found', p_comment_id using errcode = 'P0002';
   end if;
+  if v_comment.deleted_at is not null then
+    raise exception 'comment % was deleted', p_comment_id using errcode = 'P0002';
+  end if;
   if v_comment.user_id is distinct from p_user_id then
     raise exception 'comment % is not yours: only its author may change it', p_comment_id
       using errcode = '42501';
@@ -1458,7 +1464,7 @@ begin
 end;
 $$;
 comment on function watchium_private.own_comment(bigint, text) is
-  'Locks and returns the user''s own comment; P0002 when missing, 42501 for others'' comments, system messages and anchors (which have no author). Internal.';
+  'Locks and returns the user''s own comment; P0002 when missing or deleted, 42501 for others'' comments, system messages and anchors (which have no author). Internal.';
 revoke all on function watchium_private.own_comment(bigint, text) from public;
 
 -- -----------------------------------------------------------------------------
@@ -1497,8 +1503,15 @@ revoke all on function public.edit_comment(bigint, text) from public, anon;
 grant execute on function public.edit_comment(bigint, text) to authenticated, service_role;
 
 -- -----------------------------------------------------------------------------
--- public.delete_comment: the author deletes their comment. Its replies go
--- with it (comments_parent_id_fkey cascades).
+-- public.delete_comment: the author deletes their comment.
+--
+-- Other people's replies are never deleted with it. A comment with replies
+-- becomes a tombstone (deleted_at set; message, avatar and video time
+-- removed) that keeps the replies in their thread; a comment without replies
+-- is deleted, and so is every tombstone above it left without replies.
+-- Locks: the comment (own_comment), then its ancestors upward, each for
+-- update; a concurrent reply locks its parent for key share, so it either
+-- commits first (and is seen here) or finds the parent deleted (P0002).
 -- Security definer: deletes from comments.
 -- -----------------------------------------------------------------------------
 create function public.delete_comment(p_comment_id bigint)
@@ -1511,19 +1524,50 @@ as $$
 declare
   v_user_id text := watchium_private.require_user_id();
   v_comment public.comments;
+  v_parent  bigint;
+  v_next    bigint;
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_comment');
   v_comment := watchium_private.own_comment(p_comment_id, v_user_id);
-  delete from public.comments as c where c.id = p_comment_id;
+
+  if exists (select from public.comments as r where r.parent_id = v_comment.id) then
+    update public.comments as c
+    set message = '', avatar_url = null, video_timestamp = null, deleted_at = pg_catalog.now()
+    where c.id = v_comment.id;
+    if v_comment.room_id is not null then
+      perform watchium_private.emit_room_event(v_comment.room_id, 'comment_deleted',
+        pg_catalog.jsonb_build_object('id', v_comment.id, 'tombstone', true));
+    end if;
+    return pg_catalog.jsonb_build_object('status', 'deleted', 'id', v_comment.id, 'tombstone', true);
+  end if;
+
+  delete from public.comments as c where c.id = v_comment.id;
   if v_comment.room_id is not null then
     perform watchium_private.emit_room_event(v_comment.room_id, 'comment_deleted',
-      pg_catalog.jsonb_build_object('id', v_comment.id));
+      pg_catalog.jsonb_build_object('id', v_comment.id, 'tombstone', false));
   end if;
-  return pg_catalog.jsonb_build_object('status', 'deleted', 'id', v_comment.id);
+
+  -- Tombstones left without replies go too, up the thread.
+  v_parent := v_comment.parent_id;
+  while v_parent is not null loop
+    select c.parent_id into v_next
+    from public.comments as c
+    where c.id = v_parent and c.deleted_at is not null
+    for update;
+    exit when not found
+      or exists (select from public.comments as r where r.parent_id = v_parent);
+    delete from public.comments as c where c.id = v_parent;
+    if v_comment.room_id is not null then
+      perform watchium_private.emit_room_event(v_comment.room_id, 'comment_deleted',
+        pg_catalog.jsonb_build_object('id', v_parent, 'tombstone', false));
+    end if;
+    v_parent := v_next;
+  end loop;
+  return pg_catalog.jsonb_build_object('status', 'deleted', 'id', v_comment.id, 'tombstone', false);
 end;
 $$;
 comment on function public.delete_comment(bigint) is
-  'The author deletes their own comment (not system messages or anchors); replies are deleted with it.';
+  'The author deletes their own comment (not system messages or anchors). Replies are never deleted: a comment with replies becomes a tombstone (tombstone: true; deleted_at set, message emptied); without replies it is deleted, with any tombstone above it left without replies.';
 revoke all on function public.delete_comment(bigint) from public, anon;
 grant execute on function public.delete_comment(bigint) to authenticated, service_role;
 
