@@ -27,6 +27,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP
+from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
 
@@ -51,6 +52,11 @@ class Xid8(UserDefinedType[int]):
 
     def get_col_spec(self, **kw: Any) -> str:
         return "xid8"
+
+
+# Reflection (alembic check, autogenerate) reads xid8 columns as Xid8 instead of warning and
+# skipping them.
+ischema_names.setdefault("xid8", Xid8)
 
 
 VideoTime = Numeric(10, 2)
