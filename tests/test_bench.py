@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from watchium_db import bench, cli
+from watchium_db.errors import SetupError
 
 
 def _check_outputs(results: dict[str, Any], json_path: Path, md_path: Path) -> None:
@@ -106,3 +107,16 @@ def test_quick_bench_everything(tmp_path: Path) -> None:
     )
     _check_outputs(results, json_path, md_path)
     assert all(name in results for name in bench.BENCHMARKS)
+
+
+def test_outside_a_checkout_the_report_needs_out(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    # Installed from a wheel there is no committed report to write: --out is required, and the
+    # seed's reference SQL is the copy shipped in the package.
+    monkeypatch.setattr(bench, "IN_CHECKOUT", False)
+    with pytest.raises(SetupError, match="source checkout"):
+        bench.output_paths(partial=False)
+    assert bench.output_paths(partial=True, out=Path("x"))[0] == Path("x") / "results.json"
+    assert cli.main(["bench", "--quick"]) == 1
+    assert "--out DIR" in capsys.readouterr().err
+    assert cli.main(["bench", "--render-only"]) == 1
+    assert "source checkout" in capsys.readouterr().err

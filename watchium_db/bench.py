@@ -32,9 +32,17 @@ from typing import Any
 import psycopg
 
 from watchium_db import local, migrate
+from watchium_db.errors import SetupError
 
 ROOT = Path(__file__).resolve().parent.parent
-SEED_SQL = ROOT / "bench" / "seed_reference.sql"
+#: In a source checkout; an installed wheel carries a copy inside the package (``_bench``).
+CHECKOUT_SEED_SQL = ROOT / "bench" / "seed_reference.sql"
+IN_CHECKOUT = CHECKOUT_SEED_SQL.exists()
+SEED_SQL = (
+    CHECKOUT_SEED_SQL
+    if IN_CHECKOUT
+    else Path(__file__).resolve().parent / "_bench" / "seed_reference.sql"
+)
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 DOCS = ROOT / "docs"
 MARKDOWN = DOCS / "benchmarks.md"
@@ -44,7 +52,13 @@ PARTIAL = ROOT / "bench" / "results" / "partial"
 
 def output_paths(partial: bool, out: Path | None = None) -> tuple[Path, Path]:
     """(JSON, Markdown) paths of a run; charts go next to the Markdown. A full run writes the
-    committed report, a partial one ``bench/results/partial/`` unless ``out`` is given."""
+    committed report, a partial one ``bench/results/partial/`` unless ``out`` is given.
+    Installed from a wheel there is no report to write: ``out`` is required."""
+    if out is None and not IN_CHECKOUT:
+        raise SetupError(
+            "the benchmark report lives in a source checkout of watchium-db",
+            hint="pass --out DIR to write the results, the Markdown and the charts there",
+        )
     if out is None and not partial:
         return RESULTS, MARKDOWN
     directory = out or PARTIAL

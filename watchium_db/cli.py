@@ -254,7 +254,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     epilog=(
         "A full run writes bench/results/latest.json, docs/benchmarks.md and charts in docs/.\n"
         "A partial run (--quick or --only) writes bench/results/partial/ instead, so it never\n"
-        "replaces the full report; --out DIR writes anywhere.\n\n"
+        "replaces the full report; --out DIR writes anywhere (and is required when installed\n"
+        "from a wheel: the report belongs to a source checkout).\n\n"
         "examples:\n  watchium-db bench\n  watchium-db bench --quick\n"
         "  watchium-db bench --only host_control rate_limit --json"
     ),
@@ -277,6 +278,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from watchium_db import bench
 
     if args.render_only:
+        if not bench.IN_CHECKOUT:
+            raise SetupError(
+                "--render-only rewrites the committed report of a source checkout of watchium-db"
+            )
         bench.write_docs(json.loads(bench.RESULTS.read_text()))
         print(f"wrote {bench.MARKDOWN}")
         return 0
