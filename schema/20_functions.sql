@@ -223,6 +223,7 @@ declare
   v_comment public.comments;
   v_parent  bigint;
   v_next    bigint;
+  v_room_id text;
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_comment');
   v_comment := watchium_private.own_comment(p_comment_id, v_user_id);
@@ -247,15 +248,17 @@ begin
   -- Tombstones left without replies go too, up the thread.
   v_parent := v_comment.parent_id;
   while v_parent is not null loop
-    select c.parent_id into v_next
+    select c.parent_id, c.room_id into v_next, v_room_id
     from public.comments as c
     where c.id = v_parent and c.deleted_at is not null
     for update;
     exit when not found
       or exists (select from public.comments as r where r.parent_id = v_parent);
     delete from public.comments as c where c.id = v_parent;
-    if v_comment.room_id is not null then
-      perform watchium_private.emit_room_event(v_comment.room_id, 'comment_deleted',
+    -- A room comment may reply to an episode comment (no room): announce
+    -- each removal where its comment was posted.
+    if v_room_id is not null then
+      perform watchium_private.emit_room_event(v_room_id, 'comment_deleted',
         pg_catalog.jsonb_build_object('id', v_parent, 'tombstone', false));
     end if;
     v_parent := v_next;

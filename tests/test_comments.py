@@ -364,6 +364,19 @@ def test_room_tombstones_and_deletions_are_announced(conn):
         {"id": reply["id"], "tombstone": False},
         {"id": parent["id"], "tombstone": False},
     ]
+    # A room reply to an episode comment (no room): the episode comment's removal is not
+    # announced to the room.
+    episode = rpc(conn, "bob", POST, ("episode",))
+    room_reply = rpc(conn, "alice", in_room, ("r", room_id, episode["id"]))
+    rpc(conn, "bob", DELETE, (episode["id"],))
+    rpc(conn, "alice", DELETE, (room_reply["id"],))
+    assert _comment(conn, episode["id"]) is None
+    events = conn.execute(
+        "select payload from watchium_private.room_events"
+        " where room_id = %s and event = 'comment_deleted' order by event_id",
+        (room_id,),
+    ).fetchall()
+    assert [e[0] for e in events][3:] == [{"id": room_reply["id"], "tombstone": False}]
 
 
 def test_reply_racing_a_delete_is_kept_or_cleanly_refused(conn, watchium_db_url):

@@ -827,7 +827,7 @@ class Session(Caller):
         return self._rpc(EDIT_COMMENT, locals())
 
     def delete_comment(self, comment_id: int) -> Deleted:
-        """Delete one of your own comments."""
+        """Delete one of your own comments; with replies it stays as a tombstone."""
         return self._rpc(DELETE_COMMENT, locals())
 
     def get_comments(
@@ -1027,7 +1027,7 @@ class AsyncSession(AsyncCaller):
         return await self._rpc(EDIT_COMMENT, locals())
 
     async def delete_comment(self, comment_id: int) -> Deleted:
-        """Delete one of your own comments."""
+        """Delete one of your own comments; with replies it stays as a tombstone."""
         return await self._rpc(DELETE_COMMENT, locals())
 
     async def get_comments(
