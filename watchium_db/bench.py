@@ -1080,7 +1080,7 @@ def render_markdown(results: dict[str, Any], charts: list[str]) -> str:
             f"{hc.get('steady_seconds', '-')} s, the sides alternating; ms per control, median "
             f"of {hc.get('steady_rounds', '-')} rounds. Interleaved: single calls from Python, "
             f"ours, the seed's and the floor's in turn, median of {hc['rounds']} rounds; each "
-            "call starts on caches the others just used (see the analysis below).",
+            "call starts cold after the others (see the analysis below).",
             "",
             _table(
                 [
