@@ -183,6 +183,9 @@ def prepare_database(server: local.LocalServer, name: str = "watchium_bench") ->
             "update watchium_private.settings set value = '\"0 seconds\"'"
             " where key = 'heartbeat_min_interval'"
         )
+        # As pg_cron does every minute in production: history goes to hourly partitions (the
+        # current hour and sync_history_premake ahead), not to the default partition.
+        conn.execute("select watchium_private.maintain_sync_history()")
     return url
 
 
