@@ -3170,15 +3170,15 @@ COMMENT ON TABLE public.sync_states IS 'Sync history: one row per member for joi
 
 COMMENT ON COLUMN public.sync_states.room_id IS 'The room measured (no foreign key: history outlives its room until it expires).';
 
-COMMENT ON COLUMN public.sync_states.user_id IS 'The member measured.';
+COMMENT ON COLUMN public.sync_states.user_id IS 'The member of a one-member record; null in a snapshot row (see member_ids).';
 
 COMMENT ON COLUMN public.sync_states.host_time IS 'The expected host position at the measurement, in seconds.';
 
-COMMENT ON COLUMN public.sync_states.member_time IS 'The member''s position at the measurement, in seconds.';
+COMMENT ON COLUMN public.sync_states.member_time IS 'The member''s position in seconds (one-member record); null in a snapshot row.';
 
 COMMENT ON COLUMN public.sync_states.time_difference IS 'Absolute difference in seconds between the member and the expected host position (one-member record); null in a snapshot row.';
 
-COMMENT ON COLUMN public.sync_states.is_synced IS 'time_difference <= 2 s, the seed''s tolerance.';
+COMMENT ON COLUMN public.sync_states.is_synced IS 'time_difference <= 2 (one-member record); null in a snapshot row.';
 
 COMMENT ON COLUMN public.sync_states.sync_event_type IS 'heartbeat, seek, play_pause, speed, episode, join or leave.';
 

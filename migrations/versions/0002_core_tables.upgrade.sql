@@ -456,8 +456,5 @@ comment on column public.comments.updated_at is 'When the comment was last edite
 comment on column public.comments.deleted_at is 'Set when the author deleted a comment that has replies: the row stays as a tombstone (empty message, no avatar or video time) so the replies keep their thread. Comments without replies are deleted outright.';
 
 comment on column public.sync_states.room_id is 'The room measured (no foreign key: history outlives its room until it expires).';
-comment on column public.sync_states.user_id is 'The member measured.';
 comment on column public.sync_states.host_time is 'The expected host position at the measurement, in seconds.';
-comment on column public.sync_states.member_time is 'The member''s position at the measurement, in seconds.';
-comment on column public.sync_states.is_synced is 'time_difference <= 2 s, the seed''s tolerance.';
 comment on column public.sync_states.created_at is 'When the measurement was taken; the partition key (hourly partitions).';
