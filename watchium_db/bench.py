@@ -247,33 +247,40 @@ def _as_member(conn: Conn, user_id: str, role: str = "authenticated") -> None:
 # ---------------------------------------------------------------------------------------------
 # host control against room size
 # ---------------------------------------------------------------------------------------------
-def host_control_scripts(room: str, host: str) -> dict[str, str]:
-    """pgbench scripts of one host control in ``room``: ours as the host in PostgREST's shape,
-    the seed's update and loop, and the floor's one insert."""
+def host_control_statements(room: str, host: str, playing: str) -> dict[str, list[str]]:
+    """One host control in ``room``, per side: ours as the host in PostgREST's shape (role and
+    claims, then the call), the seed's update and loop, the floor's one insert. Several
+    statements make one transaction. ``playing`` is an SQL boolean (pgbench: ``:p = 1``).
+    Room and host ids are the benchmark's own, so they are written into the SQL."""
     return {
-        "ours": (
-            "\\set p random(0, 1)\n"
-            "begin;\n"
+        "ours": [
             "select set_config('role', 'authenticated', true), set_config('request.jwt.claims',"
-            f" json_build_object('sub', '{host}', 'role', 'authenticated')::text, true);\n"
-            f"select public.change_playback_state('{room}', :p = 1, 100);\n"
-            "commit;\n"
-        ),
-        "seed": (
-            "\\set p random(0, 1)\n"
-            "begin;\n"
-            "update seed_ref.rooms set is_playing = :p = 1, current_playback_time = 100,"
-            f" updated_at = now() where room_id = '{room}';\n"
-            f"select seed_ref.bulk_sync_update('{room}', 100, 'play_pause');\n"
-            "commit;\n"
-        ),
-        "floor": (
+            f" json_build_object('sub', '{host}', 'role', 'authenticated')::text, true)",
+            f"select public.change_playback_state('{room}', {playing}, 100)",
+        ],
+        "seed": [
+            f"update seed_ref.rooms set is_playing = {playing}, current_playback_time = 100,"
+            f" updated_at = now() where room_id = '{room}'",
+            f"select seed_ref.bulk_sync_update('{room}', 100, 'play_pause')",
+        ],
+        "floor": [
             "insert into seed_ref.floor_sync_states (room_id, user_id, host_time, member_time,"
             " time_difference, is_synced, sync_event_type)"
             " select room_id, user_id, 100, current_playback_time, 0, true, 'play_pause'"
-            f" from seed_ref.room_members where room_id = '{room}';\n"
-        ),
+            f" from seed_ref.room_members where room_id = '{room}'",
+        ],
     }
+
+
+def host_control_scripts(room: str, host: str) -> dict[str, str]:
+    """The same controls as pgbench scripts, playing or pausing at random."""
+    scripts = {}
+    for side, statements in host_control_statements(room, host, ":p = 1").items():
+        body = "".join(f"{sql};\n" for sql in statements)
+        if len(statements) > 1:
+            body = f"begin;\n{body}commit;\n"
+        scripts[side] = "\\set p random(0, 1)\n" + body
+    return scripts
 
 
 def bench_host_control(conn: Conn, url: str, sizes: Sizes, workdir: Path) -> dict[str, Any]:
@@ -297,34 +304,20 @@ def bench_host_control(conn: Conn, url: str, sizes: Sizes, workdir: Path) -> dic
         make_room(conn, room, n, f"hc{n}_")
         conn.execute("analyze")
 
-        def ours(playing: bool, room: str = room, n: int = n) -> None:
+        def control(side: str, playing: bool, room: str = room, host: str = f"hc{n}_0") -> None:
+            statements = host_control_statements(room, host, str(playing).lower())[side]
+            if len(statements) == 1:
+                conn.execute(statements[0])
+                return
             with conn.transaction():
-                _as_member(conn, f"hc{n}_0")
-                conn.execute("select public.change_playback_state(%s, %s, 100)", (room, playing))
-
-        def seed(playing: bool, room: str = room) -> None:
-            with conn.transaction():
-                conn.execute(
-                    "update seed_ref.rooms set is_playing = %s, current_playback_time = 100,"
-                    " updated_at = now() where room_id = %s",
-                    (playing, room),
-                )
-                conn.execute("select seed_ref.bulk_sync_update(%s, 100, 'play_pause')", (room,))
-
-        def floor(_playing: bool, room: str = room) -> None:
-            conn.execute(
-                "insert into seed_ref.floor_sync_states (room_id, user_id, host_time,"
-                " member_time, time_difference, is_synced, sync_event_type)"
-                " select room_id, user_id, 100, current_playback_time, 0, true, 'play_pause'"
-                " from seed_ref.room_members where room_id = %s",
-                (room,),
-            )
+                for sql in statements:
+                    conn.execute(sql)
 
         times: dict[str, list[float]] = {"ours": [], "seed": [], "floor": []}
         for i in range(sizes.control_rounds + 1):
             playing = i % 2 == 0
-            for label, fn in (("ours", ours), ("seed", seed), ("floor", floor)):
-                elapsed = _ms(partial(fn, playing))
+            for label in ("ours", "seed", "floor"):
+                elapsed = _ms(partial(control, label, playing))
                 if i:  # round 0 warms up
                     times[label].append(elapsed)
         # The controls' history (the members' join records are not counted).
