@@ -5,7 +5,7 @@
 
 CREATE FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
   v_user_id  text := watchium_private.require_user_id();
@@ -57,7 +57,7 @@ COMMENT ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, 
 
 CREATE FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id text;
@@ -105,7 +105,7 @@ COMMENT ON FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric,
 
 CREATE FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_time numeric;
@@ -128,7 +128,7 @@ COMMENT ON FUNCTION public.change_playback_state(p_room_id text, p_is_playing bo
 
 CREATE FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer DEFAULT 1, p_max_requests integer DEFAULT 60) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if not watchium_private.caller_is_trusted()
@@ -147,7 +147,7 @@ COMMENT ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_win
 
 CREATE FUNCTION public.create_room(p_title text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_username text, p_source_id text DEFAULT NULL::text, p_is_public boolean DEFAULT true, p_avatar_url text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id     text := watchium_private.require_user_id();
@@ -216,7 +216,7 @@ COMMENT ON FUNCTION public.create_room(p_title text, p_anime_id text, p_anime_ti
 
 CREATE FUNCTION public.delete_comment(p_comment_id bigint) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -271,7 +271,7 @@ COMMENT ON FUNCTION public.delete_comment(p_comment_id bigint) IS 'The author de
 
 CREATE FUNCTION public.delete_room(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -291,7 +291,7 @@ COMMENT ON FUNCTION public.delete_room(p_room_id text) IS 'Host only: deletes th
 
 CREATE FUNCTION public.edit_comment(p_comment_id bigint, p_message text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -317,7 +317,7 @@ COMMENT ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) IS 
 
 CREATE FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text DEFAULT NULL::text, p_cursor text DEFAULT NULL::text, p_limit integer DEFAULT 50) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
   v_limit   integer := watchium_private.check_limit('p_limit', p_limit);
@@ -375,7 +375,7 @@ COMMENT ON FUNCTION public.get_comments(p_anime_id text, p_episode_number intege
 
 CREATE FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id  text := watchium_private.require_user_id();
@@ -396,7 +396,7 @@ COMMENT ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_numbe
 
 CREATE FUNCTION public.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer DEFAULT 5) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id text;
@@ -441,7 +441,7 @@ COMMENT ON FUNCTION public.get_realtime_metrics_summary(p_room_id text, p_window
 
 CREATE FUNCTION public.get_room(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
   v_user_id   text := watchium_private.current_user_id();
@@ -481,7 +481,7 @@ COMMENT ON FUNCTION public.get_room(p_room_id text) IS 'The room as the caller m
 
 CREATE FUNCTION public.get_room_access_key(p_room_id text) RETURNS text
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -503,7 +503,7 @@ COMMENT ON FUNCTION public.get_room_access_key(p_room_id text) IS 'Host only: th
 
 CREATE FUNCTION public.get_room_sync_metrics(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id text;
@@ -570,7 +570,7 @@ COMMENT ON FUNCTION public.get_room_sync_metrics(p_room_id text) IS 'Sync metric
 
 CREATE FUNCTION public.get_room_sync_state(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id  text;
@@ -656,7 +656,7 @@ COMMENT ON FUNCTION public.get_room_sync_state(p_room_id text) IS 'The Live butt
 
 CREATE FUNCTION public.join_room(p_room_id text, p_access_key text DEFAULT NULL::text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
   v_user_id    text := watchium_private.require_user_id();
@@ -741,7 +741,7 @@ COMMENT ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_userna
 
 CREATE FUNCTION public.kick_member(p_room_id text, p_user_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -770,7 +770,7 @@ COMMENT ON FUNCTION public.kick_member(p_room_id text, p_user_id text) IS 'Host 
 
 CREATE FUNCTION public.leave_room(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -794,7 +794,7 @@ COMMENT ON FUNCTION public.leave_room(p_room_id text) IS 'The caller leaves the 
 
 CREATE FUNCTION public.list_public_rooms(p_anime_id text DEFAULT NULL::text, p_limit integer DEFAULT 20, p_cursor text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_limit  integer := watchium_private.check_limit('p_limit', p_limit);
@@ -837,7 +837,7 @@ COMMENT ON FUNCTION public.list_public_rooms(p_anime_id text, p_limit integer, p
 
 CREATE FUNCTION public.maintain() RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_history jsonb;
@@ -870,7 +870,7 @@ COMMENT ON FUNCTION public.maintain() IS 'Runs every periodic job (stale members
 
 CREATE FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text, p_room_id text DEFAULT NULL::text, p_parent_id bigint DEFAULT NULL::bigint, p_video_timestamp numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id    text := watchium_private.require_user_id();
@@ -949,7 +949,7 @@ COMMENT ON FUNCTION public.post_comment(p_anime_id text, p_episode_number intege
 
 CREATE FUNCTION public.realtime_health() RETURNS jsonb
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select watchium_private.realtime_health()
 $$;
@@ -958,7 +958,7 @@ COMMENT ON FUNCTION public.realtime_health() IS 'Realtime health report (see wat
 
 CREATE FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id   text := watchium_private.require_user_id();
@@ -1071,7 +1071,7 @@ COMMENT ON FUNCTION public.record_heartbeat(p_room_id text, p_current_time numer
 
 CREATE FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) RETURNS TABLE(user_id text, outcome text, reported_time numeric, expected_time numeric, time_difference numeric, is_synced boolean, sync_level text, server_time timestamp with time zone)
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 #variable_conflict use_column
 declare
@@ -1158,7 +1158,7 @@ COMMENT ON FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], 
 
 CREATE FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1196,7 +1196,7 @@ COMMENT ON FUNCTION public.record_realtime_metrics(p_room_id text, p_active_conn
 
 CREATE FUNCTION public.seek_to_time(p_room_id text, p_time numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_time numeric;
@@ -1211,7 +1211,7 @@ COMMENT ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) IS 'Host
 
 CREATE FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   perform watchium_private.require_user_id();
@@ -1231,7 +1231,7 @@ COMMENT ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) I
 
 CREATE FUNCTION public.transfer_host(p_room_id text, p_new_host text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1263,7 +1263,7 @@ COMMENT ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) IS 'Ho
 
 CREATE FUNCTION public.update_room(p_room_id text, p_title text DEFAULT NULL::text, p_episode_number integer DEFAULT NULL::integer, p_video_url text DEFAULT NULL::text, p_is_public boolean DEFAULT NULL::boolean, p_rotate_access_key boolean DEFAULT false) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id   text := watchium_private.require_user_id();
@@ -1340,7 +1340,7 @@ COMMENT ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_n
 
 CREATE FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[]) RETURNS TABLE(user_id text, outcome text, reported_time numeric, expected_time numeric, time_difference numeric, is_synced boolean, sync_level text)
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
     SET enable_seqscan TO 'off'
     SET enable_bitmapscan TO 'off'
@@ -1450,7 +1450,7 @@ COMMENT ON FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_use
 
 CREATE FUNCTION watchium_private.apply_host_control(p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) RETURNS jsonb
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id  text := watchium_private.require_user_id();
@@ -1519,7 +1519,7 @@ COMMENT ON FUNCTION watchium_private.apply_host_control(p_room_id text, p_action
 
 CREATE FUNCTION watchium_private.caller_is_trusted() RETURNS boolean
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   return pg_catalog.current_setting('role') not in ('anon', 'authenticated');
@@ -1530,7 +1530,7 @@ COMMENT ON FUNCTION watchium_private.caller_is_trusted() IS 'True for service_ro
 
 CREATE FUNCTION watchium_private.check_episode(p_argument text, p_value integer) RETURNS integer
     LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if p_value is null or p_value not between 1 and 100000 then
@@ -1546,7 +1546,7 @@ COMMENT ON FUNCTION watchium_private.check_episode(p_argument text, p_value inte
 
 CREATE FUNCTION watchium_private.check_limit(p_argument text, p_value integer) RETURNS integer
     LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if p_value is null or p_value not between 1 and 100 then
@@ -1561,7 +1561,7 @@ COMMENT ON FUNCTION watchium_private.check_limit(p_argument text, p_value intege
 
 CREATE FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min integer, p_max integer, p_allow_newlines boolean DEFAULT false) RETURNS text
     LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_text text := pg_catalog.btrim(p_value, E' \t\n\r\f\v');
@@ -1590,7 +1590,7 @@ COMMENT ON FUNCTION watchium_private.check_text(p_argument text, p_value text, p
 
 CREATE FUNCTION watchium_private.check_url(p_argument text, p_value text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
   v_url text := watchium_private.check_text(p_argument, p_value, 1, 2048);
@@ -1607,7 +1607,7 @@ COMMENT ON FUNCTION watchium_private.check_url(p_argument text, p_value text) IS
 
 CREATE FUNCTION watchium_private.check_video_time(p_argument text, p_value numeric) RETURNS numeric
     LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if p_value is not null
@@ -1624,7 +1624,7 @@ COMMENT ON FUNCTION watchium_private.check_video_time(p_argument text, p_value n
 
 CREATE FUNCTION watchium_private.consume_rate_limit(p_subject text, p_action text, p_window_minutes integer, p_max_requests integer) RETURNS boolean
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
   v_window_seconds double precision;
@@ -1668,7 +1668,7 @@ COMMENT ON FUNCTION watchium_private.consume_rate_limit(p_subject text, p_action
 
 CREATE FUNCTION watchium_private.count_key_attempt(p_subject text, p_action text, p_delta integer) RETURNS integer
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_rule         watchium_private.rate_limit_rules;
@@ -1694,7 +1694,7 @@ COMMENT ON FUNCTION watchium_private.count_key_attempt(p_subject text, p_action 
 
 CREATE FUNCTION watchium_private.current_user_id() RETURNS text
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_claims text := nullif(pg_catalog.current_setting('request.jwt.claims', true), '');
@@ -1710,7 +1710,7 @@ COMMENT ON FUNCTION watchium_private.current_user_id() IS 'The caller''s user id
 
 CREATE FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) RETURNS bigint
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
   v_event_id bigint;
@@ -1754,7 +1754,7 @@ COMMENT ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event tex
 
 CREATE FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action text) RETURNS void
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_rule watchium_private.rate_limit_rules;
@@ -1778,7 +1778,7 @@ COMMENT ON FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action
 
 CREATE FUNCTION watchium_private.ensure_anchor(p_anime_id text, p_episode_number integer) RETURNS bigint
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_id bigint;
@@ -1809,7 +1809,7 @@ COMMENT ON FUNCTION watchium_private.ensure_anchor(p_anime_id text, p_episode_nu
 
 CREATE FUNCTION watchium_private.expire_rate_limit_counters() RETURNS jsonb
     LANGUAGE sql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   with expired as (
     delete from watchium_private.rate_limit_counters as c
@@ -1823,7 +1823,7 @@ COMMENT ON FUNCTION watchium_private.expire_rate_limit_counters() IS 'Deletes ra
 
 CREATE FUNCTION watchium_private.expire_room_events() RETURNS jsonb
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_retention interval := coalesce(
@@ -1842,7 +1842,7 @@ COMMENT ON FUNCTION watchium_private.expire_room_events() IS 'Deletes room event
 
 CREATE FUNCTION watchium_private.generate_access_key() RETURNS text
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_bytes bytea;
@@ -1868,7 +1868,7 @@ COMMENT ON FUNCTION watchium_private.generate_access_key() IS 'A random 6-digit 
 
 CREATE FUNCTION watchium_private.generate_room_id() RETURNS text
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_bytes bytea;
@@ -1903,7 +1903,7 @@ COMMENT ON FUNCTION watchium_private.generate_room_id() IS 'A random room id: 10
 
 CREATE FUNCTION watchium_private.heartbeat_intervals(OUT min_interval interval, OUT sample_interval interval) RETURNS record
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   select pg_catalog.min((s.value #>> '{}')::interval) filter (where s.key = 'heartbeat_min_interval'),
@@ -1918,7 +1918,7 @@ COMMENT ON FUNCTION watchium_private.heartbeat_intervals(OUT min_interval interv
 
 CREATE FUNCTION watchium_private.install_realtime_authorization() RETURNS boolean
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if pg_catalog.to_regclass('realtime.messages') is null
@@ -1958,7 +1958,7 @@ COMMENT ON FUNCTION watchium_private.install_realtime_authorization() IS 'Create
 
 CREATE FUNCTION watchium_private.lock_room(p_room_id text) RETURNS public.rooms
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
   v_room public.rooms;
@@ -1980,7 +1980,7 @@ COMMENT ON FUNCTION watchium_private.lock_room(p_room_id text) IS 'Locks and ret
 
 CREATE FUNCTION watchium_private.maintain_rooms() RETURNS jsonb
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_stale_cutoff timestamptz := pg_catalog.now() - watchium_private.setting_interval('member_stale_after');
@@ -2067,7 +2067,7 @@ COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes m
 
 CREATE FUNCTION watchium_private.maintain_sync_history() RETURNS jsonb
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
   v_now       timestamptz := pg_catalog.now();
@@ -2178,7 +2178,7 @@ COMMENT ON FUNCTION watchium_private.maintain_sync_history() IS 'Creates hourly 
 
 CREATE FUNCTION watchium_private.make_cursor(p_at timestamp with time zone, p_key text) RETURNS text
     LANGUAGE sql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select (extract(epoch from p_at) * 1000000)::bigint::text || '.' || p_key
 $$;
@@ -2187,7 +2187,7 @@ COMMENT ON FUNCTION watchium_private.make_cursor(p_at timestamp with time zone, 
 
 CREATE FUNCTION watchium_private.my_room_ids() RETURNS SETOF text
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select m.room_id
   from public.room_members as m
@@ -2198,7 +2198,7 @@ COMMENT ON FUNCTION watchium_private.my_room_ids() IS 'Room ids the caller is a 
 
 CREATE FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with time zone, p_time_difference numeric, p_playback_updated_at timestamp with time zone, p_is_host boolean) RETURNS boolean
     LANGUAGE sql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select case
     when coalesce(p_last_heartbeat, '-infinity'::timestamptz) < p_playback_updated_at
@@ -2211,7 +2211,7 @@ COMMENT ON FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp wit
 
 CREATE FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) RETURNS public.comments
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_comment public.comments;
@@ -2238,7 +2238,7 @@ COMMENT ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id 
 
 CREATE FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) RETURNS record
     LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
   v_parts text[] := pg_catalog.regexp_match(p_cursor, '^(-?[0-9]{1,18})\.([a-z0-9]{1,19})$');
@@ -2259,7 +2259,7 @@ COMMENT ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestam
 
 CREATE FUNCTION watchium_private.random_bytes(p_count integer) RETURNS bytea
     LANGUAGE sql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select pg_catalog.substr(
     pg_catalog.string_agg(
@@ -2276,7 +2276,7 @@ COMMENT ON FUNCTION watchium_private.random_bytes(p_count integer) IS 'p_count c
 
 CREATE FUNCTION watchium_private.read_room_event(p_room_id text, p_event_id bigint) RETURNS jsonb
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select pg_catalog.jsonb_build_object(
     'event_id', e.event_id, 'room_id', e.room_id, 'event', e.event,
@@ -2290,7 +2290,7 @@ COMMENT ON FUNCTION watchium_private.read_room_event(p_room_id text, p_event_id 
 
 CREATE FUNCTION watchium_private.read_room_events(p_room_id text, p_after_event_id bigint, p_min_xact_id xid8 DEFAULT NULL::xid8) RETURNS jsonb
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select pg_catalog.jsonb_build_object(
     'snapshot_xmin', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text,
@@ -2320,7 +2320,7 @@ COMMENT ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_ev
 
 CREATE FUNCTION watchium_private.realtime_available() RETURNS boolean
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   return pg_catalog.to_regprocedure('realtime.send(jsonb, text, text, boolean)') is not null;
@@ -2331,7 +2331,7 @@ COMMENT ON FUNCTION watchium_private.realtime_available() IS 'True when realtime
 
 CREATE FUNCTION watchium_private.realtime_health() RETURNS jsonb
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_problems      text[] := '{}'::text[];
@@ -2511,7 +2511,7 @@ COMMENT ON FUNCTION watchium_private.realtime_health() IS 'Realtime health repor
 
 CREATE FUNCTION watchium_private.remove_member(p_room public.rooms, p_user_id text, p_event text, p_payload jsonb) RETURNS boolean
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if not exists (
@@ -2529,7 +2529,7 @@ COMMENT ON FUNCTION watchium_private.remove_member(p_room public.rooms, p_user_i
 
 CREATE FUNCTION watchium_private.require_host(p_room public.rooms, p_user_id text) RETURNS void
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if p_room.host_user_id is distinct from p_user_id then
@@ -2544,7 +2544,7 @@ COMMENT ON FUNCTION watchium_private.require_host(p_room public.rooms, p_user_id
 
 CREATE FUNCTION watchium_private.require_playback_time(p_value numeric, p_argument text) RETURNS numeric
     LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if p_value is null then
@@ -2571,7 +2571,7 @@ COMMENT ON FUNCTION watchium_private.require_playback_time(p_value numeric, p_ar
 
 CREATE FUNCTION watchium_private.require_sync_room(p_room_id text, p_user_id text) RETURNS public.rooms
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_room public.rooms;
@@ -2595,7 +2595,7 @@ COMMENT ON FUNCTION watchium_private.require_sync_room(p_room_id text, p_user_id
 
 CREATE FUNCTION watchium_private.require_user_id() RETURNS text
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id text := watchium_private.current_user_id();
@@ -2617,7 +2617,7 @@ COMMENT ON FUNCTION watchium_private.require_user_id() IS 'The caller''s user id
 
 CREATE FUNCTION watchium_private.room_event_delivery() RETURNS text
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_setting text := (
@@ -2637,7 +2637,7 @@ COMMENT ON FUNCTION watchium_private.room_event_delivery() IS 'How room events a
 
 CREATE FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone DEFAULT now()) RETURNS numeric
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if p_room.is_playing then
@@ -2656,7 +2656,7 @@ COMMENT ON FUNCTION watchium_private.room_expected_position(p_room public.rooms,
 
 CREATE FUNCTION watchium_private.setting_interval(p_key text) RETURNS interval
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   return (
@@ -2671,7 +2671,7 @@ COMMENT ON FUNCTION watchium_private.setting_interval(p_key text) IS 'The settin
 
 CREATE FUNCTION watchium_private.sync_level(p_time_difference numeric) RETURNS text
     LANGUAGE sql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select case
     when p_time_difference <= 0.5 then 'perfect'
@@ -2685,7 +2685,7 @@ COMMENT ON FUNCTION watchium_private.sync_level(p_time_difference numeric) IS 'S
 
 CREATE FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time numeric, p_sync_event_type text, p_host_user_id text, p_member_speed numeric) RETURNS jsonb
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 -- PL/pgSQL only to keep the plan of its one statement cached across calls
@@ -2745,7 +2745,7 @@ COMMENT ON FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_ti
 
 CREATE FUNCTION watchium_private.tg__touch_updated_at() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   new.updated_at := pg_catalog.now();
@@ -2757,7 +2757,7 @@ COMMENT ON FUNCTION watchium_private.tg__touch_updated_at() IS 'Trigger function
 
 CREATE FUNCTION watchium_private.tg_room_members__create_presence() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   insert into watchium_private.member_presence (room_id, user_id, last_heartbeat, reported_time)
@@ -2771,7 +2771,7 @@ COMMENT ON FUNCTION watchium_private.tg_room_members__create_presence() IS 'Trig
 
 CREATE FUNCTION watchium_private.tg_room_members__member_joined() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   update public.rooms as r
@@ -2810,7 +2810,7 @@ COMMENT ON FUNCTION watchium_private.tg_room_members__member_joined() IS 'Trigge
 
 CREATE FUNCTION watchium_private.tg_room_members__member_left() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   insert into public.sync_states
@@ -2846,7 +2846,7 @@ COMMENT ON FUNCTION watchium_private.tg_room_members__member_left() IS 'Trigger 
 
 CREATE FUNCTION watchium_private.tg_room_members__sync_room_host() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_room public.rooms;
@@ -2887,7 +2887,7 @@ COMMENT ON FUNCTION watchium_private.tg_room_members__sync_room_host() IS 'Trigg
 
 CREATE FUNCTION watchium_private.validate_broadcast_payload(p_event_type text, p_payload jsonb) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_fields  text[];

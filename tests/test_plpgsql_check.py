@@ -111,7 +111,7 @@ def test_plpgsql_check_reports_a_broken_function(watchium_conn):
     watchium_conn.execute(
         """
         create function public.broken_for_the_checker(p_room_id text) returns integer
-        language plpgsql set search_path = '' as $$
+        language plpgsql set search_path = pg_catalog, pg_temp as $$
         declare
           unused integer;
         begin
@@ -135,7 +135,7 @@ def test_plpgsql_check_reports_a_trigger_function_against_its_table(watchium_con
     watchium_conn.execute(
         """
         create function public.tg_broken_for_the_checker() returns trigger
-        language plpgsql set search_path = '' as $$
+        language plpgsql set search_path = pg_catalog, pg_temp as $$
         begin
           new.no_such_column := 1;
           return new;

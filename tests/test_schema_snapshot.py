@@ -167,10 +167,10 @@ def test_run_time_partitions_are_not_in_the_schema(watchium_conn, watchium_db_ur
 
 ROUND_TRIP_EXTRAS = """
 create function watchium_private.new_room_code() returns text language sql volatile
-  set search_path = '' as $$ select 'abcdefghij' $$;
+  set search_path = pg_catalog, pg_temp as $$ select 'abcdefghij' $$;
 alter table public.rooms alter column room_id set default watchium_private.new_room_code();
 create function public.room_count() returns bigint language sql stable
-  set search_path = '' as $$ select count(*) from public.rooms $$;
+  set search_path = pg_catalog, pg_temp as $$ select count(*) from public.rooms $$;
 revoke all on function public.room_count() from public, anon;
 revoke all on table public.room_members from anon;
 create view public.public_rooms with (security_invoker) as

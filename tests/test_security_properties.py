@@ -37,17 +37,25 @@ def find_every_function_pins_search_path(conn):
     return rows
 
 
-def find_search_path_is_empty(conn):
-    """Our own rule, stricter than the lint: search_path is '' and every name is qualified."""
+PINNED_SEARCH_PATH = "search_path=pg_catalog, pg_temp"
+
+
+def find_search_path_is_pinned(conn):
+    """Our own rule, stricter than the lint: search_path is exactly `pg_catalog, pg_temp`.
+
+    An empty path is not enough: when pg_temp is not listed, PostgreSQL searches it *first* for
+    type and relation names, so a caller's temporary domain named `text` would run its CHECK as
+    the function's owner. Listing pg_temp last closes that; every name is also qualified.
+    """
     rows = conn.execute(
         """
         select p.oid::regprocedure::text, c
         from pg_catalog.pg_proc p
         join pg_catalog.pg_namespace n on n.oid = p.pronamespace,
         unnest(coalesce(p.proconfig, '{}')) as c
-        where n.nspname = any(%s) and c like 'search_path=%%' and c not in ('search_path=""')
+        where n.nspname = any(%s) and c like 'search_path=%%' and c <> %s
         """,
-        (list(OUR_SCHEMAS),),
+        (list(OUR_SCHEMAS), PINNED_SEARCH_PATH),
     ).fetchall()
     return rows
 
@@ -272,8 +280,8 @@ def test_schema_passes_every_check(conn):
 # Each check is shown to fail: one violation per check, made in this test's own database.
 VIOLATIONS = {
     "every_function_pins_search_path": "create function public.bad() returns int language sql as 'select 1'",
-    "search_path_is_empty": "create function public.bad() returns int language sql set search_path = public as 'select 1'",
-    "no_security_definer_function_executable_by_anon": "create function public.bad() returns int language sql security definer set search_path = '' as 'select 1'",
+    "search_path_is_pinned": "create function public.bad() returns int language sql set search_path = '' as 'select 1'",
+    "no_security_definer_function_executable_by_anon": "create function public.bad() returns int language sql security definer set search_path = pg_catalog, pg_temp as 'select 1'",
     "policies_read_identity_once_per_statement": "create policy bad on public.comments for select to anon using (user_id = watchium_private.current_user_id())",
     "no_always_true_write_policy": "create policy bad on public.comments for insert to authenticated with check (true)",
     "no_two_permissive_policies_for_one_role_and_action": "create policy bad on public.rooms for select to anon using (true)",

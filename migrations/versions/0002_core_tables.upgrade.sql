@@ -21,7 +21,7 @@
 create function watchium_private.tg__touch_updated_at()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   new.updated_at := pg_catalog.now();
@@ -196,7 +196,7 @@ revoke all on table watchium_private.member_presence from public;
 create function watchium_private.tg_room_members__create_presence()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   insert into watchium_private.member_presence (room_id, user_id, last_heartbeat, reported_time)

@@ -40,7 +40,7 @@ create function watchium_private.setting_interval(p_key text)
 returns interval
 language plpgsql  -- not sql: a SQL function with SET is planned again on every call
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   return (
@@ -67,7 +67,7 @@ create function watchium_private.current_user_id()
 returns text
 language plpgsql  -- not sql: a SQL function with SET is planned again on every call
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_claims text := nullif(pg_catalog.current_setting('request.jwt.claims', true), '');
@@ -89,7 +89,7 @@ create function watchium_private.require_user_id()
 returns text
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id text := watchium_private.current_user_id();
@@ -123,7 +123,7 @@ create function watchium_private.caller_is_trusted()
 returns boolean
 language plpgsql  -- not sql: a SQL function with SET is planned again on every call
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   return pg_catalog.current_setting('role') not in ('anon', 'authenticated');
@@ -147,7 +147,7 @@ returns setof text
 language sql
 stable
 security definer  -- reads room_members bypassing its RLS (its policy calls this function)
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select m.room_id
   from public.room_members as m
@@ -298,7 +298,7 @@ create function watchium_private.consume_rate_limit(
 returns boolean
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_window_seconds double precision;
@@ -349,7 +349,7 @@ create function watchium_private.enforce_rate_limit(p_subject text, p_action tex
 returns void
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_rule watchium_private.rate_limit_rules;
@@ -391,7 +391,7 @@ returns boolean
 language plpgsql
 volatile
 security definer  -- writes watchium_private.rate_limit_counters, which no client may touch
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if not watchium_private.caller_is_trusted()

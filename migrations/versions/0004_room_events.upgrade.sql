@@ -62,7 +62,7 @@ create function watchium_private.realtime_available()
 returns boolean
 language plpgsql  -- not sql: a SQL function with SET is planned again on every call
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   return pg_catalog.to_regprocedure('realtime.send(jsonb, text, text, boolean)') is not null;
@@ -83,7 +83,7 @@ create function watchium_private.room_event_delivery()
 returns text
 language plpgsql  -- not sql: a SQL function with SET is planned again on every call
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_setting text := (
@@ -115,7 +115,7 @@ create function watchium_private.emit_room_event(p_room_id text, p_event text, p
 returns bigint
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_event_id bigint;
@@ -183,7 +183,7 @@ returns jsonb
 language sql
 stable
 security definer  -- reads the private event log for a trusted server-side listener
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select pg_catalog.jsonb_build_object(
     'snapshot_xmin', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text,
@@ -224,7 +224,7 @@ returns jsonb
 language sql
 stable
 security definer  -- reads the private event log for a trusted server-side listener
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select pg_catalog.jsonb_build_object(
     'event_id', e.event_id, 'room_id', e.room_id, 'event', e.event,
@@ -247,7 +247,7 @@ create function watchium_private.expire_room_events()
 returns jsonb
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_retention interval := coalesce(

@@ -76,7 +76,7 @@ create function watchium_private.random_bytes(p_count integer)
 returns bytea
 language sql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select pg_catalog.substr(
     pg_catalog.string_agg(
@@ -102,7 +102,7 @@ create function watchium_private.generate_room_id()
 returns text
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_bytes bytea;
@@ -145,7 +145,7 @@ create function watchium_private.generate_access_key()
 returns text
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_bytes bytea;
@@ -190,7 +190,7 @@ create function watchium_private.check_text(
 returns text
 language plpgsql
 immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_text text := pg_catalog.btrim(p_value, E' \t\n\r\f\v');
@@ -226,7 +226,7 @@ create function watchium_private.check_url(p_argument text, p_value text)
 returns text
 language plpgsql
 immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_url text := watchium_private.check_text(p_argument, p_value, 1, 2048);
@@ -249,7 +249,7 @@ create function watchium_private.check_episode(p_argument text, p_value integer)
 returns integer
 language plpgsql
 immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if p_value is null or p_value not between 1 and 100000 then
@@ -272,7 +272,7 @@ create function watchium_private.check_video_time(p_argument text, p_value numer
 returns numeric
 language plpgsql
 immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if p_value is not null
@@ -295,7 +295,7 @@ create function watchium_private.check_limit(p_argument text, p_value integer)
 returns integer
 language plpgsql
 immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if p_value is null or p_value not between 1 and 100 then
@@ -318,7 +318,7 @@ create function watchium_private.make_cursor(p_at timestamptz, p_key text)
 returns text
 language sql
 immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select (extract(epoch from p_at) * 1000000)::bigint::text || '.' || p_key
 $$;
@@ -329,7 +329,7 @@ revoke all on function watchium_private.make_cursor(timestamptz, text) from publ
 create function watchium_private.parse_cursor(p_cursor text, out at timestamptz, out key text)
 language plpgsql
 immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_parts text[] := pg_catalog.regexp_match(p_cursor, '^(-?[0-9]{1,18})\.([a-z0-9]{1,19})$');
@@ -367,7 +367,7 @@ create function watchium_private.room_expected_position(
 returns numeric
 language plpgsql  -- not sql: a SQL function with SET is planned again on every call
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if p_room.is_playing then
@@ -393,7 +393,7 @@ create function watchium_private.lock_room(p_room_id text)
 returns public.rooms
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_room public.rooms;
@@ -422,7 +422,7 @@ create function watchium_private.require_host(p_room public.rooms, p_user_id tex
 returns void
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if p_room.host_user_id is distinct from p_user_id then
@@ -448,7 +448,7 @@ create function watchium_private.count_key_attempt(p_subject text, p_action text
 returns integer
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_rule         watchium_private.rate_limit_rules;
@@ -483,7 +483,7 @@ create function watchium_private.ensure_anchor(p_anime_id text, p_episode_number
 returns bigint
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_id bigint;
@@ -528,7 +528,7 @@ revoke all on function watchium_private.ensure_anchor(text, integer) from public
 create function watchium_private.tg_room_members__sync_room_host()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_room public.rooms;
@@ -582,7 +582,7 @@ comment on trigger _200_sync_room_host on public.room_members is
 create function watchium_private.tg_room_members__member_joined()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   update public.rooms as r
@@ -642,7 +642,7 @@ comment on trigger _300_member_joined on public.room_members is
 create function watchium_private.tg_room_members__member_left()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   insert into public.sync_states
@@ -714,7 +714,7 @@ returns jsonb
 language plpgsql
 volatile
 security definer  -- writes tables and secrets that no client may write directly
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id     text := watchium_private.require_user_id();
@@ -810,7 +810,7 @@ returns jsonb
 language plpgsql
 volatile
 security definer  -- writes room_members and reads room_secrets, which no client may touch
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id    text := watchium_private.require_user_id();
@@ -909,7 +909,7 @@ create function watchium_private.remove_member(
 returns boolean
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if not exists (
@@ -938,7 +938,7 @@ returns jsonb
 language plpgsql
 volatile
 security definer  -- deletes from room_members, which no client may write
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -971,7 +971,7 @@ returns jsonb
 language plpgsql
 volatile
 security definer  -- deletes from room_members, which no client may write
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1011,7 +1011,7 @@ returns jsonb
 language plpgsql
 volatile
 security definer  -- updates room_members, which no client may write
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1066,7 +1066,7 @@ returns jsonb
 language plpgsql
 volatile
 security definer  -- updates rooms and room_secrets, which no client may write
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id   text := watchium_private.require_user_id();
@@ -1155,7 +1155,7 @@ returns jsonb
 language plpgsql
 volatile
 security definer  -- deletes from rooms, which no client may write
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1188,7 +1188,7 @@ returns jsonb
 language plpgsql
 stable
 security definer  -- reads room_secrets for the host; visibility is checked here
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id   text := watchium_private.current_user_id();
@@ -1238,7 +1238,7 @@ returns text
 language plpgsql
 stable
 security definer  -- reads room_secrets, which no client may read
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1278,7 +1278,7 @@ returns jsonb
 language plpgsql
 stable
 security definer  -- calls internal helpers; returns public rooms only
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_limit  integer := watchium_private.check_limit('p_limit', p_limit);
@@ -1352,7 +1352,7 @@ returns jsonb
 language plpgsql
 volatile
 security definer  -- inserts into comments, which no client may write directly
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id    text := watchium_private.require_user_id();
@@ -1441,7 +1441,7 @@ create function watchium_private.own_comment(p_comment_id bigint, p_user_id text
 returns public.comments
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_comment public.comments;
@@ -1476,7 +1476,7 @@ returns jsonb
 language plpgsql
 volatile
 security definer  -- updates comments, which no client may write directly
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1519,7 +1519,7 @@ returns jsonb
 language plpgsql
 volatile
 security definer  -- deletes from comments, which no client may write directly
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1594,7 +1594,7 @@ returns jsonb
 language plpgsql
 stable
 security definer  -- calls internal helpers; checks the room's visibility itself
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_limit   integer := watchium_private.check_limit('p_limit', p_limit);
@@ -1663,7 +1663,7 @@ returns jsonb
 language plpgsql
 volatile
 security definer  -- inserts into comments, which no client may write directly
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id  text := watchium_private.require_user_id();
@@ -1704,7 +1704,7 @@ create function watchium_private.maintain_rooms()
 returns jsonb
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_stale_cutoff timestamptz := pg_catalog.now() - watchium_private.setting_interval('member_stale_after');

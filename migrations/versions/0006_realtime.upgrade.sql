@@ -135,7 +135,7 @@ create function watchium_private.install_realtime_authorization()
 returns boolean
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if pg_catalog.to_regclass('realtime.messages') is null
@@ -207,7 +207,7 @@ create function watchium_private.validate_broadcast_payload(p_event_type text, p
 returns jsonb
 language plpgsql
 immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_fields  text[];
@@ -295,7 +295,7 @@ returns bigint
 language plpgsql
 volatile
 security definer  -- reads membership and writes watchium_private.room_events for the caller
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id  text := watchium_private.require_user_id();
@@ -369,7 +369,7 @@ create function watchium_private.realtime_health()
 returns jsonb
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_problems      text[] := '{}'::text[];
@@ -559,7 +559,7 @@ returns jsonb
 language sql
 stable
 security definer  -- reads the private presence table and event log for service_role
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select watchium_private.realtime_health()
 $$;

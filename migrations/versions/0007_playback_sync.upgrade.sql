@@ -66,7 +66,7 @@ create function watchium_private.sync_level(p_time_difference numeric)
 returns text
 language sql
 immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select case
     when p_time_difference <= 0.5 then 'perfect'
@@ -88,7 +88,7 @@ create function watchium_private.require_playback_time(p_value numeric, p_argume
 returns numeric
 language plpgsql
 immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if p_value is null then
@@ -123,7 +123,7 @@ create function watchium_private.require_sync_room(p_room_id text, p_user_id tex
 returns public.rooms
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_room public.rooms;
@@ -171,7 +171,7 @@ create function watchium_private.needs_resync(
 returns boolean
 language sql
 immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select case
     when coalesce(p_last_heartbeat, '-infinity'::timestamptz) < p_playback_updated_at
@@ -210,7 +210,7 @@ create function watchium_private.sync_room_members(
 returns jsonb
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 set plan_cache_mode = force_generic_plan
 as $$
 -- PL/pgSQL only to keep the plan of its one statement cached across calls
@@ -287,7 +287,7 @@ returns void
 language plpgsql
 volatile
 security definer  -- writes public.sync_states, reads watchium_private.member_presence
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id text;
@@ -362,7 +362,7 @@ create function watchium_private.apply_host_control(
 returns jsonb
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id  text := watchium_private.require_user_id();
@@ -444,7 +444,7 @@ returns jsonb
 language plpgsql
 volatile
 security definer  -- updates public.rooms and writes sync history, which clients cannot
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_time numeric;
@@ -476,7 +476,7 @@ returns jsonb
 language plpgsql
 volatile
 security definer  -- updates public.rooms and writes sync history, which clients cannot
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_time numeric;
@@ -501,7 +501,7 @@ returns jsonb
 language plpgsql
 volatile
 security definer  -- updates public.rooms and writes sync history, which clients cannot
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   perform watchium_private.require_user_id();
@@ -560,7 +560,7 @@ create function watchium_private.heartbeat_intervals(
 )
 language plpgsql  -- not sql: a SQL function with SET is planned again on every call
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   select pg_catalog.min((s.value #>> '{}')::interval) filter (where s.key = 'heartbeat_min_interval'),
@@ -590,7 +590,7 @@ returns jsonb
 language plpgsql
 volatile
 security definer  -- writes watchium_private.member_presence and sync history
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id   text := watchium_private.require_user_id();
@@ -740,7 +740,7 @@ returns table (
 )
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 set plan_cache_mode = force_generic_plan
 set enable_seqscan = off
 set enable_bitmapscan = off
@@ -880,7 +880,7 @@ returns table (
 language plpgsql
 volatile
 security definer  -- writes watchium_private.member_presence and sync history
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 #variable_conflict use_column
 declare
@@ -982,7 +982,7 @@ returns jsonb
 language plpgsql
 stable
 security definer  -- reads watchium_private.member_presence
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id  text;
@@ -1090,7 +1090,7 @@ create function watchium_private.maintain_sync_history()
 returns jsonb
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_now       timestamptz := pg_catalog.now();
@@ -1219,7 +1219,7 @@ returns jsonb
 language plpgsql
 stable
 security definer  -- reads watchium_private.member_presence
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id text;
@@ -1333,7 +1333,7 @@ returns bigint
 language plpgsql
 volatile
 security definer  -- writes watchium_private.realtime_metrics
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1384,7 +1384,7 @@ returns jsonb
 language plpgsql
 stable
 security definer  -- reads watchium_private.realtime_metrics
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id text;

@@ -19,7 +19,7 @@ create function watchium_private.expire_rate_limit_counters()
 returns jsonb
 language sql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   with expired as (
     delete from watchium_private.rate_limit_counters as c
@@ -42,7 +42,7 @@ returns jsonb
 language plpgsql
 volatile
 security definer  -- removes members, rooms, partitions and log rows owned by the package
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_history jsonb;

@@ -33,7 +33,7 @@ grant all on table realtime.messages to service_role;
 
 create function realtime.topic() returns text
 language sql stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select nullif(pg_catalog.current_setting('realtime.topic', true), '')
 $$;
@@ -43,7 +43,7 @@ create function realtime.send(payload jsonb, event text, topic text, private boo
 returns void
 language plpgsql volatile
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   insert into realtime.messages (topic, extension, payload, event, private)

@@ -28,21 +28,21 @@ grant usage on schema auth to anon, authenticated, service_role;
 
 create function auth.jwt() returns jsonb
 language sql stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select coalesce(nullif(pg_catalog.current_setting('request.jwt.claims', true), ''), '{}')::jsonb
 $$;
 
 create function auth.uid() returns uuid
 language sql stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select nullif(auth.jwt() ->> 'sub', '')::uuid
 $$;
 
 create function auth.role() returns text
 language sql stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select nullif(auth.jwt() ->> 'role', '')
 $$;
