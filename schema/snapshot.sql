@@ -1635,7 +1635,7 @@ CREATE FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_text text := pg_catalog.btrim(p_value, E' \t\n\r\f\v');
+  v_text text := pg_catalog.btrim(p_value, E' \t\n\r\f\x0b');
 begin
   if p_value is null then
     return null;

@@ -193,7 +193,7 @@ immutable
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_text text := pg_catalog.btrim(p_value, E' \t\n\r\f\v');
+  v_text text := pg_catalog.btrim(p_value, E' \t\n\r\f\x0b');
 begin
   if p_value is null then
     return null;
