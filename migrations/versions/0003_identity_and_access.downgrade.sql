@@ -28,5 +28,7 @@ drop function watchium_private.my_room_ids();
 drop function watchium_private.caller_is_trusted();
 drop function watchium_private.require_user_id();
 drop function watchium_private.current_user_id();
+drop function watchium_private.check_size(text, integer, integer);
+drop function watchium_private.setting_integer(text);
 drop function watchium_private.setting_interval(text);
 drop table watchium_private.settings;
