@@ -715,6 +715,7 @@ language plpgsql
 volatile
 security definer  -- writes tables and secrets that no client may write directly
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id     text := watchium_private.require_user_id();
@@ -811,6 +812,7 @@ language plpgsql
 volatile
 security definer  -- writes room_members and reads room_secrets, which no client may touch
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id    text := watchium_private.require_user_id();
@@ -939,6 +941,7 @@ language plpgsql
 volatile
 security definer  -- deletes from room_members, which no client may write
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -972,6 +975,7 @@ language plpgsql
 volatile
 security definer  -- deletes from room_members, which no client may write
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1012,6 +1016,7 @@ language plpgsql
 volatile
 security definer  -- updates room_members, which no client may write
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1067,6 +1072,7 @@ language plpgsql
 volatile
 security definer  -- updates rooms and room_secrets, which no client may write
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id   text := watchium_private.require_user_id();
@@ -1156,6 +1162,7 @@ language plpgsql
 volatile
 security definer  -- deletes from rooms, which no client may write
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1189,6 +1196,7 @@ language plpgsql
 stable
 security definer  -- reads room_secrets for the host; visibility is checked here
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id   text := watchium_private.current_user_id();
@@ -1239,6 +1247,7 @@ language plpgsql
 stable
 security definer  -- reads room_secrets, which no client may read
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1279,6 +1288,7 @@ language plpgsql
 stable
 security definer  -- calls internal helpers; returns public rooms only
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_limit  integer := watchium_private.check_limit('p_limit', p_limit);
@@ -1353,6 +1363,7 @@ language plpgsql
 volatile
 security definer  -- inserts into comments, which no client may write directly
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id    text := watchium_private.require_user_id();
@@ -1477,6 +1488,7 @@ language plpgsql
 volatile
 security definer  -- updates comments, which no client may write directly
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1520,6 +1532,7 @@ language plpgsql
 volatile
 security definer  -- deletes from comments, which no client may write directly
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1595,6 +1608,7 @@ language plpgsql
 stable
 security definer  -- calls internal helpers; checks the room's visibility itself
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_limit   integer := watchium_private.check_limit('p_limit', p_limit);
@@ -1664,6 +1678,7 @@ language plpgsql
 volatile
 security definer  -- inserts into comments, which no client may write directly
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id  text := watchium_private.require_user_id();

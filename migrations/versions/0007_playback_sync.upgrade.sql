@@ -288,6 +288,7 @@ language plpgsql
 volatile
 security definer  -- writes public.sync_states, reads watchium_private.member_presence
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text;
@@ -445,6 +446,7 @@ language plpgsql
 volatile
 security definer  -- updates public.rooms and writes sync history, which clients cannot
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_time numeric;
@@ -477,6 +479,7 @@ language plpgsql
 volatile
 security definer  -- updates public.rooms and writes sync history, which clients cannot
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_time numeric;
@@ -502,6 +505,7 @@ language plpgsql
 volatile
 security definer  -- updates public.rooms and writes sync history, which clients cannot
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 begin
   perform watchium_private.require_user_id();
@@ -591,6 +595,7 @@ language plpgsql
 volatile
 security definer  -- writes watchium_private.member_presence and sync history
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id   text := watchium_private.require_user_id();
@@ -881,6 +886,7 @@ language plpgsql
 volatile
 security definer  -- writes watchium_private.member_presence and sync history
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 #variable_conflict use_column
 declare
@@ -983,6 +989,7 @@ language plpgsql
 stable
 security definer  -- reads watchium_private.member_presence
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id  text;
@@ -1220,6 +1227,7 @@ language plpgsql
 stable
 security definer  -- reads watchium_private.member_presence
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text;
@@ -1334,6 +1342,7 @@ language plpgsql
 volatile
 security definer  -- writes watchium_private.realtime_metrics
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1385,6 +1394,7 @@ language plpgsql
 stable
 security definer  -- reads watchium_private.realtime_metrics
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text;
