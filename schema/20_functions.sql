@@ -287,7 +287,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.delete_room(p_room_id text) IS 'Host only: deletes the room and its memberships; its comments stay (room_id becomes null). Emits room_deleted.';
+COMMENT ON FUNCTION public.delete_room(p_room_id text) IS 'Host only: deletes the room with its memberships and its comments. Emits room_deleted.';
 
 CREATE FUNCTION public.edit_comment(p_comment_id bigint, p_message text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2063,7 +2063,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (comments stay). Skips rooms locked by callers. Returns a jsonb summary.';
+COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Skips rooms locked by callers. Returns a jsonb summary.';
 
 CREATE FUNCTION watchium_private.maintain_sync_history() RETURNS jsonb
     LANGUAGE plpgsql

@@ -291,7 +291,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.delete_room(p_room_id text) IS 'Host only: deletes the room and its memberships; its comments stay (room_id becomes null). Emits room_deleted.';
+COMMENT ON FUNCTION public.delete_room(p_room_id text) IS 'Host only: deletes the room with its memberships and its comments. Emits room_deleted.';
 
 CREATE FUNCTION public.edit_comment(p_comment_id bigint, p_message text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2134,7 +2134,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (comments stay). Skips rooms locked by callers. Returns a jsonb summary.';
+COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Skips rooms locked by callers. Returns a jsonb summary.';
 
 CREATE FUNCTION watchium_private.maintain_sync_history() RETURNS jsonb
     LANGUAGE plpgsql
@@ -2318,7 +2318,7 @@ COMMENT ON COLUMN public.comments.id IS 'Comment id; also the keyset of get_comm
 
 COMMENT ON COLUMN public.comments.anime_id IS 'The anime of the episode thread.';
 
-COMMENT ON COLUMN public.comments.room_id IS 'The room the comment was posted in; set to null when the room is deleted (the comment stays).';
+COMMENT ON COLUMN public.comments.room_id IS 'The room the comment was posted in (null: an episode comment). A room''s comments are deleted with the room.';
 
 COMMENT ON COLUMN public.comments.episode_number IS 'The episode of the thread, 1 to 100000.';
 
@@ -3538,7 +3538,7 @@ ALTER TABLE ONLY public.comments
     ADD CONSTRAINT comments_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES public.comments(id) ON DELETE RESTRICT;
 
 ALTER TABLE ONLY public.comments
-    ADD CONSTRAINT comments_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE SET NULL;
+    ADD CONSTRAINT comments_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.room_members
     ADD CONSTRAINT room_members_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;

@@ -25,7 +25,7 @@
 --
 -- An empty room keeps host_user_id null and its last_activity marks when it
 -- became empty; maintain_rooms deletes it once that is older than the
--- empty_room_grace setting. Its comments stay (room_id becomes null).
+-- empty_room_grace setting. Its comments are deleted with it (cascade).
 -- =============================================================================
 
 -- =============================================================================
@@ -1145,8 +1145,8 @@ grant execute on function public.update_room(text, text, integer, text, boolean,
   to authenticated, service_role;
 
 -- -----------------------------------------------------------------------------
--- public.delete_room: the host deletes the room. Members, presence and the
--- key go with it (cascade); comments stay with room_id null. Emits
+-- public.delete_room: the host deletes the room. Members, presence, the key
+-- and the room's comments go with it (cascade). Emits
 -- room_deleted first, so subscribers hear it before the room disappears.
 -- Security definer: deletes from rooms.
 -- -----------------------------------------------------------------------------
@@ -1171,7 +1171,7 @@ begin
 end;
 $$;
 comment on function public.delete_room(text) is
-  'Host only: deletes the room and its memberships; its comments stay (room_id becomes null). Emits room_deleted.';
+  'Host only: deletes the room with its memberships and its comments. Emits room_deleted.';
 revoke all on function public.delete_room(text) from public, anon;
 grant execute on function public.delete_room(text) to authenticated, service_role;
 
@@ -1787,5 +1787,5 @@ begin
 end;
 $$;
 comment on function watchium_private.maintain_rooms() is
-  'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (comments stay). Skips rooms locked by callers. Returns a jsonb summary.';
+  'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Skips rooms locked by callers. Returns a jsonb summary.';
 revoke all on function watchium_private.maintain_rooms() from public;
