@@ -2383,6 +2383,13 @@ begin
       using errcode = '22023',
             hint = 'Pass next_cursor from the previous page, or null for the first page.';
   end if;
+  -- Years 1 to 9999 only: a made-up extreme (e.g. -999999999999999999) would
+  -- otherwise overflow the timestamp arithmetic below (22008).
+  if v_parts[1]::bigint not between -62135596800000000 and 253402300799999999 then
+    raise exception 'p_cursor must be a cursor returned by a previous call'
+      using errcode = '22023',
+            hint = 'Pass next_cursor from the previous page, or null for the first page.';
+  end if;
   at := 'epoch'::timestamptz
         + (v_parts[1]::bigint / 1000000) * interval '1 second'
         + (v_parts[1]::bigint % 1000000) * interval '1 microsecond';
@@ -2390,7 +2397,7 @@ begin
 end;
 $_$;
 
-COMMENT ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) IS 'Decodes a cursor made by make_cursor; raises 22023 naming p_cursor when malformed. Internal.';
+COMMENT ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) IS 'Decodes a cursor made by make_cursor; raises 22023 naming p_cursor when malformed or out of the years 1 to 9999. Internal.';
 
 CREATE FUNCTION watchium_private.random_bytes(p_count integer) RETURNS bytea
     LANGUAGE sql
