@@ -287,7 +287,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.delete_room(p_room_id text) IS 'Host only: deletes the room and its memberships; its comments stay (room_id becomes null). Emits room_deleted.';
+COMMENT ON FUNCTION public.delete_room(p_room_id text) IS 'Host only: deletes the room with its memberships and its comments. Emits room_deleted.';
 
 CREATE FUNCTION public.edit_comment(p_comment_id bigint, p_message text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2097,7 +2097,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (comments stay). Skips rooms locked by callers. Returns a jsonb summary.';
+COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Skips rooms locked by callers. Returns a jsonb summary.';
 
 CREATE FUNCTION watchium_private.maintain_sync_history() RETURNS jsonb
     LANGUAGE plpgsql
@@ -2282,6 +2282,13 @@ begin
       using errcode = '22023',
             hint = 'Pass next_cursor from the previous page, or null for the first page.';
   end if;
+  -- Years 1 to 9999 only: a made-up extreme (e.g. -999999999999999999) would
+  -- otherwise overflow the timestamp arithmetic below (22008).
+  if v_parts[1]::bigint not between -62135596800000000 and 253402300799999999 then
+    raise exception 'p_cursor must be a cursor returned by a previous call'
+      using errcode = '22023',
+            hint = 'Pass next_cursor from the previous page, or null for the first page.';
+  end if;
   at := 'epoch'::timestamptz
         + (v_parts[1]::bigint / 1000000) * interval '1 second'
         + (v_parts[1]::bigint % 1000000) * interval '1 microsecond';
@@ -2289,7 +2296,7 @@ begin
 end;
 $_$;
 
-COMMENT ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) IS 'Decodes a cursor made by make_cursor; raises 22023 naming p_cursor when malformed. Internal.';
+COMMENT ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) IS 'Decodes a cursor made by make_cursor; raises 22023 naming p_cursor when malformed or out of the years 1 to 9999. Internal.';
 
 CREATE FUNCTION watchium_private.random_bytes(p_count integer) RETURNS bytea
     LANGUAGE sql

@@ -291,7 +291,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.delete_room(p_room_id text) IS 'Host only: deletes the room and its memberships; its comments stay (room_id becomes null). Emits room_deleted.';
+COMMENT ON FUNCTION public.delete_room(p_room_id text) IS 'Host only: deletes the room with its memberships and its comments. Emits room_deleted.';
 
 CREATE FUNCTION public.edit_comment(p_comment_id bigint, p_message text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2168,7 +2168,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (comments stay). Skips rooms locked by callers. Returns a jsonb summary.';
+COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Skips rooms locked by callers. Returns a jsonb summary.';
 
 CREATE FUNCTION watchium_private.maintain_sync_history() RETURNS jsonb
     LANGUAGE plpgsql
@@ -2352,7 +2352,7 @@ COMMENT ON COLUMN public.comments.id IS 'Comment id; also the keyset of get_comm
 
 COMMENT ON COLUMN public.comments.anime_id IS 'The anime of the episode thread.';
 
-COMMENT ON COLUMN public.comments.room_id IS 'The room the comment was posted in; set to null when the room is deleted (the comment stays).';
+COMMENT ON COLUMN public.comments.room_id IS 'The room the comment was posted in (null: an episode comment). A room''s comments are deleted with the room.';
 
 COMMENT ON COLUMN public.comments.episode_number IS 'The episode of the thread, 1 to 100000.';
 
@@ -2417,6 +2417,13 @@ begin
       using errcode = '22023',
             hint = 'Pass next_cursor from the previous page, or null for the first page.';
   end if;
+  -- Years 1 to 9999 only: a made-up extreme (e.g. -999999999999999999) would
+  -- otherwise overflow the timestamp arithmetic below (22008).
+  if v_parts[1]::bigint not between -62135596800000000 and 253402300799999999 then
+    raise exception 'p_cursor must be a cursor returned by a previous call'
+      using errcode = '22023',
+            hint = 'Pass next_cursor from the previous page, or null for the first page.';
+  end if;
   at := 'epoch'::timestamptz
         + (v_parts[1]::bigint / 1000000) * interval '1 second'
         + (v_parts[1]::bigint % 1000000) * interval '1 microsecond';
@@ -2424,7 +2431,7 @@ begin
 end;
 $_$;
 
-COMMENT ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) IS 'Decodes a cursor made by make_cursor; raises 22023 naming p_cursor when malformed. Internal.';
+COMMENT ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) IS 'Decodes a cursor made by make_cursor; raises 22023 naming p_cursor when malformed or out of the years 1 to 9999. Internal.';
 
 CREATE FUNCTION watchium_private.random_bytes(p_count integer) RETURNS bytea
     LANGUAGE sql
@@ -3572,7 +3579,7 @@ ALTER TABLE ONLY public.comments
     ADD CONSTRAINT comments_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES public.comments(id) ON DELETE RESTRICT;
 
 ALTER TABLE ONLY public.comments
-    ADD CONSTRAINT comments_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE SET NULL;
+    ADD CONSTRAINT comments_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.room_members
     ADD CONSTRAINT room_members_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
