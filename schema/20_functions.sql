@@ -132,16 +132,12 @@ COMMENT ON FUNCTION public.change_playback_state(p_room_id text, p_is_playing bo
 CREATE FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer DEFAULT 1, p_max_requests integer DEFAULT 60) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
-<<<<<<< HEAD
+    SET lock_timeout TO '2s'
     AS $_$
 declare
   v_window_start timestamptz;
   v_live         integer;
   v_cap          integer;
-=======
-    SET lock_timeout TO '2s'
-    AS $$
->>>>>>> main
 begin
   perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
   perform watchium_private.check_size('p_action', pg_catalog.octet_length(p_action), 200);

@@ -137,8 +137,14 @@ CREATE FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
-    AS $$
+    AS $_$
+declare
+  v_window_start timestamptz;
+  v_live         integer;
+  v_cap          integer;
 begin
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
+  perform watchium_private.check_size('p_action', pg_catalog.octet_length(p_action), 200);
   if not watchium_private.caller_is_trusted()
      and p_user_id is distinct from watchium_private.require_user_id() then
     raise exception 'p_user_id must be your own user id: callers can only spend their own rate limit'
@@ -147,11 +153,51 @@ begin
   if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
     raise exception 'p_user_id must be 1 to 100 characters' using errcode = '22023';
   end if;
+  if p_action is null or p_action !~ '^[a-z][a-z0-9_]{0,49}$' then
+    raise exception 'p_action must be 1 to 50 characters of [a-z0-9_], starting with a letter (got %)',
+      pg_catalog.quote_nullable(p_action)
+      using errcode = '22023';
+  end if;
+  if p_window_minutes is null or p_window_minutes not between 1 and 1440 then
+    raise exception 'p_window_minutes must be between 1 and 1440 (got %)', p_window_minutes
+      using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(p_user_id, 'check_rate_limit');
+
+  if not exists (
+    select from watchium_private.rate_limit_rules as r where r.action = p_action
+  ) then
+    v_window_start := pg_catalog.to_timestamp(
+      pg_catalog.floor(extract(epoch from pg_catalog.now()) / (p_window_minutes * 60))
+        * (p_window_minutes * 60)
+    );
+    if not exists (
+      select from watchium_private.rate_limit_counters as c
+      where c.subject = p_user_id and c.action = p_action
+        and c.window_minutes = p_window_minutes and c.window_start = v_window_start
+    ) then
+      -- A new counter: serialize the user's new counters so the cap is exact.
+      perform pg_catalog.pg_advisory_xact_lock(
+        pg_catalog.hashtext('watchium_private.rate_limit_counters:' || p_user_id));
+      v_cap := watchium_private.setting_integer('max_rate_limit_actions_per_user');
+      select pg_catalog.count(*) into v_live
+      from watchium_private.rate_limit_counters as c
+      where c.subject = p_user_id
+        and c.window_start + c.window_minutes * interval '1 minute' > pg_catalog.now()
+        and not exists (select from watchium_private.rate_limit_rules as r where r.action = c.action);
+      if v_live >= v_cap then
+        raise exception 'p_action %: you already have % live rate limit counters of your own actions (at most %)',
+          pg_catalog.quote_literal(p_action), v_live, v_cap
+          using errcode = 'WD429',
+                hint = 'Reuse action names; a counter ends with its window (max_rate_limit_actions_per_user).';
+      end if;
+    end if;
+  end if;
   return watchium_private.consume_rate_limit(p_user_id, p_action, p_window_minutes, p_max_requests);
 end;
-$$;
+$_$;
 
-COMMENT ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) IS 'Counts one request of p_action for p_user_id (your own id, unless called by service_role) and returns true while within p_max_requests per p_window_minutes. Constant cost; exact under concurrency.';
+COMMENT ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) IS 'Counts one request of p_action for p_user_id (your own id, unless called by service_role) and returns true while within p_max_requests per p_window_minutes. Constant cost; exact under concurrency. Itself limited per user (rule check_rate_limit), and at most max_rate_limit_actions_per_user live counters of actions not in rate_limit_rules per user (WD429 naming p_action past it).';
 
 CREATE FUNCTION public.create_room(p_title text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_username text, p_source_id text DEFAULT NULL::text, p_is_public boolean DEFAULT true, p_avatar_url text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1674,6 +1720,21 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.check_limit(p_argument text, p_value integer) IS 'Checks a page size (1 to 100); raises 22023 naming p_argument. Internal.';
 
+CREATE FUNCTION watchium_private.check_size(p_argument text, p_size integer, p_max integer) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  if p_size > p_max then
+    raise exception '% is too large: at most % bytes (got %)', p_argument, p_max, p_size
+      using errcode = '22001',
+            hint = 'Sizes are checked before anything else; see the argument''s documented limit.';
+  end if;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.check_size(p_argument text, p_size integer, p_max integer) IS 'Raises 22001 naming p_argument when p_size (bytes, measured from the datum header) exceeds p_max. The first check of every RPC taking text, jsonb or arrays. Internal.';
+
 CREATE FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min integer, p_max integer, p_allow_newlines boolean DEFAULT false) RETURNS text
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2857,6 +2918,21 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone) IS 'The expected host position at p_at (default: now): current_playback_time + elapsed since playback_updated_at * playback_speed while playing (at most 86400), else current_playback_time. Internal.';
 
+CREATE FUNCTION watchium_private.setting_integer(p_key text) RETURNS integer
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  return (
+    select (s.value #>> '{}')::integer
+    from watchium_private.settings as s
+    where s.key = p_key
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.setting_integer(p_key text) IS 'The setting p_key as an integer (null when absent). Internal.';
+
 CREATE FUNCTION watchium_private.setting_interval(p_key text) RETURNS interval
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -3864,6 +3940,8 @@ REVOKE ALL ON FUNCTION watchium_private.check_episode(p_argument text, p_value i
 
 REVOKE ALL ON FUNCTION watchium_private.check_limit(p_argument text, p_value integer) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.check_size(p_argument text, p_size integer, p_max integer) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min integer, p_max integer, p_allow_newlines boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.check_url(p_argument text, p_value text) FROM PUBLIC;
@@ -3942,6 +4020,8 @@ REVOKE ALL ON FUNCTION watchium_private.require_user_id() FROM PUBLIC;
 REVOKE ALL ON FUNCTION watchium_private.room_event_delivery() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.setting_integer(p_key text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.setting_interval(p_key text) FROM PUBLIC;
 

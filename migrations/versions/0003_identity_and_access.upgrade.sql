@@ -55,7 +55,6 @@ comment on function watchium_private.setting_interval(text) is
 revoke all on function watchium_private.setting_interval(text) from public;
 
 -- -----------------------------------------------------------------------------
-<<<<<<< HEAD
 -- watchium_private.setting_integer(key): a setting as an integer.
 -- -----------------------------------------------------------------------------
 create function watchium_private.setting_integer(p_key text)
@@ -101,7 +100,8 @@ $$;
 comment on function watchium_private.check_size(text, integer, integer) is
   'Raises 22001 naming p_argument when p_size (bytes, measured from the datum header) exceeds p_max. The first check of every RPC taking text, jsonb or arrays. Internal.';
 revoke all on function watchium_private.check_size(text, integer, integer) from public;
-=======
+
+-- -----------------------------------------------------------------------------
 -- rpc_lock_timeout: how long an RPC waits for a lock before it fails with
 -- 55P03 (lock_not_available). Every public RPC except maintain() and
 -- realtime_health() carries `set lock_timeout = '2s'` in its definition, so
@@ -172,7 +172,6 @@ create trigger settings_apply_rpc_lock_timeout
   for each row
   when (new.key = 'rpc_lock_timeout')
   execute function watchium_private.tg_settings__apply_rpc_lock_timeout();
->>>>>>> main
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.current_user_id(): the caller's user id, or null.
