@@ -969,6 +969,15 @@ begin
   if p_is_playing is null then
     raise exception 'p_is_playing must be true or false, not null' using errcode = '22023';
   end if;
+  -- Soft state: a heartbeat that starts its transaction commits without
+  -- waiting for the WAL flush (the next one, seconds later, restates it). A
+  -- transaction that has written before us keeps its durability, and a room
+  -- event written after this point restores it (commit_durably).
+  if pg_catalog.pg_current_xact_id_if_assigned() is null then
+    perform pg_catalog.set_config('watchium.soft_commit',
+                                  pg_catalog.current_setting('synchronous_commit'), true),
+            pg_catalog.set_config('synchronous_commit', 'off', true);
+  end if;
   v_intervals := watchium_private.heartbeat_intervals();
 
   -- One statement: the room (expected position), the member's published
@@ -1145,6 +1154,14 @@ begin
   if not found then
     raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
       using errcode = 'P0002';
+  end if;
+
+  -- Soft state, as in record_heartbeat: no wait for the WAL flush unless the
+  -- transaction wrote before us or a member's level change writes an event.
+  if pg_catalog.pg_current_xact_id_if_assigned() is null then
+    perform pg_catalog.set_config('watchium.soft_commit',
+                                  pg_catalog.current_setting('synchronous_commit'), true),
+            pg_catalog.set_config('synchronous_commit', 'off', true);
   end if;
 
   return query
@@ -1622,6 +1639,22 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.check_video_time(p_argument text, p_value numeric) IS 'Checks a video time in seconds (0 to 86400; not NaN or infinite); raises 22023 naming p_argument. Internal.';
 
+CREATE FUNCTION watchium_private.commit_durably() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_replaced text := pg_catalog.current_setting('watchium.soft_commit', true);
+begin
+  if v_replaced in ('on', 'local', 'remote_write', 'remote_apply') then
+    perform pg_catalog.set_config('synchronous_commit', v_replaced, true),
+            pg_catalog.set_config('watchium.soft_commit', '', true);
+  end if;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.commit_durably() IS 'Restores the synchronous_commit that a heartbeat relaxed for its transaction (remembered in watchium.soft_commit), so that a transaction writing a room event commits durably. Internal.';
+
 CREATE FUNCTION watchium_private.consume_rate_limit(p_subject text, p_action text, p_window_minutes integer, p_max_requests integer) RETURNS boolean
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1721,6 +1754,7 @@ begin
   insert into watchium_private.room_events (room_id, event, payload)
   values (p_room_id, p_event, coalesce(p_payload, '{}'::jsonb))
   returning event_id into v_event_id;
+  perform watchium_private.commit_durably();  -- an event is never soft state
 
   v_message := pg_catalog.jsonb_build_object(
     'event_id', v_event_id,
@@ -2248,6 +2282,13 @@ begin
       using errcode = '22023',
             hint = 'Pass next_cursor from the previous page, or null for the first page.';
   end if;
+  -- Years 1 to 9999 only: a made-up extreme (e.g. -999999999999999999) would
+  -- otherwise overflow the timestamp arithmetic below (22008).
+  if v_parts[1]::bigint not between -62135596800000000 and 253402300799999999 then
+    raise exception 'p_cursor must be a cursor returned by a previous call'
+      using errcode = '22023',
+            hint = 'Pass next_cursor from the previous page, or null for the first page.';
+  end if;
   at := 'epoch'::timestamptz
         + (v_parts[1]::bigint / 1000000) * interval '1 second'
         + (v_parts[1]::bigint % 1000000) * interval '1 microsecond';
@@ -2255,7 +2296,7 @@ begin
 end;
 $_$;
 
-COMMENT ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) IS 'Decodes a cursor made by make_cursor; raises 22023 naming p_cursor when malformed. Internal.';
+COMMENT ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) IS 'Decodes a cursor made by make_cursor; raises 22023 naming p_cursor when malformed or out of the years 1 to 9999. Internal.';
 
 CREATE FUNCTION watchium_private.random_bytes(p_count integer) RETURNS bytea
     LANGUAGE sql
@@ -3085,6 +3126,8 @@ REVOKE ALL ON FUNCTION watchium_private.check_text(p_argument text, p_value text
 REVOKE ALL ON FUNCTION watchium_private.check_url(p_argument text, p_value text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.check_video_time(p_argument text, p_value numeric) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.commit_durably() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.consume_rate_limit(p_subject text, p_action text, p_window_minutes integer, p_max_requests integer) FROM PUBLIC;
 

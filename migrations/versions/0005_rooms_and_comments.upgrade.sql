@@ -339,6 +339,13 @@ begin
       using errcode = '22023',
             hint = 'Pass next_cursor from the previous page, or null for the first page.';
   end if;
+  -- Years 1 to 9999 only: a made-up extreme (e.g. -999999999999999999) would
+  -- otherwise overflow the timestamp arithmetic below (22008).
+  if v_parts[1]::bigint not between -62135596800000000 and 253402300799999999 then
+    raise exception 'p_cursor must be a cursor returned by a previous call'
+      using errcode = '22023',
+            hint = 'Pass next_cursor from the previous page, or null for the first page.';
+  end if;
   at := 'epoch'::timestamptz
         + (v_parts[1]::bigint / 1000000) * interval '1 second'
         + (v_parts[1]::bigint % 1000000) * interval '1 microsecond';
@@ -346,7 +353,7 @@ begin
 end;
 $$;
 comment on function watchium_private.parse_cursor(text) is
-  'Decodes a cursor made by make_cursor; raises 22023 naming p_cursor when malformed. Internal.';
+  'Decodes a cursor made by make_cursor; raises 22023 naming p_cursor when malformed or out of the years 1 to 9999. Internal.';
 revoke all on function watchium_private.parse_cursor(text) from public;
 
 -- =============================================================================

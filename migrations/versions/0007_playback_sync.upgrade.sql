@@ -543,6 +543,15 @@ grant execute on function public.set_playback_speed(text, numeric) to authentica
 --   * a 'sync_status' room event only when the level changed.
 -- Never public.rooms, and no room lock.
 --
+-- Durability: a heartbeat is soft state, restated by the next one seconds
+-- later. When it starts its transaction (nothing written before it, as in
+-- every PostgREST or client call), it commits with synchronous_commit = off:
+-- a crash may lose the last few hundred milliseconds of heartbeats (presence,
+-- history samples, is_synced flips) although their callers had their
+-- replies; never part of one, and never a change another client saw (Realtime
+-- and replicas read WAL only once it is flushed). A heartbeat that writes a 'sync_status' event commits durably, as
+-- every other RPC does. docs/architecture.md, "Durability", has the table.
+--
 -- The single form (record_heartbeat, every 3 s per member: the hottest call
 -- of the platform) is one UPDATE of its own; the batched form is one
 -- set-based statement over arrays (apply_heartbeats). Both inline the
@@ -600,6 +609,15 @@ declare
 begin
   if p_is_playing is null then
     raise exception 'p_is_playing must be true or false, not null' using errcode = '22023';
+  end if;
+  -- Soft state: a heartbeat that starts its transaction commits without
+  -- waiting for the WAL flush (the next one, seconds later, restates it). A
+  -- transaction that has written before us keeps its durability, and a room
+  -- event written after this point restores it (commit_durably).
+  if pg_catalog.pg_current_xact_id_if_assigned() is null then
+    perform pg_catalog.set_config('watchium.soft_commit',
+                                  pg_catalog.current_setting('synchronous_commit'), true),
+            pg_catalog.set_config('synchronous_commit', 'off', true);
   end if;
   v_intervals := watchium_private.heartbeat_intervals();
 
@@ -954,6 +972,14 @@ begin
   if not found then
     raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
       using errcode = 'P0002';
+  end if;
+
+  -- Soft state, as in record_heartbeat: no wait for the WAL flush unless the
+  -- transaction wrote before us or a member's level change writes an event.
+  if pg_catalog.pg_current_xact_id_if_assigned() is null then
+    perform pg_catalog.set_config('watchium.soft_commit',
+                                  pg_catalog.current_setting('synchronous_commit'), true),
+            pg_catalog.set_config('synchronous_commit', 'off', true);
   end if;
 
   return query
