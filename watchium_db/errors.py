@@ -82,6 +82,13 @@ class RateLimited(WatchiumError):
     sqlstates = ("WD429",)
 
 
+class Busy(WatchiumError):
+    """55P03: a lock the call needs was held past its lock timeout (the ``rpc_lock_timeout``
+    setting, 2 s by default); nothing was changed. Retry after a short pause."""
+
+    sqlstates = ("55P03",)
+
+
 ERROR_CLASSES: tuple[type[WatchiumError], ...] = (
     InvalidInput,
     NotSignedIn,
@@ -89,6 +96,7 @@ ERROR_CLASSES: tuple[type[WatchiumError], ...] = (
     NotFound,
     Conflict,
     RateLimited,
+    Busy,
 )
 
 

@@ -288,6 +288,7 @@ language plpgsql
 volatile
 security definer  -- writes public.sync_states, reads watchium_private.member_presence
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text;
@@ -445,6 +446,7 @@ language plpgsql
 volatile
 security definer  -- updates public.rooms and writes sync history, which clients cannot
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_time numeric;
@@ -477,6 +479,7 @@ language plpgsql
 volatile
 security definer  -- updates public.rooms and writes sync history, which clients cannot
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_time numeric;
@@ -502,6 +505,7 @@ language plpgsql
 volatile
 security definer  -- updates public.rooms and writes sync history, which clients cannot
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 begin
   perform watchium_private.require_user_id();
@@ -542,6 +546,15 @@ grant execute on function public.set_playback_speed(text, numeric) to authentica
 --     so the member's next heartbeat refreshes it;
 --   * a 'sync_status' room event only when the level changed.
 -- Never public.rooms, and no room lock.
+--
+-- Durability: a heartbeat is soft state, restated by the next one seconds
+-- later. When it starts its transaction (nothing written before it, as in
+-- every PostgREST or client call), it commits with synchronous_commit = off:
+-- a crash may lose the last few hundred milliseconds of heartbeats (presence,
+-- history samples, is_synced flips) although their callers had their
+-- replies; never part of one, and never a change another client saw (Realtime
+-- and replicas read WAL only once it is flushed). A heartbeat that writes a 'sync_status' event commits durably, as
+-- every other RPC does. docs/architecture.md, "Durability", has the table.
 --
 -- The single form (record_heartbeat, every 3 s per member: the hottest call
 -- of the platform) is one UPDATE of its own; the batched form is one
@@ -591,6 +604,7 @@ language plpgsql
 volatile
 security definer  -- writes watchium_private.member_presence and sync history
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id   text := watchium_private.require_user_id();
@@ -600,6 +614,15 @@ declare
 begin
   if p_is_playing is null then
     raise exception 'p_is_playing must be true or false, not null' using errcode = '22023';
+  end if;
+  -- Soft state: a heartbeat that starts its transaction commits without
+  -- waiting for the WAL flush (the next one, seconds later, restates it). A
+  -- transaction that has written before us keeps its durability, and a room
+  -- event written after this point restores it (commit_durably).
+  if pg_catalog.pg_current_xact_id_if_assigned() is null then
+    perform pg_catalog.set_config('watchium.soft_commit',
+                                  pg_catalog.current_setting('synchronous_commit'), true),
+            pg_catalog.set_config('synchronous_commit', 'off', true);
   end if;
   v_intervals := watchium_private.heartbeat_intervals();
 
@@ -881,6 +904,7 @@ language plpgsql
 volatile
 security definer  -- writes watchium_private.member_presence and sync history
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 #variable_conflict use_column
 declare
@@ -956,6 +980,14 @@ begin
       using errcode = 'P0002';
   end if;
 
+  -- Soft state, as in record_heartbeat: no wait for the WAL flush unless the
+  -- transaction wrote before us or a member's level change writes an event.
+  if pg_catalog.pg_current_xact_id_if_assigned() is null then
+    perform pg_catalog.set_config('watchium.soft_commit',
+                                  pg_catalog.current_setting('synchronous_commit'), true),
+            pg_catalog.set_config('synchronous_commit', 'off', true);
+  end if;
+
   return query
   select h.user_id, h.outcome, h.reported_time, h.expected_time, h.time_difference,
          h.is_synced, h.sync_level, pg_catalog.now()
@@ -983,6 +1015,7 @@ language plpgsql
 stable
 security definer  -- reads watchium_private.member_presence
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id  text;
@@ -1220,6 +1253,7 @@ language plpgsql
 stable
 security definer  -- reads watchium_private.member_presence
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text;
@@ -1334,6 +1368,7 @@ language plpgsql
 volatile
 security definer  -- writes watchium_private.realtime_metrics
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1385,6 +1420,7 @@ language plpgsql
 stable
 security definer  -- reads watchium_private.realtime_metrics
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text;
