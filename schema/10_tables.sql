@@ -108,7 +108,7 @@ COMMENT ON COLUMN public.comments.id IS 'Comment id; also the keyset of get_comm
 
 COMMENT ON COLUMN public.comments.anime_id IS 'The anime of the episode thread.';
 
-COMMENT ON COLUMN public.comments.room_id IS 'The room the comment was posted in; set to null when the room is deleted (the comment stays).';
+COMMENT ON COLUMN public.comments.room_id IS 'The room the comment was posted in (null: an episode comment). A room''s comments are deleted with the room.';
 
 COMMENT ON COLUMN public.comments.episode_number IS 'The episode of the thread, 1 to 100000.';
 
@@ -518,7 +518,7 @@ ALTER TABLE ONLY public.comments
     ADD CONSTRAINT comments_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES public.comments(id) ON DELETE RESTRICT;
 
 ALTER TABLE ONLY public.comments
-    ADD CONSTRAINT comments_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE SET NULL;
+    ADD CONSTRAINT comments_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.room_members
     ADD CONSTRAINT room_members_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;

@@ -6,6 +6,7 @@
 CREATE FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $_$
 declare
   v_user_id  text := watchium_private.require_user_id();
@@ -58,6 +59,7 @@ COMMENT ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, 
 CREATE FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_user_id text;
@@ -106,6 +108,7 @@ COMMENT ON FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric,
 CREATE FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_time numeric;
@@ -129,6 +132,7 @@ COMMENT ON FUNCTION public.change_playback_state(p_room_id text, p_is_playing bo
 CREATE FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer DEFAULT 1, p_max_requests integer DEFAULT 60) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 begin
   if not watchium_private.caller_is_trusted()
@@ -148,6 +152,7 @@ COMMENT ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_win
 CREATE FUNCTION public.create_room(p_title text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_username text, p_source_id text DEFAULT NULL::text, p_is_public boolean DEFAULT true, p_avatar_url text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_user_id     text := watchium_private.require_user_id();
@@ -217,6 +222,7 @@ COMMENT ON FUNCTION public.create_room(p_title text, p_anime_id text, p_anime_ti
 CREATE FUNCTION public.delete_comment(p_comment_id bigint) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -272,6 +278,7 @@ COMMENT ON FUNCTION public.delete_comment(p_comment_id bigint) IS 'The author de
 CREATE FUNCTION public.delete_room(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -287,11 +294,12 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.delete_room(p_room_id text) IS 'Host only: deletes the room and its memberships; its comments stay (room_id becomes null). Emits room_deleted.';
+COMMENT ON FUNCTION public.delete_room(p_room_id text) IS 'Host only: deletes the room with its memberships and its comments. Emits room_deleted.';
 
 CREATE FUNCTION public.edit_comment(p_comment_id bigint, p_message text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -318,6 +326,7 @@ COMMENT ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) IS 
 CREATE FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text DEFAULT NULL::text, p_cursor text DEFAULT NULL::text, p_limit integer DEFAULT 50) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $_$
 declare
   v_limit   integer := watchium_private.check_limit('p_limit', p_limit);
@@ -376,6 +385,7 @@ COMMENT ON FUNCTION public.get_comments(p_anime_id text, p_episode_number intege
 CREATE FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_user_id  text := watchium_private.require_user_id();
@@ -397,6 +407,7 @@ COMMENT ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_numbe
 CREATE FUNCTION public.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer DEFAULT 5) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_user_id text;
@@ -442,6 +453,7 @@ COMMENT ON FUNCTION public.get_realtime_metrics_summary(p_room_id text, p_window
 CREATE FUNCTION public.get_room(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $_$
 declare
   v_user_id   text := watchium_private.current_user_id();
@@ -482,6 +494,7 @@ COMMENT ON FUNCTION public.get_room(p_room_id text) IS 'The room as the caller m
 CREATE FUNCTION public.get_room_access_key(p_room_id text) RETURNS text
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $_$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -504,6 +517,7 @@ COMMENT ON FUNCTION public.get_room_access_key(p_room_id text) IS 'Host only: th
 CREATE FUNCTION public.get_room_sync_metrics(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_user_id text;
@@ -571,6 +585,7 @@ COMMENT ON FUNCTION public.get_room_sync_metrics(p_room_id text) IS 'Sync metric
 CREATE FUNCTION public.get_room_sync_state(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_user_id  text;
@@ -657,6 +672,7 @@ COMMENT ON FUNCTION public.get_room_sync_state(p_room_id text) IS 'The Live butt
 CREATE FUNCTION public.join_room(p_room_id text, p_access_key text DEFAULT NULL::text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $_$
 declare
   v_user_id    text := watchium_private.require_user_id();
@@ -742,6 +758,7 @@ COMMENT ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_userna
 CREATE FUNCTION public.kick_member(p_room_id text, p_user_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -771,6 +788,7 @@ COMMENT ON FUNCTION public.kick_member(p_room_id text, p_user_id text) IS 'Host 
 CREATE FUNCTION public.leave_room(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -795,6 +813,7 @@ COMMENT ON FUNCTION public.leave_room(p_room_id text) IS 'The caller leaves the 
 CREATE FUNCTION public.list_public_rooms(p_anime_id text DEFAULT NULL::text, p_limit integer DEFAULT 20, p_cursor text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_limit  integer := watchium_private.check_limit('p_limit', p_limit);
@@ -871,6 +890,7 @@ COMMENT ON FUNCTION public.maintain() IS 'Runs every periodic job (stale members
 CREATE FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text, p_room_id text DEFAULT NULL::text, p_parent_id bigint DEFAULT NULL::bigint, p_video_timestamp numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_user_id    text := watchium_private.require_user_id();
@@ -959,6 +979,7 @@ COMMENT ON FUNCTION public.realtime_health() IS 'Realtime health report (see wat
 CREATE FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_user_id   text := watchium_private.require_user_id();
@@ -1081,6 +1102,7 @@ COMMENT ON FUNCTION public.record_heartbeat(p_room_id text, p_current_time numer
 CREATE FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) RETURNS TABLE(user_id text, outcome text, reported_time numeric, expected_time numeric, time_difference numeric, is_synced boolean, sync_level text, server_time timestamp with time zone)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 #variable_conflict use_column
 declare
@@ -1176,6 +1198,7 @@ COMMENT ON FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], 
 CREATE FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1214,6 +1237,7 @@ COMMENT ON FUNCTION public.record_realtime_metrics(p_room_id text, p_active_conn
 CREATE FUNCTION public.seek_to_time(p_room_id text, p_time numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_time numeric;
@@ -1229,6 +1253,7 @@ COMMENT ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) IS 'Host
 CREATE FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 begin
   perform watchium_private.require_user_id();
@@ -1249,6 +1274,7 @@ COMMENT ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) I
 CREATE FUNCTION public.transfer_host(p_room_id text, p_new_host text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1281,6 +1307,7 @@ COMMENT ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) IS 'Ho
 CREATE FUNCTION public.update_room(p_room_id text, p_title text DEFAULT NULL::text, p_episode_number integer DEFAULT NULL::integer, p_video_url text DEFAULT NULL::text, p_is_public boolean DEFAULT NULL::boolean, p_rotate_access_key boolean DEFAULT false) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_user_id   text := watchium_private.require_user_id();
@@ -2097,7 +2124,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (comments stay). Skips rooms locked by callers. Returns a jsonb summary.';
+COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Skips rooms locked by callers. Returns a jsonb summary.';
 
 CREATE FUNCTION watchium_private.maintain_sync_history() RETURNS jsonb
     LANGUAGE plpgsql
@@ -2926,6 +2953,50 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.tg_room_members__sync_room_host() IS 'Trigger function: keeps rooms.host_user_id/host_username equal to the member flagged is_host; on a new host writes "X became the new host" and emits host_changed.';
 
+CREATE FUNCTION watchium_private.tg_settings__apply_rpc_lock_timeout() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_interval interval;
+  v_ms       numeric;
+  v_text     text;
+  v_function regprocedure;
+begin
+  if pg_catalog.jsonb_typeof(new.value) is distinct from 'string' then
+    raise exception 'rpc_lock_timeout must be a JSON string such as "2s"'
+      using errcode = '22023';
+  end if;
+  begin
+    v_interval := (new.value #>> '{}')::interval;
+  exception when invalid_datetime_format or datetime_field_overflow or interval_field_overflow then
+    raise exception 'rpc_lock_timeout is not a duration: %', new.value #>> '{}'
+      using errcode = '22023', hint = 'e.g. "2s", "500ms" or "0" to wait without bound';
+  end;
+  v_ms := pg_catalog.round(extract(epoch from v_interval) * 1000);
+  if v_ms < 0 or v_ms > 3600000 then
+    raise exception 'rpc_lock_timeout must be between 0 and 1 hour, got %', new.value #>> '{}'
+      using errcode = '22023';
+  end if;
+  v_text := case when v_ms % 1000 = 0 then (v_ms / 1000)::bigint || 's' else v_ms::bigint || 'ms' end;
+  for v_function in
+    select p.oid::regprocedure
+    from pg_catalog.pg_proc as p
+    where p.pronamespace = 'public'::regnamespace
+      and exists (
+        select from pg_catalog.unnest(p.proconfig) as c where c like 'lock\_timeout=%'
+      )
+      and not ('lock_timeout=' || v_text) = any (p.proconfig)
+    order by p.oid
+  loop
+    execute pg_catalog.format('alter function %s set lock_timeout = %L', v_function, v_text);
+  end loop;
+  return new;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.tg_settings__apply_rpc_lock_timeout() IS 'Trigger: validates rpc_lock_timeout and sets it as the lock_timeout of every public function that carries one. Internal.';
+
 CREATE FUNCTION watchium_private.validate_broadcast_payload(p_event_type text, p_payload jsonb) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -3211,5 +3282,7 @@ REVOKE ALL ON FUNCTION watchium_private.tg_room_members__member_joined() FROM PU
 REVOKE ALL ON FUNCTION watchium_private.tg_room_members__member_left() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.tg_room_members__sync_room_host() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.tg_settings__apply_rpc_lock_timeout() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.validate_broadcast_payload(p_event_type text, p_payload jsonb) FROM PUBLIC;

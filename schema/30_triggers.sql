@@ -22,3 +22,5 @@ COMMENT ON TRIGGER _300_member_joined ON public.room_members IS 'Per inserted me
 CREATE TRIGGER _300_member_left AFTER DELETE ON public.room_members REFERENCING OLD TABLE AS old_members FOR EACH STATEMENT EXECUTE FUNCTION watchium_private.tg_room_members__member_left();
 
 COMMENT ON TRIGGER _300_member_left ON public.room_members IS 'Per deleted member of a surviving room: leave sync record, room activity, host succession.';
+
+CREATE TRIGGER settings_apply_rpc_lock_timeout AFTER INSERT OR UPDATE OF value ON watchium_private.settings FOR EACH ROW WHEN ((new.key = 'rpc_lock_timeout'::text)) EXECUTE FUNCTION watchium_private.tg_settings__apply_rpc_lock_timeout();

@@ -72,6 +72,14 @@ def test_quick_bench_host_control_and_rate_limit(tmp_path: Path) -> None:
     # The seed's heartbeat publishes its member update and its history insert.
     assert costs["seed"]["published_change_rows_per_heartbeat"] >= 2
     assert costs["seed"]["wal_bytes_per_heartbeat"] > 0
+    # History is sampled at the production rate (one heartbeat in 20 per member), so samples
+    # show up, and they are decoded under the partitions' own names, not the parent's.
+    assert 0.01 <= costs["history_samples_per_heartbeat"] <= 0.25
+    decoded = costs["ours"]["decoded_change_rows_by_relation"]
+    assert any(rel.startswith("public.sync_states_p") and n > 0 for rel, n in decoded.items())
+    assert "public.sync_states" not in decoded
+    published = set(costs["published_relations_ours"])
+    assert set(costs["ours"]["published_change_rows_by_relation"]) <= published
     assert (tmp_path / "bench_host_control.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "bench_rate_limit.png").read_bytes()[:4] == b"\x89PNG"
 

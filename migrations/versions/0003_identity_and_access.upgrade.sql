@@ -55,6 +55,78 @@ comment on function watchium_private.setting_interval(text) is
 revoke all on function watchium_private.setting_interval(text) from public;
 
 -- -----------------------------------------------------------------------------
+-- rpc_lock_timeout: how long an RPC waits for a lock before it fails with
+-- 55P03 (lock_not_available). Every public RPC except maintain() and
+-- realtime_health() carries `set lock_timeout = '2s'` in its definition, so
+-- the bound holds whatever role or connection calls it (a function's SET
+-- clause applies on entry and is undone on return). Changing the setting
+-- rewrites that clause on every such function (the trigger below); only a
+-- role that owns the functions can change it.
+-- -----------------------------------------------------------------------------
+insert into watchium_private.settings (key, value, description) values
+  ('rpc_lock_timeout', '"2s"',
+   'How long an RPC waits for a row or table lock before failing with 55P03 (0 = wait without bound). Changing it updates the lock_timeout of every public RPC that carries one; run as the owner of the functions.');
+
+-- -----------------------------------------------------------------------------
+-- watchium_private.tg_settings__apply_rpc_lock_timeout(): on insert or update
+-- of rpc_lock_timeout, validate it and set it on every function in public
+-- whose definition carries a lock_timeout. Not security definer: ALTER
+-- FUNCTION needs the owner, so whoever changes the setting must be it.
+-- -----------------------------------------------------------------------------
+create function watchium_private.tg_settings__apply_rpc_lock_timeout()
+returns trigger
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_interval interval;
+  v_ms       numeric;
+  v_text     text;
+  v_function regprocedure;
+begin
+  if pg_catalog.jsonb_typeof(new.value) is distinct from 'string' then
+    raise exception 'rpc_lock_timeout must be a JSON string such as "2s"'
+      using errcode = '22023';
+  end if;
+  begin
+    v_interval := (new.value #>> '{}')::interval;
+  exception when invalid_datetime_format or datetime_field_overflow or interval_field_overflow then
+    raise exception 'rpc_lock_timeout is not a duration: %', new.value #>> '{}'
+      using errcode = '22023', hint = 'e.g. "2s", "500ms" or "0" to wait without bound';
+  end;
+  v_ms := pg_catalog.round(extract(epoch from v_interval) * 1000);
+  if v_ms < 0 or v_ms > 3600000 then
+    raise exception 'rpc_lock_timeout must be between 0 and 1 hour, got %', new.value #>> '{}'
+      using errcode = '22023';
+  end if;
+  v_text := case when v_ms % 1000 = 0 then (v_ms / 1000)::bigint || 's' else v_ms::bigint || 'ms' end;
+  for v_function in
+    select p.oid::regprocedure
+    from pg_catalog.pg_proc as p
+    where p.pronamespace = 'public'::regnamespace
+      and exists (
+        select from pg_catalog.unnest(p.proconfig) as c where c like 'lock\_timeout=%'
+      )
+      and not ('lock_timeout=' || v_text) = any (p.proconfig)
+    order by p.oid
+  loop
+    execute pg_catalog.format('alter function %s set lock_timeout = %L', v_function, v_text);
+  end loop;
+  return new;
+end;
+$$;
+comment on function watchium_private.tg_settings__apply_rpc_lock_timeout() is
+  'Trigger: validates rpc_lock_timeout and sets it as the lock_timeout of every public function that carries one. Internal.';
+revoke all on function watchium_private.tg_settings__apply_rpc_lock_timeout() from public;
+
+create trigger settings_apply_rpc_lock_timeout
+  after insert or update of value on watchium_private.settings
+  for each row
+  when (new.key = 'rpc_lock_timeout')
+  execute function watchium_private.tg_settings__apply_rpc_lock_timeout();
+
+-- -----------------------------------------------------------------------------
 -- watchium_private.current_user_id(): the caller's user id, or null.
 --
 -- When request.jwt.claims is set (PostgREST, Supabase Realtime, an Edge
@@ -392,6 +464,7 @@ language plpgsql
 volatile
 security definer  -- writes watchium_private.rate_limit_counters, which no client may touch
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 begin
   if not watchium_private.caller_is_trusted()
