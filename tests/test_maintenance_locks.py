@@ -219,12 +219,15 @@ def test_locked_presence_row_of_a_stale_member_is_skipped_not_waited_for(watchiu
 
 
 def test_member_whose_heartbeat_commits_during_maintenance_is_not_removed(watchium_db_url, conn):
+    conn.execute("select watchium_private.maintain_sync_history()")  # no partition work left
     room_id = room_with_members(conn, "alice", ["bob"])
     go_stale(conn, "bob")
     outcome: list[Any] = []
     with psycopg.connect(watchium_db_url) as hb:
         # bob's heartbeat is in flight: its presence update is written, not yet committed.
+        hb.execute("select 1")  # open the transaction: the call below runs inside it
         rpc(hb, "bob", "select public.record_heartbeat(%s, 0, false)", (room_id,))
+        assert hb.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
 
         def run() -> None:
             try:
