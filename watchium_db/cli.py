@@ -225,7 +225,8 @@ def cmd_maintain(args: argparse.Namespace) -> int:
         print(f"  {label}: {details}")
     for skip in summary.get("skipped", []):
         where = f" {skip['step']} {skip['table']}" if skip.get("table") else ""
-        print(f"  skipped: {skip.get('job')}{where}: {skip.get('reason')} (retried by the next run)")
+        reason = skip.get("reason")
+        print(f"  skipped: {skip.get('job')}{where}: {reason} (retried by the next run)")
     return 0
 
 
