@@ -88,7 +88,11 @@ CREATE TABLE public.comments (
     deleted_at timestamp with time zone,
     CONSTRAINT comments_anchor_root_check CHECK (((NOT is_anchor) OR ((parent_id IS NULL) AND (room_id IS NULL)))),
     CONSTRAINT comments_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
-    CONSTRAINT comments_author_check CHECK (((user_id IS NULL) = (is_system_message OR is_anchor))),
+    CONSTRAINT comments_author_check CHECK (
+CASE
+    WHEN (is_system_message OR is_anchor) THEN (user_id IS NULL)
+    ELSE ((user_id IS NOT NULL) OR (deleted_at IS NOT NULL))
+END),
     CONSTRAINT comments_avatar_url_check CHECK ((((char_length(avatar_url) >= 1) AND (char_length(avatar_url) <= 2048)) AND (avatar_url ~* '^https?://'::text))),
     CONSTRAINT comments_episode_number_check CHECK (((episode_number >= 1) AND (episode_number <= 100000))),
     CONSTRAINT comments_message_length_check CHECK (

@@ -537,6 +537,19 @@ class MaintenanceReport:
     raw: Mapping[str, Any] = _raw()
 
 
+@dataclass(frozen=True)
+class ForgottenUser:
+    """forget_user (service role): what was removed for a deleted account."""
+
+    user_id: str
+    rooms_left: int
+    comments_deleted: int
+    comments_tombstoned: int
+    rate_limit_counters_deleted: int
+    realtime_metrics_deleted: int
+    raw: Mapping[str, Any] = _raw()
+
+
 def _room_page(d: Mapping[str, Any]) -> RoomPage:
     return _build(RoomPage, d, items=lambda xs: tuple(Room.from_json(x) for x in xs))
 
@@ -707,6 +720,7 @@ CHECK_RATE_LIMIT: Rpc[bool] = Rpc(
     bool,
 )
 MAINTAIN = Rpc("maintain", (), lambda d: _build(MaintenanceReport, d))
+FORGET_USER = Rpc("forget_user", _args("user_id:text"), lambda d: _build(ForgottenUser, d))
 
 RPCS: tuple[Rpc[Any], ...] = (
     CREATE_ROOM, JOIN_ROOM, LEAVE_ROOM, KICK_MEMBER, TRANSFER_HOST, UPDATE_ROOM, DELETE_ROOM,
@@ -714,7 +728,7 @@ RPCS: tuple[Rpc[Any], ...] = (
     GET_COMMENTS, GET_OR_CREATE_ANCHOR, CHANGE_PLAYBACK_STATE, SEEK_TO_TIME, SET_PLAYBACK_SPEED,
     RECORD_HEARTBEAT, RECORD_HEARTBEATS, GET_ROOM_SYNC_STATE, GET_ROOM_SYNC_METRICS,
     BROADCAST_TO_ROOM, RECORD_REALTIME_METRICS, GET_REALTIME_METRICS_SUMMARY, CHECK_RATE_LIMIT,
-    MAINTAIN,
+    MAINTAIN, FORGET_USER,
 )  # fmt: skip
 
 
@@ -922,6 +936,10 @@ class Session(Caller):
         """Service role: run every maintenance job now."""
         return self._rpc(MAINTAIN, {})
 
+    def forget_user(self, user_id: str) -> ForgottenUser:
+        """Service role: forget a deleted account (memberships, comments, counters)."""
+        return self._rpc(FORGET_USER, {"user_id": user_id})
+
 
 class AsyncSession(AsyncCaller):
     """The asyncio form of :class:`Session`."""
@@ -1125,6 +1143,10 @@ class AsyncSession(AsyncCaller):
     async def maintain(self) -> MaintenanceReport:
         """Service role: run every maintenance job now."""
         return await self._rpc(MAINTAIN, {})
+
+    async def forget_user(self, user_id: str) -> ForgottenUser:
+        """Service role: forget a deleted account (memberships, comments, counters)."""
+        return await self._rpc(FORGET_USER, {"user_id": user_id})
 
 
 class Client:

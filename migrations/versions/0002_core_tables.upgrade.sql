@@ -252,8 +252,12 @@ create table public.comments (
     deleted_at is null or (avatar_url is null and video_timestamp is null)
   ),
   constraint comments_video_timestamp_check check (video_timestamp between 0 and 86400),
-  -- System messages and anchors have no author; every other comment has one.
-  constraint comments_author_check check ((user_id is null) = (is_system_message or is_anchor)),
+  -- System messages and anchors have no author; every other comment has one,
+  -- except a tombstone whose author was forgotten (forget_user).
+  constraint comments_author_check check (
+    case when is_system_message or is_anchor then user_id is null
+         else user_id is not null or deleted_at is not null end
+  ),
   constraint comments_anchor_root_check check (not is_anchor or (parent_id is null and room_id is null))
 );
 
