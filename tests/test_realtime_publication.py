@@ -188,10 +188,10 @@ def test_no_secret_travels_in_any_change(conn):
     assert counts[("public.room_members", "I")] == 3
     assert counts[("public.comments", "I")] >= 1
     assert counts[("public.sync_states", "I")] >= 1
-    # delete cascades: the room, its 3 members; comments keep their rows (room_id set null)
+    # delete cascades: the room, its 3 members and its comments
     assert counts[("public.rooms", "D")] == 1
     assert counts[("public.room_members", "D")] == 3
-    assert counts[("public.comments", "U")] == counts[("public.comments", "I")]
+    assert counts[("public.comments", "D")] == counts[("public.comments", "I")]
 
 
 def test_heartbeats_in_a_50_member_room_publish_next_to_nothing(conn):

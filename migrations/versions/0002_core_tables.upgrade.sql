@@ -233,8 +233,11 @@ create table public.comments (
   updated_at        timestamptz   not null default now(),
   deleted_at        timestamptz,
   constraint comments_pkey primary key (id),
+  -- Cascade: a room's comments are deleted with it. Kept with a null room_id
+  -- they would become episode comments that anyone reads, which for a
+  -- private room's chat is a leak.
   constraint comments_room_id_fkey foreign key (room_id)
-    references public.rooms (room_id) on delete set null,
+    references public.rooms (room_id) on delete cascade,
   -- Restrict: a comment with replies is never deleted, it becomes a tombstone
   -- (deleted_at set, message emptied) so other people's replies stay.
   constraint comments_parent_id_fkey foreign key (parent_id)
@@ -263,7 +266,7 @@ create table public.comments (
 
 comment on table public.comments is
   'Threaded discussion per anime episode, optionally tied to a room and a video time. Room comments are visible to whoever can see the room; episode comments without a room are public. Written only through the comment RPC functions. Published for realtime.';
-comment on column public.comments.room_id is 'The room the comment was posted in; set to null when the room is deleted (the comment stays).';
+comment on column public.comments.room_id is 'The room the comment was posted in (null: an episode comment). A room''s comments are deleted with the room.';
 comment on column public.comments.is_anchor is 'The one "Discussion for Episode N" root of an episode thread (comments_one_anchor_idx).';
 comment on column public.comments.is_system_message is 'Written by the database ("X joined the room", "X became the new host"); never by a client.';
 comment on column public.comments.video_timestamp is 'Seconds into the episode the comment refers to, 0 to 86400.';
@@ -278,7 +281,7 @@ create unique index comments_one_anchor_idx
 -- get_comments: an episode thread, newest first, keyset on (created_at, id).
 create index comments_anime_id_episode_number_created_at_idx
   on public.comments (anime_id, episode_number, created_at desc, id desc);
--- get_comments for one room, and ON DELETE SET NULL when a room is deleted.
+-- get_comments for one room, and ON DELETE CASCADE when a room is deleted.
 create index comments_room_id_created_at_idx
   on public.comments (room_id, created_at desc, id desc) where room_id is not null;
 -- Replies of a comment: delete_comment checks for them, and the foreign key
