@@ -372,6 +372,7 @@ COMMENT ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) IS 
 CREATE FUNCTION public.forget_user(p_user_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 declare
   v_room_id     text;

@@ -1512,6 +1512,7 @@ language plpgsql
 volatile
 security definer  -- deletes from tables that no client may write
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_room_id     text;
