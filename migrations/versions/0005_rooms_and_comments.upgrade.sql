@@ -722,6 +722,7 @@ language plpgsql
 volatile
 security definer  -- writes tables and secrets that no client may write directly
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id     text := watchium_private.require_user_id();
@@ -818,6 +819,7 @@ language plpgsql
 volatile
 security definer  -- writes room_members and reads room_secrets, which no client may touch
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id    text := watchium_private.require_user_id();
@@ -946,6 +948,7 @@ language plpgsql
 volatile
 security definer  -- deletes from room_members, which no client may write
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -979,6 +982,7 @@ language plpgsql
 volatile
 security definer  -- deletes from room_members, which no client may write
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1019,6 +1023,7 @@ language plpgsql
 volatile
 security definer  -- updates room_members, which no client may write
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1074,6 +1079,7 @@ language plpgsql
 volatile
 security definer  -- updates rooms and room_secrets, which no client may write
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id   text := watchium_private.require_user_id();
@@ -1163,6 +1169,7 @@ language plpgsql
 volatile
 security definer  -- deletes from rooms, which no client may write
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1196,6 +1203,7 @@ language plpgsql
 stable
 security definer  -- reads room_secrets for the host; visibility is checked here
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id   text := watchium_private.current_user_id();
@@ -1246,6 +1254,7 @@ language plpgsql
 stable
 security definer  -- reads room_secrets, which no client may read
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1286,6 +1295,7 @@ language plpgsql
 stable
 security definer  -- calls internal helpers; returns public rooms only
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_limit  integer := watchium_private.check_limit('p_limit', p_limit);
@@ -1360,6 +1370,7 @@ language plpgsql
 volatile
 security definer  -- inserts into comments, which no client may write directly
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id    text := watchium_private.require_user_id();
@@ -1484,6 +1495,7 @@ language plpgsql
 volatile
 security definer  -- updates comments, which no client may write directly
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1527,6 +1539,7 @@ language plpgsql
 volatile
 security definer  -- deletes from comments, which no client may write directly
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1602,6 +1615,7 @@ language plpgsql
 stable
 security definer  -- calls internal helpers; checks the room's visibility itself
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_limit   integer := watchium_private.check_limit('p_limit', p_limit);
@@ -1671,6 +1685,7 @@ language plpgsql
 volatile
 security definer  -- inserts into comments, which no client may write directly
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id  text := watchium_private.require_user_id();

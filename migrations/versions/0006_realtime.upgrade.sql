@@ -301,6 +301,7 @@ language plpgsql
 volatile
 security definer  -- reads membership and writes watchium_private.room_events for the caller
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id  text := watchium_private.require_user_id();

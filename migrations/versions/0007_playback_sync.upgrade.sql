@@ -288,6 +288,7 @@ language plpgsql
 volatile
 security definer  -- writes public.sync_states, reads watchium_private.member_presence
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text;
@@ -445,6 +446,7 @@ language plpgsql
 volatile
 security definer  -- updates public.rooms and writes sync history, which clients cannot
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_time numeric;
@@ -477,6 +479,7 @@ language plpgsql
 volatile
 security definer  -- updates public.rooms and writes sync history, which clients cannot
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_time numeric;
@@ -502,6 +505,7 @@ language plpgsql
 volatile
 security definer  -- updates public.rooms and writes sync history, which clients cannot
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 begin
   perform watchium_private.require_user_id();
@@ -600,6 +604,7 @@ language plpgsql
 volatile
 security definer  -- writes watchium_private.member_presence and sync history
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id   text := watchium_private.require_user_id();
@@ -899,6 +904,7 @@ language plpgsql
 volatile
 security definer  -- writes watchium_private.member_presence and sync history
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 #variable_conflict use_column
 declare
@@ -1009,6 +1015,7 @@ language plpgsql
 stable
 security definer  -- reads watchium_private.member_presence
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id  text;
@@ -1246,6 +1253,7 @@ language plpgsql
 stable
 security definer  -- reads watchium_private.member_presence
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text;
@@ -1360,6 +1368,7 @@ language plpgsql
 volatile
 security definer  -- writes watchium_private.realtime_metrics
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1411,6 +1420,7 @@ language plpgsql
 stable
 security definer  -- reads watchium_private.realtime_metrics
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text;
