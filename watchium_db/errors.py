@@ -116,3 +116,17 @@ def from_database_error(exc: Any) -> WatchiumError:
         if sqlstate is not None and sqlstate.startswith("22"):
             cls = InvalidInput
     return cls(message, sqlstate=sqlstate, hint=hint, detail=detail)
+
+
+class TransactionInProgress(RuntimeError):
+    """A client call was given a connection that already has a transaction open.
+
+    Each call is its own transaction: inside the caller's transaction it would become a
+    savepoint and leave the role and claims it sets (and the locks it takes) in place until the
+    caller commits. Commit or roll back first, or give the client its own connection or a pool.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message if hint is None else f"{message} (hint: {hint})")
+        self.message = message
+        self.hint = hint
