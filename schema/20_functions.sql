@@ -2584,6 +2584,7 @@ declare
   v_table         text;
   v_published     boolean;
   v_identity      text;
+  v_expected      text;
   v_realtime      boolean := pg_catalog.to_regnamespace('realtime') is not null;
   v_messages      boolean := pg_catalog.to_regclass('realtime.messages') is not null;
   v_policies      jsonb := '{}'::jsonb;
@@ -2606,34 +2607,50 @@ begin
   if not found then
     v_problems := v_problems || 'publication supabase_realtime does not exist'::text;
   end if;
-  foreach v_table in array array['public.rooms', 'public.room_members', 'public.comments',
-                                 'public.sync_states'] loop
+  foreach v_table in array array['public.rooms', 'public.room_members', 'public.comments'] loop
     v_published := v_pub.oid is not null and (
       v_pub.puballtables or exists (
         select from pg_catalog.pg_publication_rel as pr
         where pr.prpubid = v_pub.oid and pr.prrelid = pg_catalog.to_regclass(v_table)
       )
     );
-    select case c.relreplident when 'd' then 'default' when 'f' then 'full'
-                               when 'i' then 'index' when 'n' then 'nothing' end
+    v_expected := pg_catalog.replace(v_table, 'public.', '') || '_replica_key_idx';
+    select case c.relreplident when 'd' then 'default' when 'f' then 'full' when 'n' then 'nothing'
+                               when 'i' then coalesce((
+                                 select 'index ' || ic.relname
+                                 from pg_catalog.pg_index as i
+                                 join pg_catalog.pg_class as ic on ic.oid = i.indexrelid
+                                 where i.indrelid = c.oid and i.indisreplident), 'index')
+           end
       into v_identity
     from pg_catalog.pg_class as c where c.oid = pg_catalog.to_regclass(v_table);
     if v_pub.oid is not null and not v_published then
       v_problems := v_problems
         || pg_catalog.format('table %s is not in publication supabase_realtime', v_table);
     end if;
-    if v_identity is distinct from 'default' then
+    if v_identity is distinct from 'index ' || v_expected then
       v_problems := v_problems
-        || pg_catalog.format('table %s has replica identity %s, expected default',
-                             v_table, coalesce(v_identity, '(missing table)'));
+        || pg_catalog.format('table %s has replica identity %s, expected index %s (run alter table %s replica identity using index %s)',
+                             v_table, coalesce(v_identity, '(missing table)'), v_expected,
+                             v_table, v_expected);
     end if;
     v_tables := v_tables || pg_catalog.jsonb_build_object(v_table, pg_catalog.jsonb_build_object(
-      'published', v_published, 'replica_identity', v_identity, 'expected_replica_identity', 'default'
+      'published', v_published, 'replica_identity', v_identity,
+      'expected_replica_identity', 'index ' || v_expected
     ));
   end loop;
-  if v_pub.oid is not null and not v_pub.pubviaroot then
-    v_warnings := v_warnings || ('publication supabase_realtime has publish_via_partition_root = false:'
-      ' public.sync_states changes are published under its partitions'' names')::text;
+  -- sync_states must not be published, as itself or as a partition: Realtime
+  -- cannot apply RLS to a relation without a primary key and sends every
+  -- subscriber an error record per insert.
+  if v_pub.oid is not null and (v_pub.puballtables or exists (
+    select from pg_catalog.pg_publication_rel as pr
+    where pr.prpubid = v_pub.oid
+      and (pr.prrelid = 'public.sync_states'::regclass
+           or pr.prrelid in (select i.inhrelid from pg_catalog.pg_inherits as i
+                             where i.inhparent = 'public.sync_states'::regclass))
+  )) then
+    v_problems := v_problems || ('public.sync_states is in publication supabase_realtime: it has no'
+      ' primary key, so Realtime cannot deliver it (run alter publication supabase_realtime drop table public.sync_states)')::text;
   end if;
   -- Private tables must never be published.
   if v_pub.oid is not null and (v_pub.puballtables or exists (

@@ -1564,6 +1564,7 @@ CREATE TABLE public.rooms (
     last_activity timestamp with time zone DEFAULT now() NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    replica_key uuid DEFAULT gen_random_uuid() NOT NULL,
     CONSTRAINT rooms_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
     CONSTRAINT rooms_anime_title_length_check CHECK (((char_length(anime_title) >= 1) AND (char_length(anime_title) <= 300))),
     CONSTRAINT rooms_current_playback_time_check CHECK (((current_playback_time >= (0)::numeric) AND (current_playback_time <= (86400)::numeric))),
@@ -1612,6 +1613,8 @@ COMMENT ON COLUMN public.rooms.last_activity IS 'Last join, leave, control or co
 COMMENT ON COLUMN public.rooms.created_at IS 'When the room was created.';
 
 COMMENT ON COLUMN public.rooms.updated_at IS 'When the room row last changed (set by trigger _100_touch_updated_at).';
+
+COMMENT ON COLUMN public.rooms.replica_key IS 'Random, never changed: the replica identity (rooms_replica_key_idx), so the old record of a published DELETE says nothing about the room.';
 
 CREATE FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[]) RETURNS TABLE(user_id text, outcome text, reported_time numeric, expected_time numeric, time_difference numeric, is_synced boolean, sync_level text)
     LANGUAGE plpgsql
@@ -2532,6 +2535,7 @@ CREATE TABLE public.comments (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     deleted_at timestamp with time zone,
+    replica_key uuid DEFAULT gen_random_uuid() NOT NULL,
     CONSTRAINT comments_anchor_root_check CHECK (((NOT is_anchor) OR ((parent_id IS NULL) AND (room_id IS NULL)))),
     CONSTRAINT comments_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
     CONSTRAINT comments_author_check CHECK (
@@ -2583,6 +2587,8 @@ COMMENT ON COLUMN public.comments.created_at IS 'When the comment was posted.';
 COMMENT ON COLUMN public.comments.updated_at IS 'When the comment was last edited.';
 
 COMMENT ON COLUMN public.comments.deleted_at IS 'Set when the author deleted a comment that has replies: the row stays as a tombstone (empty message, no avatar or video time) so the replies keep their thread. Comments without replies are deleted outright.';
+
+COMMENT ON COLUMN public.comments.replica_key IS 'Random, never changed: the replica identity (comments_replica_key_idx), so the old record of a published DELETE says nothing about the comment.';
 
 CREATE FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) RETURNS public.comments
     LANGUAGE plpgsql
@@ -2723,6 +2729,7 @@ declare
   v_table         text;
   v_published     boolean;
   v_identity      text;
+  v_expected      text;
   v_realtime      boolean := pg_catalog.to_regnamespace('realtime') is not null;
   v_messages      boolean := pg_catalog.to_regclass('realtime.messages') is not null;
   v_policies      jsonb := '{}'::jsonb;
@@ -2745,34 +2752,50 @@ begin
   if not found then
     v_problems := v_problems || 'publication supabase_realtime does not exist'::text;
   end if;
-  foreach v_table in array array['public.rooms', 'public.room_members', 'public.comments',
-                                 'public.sync_states'] loop
+  foreach v_table in array array['public.rooms', 'public.room_members', 'public.comments'] loop
     v_published := v_pub.oid is not null and (
       v_pub.puballtables or exists (
         select from pg_catalog.pg_publication_rel as pr
         where pr.prpubid = v_pub.oid and pr.prrelid = pg_catalog.to_regclass(v_table)
       )
     );
-    select case c.relreplident when 'd' then 'default' when 'f' then 'full'
-                               when 'i' then 'index' when 'n' then 'nothing' end
+    v_expected := pg_catalog.replace(v_table, 'public.', '') || '_replica_key_idx';
+    select case c.relreplident when 'd' then 'default' when 'f' then 'full' when 'n' then 'nothing'
+                               when 'i' then coalesce((
+                                 select 'index ' || ic.relname
+                                 from pg_catalog.pg_index as i
+                                 join pg_catalog.pg_class as ic on ic.oid = i.indexrelid
+                                 where i.indrelid = c.oid and i.indisreplident), 'index')
+           end
       into v_identity
     from pg_catalog.pg_class as c where c.oid = pg_catalog.to_regclass(v_table);
     if v_pub.oid is not null and not v_published then
       v_problems := v_problems
         || pg_catalog.format('table %s is not in publication supabase_realtime', v_table);
     end if;
-    if v_identity is distinct from 'default' then
+    if v_identity is distinct from 'index ' || v_expected then
       v_problems := v_problems
-        || pg_catalog.format('table %s has replica identity %s, expected default',
-                             v_table, coalesce(v_identity, '(missing table)'));
+        || pg_catalog.format('table %s has replica identity %s, expected index %s (run alter table %s replica identity using index %s)',
+                             v_table, coalesce(v_identity, '(missing table)'), v_expected,
+                             v_table, v_expected);
     end if;
     v_tables := v_tables || pg_catalog.jsonb_build_object(v_table, pg_catalog.jsonb_build_object(
-      'published', v_published, 'replica_identity', v_identity, 'expected_replica_identity', 'default'
+      'published', v_published, 'replica_identity', v_identity,
+      'expected_replica_identity', 'index ' || v_expected
     ));
   end loop;
-  if v_pub.oid is not null and not v_pub.pubviaroot then
-    v_warnings := v_warnings || ('publication supabase_realtime has publish_via_partition_root = false:'
-      ' public.sync_states changes are published under its partitions'' names')::text;
+  -- sync_states must not be published, as itself or as a partition: Realtime
+  -- cannot apply RLS to a relation without a primary key and sends every
+  -- subscriber an error record per insert.
+  if v_pub.oid is not null and (v_pub.puballtables or exists (
+    select from pg_catalog.pg_publication_rel as pr
+    where pr.prpubid = v_pub.oid
+      and (pr.prrelid = 'public.sync_states'::regclass
+           or pr.prrelid in (select i.inhrelid from pg_catalog.pg_inherits as i
+                             where i.inhparent = 'public.sync_states'::regclass))
+  )) then
+    v_problems := v_problems || ('public.sync_states is in publication supabase_realtime: it has no'
+      ' primary key, so Realtime cannot deliver it (run alter publication supabase_realtime drop table public.sync_states)')::text;
   end if;
   -- Private tables must never be published.
   if v_pub.oid is not null and (v_pub.puballtables or exists (
@@ -3418,6 +3441,7 @@ CREATE TABLE public.room_members (
     last_heartbeat timestamp with time zone DEFAULT now() NOT NULL,
     joined_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    replica_key uuid DEFAULT gen_random_uuid() NOT NULL,
     CONSTRAINT room_members_avatar_url_check CHECK ((((char_length(avatar_url) >= 1) AND (char_length(avatar_url) <= 2048)) AND (avatar_url ~* '^https?://'::text))),
     CONSTRAINT room_members_current_playback_time_check CHECK (((current_playback_time >= (0)::numeric) AND (current_playback_time <= (86400)::numeric))),
     CONSTRAINT room_members_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100))),
@@ -3445,6 +3469,8 @@ COMMENT ON COLUMN public.room_members.last_heartbeat IS 'Published sync snapshot
 COMMENT ON COLUMN public.room_members.joined_at IS 'When the member joined; the longest-present member (earliest joined_at, then user_id) becomes host when the host leaves.';
 
 COMMENT ON COLUMN public.room_members.updated_at IS 'When the member row last changed.';
+
+COMMENT ON COLUMN public.room_members.replica_key IS 'Random, never changed: the replica identity (room_members_replica_key_idx), so the old record of a published DELETE names neither the room nor the user.';
 
 CREATE TABLE public.sync_states (
     room_id text NOT NULL,
@@ -3792,9 +3818,17 @@ CREATE UNIQUE INDEX comments_one_anchor_idx ON public.comments USING btree (anim
 
 CREATE INDEX comments_parent_id_idx ON public.comments USING btree (parent_id) WHERE (parent_id IS NOT NULL);
 
+CREATE UNIQUE INDEX comments_replica_key_idx ON public.comments USING btree (replica_key);
+
+ALTER TABLE ONLY public.comments REPLICA IDENTITY USING INDEX comments_replica_key_idx;
+
 CREATE INDEX comments_room_id_created_at_idx ON public.comments USING btree (room_id, created_at DESC, id DESC) WHERE (room_id IS NOT NULL);
 
 CREATE UNIQUE INDEX room_members_one_host_idx ON public.room_members USING btree (room_id) WHERE is_host;
+
+CREATE UNIQUE INDEX room_members_replica_key_idx ON public.room_members USING btree (replica_key);
+
+ALTER TABLE ONLY public.room_members REPLICA IDENTITY USING INDEX room_members_replica_key_idx;
 
 CREATE INDEX room_members_room_id_joined_at_idx ON public.room_members USING btree (room_id, joined_at, user_id);
 
@@ -3803,6 +3837,10 @@ CREATE INDEX room_members_user_id_idx ON public.room_members USING btree (user_i
 CREATE INDEX rooms_anime_id_last_activity_idx ON public.rooms USING btree (anime_id, last_activity DESC, room_id DESC) WHERE is_public;
 
 CREATE INDEX rooms_public_last_activity_idx ON public.rooms USING btree (last_activity DESC, room_id DESC) WHERE is_public;
+
+CREATE UNIQUE INDEX rooms_replica_key_idx ON public.rooms USING btree (replica_key);
+
+ALTER TABLE ONLY public.rooms REPLICA IDENTITY USING INDEX rooms_replica_key_idx;
 
 CREATE INDEX sync_states_room_id_created_at_idx ON ONLY public.sync_states USING btree (room_id, created_at DESC);
 
@@ -3917,15 +3955,13 @@ ALTER TABLE watchium_private.room_secrets ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE watchium_private.settings ENABLE ROW LEVEL SECURITY;
 
-CREATE PUBLICATION supabase_realtime WITH (publish = 'insert, update, delete, truncate', publish_via_partition_root = true);
+CREATE PUBLICATION supabase_realtime WITH (publish = 'insert, update, delete, truncate');
 
 ALTER PUBLICATION supabase_realtime ADD TABLE ONLY public.comments;
 
 ALTER PUBLICATION supabase_realtime ADD TABLE ONLY public.room_members;
 
 ALTER PUBLICATION supabase_realtime ADD TABLE ONLY public.rooms;
-
-ALTER PUBLICATION supabase_realtime ADD TABLE ONLY public.sync_states;
 
 GRANT USAGE ON SCHEMA watchium_private TO anon;
 GRANT USAGE ON SCHEMA watchium_private TO authenticated;
