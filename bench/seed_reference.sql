@@ -1,6 +1,6 @@
 -- =============================================================================
 -- The seed's reference SQL (the seed document, realtime-architecture.md), written
--- by us into schema seed_ref. Created only by `watchium-db bench` in its own
+-- by us into schema seed_ref. Created only by `make bench` in its own
 -- throw-away database; never by migrations.
 -- =============================================================================
 
@@ -180,3 +180,15 @@ end;
 $$;
 grant usage on schema seed_ref to authenticated;
 grant execute on function seed_ref.floor_heartbeat(text, numeric, boolean) to authenticated;
+
+-- -----------------------------------------------------------------------------
+-- "Seed, same transaction shape": the seed's heartbeat called as a Supabase
+-- client calls an RPC (role authenticated, claims set, one transaction). The
+-- privileges are Supabase's default grants on the seed's tables; the seed's
+-- row-level security policies are left out, which can only make it faster.
+-- -----------------------------------------------------------------------------
+grant select, insert, update on seed_ref.rooms, seed_ref.room_members, seed_ref.sync_states
+  to authenticated;
+grant usage on all sequences in schema seed_ref to authenticated;
+grant execute on function seed_ref.record_heartbeat(varchar, varchar, decimal, boolean)
+  to authenticated;

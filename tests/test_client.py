@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import psycopg
+import psycopg_pool
 import pytest
 
 from watchium_db import client as wc
@@ -20,6 +23,7 @@ from watchium_db.errors import (
     NotFound,
     NotSignedIn,
     RateLimited,
+    TransactionInProgress,
     WatchiumError,
 )
 from watchium_db.testing import make_room
@@ -32,6 +36,12 @@ def new_room(s: Session, *, public: bool = True) -> wc.CreatedRoom:
         title="Party", anime_id="a1", anime_title="Anime", episode_number=1,
         video_url=VIDEO, username=(s.user_id or "x").title(), is_public=public,
     )  # fmt: skip
+
+
+@pytest.fixture
+def client(watchium_db_url: str) -> Iterator[Client]:
+    with Client(watchium_db_url) as c:
+        yield c
 
 
 def age_presence(conn: psycopg.Connection[Any], room_id: str, seconds: int) -> None:
@@ -50,28 +60,32 @@ def test_every_public_function_has_one_rpc_spec_with_its_sql_arguments(
         "select p.proname, coalesce(array_to_string(p.proargnames[1:p.pronargs], ' '), '')"
         " from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
         " where n.nspname = 'public' and p.prokind = 'f'"
-        "   and has_function_privilege('authenticated', p.oid, 'execute')"
-        "    or n.nspname = 'public' and p.proname in ('record_heartbeats', 'maintain')"
+        "   and p.prorettype <> 'trigger'::regtype"
+        "   and not exists (select from pg_depend d where d.objid = p.oid and d.deptype = 'e')"
     ).fetchall()
     in_db = {name: args.split() for name, args in rows}
     specs = {rpc.name: [a for a, _ in rpc.args] for rpc in wc.RPCS}
-    # bulk_sync_update is an internal broadcast helper kept for the seed's callers.
-    in_db.pop("bulk_sync_update", None)
     assert specs == in_db
 
 
-def test_sync_and_async_sessions_have_the_same_typed_methods() -> None:
-    sync = {n: inspect.signature(f) for n, f in vars(wc.Session).items() if not n.startswith("_")}
-    asyn = {
-        n: inspect.signature(f) for n, f in vars(wc.AsyncSession).items() if not n.startswith("_")
-    }
-    assert sync == asyn
-    assert all(inspect.iscoroutinefunction(getattr(wc.AsyncSession, n)) for n in asyn)
-    assert len(sync) == len(wc.RPCS)
+def test_every_rpc_has_one_typed_method_for_sync_and_async() -> None:
+    methods = {n: m for n, m in vars(wc.RpcMethods).items() if isinstance(m, wc.RpcMethod)}
+    assert {m.rpc.name for m in methods.values()} == {rpc.name for rpc in wc.RPCS}
+    assert len(methods) == len(wc.RPCS)
+    sync, asyn = wc.Session("unused", "u"), wc.AsyncSession("unused", "u")
+    for name, method in methods.items():
+        assert name == method.rpc.name
+        assert not inspect.iscoroutinefunction(getattr(sync, name))
+        assert inspect.iscoroutinefunction(getattr(asyn, name))
+        assert inspect.signature(getattr(sync, name)) == inspect.signature(getattr(asyn, name))
+        assert "self" not in inspect.signature(getattr(sync, name)).parameters
+        assert getattr(asyn, name).__doc__ == method.__doc__
+    # The methods are written once: neither class defines its own.
+    assert not set(methods) & (set(vars(wc.Session)) | set(vars(wc.AsyncSession)))
 
 
-def test_rooms_through_the_client(watchium_db_url: str) -> None:
-    c = Client(watchium_db_url)
+def test_rooms_through_the_client(client: Client) -> None:
+    c = client
     alice, bob, carol = c.as_user("alice"), c.as_user("bob"), c.as_user("carol")
     created = new_room(alice, public=False)
     room_id = created.room.room_id
@@ -105,8 +119,8 @@ def test_rooms_through_the_client(watchium_db_url: str) -> None:
         alice.get_room(room_id)
 
 
-def test_comments_through_the_client(watchium_db_url: str) -> None:
-    c = Client(watchium_db_url)
+def test_comments_through_the_client(client: Client) -> None:
+    c = client
     alice = c.as_user("alice")
     room_id = new_room(alice).room.room_id
     anchor = alice.get_or_create_anchor("a1", 1)
@@ -125,10 +139,10 @@ def test_comments_through_the_client(watchium_db_url: str) -> None:
 
 
 def test_sync_realtime_and_service_rpcs_through_the_client(
-    watchium_db_url: str, watchium_conn: psycopg.Connection[Any]
+    client: Client, watchium_conn: psycopg.Connection[Any]
 ) -> None:
     room_id = make_room(watchium_conn, host="alice", members=["bob"]).room_id
-    c = Client(watchium_db_url)
+    c = client
     alice, bob, service = c.as_user("alice"), c.as_user("bob"), c.service()
 
     played = alice.change_playback_state(room_id, True, 10.0)
@@ -162,9 +176,12 @@ def test_sync_realtime_and_service_rpcs_through_the_client(
     ).fetchone()
     assert stored == ("chat_message", "hi")
 
-    assert bob.record_realtime_metrics(
-        room_id, active_connections=2, total_events=5, avg_latency_ms=20.0, error_rate=0.0
-    ) > 0
+    assert (
+        bob.record_realtime_metrics(
+            room_id, active_connections=2, total_events=5, avg_latency_ms=20.0, error_rate=0.0
+        )
+        > 0
+    )
     summary = bob.get_realtime_metrics_summary(room_id, 5)
     assert (summary.reporters, summary.total_events) == (1, 5)
 
@@ -176,9 +193,9 @@ def test_sync_realtime_and_service_rpcs_through_the_client(
 
 
 def test_errors_map_to_exceptions_by_sqlstate(
-    watchium_db_url: str, watchium_conn: psycopg.Connection[Any]
+    client: Client, watchium_db_url: str, watchium_conn: psycopg.Connection[Any]
 ) -> None:
-    c = Client(watchium_db_url)
+    c = client
     alice, bob = c.as_user("alice"), c.as_user("bob")
     room_id = new_room(alice).room.room_id
 
@@ -222,16 +239,16 @@ def test_errors_map_to_exceptions_by_sqlstate(
     assert all(issubclass(e, WatchiumError) for e in (Conflict, RateLimited, NotFound))
 
 
-def test_anonymous_sessions_are_refused_by_the_grants(watchium_db_url: str) -> None:
+def test_anonymous_sessions_are_refused_by_the_grants(client: Client) -> None:
     with pytest.raises(Forbidden) as anon:  # anon has no EXECUTE on any RPC
-        Client(watchium_db_url).anonymous().list_public_rooms()
+        client.anonymous().list_public_rooms()
     assert anon.value.sqlstate == "42501" and "list_public_rooms" in anon.value.message
 
 
 def test_async_client(watchium_db_url: str) -> None:
     async def scenario() -> tuple[str, str, str | None]:
         c = AsyncClient(watchium_db_url)
-        alice, bob = c.as_user("alice"), c.as_user("bob")
+        alice, bob = c.as_user("alice"), c.as_user("bob")  # the pool opens on first use
         created = await alice.create_room(
             title="Async", anime_id="a1", anime_title="Anime", episode_number=1,
             video_url=VIDEO, username="Alice",
@@ -247,6 +264,131 @@ def test_async_client(watchium_db_url: str) -> None:
             shared = AsyncClient(conn).as_user("bob")  # a connection as the source works too
             state = await shared.get_room_sync_state(room_id)
         left = await alice.leave_room(room_id)
+        await c.close()
         return joined.status, state.host_user_id or "", left.host_user_id
 
     assert asyncio.run(scenario()) == ("joined", "alice", "bob")
+
+
+def _backend_pid(session: Session) -> int:
+    with session.transaction() as conn:
+        row = conn.execute("select pg_backend_pid()").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_client_holds_a_pool_and_closes_it(watchium_db_url: str, watchium_conn) -> None:
+    with Client(watchium_db_url) as c:
+        alice = c.as_user("alice")
+        first = _backend_pid(alice)
+        new_room(alice)
+        assert _backend_pid(c.as_user("bob")) == first  # one kept connection, not one per call
+    # Closed with the block: its connection ends and the client refuses further calls.
+    gone = "select not exists (select from pg_stat_activity where pid = %s)"
+    for _ in range(500):  # the server process exits shortly after the client disconnects
+        if watchium_conn.execute(gone, (first,)).fetchone() == (True,):
+            break
+        time.sleep(0.01)
+    assert watchium_conn.execute(gone, (first,)).fetchone() == (True,)
+    with pytest.raises(psycopg_pool.PoolClosed):
+        c.as_user("alice").list_public_rooms()
+
+
+def test_async_client_holds_a_pool_and_closes_it(watchium_db_url: str) -> None:
+    async def scenario() -> tuple[int, int]:
+        async with AsyncClient(watchium_db_url) as c:
+            pids = []
+            for user in ("alice", "bob"):
+                async with c.as_user(user).transaction() as conn:
+                    cur = await conn.execute("select pg_backend_pid()")
+                    row = await cur.fetchone()
+                    assert row is not None
+                    pids.append(int(row[0]))
+        with pytest.raises(psycopg_pool.PoolClosed):
+            await c.as_user("alice").list_public_rooms()
+        return pids[0], pids[1]
+
+    first, second = asyncio.run(scenario())
+    assert first == second
+
+
+def test_untyped_calls_send_python_floats_as_numeric(client: Client) -> None:
+    alice = client.as_user("alice")
+    room_id = new_room(alice).room.room_id
+    alice.change_playback_state(room_id, False, 1.0)
+    state = alice.call_one("seek_to_time", p_room_id=room_id, p_time=42.5)
+    assert state["current_time"] == 42.5
+    rows = alice.call("set_playback_speed", p_room_id=room_id, p_speed=1.25)
+    assert rows[0]["set_playback_speed"]["playback_speed"] == 1.25
+
+    async def via_async() -> Any:
+        async with AsyncClient(client_url(client)) as c:
+            return await c.as_user("alice").call_one("seek_to_time", p_room_id=room_id, p_time=7.5)
+
+    assert asyncio.run(via_async())["current_time"] == 7.5
+
+
+def client_url(client: Client) -> str:
+    pool = client.source
+    assert isinstance(pool, psycopg_pool.ConnectionPool)
+    return str(pool.conninfo)
+
+
+def test_bulk_sync_update_and_realtime_health_are_typed(
+    client: Client, watchium_conn: psycopg.Connection[Any]
+) -> None:
+    room_id = make_room(watchium_conn, host="alice", members=["bob"]).room_id
+    count = "select count(*) from public.sync_records where room_id = %s"
+    before = watchium_conn.execute(count, (room_id,)).fetchone()
+    assert client.as_user("alice").bulk_sync_update(room_id, 12.5, "seek") is None
+    after = watchium_conn.execute(count, (room_id,)).fetchone()
+    assert before is not None and after is not None and after[0] == before[0] + 2
+    with pytest.raises(Forbidden):
+        client.as_user("bob").bulk_sync_update(room_id, None, "seek")
+    with pytest.raises(InvalidInput):
+        client.service().bulk_sync_update(room_id, None, "rewind")
+
+    health = client.service().realtime_health()
+    assert isinstance(health, wc.RealtimeHealth) and isinstance(health.checked_at, datetime)
+    assert health.ok == (health.problems == ()) and "publication" in health.raw
+    with pytest.raises(Forbidden):
+        client.as_user("alice").realtime_health()
+
+
+def _identity(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
+    row = conn.execute(
+        "select current_user, coalesce(current_setting('request.jwt.claims', true), '')"
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def test_a_call_inside_an_open_transaction_is_refused(
+    watchium_db_url: str, watchium_conn: psycopg.Connection[Any]
+) -> None:
+    room_id = make_room(watchium_conn, host="alice").room_id
+    with psycopg.connect(watchium_db_url) as conn:  # not autocommit: the first query opens one
+        before = _identity(conn)
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        with pytest.raises(TransactionInProgress, match="transaction open"):
+            Session(conn, "alice").get_room(room_id)
+        with pytest.raises(TransactionInProgress):
+            Client(conn).as_user("alice").call("get_room", p_room_id=room_id)
+        assert _identity(conn) == before  # role and claims untouched
+        conn.rollback()
+        # Idle again: the call is its own transaction and leaves nothing behind.
+        assert Session(conn, "alice").get_room(room_id).is_host
+        assert _identity(conn) == before
+        conn.rollback()
+
+    async def via_async() -> tuple[Any, ...]:
+        async with await psycopg.AsyncConnection.connect(watchium_db_url) as aconn:
+            await aconn.execute("select 1")
+            with pytest.raises(TransactionInProgress):
+                await AsyncClient(aconn).as_user("alice").get_room(room_id)
+            cur = await aconn.execute("select current_user")
+            row = await cur.fetchone()
+            assert row is not None
+            return tuple(row)
+
+    assert asyncio.run(via_async()) == (before[0],)

@@ -101,7 +101,7 @@ def test_stale_timeout_is_configurable(conn):
     assert maintain(conn)["stale_members_removed"] == 1
 
 
-def test_empty_room_is_deleted_after_grace_and_comments_stay(conn):
+def test_empty_room_is_deleted_after_grace_with_its_comments(conn):
     room_id = new_room(conn)
     rpc(conn, "alice", "select public.post_comment('a1', 1, 'bye', p_room_id => %s)", (room_id,))
     go_stale(conn, "alice")
@@ -114,12 +114,46 @@ def test_empty_room_is_deleted_after_grace_and_comments_stay(conn):
     conn.execute("update public.rooms set last_activity = now() - interval '61 minutes'")
     assert maintain(conn)["empty_rooms_deleted"] == 1
     assert conn.execute("select count(*) from public.rooms").fetchone() == (0,)
+    # "Alice joined the room" and "bye" went with the room; the episode's anchor stays.
     assert conn.execute(
-        "select count(*) from public.comments where room_id is null and not is_anchor"
-    ).fetchone() == (2,)  # "Alice joined the room" and "bye"
+        "select count(*), count(*) filter (where is_anchor) from public.comments"
+    ).fetchone() == (1, 1)
     assert conn.execute(
         "select payload from watchium_private.room_events where event = 'room_deleted'"
     ).fetchall() == [({"reason": "empty"},)]
+
+
+def test_private_room_closed_by_maintenance_leaves_no_readable_chat(conn):
+    created = rpc(
+        conn,
+        "alice",
+        CREATE.replace("p_username => %s)", "p_username => %s, p_is_public => false)"),
+        ("Alice",),
+    )
+    room_id = created["room"]["room_id"]
+    rpc(
+        conn,
+        "alice",
+        "select public.post_comment('a1', 1, 'secret chat', p_room_id => %s)",
+        (room_id,),
+    )
+    go_stale(conn, "alice")
+    maintain(conn)
+    conn.execute("update public.rooms set last_activity = now() - interval '61 minutes'")
+    assert maintain(conn)["empty_rooms_deleted"] == 1
+    for user, role in ((None, "anon"), ("carol", "authenticated"), ("alice", "authenticated")):
+        with as_user(conn, user, role=role) as c:
+            assert c.execute(
+                "select count(*) from public.comments where message = 'secret chat'"
+            ).fetchone() == (0,)
+            if user is None:
+                continue  # anon reads the table only (get_comments is for signed-in users)
+            listed = c.execute("select public.get_comments('a1', 1)").fetchone()
+            assert listed is not None
+            assert [i for i in listed[0]["items"] if i["message"] == "secret chat"] == []
+    assert conn.execute("select count(*) from public.comments where not is_anchor").fetchone() == (
+        0,
+    )
 
 
 def test_rejoined_empty_room_is_not_deleted(conn):

@@ -1,5 +1,6 @@
-"""Identity under transaction pooling: pgbouncer never carries one user's identity into
-another's transaction, because identity is only ever transaction-local."""
+"""Behind pgbouncer in transaction mode: identity never carries from one user's transaction into
+another's (it is only ever transaction-local), and the shipped client runs the statement it was
+asked to run (no server-side prepared statements) while many users share server connections."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+
+from watchium_db.client import Client, Session
+from watchium_db.testing import make_room
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +43,7 @@ def pgbouncer_url(watchium_db_url: str) -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="watchium-pgbouncer-"))
     (folder / "pgbouncer.ini").write_text(
         f"""[databases]
-watchium = host={target.hostname} port={target.port} dbname={target.path.lstrip('/')} user={target.username}
+watchium = host={target.hostname} port={target.port} dbname={target.path.lstrip("/")} user={target.username}
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -110,7 +114,12 @@ def test_identity_never_leaks_between_pooled_transactions(conn, pgbouncer_url):
                     else:
                         c.execute("select set_config('app.current_user_id', %s, true)", (user,))
                         c.execute("set local role authenticated")
-                    seen = [r for (r,) in c.execute("select room_id from public.rooms where not is_public")]
+                    seen = [
+                        r
+                        for (r,) in c.execute(
+                            "select room_id from public.rooms where not is_public"
+                        )
+                    ]
                     expected = [] if user is None else [f"room{user[-2:]}priv"]
                     if seen != expected:
                         with lock:
@@ -121,7 +130,12 @@ def test_identity_never_leaks_between_pooled_transactions(conn, pgbouncer_url):
                     "select current_setting('request.jwt.claims', true), current_setting('app.current_user_id', true), current_user"
                 ).fetchone()
                 c.commit()
-                if row is None or (row[0] or "") != "" or (row[1] or "") != "" or row[2] != "postgres":
+                if (
+                    row is None
+                    or (row[0] or "") != ""
+                    or (row[1] or "") != ""
+                    or row[2] != "postgres"
+                ):
                     with lock:
                         errors.append(f"leaked state after commit: {row}")
                 with lock:
@@ -134,3 +148,79 @@ def test_identity_never_leaks_between_pooled_transactions(conn, pgbouncer_url):
         t.join()
     assert done[0] == 1000
     assert errors == []
+
+
+def test_shipped_client_is_correct_behind_transaction_pooling(conn, pgbouncer_url):
+    """Eight users, each the host of a private room, interleave reads, host controls, and joins
+    and leaves of a shared room through pgbouncer (4 server connections), each with the shipped
+    Client. Every result must be the caller's own, with no error: a prepared statement of one
+    client connection run on another's server connection would fail (42P05, 26000) or, worse,
+    run another user's statement (alice's get_room as bob's leave_room)."""
+    users = [f"user{i:02d}" for i in range(8)]
+    conn.execute("update watchium_private.rate_limit_rules set max_requests = 100000")
+    rooms = {u: make_room(conn, host=u, private=True).room_id for u in users}
+    lobby = make_room(conn, host="lobbyhost").room_id
+
+    errors: list[str] = []
+    done = [0]
+    lock = threading.Lock()
+
+    def step(me: Session, user: str, i: int, op: str) -> str | None:
+        room = rooms[user]
+        if op == "get_room":
+            d = me.get_room(room)
+            if (d.room.room_id, d.is_host, [m.user_id for m in d.members]) != (room, True, [user]):
+                return (
+                    f"get_room: {d.room.room_id} host={d.is_host} {[m.user_id for m in d.members]}"
+                )
+        elif op == "seek":
+            p = me.seek_to_time(room, float(i))
+            if (p.room_id, p.host_user_id, p.current_time) != (room, user, float(i)):
+                return f"seek: {p.room_id} {p.host_user_id} {p.current_time}"
+        elif op == "sync_state":
+            st = me.get_room_sync_state(room)
+            if st.room_id != room or st.host_user_id != user or st.me is None:
+                return f"sync_state: {st.room_id} {st.host_user_id} me={st.me}"
+        elif op == "join":
+            j = me.join_room(lobby, username=user)
+            where = j.membership.room_id if j.membership else None
+            if (j.status, where, j.membership and j.membership.user_id) != ("joined", lobby, user):
+                return f"join: {j.status} {where}"
+        else:
+            left = me.leave_room(lobby)
+            if (left.status, left.room_id) != ("left", lobby):
+                return f"leave: {left.status} {left.room_id}"
+        return None
+
+    def client(user: str, seed: int) -> None:
+        rng = random.Random(seed)
+        in_lobby = False
+        with Client(pgbouncer_url, max_size=2) as c:
+            me = c.as_user(user)
+            for i in range(125):
+                op = rng.choice(["get_room", "seek", "sync_state", "lobby"])
+                if op == "lobby":
+                    op = "leave" if in_lobby else "join"
+                try:
+                    problem = step(me, user, i, op)
+                    if op in ("join", "leave") and problem is None:
+                        in_lobby = op == "join"
+                except Exception as exc:
+                    problem = f"{op}: {type(exc).__name__}: {exc}"
+                with lock:
+                    done[0] += 1
+                    if problem is not None:
+                        errors.append(f"{user}: {problem}")
+
+    threads = [threading.Thread(target=client, args=(u, i)) for i, u in enumerate(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert done[0] == 1000
+    assert errors == []
+    for user, room in rooms.items():  # nobody left their own room, every host stayed
+        members = conn.execute(
+            "select user_id, is_host from public.room_members where room_id = %s", (room,)
+        ).fetchall()
+        assert members == [(user, True)]

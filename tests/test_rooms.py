@@ -439,20 +439,61 @@ def test_update_room_rejects_bad_input(conn, args, argument):
     )
 
 
-def test_delete_room_keeps_comments(conn):
+def test_delete_room_deletes_its_comments(conn):
     room_id = create_room(conn)["room"]["room_id"]
     join(conn, "bob", room_id)
     assert rpc(conn, "alice", "select public.delete_room(%s)", (room_id,))["status"] == "deleted"
     assert conn.execute("select count(*) from public.rooms").fetchone() == (0,)
     assert conn.execute("select count(*) from public.room_members").fetchone() == (0,)
+    # Only the episode's anchor is left: the room's system comments went with it.
     assert conn.execute(
-        "select count(*) from public.comments where room_id is null and is_system_message"
-    ).fetchone() == (2,)
+        "select count(*), count(*) filter (where is_anchor) from public.comments"
+    ).fetchone() == (1, 1)
     assert conn.execute(
         "select count(*) from watchium_private.room_events where event = 'room_deleted' and room_id = %s",
         (room_id,),
     ).fetchone() == (1,)
     expect_error(conn, "alice", "select public.delete_room(%s)", (room_id,), "P0002", "not found")
+
+
+def _visible_chat(conn: Conn, user: str | None) -> list[str]:
+    """The private chat lines a caller can read, directly and through get_comments."""
+    role = "anon" if user is None else "authenticated"
+    with as_user(conn, user, role=role) as c:
+        direct = [
+            r[0]
+            for r in c.execute(
+                "select message from public.comments where message like 'secret chat%'"
+            ).fetchall()
+        ]
+        if user is None:  # anon reads the table only (get_comments is for signed-in users)
+            return direct
+        listed = c.execute("select public.get_comments('a1', 1)").fetchone()
+    assert listed is not None
+    return direct + [
+        item["message"] for item in listed[0]["items"] if item["message"].startswith("secret chat")
+    ]
+
+
+def test_a_deleted_private_rooms_chat_never_becomes_public(conn):
+    result = create_room(conn, public=False)
+    room_id = result["room"]["room_id"]
+    join(conn, "bob", room_id, result["access_key"])
+    for user in ("alice", "bob"):
+        rpc(
+            conn,
+            user,
+            "select public.post_comment('a1', 1, %s, p_room_id => %s)",
+            (f"secret chat from {user}", room_id),
+        )
+    assert _visible_chat(conn, "carol") == [] and _visible_chat(conn, None) == []
+    rpc(conn, "alice", "select public.delete_room(%s)", (room_id,))
+    assert _visible_chat(conn, "carol") == []
+    assert _visible_chat(conn, None) == []
+    assert _visible_chat(conn, "bob") == []  # former members too: nothing is left
+    assert conn.execute(
+        "select count(*) from public.comments where room_id is null and not is_anchor"
+    ).fetchone() == (0,)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,31 +11,49 @@ app), they are typed for mypy, and the database has already validated every valu
 nothing left for a validation library to do. Each keeps the whole jsonb in ``raw``.
 
 Every public function is described once in the RPC table below (``RPCS``: name, SQL argument
-types, result parser). :class:`Session` and :class:`AsyncSession` carry one thin typed method per
-RPC; arguments drop the SQL ``p_`` prefix, and arguments left as None take the SQL default.
+types, result parser) and has one typed method, written once in :class:`RpcMethods` and shared
+by :class:`Session` (returns the result) and :class:`AsyncSession` (returns an awaitable of
+it). Arguments drop the SQL ``p_`` prefix; arguments left as None take the SQL default.
 
-    client = Client("postgresql://…")               # a URL, a psycopg connection or a pool
-    alice = client.as_user("alice")                 # .anonymous(), .service() (service_role)
-    room = alice.create_room(title="Friday", anime_id="frieren", anime_title="Frieren",
-                             episode_number=1, video_url="https://…", username="Alice")
-    alice.change_playback_state(room.room.room_id, True, 0.0)
-    state = await AsyncClient(url).as_user("bob").get_room_sync_state(room.room.room_id)
+    with Client("postgresql://…") as client:        # holds a connection pool; close() ends it
+        alice = client.as_user("alice")             # .anonymous(), .service() (service_role)
+        room = alice.create_room(title="Friday", anime_id="frieren", anime_title="Frieren",
+                                 episode_number=1, video_url="https://…", username="Alice")
+        alice.change_playback_state(room.room.room_id, True, 0.0)
+    async with AsyncClient(url) as client:
+        state = await client.as_user("bob").get_room_sync_state(room.room.room_id)
+
+Rules (docs/client.md):
+
+* A call refuses a connection that already has a transaction open
+  (:class:`~watchium_db.errors.TransactionInProgress`): it would otherwise run as a savepoint
+  and leave the caller's role and claims set on the connection until the caller commits.
+* No server-side prepared statements: every statement is sent with ``prepare=False`` and pooled
+  connections are made with ``prepare_threshold=None``, so the client is correct behind
+  pgbouncer or Supabase's pooler in transaction mode.
 """
+
+# The typed methods are signatures with a docstring: their bodies are never run.
+# mypy: disable-error-code="empty-body"
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from types import TracebackType
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from watchium_db.errors import from_database_error
+from watchium_db.errors import TransactionInProgress, from_database_error
 
 Row = dict[str, Any]
 
@@ -61,16 +79,49 @@ def claims_for(user_id: str | None, role: str, extra: Mapping[str, Any] | None =
 
 ROLES = ("anon", "authenticated", "service_role")
 
+#: Connection settings of every connection the client opens itself: autocommit (each call is
+#: its own transaction) and no server-side prepared statements (transaction pooling).
+CONNECTION_KWARGS: dict[str, Any] = {"autocommit": True, "prepare_threshold": None}
+
+_CLAIMS_SQL = "select pg_catalog.set_config('request.jwt.claims', %s, true)"
+
 
 def _call_sql(function: str, args: Mapping[str, Any]) -> str:
+    """``select * from public.f(a => %(a)s::type, …)``: typed like the RPC table when the
+    function is in it; other floats are sent as numeric (a float8 argument would not match a
+    numeric parameter, 42883)."""
     if not function.replace("_", "").isalnum():
         raise ValueError(f"not a function name: {function!r}")
-    named = ", ".join(f"{name} => %({name})s" for name in args)
-    return f"select * from public.{function}({named})"
+    known = RPC_BY_NAME.get(function)
+    types = dict(known.args) if known is not None else {}
+    named = []
+    for name, value in args.items():
+        sqltype = types.get(name) or ("numeric" if isinstance(value, float) else None)
+        cast = f"::{sqltype}" if sqltype else ""
+        named.append(f"{name} => %({name})s{cast}")
+    return f"select * from public.{function}({', '.join(named)})"
+
+
+def _call_params(args: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: Jsonb(dict(v)) if isinstance(v, Mapping) else v for k, v in args.items()}
+
+
+def _refuse_open_transaction(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    status = conn.info.transaction_status
+    if status != TransactionStatus.IDLE:
+        raise TransactionInProgress(
+            "the connection already has a transaction open"
+            f" ({status.name.lower()}); a watchium-db call runs as its own transaction",
+            hint="commit or roll back first, or give the client its own connection or a pool",
+        )
 
 
 class Caller:
-    """Calls watchium-db functions as one user (or anonymously, or as service_role)."""
+    """Calls watchium-db functions as one user (or anonymously, or as service_role).
+
+    ``source`` is a pool (anything with ``connection()``, e.g. a psycopg_pool pool), a
+    connection, or a URL (one new connection per call; :class:`Client` holds a pool instead).
+    """
 
     def __init__(
         self,
@@ -87,7 +138,7 @@ class Caller:
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         if isinstance(self._source, str):
-            with psycopg.connect(self._source) as conn:
+            with psycopg.connect(self._source, **CONNECTION_KWARGS) as conn:
                 yield conn
         elif isinstance(self._source, psycopg.Connection):
             yield self._source
@@ -97,15 +148,18 @@ class Caller:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
-        """A transaction acting as this caller; identity ends with it."""
+        """A transaction acting as this caller; identity ends with it.
+
+        Refuses (:class:`~watchium_db.errors.TransactionInProgress`) a connection that is
+        already in a transaction. Run statements in it with ``prepare=False`` when the
+        connection goes through a transaction pooler.
+        """
         with self._connection() as conn:
+            _refuse_open_transaction(conn)
             try:
                 with conn.transaction():
-                    conn.execute(
-                        "select pg_catalog.set_config('request.jwt.claims', %s, true)",
-                        (claims_for(self.user_id, self.role),),
-                    )
-                    conn.execute(f"set local role {self.role}")  # one of ROLES, checked above
+                    conn.execute(_CLAIMS_SQL, (claims_for(self.user_id, self.role),), prepare=False)
+                    conn.execute(f"set local role {self.role}", prepare=False)  # one of ROLES
                     yield conn
             except psycopg.Error as exc:
                 if getattr(exc, "sqlstate", None):
@@ -115,16 +169,19 @@ class Caller:
     def call(self, function: str, **args: Any) -> list[Row]:
         """Call ``public.<function>`` with named arguments; return its rows as dicts."""
         with self.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(_call_sql(function, args), args)
+            cur.execute(_call_sql(function, args), _call_params(args), prepare=False)
             return cur.fetchall()
 
     def call_one(self, function: str, **args: Any) -> Any:
         """Call a function that returns one value (a scalar or jsonb)."""
-        rows = self.call(function, **args)
-        if not rows:
-            return None
-        (value,) = rows[0].values() if len(rows[0]) == 1 else (rows[0],)
-        return value
+        return _one(self.call(function, **args))
+
+
+def _one(rows: list[Row]) -> Any:
+    if not rows:
+        return None
+    (value,) = rows[0].values() if len(rows[0]) == 1 else (rows[0],)
+    return value
 
 
 class AsyncCaller:
@@ -145,7 +202,8 @@ class AsyncCaller:
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         if isinstance(self._source, str):
-            async with await psycopg.AsyncConnection.connect(self._source) as conn:
+            conn = await psycopg.AsyncConnection.connect(self._source, **CONNECTION_KWARGS)
+            async with conn:
                 yield conn
         elif isinstance(self._source, psycopg.AsyncConnection):
             yield self._source
@@ -155,14 +213,15 @@ class AsyncCaller:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A transaction acting as this caller; the same rules as :meth:`Caller.transaction`."""
         async with self._connection() as conn:
+            _refuse_open_transaction(conn)
             try:
                 async with conn.transaction():
                     await conn.execute(
-                        "select pg_catalog.set_config('request.jwt.claims', %s, true)",
-                        (claims_for(self.user_id, self.role),),
+                        _CLAIMS_SQL, (claims_for(self.user_id, self.role),), prepare=False
                     )
-                    await conn.execute(f"set local role {self.role}")
+                    await conn.execute(f"set local role {self.role}", prepare=False)
                     yield conn
             except psycopg.Error as exc:
                 if getattr(exc, "sqlstate", None):
@@ -170,16 +229,14 @@ class AsyncCaller:
                 raise
 
     async def call(self, function: str, **args: Any) -> list[Row]:
+        """Call ``public.<function>`` with named arguments; return its rows as dicts."""
         async with self.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(_call_sql(function, args), args)
+            await cur.execute(_call_sql(function, args), _call_params(args), prepare=False)
             return await cur.fetchall()
 
     async def call_one(self, function: str, **args: Any) -> Any:
-        rows = await self.call(function, **args)
-        if not rows:
-            return None
-        (value,) = rows[0].values() if len(rows[0]) == 1 else (rows[0],)
-        return value
+        """Call a function that returns one value (a scalar or jsonb)."""
+        return _one(await self.call(function, **args))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -537,12 +594,37 @@ class MaintenanceReport:
     raw: Mapping[str, Any] = _raw()
 
 
+@dataclass(frozen=True)
+class ForgottenUser:
+    """forget_user (service role): what was removed for a deleted account."""
+
+    user_id: str
+    rooms_left: int
+    comments_deleted: int
+    comments_tombstoned: int
+    rate_limit_counters_deleted: int
+    realtime_metrics_deleted: int
+    raw: Mapping[str, Any] = _raw()
+
+
 def _room_page(d: Mapping[str, Any]) -> RoomPage:
     return _build(RoomPage, d, items=lambda xs: tuple(Room.from_json(x) for x in xs))
 
 
 def _comment_page(d: Mapping[str, Any]) -> CommentPage:
     return _build(CommentPage, d, items=lambda xs: tuple(Comment.from_json(x) for x in xs))
+
+
+@dataclass(frozen=True)
+class RealtimeHealth:
+    """realtime_health (service role): ``ok`` is false when ``problems`` is not empty; the
+    sections (publication, realtime, authorization, events, ...) are in ``raw``."""
+
+    ok: bool
+    problems: tuple[str, ...]
+    warnings: tuple[str, ...]
+    checked_at: datetime | None
+    raw: Mapping[str, Any] = _raw()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,12 +635,18 @@ def _comment_page(d: Mapping[str, Any]) -> CommentPage:
 
 @dataclass(frozen=True)
 class Rpc(Generic[T]):
-    """One public SQL function: name, ``(argument, sql type)`` pairs, and its result parser."""
+    """One public SQL function: name, ``(argument, sql type)`` pairs, and its result parser.
+
+    ``prepare`` turns the Python method's arguments into the SQL ones when they differ.
+    An argument left as None is omitted (the SQL default applies), except those in
+    ``null_args``: arguments without a default, where None is sent as NULL."""
 
     name: str
     args: tuple[tuple[str, str], ...]
     parse: Callable[[Any], T]
     returns_rows: bool = False
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    null_args: frozenset[str] = frozenset()
 
     def sql(self, given: Mapping[str, Any]) -> str:
         """``select public.f(p_a => %(p_a)s::type, …)`` for the arguments given (not None);
@@ -573,12 +661,16 @@ class Rpc(Generic[T]):
         return f"select public.{self.name}({named}) as result"
 
     def params(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        if self.prepare is not None:
+            values = self.prepare(dict(values))
         params: dict[str, Any] = {}
         for arg, sqltype in self.args:
             value = values.get(arg.removeprefix("p_"))
-            if value is None:
+            if value is None and arg not in self.null_args:
                 continue
-            params[arg] = Jsonb(value) if sqltype == "jsonb" else value
+            if sqltype == "jsonb":
+                value = Jsonb(dict(value) if isinstance(value, Mapping) else value)
+            params[arg] = value
         return params
 
 
@@ -587,10 +679,11 @@ def _args(spec: str) -> tuple[tuple[str, str], ...]:
     return tuple((f"p_{name}", sqltype) for name, sqltype in pairs)
 
 
-def _batch_arguments(room_id: str, heartbeats: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _batch_arguments(values: dict[str, Any]) -> dict[str, Any]:
     """record_heartbeats takes one array per field: element i is member i's heartbeat."""
+    heartbeats: Sequence[Mapping[str, Any]] = values["heartbeats"]
     return {
-        "room_id": room_id,
+        "room_id": values["room_id"],
         "user_ids": [h.get("user_id") for h in heartbeats],
         "current_times": [h.get("current_time") for h in heartbeats],
         "is_playing": [h.get("is_playing") for h in heartbeats],
@@ -599,6 +692,14 @@ def _batch_arguments(room_id: str, heartbeats: Sequence[Mapping[str, Any]]) -> d
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _nothing(value: Any) -> None:
+    return None
+
+
+def _health(d: Mapping[str, Any]) -> RealtimeHealth:
+    return _build(RealtimeHealth, d, problems=tuple, warnings=tuple)
 
 
 CREATE_ROOM = Rpc(
@@ -668,6 +769,12 @@ SEEK_TO_TIME = Rpc(
 SET_PLAYBACK_SPEED = Rpc(
     "set_playback_speed", _args("room_id:text speed:numeric"), lambda d: _build(PlaybackState, d)
 )
+BULK_SYNC_UPDATE = Rpc(
+    "bulk_sync_update",
+    _args("room_id:text host_time:numeric sync_event_type:text"),
+    _nothing,
+    null_args=frozenset({"p_host_time"}),
+)
 RECORD_HEARTBEAT = Rpc(
     "record_heartbeat",
     _args("room_id:text current_time:numeric is_playing:boolean"),
@@ -678,6 +785,7 @@ RECORD_HEARTBEATS = Rpc(
     _args("room_id:text user_ids:text[] current_times:numeric[] is_playing:boolean[]"),
     lambda rows: HeartbeatBatch(tuple(_build(HeartbeatOutcome, r) for r in rows)),
     returns_rows=True,
+    prepare=_batch_arguments,
 )
 GET_ROOM_SYNC_STATE = Rpc(
     "get_room_sync_state", _args("room_id:text"), lambda d: _build(SyncState, d)
@@ -701,40 +809,97 @@ GET_REALTIME_METRICS_SUMMARY = Rpc(
     _args("room_id:text window_minutes:integer"),
     lambda d: _build(RealtimeMetricsSummary, d),
 )
+REALTIME_HEALTH = Rpc("realtime_health", (), _health)
 CHECK_RATE_LIMIT: Rpc[bool] = Rpc(
     "check_rate_limit",
     _args("user_id:text action:text window_minutes:integer max_requests:integer"),
     bool,
 )
 MAINTAIN = Rpc("maintain", (), lambda d: _build(MaintenanceReport, d))
+FORGET_USER = Rpc("forget_user", _args("user_id:text"), lambda d: _build(ForgottenUser, d))
 
 RPCS: tuple[Rpc[Any], ...] = (
     CREATE_ROOM, JOIN_ROOM, LEAVE_ROOM, KICK_MEMBER, TRANSFER_HOST, UPDATE_ROOM, DELETE_ROOM,
     GET_ROOM, GET_ROOM_ACCESS_KEY, LIST_PUBLIC_ROOMS, POST_COMMENT, EDIT_COMMENT, DELETE_COMMENT,
     GET_COMMENTS, GET_OR_CREATE_ANCHOR, CHANGE_PLAYBACK_STATE, SEEK_TO_TIME, SET_PLAYBACK_SPEED,
-    RECORD_HEARTBEAT, RECORD_HEARTBEATS, GET_ROOM_SYNC_STATE, GET_ROOM_SYNC_METRICS,
-    BROADCAST_TO_ROOM, RECORD_REALTIME_METRICS, GET_REALTIME_METRICS_SUMMARY, CHECK_RATE_LIMIT,
-    MAINTAIN,
+    BULK_SYNC_UPDATE, RECORD_HEARTBEAT, RECORD_HEARTBEATS, GET_ROOM_SYNC_STATE,
+    GET_ROOM_SYNC_METRICS, BROADCAST_TO_ROOM, RECORD_REALTIME_METRICS,
+    GET_REALTIME_METRICS_SUMMARY, REALTIME_HEALTH, CHECK_RATE_LIMIT, MAINTAIN, FORGET_USER,
 )  # fmt: skip
+RPC_BY_NAME: dict[str, Rpc[Any]] = {rpc.name: rpc for rpc in RPCS}
 
 
 # ---------------------------------------------------------------------------------------------
-# Sessions: one typed method per RPC. The async class is the same list with ``await``; a test
-# checks that both carry the same methods with the same signatures.
+# Typed methods, written once. Each is a signature and a docstring bound to its Rpc; reading it
+# from a Session gives a function returning the result, from an AsyncSession a coroutine
+# function. mypy checks that the declared return type is the Rpc's result type.
 # ---------------------------------------------------------------------------------------------
 
+P = ParamSpec("P")
 
-class Session(Caller):
-    """Typed RPC methods for one caller. Arguments drop the SQL ``p_`` prefix."""
 
-    def _rpc(self, rpc: Rpc[T], values: Mapping[str, Any]) -> T:
-        params = rpc.params(values)
-        with self.transaction() as conn:
-            row = conn.execute(rpc.sql(params), params).fetchone()
-        return rpc.parse(row[0] if row else None)
+_DESCRIPTION = ("__module__", "__name__", "__qualname__", "__doc__", "__signature__")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _described(call: F, method: RpcMethod[Any, Any]) -> F:
+    """``call`` with the name, docstring and signature (without ``self``) of ``method``."""
+    for attr in _DESCRIPTION:
+        setattr(call, attr, getattr(method, attr))
+    return call
+
+
+class RpcMethod(Generic[P, T]):
+    """A typed method of :class:`RpcMethods`: its Python signature and its :class:`Rpc`."""
+
+    def __init__(self, rpc: Rpc[T], signature: Callable[Concatenate[Any, P], T]) -> None:
+        self.rpc = rpc
+        self._signature = inspect.signature(signature)
+        for attr in _DESCRIPTION:
+            if attr != "__signature__":
+                setattr(self, attr, getattr(signature, attr))
+        # As seen on an instance: without ``self``.
+        params = list(self._signature.parameters.values())[1:]
+        self.__signature__ = self._signature.replace(parameters=params)
+
+    def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments by name (defaults applied), as ``Rpc.params`` reads them."""
+        bound = self._signature.bind(None, *args, **kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        del values[next(iter(self._signature.parameters))]
+        return values
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any] | None = None) -> RpcMethod[P, T]: ...
+    @overload
+    def __get__(
+        self, obj: AsyncSession, owner: type[Any] | None = None
+    ) -> Callable[P, Awaitable[T]]: ...
+    @overload
+    def __get__(self, obj: Session, owner: type[Any] | None = None) -> Callable[P, T]: ...
+    def __get__(self, obj: Any, owner: type[Any] | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj._bind(self)
+
+
+def rpc(spec: Rpc[T]) -> Callable[[Callable[Concatenate[Any, P], T]], RpcMethod[P, T]]:
+    """Declare a typed method of :class:`RpcMethods` calling ``spec``."""
+
+    def declare(signature: Callable[Concatenate[Any, P], T]) -> RpcMethod[P, T]:
+        return RpcMethod(spec, signature)
+
+    return declare
+
+
+class RpcMethods:
+    """One typed method per RPC, shared by :class:`Session` and :class:`AsyncSession`.
+    Arguments drop the SQL ``p_`` prefix; None takes the SQL default."""
 
     # Rooms -------------------------------------------------------------------------------
 
+    @rpc(CREATE_ROOM)
     def create_room(
         self,
         *,
@@ -749,8 +914,8 @@ class Session(Caller):
         avatar_url: str | None = None,
     ) -> CreatedRoom:
         """Create a room with the caller as host (private rooms get an access key)."""
-        return self._rpc(CREATE_ROOM, locals())
 
+    @rpc(JOIN_ROOM)
     def join_room(
         self,
         room_id: str,
@@ -760,20 +925,20 @@ class Session(Caller):
         avatar_url: str | None = None,
     ) -> JoinResult:
         """Join a room; a wrong key is a result (``status='invalid_access_key'``)."""
-        return self._rpc(JOIN_ROOM, locals())
 
+    @rpc(LEAVE_ROOM)
     def leave_room(self, room_id: str) -> LeaveResult:
         """Leave a room; the host role moves on to the longest-present member."""
-        return self._rpc(LEAVE_ROOM, locals())
 
+    @rpc(KICK_MEMBER)
     def kick_member(self, room_id: str, user_id: str) -> KickResult:
         """Host only: remove a member."""
-        return self._rpc(KICK_MEMBER, locals())
 
+    @rpc(TRANSFER_HOST)
     def transfer_host(self, room_id: str, new_host: str) -> TransferResult:
         """Host only: hand the host role to another member."""
-        return self._rpc(TRANSFER_HOST, locals())
 
+    @rpc(UPDATE_ROOM)
     def update_room(
         self,
         room_id: str,
@@ -785,28 +950,28 @@ class Session(Caller):
         rotate_access_key: bool | None = None,
     ) -> UpdatedRoom:
         """Host only: change what is given (None leaves a field as it is)."""
-        return self._rpc(UPDATE_ROOM, locals())
 
+    @rpc(DELETE_ROOM)
     def delete_room(self, room_id: str) -> Deleted:
         """Host only: delete the room."""
-        return self._rpc(DELETE_ROOM, locals())
 
+    @rpc(GET_ROOM)
     def get_room(self, room_id: str) -> RoomDetails:
         """The room, its members and (host only) its access key."""
-        return self._rpc(GET_ROOM, locals())
 
+    @rpc(GET_ROOM_ACCESS_KEY)
     def get_room_access_key(self, room_id: str) -> str | None:
         """Host only: the private room's access key (None for a public room)."""
-        return self._rpc(GET_ROOM_ACCESS_KEY, locals())
 
+    @rpc(LIST_PUBLIC_ROOMS)
     def list_public_rooms(
         self, *, anime_id: str | None = None, limit: int | None = None, cursor: str | None = None
     ) -> RoomPage:
         """Public rooms, most recently active first."""
-        return self._rpc(LIST_PUBLIC_ROOMS, locals())
 
     # Comments ----------------------------------------------------------------------------
 
+    @rpc(POST_COMMENT)
     def post_comment(
         self,
         *,
@@ -820,16 +985,16 @@ class Session(Caller):
         video_timestamp: float | None = None,
     ) -> Comment:
         """Post to an episode's thread, or to a room's chat with ``room_id``."""
-        return self._rpc(POST_COMMENT, locals())
 
+    @rpc(EDIT_COMMENT)
     def edit_comment(self, comment_id: int, message: str) -> Comment:
         """Edit one of your own comments."""
-        return self._rpc(EDIT_COMMENT, locals())
 
+    @rpc(DELETE_COMMENT)
     def delete_comment(self, comment_id: int) -> Deleted:
         """Delete one of your own comments; with replies it stays as a tombstone."""
-        return self._rpc(DELETE_COMMENT, locals())
 
+    @rpc(GET_COMMENTS)
     def get_comments(
         self,
         *,
@@ -840,53 +1005,59 @@ class Session(Caller):
         limit: int | None = None,
     ) -> CommentPage:
         """A page of an episode's (or a room's) comments, newest first."""
-        return self._rpc(GET_COMMENTS, locals())
 
+    @rpc(GET_OR_CREATE_ANCHOR)
     def get_or_create_anchor(self, anime_id: str, episode_number: int) -> Comment:
         """The episode thread's anchor comment."""
-        return self._rpc(GET_OR_CREATE_ANCHOR, locals())
 
     # Playback sync -----------------------------------------------------------------------
 
+    @rpc(CHANGE_PLAYBACK_STATE)
     def change_playback_state(
         self, room_id: str, is_playing: bool, current_time: float | None = None
     ) -> PlaybackState:
         """Host only: play or pause (optionally at a position)."""
-        return self._rpc(CHANGE_PLAYBACK_STATE, locals())
 
+    @rpc(SEEK_TO_TIME)
     def seek_to_time(self, room_id: str, time: float) -> PlaybackState:
         """Host only: seek."""
-        return self._rpc(SEEK_TO_TIME, locals())
 
+    @rpc(SET_PLAYBACK_SPEED)
     def set_playback_speed(self, room_id: str, speed: float) -> PlaybackState:
         """Host only: change the speed."""
-        return self._rpc(SET_PLAYBACK_SPEED, locals())
 
+    @rpc(BULK_SYNC_UPDATE)
+    def bulk_sync_update(self, room_id: str, host_time: float | None, sync_event_type: str) -> None:
+        """Host (rate limited as sync_control) or service role: write one sync record per
+        member against ``host_time`` (None: the host's expected position now).
+        ``sync_event_type``: heartbeat, seek, play_pause, speed, episode, join or leave."""
+
+    @rpc(RECORD_HEARTBEAT)
     def record_heartbeat(self, room_id: str, current_time: float, is_playing: bool) -> Heartbeat:
         """Report the caller's position; the database answers with its drift and sync level."""
-        return self._rpc(RECORD_HEARTBEAT, locals())
 
+    @rpc(RECORD_HEARTBEATS)
     def record_heartbeats(
         self, room_id: str, heartbeats: Sequence[Mapping[str, Any]]
     ) -> HeartbeatBatch:
         """Service role: many members' heartbeats at once (``user_id``, ``current_time``,
         ``is_playing`` each)."""
-        return self._rpc(RECORD_HEARTBEATS, _batch_arguments(room_id, heartbeats))
 
+    @rpc(GET_ROOM_SYNC_STATE)
     def get_room_sync_state(self, room_id: str) -> SyncState:
         """The "Live" state: the host's expected position now and the room's sync stats."""
-        return self._rpc(GET_ROOM_SYNC_STATE, locals())
 
+    @rpc(GET_ROOM_SYNC_METRICS)
     def get_room_sync_metrics(self, room_id: str) -> SyncMetrics:
         """Drift statistics of the room's recent heartbeats."""
-        return self._rpc(GET_ROOM_SYNC_METRICS, locals())
 
     # Realtime ----------------------------------------------------------------------------
 
+    @rpc(BROADCAST_TO_ROOM)
     def broadcast_to_room(self, room_id: str, event_type: str, payload: Mapping[str, Any]) -> int:
         """Send a client event (e.g. ``chat_message``) to the room; returns its event id."""
-        return self._rpc(BROADCAST_TO_ROOM, {**locals(), "payload": dict(payload)})
 
+    @rpc(RECORD_REALTIME_METRICS)
     def record_realtime_metrics(
         self,
         room_id: str,
@@ -897,16 +1068,20 @@ class Session(Caller):
         error_rate: float,
     ) -> int:
         """Report the client's realtime connection metrics; returns the report id."""
-        return self._rpc(RECORD_REALTIME_METRICS, locals())
 
+    @rpc(GET_REALTIME_METRICS_SUMMARY)
     def get_realtime_metrics_summary(
         self, room_id: str, window_minutes: int | None = None
     ) -> RealtimeMetricsSummary:
         """The room's realtime metrics over the last ``window_minutes`` (SQL default 5)."""
-        return self._rpc(GET_REALTIME_METRICS_SUMMARY, locals())
+
+    @rpc(REALTIME_HEALTH)
+    def realtime_health(self) -> RealtimeHealth:
+        """Service role: the realtime health report (publication, delivery, policies, slots)."""
 
     # Rate limits and maintenance ---------------------------------------------------------
 
+    @rpc(CHECK_RATE_LIMIT)
     def check_rate_limit(
         self,
         user_id: str,
@@ -916,226 +1091,88 @@ class Session(Caller):
         max_requests: int | None = None,
     ) -> bool:
         """Count one request of an app-defined action; True while within the limit."""
-        return self._rpc(CHECK_RATE_LIMIT, locals())
 
+    @rpc(MAINTAIN)
     def maintain(self) -> MaintenanceReport:
         """Service role: run every maintenance job now."""
-        return self._rpc(MAINTAIN, {})
+
+    @rpc(FORGET_USER)
+    def forget_user(self, user_id: str) -> ForgottenUser:
+        """Service role: forget a deleted account (memberships, comments, counters)."""
 
 
-class AsyncSession(AsyncCaller):
-    """The asyncio form of :class:`Session`."""
+class Session(Caller, RpcMethods):
+    """Typed RPC methods for one caller (see :class:`RpcMethods`)."""
+
+    def _rpc(self, rpc: Rpc[T], values: Mapping[str, Any]) -> T:
+        params = rpc.params(values)
+        with self.transaction() as conn:
+            row = conn.execute(rpc.sql(params), params, prepare=False).fetchone()
+        return rpc.parse(row[0] if row else None)
+
+    def _bind(self, method: RpcMethod[P, T]) -> Callable[P, T]:
+        def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            return self._rpc(method.rpc, method.arguments(args, kwargs))
+
+        return _described(call, method)
+
+
+class AsyncSession(AsyncCaller, RpcMethods):
+    """The asyncio form of :class:`Session`: every typed method is a coroutine function."""
 
     async def _rpc(self, rpc: Rpc[T], values: Mapping[str, Any]) -> T:
         params = rpc.params(values)
         async with self.transaction() as conn:
-            cur = await conn.execute(rpc.sql(params), params)
+            cur = await conn.execute(rpc.sql(params), params, prepare=False)
             row = await cur.fetchone()
         return rpc.parse(row[0] if row else None)
 
-    # Rooms -------------------------------------------------------------------------------
+    def _bind(self, method: RpcMethod[P, T]) -> Callable[P, Awaitable[T]]:
+        async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            return await self._rpc(method.rpc, method.arguments(args, kwargs))
 
-    async def create_room(
-        self,
-        *,
-        title: str,
-        anime_id: str,
-        anime_title: str,
-        episode_number: int,
-        video_url: str,
-        username: str,
-        source_id: str | None = None,
-        is_public: bool = True,
-        avatar_url: str | None = None,
-    ) -> CreatedRoom:
-        """Create a room with the caller as host (private rooms get an access key)."""
-        return await self._rpc(CREATE_ROOM, locals())
+        return _described(call, method)
 
-    async def join_room(
-        self,
-        room_id: str,
-        *,
-        access_key: str | None = None,
-        username: str | None = None,
-        avatar_url: str | None = None,
-    ) -> JoinResult:
-        """Join a room; a wrong key is a result (``status='invalid_access_key'``)."""
-        return await self._rpc(JOIN_ROOM, locals())
 
-    async def leave_room(self, room_id: str) -> LeaveResult:
-        """Leave a room; the host role moves on to the longest-present member."""
-        return await self._rpc(LEAVE_ROOM, locals())
-
-    async def kick_member(self, room_id: str, user_id: str) -> KickResult:
-        """Host only: remove a member."""
-        return await self._rpc(KICK_MEMBER, locals())
-
-    async def transfer_host(self, room_id: str, new_host: str) -> TransferResult:
-        """Host only: hand the host role to another member."""
-        return await self._rpc(TRANSFER_HOST, locals())
-
-    async def update_room(
-        self,
-        room_id: str,
-        *,
-        title: str | None = None,
-        episode_number: int | None = None,
-        video_url: str | None = None,
-        is_public: bool | None = None,
-        rotate_access_key: bool | None = None,
-    ) -> UpdatedRoom:
-        """Host only: change what is given (None leaves a field as it is)."""
-        return await self._rpc(UPDATE_ROOM, locals())
-
-    async def delete_room(self, room_id: str) -> Deleted:
-        """Host only: delete the room."""
-        return await self._rpc(DELETE_ROOM, locals())
-
-    async def get_room(self, room_id: str) -> RoomDetails:
-        """The room, its members and (host only) its access key."""
-        return await self._rpc(GET_ROOM, locals())
-
-    async def get_room_access_key(self, room_id: str) -> str | None:
-        """Host only: the private room's access key (None for a public room)."""
-        return await self._rpc(GET_ROOM_ACCESS_KEY, locals())
-
-    async def list_public_rooms(
-        self, *, anime_id: str | None = None, limit: int | None = None, cursor: str | None = None
-    ) -> RoomPage:
-        """Public rooms, most recently active first."""
-        return await self._rpc(LIST_PUBLIC_ROOMS, locals())
-
-    # Comments ----------------------------------------------------------------------------
-
-    async def post_comment(
-        self,
-        *,
-        anime_id: str,
-        episode_number: int,
-        message: str,
-        username: str | None = None,
-        avatar_url: str | None = None,
-        room_id: str | None = None,
-        parent_id: int | None = None,
-        video_timestamp: float | None = None,
-    ) -> Comment:
-        """Post to an episode's thread, or to a room's chat with ``room_id``."""
-        return await self._rpc(POST_COMMENT, locals())
-
-    async def edit_comment(self, comment_id: int, message: str) -> Comment:
-        """Edit one of your own comments."""
-        return await self._rpc(EDIT_COMMENT, locals())
-
-    async def delete_comment(self, comment_id: int) -> Deleted:
-        """Delete one of your own comments; with replies it stays as a tombstone."""
-        return await self._rpc(DELETE_COMMENT, locals())
-
-    async def get_comments(
-        self,
-        *,
-        anime_id: str,
-        episode_number: int,
-        room_id: str | None = None,
-        cursor: str | None = None,
-        limit: int | None = None,
-    ) -> CommentPage:
-        """A page of an episode's (or a room's) comments, newest first."""
-        return await self._rpc(GET_COMMENTS, locals())
-
-    async def get_or_create_anchor(self, anime_id: str, episode_number: int) -> Comment:
-        """The episode thread's anchor comment."""
-        return await self._rpc(GET_OR_CREATE_ANCHOR, locals())
-
-    # Playback sync -----------------------------------------------------------------------
-
-    async def change_playback_state(
-        self, room_id: str, is_playing: bool, current_time: float | None = None
-    ) -> PlaybackState:
-        """Host only: play or pause (optionally at a position)."""
-        return await self._rpc(CHANGE_PLAYBACK_STATE, locals())
-
-    async def seek_to_time(self, room_id: str, time: float) -> PlaybackState:
-        """Host only: seek."""
-        return await self._rpc(SEEK_TO_TIME, locals())
-
-    async def set_playback_speed(self, room_id: str, speed: float) -> PlaybackState:
-        """Host only: change the speed."""
-        return await self._rpc(SET_PLAYBACK_SPEED, locals())
-
-    async def record_heartbeat(
-        self, room_id: str, current_time: float, is_playing: bool
-    ) -> Heartbeat:
-        """Report the caller's position; the database answers with its drift and sync level."""
-        return await self._rpc(RECORD_HEARTBEAT, locals())
-
-    async def record_heartbeats(
-        self, room_id: str, heartbeats: Sequence[Mapping[str, Any]]
-    ) -> HeartbeatBatch:
-        """Service role: many members' heartbeats at once (``user_id``, ``current_time``,
-        ``is_playing`` each)."""
-        return await self._rpc(RECORD_HEARTBEATS, _batch_arguments(room_id, heartbeats))
-
-    async def get_room_sync_state(self, room_id: str) -> SyncState:
-        """The "Live" state: the host's expected position now and the room's sync stats."""
-        return await self._rpc(GET_ROOM_SYNC_STATE, locals())
-
-    async def get_room_sync_metrics(self, room_id: str) -> SyncMetrics:
-        """Drift statistics of the room's recent heartbeats."""
-        return await self._rpc(GET_ROOM_SYNC_METRICS, locals())
-
-    # Realtime ----------------------------------------------------------------------------
-
-    async def broadcast_to_room(
-        self, room_id: str, event_type: str, payload: Mapping[str, Any]
-    ) -> int:
-        """Send a client event (e.g. ``chat_message``) to the room; returns its event id."""
-        return await self._rpc(BROADCAST_TO_ROOM, {**locals(), "payload": dict(payload)})
-
-    async def record_realtime_metrics(
-        self,
-        room_id: str,
-        *,
-        active_connections: int,
-        total_events: int,
-        avg_latency_ms: float,
-        error_rate: float,
-    ) -> int:
-        """Report the client's realtime connection metrics; returns the report id."""
-        return await self._rpc(RECORD_REALTIME_METRICS, locals())
-
-    async def get_realtime_metrics_summary(
-        self, room_id: str, window_minutes: int | None = None
-    ) -> RealtimeMetricsSummary:
-        """The room's realtime metrics over the last ``window_minutes`` (SQL default 5)."""
-        return await self._rpc(GET_REALTIME_METRICS_SUMMARY, locals())
-
-    # Rate limits and maintenance ---------------------------------------------------------
-
-    async def check_rate_limit(
-        self,
-        user_id: str,
-        action: str,
-        *,
-        window_minutes: int | None = None,
-        max_requests: int | None = None,
-    ) -> bool:
-        """Count one request of an app-defined action; True while within the limit."""
-        return await self._rpc(CHECK_RATE_LIMIT, locals())
-
-    async def maintain(self) -> MaintenanceReport:
-        """Service role: run every maintenance job now."""
-        return await self._rpc(MAINTAIN, {})
+# ---------------------------------------------------------------------------------------------
+# Clients: the entry points. Given a URL they hold a pool; close them (or use ``with``).
+# ---------------------------------------------------------------------------------------------
 
 
 class Client:
     """The entry point: ``Client(url | connection | pool)`` hands out sessions.
 
+    Given a URL it holds a :class:`psycopg_pool.ConnectionPool` (``min_size`` to ``max_size``
+    connections, made with :data:`CONNECTION_KWARGS`) and every call borrows a connection for
+    one transaction; :meth:`close` (or leaving a ``with`` block) closes the pool. Given a
+    connection or a pool it uses that and closes nothing.
+
     ``.as_user(user_id)`` acts as a signed-in user (role authenticated), ``.anonymous()`` as the
     anon role without identity, ``.service()`` as service_role (trusted servers only).
     """
 
-    def __init__(self, source: psycopg.Connection[Any] | _SyncPool | str) -> None:
-        self.source = source
+    def __init__(
+        self,
+        source: psycopg.Connection[Any] | _SyncPool | str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 30.0,
+    ) -> None:
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        if isinstance(source, str):
+            self._pool = ConnectionPool(
+                source,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=timeout,
+                kwargs=dict(CONNECTION_KWARGS),
+                open=True,
+                name="watchium-db",
+            )
+            self._pool.wait(timeout)  # fail here on a wrong URL, not on the first call
+            source = self._pool
+        self.source: psycopg.Connection[Any] | _SyncPool = source
 
     def as_user(self, user_id: str) -> Session:
         return Session(self.source, user_id, "authenticated")
@@ -1146,12 +1183,73 @@ class Client:
     def service(self) -> Session:
         return Session(self.source, None, "service_role")
 
+    def close(self) -> None:
+        """Close the pool this client made (a given connection or pool stays open)."""
+        if self._pool is not None:
+            self._pool.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _OpenOnFirstUse:
+    """An asyncio pool opened inside the event loop of its first call."""
+
+    def __init__(
+        self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]], timeout: float
+    ) -> None:
+        self.pool = pool
+        self.timeout = timeout
+        self.opened = False
+
+    async def open(self) -> None:
+        if not self.opened:
+            await self.pool.open(wait=True, timeout=self.timeout)  # safe to call twice
+            self.opened = True
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        await self.open()
+        async with self.pool.connection() as conn:
+            yield conn
+
 
 class AsyncClient:
-    """The asyncio form of :class:`Client`."""
+    """The asyncio form of :class:`Client`. Given a URL it holds an
+    :class:`psycopg_pool.AsyncConnectionPool`, opened on first use (or by ``async with``) in
+    the running event loop, which it then belongs to; ``await close()`` closes it."""
 
-    def __init__(self, source: psycopg.AsyncConnection[Any] | _AsyncPool | str) -> None:
-        self.source = source
+    def __init__(
+        self,
+        source: psycopg.AsyncConnection[Any] | _AsyncPool | str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 30.0,
+    ) -> None:
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self._opener: _OpenOnFirstUse | None = None
+        if isinstance(source, str):
+            self._pool = AsyncConnectionPool(
+                source,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=timeout,
+                kwargs=dict(CONNECTION_KWARGS),
+                open=False,
+                name="watchium-db",
+            )
+            self._opener = _OpenOnFirstUse(self._pool, timeout)
+            source = self._opener
+        self.source: psycopg.AsyncConnection[Any] | _AsyncPool = source
 
     def as_user(self, user_id: str) -> AsyncSession:
         return AsyncSession(self.source, user_id, "authenticated")
@@ -1161,3 +1259,21 @@ class AsyncClient:
 
     def service(self) -> AsyncSession:
         return AsyncSession(self.source, None, "service_role")
+
+    async def close(self) -> None:
+        """Close the pool this client made (a given connection or pool stays open)."""
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        if self._opener is not None:
+            await self._opener.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

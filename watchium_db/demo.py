@@ -323,6 +323,7 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
     finally:
         for c in conns:
             await c.close()
+        await client.close()
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:

@@ -82,6 +82,13 @@ class RateLimited(WatchiumError):
     sqlstates = ("WD429",)
 
 
+class Busy(WatchiumError):
+    """55P03: a lock the call needs was held past its lock timeout (the ``rpc_lock_timeout``
+    setting, 2 s by default); nothing was changed. Retry after a short pause."""
+
+    sqlstates = ("55P03",)
+
+
 ERROR_CLASSES: tuple[type[WatchiumError], ...] = (
     InvalidInput,
     NotSignedIn,
@@ -89,6 +96,7 @@ ERROR_CLASSES: tuple[type[WatchiumError], ...] = (
     NotFound,
     Conflict,
     RateLimited,
+    Busy,
 )
 
 
@@ -108,3 +116,17 @@ def from_database_error(exc: Any) -> WatchiumError:
         if sqlstate is not None and sqlstate.startswith("22"):
             cls = InvalidInput
     return cls(message, sqlstate=sqlstate, hint=hint, detail=detail)
+
+
+class TransactionInProgress(RuntimeError):
+    """A client call was given a connection that already has a transaction open.
+
+    Each call is its own transaction: inside the caller's transaction it would become a
+    savepoint and leave the role and claims it sets (and the locks it takes) in place until the
+    caller commits. Commit or roll back first, or give the client its own connection or a pool.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message if hint is None else f"{message} (hint: {hint})")
+        self.message = message
+        self.hint = hint

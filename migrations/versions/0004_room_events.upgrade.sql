@@ -103,6 +103,35 @@ comment on function watchium_private.room_event_delivery() is
 revoke all on function watchium_private.room_event_delivery() from public;
 
 -- -----------------------------------------------------------------------------
+-- watchium_private.commit_durably(): undo a heartbeat's soft commit.
+--
+-- A heartbeat that starts a transaction commits without waiting for the WAL
+-- flush (see record_heartbeat in 0007): it sets synchronous_commit = off for
+-- its transaction and remembers the value it replaced in the transaction-local
+-- setting watchium.soft_commit. A room event is durable: whoever emits one in
+-- such a transaction calls this, and the transaction commits as the session
+-- would have committed it. Nothing to do (one setting read) otherwise.
+-- -----------------------------------------------------------------------------
+create function watchium_private.commit_durably()
+returns void
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_replaced text := pg_catalog.current_setting('watchium.soft_commit', true);
+begin
+  if v_replaced in ('on', 'local', 'remote_write', 'remote_apply') then
+    perform pg_catalog.set_config('synchronous_commit', v_replaced, true),
+            pg_catalog.set_config('watchium.soft_commit', '', true);
+  end if;
+end;
+$$;
+comment on function watchium_private.commit_durably() is
+  'Restores the synchronous_commit that a heartbeat relaxed for its transaction (remembered in watchium.soft_commit), so that a transaction writing a room event commits durably. Internal.';
+revoke all on function watchium_private.commit_durably() from public;
+
+-- -----------------------------------------------------------------------------
 -- watchium_private.emit_room_event(room_id, event, payload) -> event_id
 --
 -- The message is {event_id, room_id, event, payload, sent_at}.
@@ -126,6 +155,7 @@ begin
   insert into watchium_private.room_events (room_id, event, payload)
   values (p_room_id, p_event, coalesce(p_payload, '{}'::jsonb))
   returning event_id into v_event_id;
+  perform watchium_private.commit_durably();  -- an event is never soft state
 
   v_message := pg_catalog.jsonb_build_object(
     'event_id', v_event_id,

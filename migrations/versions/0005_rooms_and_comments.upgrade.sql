@@ -25,7 +25,7 @@
 --
 -- An empty room keeps host_user_id null and its last_activity marks when it
 -- became empty; maintain_rooms deletes it once that is older than the
--- empty_room_grace setting. Its comments stay (room_id becomes null).
+-- empty_room_grace setting. Its comments are deleted with it (cascade).
 -- =============================================================================
 
 -- =============================================================================
@@ -339,6 +339,13 @@ begin
       using errcode = '22023',
             hint = 'Pass next_cursor from the previous page, or null for the first page.';
   end if;
+  -- Years 1 to 9999 only: a made-up extreme (e.g. -999999999999999999) would
+  -- otherwise overflow the timestamp arithmetic below (22008).
+  if v_parts[1]::bigint not between -62135596800000000 and 253402300799999999 then
+    raise exception 'p_cursor must be a cursor returned by a previous call'
+      using errcode = '22023',
+            hint = 'Pass next_cursor from the previous page, or null for the first page.';
+  end if;
   at := 'epoch'::timestamptz
         + (v_parts[1]::bigint / 1000000) * interval '1 second'
         + (v_parts[1]::bigint % 1000000) * interval '1 microsecond';
@@ -346,7 +353,7 @@ begin
 end;
 $$;
 comment on function watchium_private.parse_cursor(text) is
-  'Decodes a cursor made by make_cursor; raises 22023 naming p_cursor when malformed. Internal.';
+  'Decodes a cursor made by make_cursor; raises 22023 naming p_cursor when malformed or out of the years 1 to 9999. Internal.';
 revoke all on function watchium_private.parse_cursor(text) from public;
 
 -- =============================================================================
@@ -715,6 +722,7 @@ language plpgsql
 volatile
 security definer  -- writes tables and secrets that no client may write directly
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id     text := watchium_private.require_user_id();
@@ -811,6 +819,7 @@ language plpgsql
 volatile
 security definer  -- writes room_members and reads room_secrets, which no client may touch
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id    text := watchium_private.require_user_id();
@@ -939,6 +948,7 @@ language plpgsql
 volatile
 security definer  -- deletes from room_members, which no client may write
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -972,6 +982,7 @@ language plpgsql
 volatile
 security definer  -- deletes from room_members, which no client may write
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1012,6 +1023,7 @@ language plpgsql
 volatile
 security definer  -- updates room_members, which no client may write
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1067,6 +1079,7 @@ language plpgsql
 volatile
 security definer  -- updates rooms and room_secrets, which no client may write
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id   text := watchium_private.require_user_id();
@@ -1145,8 +1158,8 @@ grant execute on function public.update_room(text, text, integer, text, boolean,
   to authenticated, service_role;
 
 -- -----------------------------------------------------------------------------
--- public.delete_room: the host deletes the room. Members, presence and the
--- key go with it (cascade); comments stay with room_id null. Emits
+-- public.delete_room: the host deletes the room. Members, presence, the key
+-- and the room's comments go with it (cascade). Emits
 -- room_deleted first, so subscribers hear it before the room disappears.
 -- Security definer: deletes from rooms.
 -- -----------------------------------------------------------------------------
@@ -1156,6 +1169,7 @@ language plpgsql
 volatile
 security definer  -- deletes from rooms, which no client may write
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1171,7 +1185,7 @@ begin
 end;
 $$;
 comment on function public.delete_room(text) is
-  'Host only: deletes the room and its memberships; its comments stay (room_id becomes null). Emits room_deleted.';
+  'Host only: deletes the room with its memberships and its comments. Emits room_deleted.';
 revoke all on function public.delete_room(text) from public, anon;
 grant execute on function public.delete_room(text) to authenticated, service_role;
 
@@ -1189,6 +1203,7 @@ language plpgsql
 stable
 security definer  -- reads room_secrets for the host; visibility is checked here
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id   text := watchium_private.current_user_id();
@@ -1239,6 +1254,7 @@ language plpgsql
 stable
 security definer  -- reads room_secrets, which no client may read
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1279,6 +1295,7 @@ language plpgsql
 stable
 security definer  -- calls internal helpers; returns public rooms only
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_limit  integer := watchium_private.check_limit('p_limit', p_limit);
@@ -1353,6 +1370,7 @@ language plpgsql
 volatile
 security definer  -- inserts into comments, which no client may write directly
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id    text := watchium_private.require_user_id();
@@ -1477,6 +1495,7 @@ language plpgsql
 volatile
 security definer  -- updates comments, which no client may write directly
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1520,6 +1539,7 @@ language plpgsql
 volatile
 security definer  -- deletes from comments, which no client may write directly
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1595,6 +1615,7 @@ language plpgsql
 stable
 security definer  -- calls internal helpers; checks the room's visibility itself
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_limit   integer := watchium_private.check_limit('p_limit', p_limit);
@@ -1664,6 +1685,7 @@ language plpgsql
 volatile
 security definer  -- inserts into comments, which no client may write directly
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id  text := watchium_private.require_user_id();
@@ -1859,5 +1881,9 @@ begin
 end;
 $$;
 comment on function watchium_private.maintain_rooms() is
+<<<<<<< HEAD
   'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (comments stay). Never waits for a lock: rooms, members and presence rows held by callers (lock order, SKIP LOCKED) are left for the next run and counted in rooms_skipped_busy / members_skipped_busy; staleness is re-checked under the presence row lock. Returns a jsonb summary.';
+=======
+  'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Skips rooms locked by callers. Returns a jsonb summary.';
+>>>>>>> main
 revoke all on function watchium_private.maintain_rooms() from public;

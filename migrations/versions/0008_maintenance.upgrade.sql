@@ -240,3 +240,9 @@ begin
   end if;
 end
 $schedule$;
+
+-- -----------------------------------------------------------------------------
+-- Apply rpc_lock_timeout to the RPCs created since 0003 (their definitions say
+-- 2s; a value changed before an upgrade that recreated them wins again).
+-- -----------------------------------------------------------------------------
+update watchium_private.settings set value = value where key = 'rpc_lock_timeout';
