@@ -1465,6 +1465,7 @@ COMMENT ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) I
 CREATE FUNCTION public.sync_history_health() RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $_$
 declare
   v_now       timestamptz := pg_catalog.now();
@@ -2507,11 +2508,7 @@ begin
 end;
 $$;
 
-<<<<<<< HEAD
-COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (comments stay). Never waits for a lock: rooms, members and presence rows held by callers (lock order, SKIP LOCKED) are left for the next run and counted in rooms_skipped_busy / members_skipped_busy; staleness is re-checked under the presence row lock. Returns a jsonb summary.';
-=======
-COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Skips rooms locked by callers. Returns a jsonb summary.';
->>>>>>> main
+COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Never waits for a lock: rooms, members and presence rows held by callers (lock order, SKIP LOCKED) are left for the next run and counted in rooms_skipped_busy / members_skipped_busy; staleness is re-checked under the presence row lock. Returns a jsonb summary.';
 
 CREATE FUNCTION watchium_private.maintain_sync_history() RETURNS jsonb
     LANGUAGE plpgsql

@@ -120,7 +120,7 @@ class Traffic:
 
     def run(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as c:
-            c.execute("set lock_timeout = '100ms'")
+            c.execute("set lock_timeout = '100ms'")  # and the direct statement below too
             i = 0
             while not self.stop.is_set():
                 i += 1
@@ -151,6 +151,10 @@ class Traffic:
 @pytest.mark.parametrize("holder", ["reader", "writer"])
 def test_long_transaction_does_not_stall_rpcs_behind_partition_ddl(watchium_db_url, conn, holder):
     ahead, old = prepare_ddl_work(conn)
+    # Every RPC gives up after waiting 100 ms for a lock (the functions' own lock_timeout).
+    conn.execute(
+        "update watchium_private.settings set value = '\"100ms\"' where key = 'rpc_lock_timeout'"
+    )
     room_id = room_with_members(conn, "host", [])
     with psycopg.connect(watchium_db_url) as long_tx:
         if holder == "reader":  # a report or pg_dump: ACCESS SHARE on every partition

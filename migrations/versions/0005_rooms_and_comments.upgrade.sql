@@ -1881,9 +1881,5 @@ begin
 end;
 $$;
 comment on function watchium_private.maintain_rooms() is
-<<<<<<< HEAD
-  'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (comments stay). Never waits for a lock: rooms, members and presence rows held by callers (lock order, SKIP LOCKED) are left for the next run and counted in rooms_skipped_busy / members_skipped_busy; staleness is re-checked under the presence row lock. Returns a jsonb summary.';
-=======
-  'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Skips rooms locked by callers. Returns a jsonb summary.';
->>>>>>> main
+  'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Never waits for a lock: rooms, members and presence rows held by callers (lock order, SKIP LOCKED) are left for the next run and counted in rooms_skipped_busy / members_skipped_busy; staleness is re-checked under the presence row lock. Returns a jsonb summary.';
 revoke all on function watchium_private.maintain_rooms() from public;

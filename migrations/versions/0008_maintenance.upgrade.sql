@@ -133,6 +133,7 @@ language plpgsql
 stable
 security definer  -- counts rows of public.sync_states_default
 set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_now       timestamptz := pg_catalog.now();
