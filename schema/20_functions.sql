@@ -369,6 +369,120 @@ $$;
 
 COMMENT ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) IS 'The author edits the message of their own comment (not system messages or anchors). Returns the comment.';
 
+CREATE FUNCTION public.forget_user(p_user_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+declare
+  v_room_id     text;
+  v_room        public.rooms;
+  v_rooms       integer := 0;
+  v_deleted     integer := 0;
+  v_tombstoned  integer := 0;
+  v_counters    integer := 0;
+  v_metrics     integer := 0;
+  v_ids         bigint[];
+  v_removed     jsonb;
+  v_count       integer;
+begin
+  if p_user_id is null or pg_catalog.octet_length(p_user_id) > 400
+     or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be a user id of 1 to 100 characters'
+      using errcode = '22023';
+  end if;
+  if not watchium_private.caller_is_trusted() then
+    raise exception 'forget_user removes another user''s data: service_role only'
+      using errcode = '42501',
+            hint = 'Call it from the account deletion path of your server (docs/security.md).';
+  end if;
+
+  -- Memberships: the leave path of leave_room, room by room in the lock order.
+  for v_room_id in
+    select m.room_id from public.room_members as m where m.user_id = p_user_id order by m.room_id
+  loop
+    select * into v_room from public.rooms as r where r.room_id = v_room_id for update;
+    if found and watchium_private.remove_member(v_room, p_user_id, 'member_left',
+                   pg_catalog.jsonb_build_object('user_id', p_user_id, 'reason', 'account_deleted')) then
+      v_rooms := v_rooms + 1;
+    end if;
+  end loop;
+
+  -- Comments: locked first (a concurrent reply holds its parent for key
+  -- share, so it either committed before this lock and is seen below, or
+  -- waits and then finds its parent gone). Deleted from the leaves up: a
+  -- comment whose replies are all the user's goes in a later round, and so
+  -- does a tombstone left without replies (as delete_comment does).
+  select pg_catalog.array_agg(l.id order by l.id) into v_ids
+  from (
+    select c.id from public.comments as c where c.user_id = p_user_id order by c.id for update
+  ) as l;
+  while v_ids is not null loop
+    with d as (
+      delete from public.comments as c
+      where c.id = any (v_ids)
+        and not exists (select from public.comments as r where r.parent_id = c.id)
+        and (c.user_id = p_user_id or c.deleted_at is not null)
+      returning c.id, c.parent_id, c.room_id
+    )
+    select pg_catalog.count(*)::integer,
+           coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'id', d.id, 'room_id', d.room_id, 'parent_id', d.parent_id)), '[]'::jsonb)
+      into v_count, v_removed
+    from d;
+    exit when v_count = 0;
+    v_deleted := v_deleted + v_count;
+    perform watchium_private.emit_room_event(x.room_id, 'comment_deleted',
+      pg_catalog.jsonb_build_object('id', x.id, 'tombstone', false))
+    from pg_catalog.jsonb_to_recordset(v_removed) as x(id bigint, room_id text)
+    where x.room_id is not null;
+    -- Next round: the parents of what went, when they are the user's or tombstones.
+    select pg_catalog.array_agg(l.id order by l.id) into v_ids
+    from (
+      select c.id from public.comments as c
+      where c.id in (select x.parent_id from pg_catalog.jsonb_to_recordset(v_removed) as x(parent_id bigint))
+        and (c.user_id = p_user_id or c.deleted_at is not null)
+      order by c.id
+      for update
+    ) as l;
+  end loop;
+
+  -- What is left has other people's replies: authorless tombstones.
+  with t as (
+    update public.comments as c
+    set message = '', avatar_url = null, video_timestamp = null,
+        deleted_at = coalesce(c.deleted_at, pg_catalog.now()),
+        user_id = null, username = 'deleted'
+    where c.user_id = p_user_id
+    returning c.id, c.room_id
+  )
+  select pg_catalog.count(*)::integer,
+         coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', t.id, 'room_id', t.room_id))
+                  filter (where t.room_id is not null), '[]'::jsonb)
+    into v_tombstoned, v_removed
+  from t;
+  perform watchium_private.emit_room_event(x.room_id, 'comment_deleted',
+    pg_catalog.jsonb_build_object('id', x.id, 'tombstone', true))
+  from pg_catalog.jsonb_to_recordset(v_removed) as x(id bigint, room_id text);
+
+  delete from watchium_private.rate_limit_counters as c where c.subject = p_user_id;
+  get diagnostics v_counters = row_count;
+  delete from watchium_private.realtime_metrics as m where m.user_id = p_user_id;
+  get diagnostics v_metrics = row_count;
+
+  return pg_catalog.jsonb_build_object(
+    'user_id', p_user_id,
+    'rooms_left', v_rooms,
+    'comments_deleted', v_deleted,
+    'comments_tombstoned', v_tombstoned,
+    'rate_limit_counters_deleted', v_counters,
+    'realtime_metrics_deleted', v_metrics
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION public.forget_user(p_user_id text) IS 'service_role only: forgets a deleted account. Leaves every room (host handed on), deletes the user''s comments (those with replies become authorless tombstones), removes presence, rate limit counters and realtime metrics. Ids in sync history and room events stay until they expire. Returns a summary.';
+
 CREATE FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text DEFAULT NULL::text, p_cursor text DEFAULT NULL::text, p_limit integer DEFAULT 50) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2470,6 +2584,7 @@ declare
   v_table         text;
   v_published     boolean;
   v_identity      text;
+  v_expected      text;
   v_realtime      boolean := pg_catalog.to_regnamespace('realtime') is not null;
   v_messages      boolean := pg_catalog.to_regclass('realtime.messages') is not null;
   v_policies      jsonb := '{}'::jsonb;
@@ -2492,34 +2607,50 @@ begin
   if not found then
     v_problems := v_problems || 'publication supabase_realtime does not exist'::text;
   end if;
-  foreach v_table in array array['public.rooms', 'public.room_members', 'public.comments',
-                                 'public.sync_states'] loop
+  foreach v_table in array array['public.rooms', 'public.room_members', 'public.comments'] loop
     v_published := v_pub.oid is not null and (
       v_pub.puballtables or exists (
         select from pg_catalog.pg_publication_rel as pr
         where pr.prpubid = v_pub.oid and pr.prrelid = pg_catalog.to_regclass(v_table)
       )
     );
-    select case c.relreplident when 'd' then 'default' when 'f' then 'full'
-                               when 'i' then 'index' when 'n' then 'nothing' end
+    v_expected := pg_catalog.replace(v_table, 'public.', '') || '_replica_key_idx';
+    select case c.relreplident when 'd' then 'default' when 'f' then 'full' when 'n' then 'nothing'
+                               when 'i' then coalesce((
+                                 select 'index ' || ic.relname
+                                 from pg_catalog.pg_index as i
+                                 join pg_catalog.pg_class as ic on ic.oid = i.indexrelid
+                                 where i.indrelid = c.oid and i.indisreplident), 'index')
+           end
       into v_identity
     from pg_catalog.pg_class as c where c.oid = pg_catalog.to_regclass(v_table);
     if v_pub.oid is not null and not v_published then
       v_problems := v_problems
         || pg_catalog.format('table %s is not in publication supabase_realtime', v_table);
     end if;
-    if v_identity is distinct from 'default' then
+    if v_identity is distinct from 'index ' || v_expected then
       v_problems := v_problems
-        || pg_catalog.format('table %s has replica identity %s, expected default',
-                             v_table, coalesce(v_identity, '(missing table)'));
+        || pg_catalog.format('table %s has replica identity %s, expected index %s (run alter table %s replica identity using index %s)',
+                             v_table, coalesce(v_identity, '(missing table)'), v_expected,
+                             v_table, v_expected);
     end if;
     v_tables := v_tables || pg_catalog.jsonb_build_object(v_table, pg_catalog.jsonb_build_object(
-      'published', v_published, 'replica_identity', v_identity, 'expected_replica_identity', 'default'
+      'published', v_published, 'replica_identity', v_identity,
+      'expected_replica_identity', 'index ' || v_expected
     ));
   end loop;
-  if v_pub.oid is not null and not v_pub.pubviaroot then
-    v_warnings := v_warnings || ('publication supabase_realtime has publish_via_partition_root = false:'
-      ' public.sync_states changes are published under its partitions'' names')::text;
+  -- sync_states must not be published, as itself or as a partition: Realtime
+  -- cannot apply RLS to a relation without a primary key and sends every
+  -- subscriber an error record per insert.
+  if v_pub.oid is not null and (v_pub.puballtables or exists (
+    select from pg_catalog.pg_publication_rel as pr
+    where pr.prpubid = v_pub.oid
+      and (pr.prrelid = 'public.sync_states'::regclass
+           or pr.prrelid in (select i.inhrelid from pg_catalog.pg_inherits as i
+                             where i.inhparent = 'public.sync_states'::regclass))
+  )) then
+    v_problems := v_problems || ('public.sync_states is in publication supabase_realtime: it has no'
+      ' primary key, so Realtime cannot deliver it (run alter publication supabase_realtime drop table public.sync_states)')::text;
   end if;
   -- Private tables must never be published.
   if v_pub.oid is not null and (v_pub.puballtables or exists (
@@ -3176,6 +3307,9 @@ GRANT ALL ON FUNCTION public.delete_room(p_room_id text) TO service_role;
 REVOKE ALL ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) TO authenticated;
 GRANT ALL ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.forget_user(p_user_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.forget_user(p_user_id text) TO service_role;
 
 REVOKE ALL ON FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) TO authenticated;

@@ -4,6 +4,7 @@
 -- are history data, not schema: they stay attached (0002's downgrade drops
 -- them with the table).
 -- =============================================================================
+drop function public.forget_user(text);
 drop function public.get_realtime_metrics_summary(text, integer);
 drop function public.record_realtime_metrics(text, integer, bigint, numeric, numeric);
 drop table watchium_private.realtime_metrics;
