@@ -15,6 +15,10 @@ declare
   v_is_host  boolean;
   v_username text;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_event_type', pg_catalog.octet_length(p_event_type), 200);
+  perform watchium_private.check_size('p_payload', pg_catalog.pg_column_size(p_payload), 1048576);
   if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
       using errcode = '22023';
@@ -66,6 +70,9 @@ declare
   v_room    public.rooms;
   v_time    numeric;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_sync_event_type', pg_catalog.octet_length(p_sync_event_type), 200);
   if not watchium_private.caller_is_trusted() then
     v_user_id := watchium_private.require_user_id();
   end if;
@@ -113,6 +120,8 @@ CREATE FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolea
 declare
   v_time numeric;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   perform watchium_private.require_user_id();
   if p_is_playing is null then
     raise exception 'p_is_playing must be true (play) or false (pause), not null'
@@ -214,6 +223,14 @@ declare
   v_member      public.room_members;
   v_access_key  text;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_title', pg_catalog.octet_length(p_title), 800);
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_anime_title', pg_catalog.octet_length(p_anime_title), 1200);
+  perform watchium_private.check_size('p_video_url', pg_catalog.octet_length(p_video_url), 8192);
+  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
+  perform watchium_private.check_size('p_source_id', pg_catalog.octet_length(p_source_id), 400);
+  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
   if v_title is null or v_anime_id is null or v_anime_title is null
      or v_video_url is null or v_username is null then
     raise exception '% is required',
@@ -331,6 +348,8 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_room    public.rooms;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_room');
   v_room := watchium_private.lock_room(p_room_id);
   perform watchium_private.require_host(v_room, v_user_id);
@@ -353,6 +372,8 @@ declare
   v_message text := watchium_private.check_text('p_message', p_message, 1, 2000, true);
   v_comment public.comments;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_message', pg_catalog.octet_length(p_message), 8000);
   if v_message is null then
     raise exception 'p_message is required' using errcode = '22023';
   end if;
@@ -387,6 +408,8 @@ declare
   v_removed     jsonb;
   v_count       integer;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
   if p_user_id is null or pg_catalog.octet_length(p_user_id) > 400
      or pg_catalog.char_length(p_user_id) not between 1 and 100 then
     raise exception 'p_user_id must be a user id of 1 to 100 characters'
@@ -499,6 +522,10 @@ declare
   v_count   integer;
   v_last    jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_cursor', pg_catalog.octet_length(p_cursor), 160);
   if p_anime_id is null or pg_catalog.char_length(p_anime_id) not between 1 and 100 then
     raise exception 'p_anime_id must be 1 to 100 characters' using errcode = '22023';
   end if;
@@ -554,6 +581,8 @@ declare
   v_episode  integer := watchium_private.check_episode('p_episode_number', p_episode_number);
   v_id       bigint;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
   if v_anime_id is null then
     raise exception 'p_anime_id is required' using errcode = '22023';
   end if;
@@ -574,6 +603,8 @@ declare
   v_user_id text;
   v_summary jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if not watchium_private.caller_is_trusted() then
     v_user_id := watchium_private.require_user_id();
   end if;
@@ -622,6 +653,8 @@ declare
   v_is_member boolean;
   v_members   jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
   end if;
@@ -661,6 +694,8 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_room    public.rooms;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
   end if;
@@ -687,6 +722,8 @@ declare
   v_drift   jsonb;
   v_members jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if not watchium_private.caller_is_trusted() then
     v_user_id := watchium_private.require_user_id();
   end if;
@@ -755,6 +792,8 @@ declare
   v_me       jsonb;
   v_stats    jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if not watchium_private.caller_is_trusted() then
     v_user_id := watchium_private.require_user_id();
   end if;
@@ -845,6 +884,11 @@ declare
   v_budget     integer;
   v_user_left  integer;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_access_key', pg_catalog.octet_length(p_access_key), 24);
+  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
+  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
   perform watchium_private.enforce_rate_limit(v_user_id, 'join_room');
   v_room := watchium_private.lock_room(p_room_id);
 
@@ -934,6 +978,9 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_room    public.rooms;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
   if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
     raise exception 'p_user_id must be a user id of 1 to 100 characters' using errcode = '22023';
   end if;
@@ -965,6 +1012,8 @@ declare
   v_room    public.rooms;
   v_left    boolean;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   perform watchium_private.enforce_rate_limit(v_user_id, 'leave_room');
   v_room := watchium_private.lock_room(p_room_id);
   v_left := watchium_private.remove_member(v_room, v_user_id, 'member_left',
@@ -993,6 +1042,9 @@ declare
   v_count  integer;
   v_last   jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_cursor', pg_catalog.octet_length(p_cursor), 160);
   if p_anime_id is not null and pg_catalog.char_length(p_anime_id) not between 1 and 100 then
     raise exception 'p_anime_id must be 1 to 100 characters' using errcode = '22023';
   end if;
@@ -1106,6 +1158,12 @@ declare
   v_parent     public.comments;
   v_comment    public.comments;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_message', pg_catalog.octet_length(p_message), 8000);
+  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
+  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if v_anime_id is null then
     raise exception 'p_anime_id is required' using errcode = '22023';
   end if;
@@ -1188,6 +1246,10 @@ declare
   v_intervals record;
   v          record;
 begin
+  -- Sizes first (22001), before any other work; inline on this hot path.
+  if pg_catalog.octet_length(p_room_id) > 40 then
+    perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  end if;
   if p_is_playing is null then
     raise exception 'p_is_playing must be true or false, not null' using errcode = '22023';
   end if;
@@ -1311,6 +1373,19 @@ declare
   v_room public.rooms;
   v_bad  text;
 begin
+  -- Sizes first (22001), before any other work; inline on this hot path.
+  if pg_catalog.octet_length(p_room_id) > 40 then
+    perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  end if;
+  if pg_catalog.pg_column_size(p_user_ids) > 409600 then
+    perform watchium_private.check_size('p_user_ids', pg_catalog.pg_column_size(p_user_ids), 409600);
+  end if;
+  if pg_catalog.pg_column_size(p_current_times) > 65536 then
+    perform watchium_private.check_size('p_current_times', pg_catalog.pg_column_size(p_current_times), 65536);
+  end if;
+  if pg_catalog.pg_column_size(p_is_playing) > 2048 then
+    perform watchium_private.check_size('p_is_playing', pg_catalog.pg_column_size(p_is_playing), 2048);
+  end if;
   if not watchium_private.caller_is_trusted() then
     raise exception 'record_heartbeats relays other users'' heartbeats: service_role only'
       using errcode = '42501', hint = 'Clients call record_heartbeat for themselves.';
@@ -1405,6 +1480,8 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_id      bigint;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if p_active_connections is null or p_active_connections not between 0 and 100000 then
     raise exception 'p_active_connections must be between 0 and 100000 (got %)', coalesce(p_active_connections::text, 'null')
       using errcode = '22023';
@@ -1443,6 +1520,8 @@ CREATE FUNCTION public.seek_to_time(p_room_id text, p_time numeric) RETURNS json
 declare
   v_time numeric;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   perform watchium_private.require_user_id();
   v_time := watchium_private.require_playback_time(p_time, 'p_time');
   return watchium_private.apply_host_control(p_room_id, 'seek', null, v_time, null);
@@ -1457,6 +1536,8 @@ CREATE FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) RETUR
     SET lock_timeout TO '2s'
     AS $$
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   perform watchium_private.require_user_id();
   if p_speed is null or p_speed = 'NaN'::numeric or p_speed not between 0.25 and 4.0 then
     raise exception 'p_speed must be a number from 0.25 to 4.0 (got %)', coalesce(p_speed::text, 'null')
@@ -1573,6 +1654,9 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_room    public.rooms;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_new_host', pg_catalog.octet_length(p_new_host), 400);
   if p_new_host is null or pg_catalog.char_length(p_new_host) not between 1 and 100 then
     raise exception 'p_new_host must be a user id of 1 to 100 characters' using errcode = '22023';
   end if;
@@ -1610,6 +1694,10 @@ declare
   v_changes   jsonb := '{}'::jsonb;
   v_new_key   text;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_title', pg_catalog.octet_length(p_title), 800);
+  perform watchium_private.check_size('p_video_url', pg_catalog.octet_length(p_video_url), 8192);
   if p_episode_number is not null then
     perform watchium_private.check_episode('p_episode_number', p_episode_number);
   end if;
@@ -1941,11 +2029,16 @@ CREATE FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_text text := pg_catalog.btrim(p_value, E' \t\n\r\f\x0b');
+  v_text text;
 begin
   if p_value is null then
     return null;
   end if;
+  -- A character is at most 4 bytes: anything longer is refused before it is read.
+  if pg_catalog.octet_length(p_value) > 4 * p_max then
+    perform watchium_private.check_size(p_argument, pg_catalog.octet_length(p_value), 4 * p_max);
+  end if;
+  v_text := pg_catalog.btrim(p_value, E' \t\n\r\f\x0b');
   if pg_catalog.char_length(v_text) not between p_min and p_max then
     raise exception '% must be % to % characters (got %)',
       p_argument, p_min, p_max, pg_catalog.char_length(v_text)
@@ -1963,7 +2056,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min integer, p_max integer, p_allow_newlines boolean) IS 'Trims p_value and checks its length and that it has no control characters; raises 22023 naming p_argument. Internal.';
+COMMENT ON FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min integer, p_max integer, p_allow_newlines boolean) IS 'Refuses p_value over 4 * p_max bytes (22001, before reading it), trims it and checks its length and that it has no control characters (22023 naming p_argument). Internal.';
 
 CREATE FUNCTION watchium_private.check_url(p_argument text, p_value text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE

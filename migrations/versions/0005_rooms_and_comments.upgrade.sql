@@ -183,9 +183,10 @@ revoke all on function watchium_private.generate_access_key() from public;
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.check_text(argument, value, min, max, allow_newlines)
--- Trims white space, then requires min..max characters and no control
--- characters (line feeds allowed only when p_allow_newlines). Returns the
--- trimmed text; null stays null (callers decide whether null is allowed).
+-- Refuses more than 4 * max bytes (22001, before reading the text), trims
+-- white space, then requires min..max characters and no control characters
+-- (line feeds allowed only when p_allow_newlines). Returns the trimmed text;
+-- null stays null (callers decide whether null is allowed).
 -- -----------------------------------------------------------------------------
 create function watchium_private.check_text(
   p_argument text,
@@ -200,11 +201,16 @@ immutable
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_text text := pg_catalog.btrim(p_value, E' \t\n\r\f\x0b');
+  v_text text;
 begin
   if p_value is null then
     return null;
   end if;
+  -- A character is at most 4 bytes: anything longer is refused before it is read.
+  if pg_catalog.octet_length(p_value) > 4 * p_max then
+    perform watchium_private.check_size(p_argument, pg_catalog.octet_length(p_value), 4 * p_max);
+  end if;
+  v_text := pg_catalog.btrim(p_value, E' \t\n\r\f\x0b');
   if pg_catalog.char_length(v_text) not between p_min and p_max then
     raise exception '% must be % to % characters (got %)',
       p_argument, p_min, p_max, pg_catalog.char_length(v_text)
@@ -222,7 +228,7 @@ begin
 end;
 $$;
 comment on function watchium_private.check_text(text, text, integer, integer, boolean) is
-  'Trims p_value and checks its length and that it has no control characters; raises 22023 naming p_argument. Internal.';
+  'Refuses p_value over 4 * p_max bytes (22001, before reading it), trims it and checks its length and that it has no control characters (22023 naming p_argument). Internal.';
 revoke all on function watchium_private.check_text(text, text, integer, integer, boolean) from public;
 
 -- -----------------------------------------------------------------------------
@@ -779,6 +785,14 @@ declare
   v_member      public.room_members;
   v_access_key  text;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_title', pg_catalog.octet_length(p_title), 800);
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_anime_title', pg_catalog.octet_length(p_anime_title), 1200);
+  perform watchium_private.check_size('p_video_url', pg_catalog.octet_length(p_video_url), 8192);
+  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
+  perform watchium_private.check_size('p_source_id', pg_catalog.octet_length(p_source_id), 400);
+  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
   if v_title is null or v_anime_id is null or v_anime_title is null
      or v_video_url is null or v_username is null then
     raise exception '% is required',
@@ -881,6 +895,11 @@ declare
   v_budget     integer;
   v_user_left  integer;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_access_key', pg_catalog.octet_length(p_access_key), 24);
+  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
+  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
   perform watchium_private.enforce_rate_limit(v_user_id, 'join_room');
   v_room := watchium_private.lock_room(p_room_id);
 
@@ -1014,6 +1033,8 @@ declare
   v_room    public.rooms;
   v_left    boolean;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   perform watchium_private.enforce_rate_limit(v_user_id, 'leave_room');
   v_room := watchium_private.lock_room(p_room_id);
   v_left := watchium_private.remove_member(v_room, v_user_id, 'member_left',
@@ -1047,6 +1068,9 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_room    public.rooms;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
   if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
     raise exception 'p_user_id must be a user id of 1 to 100 characters' using errcode = '22023';
   end if;
@@ -1088,6 +1112,9 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_room    public.rooms;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_new_host', pg_catalog.octet_length(p_new_host), 400);
   if p_new_host is null or pg_catalog.char_length(p_new_host) not between 1 and 100 then
     raise exception 'p_new_host must be a user id of 1 to 100 characters' using errcode = '22023';
   end if;
@@ -1148,6 +1175,10 @@ declare
   v_changes   jsonb := '{}'::jsonb;
   v_new_key   text;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_title', pg_catalog.octet_length(p_title), 800);
+  perform watchium_private.check_size('p_video_url', pg_catalog.octet_length(p_video_url), 8192);
   if p_episode_number is not null then
     perform watchium_private.check_episode('p_episode_number', p_episode_number);
   end if;
@@ -1235,6 +1266,8 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_room    public.rooms;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_room');
   v_room := watchium_private.lock_room(p_room_id);
   perform watchium_private.require_host(v_room, v_user_id);
@@ -1271,6 +1304,8 @@ declare
   v_is_member boolean;
   v_members   jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
   end if;
@@ -1320,6 +1355,8 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_room    public.rooms;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
   end if;
@@ -1365,6 +1402,9 @@ declare
   v_count  integer;
   v_last   jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_cursor', pg_catalog.octet_length(p_cursor), 160);
   if p_anime_id is not null and pg_catalog.char_length(p_anime_id) not between 1 and 100 then
     raise exception 'p_anime_id must be 1 to 100 characters' using errcode = '22023';
   end if;
@@ -1445,6 +1485,12 @@ declare
   v_parent     public.comments;
   v_comment    public.comments;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_message', pg_catalog.octet_length(p_message), 8000);
+  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
+  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if v_anime_id is null then
     raise exception 'p_anime_id is required' using errcode = '22023';
   end if;
@@ -1562,6 +1608,8 @@ declare
   v_message text := watchium_private.check_text('p_message', p_message, 1, 2000, true);
   v_comment public.comments;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_message', pg_catalog.octet_length(p_message), 8000);
   if v_message is null then
     raise exception 'p_message is required' using errcode = '22023';
   end if;
@@ -1687,6 +1735,10 @@ declare
   v_count   integer;
   v_last    jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_cursor', pg_catalog.octet_length(p_cursor), 160);
   if p_anime_id is null or pg_catalog.char_length(p_anime_id) not between 1 and 100 then
     raise exception 'p_anime_id must be 1 to 100 characters' using errcode = '22023';
   end if;
@@ -1753,6 +1805,8 @@ declare
   v_episode  integer := watchium_private.check_episode('p_episode_number', p_episode_number);
   v_id       bigint;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
   if v_anime_id is null then
     raise exception 'p_anime_id is required' using errcode = '22023';
   end if;

@@ -310,6 +310,10 @@ declare
   v_is_host  boolean;
   v_username text;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_event_type', pg_catalog.octet_length(p_event_type), 200);
+  perform watchium_private.check_size('p_payload', pg_catalog.pg_column_size(p_payload), 1048576);
   if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
       using errcode = '22023';
