@@ -1715,12 +1715,19 @@ grant execute on function public.get_or_create_anchor(text, integer) to authenti
 -- member_stale_after; host handed on by _300_member_left) and deletes rooms
 -- empty for longer than empty_room_grace. Called by public.maintain().
 --
--- Set-based. Rooms are locked first (lock order), in room_id order, with SKIP
--- LOCKED: a room busy with a join or a transfer is left for the next run
--- instead of waiting on it, so maintenance never blocks a caller and never
--- deadlocks. Staleness is checked again under the lock.
+-- Set-based, and it never waits for a row lock: every lock is taken in the
+-- lock order of docs/architecture.md (rooms row, then room_members rows, then
+-- member_presence rows) with SKIP LOCKED, so a room, a member or a presence
+-- row a caller holds is left for the next run instead of waited for (no
+-- deadlock with a heartbeat, a join or a control; no run failing on one busy
+-- member). Staleness is checked again on the presence row's latest version
+-- under its lock: a member whose heartbeat committed meanwhile stays, and a
+-- heartbeat still in flight holds the row, so that member is skipped.
+-- When a stale host goes, its successor (the longest-present member staying,
+-- promoted by _300_member_left) is locked beforehand the same way; a room
+-- whose successor is busy keeps its stale members until the next run.
 -- Returns {stale_members_removed, hosts_transferred, empty_rooms_deleted,
--- rooms_skipped_busy}.
+-- rooms_skipped_busy, members_skipped_busy}.
 -- -----------------------------------------------------------------------------
 create function watchium_private.maintain_rooms()
 returns jsonb
@@ -1733,7 +1740,10 @@ declare
   v_empty_cutoff timestamptz := pg_catalog.now() - watchium_private.setting_interval('empty_room_grace');
   v_candidates   text[];
   v_locked       text[];
+  v_seen         integer;
+  v_members      jsonb;
   v_stale        jsonb;
+  v_blocked      text[];
   v_empty        text[];
   v_removed      integer;
   v_hosts        integer;
@@ -1744,6 +1754,7 @@ begin
   from watchium_private.member_presence as p
   where p.last_heartbeat < v_stale_cutoff;
 
+  -- 1. Room rows, in room_id order.
   select pg_catalog.array_agg(l.room_id) into v_locked
   from (
     select r.room_id
@@ -1753,17 +1764,77 @@ begin
     for update skip locked
   ) as l;
 
-  -- The stale members of the locked rooms, kept as a set (jsonb) for the
-  -- events, the delete and the count (no temporary table: this runs every
-  -- minute and would churn the catalog).
-  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-           'room_id', m.room_id, 'user_id', m.user_id, 'is_host', m.is_host)
-           order by m.room_id, m.user_id), '[]'::jsonb)
-    into v_stale
-  from public.room_members as m
-  join watchium_private.member_presence as p on p.room_id = m.room_id and p.user_id = m.user_id
-  where m.room_id = any (coalesce(v_locked, '{}'))
+  -- How many members of the locked rooms look stale in this snapshot.
+  select pg_catalog.count(*) into v_seen
+  from watchium_private.member_presence as p
+  where p.room_id = any (coalesce(v_locked, '{}'))
     and p.last_heartbeat < v_stale_cutoff;
+
+  -- 2. Their room_members rows. The set is kept as jsonb for the events, the
+  -- delete and the count (no temporary table: this runs every minute and
+  -- would churn the catalog).
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+           'room_id', l.room_id, 'user_id', l.user_id, 'is_host', l.is_host)), '[]'::jsonb)
+    into v_members
+  from (
+    select m.room_id, m.user_id, m.is_host
+    from public.room_members as m
+    where m.room_id = any (coalesce(v_locked, '{}'))
+      and exists (select from watchium_private.member_presence as p
+                  where p.room_id = m.room_id and p.user_id = m.user_id
+                    and p.last_heartbeat < v_stale_cutoff)
+    order by m.room_id, m.user_id
+    for update of m skip locked
+  ) as l;
+
+  -- 3. Their presence rows, staleness checked again under the lock (a row
+  -- updated by a heartbeat that committed since this statement's snapshot is
+  -- re-read, and no longer qualifies).
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+           'room_id', s.room_id, 'user_id', s.user_id, 'is_host', s.is_host)
+           order by s.room_id, s.user_id), '[]'::jsonb)
+    into v_stale
+  from pg_catalog.jsonb_to_recordset(v_members) as s(room_id text, user_id text, is_host boolean)
+  where (s.room_id, s.user_id) in (
+    select p.room_id, p.user_id
+    from watchium_private.member_presence as p
+    where (p.room_id, p.user_id) in (
+            select x.room_id, x.user_id
+            from pg_catalog.jsonb_to_recordset(v_members) as x(room_id text, user_id text))
+      and p.last_heartbeat < v_stale_cutoff
+    order by p.room_id, p.user_id
+    for update of p skip locked
+  );
+
+  -- 4. Successors of departing hosts (their is_host is set by the trigger).
+  -- A room whose successor is locked by a caller keeps its members this run.
+  with departing as (
+    select s.room_id, s.user_id, s.is_host
+    from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
+  ),
+  successor as (
+    select distinct on (c.room_id) c.room_id, c.user_id
+    from public.room_members as c
+    where c.room_id in (select d.room_id from departing as d where d.is_host)
+      and (c.room_id, c.user_id) not in (select d.room_id, d.user_id from departing as d)
+    order by c.room_id, c.joined_at, c.user_id
+  ),
+  locked as (
+    select m.room_id
+    from public.room_members as m
+    join successor as n on n.room_id = m.room_id and n.user_id = m.user_id
+    order by m.room_id
+    for update of m skip locked
+  )
+  select pg_catalog.array_agg(n.room_id) into v_blocked
+  from successor as n
+  where n.room_id not in (select l.room_id from locked as l);
+
+  if v_blocked is not null then
+    select coalesce(pg_catalog.jsonb_agg(s.x), '[]'::jsonb) into v_stale
+    from pg_catalog.jsonb_array_elements(v_stale) as s(x)
+    where s.x ->> 'room_id' <> all (v_blocked);
+  end if;
 
   perform watchium_private.emit_room_event(s.room_id, 'member_left',
     pg_catalog.jsonb_build_object('user_id', s.user_id, 'reason', 'stale'))
@@ -1804,10 +1875,11 @@ begin
     'hosts_transferred', v_hosts,
     'empty_rooms_deleted', v_deleted,
     'rooms_skipped_busy', coalesce(pg_catalog.cardinality(v_candidates), 0)
-                          - coalesce(pg_catalog.cardinality(v_locked), 0)
+                          - coalesce(pg_catalog.cardinality(v_locked), 0),
+    'members_skipped_busy', greatest(0, v_seen - v_removed)
   );
 end;
 $$;
 comment on function watchium_private.maintain_rooms() is
-  'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Skips rooms locked by callers. Returns a jsonb summary.';
+  'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Never waits for a lock: rooms, members and presence rows held by callers (lock order, SKIP LOCKED) are left for the next run and counted in rooms_skipped_busy / members_skipped_busy; staleness is re-checked under the presence row lock. Returns a jsonb summary.';
 revoke all on function watchium_private.maintain_rooms() from public;
