@@ -226,6 +226,7 @@ begin
     raise exception 'p_is_public must be true or false' using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'create_room');
+  perform watchium_private.check_membership_cap(v_user_id);
 
   for attempt in 1..5 loop
     insert into public.rooms as r
@@ -892,9 +893,9 @@ declare
   v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
   v_room       public.rooms;
   v_member     public.room_members;
-  v_secret     text;
+  v_secret     watchium_private.room_secrets;
+  v_budget     integer;
   v_user_left  integer;
-  v_room_left  integer;
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'join_room');
   v_room := watchium_private.lock_room(p_room_id);
@@ -921,29 +922,38 @@ begin
         using errcode = '22023',
               hint = 'Private rooms need the access key the host shares.';
     end if;
-    -- Count the attempt first (locks both counters), compare, refund if right.
+    -- Count the user's attempt first (locks the counter), compare, refund if right.
     v_user_left := watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', 1);
-    v_room_left := watchium_private.count_key_attempt('room:' || v_room.room_id, 'join_room_key_room', 1);
-    if v_user_left < 0 or v_room_left < 0 then
-      raise exception 'too many wrong access keys: %',
-        case when v_user_left < 0 then 'for this user' else 'for this room' end
+    if v_user_left < 0 then
+      raise exception 'too many wrong access keys for this user'
         using errcode = 'WD429',
-              hint = 'Retry within the hour, or ask the host for a new key.';
+              hint = 'Retry within the hour.';
     end if;
-    select s.access_key into v_secret
+    select * into v_secret
     from watchium_private.room_secrets as s
     where s.room_id = v_room.room_id;
-    if v_secret is null or v_secret <> p_access_key then
+    v_budget := watchium_private.setting_integer('access_key_guess_budget')
+              + watchium_private.setting_integer('access_key_guess_budget_per_hour')
+                * pg_catalog.floor(extract(epoch from pg_catalog.now() - v_secret.created_at) / 3600)::integer;
+    if v_secret.wrong_attempts >= v_budget then
+      raise exception 'too many wrong access keys for this room''s key'
+        using errcode = 'WD429',
+              hint = 'Ask the host for a new key (update_room with p_rotate_access_key); a new key works at once.';
+    end if;
+    if v_secret.access_key is null or v_secret.access_key <> p_access_key then
+      update watchium_private.room_secrets as s
+      set wrong_attempts = s.wrong_attempts + 1
+      where s.room_id = v_room.room_id;
       return pg_catalog.jsonb_build_object(
         'status', 'invalid_access_key',
         'room_id', v_room.room_id,
-        'attempts_left', least(v_user_left, v_room_left)
+        'attempts_left', least(v_user_left, v_budget - v_secret.wrong_attempts - 1)
       );
     end if;
     perform watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', -1);
-    perform watchium_private.count_key_attempt('room:' || v_room.room_id, 'join_room_key_room', -1);
   end if;
 
+  perform watchium_private.check_membership_cap(v_user_id);
   insert into public.room_members (room_id, user_id, username, avatar_url)
   values (v_room.room_id, v_user_id, v_username, v_avatar_url);
   -- An empty room: the joiner becomes host (after its join comment).
@@ -965,7 +975,7 @@ begin
 end;
 $_$;
 
-COMMENT ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) IS 'Joins a room as the caller (idempotent). Private rooms need p_access_key; a wrong key returns {status: invalid_access_key, attempts_left} and is counted per user and per room (WD429 once spent). Returns {status, room, membership}.';
+COMMENT ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) IS 'Joins a room as the caller (idempotent). Private rooms need p_access_key; a wrong key returns {status: invalid_access_key, attempts_left} and is counted per user and per key (WD429 once either budget is spent; a rotated key starts a new budget). WD409 past max_memberships_per_user. Returns {status, room, membership}.';
 
 CREATE FUNCTION public.kick_member(p_room_id text, p_user_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1704,7 +1714,8 @@ begin
     v_new_key := watchium_private.generate_access_key();
     insert into watchium_private.room_secrets as s (room_id, access_key)
     values (v_room.room_id, v_new_key)
-    on conflict (room_id) do update set access_key = excluded.access_key, created_at = pg_catalog.now();
+    on conflict (room_id) do update
+      set access_key = excluded.access_key, created_at = pg_catalog.now(), wrong_attempts = 0;
     v_changes := v_changes || '{"access_key_rotated": true}'::jsonb;
   end if;
 
@@ -1937,6 +1948,30 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.check_limit(p_argument text, p_value integer) IS 'Checks a page size (1 to 100); raises 22023 naming p_argument. Internal.';
+
+CREATE FUNCTION watchium_private.check_membership_cap(p_user_id text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_cap   integer := watchium_private.setting_integer('max_memberships_per_user');
+  v_count integer;
+begin
+  perform pg_catalog.pg_advisory_xact_lock(
+    pg_catalog.hashtext('watchium_private.room_members:' || p_user_id));
+  select pg_catalog.count(*) into v_count
+  from public.room_members as m
+  where m.user_id = p_user_id;
+  if v_count >= v_cap then
+    raise exception 'you are already a member of % rooms, the most one user may be in (max_memberships_per_user = %)',
+      v_count, v_cap
+      using errcode = 'WD409',
+            hint = 'Leave a room (leave_room) before joining or creating another.';
+  end if;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.check_membership_cap(p_user_id text) IS 'Raises WD409 when p_user_id is a member of max_memberships_per_user rooms already (serialized per user by an advisory lock). Internal.';
 
 CREATE FUNCTION watchium_private.check_size(p_argument text, p_size integer, p_max integer) RETURNS void
     LANGUAGE plpgsql IMMUTABLE
@@ -3781,6 +3816,8 @@ REVOKE ALL ON FUNCTION watchium_private.caller_is_trusted() FROM PUBLIC;
 REVOKE ALL ON FUNCTION watchium_private.check_episode(p_argument text, p_value integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.check_limit(p_argument text, p_value integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.check_membership_cap(p_user_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.check_size(p_argument text, p_size integer, p_max integer) FROM PUBLIC;
 
