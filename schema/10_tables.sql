@@ -21,6 +21,7 @@ CREATE TABLE public.rooms (
     last_activity timestamp with time zone DEFAULT now() NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    replica_key uuid DEFAULT gen_random_uuid() NOT NULL,
     CONSTRAINT rooms_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
     CONSTRAINT rooms_anime_title_length_check CHECK (((char_length(anime_title) >= 1) AND (char_length(anime_title) <= 300))),
     CONSTRAINT rooms_current_playback_time_check CHECK (((current_playback_time >= (0)::numeric) AND (current_playback_time <= (86400)::numeric))),
@@ -70,6 +71,8 @@ COMMENT ON COLUMN public.rooms.created_at IS 'When the room was created.';
 
 COMMENT ON COLUMN public.rooms.updated_at IS 'When the room row last changed (set by trigger _100_touch_updated_at).';
 
+COMMENT ON COLUMN public.rooms.replica_key IS 'Random, never changed: the replica identity (rooms_replica_key_idx), so the old record of a published DELETE says nothing about the room.';
+
 CREATE TABLE public.comments (
     id bigint NOT NULL,
     anime_id text NOT NULL,
@@ -86,9 +89,14 @@ CREATE TABLE public.comments (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     deleted_at timestamp with time zone,
+    replica_key uuid DEFAULT gen_random_uuid() NOT NULL,
     CONSTRAINT comments_anchor_root_check CHECK (((NOT is_anchor) OR ((parent_id IS NULL) AND (room_id IS NULL)))),
     CONSTRAINT comments_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
-    CONSTRAINT comments_author_check CHECK (((user_id IS NULL) = (is_system_message OR is_anchor))),
+    CONSTRAINT comments_author_check CHECK (
+CASE
+    WHEN (is_system_message OR is_anchor) THEN (user_id IS NULL)
+    ELSE ((user_id IS NOT NULL) OR (deleted_at IS NOT NULL))
+END),
     CONSTRAINT comments_avatar_url_check CHECK ((((char_length(avatar_url) >= 1) AND (char_length(avatar_url) <= 2048)) AND (avatar_url ~* '^https?://'::text))),
     CONSTRAINT comments_episode_number_check CHECK (((episode_number >= 1) AND (episode_number <= 100000))),
     CONSTRAINT comments_message_length_check CHECK (
@@ -134,6 +142,8 @@ COMMENT ON COLUMN public.comments.updated_at IS 'When the comment was last edite
 
 COMMENT ON COLUMN public.comments.deleted_at IS 'Set when the author deleted a comment that has replies: the row stays as a tombstone (empty message, no avatar or video time) so the replies keep their thread. Comments without replies are deleted outright.';
 
+COMMENT ON COLUMN public.comments.replica_key IS 'Random, never changed: the replica identity (comments_replica_key_idx), so the old record of a published DELETE says nothing about the comment.';
+
 ALTER TABLE public.comments ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.comments_id_seq
     START WITH 1
@@ -154,6 +164,7 @@ CREATE TABLE public.room_members (
     last_heartbeat timestamp with time zone DEFAULT now() NOT NULL,
     joined_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    replica_key uuid DEFAULT gen_random_uuid() NOT NULL,
     CONSTRAINT room_members_avatar_url_check CHECK ((((char_length(avatar_url) >= 1) AND (char_length(avatar_url) <= 2048)) AND (avatar_url ~* '^https?://'::text))),
     CONSTRAINT room_members_current_playback_time_check CHECK (((current_playback_time >= (0)::numeric) AND (current_playback_time <= (86400)::numeric))),
     CONSTRAINT room_members_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100))),
@@ -181,6 +192,8 @@ COMMENT ON COLUMN public.room_members.last_heartbeat IS 'Published sync snapshot
 COMMENT ON COLUMN public.room_members.joined_at IS 'When the member joined; the longest-present member (earliest joined_at, then user_id) becomes host when the host leaves.';
 
 COMMENT ON COLUMN public.room_members.updated_at IS 'When the member row last changed.';
+
+COMMENT ON COLUMN public.room_members.replica_key IS 'Random, never changed: the replica identity (room_members_replica_key_idx), so the old record of a published DELETE names neither the room nor the user.';
 
 CREATE TABLE public.sync_states (
     room_id text NOT NULL,
@@ -419,7 +432,9 @@ CREATE TABLE watchium_private.room_secrets (
     room_id text NOT NULL,
     access_key text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT room_secrets_access_key_format_check CHECK ((access_key ~ '^[0-9]{6}$'::text))
+    wrong_attempts integer DEFAULT 0 NOT NULL,
+    CONSTRAINT room_secrets_access_key_format_check CHECK ((access_key ~ '^[0-9]{6}$'::text)),
+    CONSTRAINT room_secrets_wrong_attempts_check CHECK ((wrong_attempts >= 0))
 );
 
 COMMENT ON TABLE watchium_private.room_secrets IS 'Access keys of private rooms (exactly 6 digits). Readable by nobody but the room''s host, through the room RPC functions.';
@@ -429,6 +444,8 @@ COMMENT ON COLUMN watchium_private.room_secrets.room_id IS 'The private room.';
 COMMENT ON COLUMN watchium_private.room_secrets.access_key IS 'Six digits, drawn uniformly from 000000-999999 with a cryptographic source.';
 
 COMMENT ON COLUMN watchium_private.room_secrets.created_at IS 'When the key was drawn (a new key replaces the row).';
+
+COMMENT ON COLUMN watchium_private.room_secrets.wrong_attempts IS 'Wrong keys tried against this key, by all users; reset to 0 when a new key is drawn. join_room refuses to compare once it reaches the key''s guess budget (access_key_guess_budget + access_key_guess_budget_per_hour per full hour since created_at).';
 
 CREATE TABLE watchium_private.settings (
     key text NOT NULL,
@@ -486,9 +503,17 @@ CREATE UNIQUE INDEX comments_one_anchor_idx ON public.comments USING btree (anim
 
 CREATE INDEX comments_parent_id_idx ON public.comments USING btree (parent_id) WHERE (parent_id IS NOT NULL);
 
+CREATE UNIQUE INDEX comments_replica_key_idx ON public.comments USING btree (replica_key);
+
+ALTER TABLE ONLY public.comments REPLICA IDENTITY USING INDEX comments_replica_key_idx;
+
 CREATE INDEX comments_room_id_created_at_idx ON public.comments USING btree (room_id, created_at DESC, id DESC) WHERE (room_id IS NOT NULL);
 
 CREATE UNIQUE INDEX room_members_one_host_idx ON public.room_members USING btree (room_id) WHERE is_host;
+
+CREATE UNIQUE INDEX room_members_replica_key_idx ON public.room_members USING btree (replica_key);
+
+ALTER TABLE ONLY public.room_members REPLICA IDENTITY USING INDEX room_members_replica_key_idx;
 
 CREATE INDEX room_members_room_id_joined_at_idx ON public.room_members USING btree (room_id, joined_at, user_id);
 
@@ -497,6 +522,10 @@ CREATE INDEX room_members_user_id_idx ON public.room_members USING btree (user_i
 CREATE INDEX rooms_anime_id_last_activity_idx ON public.rooms USING btree (anime_id, last_activity DESC, room_id DESC) WHERE is_public;
 
 CREATE INDEX rooms_public_last_activity_idx ON public.rooms USING btree (last_activity DESC, room_id DESC) WHERE is_public;
+
+CREATE UNIQUE INDEX rooms_replica_key_idx ON public.rooms USING btree (replica_key);
+
+ALTER TABLE ONLY public.rooms REPLICA IDENTITY USING INDEX rooms_replica_key_idx;
 
 CREATE INDEX sync_states_room_id_created_at_idx ON ONLY public.sync_states USING btree (room_id, created_at DESC);
 

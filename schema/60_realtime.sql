@@ -3,12 +3,10 @@
 -- run `make schema`. A test fails when this folder and the migrations disagree.
 -- Contents: publications and the tables they publish.
 
-CREATE PUBLICATION supabase_realtime WITH (publish = 'insert, update, delete, truncate', publish_via_partition_root = true);
+CREATE PUBLICATION supabase_realtime WITH (publish = 'insert, update, delete, truncate');
 
 ALTER PUBLICATION supabase_realtime ADD TABLE ONLY public.comments;
 
 ALTER PUBLICATION supabase_realtime ADD TABLE ONLY public.room_members;
 
 ALTER PUBLICATION supabase_realtime ADD TABLE ONLY public.rooms;
-
-ALTER PUBLICATION supabase_realtime ADD TABLE ONLY public.sync_states;
