@@ -281,7 +281,7 @@ class LocalServer:
     def init(self) -> None:
         """Create the cluster in ``pgdata/`` with a generated superuser password (scram)."""
         self.claim_folder()
-        self.data_dir.mkdir(mode=0o700)
+        self.data_dir.mkdir(mode=0o700, exist_ok=True)  # left empty by a failed initdb: ours
         self._chown(self.data_dir)
         password = secrets.token_urlsafe(32)
         fd = os.open(self.passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
