@@ -226,6 +226,7 @@ begin
     raise exception 'p_is_public must be true or false' using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'create_room');
+  perform watchium_private.check_membership_cap(v_user_id);
 
   for attempt in 1..5 loop
     insert into public.rooms as r
@@ -829,6 +830,58 @@ $$;
 
 COMMENT ON FUNCTION public.get_room_sync_state(p_room_id text) IS 'The Live button: the expected host position now, playing state, speed, episode, host, the caller''s own sync status (its position extrapolated from its last heartbeat, needs_resync) and the room''s members / synced members / members needing a resync / sync percentage (derived: watchium_private.needs_resync). Members only.';
 
+CREATE FUNCTION public.install_maintenance_schedule() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $_$
+declare
+  c_name     constant text := 'watchium-db-maintain';
+  c_schedule constant text := '* * * * *';
+  c_command  constant text := 'select public.maintain()';
+  v_in_db    boolean;
+  v_job      record;
+  v_job_id   bigint;
+  v_replaced integer := 0;
+begin
+  if not exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
+    raise exception 'pg_cron is not installed in database %', pg_catalog.current_database()
+      using errcode = '55000',
+            hint = 'Enable it (Supabase: Database > Extensions > pg_cron; elsewhere: shared_preload_libraries = pg_cron, then create extension pg_cron) and run `watchium-db schedule` again, or run `watchium-db maintain` every minute from cron.';
+  end if;
+  v_in_db := pg_catalog.to_regprocedure('cron.schedule_in_database(text, text, text, text, text, boolean)') is not null
+    and pg_catalog.has_function_privilege(
+      'cron.schedule_in_database(text, text, text, text, text, boolean)', 'execute');
+  -- cron.job is read through dynamic SQL: the cron schema does not exist without pg_cron.
+  for v_job in execute
+    'select j.jobid, j.schedule, j.command, j.database, j.active from cron.job as j where j.jobname = $1'
+    using c_name
+  loop
+    if v_job.schedule = c_schedule and v_job.command = c_command
+       and v_job.database = pg_catalog.current_database() and v_job.active then
+      return pg_catalog.jsonb_build_object(
+        'job_id', v_job.jobid, 'status', 'already scheduled', 'schedule', c_schedule,
+        'command', c_command, 'database', v_job.database);
+    end if;
+    execute 'select cron.unschedule($1)' using v_job.jobid;
+    v_replaced := v_replaced + 1;
+  end loop;
+  if v_in_db then
+    execute 'select cron.schedule_in_database($1, $2, $3, $4)'
+      into v_job_id using c_name, c_schedule, c_command, pg_catalog.current_database();
+  else
+    execute 'select cron.schedule($1, $2, $3)'
+      into v_job_id using c_name, c_schedule, c_command;
+  end if;
+  return pg_catalog.jsonb_build_object(
+    'job_id', v_job_id, 'status', case when v_replaced > 0 then 'replaced' else 'scheduled' end,
+    'schedule', c_schedule, 'command', c_command, 'database', pg_catalog.current_database(),
+    'via', case when v_in_db then 'cron.schedule_in_database' else 'cron.schedule' end);
+end;
+$_$;
+
+COMMENT ON FUNCTION public.install_maintenance_schedule() IS 'Schedules public.maintain() every minute with pg_cron (job watchium-db-maintain), or leaves an identical job alone; returns the job and what was done. Run it (or `watchium-db schedule`) after enabling pg_cron. 55000 when pg_cron is not installed. Security definer: the job runs as the owner.';
+
 CREATE FUNCTION public.join_room(p_room_id text, p_access_key text DEFAULT NULL::text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -840,9 +893,9 @@ declare
   v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
   v_room       public.rooms;
   v_member     public.room_members;
-  v_secret     text;
+  v_secret     watchium_private.room_secrets;
+  v_budget     integer;
   v_user_left  integer;
-  v_room_left  integer;
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'join_room');
   v_room := watchium_private.lock_room(p_room_id);
@@ -869,29 +922,38 @@ begin
         using errcode = '22023',
               hint = 'Private rooms need the access key the host shares.';
     end if;
-    -- Count the attempt first (locks both counters), compare, refund if right.
+    -- Count the user's attempt first (locks the counter), compare, refund if right.
     v_user_left := watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', 1);
-    v_room_left := watchium_private.count_key_attempt('room:' || v_room.room_id, 'join_room_key_room', 1);
-    if v_user_left < 0 or v_room_left < 0 then
-      raise exception 'too many wrong access keys: %',
-        case when v_user_left < 0 then 'for this user' else 'for this room' end
+    if v_user_left < 0 then
+      raise exception 'too many wrong access keys for this user'
         using errcode = 'WD429',
-              hint = 'Retry within the hour, or ask the host for a new key.';
+              hint = 'Retry within the hour.';
     end if;
-    select s.access_key into v_secret
+    select * into v_secret
     from watchium_private.room_secrets as s
     where s.room_id = v_room.room_id;
-    if v_secret is null or v_secret <> p_access_key then
+    v_budget := watchium_private.setting_integer('access_key_guess_budget')
+              + watchium_private.setting_integer('access_key_guess_budget_per_hour')
+                * pg_catalog.floor(extract(epoch from pg_catalog.now() - v_secret.created_at) / 3600)::integer;
+    if v_secret.wrong_attempts >= v_budget then
+      raise exception 'too many wrong access keys for this room''s key'
+        using errcode = 'WD429',
+              hint = 'Ask the host for a new key (update_room with p_rotate_access_key); a new key works at once.';
+    end if;
+    if v_secret.access_key is null or v_secret.access_key <> p_access_key then
+      update watchium_private.room_secrets as s
+      set wrong_attempts = s.wrong_attempts + 1
+      where s.room_id = v_room.room_id;
       return pg_catalog.jsonb_build_object(
         'status', 'invalid_access_key',
         'room_id', v_room.room_id,
-        'attempts_left', least(v_user_left, v_room_left)
+        'attempts_left', least(v_user_left, v_budget - v_secret.wrong_attempts - 1)
       );
     end if;
     perform watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', -1);
-    perform watchium_private.count_key_attempt('room:' || v_room.room_id, 'join_room_key_room', -1);
   end if;
 
+  perform watchium_private.check_membership_cap(v_user_id);
   insert into public.room_members (room_id, user_id, username, avatar_url)
   values (v_room.room_id, v_user_id, v_username, v_avatar_url);
   -- An empty room: the joiner becomes host (after its join comment).
@@ -913,7 +975,7 @@ begin
 end;
 $_$;
 
-COMMENT ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) IS 'Joins a room as the caller (idempotent). Private rooms need p_access_key; a wrong key returns {status: invalid_access_key, attempts_left} and is counted per user and per room (WD429 once spent). Returns {status, room, membership}.';
+COMMENT ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) IS 'Joins a room as the caller (idempotent). Private rooms need p_access_key; a wrong key returns {status: invalid_access_key, attempts_left} and is counted per user and per key (WD429 once either budget is spent; a rotated key starts a new budget). WD409 past max_memberships_per_user. Returns {status, room, membership}.';
 
 CREATE FUNCTION public.kick_member(p_room_id text, p_user_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1652,7 +1714,8 @@ begin
     v_new_key := watchium_private.generate_access_key();
     insert into watchium_private.room_secrets as s (room_id, access_key)
     values (v_room.room_id, v_new_key)
-    on conflict (room_id) do update set access_key = excluded.access_key, created_at = pg_catalog.now();
+    on conflict (room_id) do update
+      set access_key = excluded.access_key, created_at = pg_catalog.now(), wrong_attempts = 0;
     v_changes := v_changes || '{"access_key_rotated": true}'::jsonb;
   end if;
 
@@ -1885,6 +1948,30 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.check_limit(p_argument text, p_value integer) IS 'Checks a page size (1 to 100); raises 22023 naming p_argument. Internal.';
+
+CREATE FUNCTION watchium_private.check_membership_cap(p_user_id text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_cap   integer := watchium_private.setting_integer('max_memberships_per_user');
+  v_count integer;
+begin
+  perform pg_catalog.pg_advisory_xact_lock(
+    pg_catalog.hashtext('watchium_private.room_members:' || p_user_id));
+  select pg_catalog.count(*) into v_count
+  from public.room_members as m
+  where m.user_id = p_user_id;
+  if v_count >= v_cap then
+    raise exception 'you are already a member of % rooms, the most one user may be in (max_memberships_per_user = %)',
+      v_count, v_cap
+      using errcode = 'WD409',
+            hint = 'Leave a room (leave_room) before joining or creating another.';
+  end if;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.check_membership_cap(p_user_id text) IS 'Raises WD409 when p_user_id is a member of max_memberships_per_user rooms already (serialized per user by an advisory lock). Internal.';
 
 CREATE FUNCTION watchium_private.check_size(p_argument text, p_size integer, p_max integer) RETURNS void
     LANGUAGE plpgsql IMMUTABLE
@@ -3687,6 +3774,9 @@ REVOKE ALL ON FUNCTION public.get_room_sync_state(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room_sync_state(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION public.get_room_sync_state(p_room_id text) TO service_role;
 
+REVOKE ALL ON FUNCTION public.install_maintenance_schedule() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.install_maintenance_schedule() TO service_role;
+
 REVOKE ALL ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) TO authenticated;
 GRANT ALL ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) TO service_role;
@@ -3752,6 +3842,8 @@ REVOKE ALL ON FUNCTION watchium_private.caller_is_trusted() FROM PUBLIC;
 REVOKE ALL ON FUNCTION watchium_private.check_episode(p_argument text, p_value integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.check_limit(p_argument text, p_value integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.check_membership_cap(p_user_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.check_size(p_argument text, p_size integer, p_max integer) FROM PUBLIC;
 

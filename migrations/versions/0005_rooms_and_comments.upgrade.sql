@@ -35,19 +35,26 @@ insert into watchium_private.settings (key, value, description) values
   ('member_stale_after', '"30 seconds"',
    'A member whose last heartbeat is older than this is removed by maintenance (with host transfer).'),
   ('empty_room_grace', '"1 hour"',
-   'An empty room (no members) is deleted by maintenance once its last activity is older than this.');
+   'An empty room (no members) is deleted by maintenance once its last activity is older than this.'),
+  ('max_memberships_per_user', '50',
+   'Rooms a user may be a member of at once; past it create_room and join_room raise WD409.'),
+  ('access_key_guess_budget', '50',
+   'Wrong keys (all users together) a new access key absorbs before join_room stops comparing it.'),
+  ('access_key_guess_budget_per_hour', '20',
+   'Wrong keys the budget of an access key grows by per full hour of the key''s age.');
 
 -- Access keys are 6 digits (10^6 possibilities). Wrong keys are counted per
--- user and per room (subject room:<id>) in one-hour fixed windows; when either
--- budget is spent, key attempts on that room are refused before the key is
--- compared. At most 20 guesses per room per window (40 across a window
--- boundary): 480 per day, so finding a key takes on average 500,000 / 20 =
--- 25,000 hours (~2.9 years), and a day of guessing succeeds with p <= 0.05 %.
+-- user (rule join_room_key_user, one-hour windows) and per key
+-- (room_secrets.wrong_attempts, all users together). A key absorbs at most
+-- 50 + 20 per full hour of its age wrong guesses, whatever the number of
+-- accounts: finding it takes on average 500,000 guesses, i.e. about 25,000
+-- hours (~2.8 years) of the key's life, and a day of guessing succeeds with
+-- p <= 0.053 %. A new key (rotation) starts a new budget: guesses against the
+-- old key are worthless. docs/security.md has the arithmetic.
 insert into watchium_private.rate_limit_rules (action, max_requests, window_minutes, description) values
   ('create_room',          20,  60, 'Rooms a user may create per hour.'),
   ('join_room',            60,   1, 'join_room calls per user per minute.'),
   ('join_room_key_user',    5,  60, 'Wrong access keys a user may try per hour (all rooms).'),
-  ('join_room_key_room',   20,  60, 'Wrong access keys tried against one room per hour (all users; subject room:<id>).'),
   ('leave_room',           60,   1, 'leave_room calls per user per minute.'),
   ('kick_member',          30,   1, 'kick_member calls per user per minute.'),
   ('transfer_host',        30,   1, 'transfer_host calls per user per minute.'),
@@ -481,6 +488,40 @@ comment on function watchium_private.count_key_attempt(text, text, integer) is
 revoke all on function watchium_private.count_key_attempt(text, text, integer) from public;
 
 -- -----------------------------------------------------------------------------
+-- watchium_private.check_membership_cap(user_id): WD409 when the user is
+-- already a member of max_memberships_per_user rooms. Takes a transaction
+-- advisory lock per user first, so concurrent joins of one user cannot pass
+-- the cap together. Callers (create_room, join_room) take it after any room
+-- row lock they hold and take no room lock after it, so it adds no lock cycle.
+-- -----------------------------------------------------------------------------
+create function watchium_private.check_membership_cap(p_user_id text)
+returns void
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_cap   integer := watchium_private.setting_integer('max_memberships_per_user');
+  v_count integer;
+begin
+  perform pg_catalog.pg_advisory_xact_lock(
+    pg_catalog.hashtext('watchium_private.room_members:' || p_user_id));
+  select pg_catalog.count(*) into v_count
+  from public.room_members as m
+  where m.user_id = p_user_id;
+  if v_count >= v_cap then
+    raise exception 'you are already a member of % rooms, the most one user may be in (max_memberships_per_user = %)',
+      v_count, v_cap
+      using errcode = 'WD409',
+            hint = 'Leave a room (leave_room) before joining or creating another.';
+  end if;
+end;
+$$;
+comment on function watchium_private.check_membership_cap(text) is
+  'Raises WD409 when p_user_id is a member of max_memberships_per_user rooms already (serialized per user by an advisory lock). Internal.';
+revoke all on function watchium_private.check_membership_cap(text) from public;
+
+-- -----------------------------------------------------------------------------
 -- watchium_private.ensure_anchor(anime_id, episode): the id of the episode's
 -- anchor comment, created when missing. Race-free: the unique partial index
 -- comments_one_anchor_idx plus ON CONFLICT DO NOTHING; a loser of the race
@@ -750,6 +791,7 @@ begin
     raise exception 'p_is_public must be true or false' using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'create_room');
+  perform watchium_private.check_membership_cap(v_user_id);
 
   for attempt in 1..5 loop
     insert into public.rooms as r
@@ -798,12 +840,20 @@ grant execute on function public.create_room(text, text, text, integer, text, te
 -- Public rooms need no key. Private rooms need the access key; a wrong key is
 -- not an error but a result {status: 'invalid_access_key', attempts_left}, so
 -- that the transaction commits and the attempt stays counted (a raised error
--- would roll its own count back). Key attempts are counted per user
--- (join_room_key_user) and per room (join_room_key_room, subject room:<id>)
--- before the key is compared; a right key is refunded. When either budget is
--- spent the call raises WD429 without comparing the key.
--- Joining again is idempotent: {status: 'already_member'} and the membership,
--- no key needed. Joining an empty room makes the caller its host.
+-- would roll its own count back). Two budgets, both checked before the key
+-- is compared (WD429 when spent, even for the right key):
+--   * per user (rule join_room_key_user): wrong keys one user may try per
+--     hour, over all rooms; a right key is refunded;
+--   * per key (room_secrets.wrong_attempts): wrong keys all users together
+--     may try against this key: access_key_guess_budget plus
+--     access_key_guess_budget_per_hour per full hour of the key's age.
+--     A new key (update_room rotating it) starts from 0, so the host can
+--     always let people with the new key in at once, and guesses made
+--     against the old key count for nothing.
+-- The room row lock serializes attempts on one room, so wrong_attempts is
+-- exact. Joining again is idempotent: {status: 'already_member'} and the
+-- membership, no key needed. A user in max_memberships_per_user rooms
+-- already gets WD409. Joining an empty room makes the caller its host.
 -- Returns {status: 'joined' | 'already_member', room, membership} or
 -- {status: 'invalid_access_key', attempts_left}.
 -- Security definer: writes room_members and reads room_secrets.
@@ -827,9 +877,9 @@ declare
   v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
   v_room       public.rooms;
   v_member     public.room_members;
-  v_secret     text;
+  v_secret     watchium_private.room_secrets;
+  v_budget     integer;
   v_user_left  integer;
-  v_room_left  integer;
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'join_room');
   v_room := watchium_private.lock_room(p_room_id);
@@ -856,29 +906,38 @@ begin
         using errcode = '22023',
               hint = 'Private rooms need the access key the host shares.';
     end if;
-    -- Count the attempt first (locks both counters), compare, refund if right.
+    -- Count the user's attempt first (locks the counter), compare, refund if right.
     v_user_left := watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', 1);
-    v_room_left := watchium_private.count_key_attempt('room:' || v_room.room_id, 'join_room_key_room', 1);
-    if v_user_left < 0 or v_room_left < 0 then
-      raise exception 'too many wrong access keys: %',
-        case when v_user_left < 0 then 'for this user' else 'for this room' end
+    if v_user_left < 0 then
+      raise exception 'too many wrong access keys for this user'
         using errcode = 'WD429',
-              hint = 'Retry within the hour, or ask the host for a new key.';
+              hint = 'Retry within the hour.';
     end if;
-    select s.access_key into v_secret
+    select * into v_secret
     from watchium_private.room_secrets as s
     where s.room_id = v_room.room_id;
-    if v_secret is null or v_secret <> p_access_key then
+    v_budget := watchium_private.setting_integer('access_key_guess_budget')
+              + watchium_private.setting_integer('access_key_guess_budget_per_hour')
+                * pg_catalog.floor(extract(epoch from pg_catalog.now() - v_secret.created_at) / 3600)::integer;
+    if v_secret.wrong_attempts >= v_budget then
+      raise exception 'too many wrong access keys for this room''s key'
+        using errcode = 'WD429',
+              hint = 'Ask the host for a new key (update_room with p_rotate_access_key); a new key works at once.';
+    end if;
+    if v_secret.access_key is null or v_secret.access_key <> p_access_key then
+      update watchium_private.room_secrets as s
+      set wrong_attempts = s.wrong_attempts + 1
+      where s.room_id = v_room.room_id;
       return pg_catalog.jsonb_build_object(
         'status', 'invalid_access_key',
         'room_id', v_room.room_id,
-        'attempts_left', least(v_user_left, v_room_left)
+        'attempts_left', least(v_user_left, v_budget - v_secret.wrong_attempts - 1)
       );
     end if;
     perform watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', -1);
-    perform watchium_private.count_key_attempt('room:' || v_room.room_id, 'join_room_key_room', -1);
   end if;
 
+  perform watchium_private.check_membership_cap(v_user_id);
   insert into public.room_members (room_id, user_id, username, avatar_url)
   values (v_room.room_id, v_user_id, v_username, v_avatar_url);
   -- An empty room: the joiner becomes host (after its join comment).
@@ -900,7 +959,7 @@ begin
 end;
 $$;
 comment on function public.join_room(text, text, text, text) is
-  'Joins a room as the caller (idempotent). Private rooms need p_access_key; a wrong key returns {status: invalid_access_key, attempts_left} and is counted per user and per room (WD429 once spent). Returns {status, room, membership}.';
+  'Joins a room as the caller (idempotent). Private rooms need p_access_key; a wrong key returns {status: invalid_access_key, attempts_left} and is counted per user and per key (WD429 once either budget is spent; a rotated key starts a new budget). WD409 past max_memberships_per_user. Returns {status, room, membership}.';
 revoke all on function public.join_room(text, text, text, text) from public, anon;
 grant execute on function public.join_room(text, text, text, text) to authenticated, service_role;
 
@@ -1141,7 +1200,8 @@ begin
     v_new_key := watchium_private.generate_access_key();
     insert into watchium_private.room_secrets as s (room_id, access_key)
     values (v_room.room_id, v_new_key)
-    on conflict (room_id) do update set access_key = excluded.access_key, created_at = pg_catalog.now();
+    on conflict (room_id) do update
+      set access_key = excluded.access_key, created_at = pg_catalog.now(), wrong_attempts = 0;
     v_changes := v_changes || '{"access_key_rotated": true}'::jsonb;
   end if;
 
