@@ -432,7 +432,9 @@ CREATE TABLE watchium_private.room_secrets (
     room_id text NOT NULL,
     access_key text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT room_secrets_access_key_format_check CHECK ((access_key ~ '^[0-9]{6}$'::text))
+    wrong_attempts integer DEFAULT 0 NOT NULL,
+    CONSTRAINT room_secrets_access_key_format_check CHECK ((access_key ~ '^[0-9]{6}$'::text)),
+    CONSTRAINT room_secrets_wrong_attempts_check CHECK ((wrong_attempts >= 0))
 );
 
 COMMENT ON TABLE watchium_private.room_secrets IS 'Access keys of private rooms (exactly 6 digits). Readable by nobody but the room''s host, through the room RPC functions.';
@@ -442,6 +444,8 @@ COMMENT ON COLUMN watchium_private.room_secrets.room_id IS 'The private room.';
 COMMENT ON COLUMN watchium_private.room_secrets.access_key IS 'Six digits, drawn uniformly from 000000-999999 with a cryptographic source.';
 
 COMMENT ON COLUMN watchium_private.room_secrets.created_at IS 'When the key was drawn (a new key replaces the row).';
+
+COMMENT ON COLUMN watchium_private.room_secrets.wrong_attempts IS 'Wrong keys tried against this key, by all users; reset to 0 when a new key is drawn. join_room refuses to compare once it reaches the key''s guess budget (access_key_guess_budget + access_key_guess_budget_per_hour per full hour since created_at).';
 
 CREATE TABLE watchium_private.settings (
     key text NOT NULL,
