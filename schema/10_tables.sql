@@ -92,7 +92,11 @@ CREATE TABLE public.comments (
     replica_key uuid DEFAULT gen_random_uuid() NOT NULL,
     CONSTRAINT comments_anchor_root_check CHECK (((NOT is_anchor) OR ((parent_id IS NULL) AND (room_id IS NULL)))),
     CONSTRAINT comments_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
-    CONSTRAINT comments_author_check CHECK (((user_id IS NULL) = (is_system_message OR is_anchor))),
+    CONSTRAINT comments_author_check CHECK (
+CASE
+    WHEN (is_system_message OR is_anchor) THEN (user_id IS NULL)
+    ELSE ((user_id IS NOT NULL) OR (deleted_at IS NOT NULL))
+END),
     CONSTRAINT comments_avatar_url_check CHECK ((((char_length(avatar_url) >= 1) AND (char_length(avatar_url) <= 2048)) AND (avatar_url ~* '^https?://'::text))),
     CONSTRAINT comments_episode_number_check CHECK (((episode_number >= 1) AND (episode_number <= 100000))),
     CONSTRAINT comments_message_length_check CHECK (
@@ -428,7 +432,9 @@ CREATE TABLE watchium_private.room_secrets (
     room_id text NOT NULL,
     access_key text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT room_secrets_access_key_format_check CHECK ((access_key ~ '^[0-9]{6}$'::text))
+    wrong_attempts integer DEFAULT 0 NOT NULL,
+    CONSTRAINT room_secrets_access_key_format_check CHECK ((access_key ~ '^[0-9]{6}$'::text)),
+    CONSTRAINT room_secrets_wrong_attempts_check CHECK ((wrong_attempts >= 0))
 );
 
 COMMENT ON TABLE watchium_private.room_secrets IS 'Access keys of private rooms (exactly 6 digits). Readable by nobody but the room''s host, through the room RPC functions.';
@@ -438,6 +444,8 @@ COMMENT ON COLUMN watchium_private.room_secrets.room_id IS 'The private room.';
 COMMENT ON COLUMN watchium_private.room_secrets.access_key IS 'Six digits, drawn uniformly from 000000-999999 with a cryptographic source.';
 
 COMMENT ON COLUMN watchium_private.room_secrets.created_at IS 'When the key was drawn (a new key replaces the row).';
+
+COMMENT ON COLUMN watchium_private.room_secrets.wrong_attempts IS 'Wrong keys tried against this key, by all users; reset to 0 when a new key is drawn. join_room refuses to compare once it reaches the key''s guess budget (access_key_guess_budget + access_key_guess_budget_per_hour per full hour since created_at).';
 
 CREATE TABLE watchium_private.settings (
     key text NOT NULL,

@@ -230,6 +230,7 @@ begin
     raise exception 'p_is_public must be true or false' using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'create_room');
+  perform watchium_private.check_membership_cap(v_user_id);
 
   for attempt in 1..5 loop
     insert into public.rooms as r
@@ -372,6 +373,120 @@ end;
 $$;
 
 COMMENT ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) IS 'The author edits the message of their own comment (not system messages or anchors). Returns the comment.';
+
+CREATE FUNCTION public.forget_user(p_user_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+declare
+  v_room_id     text;
+  v_room        public.rooms;
+  v_rooms       integer := 0;
+  v_deleted     integer := 0;
+  v_tombstoned  integer := 0;
+  v_counters    integer := 0;
+  v_metrics     integer := 0;
+  v_ids         bigint[];
+  v_removed     jsonb;
+  v_count       integer;
+begin
+  if p_user_id is null or pg_catalog.octet_length(p_user_id) > 400
+     or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be a user id of 1 to 100 characters'
+      using errcode = '22023';
+  end if;
+  if not watchium_private.caller_is_trusted() then
+    raise exception 'forget_user removes another user''s data: service_role only'
+      using errcode = '42501',
+            hint = 'Call it from the account deletion path of your server (docs/security.md).';
+  end if;
+
+  -- Memberships: the leave path of leave_room, room by room in the lock order.
+  for v_room_id in
+    select m.room_id from public.room_members as m where m.user_id = p_user_id order by m.room_id
+  loop
+    select * into v_room from public.rooms as r where r.room_id = v_room_id for update;
+    if found and watchium_private.remove_member(v_room, p_user_id, 'member_left',
+                   pg_catalog.jsonb_build_object('user_id', p_user_id, 'reason', 'account_deleted')) then
+      v_rooms := v_rooms + 1;
+    end if;
+  end loop;
+
+  -- Comments: locked first (a concurrent reply holds its parent for key
+  -- share, so it either committed before this lock and is seen below, or
+  -- waits and then finds its parent gone). Deleted from the leaves up: a
+  -- comment whose replies are all the user's goes in a later round, and so
+  -- does a tombstone left without replies (as delete_comment does).
+  select pg_catalog.array_agg(l.id order by l.id) into v_ids
+  from (
+    select c.id from public.comments as c where c.user_id = p_user_id order by c.id for update
+  ) as l;
+  while v_ids is not null loop
+    with d as (
+      delete from public.comments as c
+      where c.id = any (v_ids)
+        and not exists (select from public.comments as r where r.parent_id = c.id)
+        and (c.user_id = p_user_id or c.deleted_at is not null)
+      returning c.id, c.parent_id, c.room_id
+    )
+    select pg_catalog.count(*)::integer,
+           coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'id', d.id, 'room_id', d.room_id, 'parent_id', d.parent_id)), '[]'::jsonb)
+      into v_count, v_removed
+    from d;
+    exit when v_count = 0;
+    v_deleted := v_deleted + v_count;
+    perform watchium_private.emit_room_event(x.room_id, 'comment_deleted',
+      pg_catalog.jsonb_build_object('id', x.id, 'tombstone', false))
+    from pg_catalog.jsonb_to_recordset(v_removed) as x(id bigint, room_id text)
+    where x.room_id is not null;
+    -- Next round: the parents of what went, when they are the user's or tombstones.
+    select pg_catalog.array_agg(l.id order by l.id) into v_ids
+    from (
+      select c.id from public.comments as c
+      where c.id in (select x.parent_id from pg_catalog.jsonb_to_recordset(v_removed) as x(parent_id bigint))
+        and (c.user_id = p_user_id or c.deleted_at is not null)
+      order by c.id
+      for update
+    ) as l;
+  end loop;
+
+  -- What is left has other people's replies: authorless tombstones.
+  with t as (
+    update public.comments as c
+    set message = '', avatar_url = null, video_timestamp = null,
+        deleted_at = coalesce(c.deleted_at, pg_catalog.now()),
+        user_id = null, username = 'deleted'
+    where c.user_id = p_user_id
+    returning c.id, c.room_id
+  )
+  select pg_catalog.count(*)::integer,
+         coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', t.id, 'room_id', t.room_id))
+                  filter (where t.room_id is not null), '[]'::jsonb)
+    into v_tombstoned, v_removed
+  from t;
+  perform watchium_private.emit_room_event(x.room_id, 'comment_deleted',
+    pg_catalog.jsonb_build_object('id', x.id, 'tombstone', true))
+  from pg_catalog.jsonb_to_recordset(v_removed) as x(id bigint, room_id text);
+
+  delete from watchium_private.rate_limit_counters as c where c.subject = p_user_id;
+  get diagnostics v_counters = row_count;
+  delete from watchium_private.realtime_metrics as m where m.user_id = p_user_id;
+  get diagnostics v_metrics = row_count;
+
+  return pg_catalog.jsonb_build_object(
+    'user_id', p_user_id,
+    'rooms_left', v_rooms,
+    'comments_deleted', v_deleted,
+    'comments_tombstoned', v_tombstoned,
+    'rate_limit_counters_deleted', v_counters,
+    'realtime_metrics_deleted', v_metrics
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION public.forget_user(p_user_id text) IS 'service_role only: forgets a deleted account. Leaves every room (host handed on), deletes the user''s comments (those with replies become authorless tombstones), removes presence, rate limit counters and realtime metrics. Ids in sync history and room events stay until they expire. Returns a summary.';
 
 CREATE FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text DEFAULT NULL::text, p_cursor text DEFAULT NULL::text, p_limit integer DEFAULT 50) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -730,9 +845,9 @@ declare
   v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
   v_room       public.rooms;
   v_member     public.room_members;
-  v_secret     text;
+  v_secret     watchium_private.room_secrets;
+  v_budget     integer;
   v_user_left  integer;
-  v_room_left  integer;
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'join_room');
   v_room := watchium_private.lock_room(p_room_id);
@@ -759,29 +874,38 @@ begin
         using errcode = '22023',
               hint = 'Private rooms need the access key the host shares.';
     end if;
-    -- Count the attempt first (locks both counters), compare, refund if right.
+    -- Count the user's attempt first (locks the counter), compare, refund if right.
     v_user_left := watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', 1);
-    v_room_left := watchium_private.count_key_attempt('room:' || v_room.room_id, 'join_room_key_room', 1);
-    if v_user_left < 0 or v_room_left < 0 then
-      raise exception 'too many wrong access keys: %',
-        case when v_user_left < 0 then 'for this user' else 'for this room' end
+    if v_user_left < 0 then
+      raise exception 'too many wrong access keys for this user'
         using errcode = 'WD429',
-              hint = 'Retry within the hour, or ask the host for a new key.';
+              hint = 'Retry within the hour.';
     end if;
-    select s.access_key into v_secret
+    select * into v_secret
     from watchium_private.room_secrets as s
     where s.room_id = v_room.room_id;
-    if v_secret is null or v_secret <> p_access_key then
+    v_budget := watchium_private.setting_integer('access_key_guess_budget')
+              + watchium_private.setting_integer('access_key_guess_budget_per_hour')
+                * pg_catalog.floor(extract(epoch from pg_catalog.now() - v_secret.created_at) / 3600)::integer;
+    if v_secret.wrong_attempts >= v_budget then
+      raise exception 'too many wrong access keys for this room''s key'
+        using errcode = 'WD429',
+              hint = 'Ask the host for a new key (update_room with p_rotate_access_key); a new key works at once.';
+    end if;
+    if v_secret.access_key is null or v_secret.access_key <> p_access_key then
+      update watchium_private.room_secrets as s
+      set wrong_attempts = s.wrong_attempts + 1
+      where s.room_id = v_room.room_id;
       return pg_catalog.jsonb_build_object(
         'status', 'invalid_access_key',
         'room_id', v_room.room_id,
-        'attempts_left', least(v_user_left, v_room_left)
+        'attempts_left', least(v_user_left, v_budget - v_secret.wrong_attempts - 1)
       );
     end if;
     perform watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', -1);
-    perform watchium_private.count_key_attempt('room:' || v_room.room_id, 'join_room_key_room', -1);
   end if;
 
+  perform watchium_private.check_membership_cap(v_user_id);
   insert into public.room_members (room_id, user_id, username, avatar_url)
   values (v_room.room_id, v_user_id, v_username, v_avatar_url);
   -- An empty room: the joiner becomes host (after its join comment).
@@ -803,7 +927,7 @@ begin
 end;
 $_$;
 
-COMMENT ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) IS 'Joins a room as the caller (idempotent). Private rooms need p_access_key; a wrong key returns {status: invalid_access_key, attempts_left} and is counted per user and per room (WD429 once spent). Returns {status, room, membership}.';
+COMMENT ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) IS 'Joins a room as the caller (idempotent). Private rooms need p_access_key; a wrong key returns {status: invalid_access_key, attempts_left} and is counted per user and per key (WD429 once either budget is spent; a rotated key starts a new budget). WD409 past max_memberships_per_user. Returns {status, room, membership}.';
 
 CREATE FUNCTION public.kick_member(p_room_id text, p_user_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -909,33 +1033,64 @@ CREATE FUNCTION public.maintain() RETURNS jsonb
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_history jsonb;
+  v_timeout interval := coalesce(watchium_private.setting_interval('maintenance_lock_timeout'),
+                                 interval '50 milliseconds');
   v_rooms   jsonb;
+  v_events  jsonb;
+  v_rates   jsonb;
+  v_history jsonb;
+  v_skipped jsonb := '[]'::jsonb;
 begin
-  -- Partition DDL must not queue the hot path behind a long transaction: give up
-  -- after 2 s (the next run retries) rather than stall every insert behind us.
-  perform pg_catalog.set_config('lock_timeout', '2s', true);
-  -- The history job first: it may lock sync_states (to attach a new partition)
-  -- and must not wait for writers while this transaction holds member rows.
+  perform pg_catalog.set_config('lock_timeout',
+    ((pg_catalog.date_part('epoch', v_timeout) * 1000)::bigint)::text || 'ms', true);
+
   begin
-    v_history := watchium_private.maintain_sync_history();
+    v_rooms := watchium_private.maintain_rooms();
   exception when lock_not_available then
-    -- Busy writers held sync_states past the lock timeout: skip this run's
-    -- partition work (the next run retries) and still do the rest.
-    v_history := pg_catalog.jsonb_build_object('skipped', 'lock timeout on public.sync_states');
+    v_rooms := pg_catalog.jsonb_build_object('skipped', 'lock timeout');
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'job', 'rooms', 'reason', 'lock timeout: the whole job is retried by the next run');
   end;
-  v_rooms := watchium_private.maintain_rooms();
+  if coalesce((v_rooms ->> 'rooms_skipped_busy')::integer, 0) > 0 then
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'job', 'rooms', 'reason', (v_rooms ->> 'rooms_skipped_busy') || ' room(s) locked by callers');
+  end if;
+  if coalesce((v_rooms ->> 'members_skipped_busy')::integer, 0) > 0 then
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'job', 'rooms', 'reason', (v_rooms ->> 'members_skipped_busy')
+        || ' stale-looking member(s) locked by callers or refreshed by a heartbeat');
+  end if;
+
+  begin
+    v_events := watchium_private.expire_room_events();
+  exception when lock_not_available then
+    v_events := pg_catalog.jsonb_build_object('skipped', 'lock timeout');
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object('job', 'room_events', 'reason', 'lock timeout');
+  end;
+  begin
+    v_rates := watchium_private.expire_rate_limit_counters();
+  exception when lock_not_available then
+    v_rates := pg_catalog.jsonb_build_object('skipped', 'lock timeout');
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object('job', 'rate_limits', 'reason', 'lock timeout');
+  end;
+
+  v_history := watchium_private.maintain_sync_history();
+  v_skipped := v_skipped || coalesce((
+    select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('job', 'sync_history') || s.x)
+    from pg_catalog.jsonb_array_elements(v_history -> 'skipped') as s(x)), '[]'::jsonb);
+
   return pg_catalog.jsonb_build_object(
-    'sync_history', v_history,
     'rooms', v_rooms,
-    'room_events', watchium_private.expire_room_events(),
-    'rate_limits', watchium_private.expire_rate_limit_counters(),
+    'room_events', v_events,
+    'rate_limits', v_rates,
+    'sync_history', v_history,
+    'skipped', v_skipped,
     'ran_at', pg_catalog.now()
   );
 end;
 $$;
 
-COMMENT ON FUNCTION public.maintain() IS 'Runs every periodic job (stale members, empty rooms, sync history partitions, event log, rate-limit windows) and returns a summary. Run it every minute: pg_cron does where installed; otherwise `watchium-db maintain`. Security definer: it removes rows and partitions clients cannot touch.';
+COMMENT ON FUNCTION public.maintain() IS 'Runs every periodic job (stale members, empty rooms, event log, rate-limit windows, sync history partitions) and returns a summary; "skipped" lists what could not get its lock within maintenance_lock_timeout (retried by the next run). Never waits longer than that for a lock. Run it every minute: pg_cron does where installed; otherwise `watchium-db maintain`. Security definer: it removes rows and partitions clients cannot touch.';
 
 CREATE FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text, p_room_id text DEFAULT NULL::text, p_parent_id bigint DEFAULT NULL::bigint, p_video_timestamp numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1321,6 +1476,98 @@ $$;
 
 COMMENT ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) IS 'Host only: sets the playback speed (0.25 to 4.0, 2 decimals) from the expected position now. Writes one sync record per member, emits a playback event and returns the new state.';
 
+CREATE FUNCTION public.sync_history_health() RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $_$
+declare
+  v_now       timestamptz := pg_catalog.now();
+  v_retention interval := coalesce(watchium_private.setting_interval('sync_history_retention'), interval '6 hours');
+  v_premake   interval := coalesce(watchium_private.setting_interval('sync_history_premake'), interval '1 day');
+  v_batch     bigint := coalesce(
+                (select (s.value #>> '{}')::bigint from watchium_private.settings as s
+                 where s.key = 'sync_history_drain_batch'), 10000);
+  v_this_hour timestamptz := pg_catalog.date_trunc('hour', v_now at time zone 'UTC') at time zone 'UTC';
+  v_attached  text[];
+  v_detached  text[];
+  v_missing   text[];
+  v_expired   text[];
+  v_default   bigint;
+  v_problems  text[] := '{}'::text[];
+  v_warnings  text[] := '{}'::text[];
+begin
+  select pg_catalog.array_agg(c.relname order by c.relname) filter (where c.relispartition),
+         pg_catalog.array_agg(c.relname order by c.relname) filter (where not c.relispartition)
+    into v_attached, v_detached
+  from pg_catalog.pg_class as c
+  where c.relnamespace = 'public'::pg_catalog.regnamespace
+    and c.relkind = 'r'
+    and c.relname ~ '^sync_states_p[0-9]{10}$';
+  v_attached := coalesce(v_attached, '{}');
+  v_detached := coalesce(v_detached, '{}');
+
+  select pg_catalog.array_agg(n.name order by n.name) into v_missing
+  from pg_catalog.generate_series(v_this_hour, v_this_hour + v_premake, interval '1 hour') as h
+  cross join lateral (select 'sync_states_p' || pg_catalog.to_char(h at time zone 'UTC', 'YYYYMMDDHH24') as name) as n
+  where n.name <> all (v_attached);
+  v_missing := coalesce(v_missing, '{}');
+
+  select pg_catalog.array_agg(a.name order by a.name) into v_expired
+  from pg_catalog.unnest(v_attached) as a(name)
+  where (pg_catalog.to_timestamp(pg_catalog.substr(a.name, 14), 'YYYYMMDDHH24')::timestamp at time zone 'UTC')
+        + interval '1 hour' <= v_now - v_retention;
+  v_expired := coalesce(v_expired, '{}');
+
+  select pg_catalog.count(*) into v_default
+  from (select from public.sync_states_default limit v_batch + 1) as x;
+
+  if pg_catalog.cardinality(v_attached) = 0 then
+    v_warnings := v_warnings || ('no hourly partition of the sync history yet: maintenance has not run since '
+      || 'the upgrade. Run `watchium-db maintain` (and schedule it every minute)'::text);
+  elsif v_missing && array['sync_states_p' || pg_catalog.to_char(v_this_hour at time zone 'UTC', 'YYYYMMDDHH24'),
+                        'sync_states_p' || pg_catalog.to_char((v_this_hour + interval '1 hour') at time zone 'UTC', 'YYYYMMDDHH24')] then
+    v_problems := v_problems || ('the sync history partition of this hour or the next is missing: history goes to '
+      || 'the default partition. Run `watchium-db maintain` (and check that it is scheduled every minute); '
+      || 'see "skipped" in its output');
+  elsif pg_catalog.cardinality(v_missing) > 0 then
+    v_warnings := v_warnings || (pg_catalog.cardinality(v_missing)::text || ' hourly partition(s) of the next '
+      || v_premake::text || ' are not attached yet (maintenance skipped creating them, e.g. on a lock timeout '
+      || 'behind a long transaction; the next runs retry): ' || pg_catalog.array_to_string(v_missing, ', '));
+  end if;
+  if pg_catalog.cardinality(v_expired) > 0 then
+    v_warnings := v_warnings || (pg_catalog.cardinality(v_expired)::text || ' expired partition(s) still attached '
+      || '(maintenance skipped detaching them, e.g. behind a long reader; the next runs retry): '
+      || pg_catalog.array_to_string(v_expired, ', '));
+  end if;
+  if pg_catalog.cardinality(v_detached) > 0 then
+    v_warnings := v_warnings || ('table(s) of the sync history not attached (the next maintenance run attaches '
+      || 'or drops them): ' || pg_catalog.array_to_string(v_detached, ', '));
+  end if;
+  if v_default > 0 then
+    v_warnings := v_warnings || (case when v_default > v_batch then 'more than ' || v_batch::text
+                                      else v_default::text end
+      || ' row(s) in public.sync_states_default (maintenance moves at most ' || v_batch::text
+      || ' per run into their hourly partitions)');
+  end if;
+
+  return pg_catalog.jsonb_build_object(
+    'ok', pg_catalog.cardinality(v_problems) = 0,
+    'problems', pg_catalog.to_jsonb(v_problems),
+    'warnings', pg_catalog.to_jsonb(v_warnings),
+    'partitions', pg_catalog.cardinality(v_attached),
+    'missing_ahead', pg_catalog.to_jsonb(v_missing),
+    'expired_attached', pg_catalog.to_jsonb(v_expired),
+    'detached', pg_catalog.to_jsonb(v_detached),
+    'default_rows', v_default,
+    'premake', v_premake::text,
+    'retention', v_retention::text
+  );
+end;
+$_$;
+
+COMMENT ON FUNCTION public.sync_history_health() IS 'The sync history partitions for `watchium-db doctor`: problems (this or the next hour not partitioned) and warnings (premake hours missing, expired partitions still attached, detached tables, rows in the default partition), each left by maintenance steps skipped on a lock timeout. Security definer; service_role.';
+
 CREATE FUNCTION public.transfer_host(p_room_id text, p_new_host text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1419,7 +1666,8 @@ begin
     v_new_key := watchium_private.generate_access_key();
     insert into watchium_private.room_secrets as s (room_id, access_key)
     values (v_room.room_id, v_new_key)
-    on conflict (room_id) do update set access_key = excluded.access_key, created_at = pg_catalog.now();
+    on conflict (room_id) do update
+      set access_key = excluded.access_key, created_at = pg_catalog.now(), wrong_attempts = 0;
     v_changes := v_changes || '{"access_key_rotated": true}'::jsonb;
   end if;
 
@@ -1723,6 +1971,30 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.check_limit(p_argument text, p_value integer) IS 'Checks a page size (1 to 100); raises 22023 naming p_argument. Internal.';
 
+CREATE FUNCTION watchium_private.check_membership_cap(p_user_id text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_cap   integer := watchium_private.setting_integer('max_memberships_per_user');
+  v_count integer;
+begin
+  perform pg_catalog.pg_advisory_xact_lock(
+    pg_catalog.hashtext('watchium_private.room_members:' || p_user_id));
+  select pg_catalog.count(*) into v_count
+  from public.room_members as m
+  where m.user_id = p_user_id;
+  if v_count >= v_cap then
+    raise exception 'you are already a member of % rooms, the most one user may be in (max_memberships_per_user = %)',
+      v_count, v_cap
+      using errcode = 'WD409',
+            hint = 'Leave a room (leave_room) before joining or creating another.';
+  end if;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.check_membership_cap(p_user_id text) IS 'Raises WD409 when p_user_id is a member of max_memberships_per_user rooms already (serialized per user by an advisory lock). Internal.';
+
 CREATE FUNCTION watchium_private.check_size(p_argument text, p_size integer, p_max integer) RETURNS void
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1886,6 +2158,27 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.count_key_attempt(p_subject text, p_action text, p_delta integer) IS 'Adds p_delta to p_subject''s counter of p_action in the current window of its rule and returns the requests left. Internal (access key attempts).';
+
+CREATE FUNCTION watchium_private.create_sync_history_table(p_name text, p_hour timestamp with time zone) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  execute pg_catalog.format(
+    'create table public.%I (like public.sync_states including defaults including constraints'
+    ' including compression including indexes, constraint %I check (created_at >= %L and created_at < %L))',
+    p_name, p_name || '_bound_check', p_hour, p_hour + interval '1 hour');
+  execute pg_catalog.format('alter table public.%I enable row level security', p_name);
+  execute pg_catalog.format('alter table public.%I replica identity full', p_name);
+  execute pg_catalog.format('revoke all on table public.%I from public, anon, authenticated, service_role', p_name);
+  execute pg_catalog.format(
+    'comment on table public.%I is %L', p_name,
+    'Sync history of the UTC hour starting ' || pg_catalog.to_char(p_hour at time zone 'UTC', 'YYYY-MM-DD HH24:00')
+      || '. Created by watchium_private.maintain_sync_history; read through public.sync_states.');
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.create_sync_history_table(p_name text, p_hour timestamp with time zone) IS 'Creates the table for the sync history hour p_hour (named p_name), ready to be attached to public.sync_states without a scan (CHECK constraint equal to the bound). Internal; run by maintain_sync_history.';
 
 CREATE FUNCTION watchium_private.current_user_id() RETURNS text
     LANGUAGE plpgsql STABLE
@@ -2192,7 +2485,10 @@ declare
   v_empty_cutoff timestamptz := pg_catalog.now() - watchium_private.setting_interval('empty_room_grace');
   v_candidates   text[];
   v_locked       text[];
+  v_seen         integer;
+  v_members      jsonb;
   v_stale        jsonb;
+  v_blocked      text[];
   v_empty        text[];
   v_removed      integer;
   v_hosts        integer;
@@ -2203,6 +2499,7 @@ begin
   from watchium_private.member_presence as p
   where p.last_heartbeat < v_stale_cutoff;
 
+  -- 1. Room rows, in room_id order.
   select pg_catalog.array_agg(l.room_id) into v_locked
   from (
     select r.room_id
@@ -2212,17 +2509,77 @@ begin
     for update skip locked
   ) as l;
 
-  -- The stale members of the locked rooms, kept as a set (jsonb) for the
-  -- events, the delete and the count (no temporary table: this runs every
-  -- minute and would churn the catalog).
-  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-           'room_id', m.room_id, 'user_id', m.user_id, 'is_host', m.is_host)
-           order by m.room_id, m.user_id), '[]'::jsonb)
-    into v_stale
-  from public.room_members as m
-  join watchium_private.member_presence as p on p.room_id = m.room_id and p.user_id = m.user_id
-  where m.room_id = any (coalesce(v_locked, '{}'))
+  -- How many members of the locked rooms look stale in this snapshot.
+  select pg_catalog.count(*) into v_seen
+  from watchium_private.member_presence as p
+  where p.room_id = any (coalesce(v_locked, '{}'))
     and p.last_heartbeat < v_stale_cutoff;
+
+  -- 2. Their room_members rows. The set is kept as jsonb for the events, the
+  -- delete and the count (no temporary table: this runs every minute and
+  -- would churn the catalog).
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+           'room_id', l.room_id, 'user_id', l.user_id, 'is_host', l.is_host)), '[]'::jsonb)
+    into v_members
+  from (
+    select m.room_id, m.user_id, m.is_host
+    from public.room_members as m
+    where m.room_id = any (coalesce(v_locked, '{}'))
+      and exists (select from watchium_private.member_presence as p
+                  where p.room_id = m.room_id and p.user_id = m.user_id
+                    and p.last_heartbeat < v_stale_cutoff)
+    order by m.room_id, m.user_id
+    for update of m skip locked
+  ) as l;
+
+  -- 3. Their presence rows, staleness checked again under the lock (a row
+  -- updated by a heartbeat that committed since this statement's snapshot is
+  -- re-read, and no longer qualifies).
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+           'room_id', s.room_id, 'user_id', s.user_id, 'is_host', s.is_host)
+           order by s.room_id, s.user_id), '[]'::jsonb)
+    into v_stale
+  from pg_catalog.jsonb_to_recordset(v_members) as s(room_id text, user_id text, is_host boolean)
+  where (s.room_id, s.user_id) in (
+    select p.room_id, p.user_id
+    from watchium_private.member_presence as p
+    where (p.room_id, p.user_id) in (
+            select x.room_id, x.user_id
+            from pg_catalog.jsonb_to_recordset(v_members) as x(room_id text, user_id text))
+      and p.last_heartbeat < v_stale_cutoff
+    order by p.room_id, p.user_id
+    for update of p skip locked
+  );
+
+  -- 4. Successors of departing hosts (their is_host is set by the trigger).
+  -- A room whose successor is locked by a caller keeps its members this run.
+  with departing as (
+    select s.room_id, s.user_id, s.is_host
+    from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
+  ),
+  successor as (
+    select distinct on (c.room_id) c.room_id, c.user_id
+    from public.room_members as c
+    where c.room_id in (select d.room_id from departing as d where d.is_host)
+      and (c.room_id, c.user_id) not in (select d.room_id, d.user_id from departing as d)
+    order by c.room_id, c.joined_at, c.user_id
+  ),
+  locked as (
+    select m.room_id
+    from public.room_members as m
+    join successor as n on n.room_id = m.room_id and n.user_id = m.user_id
+    order by m.room_id
+    for update of m skip locked
+  )
+  select pg_catalog.array_agg(n.room_id) into v_blocked
+  from successor as n
+  where n.room_id not in (select l.room_id from locked as l);
+
+  if v_blocked is not null then
+    select coalesce(pg_catalog.jsonb_agg(s.x), '[]'::jsonb) into v_stale
+    from pg_catalog.jsonb_array_elements(v_stale) as s(x)
+    where s.x ->> 'room_id' <> all (v_blocked);
+  end if;
 
   perform watchium_private.emit_room_event(s.room_id, 'member_left',
     pg_catalog.jsonb_build_object('user_id', s.user_id, 'reason', 'stale'))
@@ -2263,12 +2620,13 @@ begin
     'hosts_transferred', v_hosts,
     'empty_rooms_deleted', v_deleted,
     'rooms_skipped_busy', coalesce(pg_catalog.cardinality(v_candidates), 0)
-                          - coalesce(pg_catalog.cardinality(v_locked), 0)
+                          - coalesce(pg_catalog.cardinality(v_locked), 0),
+    'members_skipped_busy', greatest(0, v_seen - v_removed)
   );
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Skips rooms locked by callers. Returns a jsonb summary.';
+COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Never waits for a lock: rooms, members and presence rows held by callers (lock order, SKIP LOCKED) are left for the next run and counted in rooms_skipped_busy / members_skipped_busy; staleness is re-checked under the presence row lock. Returns a jsonb summary.';
 
 CREATE FUNCTION watchium_private.maintain_sync_history() RETURNS jsonb
     LANGUAGE plpgsql
@@ -2277,109 +2635,222 @@ CREATE FUNCTION watchium_private.maintain_sync_history() RETURNS jsonb
 declare
   v_now       timestamptz := pg_catalog.now();
   v_retention interval := coalesce(watchium_private.setting_interval('sync_history_retention'), interval '6 hours');
-  v_premake   interval := coalesce(watchium_private.setting_interval('sync_history_premake'), interval '3 hours');
+  v_premake   interval := coalesce(watchium_private.setting_interval('sync_history_premake'), interval '1 day');
   v_metrics   interval := coalesce(watchium_private.setting_interval('realtime_metrics_retention'), interval '24 hours');
+  v_timeout   interval := coalesce(watchium_private.setting_interval('maintenance_lock_timeout'), interval '50 milliseconds');
+  v_batch     bigint := coalesce(
+                (select (s.value #>> '{}')::bigint from watchium_private.settings as s
+                 where s.key = 'sync_history_drain_batch'), 10000);
   v_this_hour timestamptz := pg_catalog.date_trunc('hour', v_now at time zone 'UTC') at time zone 'UTC';
   v_cutoff    timestamptz := v_now - v_retention;
   v_hour      timestamptz;
   v_name      text;
-  v_moved     bigint;
   v_count     bigint;
+  v_left      bigint;
+  v_attached  boolean;
+  v_exists    boolean;
+  v_ddl_ok    boolean := true;
   v_created   text[] := '{}'::text[];
+  v_attached_names text[] := '{}'::text[];
   v_dropped   text[] := '{}'::text[];
+  v_skipped   jsonb := '[]'::jsonb;
   v_moved_total bigint := 0;
   v_expired   bigint := 0;
   v_metrics_expired bigint := 0;
 begin
-  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('watchium_private.maintain_sync_history'));
+  if not pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('watchium_private.maintain_sync_history')) then
+    return pg_catalog.jsonb_build_object(
+      'created', '[]'::jsonb, 'attached', '[]'::jsonb, 'dropped', '[]'::jsonb,
+      'moved_from_default', 0, 'expired_from_default', 0, 'left_in_default', null,
+      'metrics_expired', 0,
+      'skipped', pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+        'step', 'run', 'table', null, 'reason', 'another maintenance run is in progress')));
+  end if;
+  perform pg_catalog.set_config('lock_timeout',
+    ((pg_catalog.date_part('epoch', v_timeout) * 1000)::bigint)::text || 'ms', true);
 
-  -- Expired rows caught by the default partition.
-  delete from public.sync_states_default as d where d.created_at < v_cutoff;
-  get diagnostics v_expired = row_count;
+  -- Drain, expired rows: deleted, at most v_batch.
+  begin
+    delete from public.sync_states_default as d
+    where d.ctid = any (array(
+      select x.ctid from public.sync_states_default as x where x.created_at < v_cutoff limit v_batch));
+    get diagnostics v_expired = row_count;
+  exception when lock_not_available then
+    v_ddl_ok := false;
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'step', 'drain', 'table', 'sync_states_default', 'reason', 'lock timeout');
+  end;
 
-  -- Partitions to have: this hour and the premake window ahead, plus every
-  -- unexpired hour that has rows waiting in the default partition.
+  -- Drain, unexpired rows: moved to their hour's table (created detached when
+  -- missing; attached below), at most v_batch in all.
+  v_left := v_batch;
+  for v_hour in
+    select distinct pg_catalog.date_trunc('hour', x.created_at at time zone 'UTC') at time zone 'UTC'
+    from (select d.created_at from public.sync_states_default as d
+          where d.created_at >= v_cutoff limit v_batch) as x
+    order by 1
+  loop
+    exit when not v_ddl_ok or v_left <= 0;
+    v_name := 'sync_states_p' || pg_catalog.to_char(v_hour at time zone 'UTC', 'YYYYMMDDHH24');
+    begin
+      if pg_catalog.to_regclass('public.' || v_name) is null then
+        perform watchium_private.create_sync_history_table(v_name, v_hour);
+        v_created := v_created || v_name;
+      end if;
+      execute pg_catalog.format(
+        'with moved as (delete from public.sync_states_default where ctid = any (array('
+        '  select ctid from public.sync_states_default where created_at >= $1 and created_at < $2 limit $3)) returning *)'
+        ' insert into public.%I select * from moved', v_name)
+        using v_hour, v_hour + interval '1 hour', v_left;
+      get diagnostics v_count = row_count;
+      v_moved_total := v_moved_total + v_count;
+      v_left := v_left - v_count;
+    exception
+      when lock_not_available then
+        v_ddl_ok := false;
+        v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+          'step', 'drain', 'table', v_name, 'reason', 'lock timeout');
+      when others then
+        v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+          'step', 'drain', 'table', v_name, 'reason', sqlerrm, 'sqlstate', sqlstate);
+    end;
+  end loop;
+
+  -- Create and attach: this hour and the premake window ahead, plus every
+  -- unexpired table of ours that is not attached (drained above, or detached).
   for v_hour in
     select h from pg_catalog.generate_series(v_this_hour, v_this_hour + v_premake, interval '1 hour') as h
     union
-    select distinct pg_catalog.date_trunc('hour', d.created_at at time zone 'UTC') at time zone 'UTC'
-    from public.sync_states_default as d
+    select pg_catalog.to_timestamp(pg_catalog.substr(c.relname, 14), 'YYYYMMDDHH24')::timestamp at time zone 'UTC'
+    from pg_catalog.pg_class as c
+    where c.relnamespace = 'public'::pg_catalog.regnamespace
+      and c.relkind = 'r'
+      and c.relname ~ '^sync_states_p[0-9]{10}$'
+      and not c.relispartition
     order by 1
   loop
+    exit when not v_ddl_ok;
     continue when v_hour + interval '1 hour' <= v_cutoff;
     v_name := 'sync_states_p' || pg_catalog.to_char(v_hour at time zone 'UTC', 'YYYYMMDDHH24');
-    continue when pg_catalog.to_regclass('public.' || v_name) is not null;
-
-    -- Writers must not add rows of this hour to the default partition between the
-    -- move below and ATTACH PARTITION's check of the default partition, nor route a
-    -- row to the default partition before the attach and insert it after (both
-    -- 23514). Exclusive mode on the parent waits for the writers in flight (the
-    -- move then sees their rows) and holds new ones until we commit (they route
-    -- with the new partition); readers are not blocked. Once per run at most.
-    lock table public.sync_states in exclusive mode;
-    execute pg_catalog.format(
-      'create table public.%I (like public.sync_states including defaults including constraints including compression)',
-      v_name);
-    execute pg_catalog.format(
-      'with moved as (delete from public.sync_states_default where created_at >= $1 and created_at < $2 returning *)'
-      ' insert into public.%I select * from moved', v_name)
-      using v_hour, v_hour + interval '1 hour';
-    get diagnostics v_moved = row_count;
-    v_moved_total := v_moved_total + v_moved;
-    execute pg_catalog.format(
-      'alter table public.sync_states attach partition public.%I for values from (%L) to (%L)',
-      v_name, v_hour, v_hour + interval '1 hour');
-    execute pg_catalog.format('alter table public.%I enable row level security', v_name);
-    -- No primary key (0002): FULL, so a delete from a published partition is
-    -- allowed (as for sync_states_default, 0006); inserts cost the same.
-    execute pg_catalog.format('alter table public.%I replica identity full', v_name);
-    execute pg_catalog.format('revoke all on table public.%I from public, anon, authenticated, service_role', v_name);
-    execute pg_catalog.format(
-      'comment on table public.%I is %L', v_name,
-      'Sync history of the UTC hour starting ' || pg_catalog.to_char(v_hour at time zone 'UTC', 'YYYY-MM-DD HH24:00')
-        || '. Created by watchium_private.maintain_sync_history; read through public.sync_states.');
-    v_created := v_created || v_name;
+    select true, c.relispartition into v_exists, v_attached
+    from pg_catalog.pg_class as c
+    where c.oid = pg_catalog.to_regclass('public.' || v_name);
+    continue when v_attached;
+    begin
+      if v_exists is null then
+        perform watchium_private.create_sync_history_table(v_name, v_hour);
+        v_created := v_created || v_name;
+      else
+        -- Ours but detached: give it back its bound (a scan of that table
+        -- only, under its own lock) unless it still has it.
+        if not exists (select from pg_catalog.pg_constraint as k
+                       where k.conrelid = pg_catalog.to_regclass('public.' || v_name)
+                         and k.conname = v_name || '_bound_check') then
+          execute pg_catalog.format(
+            'alter table public.%I add constraint %I check (created_at >= %L and created_at < %L)',
+            v_name, v_name || '_bound_check', v_hour, v_hour + interval '1 hour');
+        end if;
+      end if;
+      -- The default partition must hold no row of this hour (ATTACH checks it):
+      -- only then lock it (ATTACH needs that lock anyway) and move what came
+      -- in meanwhile, if that is a bounded amount.
+      if exists (select from public.sync_states_default as d
+                 where d.created_at >= v_hour and d.created_at < v_hour + interval '1 hour') then
+        lock table public.sync_states_default in access exclusive mode;
+        select pg_catalog.count(*) into v_count
+        from (select from public.sync_states_default as d
+              where d.created_at >= v_hour and d.created_at < v_hour + interval '1 hour'
+              limit v_left + 1) as x;
+        if v_count > v_left then
+          raise exception 'rows of this hour are still in the default partition (drained in batches of %)', v_batch;
+        end if;
+        execute pg_catalog.format(
+          'with moved as (delete from public.sync_states_default where created_at >= $1 and created_at < $2 returning *)'
+          ' insert into public.%I select * from moved', v_name)
+          using v_hour, v_hour + interval '1 hour';
+        get diagnostics v_count = row_count;
+        v_moved_total := v_moved_total + v_count;
+        v_left := v_left - v_count;
+      end if;
+      execute pg_catalog.format(
+        'alter table public.sync_states attach partition public.%I for values from (%L) to (%L)',
+        v_name, v_hour, v_hour + interval '1 hour');
+      v_attached_names := v_attached_names || v_name;
+    exception
+      when lock_not_available then
+        v_ddl_ok := false;
+        v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+          'step', 'attach', 'table', v_name, 'reason', 'lock timeout');
+      when others then
+        v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+          'step', 'attach', 'table', v_name, 'reason', sqlerrm, 'sqlstate', sqlstate);
+    end;
+    v_exists := null;
+    v_attached := null;
   end loop;
+  -- "created" lists the tables created and attached in this run.
+  v_created := array(select n from pg_catalog.unnest(v_created) as n
+                     where n = any (v_attached_names) order by n);
+  v_attached_names := array(select n from pg_catalog.unnest(v_attached_names) as n
+                            where n <> all (v_created) order by n);
 
-  -- Partitions that ended before the retention cutoff, dropped in one
-  -- statement (one lock of the parent, one catalog invalidation of it).
-  for v_name in
-    select c.relname
-    from pg_catalog.pg_inherits as i
-    join pg_catalog.pg_class as c on c.oid = i.inhrelid
-    join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
-    where i.inhparent = 'public.sync_states'::pg_catalog.regclass
-      and n.nspname = 'public'
+  -- Retire: expired tables of ours, attached (detach, then drop) or not (drop).
+  for v_name, v_attached in
+    select c.relname, c.relispartition
+    from pg_catalog.pg_class as c
+    where c.relnamespace = 'public'::pg_catalog.regnamespace
+      and c.relkind = 'r'
       and c.relname ~ '^sync_states_p[0-9]{10}$'
+      and (c.relispartition = false
+           or exists (select from pg_catalog.pg_inherits as i
+                      where i.inhrelid = c.oid and i.inhparent = 'public.sync_states'::pg_catalog.regclass))
       and (pg_catalog.to_timestamp(pg_catalog.substr(c.relname, 14), 'YYYYMMDDHH24')::timestamp
              at time zone 'UTC') + interval '1 hour' <= v_cutoff
     order by c.relname
   loop
-    v_dropped := v_dropped || v_name;
+    exit when not v_ddl_ok;
+    begin
+      if v_attached then
+        execute pg_catalog.format('alter table public.sync_states detach partition public.%I', v_name);
+      end if;
+      execute pg_catalog.format('drop table public.%I', v_name);
+      v_dropped := v_dropped || v_name;
+    exception
+      when lock_not_available then
+        v_ddl_ok := false;
+        v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+          'step', 'retire', 'table', v_name, 'reason', 'lock timeout');
+      when others then
+        v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+          'step', 'retire', 'table', v_name, 'reason', sqlerrm, 'sqlstate', sqlstate);
+    end;
   end loop;
-  if pg_catalog.cardinality(v_dropped) > 0 then
-    execute 'drop table ' || (
-      select pg_catalog.string_agg(pg_catalog.format('public.%I', d.name), ', ' order by d.name)
-      from pg_catalog.unnest(v_dropped) as d(name)
-    );
-  end if;
 
-  delete from watchium_private.realtime_metrics as rm where rm.recorded_at < v_now - v_metrics;
-  get diagnostics v_metrics_expired = row_count;
+  begin
+    delete from watchium_private.realtime_metrics as rm where rm.recorded_at < v_now - v_metrics;
+    get diagnostics v_metrics_expired = row_count;
+  exception when lock_not_available then
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'step', 'metrics', 'table', 'realtime_metrics', 'reason', 'lock timeout');
+  end;
 
-  select pg_catalog.count(*) into v_count from public.sync_states_default;
+  -- Bounded count: a default partition that needs more than one run says so.
+  select pg_catalog.count(*) into v_count
+  from (select from public.sync_states_default limit v_batch + 1) as x;
   return pg_catalog.jsonb_build_object(
     'created', pg_catalog.to_jsonb(v_created),
+    'attached', pg_catalog.to_jsonb(v_attached_names),
     'dropped', pg_catalog.to_jsonb(v_dropped),
     'moved_from_default', v_moved_total,
     'expired_from_default', v_expired,
     'left_in_default', v_count,
-    'metrics_expired', v_metrics_expired
+    'metrics_expired', v_metrics_expired,
+    'skipped', v_skipped
   );
 end;
 $_$;
 
-COMMENT ON FUNCTION watchium_private.maintain_sync_history() IS 'Creates hourly partitions of public.sync_states (this hour + sync_history_premake, and hours with rows in the default partition, which move there), drops partitions older than sync_history_retention, expires default-partition rows and old realtime metrics. Returns what it did. Internal; run by maintenance.';
+COMMENT ON FUNCTION watchium_private.maintain_sync_history() IS 'The partition lifecycle of public.sync_states: creates hourly partitions this hour + sync_history_premake ahead (CREATE TABLE with the bound as CHECK, then ATTACH PARTITION), re-attaches tables of ours that are detached, moves at most sync_history_drain_batch rows out of the default partition per run, detaches and drops partitions older than sync_history_retention, expires old realtime metrics. Each DDL step under lock_timeout = maintenance_lock_timeout; a step that cannot get its lock is skipped (listed in "skipped") and retried by the next run. Returns what it did. Internal; run by maintenance.';
 
 CREATE FUNCTION watchium_private.make_cursor(p_at timestamp with time zone, p_key text) RETURNS text
     LANGUAGE sql IMMUTABLE
@@ -2433,7 +2904,11 @@ CREATE TABLE public.comments (
     replica_key uuid DEFAULT gen_random_uuid() NOT NULL,
     CONSTRAINT comments_anchor_root_check CHECK (((NOT is_anchor) OR ((parent_id IS NULL) AND (room_id IS NULL)))),
     CONSTRAINT comments_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
-    CONSTRAINT comments_author_check CHECK (((user_id IS NULL) = (is_system_message OR is_anchor))),
+    CONSTRAINT comments_author_check CHECK (
+CASE
+    WHEN (is_system_message OR is_anchor) THEN (user_id IS NULL)
+    ELSE ((user_id IS NOT NULL) OR (deleted_at IS NOT NULL))
+END),
     CONSTRAINT comments_avatar_url_check CHECK ((((char_length(avatar_url) >= 1) AND (char_length(avatar_url) <= 2048)) AND (avatar_url ~* '^https?://'::text))),
     CONSTRAINT comments_episode_number_check CHECK (((episode_number >= 1) AND (episode_number <= 100000))),
     CONSTRAINT comments_message_length_check CHECK (
@@ -3654,7 +4129,9 @@ CREATE TABLE watchium_private.room_secrets (
     room_id text NOT NULL,
     access_key text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT room_secrets_access_key_format_check CHECK ((access_key ~ '^[0-9]{6}$'::text))
+    wrong_attempts integer DEFAULT 0 NOT NULL,
+    CONSTRAINT room_secrets_access_key_format_check CHECK ((access_key ~ '^[0-9]{6}$'::text)),
+    CONSTRAINT room_secrets_wrong_attempts_check CHECK ((wrong_attempts >= 0))
 );
 
 COMMENT ON TABLE watchium_private.room_secrets IS 'Access keys of private rooms (exactly 6 digits). Readable by nobody but the room''s host, through the room RPC functions.';
@@ -3664,6 +4141,8 @@ COMMENT ON COLUMN watchium_private.room_secrets.room_id IS 'The private room.';
 COMMENT ON COLUMN watchium_private.room_secrets.access_key IS 'Six digits, drawn uniformly from 000000-999999 with a cryptographic source.';
 
 COMMENT ON COLUMN watchium_private.room_secrets.created_at IS 'When the key was drawn (a new key replaces the row).';
+
+COMMENT ON COLUMN watchium_private.room_secrets.wrong_attempts IS 'Wrong keys tried against this key, by all users; reset to 0 when a new key is drawn. join_room refuses to compare once it reaches the key''s guess budget (access_key_guess_budget + access_key_guess_budget_per_hour per full hour since created_at).';
 
 CREATE TABLE watchium_private.settings (
     key text NOT NULL,
@@ -3902,6 +4381,9 @@ REVOKE ALL ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) 
 GRANT ALL ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) TO authenticated;
 GRANT ALL ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) TO service_role;
 
+REVOKE ALL ON FUNCTION public.forget_user(p_user_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.forget_user(p_user_id text) TO service_role;
+
 REVOKE ALL ON FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) TO authenticated;
 GRANT ALL ON FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) TO service_role;
@@ -3975,6 +4457,9 @@ REVOKE ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric
 GRANT ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) TO authenticated;
 GRANT ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) TO service_role;
 
+REVOKE ALL ON FUNCTION public.sync_history_health() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.sync_history_health() TO service_role;
+
 REVOKE ALL ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) TO authenticated;
 GRANT ALL ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) TO service_role;
@@ -3997,6 +4482,8 @@ REVOKE ALL ON FUNCTION watchium_private.check_episode(p_argument text, p_value i
 
 REVOKE ALL ON FUNCTION watchium_private.check_limit(p_argument text, p_value integer) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.check_membership_cap(p_user_id text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.check_size(p_argument text, p_size integer, p_max integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min integer, p_max integer, p_allow_newlines boolean) FROM PUBLIC;
@@ -4010,6 +4497,8 @@ REVOKE ALL ON FUNCTION watchium_private.commit_durably() FROM PUBLIC;
 REVOKE ALL ON FUNCTION watchium_private.consume_rate_limit(p_subject text, p_action text, p_window_minutes integer, p_max_requests integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.count_key_attempt(p_subject text, p_action text, p_delta integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.create_sync_history_table(p_name text, p_hour timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.current_user_id() FROM PUBLIC;
 

@@ -182,6 +182,10 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     for label, part in (("rooms", rooms), ("sync history", history), ("room events", events)):
         details = ", ".join(f"{k}={v}" for k, v in part.items()) if isinstance(part, dict) else part
         print(f"  {label}: {details}")
+    for skip in summary.get("skipped", []):
+        where = f" {skip['step']} {skip['table']}" if skip.get("table") else ""
+        reason = skip.get("reason")
+        print(f"  skipped: {skip.get('job')}{where}: {reason} (retried by the next run)")
     return 0
 
 

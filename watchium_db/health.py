@@ -69,13 +69,33 @@ def check(url: str) -> HealthReport:
             )
             return HealthReport(problems=problems, details=details)
         row = conn.execute("select public.realtime_health()").fetchone()
+        history = check_sync_history(conn)
     assert row is not None
     report: dict[str, Any] = dict(row[0])
     problems += list(report.pop("problems", []))
     warnings = list(report.pop("warnings", []))
     report.pop("ok", None)
     details.update(report)
+    if history is not None:
+        problems += list(history.pop("problems", []))
+        warnings += list(history.pop("warnings", []))
+        history.pop("ok", None)
+        details["sync_history"] = history
     return HealthReport(problems=problems, warnings=warnings, details=details)
+
+
+def check_sync_history(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
+    """``public.sync_history_health()``: the sync history partitions, and what maintenance runs
+    skipped on a lock timeout left behind (hours ahead not attached, expired partitions still
+    attached, detached tables, rows in the default partition). None before revision 0008."""
+    installed = conn.execute(
+        "select pg_catalog.to_regprocedure('public.sync_history_health()') is not null"
+    ).fetchone()
+    if not (installed and installed[0]):
+        return None
+    row = conn.execute("select public.sync_history_health()").fetchone()
+    assert row is not None
+    return dict(row[0])
 
 
 def _yes(value: object) -> str:
@@ -139,6 +159,14 @@ def format_report(report: HealthReport) -> str:
         )
     if rooms:
         lines.append(f"  rooms           {rooms['total']} total, {rooms['empty']} empty")
+    history = d.get("sync_history")
+    if history:
+        lines.append(
+            f"  sync history    {history['partitions']} hourly partitions, "
+            f"{len(history['missing_ahead'])} missing of the next {history['premake']}, "
+            f"{len(history['expired_attached'])} expired still attached, "
+            f"{history['default_rows']} rows in the default partition"
+        )
     lines += [f"warning: {w}" for w in report.warnings]
     lines += [f"problem: {p}" for p in report.problems]
     return "\n".join(lines)

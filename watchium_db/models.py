@@ -261,6 +261,7 @@ class RoomSecret(Base):
     )
     access_key: Mapped[str]
     created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    wrong_attempts: Mapped[int] = mapped_column(server_default=text("0"))
 
 
 class MemberPresence(Base):

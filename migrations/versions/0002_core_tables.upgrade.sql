@@ -101,10 +101,12 @@ create table watchium_private.room_secrets (
   room_id    text        not null,
   access_key text        not null,
   created_at timestamptz not null default now(),
+  wrong_attempts integer not null default 0,
   constraint room_secrets_pkey primary key (room_id),
   constraint room_secrets_room_id_fkey foreign key (room_id)
     references public.rooms (room_id) on delete cascade,
-  constraint room_secrets_access_key_format_check check (access_key ~ '^[0-9]{6}$')
+  constraint room_secrets_access_key_format_check check (access_key ~ '^[0-9]{6}$'),
+  constraint room_secrets_wrong_attempts_check check (wrong_attempts >= 0)
 );
 comment on table watchium_private.room_secrets is
   'Access keys of private rooms (exactly 6 digits). Readable by nobody but the room''s host, through the room RPC functions.';
@@ -264,8 +266,12 @@ create table public.comments (
     deleted_at is null or (avatar_url is null and video_timestamp is null)
   ),
   constraint comments_video_timestamp_check check (video_timestamp between 0 and 86400),
-  -- System messages and anchors have no author; every other comment has one.
-  constraint comments_author_check check ((user_id is null) = (is_system_message or is_anchor)),
+  -- System messages and anchors have no author; every other comment has one,
+  -- except a tombstone whose author was forgotten (forget_user).
+  constraint comments_author_check check (
+    case when is_system_message or is_anchor then user_id is null
+         else user_id is not null or deleted_at is not null end
+  ),
   constraint comments_anchor_root_check check (not is_anchor or (parent_id is null and room_id is null))
 );
 
@@ -442,6 +448,7 @@ comment on column public.rooms.updated_at is 'When the room row last changed (se
 comment on column watchium_private.room_secrets.room_id is 'The private room.';
 comment on column watchium_private.room_secrets.access_key is 'Six digits, drawn uniformly from 000000-999999 with a cryptographic source.';
 comment on column watchium_private.room_secrets.created_at is 'When the key was drawn (a new key replaces the row).';
+comment on column watchium_private.room_secrets.wrong_attempts is 'Wrong keys tried against this key, by all users; reset to 0 when a new key is drawn. join_room refuses to compare once it reaches the key''s guess budget (access_key_guess_budget + access_key_guess_budget_per_hour per full hour since created_at).';
 
 comment on column public.room_members.room_id is 'The room.';
 comment on column public.room_members.user_id is 'The member: a JWT sub or the app''s own user id, 1 to 100 characters.';

@@ -7,5 +7,6 @@ begin
 end
 $unschedule$;
 
+drop function public.sync_history_health();
 drop function public.maintain();
 drop function watchium_private.expire_rate_limit_counters();
