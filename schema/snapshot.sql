@@ -834,6 +834,58 @@ $$;
 
 COMMENT ON FUNCTION public.get_room_sync_state(p_room_id text) IS 'The Live button: the expected host position now, playing state, speed, episode, host, the caller''s own sync status (its position extrapolated from its last heartbeat, needs_resync) and the room''s members / synced members / members needing a resync / sync percentage (derived: watchium_private.needs_resync). Members only.';
 
+CREATE FUNCTION public.install_maintenance_schedule() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $_$
+declare
+  c_name     constant text := 'watchium-db-maintain';
+  c_schedule constant text := '* * * * *';
+  c_command  constant text := 'select public.maintain()';
+  v_in_db    boolean;
+  v_job      record;
+  v_job_id   bigint;
+  v_replaced integer := 0;
+begin
+  if not exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
+    raise exception 'pg_cron is not installed in database %', pg_catalog.current_database()
+      using errcode = '55000',
+            hint = 'Enable it (Supabase: Database > Extensions > pg_cron; elsewhere: shared_preload_libraries = pg_cron, then create extension pg_cron) and run `watchium-db schedule` again, or run `watchium-db maintain` every minute from cron.';
+  end if;
+  v_in_db := pg_catalog.to_regprocedure('cron.schedule_in_database(text, text, text, text, text, boolean)') is not null
+    and pg_catalog.has_function_privilege(
+      'cron.schedule_in_database(text, text, text, text, text, boolean)', 'execute');
+  -- cron.job is read through dynamic SQL: the cron schema does not exist without pg_cron.
+  for v_job in execute
+    'select j.jobid, j.schedule, j.command, j.database, j.active from cron.job as j where j.jobname = $1'
+    using c_name
+  loop
+    if v_job.schedule = c_schedule and v_job.command = c_command
+       and v_job.database = pg_catalog.current_database() and v_job.active then
+      return pg_catalog.jsonb_build_object(
+        'job_id', v_job.jobid, 'status', 'already scheduled', 'schedule', c_schedule,
+        'command', c_command, 'database', v_job.database);
+    end if;
+    execute 'select cron.unschedule($1)' using v_job.jobid;
+    v_replaced := v_replaced + 1;
+  end loop;
+  if v_in_db then
+    execute 'select cron.schedule_in_database($1, $2, $3, $4)'
+      into v_job_id using c_name, c_schedule, c_command, pg_catalog.current_database();
+  else
+    execute 'select cron.schedule($1, $2, $3)'
+      into v_job_id using c_name, c_schedule, c_command;
+  end if;
+  return pg_catalog.jsonb_build_object(
+    'job_id', v_job_id, 'status', case when v_replaced > 0 then 'replaced' else 'scheduled' end,
+    'schedule', c_schedule, 'command', c_command, 'database', pg_catalog.current_database(),
+    'via', case when v_in_db then 'cron.schedule_in_database' else 'cron.schedule' end);
+end;
+$_$;
+
+COMMENT ON FUNCTION public.install_maintenance_schedule() IS 'Schedules public.maintain() every minute with pg_cron (job watchium-db-maintain), or leaves an identical job alone; returns the job and what was done. Run it (or `watchium-db schedule`) after enabling pg_cron. 55000 when pg_cron is not installed. Security definer: the job runs as the owner.';
+
 CREATE FUNCTION public.join_room(p_room_id text, p_access_key text DEFAULT NULL::text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -4411,6 +4463,9 @@ GRANT ALL ON FUNCTION public.get_room_sync_metrics(p_room_id text) TO service_ro
 REVOKE ALL ON FUNCTION public.get_room_sync_state(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room_sync_state(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION public.get_room_sync_state(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.install_maintenance_schedule() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.install_maintenance_schedule() TO service_role;
 
 REVOKE ALL ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) TO authenticated;

@@ -190,8 +190,45 @@ def cmd_maintain(args: argparse.Namespace) -> int:
 
 
 @command(
+    "schedule",
+    "schedule the periodic job with pg_cron (idempotent; run it after enabling pg_cron)",
+    epilog=(
+        "Installs the pg_cron job watchium-db-maintain (select public.maintain(), every minute),\n"
+        "or leaves it alone when it is already there as wanted. The migrations do this when\n"
+        "pg_cron is installed; run it when pg_cron is enabled later (it is off in a new\n"
+        "Supabase project). Without pg_cron, run `watchium-db maintain` from cron instead.\n\n"
+        "examples:\n  watchium-db schedule\n  watchium-db schedule --json"
+    ),
+    arguments=[arg("--json", action="store_true", help="print the JSON result for scripts")],
+)
+def cmd_schedule(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from watchium_db.errors import from_database_error
+
+    db = database.resolve()
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        try:
+            row = conn.execute("select public.install_maintenance_schedule()").fetchone()
+        except psycopg.Error as exc:
+            if getattr(exc, "sqlstate", None):
+                raise from_database_error(exc) from exc
+            raise
+    result = row[0] if row else {}
+    if args.json:
+        _print_json(result)
+    else:
+        print(
+            f"{result.get('status')}: pg_cron job {result.get('job_id')} runs "
+            f"{result.get('command')!r} at {result.get('schedule')!r} in {db.description}"
+        )
+    return 0
+
+
+@command(
     "doctor",
-    "check realtime health: publication, replica identities, broadcast path, policies, slots",
+    "check realtime health (publication, replica identities, broadcast path, policies, slots)"
+    " and the maintenance schedule",
     epilog="examples:\n  watchium-db doctor\n  watchium-db doctor --json",
     arguments=[arg("--json", action="store_true", help="print the JSON report for scripts")],
 )
