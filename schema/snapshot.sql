@@ -88,10 +88,7 @@ begin
 
   -- Lock order: the room row first.
   select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
-  if not found then
-    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
-      using errcode = 'P0002';
-  end if;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   if v_user_id is not null and v_room.host_user_id is distinct from v_user_id then
     raise exception 'only the host of room % may write its sync history', p_room_id
       using errcode = '42501';
@@ -283,7 +280,7 @@ declare
   v_room_id text;
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_comment');
-  v_comment := watchium_private.own_comment(p_comment_id, v_user_id);
+  v_comment := watchium_private.own_comment(p_comment_id, v_user_id, 'delete');
 
   if exists (select from public.comments as r where r.parent_id = v_comment.id) then
     update public.comments as c
@@ -324,7 +321,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.delete_comment(p_comment_id bigint) IS 'The author deletes their own comment (not system messages or anchors). Replies are never deleted: a comment with replies becomes a tombstone (tombstone: true; deleted_at set, message emptied); without replies it is deleted, with any tombstone above it left without replies.';
+COMMENT ON FUNCTION public.delete_comment(p_comment_id bigint) IS 'The author deletes their own comment, or the host of its room any member''s comment there (not system messages or anchors). Replies are never deleted: a comment with replies becomes a tombstone (tombstone: true; deleted_at set, message emptied); without replies it is deleted, with any tombstone above it left without replies.';
 
 CREATE FUNCTION public.delete_room(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -337,6 +334,7 @@ declare
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_room');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   perform watchium_private.emit_room_event(v_room.room_id, 'room_deleted',
     pg_catalog.jsonb_build_object('reason', 'deleted_by_host', 'deleted_by', v_user_id));
@@ -361,7 +359,7 @@ begin
     raise exception 'p_message is required' using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'edit_comment');
-  perform watchium_private.own_comment(p_comment_id, v_user_id);
+  perform watchium_private.own_comment(p_comment_id, v_user_id, 'edit');
   update public.comments as c set message = v_message
   where c.id = p_comment_id
   returning * into v_comment;
@@ -372,7 +370,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) IS 'The author edits the message of their own comment (not system messages or anchors). Returns the comment.';
+COMMENT ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) IS 'The author edits the message of their own comment (not system messages or anchors); room comments only while still a member of the room (42501 after leaving or being kicked). Returns the comment.';
 
 CREATE FUNCTION public.forget_user(p_user_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -669,9 +667,7 @@ begin
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
   end if;
   select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  if not found then
-    raise exception 'room % not found', p_room_id using errcode = 'P0002';
-  end if;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   return (select s.access_key from watchium_private.room_secrets as s where s.room_id = p_room_id);
 end;
@@ -902,7 +898,17 @@ declare
   v_user_left  integer;
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'join_room');
-  v_room := watchium_private.lock_room(p_room_id);
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
+      using errcode = '22023';
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
+  if not found then
+    -- A missing room is answered as a private room whose key the caller does
+    -- not have (same errors, a wrong key counted): non-members cannot tell them apart.
+    v_room.room_id := p_room_id;
+    v_room.is_public := false;
+  end if;
 
   select * into v_member
   from public.room_members as m
@@ -924,7 +930,7 @@ begin
     if p_access_key is null or p_access_key !~ '^[0-9]{6}$' then
       raise exception 'p_access_key must be the room''s 6-digit access key'
         using errcode = '22023',
-              hint = 'Private rooms need the access key the host shares.';
+              hint = 'Private rooms need the access key the host shares (a room id that names no room gets the same answer).';
     end if;
     -- Count the user's attempt first (locks the counter), compare, refund if right.
     v_user_left := watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', 1);
@@ -995,6 +1001,7 @@ begin
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'kick_member');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   if p_user_id = v_user_id then
     raise exception 'p_user_id must be another member: the host cannot kick itself'
@@ -1023,6 +1030,7 @@ declare
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'leave_room');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   v_left := watchium_private.remove_member(v_room, v_user_id, 'member_left',
     pg_catalog.jsonb_build_object('user_id', v_user_id, 'reason', 'left'));
   select * into v_room from public.rooms as r where r.room_id = v_room.room_id;
@@ -1172,6 +1180,7 @@ begin
 
   if p_room_id is not null then
     v_room := watchium_private.lock_room(p_room_id);
+    perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
     select * into v_member
     from public.room_members as m
     where m.room_id = v_room.room_id and m.user_id = v_user_id;
@@ -1634,6 +1643,7 @@ begin
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'transfer_host');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   if not exists (
     select from public.room_members as m where m.room_id = v_room.room_id and m.user_id = p_new_host
@@ -1676,6 +1686,7 @@ begin
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'update_room');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
 
   if coalesce(p_rotate_access_key, false) and coalesce(p_is_public, v_room.is_public) then
@@ -1928,10 +1939,7 @@ begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'sync_control');
 
   select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
-  if not found then
-    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
-      using errcode = 'P0002';
-  end if;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   -- rooms.host_user_id names the member flagged is_host (trigger
   -- _200_sync_room_host keeps them together, under this same row lock).
   if v_room.host_user_id is distinct from v_user_id then
@@ -2457,6 +2465,24 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.heartbeat_intervals(OUT min_interval interval, OUT sample_interval interval) IS 'The settings heartbeat_min_interval and heartbeat_sample_interval, read in one statement. Internal.';
+
+CREATE FUNCTION watchium_private.hide_private_room(p_room public.rooms, p_room_id text, p_user_id text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  if p_room.room_id is null
+     or not (p_room.is_public
+             or watchium_private.caller_is_trusted()
+             or exists (select from public.room_members as m
+                        where m.room_id = p_room.room_id and m.user_id = p_user_id)) then
+    raise exception 'room % not found', p_room_id
+      using errcode = 'P0002';
+  end if;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.hide_private_room(p_room public.rooms, p_room_id text, p_user_id text) IS 'Raises P0002 "room <id> not found" when the room is missing or private and p_user_id is not a member (trusted callers see all): private rooms answer non-members as missing ones do. Internal.';
 
 CREATE FUNCTION watchium_private.install_realtime_authorization() RETURNS boolean
     LANGUAGE plpgsql
@@ -3008,32 +3034,54 @@ COMMENT ON COLUMN public.comments.deleted_at IS 'Set when the author deleted a c
 
 COMMENT ON COLUMN public.comments.replica_key IS 'Random, never changed: the replica identity (comments_replica_key_idx), so the old record of a published DELETE says nothing about the comment.';
 
-CREATE FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) RETURNS public.comments
+CREATE FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text, p_action text) RETURNS public.comments
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_comment public.comments;
+  v_comment   public.comments;
+  v_room      public.rooms;
+  v_is_member boolean := false;
 begin
   if p_comment_id is null then
     raise exception 'p_comment_id is required' using errcode = '22023';
   end if;
   select * into v_comment from public.comments as c where c.id = p_comment_id for update;
-  if not found then
+  if v_comment.room_id is not null then
+    select * into v_room from public.rooms as r where r.room_id = v_comment.room_id;
+    v_is_member := exists (select from public.room_members as m
+                           where m.room_id = v_comment.room_id and m.user_id = p_user_id);
+  end if;
+  if v_comment.id is null
+     or (v_comment.room_id is not null and not v_room.is_public and not v_is_member) then
     raise exception 'comment % not found', p_comment_id using errcode = 'P0002';
   end if;
   if v_comment.deleted_at is not null then
     raise exception 'comment % was deleted', p_comment_id using errcode = 'P0002';
   end if;
-  if v_comment.user_id is distinct from p_user_id then
-    raise exception 'comment % is not yours: only its author may change it', p_comment_id
+  if v_comment.is_system_message or v_comment.is_anchor then
+    raise exception 'comment % is not yours: the database wrote it, and nobody may change it', p_comment_id
       using errcode = '42501';
   end if;
-  return v_comment;
+  if v_comment.user_id is not distinct from p_user_id then
+    if p_action = 'edit' and v_comment.room_id is not null and not v_is_member then
+      raise exception 'comment % was posted in room %, which you are no longer a member of: it can be deleted, not edited',
+        p_comment_id, v_comment.room_id
+        using errcode = '42501';
+    end if;
+    return v_comment;
+  end if;
+  if p_action = 'delete' and v_comment.room_id is not null
+     and v_room.host_user_id is not distinct from p_user_id then
+    return v_comment;  -- the host moderates their room
+  end if;
+  raise exception 'comment % is not yours: only its author may change it%', p_comment_id,
+    case when p_action = 'delete' then ' (or the host of its room delete it)' else '' end
+    using errcode = '42501';
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) IS 'Locks and returns the user''s own comment; P0002 when missing or deleted, 42501 for others'' comments, system messages and anchors (which have no author). Internal.';
+COMMENT ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text, p_action text) IS 'Locks and returns a comment p_user_id may p_action (edit: own comment, room comments only while a member; delete: own comment, or any member comment in a room p_user_id hosts). P0002 when missing, in a private room p_user_id is not a member of, or deleted; 42501 otherwise (system messages and anchors always). Internal.';
 
 CREATE FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) RETURNS record
     LANGUAGE plpgsql IMMUTABLE
@@ -3402,10 +3450,8 @@ declare
   v_room public.rooms;
 begin
   select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  if not found then
-    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
-      using errcode = 'P0002';
-  end if;
+  -- Missing, or private and not a member: the same P0002.
+  perform watchium_private.hide_private_room(v_room, p_room_id, p_user_id);
   if p_user_id is not null and not exists (
     select from public.room_members as m where m.room_id = p_room_id and m.user_id = p_user_id
   ) then
@@ -3416,7 +3462,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.require_sync_room(p_room_id text, p_user_id text) IS 'The room p_room_id (unlocked); raises P0002 when absent and 42501 when p_user_id (unless null) is not a member. Internal.';
+COMMENT ON FUNCTION watchium_private.require_sync_room(p_room_id text, p_user_id text) IS 'The room p_room_id (unlocked); raises P0002 when absent or private to a non-member, 42501 when p_user_id (unless null) is not a member of the public room. Internal.';
 
 CREATE FUNCTION watchium_private.require_user_id() RETURNS text
     LANGUAGE plpgsql STABLE
@@ -4573,6 +4619,8 @@ REVOKE ALL ON FUNCTION watchium_private.generate_room_id() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.heartbeat_intervals(OUT min_interval interval, OUT sample_interval interval) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.hide_private_room(p_room public.rooms, p_room_id text, p_user_id text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.install_realtime_authorization() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.lock_room(p_room_id text) FROM PUBLIC;
@@ -4592,7 +4640,7 @@ GRANT SELECT ON TABLE public.comments TO anon;
 GRANT SELECT ON TABLE public.comments TO authenticated;
 GRANT SELECT ON TABLE public.comments TO service_role;
 
-REVOKE ALL ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text, p_action text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) FROM PUBLIC;
 

@@ -451,6 +451,35 @@ comment on function watchium_private.require_host(public.rooms, text) is
 revoke all on function watchium_private.require_host(public.rooms, text) from public;
 
 -- -----------------------------------------------------------------------------
+-- watchium_private.hide_private_room(room, room_id, user_id): raises P0002
+-- 'room <id> not found' (lock_room's answer for a missing room, word for
+-- word) when the room is missing (p_room null) or private and p_user_id is not
+-- a member; trusted callers see every room. Every function that takes a room
+-- id calls it before any other check, so that a non-member cannot tell a
+-- private room from a missing one by SQLSTATE, message or timing of a check.
+-- -----------------------------------------------------------------------------
+create function watchium_private.hide_private_room(p_room public.rooms, p_room_id text, p_user_id text)
+returns void
+language plpgsql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if p_room.room_id is null
+     or not (p_room.is_public
+             or watchium_private.caller_is_trusted()
+             or exists (select from public.room_members as m
+                        where m.room_id = p_room.room_id and m.user_id = p_user_id)) then
+    raise exception 'room % not found', p_room_id
+      using errcode = 'P0002';
+  end if;
+end;
+$$;
+comment on function watchium_private.hide_private_room(public.rooms, text, text) is
+  'Raises P0002 "room <id> not found" when the room is missing or private and p_user_id is not a member (trusted callers see all): private rooms answer non-members as missing ones do. Internal.';
+revoke all on function watchium_private.hide_private_room(public.rooms, text, text) from public;
+
+-- -----------------------------------------------------------------------------
 -- watchium_private.count_key_attempt(subject, action, delta): adds delta to
 -- the subject's counter of the action in the current window of its rule and
 -- returns the attempts left (max - count; negative when over). The upsert
@@ -882,7 +911,17 @@ declare
   v_user_left  integer;
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'join_room');
-  v_room := watchium_private.lock_room(p_room_id);
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
+      using errcode = '22023';
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
+  if not found then
+    -- A missing room is answered as a private room whose key the caller does
+    -- not have (same errors, a wrong key counted): non-members cannot tell them apart.
+    v_room.room_id := p_room_id;
+    v_room.is_public := false;
+  end if;
 
   select * into v_member
   from public.room_members as m
@@ -904,7 +943,7 @@ begin
     if p_access_key is null or p_access_key !~ '^[0-9]{6}$' then
       raise exception 'p_access_key must be the room''s 6-digit access key'
         using errcode = '22023',
-              hint = 'Private rooms need the access key the host shares.';
+              hint = 'Private rooms need the access key the host shares (a room id that names no room gets the same answer).';
     end if;
     -- Count the user's attempt first (locks the counter), compare, refund if right.
     v_user_left := watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', 1);
@@ -996,7 +1035,8 @@ revoke all on function watchium_private.remove_member(public.rooms, text, text, 
 
 -- -----------------------------------------------------------------------------
 -- public.leave_room: the caller leaves. Idempotent: {status: 'not_member'}
--- when the caller was not a member. When the host leaves, the longest-present
+-- when the caller was not a member of a public room; a private room answers
+-- a non-member P0002, as a missing room does (no host id leaks). When the host leaves, the longest-present
 -- member becomes host; the last member leaving leaves an empty room that
 -- maintenance deletes after empty_room_grace.
 -- Security definer: deletes from room_members.
@@ -1016,6 +1056,7 @@ declare
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'leave_room');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   v_left := watchium_private.remove_member(v_room, v_user_id, 'member_left',
     pg_catalog.jsonb_build_object('user_id', v_user_id, 'reason', 'left'));
   select * into v_room from public.rooms as r where r.room_id = v_room.room_id;
@@ -1052,6 +1093,7 @@ begin
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'kick_member');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   if p_user_id = v_user_id then
     raise exception 'p_user_id must be another member: the host cannot kick itself'
@@ -1093,6 +1135,7 @@ begin
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'transfer_host');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   if not exists (
     select from public.room_members as m where m.room_id = v_room.room_id and m.user_id = p_new_host
@@ -1158,6 +1201,7 @@ begin
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'update_room');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
 
   if coalesce(p_rotate_access_key, false) and coalesce(p_is_public, v_room.is_public) then
@@ -1237,6 +1281,7 @@ declare
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_room');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   perform watchium_private.emit_room_event(v_room.room_id, 'room_deleted',
     pg_catalog.jsonb_build_object('reason', 'deleted_by_host', 'deleted_by', v_user_id));
@@ -1324,9 +1369,7 @@ begin
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
   end if;
   select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  if not found then
-    raise exception 'room % not found', p_room_id using errcode = 'P0002';
-  end if;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   return (select s.access_key from watchium_private.room_secrets as s where s.room_id = p_room_id);
 end;
@@ -1455,6 +1498,7 @@ begin
 
   if p_room_id is not null then
     v_room := watchium_private.lock_room(p_room_id);
+    perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
     select * into v_member
     from public.room_members as m
     where m.room_id = v_room.room_id and m.user_id = v_user_id;
@@ -1511,42 +1555,72 @@ grant execute on function public.post_comment(text, integer, text, text, text, t
   to authenticated, service_role;
 
 -- -----------------------------------------------------------------------------
--- watchium_private.own_comment(comment_id, user_id): the comment, locked, if
--- it is the user's own non-system comment; P0002 when missing or deleted
--- (a tombstone), 42501 when it is someone else's, a system message or an anchor.
+-- watchium_private.own_comment(comment_id, user_id, action): the comment,
+-- locked, if the user may p_action ('edit' or 'delete') it:
+--   * edit: the author's own comment; a room comment only while the author is
+--     a member of that room (a kicked member cannot edit what they wrote);
+--   * delete: the author's own comment (also after leaving), or any member's
+--     comment in a room the user hosts (moderation).
+-- System messages and anchors are nobody's. P0002 "comment <id> not found"
+-- when missing, and also when the comment is in a private room the user is not
+-- a member of (comment ids reveal nothing to non-members); P0002 "was
+-- deleted" for a tombstone; 42501 otherwise.
 -- -----------------------------------------------------------------------------
-create function watchium_private.own_comment(p_comment_id bigint, p_user_id text)
+create function watchium_private.own_comment(p_comment_id bigint, p_user_id text, p_action text)
 returns public.comments
 language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_comment public.comments;
+  v_comment   public.comments;
+  v_room      public.rooms;
+  v_is_member boolean := false;
 begin
   if p_comment_id is null then
     raise exception 'p_comment_id is required' using errcode = '22023';
   end if;
   select * into v_comment from public.comments as c where c.id = p_comment_id for update;
-  if not found then
+  if v_comment.room_id is not null then
+    select * into v_room from public.rooms as r where r.room_id = v_comment.room_id;
+    v_is_member := exists (select from public.room_members as m
+                           where m.room_id = v_comment.room_id and m.user_id = p_user_id);
+  end if;
+  if v_comment.id is null
+     or (v_comment.room_id is not null and not v_room.is_public and not v_is_member) then
     raise exception 'comment % not found', p_comment_id using errcode = 'P0002';
   end if;
   if v_comment.deleted_at is not null then
     raise exception 'comment % was deleted', p_comment_id using errcode = 'P0002';
   end if;
-  if v_comment.user_id is distinct from p_user_id then
-    raise exception 'comment % is not yours: only its author may change it', p_comment_id
+  if v_comment.is_system_message or v_comment.is_anchor then
+    raise exception 'comment % is not yours: the database wrote it, and nobody may change it', p_comment_id
       using errcode = '42501';
   end if;
-  return v_comment;
+  if v_comment.user_id is not distinct from p_user_id then
+    if p_action = 'edit' and v_comment.room_id is not null and not v_is_member then
+      raise exception 'comment % was posted in room %, which you are no longer a member of: it can be deleted, not edited',
+        p_comment_id, v_comment.room_id
+        using errcode = '42501';
+    end if;
+    return v_comment;
+  end if;
+  if p_action = 'delete' and v_comment.room_id is not null
+     and v_room.host_user_id is not distinct from p_user_id then
+    return v_comment;  -- the host moderates their room
+  end if;
+  raise exception 'comment % is not yours: only its author may change it%', p_comment_id,
+    case when p_action = 'delete' then ' (or the host of its room delete it)' else '' end
+    using errcode = '42501';
 end;
 $$;
-comment on function watchium_private.own_comment(bigint, text) is
-  'Locks and returns the user''s own comment; P0002 when missing or deleted, 42501 for others'' comments, system messages and anchors (which have no author). Internal.';
-revoke all on function watchium_private.own_comment(bigint, text) from public;
+comment on function watchium_private.own_comment(bigint, text, text) is
+  'Locks and returns a comment p_user_id may p_action (edit: own comment, room comments only while a member; delete: own comment, or any member comment in a room p_user_id hosts). P0002 when missing, in a private room p_user_id is not a member of, or deleted; 42501 otherwise (system messages and anchors always). Internal.';
+revoke all on function watchium_private.own_comment(bigint, text, text) from public;
 
 -- -----------------------------------------------------------------------------
--- public.edit_comment: the author changes the message of their comment.
+-- public.edit_comment: the author changes the message of their comment; a
+-- room comment only while the author is still a member of the room.
 -- Security definer: updates comments.
 -- -----------------------------------------------------------------------------
 create function public.edit_comment(p_comment_id bigint, p_message text)
@@ -1566,7 +1640,7 @@ begin
     raise exception 'p_message is required' using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'edit_comment');
-  perform watchium_private.own_comment(p_comment_id, v_user_id);
+  perform watchium_private.own_comment(p_comment_id, v_user_id, 'edit');
   update public.comments as c set message = v_message
   where c.id = p_comment_id
   returning * into v_comment;
@@ -1577,12 +1651,13 @@ begin
 end;
 $$;
 comment on function public.edit_comment(bigint, text) is
-  'The author edits the message of their own comment (not system messages or anchors). Returns the comment.';
+  'The author edits the message of their own comment (not system messages or anchors); room comments only while still a member of the room (42501 after leaving or being kicked). Returns the comment.';
 revoke all on function public.edit_comment(bigint, text) from public, anon;
 grant execute on function public.edit_comment(bigint, text) to authenticated, service_role;
 
 -- -----------------------------------------------------------------------------
--- public.delete_comment: the author deletes their comment.
+-- public.delete_comment: the author deletes their comment, or the host of
+-- its room removes it (moderation; see own_comment).
 --
 -- Other people's replies are never deleted with it. A comment with replies
 -- becomes a tombstone (deleted_at set; message, avatar and video time
@@ -1609,7 +1684,7 @@ declare
   v_room_id text;
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_comment');
-  v_comment := watchium_private.own_comment(p_comment_id, v_user_id);
+  v_comment := watchium_private.own_comment(p_comment_id, v_user_id, 'delete');
 
   if exists (select from public.comments as r where r.parent_id = v_comment.id) then
     update public.comments as c
@@ -1650,7 +1725,7 @@ begin
 end;
 $$;
 comment on function public.delete_comment(bigint) is
-  'The author deletes their own comment (not system messages or anchors). Replies are never deleted: a comment with replies becomes a tombstone (tombstone: true; deleted_at set, message emptied); without replies it is deleted, with any tombstone above it left without replies.';
+  'The author deletes their own comment, or the host of its room any member''s comment there (not system messages or anchors). Replies are never deleted: a comment with replies becomes a tombstone (tombstone: true; deleted_at set, message emptied); without replies it is deleted, with any tombstone above it left without replies.';
 revoke all on function public.delete_comment(bigint) from public, anon;
 grant execute on function public.delete_comment(bigint) to authenticated, service_role;
 
