@@ -2497,134 +2497,151 @@ declare
   v_removed      integer;
   v_hosts        integer;
   v_deleted      integer;
+  v_skipped      integer := 0;
 begin
   -- Stale members ------------------------------------------------------------
   select pg_catalog.array_agg(distinct p.room_id) into v_candidates
   from watchium_private.member_presence as p
   where p.last_heartbeat < v_stale_cutoff;
 
-  -- 1. Room rows, in room_id order.
-  select pg_catalog.array_agg(l.room_id) into v_locked
-  from (
-    select r.room_id
-    from public.rooms as r
-    where r.room_id = any (coalesce(v_candidates, '{}'))
-    order by r.room_id
-    for update skip locked
-  ) as l;
+  -- Each part in its own subtransaction: a lock it still has to wait for (a
+  -- comment row held by its author when an empty room goes, history held by
+  -- partition DDL) makes only that part skip this run, after
+  -- maintenance_lock_timeout; its rooms count as busy.
+  begin
+    -- 1. Room rows, in room_id order.
+    select pg_catalog.array_agg(l.room_id) into v_locked
+    from (
+      select r.room_id
+      from public.rooms as r
+      where r.room_id = any (coalesce(v_candidates, '{}'))
+      order by r.room_id
+      for update skip locked
+    ) as l;
 
-  -- How many members of the locked rooms look stale in this snapshot.
-  select pg_catalog.count(*) into v_seen
-  from watchium_private.member_presence as p
-  where p.room_id = any (coalesce(v_locked, '{}'))
-    and p.last_heartbeat < v_stale_cutoff;
-
-  -- 2. Their room_members rows. The set is kept as jsonb for the events, the
-  -- delete and the count (no temporary table: this runs every minute and
-  -- would churn the catalog).
-  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-           'room_id', l.room_id, 'user_id', l.user_id, 'is_host', l.is_host)), '[]'::jsonb)
-    into v_members
-  from (
-    select m.room_id, m.user_id, m.is_host
-    from public.room_members as m
-    where m.room_id = any (coalesce(v_locked, '{}'))
-      and exists (select from watchium_private.member_presence as p
-                  where p.room_id = m.room_id and p.user_id = m.user_id
-                    and p.last_heartbeat < v_stale_cutoff)
-    order by m.room_id, m.user_id
-    for update of m skip locked
-  ) as l;
-
-  -- 3. Their presence rows, staleness checked again under the lock (a row
-  -- updated by a heartbeat that committed since this statement's snapshot is
-  -- re-read, and no longer qualifies).
-  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-           'room_id', s.room_id, 'user_id', s.user_id, 'is_host', s.is_host)
-           order by s.room_id, s.user_id), '[]'::jsonb)
-    into v_stale
-  from pg_catalog.jsonb_to_recordset(v_members) as s(room_id text, user_id text, is_host boolean)
-  where (s.room_id, s.user_id) in (
-    select p.room_id, p.user_id
+    -- How many members of the locked rooms look stale in this snapshot.
+    select pg_catalog.count(*) into v_seen
     from watchium_private.member_presence as p
-    where (p.room_id, p.user_id) in (
-            select x.room_id, x.user_id
-            from pg_catalog.jsonb_to_recordset(v_members) as x(room_id text, user_id text))
-      and p.last_heartbeat < v_stale_cutoff
-    order by p.room_id, p.user_id
-    for update of p skip locked
-  );
+    where p.room_id = any (coalesce(v_locked, '{}'))
+      and p.last_heartbeat < v_stale_cutoff;
 
-  -- 4. Successors of departing hosts (their is_host is set by the trigger).
-  -- A room whose successor is locked by a caller keeps its members this run.
-  with departing as (
-    select s.room_id, s.user_id, s.is_host
+    -- 2. Their room_members rows. The set is kept as jsonb for the events, the
+    -- delete and the count (no temporary table: this runs every minute and
+    -- would churn the catalog).
+    select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'room_id', l.room_id, 'user_id', l.user_id, 'is_host', l.is_host)), '[]'::jsonb)
+      into v_members
+    from (
+      select m.room_id, m.user_id, m.is_host
+      from public.room_members as m
+      where m.room_id = any (coalesce(v_locked, '{}'))
+        and exists (select from watchium_private.member_presence as p
+                    where p.room_id = m.room_id and p.user_id = m.user_id
+                      and p.last_heartbeat < v_stale_cutoff)
+      order by m.room_id, m.user_id
+      for update of m skip locked
+    ) as l;
+
+    -- 3. Their presence rows, staleness checked again under the lock (a row
+    -- updated by a heartbeat that committed since this statement's snapshot is
+    -- re-read, and no longer qualifies).
+    select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'room_id', s.room_id, 'user_id', s.user_id, 'is_host', s.is_host)
+             order by s.room_id, s.user_id), '[]'::jsonb)
+      into v_stale
+    from pg_catalog.jsonb_to_recordset(v_members) as s(room_id text, user_id text, is_host boolean)
+    where (s.room_id, s.user_id) in (
+      select p.room_id, p.user_id
+      from watchium_private.member_presence as p
+      where (p.room_id, p.user_id) in (
+              select x.room_id, x.user_id
+              from pg_catalog.jsonb_to_recordset(v_members) as x(room_id text, user_id text))
+        and p.last_heartbeat < v_stale_cutoff
+      order by p.room_id, p.user_id
+      for update of p skip locked
+    );
+
+    -- 4. Successors of departing hosts (their is_host is set by the trigger).
+    -- A room whose successor is locked by a caller keeps its members this run.
+    with departing as (
+      select s.room_id, s.user_id, s.is_host
+      from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
+    ),
+    successor as (
+      select distinct on (c.room_id) c.room_id, c.user_id
+      from public.room_members as c
+      where c.room_id in (select d.room_id from departing as d where d.is_host)
+        and (c.room_id, c.user_id) not in (select d.room_id, d.user_id from departing as d)
+      order by c.room_id, c.joined_at, c.user_id
+    ),
+    locked as (
+      select m.room_id
+      from public.room_members as m
+      join successor as n on n.room_id = m.room_id and n.user_id = m.user_id
+      order by m.room_id
+      for update of m skip locked
+    )
+    select pg_catalog.array_agg(n.room_id) into v_blocked
+    from successor as n
+    where n.room_id not in (select l.room_id from locked as l);
+
+    if v_blocked is not null then
+      select coalesce(pg_catalog.jsonb_agg(s.x), '[]'::jsonb) into v_stale
+      from pg_catalog.jsonb_array_elements(v_stale) as s(x)
+      where s.x ->> 'room_id' <> all (v_blocked);
+    end if;
+
+    perform watchium_private.emit_room_event(s.room_id, 'member_left',
+      pg_catalog.jsonb_build_object('user_id', s.user_id, 'reason', 'stale'))
+    from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean);
+
+    delete from public.room_members as m
+    using pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
+    where m.room_id = s.room_id and m.user_id = s.user_id;
+    get diagnostics v_removed = row_count;
+
+    select pg_catalog.count(*) into v_hosts
     from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
-  ),
-  successor as (
-    select distinct on (c.room_id) c.room_id, c.user_id
-    from public.room_members as c
-    where c.room_id in (select d.room_id from departing as d where d.is_host)
-      and (c.room_id, c.user_id) not in (select d.room_id, d.user_id from departing as d)
-    order by c.room_id, c.joined_at, c.user_id
-  ),
-  locked as (
-    select m.room_id
-    from public.room_members as m
-    join successor as n on n.room_id = m.room_id and n.user_id = m.user_id
-    order by m.room_id
-    for update of m skip locked
-  )
-  select pg_catalog.array_agg(n.room_id) into v_blocked
-  from successor as n
-  where n.room_id not in (select l.room_id from locked as l);
-
-  if v_blocked is not null then
-    select coalesce(pg_catalog.jsonb_agg(s.x), '[]'::jsonb) into v_stale
-    from pg_catalog.jsonb_array_elements(v_stale) as s(x)
-    where s.x ->> 'room_id' <> all (v_blocked);
-  end if;
-
-  perform watchium_private.emit_room_event(s.room_id, 'member_left',
-    pg_catalog.jsonb_build_object('user_id', s.user_id, 'reason', 'stale'))
-  from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean);
-
-  delete from public.room_members as m
-  using pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
-  where m.room_id = s.room_id and m.user_id = s.user_id;
-  get diagnostics v_removed = row_count;
-
-  select pg_catalog.count(*) into v_hosts
-  from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
-  join public.rooms as r on r.room_id = s.room_id
-  where s.is_host and r.host_user_id is not null;
+    join public.rooms as r on r.room_id = s.room_id
+    where s.is_host and r.host_user_id is not null;
+  exception when lock_not_available then
+    v_removed := 0;
+    v_hosts := 0;
+    v_seen := 0;
+    v_skipped := v_skipped + coalesce(pg_catalog.cardinality(v_locked), 0);
+  end;
 
   -- Empty rooms past their grace period ----------------------------------------
-  select pg_catalog.array_agg(e.room_id) into v_empty
-  from (
-    select r.room_id
-    from public.rooms as r
-    where r.host_user_id is null
-      and r.last_activity < v_empty_cutoff
-      and not exists (select from public.room_members as m where m.room_id = r.room_id)
-    order by r.room_id
-    for update skip locked
-  ) as e;
+  begin
+    select pg_catalog.array_agg(e.room_id) into v_empty
+    from (
+      select r.room_id
+      from public.rooms as r
+      where r.host_user_id is null
+        and r.last_activity < v_empty_cutoff
+        and not exists (select from public.room_members as m where m.room_id = r.room_id)
+      order by r.room_id
+      for update skip locked
+    ) as e;
 
-  perform watchium_private.emit_room_event(e.room_id, 'room_deleted',
-    pg_catalog.jsonb_build_object('reason', 'empty'))
-  from pg_catalog.unnest(coalesce(v_empty, '{}')) as e(room_id);
+    perform watchium_private.emit_room_event(e.room_id, 'room_deleted',
+      pg_catalog.jsonb_build_object('reason', 'empty'))
+    from pg_catalog.unnest(coalesce(v_empty, '{}')) as e(room_id);
 
-  delete from public.rooms as r
-  where r.room_id = any (coalesce(v_empty, '{}'));
-  get diagnostics v_deleted = row_count;
+    delete from public.rooms as r
+    where r.room_id = any (coalesce(v_empty, '{}'));
+    get diagnostics v_deleted = row_count;
+  exception when lock_not_available then
+    v_deleted := 0;
+    v_skipped := v_skipped + coalesce(pg_catalog.cardinality(v_empty), 0);
+  end;
 
   return pg_catalog.jsonb_build_object(
     'stale_members_removed', v_removed,
     'hosts_transferred', v_hosts,
     'empty_rooms_deleted', v_deleted,
     'rooms_skipped_busy', coalesce(pg_catalog.cardinality(v_candidates), 0)
-                          - coalesce(pg_catalog.cardinality(v_locked), 0),
+                          - coalesce(pg_catalog.cardinality(v_locked), 0) + v_skipped,
     'members_skipped_busy', greatest(0, v_seen - v_removed)
   );
 end;
@@ -2754,6 +2771,15 @@ begin
             'alter table public.%I add constraint %I check (created_at >= %L and created_at < %L)',
             v_name, v_name || '_bound_check', v_hour, v_hour + interval '1 hour');
         end if;
+      end if;
+      -- Catching up (this hour or a past one has no partition, so writers are
+      -- routing its rows into the default partition right now): a writer that
+      -- routed to the default partition before the attach would insert there
+      -- after it and fail (23514). EXCLUSIVE on the parent makes writers wait
+      -- for the attach instead (then they route to the new partition); readers
+      -- go on. Never needed for partitions made ahead.
+      if v_hour < pg_catalog.clock_timestamp() + interval '5 minutes' then
+        lock table public.sync_states in exclusive mode;
       end if;
       -- The default partition must hold no row of this hour (ATTACH checks it):
       -- only then lock it (ATTACH needs that lock anyway) and move what came

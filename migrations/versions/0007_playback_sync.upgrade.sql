@@ -1292,6 +1292,15 @@ begin
             v_name, v_name || '_bound_check', v_hour, v_hour + interval '1 hour');
         end if;
       end if;
+      -- Catching up (this hour or a past one has no partition, so writers are
+      -- routing its rows into the default partition right now): a writer that
+      -- routed to the default partition before the attach would insert there
+      -- after it and fail (23514). EXCLUSIVE on the parent makes writers wait
+      -- for the attach instead (then they route to the new partition); readers
+      -- go on. Never needed for partitions made ahead.
+      if v_hour < pg_catalog.clock_timestamp() + interval '5 minutes' then
+        lock table public.sync_states in exclusive mode;
+      end if;
       -- The default partition must hold no row of this hour (ATTACH checks it):
       -- only then lock it (ATTACH needs that lock anyway) and move what came
       -- in meanwhile, if that is a bounded amount.
