@@ -62,7 +62,7 @@ begin
 end;
 $_$;
 
-COMMENT ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) IS 'Sends a custom event (play, pause, seek: host only; chat_message) to the room''s channel. Members only; payload validated per event type; sender identity from the token; rate limited (rule broadcast). Returns the event id.';
+COMMENT ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) IS 'Sends a custom event (play, pause, seek: host only; chat_message) to the room''s member topic room:<room_id>:members. Members only; payload validated per event type; sender identity from the token; rate limited (rule broadcast). Returns the event id.';
 
 CREATE FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -95,10 +95,7 @@ begin
 
   -- Lock order: the room row first.
   select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
-  if not found then
-    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
-      using errcode = 'P0002';
-  end if;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   if v_user_id is not null and v_room.host_user_id is distinct from v_user_id then
     raise exception 'only the host of room % may write its sync history', p_room_id
       using errcode = '42501';
@@ -300,7 +297,7 @@ declare
   v_room_id text;
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_comment');
-  v_comment := watchium_private.own_comment(p_comment_id, v_user_id);
+  v_comment := watchium_private.own_comment(p_comment_id, v_user_id, 'delete');
 
   if exists (select from public.comments as r where r.parent_id = v_comment.id) then
     update public.comments as c
@@ -341,7 +338,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.delete_comment(p_comment_id bigint) IS 'The author deletes their own comment (not system messages or anchors). Replies are never deleted: a comment with replies becomes a tombstone (tombstone: true; deleted_at set, message emptied); without replies it is deleted, with any tombstone above it left without replies.';
+COMMENT ON FUNCTION public.delete_comment(p_comment_id bigint) IS 'The author deletes their own comment, or the host of its room any member''s comment there (not system messages or anchors). Replies are never deleted: a comment with replies becomes a tombstone (tombstone: true; deleted_at set, message emptied); without replies it is deleted, with any tombstone above it left without replies.';
 
 CREATE FUNCTION public.delete_room(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -356,6 +353,7 @@ begin
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_room');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   perform watchium_private.emit_room_event(v_room.room_id, 'room_deleted',
     pg_catalog.jsonb_build_object('reason', 'deleted_by_host', 'deleted_by', v_user_id));
@@ -382,7 +380,7 @@ begin
     raise exception 'p_message is required' using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'edit_comment');
-  perform watchium_private.own_comment(p_comment_id, v_user_id);
+  perform watchium_private.own_comment(p_comment_id, v_user_id, 'edit');
   update public.comments as c set message = v_message
   where c.id = p_comment_id
   returning * into v_comment;
@@ -393,7 +391,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) IS 'The author edits the message of their own comment (not system messages or anchors). Returns the comment.';
+COMMENT ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) IS 'The author edits the message of their own comment (not system messages or anchors); room comments only while still a member of the room (42501 after leaving or being kicked). Returns the comment.';
 
 CREATE FUNCTION public.forget_user(p_user_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -704,9 +702,7 @@ begin
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
   end if;
   select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  if not found then
-    raise exception 'room % not found', p_room_id using errcode = 'P0002';
-  end if;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   return (select s.access_key from watchium_private.room_secrets as s where s.room_id = p_room_id);
 end;
@@ -873,6 +869,58 @@ $$;
 
 COMMENT ON FUNCTION public.get_room_sync_state(p_room_id text) IS 'The Live button: the expected host position now, playing state, speed, episode, host, the caller''s own sync status (its position extrapolated from its last heartbeat, needs_resync) and the room''s members / synced members / members needing a resync / sync percentage (derived: watchium_private.needs_resync). Members only.';
 
+CREATE FUNCTION public.install_maintenance_schedule() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $_$
+declare
+  c_name     constant text := 'watchium-db-maintain';
+  c_schedule constant text := '* * * * *';
+  c_command  constant text := 'select public.maintain()';
+  v_in_db    boolean;
+  v_job      record;
+  v_job_id   bigint;
+  v_replaced integer := 0;
+begin
+  if not exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
+    raise exception 'pg_cron is not installed in database %', pg_catalog.current_database()
+      using errcode = '55000',
+            hint = 'Enable it (Supabase: Database > Extensions > pg_cron; elsewhere: shared_preload_libraries = pg_cron, then create extension pg_cron) and run `watchium-db schedule` again, or run `watchium-db maintain` every minute from cron.';
+  end if;
+  v_in_db := pg_catalog.to_regprocedure('cron.schedule_in_database(text, text, text, text, text, boolean)') is not null
+    and pg_catalog.has_function_privilege(
+      'cron.schedule_in_database(text, text, text, text, text, boolean)', 'execute');
+  -- cron.job is read through dynamic SQL: the cron schema does not exist without pg_cron.
+  for v_job in execute
+    'select j.jobid, j.schedule, j.command, j.database, j.active from cron.job as j where j.jobname = $1'
+    using c_name
+  loop
+    if v_job.schedule = c_schedule and v_job.command = c_command
+       and v_job.database = pg_catalog.current_database() and v_job.active then
+      return pg_catalog.jsonb_build_object(
+        'job_id', v_job.jobid, 'status', 'already scheduled', 'schedule', c_schedule,
+        'command', c_command, 'database', v_job.database);
+    end if;
+    execute 'select cron.unschedule($1)' using v_job.jobid;
+    v_replaced := v_replaced + 1;
+  end loop;
+  if v_in_db then
+    execute 'select cron.schedule_in_database($1, $2, $3, $4)'
+      into v_job_id using c_name, c_schedule, c_command, pg_catalog.current_database();
+  else
+    execute 'select cron.schedule($1, $2, $3)'
+      into v_job_id using c_name, c_schedule, c_command;
+  end if;
+  return pg_catalog.jsonb_build_object(
+    'job_id', v_job_id, 'status', case when v_replaced > 0 then 'replaced' else 'scheduled' end,
+    'schedule', c_schedule, 'command', c_command, 'database', pg_catalog.current_database(),
+    'via', case when v_in_db then 'cron.schedule_in_database' else 'cron.schedule' end);
+end;
+$_$;
+
+COMMENT ON FUNCTION public.install_maintenance_schedule() IS 'Schedules public.maintain() every minute with pg_cron (job watchium-db-maintain), or leaves an identical job alone; returns the job and what was done. Run it (or `watchium-db schedule`) after enabling pg_cron. 55000 when pg_cron is not installed. Security definer: the job runs as the owner.';
+
 CREATE FUNCTION public.join_room(p_room_id text, p_access_key text DEFAULT NULL::text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -894,7 +942,17 @@ begin
   perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
   perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
   perform watchium_private.enforce_rate_limit(v_user_id, 'join_room');
-  v_room := watchium_private.lock_room(p_room_id);
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
+      using errcode = '22023';
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
+  if not found then
+    -- A missing room is answered as a private room whose key the caller does
+    -- not have (same errors, a wrong key counted): non-members cannot tell them apart.
+    v_room.room_id := p_room_id;
+    v_room.is_public := false;
+  end if;
 
   select * into v_member
   from public.room_members as m
@@ -916,7 +974,7 @@ begin
     if p_access_key is null or p_access_key !~ '^[0-9]{6}$' then
       raise exception 'p_access_key must be the room''s 6-digit access key'
         using errcode = '22023',
-              hint = 'Private rooms need the access key the host shares.';
+              hint = 'Private rooms need the access key the host shares (a room id that names no room gets the same answer).';
     end if;
     -- Count the user's attempt first (locks the counter), compare, refund if right.
     v_user_left := watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', 1);
@@ -950,14 +1008,9 @@ begin
   end if;
 
   perform watchium_private.check_membership_cap(v_user_id);
+  -- An empty room: the joiner becomes host (the join trigger flags it).
   insert into public.room_members (room_id, user_id, username, avatar_url)
   values (v_room.room_id, v_user_id, v_username, v_avatar_url);
-  -- An empty room: the joiner becomes host (after its join comment).
-  if v_room.host_user_id is null then
-    update public.room_members as m
-    set is_host = true
-    where m.room_id = v_room.room_id and m.user_id = v_user_id;
-  end if;
 
   select * into v_member
   from public.room_members as m
@@ -990,6 +1043,7 @@ begin
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'kick_member');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   if p_user_id = v_user_id then
     raise exception 'p_user_id must be another member: the host cannot kick itself'
@@ -1020,6 +1074,7 @@ begin
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   perform watchium_private.enforce_rate_limit(v_user_id, 'leave_room');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   v_left := watchium_private.remove_member(v_room, v_user_id, 'member_left',
     pg_catalog.jsonb_build_object('user_id', v_user_id, 'reason', 'left'));
   select * into v_room from public.rooms as r where r.room_id = v_room.room_id;
@@ -1178,6 +1233,7 @@ begin
 
   if p_room_id is not null then
     v_room := watchium_private.lock_room(p_room_id);
+    perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
     select * into v_member
     from public.room_members as m
     where m.room_id = v_room.room_id and m.user_id = v_user_id;
@@ -1666,6 +1722,7 @@ begin
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'transfer_host');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   if not exists (
     select from public.room_members as m where m.room_id = v_room.room_id and m.user_id = p_new_host
@@ -1712,6 +1769,7 @@ begin
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'update_room');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
 
   if coalesce(p_rotate_access_key, false) and coalesce(p_is_public, v_room.is_public) then
@@ -1762,11 +1820,25 @@ begin
   if v_changes <> '{}'::jsonb then
     perform watchium_private.emit_room_event(v_room.room_id, 'room_updated', v_changes);
   end if;
+  -- A new episode is a playback change too (paused at 0): the same playback
+  -- event as the host controls, so players follow from one event.
+  if v_changes ? 'episode_number' then
+    perform watchium_private.emit_room_event(v_room.room_id, 'playback', pg_catalog.jsonb_build_object(
+      'room_id', v_room.room_id,
+      'action', 'episode',
+      'is_playing', v_room.is_playing,
+      'current_time', v_room.current_playback_time,
+      'playback_speed', v_room.playback_speed,
+      'playback_updated_at', v_room.playback_updated_at,
+      'episode_number', v_room.episode_number,
+      'host_user_id', v_room.host_user_id
+    ));
+  end if;
   return pg_catalog.jsonb_build_object('room', pg_catalog.to_jsonb(v_room), 'access_key', v_new_key);
 end;
 $$;
 
-COMMENT ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) IS 'Host only: changes title, episode (resets playback, creates the anchor), video URL or privacy (a new access key when made private or rotated). Emits room_updated. Returns {room, access_key}.';
+COMMENT ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) IS 'Host only: changes title, episode (resets playback, creates the anchor), video URL or privacy (a new access key when made private or rotated). Emits room_updated, and playback (action episode) when the episode changed. Returns {room, access_key}.';
 
 CREATE TABLE public.rooms (
     room_id text NOT NULL,
@@ -1964,10 +2036,7 @@ begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'sync_control');
 
   select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
-  if not found then
-    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
-      using errcode = 'P0002';
-  end if;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   -- rooms.host_user_id names the member flagged is_host (trigger
   -- _200_sync_room_host keeps them together, under this same row lock).
   if v_room.host_user_id is distinct from v_user_id then
@@ -2316,7 +2385,7 @@ begin
     -- Dynamic, and built by format(): realtime.send may not exist when this
     -- function is created or checked.
     execute pg_catalog.format('select %I.send($1, $2, $3, true)', 'realtime')
-      using v_message, p_event, 'room:' || p_room_id;
+      using v_message, p_event, watchium_private.room_event_topic(p_room_id, p_event);
   end if;
   if v_delivery in ('notify', 'both') then
     v_text := v_message::text;
@@ -2325,14 +2394,15 @@ begin
         'event_id', v_event_id, 'room_id', p_room_id, 'event', p_event, 'truncated', true
       )::text;
     end if;
-    perform pg_catalog.pg_notify('watchium:room:' || p_room_id, v_text);
+    perform pg_catalog.pg_notify('watchium:' || watchium_private.room_event_topic(p_room_id, p_event),
+                                 v_text);
   end if;
 
   return v_event_id;
 end;
 $_$;
 
-COMMENT ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) IS 'Logs a room event and delivers it to room:<room_id> (Supabase Realtime) or NOTIFY channel watchium:room:<room_id> (plain PostgreSQL). Returns the event id. Internal: called by the RPC functions and triggers.';
+COMMENT ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) IS 'Logs a room event and delivers it to its topic (room_event_topic: room:<room_id>, or room:<room_id>:members for member broadcasts) through Supabase Realtime, or to NOTIFY channel "watchium:" || topic (plain PostgreSQL). Returns the event id. Internal: called by the RPC functions and triggers.';
 
 CREATE FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action text) RETURNS void
     LANGUAGE plpgsql
@@ -2498,6 +2568,24 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.heartbeat_intervals(OUT min_interval interval, OUT sample_interval interval) IS 'The settings heartbeat_min_interval and heartbeat_sample_interval, read in one statement. Internal.';
 
+CREATE FUNCTION watchium_private.hide_private_room(p_room public.rooms, p_room_id text, p_user_id text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  if p_room.room_id is null
+     or not (p_room.is_public
+             or watchium_private.caller_is_trusted()
+             or exists (select from public.room_members as m
+                        where m.room_id = p_room.room_id and m.user_id = p_user_id)) then
+    raise exception 'room % not found', p_room_id
+      using errcode = 'P0002';
+  end if;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.hide_private_room(p_room public.rooms, p_room_id text, p_user_id text) IS 'Raises P0002 "room <id> not found" when the room is missing or private and p_user_id is not a member (trusted callers see all): private rooms answer non-members as missing ones do. Internal.';
+
 CREATE FUNCTION watchium_private.install_realtime_authorization() RETURNS boolean
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2514,11 +2602,11 @@ begin
     using (
       extension in ('broadcast', 'presence')
       and (select realtime.topic()) in (
-        select 'room:' || r.room_id from watchium_private.my_room_ids() as r(room_id)
+        select t.topic
+        from watchium_private.my_room_ids() as r(room_id)
+        cross join lateral (values ('room:' || r.room_id), ('room:' || r.room_id || ':members')) as t(topic)
       )
     );
-  comment on policy watchium_messages_select_authenticated on realtime.messages is
-    'watchium-db: members of a room receive broadcast and presence messages on its topic room:<room_id>.';
 
   drop policy if exists watchium_messages_insert_authenticated on realtime.messages;
   create policy watchium_messages_insert_authenticated on realtime.messages
@@ -2526,17 +2614,25 @@ begin
     with check (
       extension in ('broadcast', 'presence')
       and (select realtime.topic()) in (
-        select 'room:' || r.room_id from watchium_private.my_room_ids() as r(room_id)
+        select 'room:' || r.room_id || ':members' from watchium_private.my_room_ids() as r(room_id)
       )
     );
-  comment on policy watchium_messages_insert_authenticated on realtime.messages is
-    'watchium-db: members of a room send broadcast and presence messages on its topic room:<room_id>.';
+
+  begin
+    comment on policy watchium_messages_select_authenticated on realtime.messages is
+      'watchium-db: members of a room receive broadcast and presence on room:<room_id> (the database''s events) and room:<room_id>:members.';
+    comment on policy watchium_messages_insert_authenticated on realtime.messages is
+      'watchium-db: members of a room send broadcast and presence on room:<room_id>:members only; room:<room_id> is for the database''s events.';
+  exception
+    when insufficient_privilege then
+      raise notice 'watchium-db: policies on realtime.messages installed without their comments: %', sqlerrm;
+  end;
 
   return true;
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.install_realtime_authorization() IS 'Creates (or re-creates) the watchium-db policies on realtime.messages: only members of a room receive and send broadcast/presence on room:<room_id>. Returns false when the realtime schema is absent. Idempotent; run after installing Realtime later.';
+COMMENT ON FUNCTION watchium_private.install_realtime_authorization() IS 'Creates (or re-creates) the watchium-db policies on realtime.messages: members of a room receive on room:<room_id> and room:<room_id>:members and send on room:<room_id>:members only. Returns false when the realtime schema is absent. Idempotent; run after installing Realtime later.';
 
 CREATE FUNCTION watchium_private.lock_room(p_room_id text) RETURNS public.rooms
     LANGUAGE plpgsql
@@ -2577,134 +2673,151 @@ declare
   v_removed      integer;
   v_hosts        integer;
   v_deleted      integer;
+  v_skipped      integer := 0;
 begin
   -- Stale members ------------------------------------------------------------
   select pg_catalog.array_agg(distinct p.room_id) into v_candidates
   from watchium_private.member_presence as p
   where p.last_heartbeat < v_stale_cutoff;
 
-  -- 1. Room rows, in room_id order.
-  select pg_catalog.array_agg(l.room_id) into v_locked
-  from (
-    select r.room_id
-    from public.rooms as r
-    where r.room_id = any (coalesce(v_candidates, '{}'))
-    order by r.room_id
-    for update skip locked
-  ) as l;
+  -- Each part in its own subtransaction: a lock it still has to wait for (a
+  -- comment row held by its author when an empty room goes, history held by
+  -- partition DDL) makes only that part skip this run, after
+  -- maintenance_lock_timeout; its rooms count as busy.
+  begin
+    -- 1. Room rows, in room_id order.
+    select pg_catalog.array_agg(l.room_id) into v_locked
+    from (
+      select r.room_id
+      from public.rooms as r
+      where r.room_id = any (coalesce(v_candidates, '{}'))
+      order by r.room_id
+      for update skip locked
+    ) as l;
 
-  -- How many members of the locked rooms look stale in this snapshot.
-  select pg_catalog.count(*) into v_seen
-  from watchium_private.member_presence as p
-  where p.room_id = any (coalesce(v_locked, '{}'))
-    and p.last_heartbeat < v_stale_cutoff;
-
-  -- 2. Their room_members rows. The set is kept as jsonb for the events, the
-  -- delete and the count (no temporary table: this runs every minute and
-  -- would churn the catalog).
-  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-           'room_id', l.room_id, 'user_id', l.user_id, 'is_host', l.is_host)), '[]'::jsonb)
-    into v_members
-  from (
-    select m.room_id, m.user_id, m.is_host
-    from public.room_members as m
-    where m.room_id = any (coalesce(v_locked, '{}'))
-      and exists (select from watchium_private.member_presence as p
-                  where p.room_id = m.room_id and p.user_id = m.user_id
-                    and p.last_heartbeat < v_stale_cutoff)
-    order by m.room_id, m.user_id
-    for update of m skip locked
-  ) as l;
-
-  -- 3. Their presence rows, staleness checked again under the lock (a row
-  -- updated by a heartbeat that committed since this statement's snapshot is
-  -- re-read, and no longer qualifies).
-  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-           'room_id', s.room_id, 'user_id', s.user_id, 'is_host', s.is_host)
-           order by s.room_id, s.user_id), '[]'::jsonb)
-    into v_stale
-  from pg_catalog.jsonb_to_recordset(v_members) as s(room_id text, user_id text, is_host boolean)
-  where (s.room_id, s.user_id) in (
-    select p.room_id, p.user_id
+    -- How many members of the locked rooms look stale in this snapshot.
+    select pg_catalog.count(*) into v_seen
     from watchium_private.member_presence as p
-    where (p.room_id, p.user_id) in (
-            select x.room_id, x.user_id
-            from pg_catalog.jsonb_to_recordset(v_members) as x(room_id text, user_id text))
-      and p.last_heartbeat < v_stale_cutoff
-    order by p.room_id, p.user_id
-    for update of p skip locked
-  );
+    where p.room_id = any (coalesce(v_locked, '{}'))
+      and p.last_heartbeat < v_stale_cutoff;
 
-  -- 4. Successors of departing hosts (their is_host is set by the trigger).
-  -- A room whose successor is locked by a caller keeps its members this run.
-  with departing as (
-    select s.room_id, s.user_id, s.is_host
+    -- 2. Their room_members rows. The set is kept as jsonb for the events, the
+    -- delete and the count (no temporary table: this runs every minute and
+    -- would churn the catalog).
+    select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'room_id', l.room_id, 'user_id', l.user_id, 'is_host', l.is_host)), '[]'::jsonb)
+      into v_members
+    from (
+      select m.room_id, m.user_id, m.is_host
+      from public.room_members as m
+      where m.room_id = any (coalesce(v_locked, '{}'))
+        and exists (select from watchium_private.member_presence as p
+                    where p.room_id = m.room_id and p.user_id = m.user_id
+                      and p.last_heartbeat < v_stale_cutoff)
+      order by m.room_id, m.user_id
+      for update of m skip locked
+    ) as l;
+
+    -- 3. Their presence rows, staleness checked again under the lock (a row
+    -- updated by a heartbeat that committed since this statement's snapshot is
+    -- re-read, and no longer qualifies).
+    select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'room_id', s.room_id, 'user_id', s.user_id, 'is_host', s.is_host)
+             order by s.room_id, s.user_id), '[]'::jsonb)
+      into v_stale
+    from pg_catalog.jsonb_to_recordset(v_members) as s(room_id text, user_id text, is_host boolean)
+    where (s.room_id, s.user_id) in (
+      select p.room_id, p.user_id
+      from watchium_private.member_presence as p
+      where (p.room_id, p.user_id) in (
+              select x.room_id, x.user_id
+              from pg_catalog.jsonb_to_recordset(v_members) as x(room_id text, user_id text))
+        and p.last_heartbeat < v_stale_cutoff
+      order by p.room_id, p.user_id
+      for update of p skip locked
+    );
+
+    -- 4. Successors of departing hosts (their is_host is set by the trigger).
+    -- A room whose successor is locked by a caller keeps its members this run.
+    with departing as (
+      select s.room_id, s.user_id, s.is_host
+      from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
+    ),
+    successor as (
+      select distinct on (c.room_id) c.room_id, c.user_id
+      from public.room_members as c
+      where c.room_id in (select d.room_id from departing as d where d.is_host)
+        and (c.room_id, c.user_id) not in (select d.room_id, d.user_id from departing as d)
+      order by c.room_id, c.joined_at, c.user_id
+    ),
+    locked as (
+      select m.room_id
+      from public.room_members as m
+      join successor as n on n.room_id = m.room_id and n.user_id = m.user_id
+      order by m.room_id
+      for update of m skip locked
+    )
+    select pg_catalog.array_agg(n.room_id) into v_blocked
+    from successor as n
+    where n.room_id not in (select l.room_id from locked as l);
+
+    if v_blocked is not null then
+      select coalesce(pg_catalog.jsonb_agg(s.x), '[]'::jsonb) into v_stale
+      from pg_catalog.jsonb_array_elements(v_stale) as s(x)
+      where s.x ->> 'room_id' <> all (v_blocked);
+    end if;
+
+    perform watchium_private.emit_room_event(s.room_id, 'member_left',
+      pg_catalog.jsonb_build_object('user_id', s.user_id, 'reason', 'stale'))
+    from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean);
+
+    delete from public.room_members as m
+    using pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
+    where m.room_id = s.room_id and m.user_id = s.user_id;
+    get diagnostics v_removed = row_count;
+
+    select pg_catalog.count(*) into v_hosts
     from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
-  ),
-  successor as (
-    select distinct on (c.room_id) c.room_id, c.user_id
-    from public.room_members as c
-    where c.room_id in (select d.room_id from departing as d where d.is_host)
-      and (c.room_id, c.user_id) not in (select d.room_id, d.user_id from departing as d)
-    order by c.room_id, c.joined_at, c.user_id
-  ),
-  locked as (
-    select m.room_id
-    from public.room_members as m
-    join successor as n on n.room_id = m.room_id and n.user_id = m.user_id
-    order by m.room_id
-    for update of m skip locked
-  )
-  select pg_catalog.array_agg(n.room_id) into v_blocked
-  from successor as n
-  where n.room_id not in (select l.room_id from locked as l);
-
-  if v_blocked is not null then
-    select coalesce(pg_catalog.jsonb_agg(s.x), '[]'::jsonb) into v_stale
-    from pg_catalog.jsonb_array_elements(v_stale) as s(x)
-    where s.x ->> 'room_id' <> all (v_blocked);
-  end if;
-
-  perform watchium_private.emit_room_event(s.room_id, 'member_left',
-    pg_catalog.jsonb_build_object('user_id', s.user_id, 'reason', 'stale'))
-  from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean);
-
-  delete from public.room_members as m
-  using pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
-  where m.room_id = s.room_id and m.user_id = s.user_id;
-  get diagnostics v_removed = row_count;
-
-  select pg_catalog.count(*) into v_hosts
-  from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
-  join public.rooms as r on r.room_id = s.room_id
-  where s.is_host and r.host_user_id is not null;
+    join public.rooms as r on r.room_id = s.room_id
+    where s.is_host and r.host_user_id is not null;
+  exception when lock_not_available then
+    v_removed := 0;
+    v_hosts := 0;
+    v_seen := 0;
+    v_skipped := v_skipped + coalesce(pg_catalog.cardinality(v_locked), 0);
+  end;
 
   -- Empty rooms past their grace period ----------------------------------------
-  select pg_catalog.array_agg(e.room_id) into v_empty
-  from (
-    select r.room_id
-    from public.rooms as r
-    where r.host_user_id is null
-      and r.last_activity < v_empty_cutoff
-      and not exists (select from public.room_members as m where m.room_id = r.room_id)
-    order by r.room_id
-    for update skip locked
-  ) as e;
+  begin
+    select pg_catalog.array_agg(e.room_id) into v_empty
+    from (
+      select r.room_id
+      from public.rooms as r
+      where r.host_user_id is null
+        and r.last_activity < v_empty_cutoff
+        and not exists (select from public.room_members as m where m.room_id = r.room_id)
+      order by r.room_id
+      for update skip locked
+    ) as e;
 
-  perform watchium_private.emit_room_event(e.room_id, 'room_deleted',
-    pg_catalog.jsonb_build_object('reason', 'empty'))
-  from pg_catalog.unnest(coalesce(v_empty, '{}')) as e(room_id);
+    perform watchium_private.emit_room_event(e.room_id, 'room_deleted',
+      pg_catalog.jsonb_build_object('reason', 'empty'))
+    from pg_catalog.unnest(coalesce(v_empty, '{}')) as e(room_id);
 
-  delete from public.rooms as r
-  where r.room_id = any (coalesce(v_empty, '{}'));
-  get diagnostics v_deleted = row_count;
+    delete from public.rooms as r
+    where r.room_id = any (coalesce(v_empty, '{}'));
+    get diagnostics v_deleted = row_count;
+  exception when lock_not_available then
+    v_deleted := 0;
+    v_skipped := v_skipped + coalesce(pg_catalog.cardinality(v_empty), 0);
+  end;
 
   return pg_catalog.jsonb_build_object(
     'stale_members_removed', v_removed,
     'hosts_transferred', v_hosts,
     'empty_rooms_deleted', v_deleted,
     'rooms_skipped_busy', coalesce(pg_catalog.cardinality(v_candidates), 0)
-                          - coalesce(pg_catalog.cardinality(v_locked), 0),
+                          - coalesce(pg_catalog.cardinality(v_locked), 0) + v_skipped,
     'members_skipped_busy', greatest(0, v_seen - v_removed)
   );
 end;
@@ -2835,6 +2948,15 @@ begin
             v_name, v_name || '_bound_check', v_hour, v_hour + interval '1 hour');
         end if;
       end if;
+      -- Catching up (this hour or a past one has no partition, so writers are
+      -- routing its rows into the default partition right now): a writer that
+      -- routed to the default partition before the attach would insert there
+      -- after it and fail (23514). EXCLUSIVE on the parent makes writers wait
+      -- for the attach instead (then they route to the new partition); readers
+      -- go on. Never needed for partitions made ahead.
+      if v_hour < pg_catalog.clock_timestamp() + interval '5 minutes' then
+        lock table public.sync_states in exclusive mode;
+      end if;
       -- The default partition must hold no row of this hour (ATTACH checks it):
       -- only then lock it (ATTACH needs that lock anyway) and move what came
       -- in meanwhile, if that is a bounded amount.
@@ -2963,11 +3085,13 @@ CREATE FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with ti
   select case
     when coalesce(p_last_heartbeat, '-infinity'::timestamptz) < p_playback_updated_at
       then not coalesce(p_is_host, false)
-    else coalesce(p_time_difference, 0) > 2
+    when p_time_difference is null
+      then not coalesce(p_is_host, false)
+    else p_time_difference > 2
   end
 $$;
 
-COMMENT ON FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with time zone, p_time_difference numeric, p_playback_updated_at timestamp with time zone, p_is_host boolean) IS 'True when a member must resync: its last heartbeat predates the room''s playback_updated_at (unless it is the host), or its last drift was > 2 s. The one definition of the derived rule. Internal.';
+COMMENT ON FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with time zone, p_time_difference numeric, p_playback_updated_at timestamp with time zone, p_is_host boolean) IS 'True when a member must resync: its last heartbeat predates the room''s playback_updated_at or it never reported (unless it is the host), or its last drift was > 2 s. The one definition of the derived rule. Internal.';
 
 CREATE TABLE public.comments (
     id bigint NOT NULL,
@@ -3040,32 +3164,54 @@ COMMENT ON COLUMN public.comments.deleted_at IS 'Set when the author deleted a c
 
 COMMENT ON COLUMN public.comments.replica_key IS 'Random, never changed: the replica identity (comments_replica_key_idx), so the old record of a published DELETE says nothing about the comment.';
 
-CREATE FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) RETURNS public.comments
+CREATE FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text, p_action text) RETURNS public.comments
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_comment public.comments;
+  v_comment   public.comments;
+  v_room      public.rooms;
+  v_is_member boolean := false;
 begin
   if p_comment_id is null then
     raise exception 'p_comment_id is required' using errcode = '22023';
   end if;
   select * into v_comment from public.comments as c where c.id = p_comment_id for update;
-  if not found then
+  if v_comment.room_id is not null then
+    select * into v_room from public.rooms as r where r.room_id = v_comment.room_id;
+    v_is_member := exists (select from public.room_members as m
+                           where m.room_id = v_comment.room_id and m.user_id = p_user_id);
+  end if;
+  if v_comment.id is null
+     or (v_comment.room_id is not null and not v_room.is_public and not v_is_member) then
     raise exception 'comment % not found', p_comment_id using errcode = 'P0002';
   end if;
   if v_comment.deleted_at is not null then
     raise exception 'comment % was deleted', p_comment_id using errcode = 'P0002';
   end if;
-  if v_comment.user_id is distinct from p_user_id then
-    raise exception 'comment % is not yours: only its author may change it', p_comment_id
+  if v_comment.is_system_message or v_comment.is_anchor then
+    raise exception 'comment % is not yours: the database wrote it, and nobody may change it', p_comment_id
       using errcode = '42501';
   end if;
-  return v_comment;
+  if v_comment.user_id is not distinct from p_user_id then
+    if p_action = 'edit' and v_comment.room_id is not null and not v_is_member then
+      raise exception 'comment % was posted in room %, which you are no longer a member of: it can be deleted, not edited',
+        p_comment_id, v_comment.room_id
+        using errcode = '42501';
+    end if;
+    return v_comment;
+  end if;
+  if p_action = 'delete' and v_comment.room_id is not null
+     and v_room.host_user_id is not distinct from p_user_id then
+    return v_comment;  -- the host moderates their room
+  end if;
+  raise exception 'comment % is not yours: only its author may change it%', p_comment_id,
+    case when p_action = 'delete' then ' (or the host of its room delete it)' else '' end
+    using errcode = '42501';
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) IS 'Locks and returns the user''s own comment; P0002 when missing or deleted, 42501 for others'' comments, system messages and anchors (which have no author). Internal.';
+COMMENT ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text, p_action text) IS 'Locks and returns a comment p_user_id may p_action (edit: own comment, room comments only while a member; delete: own comment, or any member comment in a room p_user_id hosts). P0002 when missing, in a private room p_user_id is not a member of, or deleted; 42501 otherwise (system messages and anchors always). Internal.';
 
 CREATE FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) RETURNS record
     LANGUAGE plpgsql IMMUTABLE
@@ -3268,7 +3414,7 @@ begin
       v_policies := v_policies || pg_catalog.jsonb_build_object(v_policy, v_present);
       if not v_present then
         v_problems := v_problems || pg_catalog.format(
-          'policy %s on realtime.messages is missing: run select watchium_private.install_realtime_authorization()',
+          'policy %s on realtime.messages is missing: run select watchium_private.install_realtime_authorization(); as postgres (Supabase) or the owner of realtime.messages',
           v_policy);
       end if;
     end loop;
@@ -3320,7 +3466,9 @@ begin
       'delivery_setting', coalesce(v_delivery_set, 'auto'),
       'delivery', watchium_private.room_event_delivery(),
       'notify_channel', 'watchium:room:<room_id>',
-      'topic', 'room:<room_id>'
+      'topic', 'room:<room_id>',
+      'members_notify_channel', 'watchium:room:<room_id>:members',
+      'members_topic', 'room:<room_id>:members'
     ),
     'authorization', pg_catalog.jsonb_build_object(
       'required', v_messages,
@@ -3432,10 +3580,8 @@ declare
   v_room public.rooms;
 begin
   select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  if not found then
-    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
-      using errcode = 'P0002';
-  end if;
+  -- Missing, or private and not a member: the same P0002.
+  perform watchium_private.hide_private_room(v_room, p_room_id, p_user_id);
   if p_user_id is not null and not exists (
     select from public.room_members as m where m.room_id = p_room_id and m.user_id = p_user_id
   ) then
@@ -3446,7 +3592,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.require_sync_room(p_room_id text, p_user_id text) IS 'The room p_room_id (unlocked); raises P0002 when absent and 42501 when p_user_id (unless null) is not a member. Internal.';
+COMMENT ON FUNCTION watchium_private.require_sync_room(p_room_id text, p_user_id text) IS 'The room p_room_id (unlocked); raises P0002 when absent or private to a non-member, 42501 when p_user_id (unless null) is not a member of the public room. Internal.';
 
 CREATE FUNCTION watchium_private.require_user_id() RETURNS text
     LANGUAGE plpgsql STABLE
@@ -3489,6 +3635,16 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.room_event_delivery() IS 'How room events are delivered now: realtime (realtime.send to room:<id>), notify (NOTIFY "watchium:room:<id>") or both. Decided from the room_event_delivery setting and whether realtime.send exists.';
+
+CREATE FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select 'room:' || p_room_id
+         || case when p_event in ('play', 'pause', 'seek', 'chat_message') then ':members' else '' end
+$$;
+
+COMMENT ON FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) IS 'The topic of a room event: room:<room_id>:members for member broadcasts (play, pause, seek, chat_message), room:<room_id> for the database''s own events. NOTIFY channel: "watchium:" || topic. Internal.';
 
 CREATE FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone DEFAULT now()) RETURNS numeric
     LANGUAGE plpgsql STABLE
@@ -3643,7 +3799,20 @@ CREATE FUNCTION watchium_private.tg_room_members__member_joined() RETURNS trigge
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+declare
+  v_new_hosts jsonb;
 begin
+  select coalesce(pg_catalog.jsonb_object_agg(f.room_id, f.user_id), '{}'::jsonb)
+  into v_new_hosts
+  from (
+    select distinct on (n.room_id) n.room_id, n.user_id
+    from new_members as n
+    join public.rooms as r on r.room_id = n.room_id
+    where r.host_user_id is null
+      and not exists (select from new_members as h where h.room_id = n.room_id and h.is_host)
+    order by n.room_id, n.joined_at, n.user_id
+  ) as f;
+
   update public.rooms as r
   set last_activity = pg_catalog.now()
   where r.room_id in (select n.room_id from new_members as n)
@@ -3666,17 +3835,24 @@ begin
     'user_id', n.user_id,
     'username', n.username,
     'avatar_url', n.avatar_url,
-    'is_host', n.is_host,
+    'is_host', n.is_host or v_new_hosts ->> n.room_id is not distinct from n.user_id,
     'joined_at', n.joined_at
   ))
   from new_members as n
   order by n.joined_at, n.user_id;
 
+  if v_new_hosts <> '{}'::jsonb then
+    update public.room_members as m
+    set is_host = true
+    from pg_catalog.jsonb_each_text(v_new_hosts) as h(room_id, user_id)
+    where m.room_id = h.room_id and m.user_id = h.user_id;
+  end if;
+
   return null;
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.tg_room_members__member_joined() IS 'Trigger function (statement level): room activity, "X joined the room", a join sync record and member_joined for each new member.';
+COMMENT ON FUNCTION watchium_private.tg_room_members__member_joined() IS 'Trigger function (statement level): room activity, "X joined the room", a join sync record and member_joined for each new member; the first new member of a room without host becomes host.';
 
 CREATE FUNCTION watchium_private.tg_room_members__member_left() RETURNS trigger
     LANGUAGE plpgsql
@@ -3719,13 +3895,17 @@ CREATE FUNCTION watchium_private.tg_room_members__sync_room_host() RETURNS trigg
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_room public.rooms;
+  v_room     public.rooms;
+  v_previous jsonb;
 begin
   if tg_op in ('UPDATE', 'DELETE') and old.is_host
      and (tg_op = 'DELETE' or not new.is_host) then
     update public.rooms as r
     set host_user_id = null, host_username = null
     where r.room_id = old.room_id and r.host_user_id = old.user_id;
+    v_previous := coalesce(nullif(pg_catalog.current_setting('watchium.previous_hosts', true), ''), '{}')::jsonb;
+    perform pg_catalog.set_config('watchium.previous_hosts',
+      (v_previous || pg_catalog.jsonb_build_object(old.room_id, old.user_id))::text, true);
   end if;
 
   if tg_op in ('INSERT', 'UPDATE') and new.is_host then
@@ -3739,13 +3919,17 @@ begin
       where r.room_id = new.room_id;
     end if;
     if v_room.host_user_id is distinct from new.user_id then
+      v_previous := coalesce(nullif(pg_catalog.current_setting('watchium.previous_hosts', true), ''), '{}')::jsonb;
+      if v_previous ? new.room_id then
+        perform pg_catalog.set_config('watchium.previous_hosts', (v_previous - new.room_id)::text, true);
+      end if;
       insert into public.comments (anime_id, room_id, episode_number, username, message, is_system_message)
       values (v_room.anime_id, v_room.room_id, v_room.episode_number, 'system',
               new.username || ' became the new host', true);
       perform watchium_private.emit_room_event(new.room_id, 'host_changed', pg_catalog.jsonb_build_object(
         'host_user_id', new.user_id,
         'host_username', new.username,
-        'previous_host_user_id', v_room.host_user_id
+        'previous_host_user_id', coalesce(v_room.host_user_id, v_previous ->> new.room_id)
       ));
     end if;
   end if;
@@ -3948,7 +4132,7 @@ PARTITION BY RANGE (created_at);
 ALTER TABLE ONLY public.sync_states ALTER COLUMN member_ids SET COMPRESSION lz4;
 ALTER TABLE ONLY public.sync_states ALTER COLUMN member_times SET COMPRESSION lz4;
 
-COMMENT ON TABLE public.sync_states IS 'Sync history: one row per member for joins, leaves and sampled heartbeats, one snapshot row (every member''s position in arrays) per host control. Read one record per member through public.sync_records. Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Published for realtime.';
+COMMENT ON TABLE public.sync_states IS 'Sync history: one row per member for joins, leaves and sampled heartbeats, one snapshot row (every member''s position in arrays) per host control. Read one record per member through public.sync_records. Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Not published for realtime (no primary key; follow sync_status events).';
 
 COMMENT ON COLUMN public.sync_states.room_id IS 'The room measured (no foreign key: history outlives its room until it expires).';
 
@@ -4326,7 +4510,7 @@ COMMENT ON TRIGGER _200_sync_room_host ON public.room_members IS 'Mirrors the is
 
 CREATE TRIGGER _300_member_joined AFTER INSERT ON public.room_members REFERENCING NEW TABLE AS new_members FOR EACH STATEMENT EXECUTE FUNCTION watchium_private.tg_room_members__member_joined();
 
-COMMENT ON TRIGGER _300_member_joined ON public.room_members IS 'Per inserted member: room activity, "X joined the room", a join sync record, member_joined.';
+COMMENT ON TRIGGER _300_member_joined ON public.room_members IS 'Per inserted member: room activity, "X joined the room", a join sync record, member_joined; a host for a room without one.';
 
 CREATE TRIGGER _300_member_left AFTER DELETE ON public.room_members REFERENCING OLD TABLE AS old_members FOR EACH STATEMENT EXECUTE FUNCTION watchium_private.tg_room_members__member_left();
 
@@ -4484,6 +4668,9 @@ REVOKE ALL ON FUNCTION public.get_room_sync_state(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room_sync_state(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION public.get_room_sync_state(p_room_id text) TO service_role;
 
+REVOKE ALL ON FUNCTION public.install_maintenance_schedule() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.install_maintenance_schedule() TO service_role;
+
 REVOKE ALL ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) TO authenticated;
 GRANT ALL ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) TO service_role;
@@ -4590,6 +4777,8 @@ REVOKE ALL ON FUNCTION watchium_private.generate_room_id() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.heartbeat_intervals(OUT min_interval interval, OUT sample_interval interval) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.hide_private_room(p_room public.rooms, p_room_id text, p_user_id text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.install_realtime_authorization() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.lock_room(p_room_id text) FROM PUBLIC;
@@ -4609,7 +4798,7 @@ GRANT SELECT ON TABLE public.comments TO anon;
 GRANT SELECT ON TABLE public.comments TO authenticated;
 GRANT SELECT ON TABLE public.comments TO service_role;
 
-REVOKE ALL ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text, p_action text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) FROM PUBLIC;
 
@@ -4636,6 +4825,8 @@ REVOKE ALL ON FUNCTION watchium_private.require_sync_room(p_room_id text, p_user
 REVOKE ALL ON FUNCTION watchium_private.require_user_id() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_event_delivery() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone) FROM PUBLIC;
 

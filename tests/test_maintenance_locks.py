@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 import psycopg
@@ -168,6 +169,9 @@ def test_long_transaction_does_not_stall_rpcs_behind_partition_ddl(watchium_db_u
                 time.sleep(0.05)
             while traffic.calls < 20 and not traffic.errors:
                 time.sleep(0.05)
+        print(f"\nlong {holder}: rpc calls={traffic.calls} errors={len(traffic.errors)}"
+              f" maintain runs={len(results)}"
+              f" skipped={Counter(s['step'] for r in results for s in r['skipped'])}")
         assert traffic.errors == [], traffic.errors
         assert traffic.calls >= 20
         skipped = [s for r in results for s in r["skipped"] if s["job"] == "sync_history"]
@@ -323,3 +327,26 @@ def test_doctor_reports_partition_work_left_by_skipped_runs(watchium_db_url, con
     assert any("partition of this hour or the next is missing" in p for p in report.problems)
     assert any(current in w for w in report.warnings)  # and it is a detached table of ours
     assert "sync history" in health.format_report(report)
+
+
+def test_a_lock_on_an_empty_rooms_comment_skips_that_room_only(watchium_db_url, conn):
+    empty_room = room_with_members(conn, "alice", [])
+    rpc(conn, "alice", "select public.post_comment('a1', 1, 'bye', p_room_id => %s)", (empty_room,))
+    rpc(conn, "alice", "select public.leave_room(%s)", (empty_room,))
+    conn.execute("update public.rooms set last_activity = now() - interval '2 hours'"
+                 " where room_id = %s", (empty_room,))
+    other_room = room_with_members(conn, "carol", ["dave"])
+    go_stale(conn, "dave")
+    with psycopg.connect(watchium_db_url) as holder:
+        # The author is editing the comment: its row is locked, and the room's deletion
+        # would delete it.
+        holder.execute("select 1 from public.comments where message = 'bye' for update")
+        result = maintain(watchium_db_url)
+        assert result["rooms"]["empty_rooms_deleted"] == 0
+        assert result["rooms"]["rooms_skipped_busy"] == 1
+        # The stale member of another room was still removed.
+        assert result["rooms"]["stale_members_removed"] == 1
+        holder.rollback()
+    assert (other_room, "dave") not in conn.execute(
+        "select room_id, user_id from public.room_members").fetchall()
+    assert maintain(watchium_db_url)["rooms"]["empty_rooms_deleted"] == 1

@@ -210,9 +210,11 @@ def test_join_records_expected_position_while_playing(conn):
 
 
 def test_join_unknown_or_malformed_room(conn):
+    # A missing room answers as a private room does: its key is required.
     expect_error(
-        conn, "bob", "select public.join_room('zzzzzzzzzz', null, 'Bob')", (), "P0002", "not found"
-    )
+        conn, "bob", "select public.join_room('zzzzzzzzzz', null, 'Bob')", (), "22023",
+        "p_access_key",
+    )  # fmt: skip
     expect_error(
         conn, "bob", "select public.join_room('NOPE', null, 'Bob')", (), "22023", "p_room_id"
     )

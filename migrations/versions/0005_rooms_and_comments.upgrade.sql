@@ -457,6 +457,35 @@ comment on function watchium_private.require_host(public.rooms, text) is
 revoke all on function watchium_private.require_host(public.rooms, text) from public;
 
 -- -----------------------------------------------------------------------------
+-- watchium_private.hide_private_room(room, room_id, user_id): raises P0002
+-- 'room <id> not found' (lock_room's answer for a missing room, word for
+-- word) when the room is missing (p_room null) or private and p_user_id is not
+-- a member; trusted callers see every room. Every function that takes a room
+-- id calls it before any other check, so that a non-member cannot tell a
+-- private room from a missing one by SQLSTATE, message or timing of a check.
+-- -----------------------------------------------------------------------------
+create function watchium_private.hide_private_room(p_room public.rooms, p_room_id text, p_user_id text)
+returns void
+language plpgsql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if p_room.room_id is null
+     or not (p_room.is_public
+             or watchium_private.caller_is_trusted()
+             or exists (select from public.room_members as m
+                        where m.room_id = p_room.room_id and m.user_id = p_user_id)) then
+    raise exception 'room % not found', p_room_id
+      using errcode = 'P0002';
+  end if;
+end;
+$$;
+comment on function watchium_private.hide_private_room(public.rooms, text, text) is
+  'Raises P0002 "room <id> not found" when the room is missing or private and p_user_id is not a member (trusted callers see all): private rooms answer non-members as missing ones do. Internal.';
+revoke all on function watchium_private.hide_private_room(public.rooms, text, text) from public;
+
+-- -----------------------------------------------------------------------------
 -- watchium_private.count_key_attempt(subject, action, delta): adds delta to
 -- the subject's counter of the action in the current window of its rule and
 -- returns the attempts left (max - count; negative when over). The upsert
@@ -578,6 +607,10 @@ revoke all on function watchium_private.ensure_anchor(text, integer) from public
 -- writes the system comment "X became the new host" and emits host_changed.
 -- Row-level: fires for each flag change, including the promotions made by
 -- _300_member_left.
+-- A host losing the flag clears rooms.host_user_id before its successor gains
+-- it (the one-host index needs that order), so the departing host is kept in
+-- the transaction-local setting watchium.previous_hosts ({room_id: user_id})
+-- for host_changed.previous_host_user_id, and taken out when it is used.
 -- -----------------------------------------------------------------------------
 create function watchium_private.tg_room_members__sync_room_host()
 returns trigger
@@ -585,13 +618,17 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_room public.rooms;
+  v_room     public.rooms;
+  v_previous jsonb;
 begin
   if tg_op in ('UPDATE', 'DELETE') and old.is_host
      and (tg_op = 'DELETE' or not new.is_host) then
     update public.rooms as r
     set host_user_id = null, host_username = null
     where r.room_id = old.room_id and r.host_user_id = old.user_id;
+    v_previous := coalesce(nullif(pg_catalog.current_setting('watchium.previous_hosts', true), ''), '{}')::jsonb;
+    perform pg_catalog.set_config('watchium.previous_hosts',
+      (v_previous || pg_catalog.jsonb_build_object(old.room_id, old.user_id))::text, true);
   end if;
 
   if tg_op in ('INSERT', 'UPDATE') and new.is_host then
@@ -605,13 +642,17 @@ begin
       where r.room_id = new.room_id;
     end if;
     if v_room.host_user_id is distinct from new.user_id then
+      v_previous := coalesce(nullif(pg_catalog.current_setting('watchium.previous_hosts', true), ''), '{}')::jsonb;
+      if v_previous ? new.room_id then
+        perform pg_catalog.set_config('watchium.previous_hosts', (v_previous - new.room_id)::text, true);
+      end if;
       insert into public.comments (anime_id, room_id, episode_number, username, message, is_system_message)
       values (v_room.anime_id, v_room.room_id, v_room.episode_number, 'system',
               new.username || ' became the new host', true);
       perform watchium_private.emit_room_event(new.room_id, 'host_changed', pg_catalog.jsonb_build_object(
         'host_user_id', new.user_id,
         'host_username', new.username,
-        'previous_host_user_id', v_room.host_user_id
+        'previous_host_user_id', coalesce(v_room.host_user_id, v_previous ->> new.room_id)
       ));
     end if;
   end if;
@@ -631,14 +672,31 @@ comment on trigger _200_sync_room_host on public.room_members is
 -- -----------------------------------------------------------------------------
 -- tg_room_members__member_joined: for the members inserted by one statement,
 -- set-based: room activity, the system comment "X joined the room", a join
--- record in sync_states at the room's expected position, and member_joined.
+-- record in sync_states at the room's expected position, member_joined, and
+-- a host for a room that has none (an emptied room being joined again): its
+-- first new member (joined_at, then user_id), flagged after its join comment
+-- and event, so "X became the new host" and host_changed follow them and
+-- member_joined.is_host already says true.
 -- -----------------------------------------------------------------------------
 create function watchium_private.tg_room_members__member_joined()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+  v_new_hosts jsonb;
 begin
+  select coalesce(pg_catalog.jsonb_object_agg(f.room_id, f.user_id), '{}'::jsonb)
+  into v_new_hosts
+  from (
+    select distinct on (n.room_id) n.room_id, n.user_id
+    from new_members as n
+    join public.rooms as r on r.room_id = n.room_id
+    where r.host_user_id is null
+      and not exists (select from new_members as h where h.room_id = n.room_id and h.is_host)
+    order by n.room_id, n.joined_at, n.user_id
+  ) as f;
+
   update public.rooms as r
   set last_activity = pg_catalog.now()
   where r.room_id in (select n.room_id from new_members as n)
@@ -661,17 +719,24 @@ begin
     'user_id', n.user_id,
     'username', n.username,
     'avatar_url', n.avatar_url,
-    'is_host', n.is_host,
+    'is_host', n.is_host or v_new_hosts ->> n.room_id is not distinct from n.user_id,
     'joined_at', n.joined_at
   ))
   from new_members as n
   order by n.joined_at, n.user_id;
 
+  if v_new_hosts <> '{}'::jsonb then
+    update public.room_members as m
+    set is_host = true
+    from pg_catalog.jsonb_each_text(v_new_hosts) as h(room_id, user_id)
+    where m.room_id = h.room_id and m.user_id = h.user_id;
+  end if;
+
   return null;
 end;
 $$;
 comment on function watchium_private.tg_room_members__member_joined() is
-  'Trigger function (statement level): room activity, "X joined the room", a join sync record and member_joined for each new member.';
+  'Trigger function (statement level): room activity, "X joined the room", a join sync record and member_joined for each new member; the first new member of a room without host becomes host.';
 revoke all on function watchium_private.tg_room_members__member_joined() from public;
 
 create trigger _300_member_joined
@@ -679,7 +744,7 @@ create trigger _300_member_joined
   referencing new table as new_members
   for each statement execute function watchium_private.tg_room_members__member_joined();
 comment on trigger _300_member_joined on public.room_members is
-  'Per inserted member: room activity, "X joined the room", a join sync record, member_joined.';
+  'Per inserted member: room activity, "X joined the room", a join sync record, member_joined; a host for a room without one.';
 
 -- -----------------------------------------------------------------------------
 -- tg_room_members__member_left: for the members deleted by one statement
@@ -901,7 +966,17 @@ begin
   perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
   perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
   perform watchium_private.enforce_rate_limit(v_user_id, 'join_room');
-  v_room := watchium_private.lock_room(p_room_id);
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
+      using errcode = '22023';
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
+  if not found then
+    -- A missing room is answered as a private room whose key the caller does
+    -- not have (same errors, a wrong key counted): non-members cannot tell them apart.
+    v_room.room_id := p_room_id;
+    v_room.is_public := false;
+  end if;
 
   select * into v_member
   from public.room_members as m
@@ -923,7 +998,7 @@ begin
     if p_access_key is null or p_access_key !~ '^[0-9]{6}$' then
       raise exception 'p_access_key must be the room''s 6-digit access key'
         using errcode = '22023',
-              hint = 'Private rooms need the access key the host shares.';
+              hint = 'Private rooms need the access key the host shares (a room id that names no room gets the same answer).';
     end if;
     -- Count the user's attempt first (locks the counter), compare, refund if right.
     v_user_left := watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', 1);
@@ -957,14 +1032,9 @@ begin
   end if;
 
   perform watchium_private.check_membership_cap(v_user_id);
+  -- An empty room: the joiner becomes host (the join trigger flags it).
   insert into public.room_members (room_id, user_id, username, avatar_url)
   values (v_room.room_id, v_user_id, v_username, v_avatar_url);
-  -- An empty room: the joiner becomes host (after its join comment).
-  if v_room.host_user_id is null then
-    update public.room_members as m
-    set is_host = true
-    where m.room_id = v_room.room_id and m.user_id = v_user_id;
-  end if;
 
   select * into v_member
   from public.room_members as m
@@ -1015,7 +1085,8 @@ revoke all on function watchium_private.remove_member(public.rooms, text, text, 
 
 -- -----------------------------------------------------------------------------
 -- public.leave_room: the caller leaves. Idempotent: {status: 'not_member'}
--- when the caller was not a member. When the host leaves, the longest-present
+-- when the caller was not a member of a public room; a private room answers
+-- a non-member P0002, as a missing room does (no host id leaks). When the host leaves, the longest-present
 -- member becomes host; the last member leaving leaves an empty room that
 -- maintenance deletes after empty_room_grace.
 -- Security definer: deletes from room_members.
@@ -1037,6 +1108,7 @@ begin
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   perform watchium_private.enforce_rate_limit(v_user_id, 'leave_room');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   v_left := watchium_private.remove_member(v_room, v_user_id, 'member_left',
     pg_catalog.jsonb_build_object('user_id', v_user_id, 'reason', 'left'));
   select * into v_room from public.rooms as r where r.room_id = v_room.room_id;
@@ -1076,6 +1148,7 @@ begin
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'kick_member');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   if p_user_id = v_user_id then
     raise exception 'p_user_id must be another member: the host cannot kick itself'
@@ -1120,6 +1193,7 @@ begin
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'transfer_host');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   if not exists (
     select from public.room_members as m where m.room_id = v_room.room_id and m.user_id = p_new_host
@@ -1189,6 +1263,7 @@ begin
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'update_room');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
 
   if coalesce(p_rotate_access_key, false) and coalesce(p_is_public, v_room.is_public) then
@@ -1239,11 +1314,25 @@ begin
   if v_changes <> '{}'::jsonb then
     perform watchium_private.emit_room_event(v_room.room_id, 'room_updated', v_changes);
   end if;
+  -- A new episode is a playback change too (paused at 0): the same playback
+  -- event as the host controls, so players follow from one event.
+  if v_changes ? 'episode_number' then
+    perform watchium_private.emit_room_event(v_room.room_id, 'playback', pg_catalog.jsonb_build_object(
+      'room_id', v_room.room_id,
+      'action', 'episode',
+      'is_playing', v_room.is_playing,
+      'current_time', v_room.current_playback_time,
+      'playback_speed', v_room.playback_speed,
+      'playback_updated_at', v_room.playback_updated_at,
+      'episode_number', v_room.episode_number,
+      'host_user_id', v_room.host_user_id
+    ));
+  end if;
   return pg_catalog.jsonb_build_object('room', pg_catalog.to_jsonb(v_room), 'access_key', v_new_key);
 end;
 $$;
 comment on function public.update_room(text, text, integer, text, boolean, boolean) is
-  'Host only: changes title, episode (resets playback, creates the anchor), video URL or privacy (a new access key when made private or rotated). Emits room_updated. Returns {room, access_key}.';
+  'Host only: changes title, episode (resets playback, creates the anchor), video URL or privacy (a new access key when made private or rotated). Emits room_updated, and playback (action episode) when the episode changed. Returns {room, access_key}.';
 revoke all on function public.update_room(text, text, integer, text, boolean, boolean) from public, anon;
 grant execute on function public.update_room(text, text, integer, text, boolean, boolean)
   to authenticated, service_role;
@@ -1270,6 +1359,7 @@ begin
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_room');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   perform watchium_private.emit_room_event(v_room.room_id, 'room_deleted',
     pg_catalog.jsonb_build_object('reason', 'deleted_by_host', 'deleted_by', v_user_id));
@@ -1361,9 +1451,7 @@ begin
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
   end if;
   select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  if not found then
-    raise exception 'room % not found', p_room_id using errcode = 'P0002';
-  end if;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   return (select s.access_key from watchium_private.room_secrets as s where s.room_id = p_room_id);
 end;
@@ -1501,6 +1589,7 @@ begin
 
   if p_room_id is not null then
     v_room := watchium_private.lock_room(p_room_id);
+    perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
     select * into v_member
     from public.room_members as m
     where m.room_id = v_room.room_id and m.user_id = v_user_id;
@@ -1557,42 +1646,72 @@ grant execute on function public.post_comment(text, integer, text, text, text, t
   to authenticated, service_role;
 
 -- -----------------------------------------------------------------------------
--- watchium_private.own_comment(comment_id, user_id): the comment, locked, if
--- it is the user's own non-system comment; P0002 when missing or deleted
--- (a tombstone), 42501 when it is someone else's, a system message or an anchor.
+-- watchium_private.own_comment(comment_id, user_id, action): the comment,
+-- locked, if the user may p_action ('edit' or 'delete') it:
+--   * edit: the author's own comment; a room comment only while the author is
+--     a member of that room (a kicked member cannot edit what they wrote);
+--   * delete: the author's own comment (also after leaving), or any member's
+--     comment in a room the user hosts (moderation).
+-- System messages and anchors are nobody's. P0002 "comment <id> not found"
+-- when missing, and also when the comment is in a private room the user is not
+-- a member of (comment ids reveal nothing to non-members); P0002 "was
+-- deleted" for a tombstone; 42501 otherwise.
 -- -----------------------------------------------------------------------------
-create function watchium_private.own_comment(p_comment_id bigint, p_user_id text)
+create function watchium_private.own_comment(p_comment_id bigint, p_user_id text, p_action text)
 returns public.comments
 language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_comment public.comments;
+  v_comment   public.comments;
+  v_room      public.rooms;
+  v_is_member boolean := false;
 begin
   if p_comment_id is null then
     raise exception 'p_comment_id is required' using errcode = '22023';
   end if;
   select * into v_comment from public.comments as c where c.id = p_comment_id for update;
-  if not found then
+  if v_comment.room_id is not null then
+    select * into v_room from public.rooms as r where r.room_id = v_comment.room_id;
+    v_is_member := exists (select from public.room_members as m
+                           where m.room_id = v_comment.room_id and m.user_id = p_user_id);
+  end if;
+  if v_comment.id is null
+     or (v_comment.room_id is not null and not v_room.is_public and not v_is_member) then
     raise exception 'comment % not found', p_comment_id using errcode = 'P0002';
   end if;
   if v_comment.deleted_at is not null then
     raise exception 'comment % was deleted', p_comment_id using errcode = 'P0002';
   end if;
-  if v_comment.user_id is distinct from p_user_id then
-    raise exception 'comment % is not yours: only its author may change it', p_comment_id
+  if v_comment.is_system_message or v_comment.is_anchor then
+    raise exception 'comment % is not yours: the database wrote it, and nobody may change it', p_comment_id
       using errcode = '42501';
   end if;
-  return v_comment;
+  if v_comment.user_id is not distinct from p_user_id then
+    if p_action = 'edit' and v_comment.room_id is not null and not v_is_member then
+      raise exception 'comment % was posted in room %, which you are no longer a member of: it can be deleted, not edited',
+        p_comment_id, v_comment.room_id
+        using errcode = '42501';
+    end if;
+    return v_comment;
+  end if;
+  if p_action = 'delete' and v_comment.room_id is not null
+     and v_room.host_user_id is not distinct from p_user_id then
+    return v_comment;  -- the host moderates their room
+  end if;
+  raise exception 'comment % is not yours: only its author may change it%', p_comment_id,
+    case when p_action = 'delete' then ' (or the host of its room delete it)' else '' end
+    using errcode = '42501';
 end;
 $$;
-comment on function watchium_private.own_comment(bigint, text) is
-  'Locks and returns the user''s own comment; P0002 when missing or deleted, 42501 for others'' comments, system messages and anchors (which have no author). Internal.';
-revoke all on function watchium_private.own_comment(bigint, text) from public;
+comment on function watchium_private.own_comment(bigint, text, text) is
+  'Locks and returns a comment p_user_id may p_action (edit: own comment, room comments only while a member; delete: own comment, or any member comment in a room p_user_id hosts). P0002 when missing, in a private room p_user_id is not a member of, or deleted; 42501 otherwise (system messages and anchors always). Internal.';
+revoke all on function watchium_private.own_comment(bigint, text, text) from public;
 
 -- -----------------------------------------------------------------------------
--- public.edit_comment: the author changes the message of their comment.
+-- public.edit_comment: the author changes the message of their comment; a
+-- room comment only while the author is still a member of the room.
 -- Security definer: updates comments.
 -- -----------------------------------------------------------------------------
 create function public.edit_comment(p_comment_id bigint, p_message text)
@@ -1614,7 +1733,7 @@ begin
     raise exception 'p_message is required' using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'edit_comment');
-  perform watchium_private.own_comment(p_comment_id, v_user_id);
+  perform watchium_private.own_comment(p_comment_id, v_user_id, 'edit');
   update public.comments as c set message = v_message
   where c.id = p_comment_id
   returning * into v_comment;
@@ -1625,12 +1744,13 @@ begin
 end;
 $$;
 comment on function public.edit_comment(bigint, text) is
-  'The author edits the message of their own comment (not system messages or anchors). Returns the comment.';
+  'The author edits the message of their own comment (not system messages or anchors); room comments only while still a member of the room (42501 after leaving or being kicked). Returns the comment.';
 revoke all on function public.edit_comment(bigint, text) from public, anon;
 grant execute on function public.edit_comment(bigint, text) to authenticated, service_role;
 
 -- -----------------------------------------------------------------------------
--- public.delete_comment: the author deletes their comment.
+-- public.delete_comment: the author deletes their comment, or the host of
+-- its room removes it (moderation; see own_comment).
 --
 -- Other people's replies are never deleted with it. A comment with replies
 -- becomes a tombstone (deleted_at set; message, avatar and video time
@@ -1657,7 +1777,7 @@ declare
   v_room_id text;
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_comment');
-  v_comment := watchium_private.own_comment(p_comment_id, v_user_id);
+  v_comment := watchium_private.own_comment(p_comment_id, v_user_id, 'delete');
 
   if exists (select from public.comments as r where r.parent_id = v_comment.id) then
     update public.comments as c
@@ -1698,7 +1818,7 @@ begin
 end;
 $$;
 comment on function public.delete_comment(bigint) is
-  'The author deletes their own comment (not system messages or anchors). Replies are never deleted: a comment with replies becomes a tombstone (tombstone: true; deleted_at set, message emptied); without replies it is deleted, with any tombstone above it left without replies.';
+  'The author deletes their own comment, or the host of its room any member''s comment there (not system messages or anchors). Replies are never deleted: a comment with replies becomes a tombstone (tombstone: true; deleted_at set, message emptied); without replies it is deleted, with any tombstone above it left without replies.';
 revoke all on function public.delete_comment(bigint) from public, anon;
 grant execute on function public.delete_comment(bigint) to authenticated, service_role;
 
@@ -1862,134 +1982,151 @@ declare
   v_removed      integer;
   v_hosts        integer;
   v_deleted      integer;
+  v_skipped      integer := 0;
 begin
   -- Stale members ------------------------------------------------------------
   select pg_catalog.array_agg(distinct p.room_id) into v_candidates
   from watchium_private.member_presence as p
   where p.last_heartbeat < v_stale_cutoff;
 
-  -- 1. Room rows, in room_id order.
-  select pg_catalog.array_agg(l.room_id) into v_locked
-  from (
-    select r.room_id
-    from public.rooms as r
-    where r.room_id = any (coalesce(v_candidates, '{}'))
-    order by r.room_id
-    for update skip locked
-  ) as l;
+  -- Each part in its own subtransaction: a lock it still has to wait for (a
+  -- comment row held by its author when an empty room goes, history held by
+  -- partition DDL) makes only that part skip this run, after
+  -- maintenance_lock_timeout; its rooms count as busy.
+  begin
+    -- 1. Room rows, in room_id order.
+    select pg_catalog.array_agg(l.room_id) into v_locked
+    from (
+      select r.room_id
+      from public.rooms as r
+      where r.room_id = any (coalesce(v_candidates, '{}'))
+      order by r.room_id
+      for update skip locked
+    ) as l;
 
-  -- How many members of the locked rooms look stale in this snapshot.
-  select pg_catalog.count(*) into v_seen
-  from watchium_private.member_presence as p
-  where p.room_id = any (coalesce(v_locked, '{}'))
-    and p.last_heartbeat < v_stale_cutoff;
-
-  -- 2. Their room_members rows. The set is kept as jsonb for the events, the
-  -- delete and the count (no temporary table: this runs every minute and
-  -- would churn the catalog).
-  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-           'room_id', l.room_id, 'user_id', l.user_id, 'is_host', l.is_host)), '[]'::jsonb)
-    into v_members
-  from (
-    select m.room_id, m.user_id, m.is_host
-    from public.room_members as m
-    where m.room_id = any (coalesce(v_locked, '{}'))
-      and exists (select from watchium_private.member_presence as p
-                  where p.room_id = m.room_id and p.user_id = m.user_id
-                    and p.last_heartbeat < v_stale_cutoff)
-    order by m.room_id, m.user_id
-    for update of m skip locked
-  ) as l;
-
-  -- 3. Their presence rows, staleness checked again under the lock (a row
-  -- updated by a heartbeat that committed since this statement's snapshot is
-  -- re-read, and no longer qualifies).
-  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-           'room_id', s.room_id, 'user_id', s.user_id, 'is_host', s.is_host)
-           order by s.room_id, s.user_id), '[]'::jsonb)
-    into v_stale
-  from pg_catalog.jsonb_to_recordset(v_members) as s(room_id text, user_id text, is_host boolean)
-  where (s.room_id, s.user_id) in (
-    select p.room_id, p.user_id
+    -- How many members of the locked rooms look stale in this snapshot.
+    select pg_catalog.count(*) into v_seen
     from watchium_private.member_presence as p
-    where (p.room_id, p.user_id) in (
-            select x.room_id, x.user_id
-            from pg_catalog.jsonb_to_recordset(v_members) as x(room_id text, user_id text))
-      and p.last_heartbeat < v_stale_cutoff
-    order by p.room_id, p.user_id
-    for update of p skip locked
-  );
+    where p.room_id = any (coalesce(v_locked, '{}'))
+      and p.last_heartbeat < v_stale_cutoff;
 
-  -- 4. Successors of departing hosts (their is_host is set by the trigger).
-  -- A room whose successor is locked by a caller keeps its members this run.
-  with departing as (
-    select s.room_id, s.user_id, s.is_host
+    -- 2. Their room_members rows. The set is kept as jsonb for the events, the
+    -- delete and the count (no temporary table: this runs every minute and
+    -- would churn the catalog).
+    select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'room_id', l.room_id, 'user_id', l.user_id, 'is_host', l.is_host)), '[]'::jsonb)
+      into v_members
+    from (
+      select m.room_id, m.user_id, m.is_host
+      from public.room_members as m
+      where m.room_id = any (coalesce(v_locked, '{}'))
+        and exists (select from watchium_private.member_presence as p
+                    where p.room_id = m.room_id and p.user_id = m.user_id
+                      and p.last_heartbeat < v_stale_cutoff)
+      order by m.room_id, m.user_id
+      for update of m skip locked
+    ) as l;
+
+    -- 3. Their presence rows, staleness checked again under the lock (a row
+    -- updated by a heartbeat that committed since this statement's snapshot is
+    -- re-read, and no longer qualifies).
+    select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'room_id', s.room_id, 'user_id', s.user_id, 'is_host', s.is_host)
+             order by s.room_id, s.user_id), '[]'::jsonb)
+      into v_stale
+    from pg_catalog.jsonb_to_recordset(v_members) as s(room_id text, user_id text, is_host boolean)
+    where (s.room_id, s.user_id) in (
+      select p.room_id, p.user_id
+      from watchium_private.member_presence as p
+      where (p.room_id, p.user_id) in (
+              select x.room_id, x.user_id
+              from pg_catalog.jsonb_to_recordset(v_members) as x(room_id text, user_id text))
+        and p.last_heartbeat < v_stale_cutoff
+      order by p.room_id, p.user_id
+      for update of p skip locked
+    );
+
+    -- 4. Successors of departing hosts (their is_host is set by the trigger).
+    -- A room whose successor is locked by a caller keeps its members this run.
+    with departing as (
+      select s.room_id, s.user_id, s.is_host
+      from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
+    ),
+    successor as (
+      select distinct on (c.room_id) c.room_id, c.user_id
+      from public.room_members as c
+      where c.room_id in (select d.room_id from departing as d where d.is_host)
+        and (c.room_id, c.user_id) not in (select d.room_id, d.user_id from departing as d)
+      order by c.room_id, c.joined_at, c.user_id
+    ),
+    locked as (
+      select m.room_id
+      from public.room_members as m
+      join successor as n on n.room_id = m.room_id and n.user_id = m.user_id
+      order by m.room_id
+      for update of m skip locked
+    )
+    select pg_catalog.array_agg(n.room_id) into v_blocked
+    from successor as n
+    where n.room_id not in (select l.room_id from locked as l);
+
+    if v_blocked is not null then
+      select coalesce(pg_catalog.jsonb_agg(s.x), '[]'::jsonb) into v_stale
+      from pg_catalog.jsonb_array_elements(v_stale) as s(x)
+      where s.x ->> 'room_id' <> all (v_blocked);
+    end if;
+
+    perform watchium_private.emit_room_event(s.room_id, 'member_left',
+      pg_catalog.jsonb_build_object('user_id', s.user_id, 'reason', 'stale'))
+    from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean);
+
+    delete from public.room_members as m
+    using pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
+    where m.room_id = s.room_id and m.user_id = s.user_id;
+    get diagnostics v_removed = row_count;
+
+    select pg_catalog.count(*) into v_hosts
     from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
-  ),
-  successor as (
-    select distinct on (c.room_id) c.room_id, c.user_id
-    from public.room_members as c
-    where c.room_id in (select d.room_id from departing as d where d.is_host)
-      and (c.room_id, c.user_id) not in (select d.room_id, d.user_id from departing as d)
-    order by c.room_id, c.joined_at, c.user_id
-  ),
-  locked as (
-    select m.room_id
-    from public.room_members as m
-    join successor as n on n.room_id = m.room_id and n.user_id = m.user_id
-    order by m.room_id
-    for update of m skip locked
-  )
-  select pg_catalog.array_agg(n.room_id) into v_blocked
-  from successor as n
-  where n.room_id not in (select l.room_id from locked as l);
-
-  if v_blocked is not null then
-    select coalesce(pg_catalog.jsonb_agg(s.x), '[]'::jsonb) into v_stale
-    from pg_catalog.jsonb_array_elements(v_stale) as s(x)
-    where s.x ->> 'room_id' <> all (v_blocked);
-  end if;
-
-  perform watchium_private.emit_room_event(s.room_id, 'member_left',
-    pg_catalog.jsonb_build_object('user_id', s.user_id, 'reason', 'stale'))
-  from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean);
-
-  delete from public.room_members as m
-  using pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
-  where m.room_id = s.room_id and m.user_id = s.user_id;
-  get diagnostics v_removed = row_count;
-
-  select pg_catalog.count(*) into v_hosts
-  from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
-  join public.rooms as r on r.room_id = s.room_id
-  where s.is_host and r.host_user_id is not null;
+    join public.rooms as r on r.room_id = s.room_id
+    where s.is_host and r.host_user_id is not null;
+  exception when lock_not_available then
+    v_removed := 0;
+    v_hosts := 0;
+    v_seen := 0;
+    v_skipped := v_skipped + coalesce(pg_catalog.cardinality(v_locked), 0);
+  end;
 
   -- Empty rooms past their grace period ----------------------------------------
-  select pg_catalog.array_agg(e.room_id) into v_empty
-  from (
-    select r.room_id
-    from public.rooms as r
-    where r.host_user_id is null
-      and r.last_activity < v_empty_cutoff
-      and not exists (select from public.room_members as m where m.room_id = r.room_id)
-    order by r.room_id
-    for update skip locked
-  ) as e;
+  begin
+    select pg_catalog.array_agg(e.room_id) into v_empty
+    from (
+      select r.room_id
+      from public.rooms as r
+      where r.host_user_id is null
+        and r.last_activity < v_empty_cutoff
+        and not exists (select from public.room_members as m where m.room_id = r.room_id)
+      order by r.room_id
+      for update skip locked
+    ) as e;
 
-  perform watchium_private.emit_room_event(e.room_id, 'room_deleted',
-    pg_catalog.jsonb_build_object('reason', 'empty'))
-  from pg_catalog.unnest(coalesce(v_empty, '{}')) as e(room_id);
+    perform watchium_private.emit_room_event(e.room_id, 'room_deleted',
+      pg_catalog.jsonb_build_object('reason', 'empty'))
+    from pg_catalog.unnest(coalesce(v_empty, '{}')) as e(room_id);
 
-  delete from public.rooms as r
-  where r.room_id = any (coalesce(v_empty, '{}'));
-  get diagnostics v_deleted = row_count;
+    delete from public.rooms as r
+    where r.room_id = any (coalesce(v_empty, '{}'));
+    get diagnostics v_deleted = row_count;
+  exception when lock_not_available then
+    v_deleted := 0;
+    v_skipped := v_skipped + coalesce(pg_catalog.cardinality(v_empty), 0);
+  end;
 
   return pg_catalog.jsonb_build_object(
     'stale_members_removed', v_removed,
     'hosts_transferred', v_hosts,
     'empty_rooms_deleted', v_deleted,
     'rooms_skipped_busy', coalesce(pg_catalog.cardinality(v_candidates), 0)
-                          - coalesce(pg_catalog.cardinality(v_locked), 0),
+                          - coalesce(pg_catalog.cardinality(v_locked), 0) + v_skipped,
     'members_skipped_busy', greatest(0, v_seen - v_removed)
   );
 end;

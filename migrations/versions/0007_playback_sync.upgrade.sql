@@ -120,8 +120,9 @@ revoke all on function watchium_private.require_playback_time(numeric, text) fro
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.require_sync_room(room_id, user_id): the room row (no
--- lock) when user_id is a member, P0002 when the room does not exist, 42501 when
--- the caller is not a member. Trusted callers pass p_user_id null: room only.
+-- lock) when user_id is a member; P0002 when the room does not exist or is
+-- private and the caller is not a member (hide_private_room), 42501 for a
+-- non-member of a public room. Trusted callers pass p_user_id null: room only.
 -- -----------------------------------------------------------------------------
 create function watchium_private.require_sync_room(p_room_id text, p_user_id text)
 returns public.rooms
@@ -133,10 +134,8 @@ declare
   v_room public.rooms;
 begin
   select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  if not found then
-    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
-      using errcode = 'P0002';
-  end if;
+  -- Missing, or private and not a member: the same P0002.
+  perform watchium_private.hide_private_room(v_room, p_room_id, p_user_id);
   if p_user_id is not null and not exists (
     select from public.room_members as m where m.room_id = p_room_id and m.user_id = p_user_id
   ) then
@@ -147,7 +146,7 @@ begin
 end;
 $$;
 comment on function watchium_private.require_sync_room(text, text) is
-  'The room p_room_id (unlocked); raises P0002 when absent and 42501 when p_user_id (unless null) is not a member. Internal.';
+  'The room p_room_id (unlocked); raises P0002 when absent or private to a non-member, 42501 when p_user_id (unless null) is not a member of the public room. Internal.';
 revoke all on function watchium_private.require_sync_room(text, text) from public;
 
 -- =============================================================================
@@ -161,7 +160,10 @@ revoke all on function watchium_private.require_sync_room(text, text) from publi
 -- playback reference (a control happened since: its position is unknown
 -- until it reports again), or when the drift of its last heartbeat was > 2 s.
 -- The host set the reference: a control alone never makes it need a resync.
--- No presence row (last_heartbeat null) counts as predating the reference.
+-- No presence row (last_heartbeat null) counts as predating the reference,
+-- and a member that joined but never reported (time_difference null) needs a
+-- resync too: its position is unknown, so the Live button never counts it
+-- as synced. The host is the exception in both cases.
 -- Host controls therefore write nothing per member but history: the control's
 -- 'playback' room event tells every client to resync at once, and the
 -- published room_members.is_synced follows on each member's next heartbeat.
@@ -180,11 +182,13 @@ as $$
   select case
     when coalesce(p_last_heartbeat, '-infinity'::timestamptz) < p_playback_updated_at
       then not coalesce(p_is_host, false)
-    else coalesce(p_time_difference, 0) > 2
+    when p_time_difference is null
+      then not coalesce(p_is_host, false)
+    else p_time_difference > 2
   end
 $$;
 comment on function watchium_private.needs_resync(timestamptz, numeric, timestamptz, boolean) is
-  'True when a member must resync: its last heartbeat predates the room''s playback_updated_at (unless it is the host), or its last drift was > 2 s. The one definition of the derived rule. Internal.';
+  'True when a member must resync: its last heartbeat predates the room''s playback_updated_at or it never reported (unless it is the host), or its last drift was > 2 s. The one definition of the derived rule. Internal.';
 revoke all on function watchium_private.needs_resync(timestamptz, numeric, timestamptz, boolean) from public;
 
 -- -----------------------------------------------------------------------------
@@ -320,10 +324,7 @@ begin
 
   -- Lock order: the room row first.
   select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
-  if not found then
-    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
-      using errcode = 'P0002';
-  end if;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   if v_user_id is not null and v_room.host_user_id is distinct from v_user_id then
     raise exception 'only the host of room % may write its sync history', p_room_id
       using errcode = '42501';
@@ -384,10 +385,7 @@ begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'sync_control');
 
   select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
-  if not found then
-    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
-      using errcode = 'P0002';
-  end if;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   -- rooms.host_user_id names the member flagged is_host (trigger
   -- _200_sync_room_host keeps them together, under this same row lock).
   if v_room.host_user_id is distinct from v_user_id then
@@ -1326,6 +1324,15 @@ begin
             'alter table public.%I add constraint %I check (created_at >= %L and created_at < %L)',
             v_name, v_name || '_bound_check', v_hour, v_hour + interval '1 hour');
         end if;
+      end if;
+      -- Catching up (this hour or a past one has no partition, so writers are
+      -- routing its rows into the default partition right now): a writer that
+      -- routed to the default partition before the attach would insert there
+      -- after it and fail (23514). EXCLUSIVE on the parent makes writers wait
+      -- for the attach instead (then they route to the new partition); readers
+      -- go on. Never needed for partitions made ahead.
+      if v_hour < pg_catalog.clock_timestamp() + interval '5 minutes' then
+        lock table public.sync_states in exclusive mode;
       end if;
       -- The default partition must hold no row of this hour (ATTACH checks it):
       -- only then lock it (ATTACH needs that lock anyway) and move what came
