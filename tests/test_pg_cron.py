@@ -103,7 +103,9 @@ def test_pg_cron_enabled_after_migrating_is_reported_and_scheduled_by_the_cli(
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("update cron.job set active = false")
     problems, _ = _schedule_problems(url)
-    assert len(problems) == 1 and "inactive" in problems[0] and "watchium-db schedule" in problems[0]
+    assert (
+        len(problems) == 1 and "inactive" in problems[0] and "watchium-db schedule" in problems[0]
+    )
     assert cli.main(["schedule", "--json"]) == 0
     assert '"status": "replaced"' in capsys.readouterr().out
     with psycopg.connect(url, autocommit=True) as conn:
@@ -159,9 +161,7 @@ def test_schedule_uses_cron_schedule_where_schedule_in_database_is_not_executabl
         jobs = conn.execute("select username, database, command from cron.job").fetchall()
         assert jobs == [("watchium_cron_owner", DB, "select public.maintain()")]
         conn.execute("select cron.unschedule(jobid) from cron.job")
-        conn.execute(
-            "alter function public.install_maintenance_schedule() owner to current_user"
-        )
+        conn.execute("alter function public.install_maintenance_schedule() owner to current_user")
 
 
 def test_schedule_without_pg_cron_says_how_to_enable_it(cron_server, monkeypatch, capsys):
