@@ -54,7 +54,7 @@ begin
 end;
 $_$;
 
-COMMENT ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) IS 'Sends a custom event (play, pause, seek: host only; chat_message) to the room''s channel. Members only; payload validated per event type; sender identity from the token; rate limited (rule broadcast). Returns the event id.';
+COMMENT ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) IS 'Sends a custom event (play, pause, seek: host only; chat_message) to the room''s member topic room:<room_id>:members. Members only; payload validated per event type; sender identity from the token; rate limited (rule broadcast). Returns the event id.';
 
 CREATE FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -960,14 +960,9 @@ begin
   end if;
 
   perform watchium_private.check_membership_cap(v_user_id);
+  -- An empty room: the joiner becomes host (the join trigger flags it).
   insert into public.room_members (room_id, user_id, username, avatar_url)
   values (v_room.room_id, v_user_id, v_username, v_avatar_url);
-  -- An empty room: the joiner becomes host (after its join comment).
-  if v_room.host_user_id is null then
-    update public.room_members as m
-    set is_host = true
-    where m.room_id = v_room.room_id and m.user_id = v_user_id;
-  end if;
 
   select * into v_member
   from public.room_members as m
@@ -1733,11 +1728,25 @@ begin
   if v_changes <> '{}'::jsonb then
     perform watchium_private.emit_room_event(v_room.room_id, 'room_updated', v_changes);
   end if;
+  -- A new episode is a playback change too (paused at 0): the same playback
+  -- event as the host controls, so players follow from one event.
+  if v_changes ? 'episode_number' then
+    perform watchium_private.emit_room_event(v_room.room_id, 'playback', pg_catalog.jsonb_build_object(
+      'room_id', v_room.room_id,
+      'action', 'episode',
+      'is_playing', v_room.is_playing,
+      'current_time', v_room.current_playback_time,
+      'playback_speed', v_room.playback_speed,
+      'playback_updated_at', v_room.playback_updated_at,
+      'episode_number', v_room.episode_number,
+      'host_user_id', v_room.host_user_id
+    ));
+  end if;
   return pg_catalog.jsonb_build_object('room', pg_catalog.to_jsonb(v_room), 'access_key', v_new_key);
 end;
 $$;
 
-COMMENT ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) IS 'Host only: changes title, episode (resets playback, creates the anchor), video URL or privacy (a new access key when made private or rotated). Emits room_updated. Returns {room, access_key}.';
+COMMENT ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) IS 'Host only: changes title, episode (resets playback, creates the anchor), video URL or privacy (a new access key when made private or rotated). Emits room_updated, and playback (action episode) when the episode changed. Returns {room, access_key}.';
 
 CREATE FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[]) RETURNS TABLE(user_id text, outcome text, reported_time numeric, expected_time numeric, time_difference numeric, is_synced boolean, sync_level text)
     LANGUAGE plpgsql
@@ -2254,7 +2263,7 @@ begin
     -- Dynamic, and built by format(): realtime.send may not exist when this
     -- function is created or checked.
     execute pg_catalog.format('select %I.send($1, $2, $3, true)', 'realtime')
-      using v_message, p_event, 'room:' || p_room_id;
+      using v_message, p_event, watchium_private.room_event_topic(p_room_id, p_event);
   end if;
   if v_delivery in ('notify', 'both') then
     v_text := v_message::text;
@@ -2263,14 +2272,15 @@ begin
         'event_id', v_event_id, 'room_id', p_room_id, 'event', p_event, 'truncated', true
       )::text;
     end if;
-    perform pg_catalog.pg_notify('watchium:room:' || p_room_id, v_text);
+    perform pg_catalog.pg_notify('watchium:' || watchium_private.room_event_topic(p_room_id, p_event),
+                                 v_text);
   end if;
 
   return v_event_id;
 end;
 $_$;
 
-COMMENT ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) IS 'Logs a room event and delivers it to room:<room_id> (Supabase Realtime) or NOTIFY channel watchium:room:<room_id> (plain PostgreSQL). Returns the event id. Internal: called by the RPC functions and triggers.';
+COMMENT ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) IS 'Logs a room event and delivers it to its topic (room_event_topic: room:<room_id>, or room:<room_id>:members for member broadcasts) through Supabase Realtime, or to NOTIFY channel "watchium:" || topic (plain PostgreSQL). Returns the event id. Internal: called by the RPC functions and triggers.';
 
 CREATE FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action text) RETURNS void
     LANGUAGE plpgsql
@@ -2470,11 +2480,11 @@ begin
     using (
       extension in ('broadcast', 'presence')
       and (select realtime.topic()) in (
-        select 'room:' || r.room_id from watchium_private.my_room_ids() as r(room_id)
+        select t.topic
+        from watchium_private.my_room_ids() as r(room_id)
+        cross join lateral (values ('room:' || r.room_id), ('room:' || r.room_id || ':members')) as t(topic)
       )
     );
-  comment on policy watchium_messages_select_authenticated on realtime.messages is
-    'watchium-db: members of a room receive broadcast and presence messages on its topic room:<room_id>.';
 
   drop policy if exists watchium_messages_insert_authenticated on realtime.messages;
   create policy watchium_messages_insert_authenticated on realtime.messages
@@ -2482,17 +2492,25 @@ begin
     with check (
       extension in ('broadcast', 'presence')
       and (select realtime.topic()) in (
-        select 'room:' || r.room_id from watchium_private.my_room_ids() as r(room_id)
+        select 'room:' || r.room_id || ':members' from watchium_private.my_room_ids() as r(room_id)
       )
     );
-  comment on policy watchium_messages_insert_authenticated on realtime.messages is
-    'watchium-db: members of a room send broadcast and presence messages on its topic room:<room_id>.';
+
+  begin
+    comment on policy watchium_messages_select_authenticated on realtime.messages is
+      'watchium-db: members of a room receive broadcast and presence on room:<room_id> (the database''s events) and room:<room_id>:members.';
+    comment on policy watchium_messages_insert_authenticated on realtime.messages is
+      'watchium-db: members of a room send broadcast and presence on room:<room_id>:members only; room:<room_id> is for the database''s events.';
+  exception
+    when insufficient_privilege then
+      raise notice 'watchium-db: policies on realtime.messages installed without their comments: %', sqlerrm;
+  end;
 
   return true;
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.install_realtime_authorization() IS 'Creates (or re-creates) the watchium-db policies on realtime.messages: only members of a room receive and send broadcast/presence on room:<room_id>. Returns false when the realtime schema is absent. Idempotent; run after installing Realtime later.';
+COMMENT ON FUNCTION watchium_private.install_realtime_authorization() IS 'Creates (or re-creates) the watchium-db policies on realtime.messages: members of a room receive on room:<room_id> and room:<room_id>:members and send on room:<room_id>:members only. Returns false when the realtime schema is absent. Idempotent; run after installing Realtime later.';
 
 CREATE FUNCTION watchium_private.lock_room(p_room_id text) RETURNS public.rooms
     LANGUAGE plpgsql
@@ -2533,134 +2551,151 @@ declare
   v_removed      integer;
   v_hosts        integer;
   v_deleted      integer;
+  v_skipped      integer := 0;
 begin
   -- Stale members ------------------------------------------------------------
   select pg_catalog.array_agg(distinct p.room_id) into v_candidates
   from watchium_private.member_presence as p
   where p.last_heartbeat < v_stale_cutoff;
 
-  -- 1. Room rows, in room_id order.
-  select pg_catalog.array_agg(l.room_id) into v_locked
-  from (
-    select r.room_id
-    from public.rooms as r
-    where r.room_id = any (coalesce(v_candidates, '{}'))
-    order by r.room_id
-    for update skip locked
-  ) as l;
+  -- Each part in its own subtransaction: a lock it still has to wait for (a
+  -- comment row held by its author when an empty room goes, history held by
+  -- partition DDL) makes only that part skip this run, after
+  -- maintenance_lock_timeout; its rooms count as busy.
+  begin
+    -- 1. Room rows, in room_id order.
+    select pg_catalog.array_agg(l.room_id) into v_locked
+    from (
+      select r.room_id
+      from public.rooms as r
+      where r.room_id = any (coalesce(v_candidates, '{}'))
+      order by r.room_id
+      for update skip locked
+    ) as l;
 
-  -- How many members of the locked rooms look stale in this snapshot.
-  select pg_catalog.count(*) into v_seen
-  from watchium_private.member_presence as p
-  where p.room_id = any (coalesce(v_locked, '{}'))
-    and p.last_heartbeat < v_stale_cutoff;
-
-  -- 2. Their room_members rows. The set is kept as jsonb for the events, the
-  -- delete and the count (no temporary table: this runs every minute and
-  -- would churn the catalog).
-  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-           'room_id', l.room_id, 'user_id', l.user_id, 'is_host', l.is_host)), '[]'::jsonb)
-    into v_members
-  from (
-    select m.room_id, m.user_id, m.is_host
-    from public.room_members as m
-    where m.room_id = any (coalesce(v_locked, '{}'))
-      and exists (select from watchium_private.member_presence as p
-                  where p.room_id = m.room_id and p.user_id = m.user_id
-                    and p.last_heartbeat < v_stale_cutoff)
-    order by m.room_id, m.user_id
-    for update of m skip locked
-  ) as l;
-
-  -- 3. Their presence rows, staleness checked again under the lock (a row
-  -- updated by a heartbeat that committed since this statement's snapshot is
-  -- re-read, and no longer qualifies).
-  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-           'room_id', s.room_id, 'user_id', s.user_id, 'is_host', s.is_host)
-           order by s.room_id, s.user_id), '[]'::jsonb)
-    into v_stale
-  from pg_catalog.jsonb_to_recordset(v_members) as s(room_id text, user_id text, is_host boolean)
-  where (s.room_id, s.user_id) in (
-    select p.room_id, p.user_id
+    -- How many members of the locked rooms look stale in this snapshot.
+    select pg_catalog.count(*) into v_seen
     from watchium_private.member_presence as p
-    where (p.room_id, p.user_id) in (
-            select x.room_id, x.user_id
-            from pg_catalog.jsonb_to_recordset(v_members) as x(room_id text, user_id text))
-      and p.last_heartbeat < v_stale_cutoff
-    order by p.room_id, p.user_id
-    for update of p skip locked
-  );
+    where p.room_id = any (coalesce(v_locked, '{}'))
+      and p.last_heartbeat < v_stale_cutoff;
 
-  -- 4. Successors of departing hosts (their is_host is set by the trigger).
-  -- A room whose successor is locked by a caller keeps its members this run.
-  with departing as (
-    select s.room_id, s.user_id, s.is_host
+    -- 2. Their room_members rows. The set is kept as jsonb for the events, the
+    -- delete and the count (no temporary table: this runs every minute and
+    -- would churn the catalog).
+    select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'room_id', l.room_id, 'user_id', l.user_id, 'is_host', l.is_host)), '[]'::jsonb)
+      into v_members
+    from (
+      select m.room_id, m.user_id, m.is_host
+      from public.room_members as m
+      where m.room_id = any (coalesce(v_locked, '{}'))
+        and exists (select from watchium_private.member_presence as p
+                    where p.room_id = m.room_id and p.user_id = m.user_id
+                      and p.last_heartbeat < v_stale_cutoff)
+      order by m.room_id, m.user_id
+      for update of m skip locked
+    ) as l;
+
+    -- 3. Their presence rows, staleness checked again under the lock (a row
+    -- updated by a heartbeat that committed since this statement's snapshot is
+    -- re-read, and no longer qualifies).
+    select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'room_id', s.room_id, 'user_id', s.user_id, 'is_host', s.is_host)
+             order by s.room_id, s.user_id), '[]'::jsonb)
+      into v_stale
+    from pg_catalog.jsonb_to_recordset(v_members) as s(room_id text, user_id text, is_host boolean)
+    where (s.room_id, s.user_id) in (
+      select p.room_id, p.user_id
+      from watchium_private.member_presence as p
+      where (p.room_id, p.user_id) in (
+              select x.room_id, x.user_id
+              from pg_catalog.jsonb_to_recordset(v_members) as x(room_id text, user_id text))
+        and p.last_heartbeat < v_stale_cutoff
+      order by p.room_id, p.user_id
+      for update of p skip locked
+    );
+
+    -- 4. Successors of departing hosts (their is_host is set by the trigger).
+    -- A room whose successor is locked by a caller keeps its members this run.
+    with departing as (
+      select s.room_id, s.user_id, s.is_host
+      from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
+    ),
+    successor as (
+      select distinct on (c.room_id) c.room_id, c.user_id
+      from public.room_members as c
+      where c.room_id in (select d.room_id from departing as d where d.is_host)
+        and (c.room_id, c.user_id) not in (select d.room_id, d.user_id from departing as d)
+      order by c.room_id, c.joined_at, c.user_id
+    ),
+    locked as (
+      select m.room_id
+      from public.room_members as m
+      join successor as n on n.room_id = m.room_id and n.user_id = m.user_id
+      order by m.room_id
+      for update of m skip locked
+    )
+    select pg_catalog.array_agg(n.room_id) into v_blocked
+    from successor as n
+    where n.room_id not in (select l.room_id from locked as l);
+
+    if v_blocked is not null then
+      select coalesce(pg_catalog.jsonb_agg(s.x), '[]'::jsonb) into v_stale
+      from pg_catalog.jsonb_array_elements(v_stale) as s(x)
+      where s.x ->> 'room_id' <> all (v_blocked);
+    end if;
+
+    perform watchium_private.emit_room_event(s.room_id, 'member_left',
+      pg_catalog.jsonb_build_object('user_id', s.user_id, 'reason', 'stale'))
+    from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean);
+
+    delete from public.room_members as m
+    using pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
+    where m.room_id = s.room_id and m.user_id = s.user_id;
+    get diagnostics v_removed = row_count;
+
+    select pg_catalog.count(*) into v_hosts
     from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
-  ),
-  successor as (
-    select distinct on (c.room_id) c.room_id, c.user_id
-    from public.room_members as c
-    where c.room_id in (select d.room_id from departing as d where d.is_host)
-      and (c.room_id, c.user_id) not in (select d.room_id, d.user_id from departing as d)
-    order by c.room_id, c.joined_at, c.user_id
-  ),
-  locked as (
-    select m.room_id
-    from public.room_members as m
-    join successor as n on n.room_id = m.room_id and n.user_id = m.user_id
-    order by m.room_id
-    for update of m skip locked
-  )
-  select pg_catalog.array_agg(n.room_id) into v_blocked
-  from successor as n
-  where n.room_id not in (select l.room_id from locked as l);
-
-  if v_blocked is not null then
-    select coalesce(pg_catalog.jsonb_agg(s.x), '[]'::jsonb) into v_stale
-    from pg_catalog.jsonb_array_elements(v_stale) as s(x)
-    where s.x ->> 'room_id' <> all (v_blocked);
-  end if;
-
-  perform watchium_private.emit_room_event(s.room_id, 'member_left',
-    pg_catalog.jsonb_build_object('user_id', s.user_id, 'reason', 'stale'))
-  from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean);
-
-  delete from public.room_members as m
-  using pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
-  where m.room_id = s.room_id and m.user_id = s.user_id;
-  get diagnostics v_removed = row_count;
-
-  select pg_catalog.count(*) into v_hosts
-  from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
-  join public.rooms as r on r.room_id = s.room_id
-  where s.is_host and r.host_user_id is not null;
+    join public.rooms as r on r.room_id = s.room_id
+    where s.is_host and r.host_user_id is not null;
+  exception when lock_not_available then
+    v_removed := 0;
+    v_hosts := 0;
+    v_seen := 0;
+    v_skipped := v_skipped + coalesce(pg_catalog.cardinality(v_locked), 0);
+  end;
 
   -- Empty rooms past their grace period ----------------------------------------
-  select pg_catalog.array_agg(e.room_id) into v_empty
-  from (
-    select r.room_id
-    from public.rooms as r
-    where r.host_user_id is null
-      and r.last_activity < v_empty_cutoff
-      and not exists (select from public.room_members as m where m.room_id = r.room_id)
-    order by r.room_id
-    for update skip locked
-  ) as e;
+  begin
+    select pg_catalog.array_agg(e.room_id) into v_empty
+    from (
+      select r.room_id
+      from public.rooms as r
+      where r.host_user_id is null
+        and r.last_activity < v_empty_cutoff
+        and not exists (select from public.room_members as m where m.room_id = r.room_id)
+      order by r.room_id
+      for update skip locked
+    ) as e;
 
-  perform watchium_private.emit_room_event(e.room_id, 'room_deleted',
-    pg_catalog.jsonb_build_object('reason', 'empty'))
-  from pg_catalog.unnest(coalesce(v_empty, '{}')) as e(room_id);
+    perform watchium_private.emit_room_event(e.room_id, 'room_deleted',
+      pg_catalog.jsonb_build_object('reason', 'empty'))
+    from pg_catalog.unnest(coalesce(v_empty, '{}')) as e(room_id);
 
-  delete from public.rooms as r
-  where r.room_id = any (coalesce(v_empty, '{}'));
-  get diagnostics v_deleted = row_count;
+    delete from public.rooms as r
+    where r.room_id = any (coalesce(v_empty, '{}'));
+    get diagnostics v_deleted = row_count;
+  exception when lock_not_available then
+    v_deleted := 0;
+    v_skipped := v_skipped + coalesce(pg_catalog.cardinality(v_empty), 0);
+  end;
 
   return pg_catalog.jsonb_build_object(
     'stale_members_removed', v_removed,
     'hosts_transferred', v_hosts,
     'empty_rooms_deleted', v_deleted,
     'rooms_skipped_busy', coalesce(pg_catalog.cardinality(v_candidates), 0)
-                          - coalesce(pg_catalog.cardinality(v_locked), 0),
+                          - coalesce(pg_catalog.cardinality(v_locked), 0) + v_skipped,
     'members_skipped_busy', greatest(0, v_seen - v_removed)
   );
 end;
@@ -2791,6 +2826,15 @@ begin
             v_name, v_name || '_bound_check', v_hour, v_hour + interval '1 hour');
         end if;
       end if;
+      -- Catching up (this hour or a past one has no partition, so writers are
+      -- routing its rows into the default partition right now): a writer that
+      -- routed to the default partition before the attach would insert there
+      -- after it and fail (23514). EXCLUSIVE on the parent makes writers wait
+      -- for the attach instead (then they route to the new partition); readers
+      -- go on. Never needed for partitions made ahead.
+      if v_hour < pg_catalog.clock_timestamp() + interval '5 minutes' then
+        lock table public.sync_states in exclusive mode;
+      end if;
       -- The default partition must hold no row of this hour (ATTACH checks it):
       -- only then lock it (ATTACH needs that lock anyway) and move what came
       -- in meanwhile, if that is a bounded amount.
@@ -2919,11 +2963,13 @@ CREATE FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with ti
   select case
     when coalesce(p_last_heartbeat, '-infinity'::timestamptz) < p_playback_updated_at
       then not coalesce(p_is_host, false)
-    else coalesce(p_time_difference, 0) > 2
+    when p_time_difference is null
+      then not coalesce(p_is_host, false)
+    else p_time_difference > 2
   end
 $$;
 
-COMMENT ON FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with time zone, p_time_difference numeric, p_playback_updated_at timestamp with time zone, p_is_host boolean) IS 'True when a member must resync: its last heartbeat predates the room''s playback_updated_at (unless it is the host), or its last drift was > 2 s. The one definition of the derived rule. Internal.';
+COMMENT ON FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with time zone, p_time_difference numeric, p_playback_updated_at timestamp with time zone, p_is_host boolean) IS 'True when a member must resync: its last heartbeat predates the room''s playback_updated_at or it never reported (unless it is the host), or its last drift was > 2 s. The one definition of the derived rule. Internal.';
 
 CREATE FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text, p_action text) RETURNS public.comments
     LANGUAGE plpgsql
@@ -3175,7 +3221,7 @@ begin
       v_policies := v_policies || pg_catalog.jsonb_build_object(v_policy, v_present);
       if not v_present then
         v_problems := v_problems || pg_catalog.format(
-          'policy %s on realtime.messages is missing: run select watchium_private.install_realtime_authorization()',
+          'policy %s on realtime.messages is missing: run select watchium_private.install_realtime_authorization(); as postgres (Supabase) or the owner of realtime.messages',
           v_policy);
       end if;
     end loop;
@@ -3227,7 +3273,9 @@ begin
       'delivery_setting', coalesce(v_delivery_set, 'auto'),
       'delivery', watchium_private.room_event_delivery(),
       'notify_channel', 'watchium:room:<room_id>',
-      'topic', 'room:<room_id>'
+      'topic', 'room:<room_id>',
+      'members_notify_channel', 'watchium:room:<room_id>:members',
+      'members_topic', 'room:<room_id>:members'
     ),
     'authorization', pg_catalog.jsonb_build_object(
       'required', v_messages,
@@ -3395,6 +3443,16 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.room_event_delivery() IS 'How room events are delivered now: realtime (realtime.send to room:<id>), notify (NOTIFY "watchium:room:<id>") or both. Decided from the room_event_delivery setting and whether realtime.send exists.';
 
+CREATE FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select 'room:' || p_room_id
+         || case when p_event in ('play', 'pause', 'seek', 'chat_message') then ':members' else '' end
+$$;
+
+COMMENT ON FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) IS 'The topic of a room event: room:<room_id>:members for member broadcasts (play, pause, seek, chat_message), room:<room_id> for the database''s own events. NOTIFY channel: "watchium:" || topic. Internal.';
+
 CREATE FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone DEFAULT now()) RETURNS numeric
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -3548,7 +3606,20 @@ CREATE FUNCTION watchium_private.tg_room_members__member_joined() RETURNS trigge
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+declare
+  v_new_hosts jsonb;
 begin
+  select coalesce(pg_catalog.jsonb_object_agg(f.room_id, f.user_id), '{}'::jsonb)
+  into v_new_hosts
+  from (
+    select distinct on (n.room_id) n.room_id, n.user_id
+    from new_members as n
+    join public.rooms as r on r.room_id = n.room_id
+    where r.host_user_id is null
+      and not exists (select from new_members as h where h.room_id = n.room_id and h.is_host)
+    order by n.room_id, n.joined_at, n.user_id
+  ) as f;
+
   update public.rooms as r
   set last_activity = pg_catalog.now()
   where r.room_id in (select n.room_id from new_members as n)
@@ -3571,17 +3642,24 @@ begin
     'user_id', n.user_id,
     'username', n.username,
     'avatar_url', n.avatar_url,
-    'is_host', n.is_host,
+    'is_host', n.is_host or v_new_hosts ->> n.room_id is not distinct from n.user_id,
     'joined_at', n.joined_at
   ))
   from new_members as n
   order by n.joined_at, n.user_id;
 
+  if v_new_hosts <> '{}'::jsonb then
+    update public.room_members as m
+    set is_host = true
+    from pg_catalog.jsonb_each_text(v_new_hosts) as h(room_id, user_id)
+    where m.room_id = h.room_id and m.user_id = h.user_id;
+  end if;
+
   return null;
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.tg_room_members__member_joined() IS 'Trigger function (statement level): room activity, "joined the room" (user_id: the member), a join sync record and member_joined for each new member.';
+COMMENT ON FUNCTION watchium_private.tg_room_members__member_joined() IS 'Trigger function (statement level): room activity, "joined the room" (user_id: the member), a join sync record and member_joined for each new member; the first new member of a room without host becomes host.';
 
 CREATE FUNCTION watchium_private.tg_room_members__member_left() RETURNS trigger
     LANGUAGE plpgsql
@@ -3624,13 +3702,17 @@ CREATE FUNCTION watchium_private.tg_room_members__sync_room_host() RETURNS trigg
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_room public.rooms;
+  v_room     public.rooms;
+  v_previous jsonb;
 begin
   if tg_op in ('UPDATE', 'DELETE') and old.is_host
      and (tg_op = 'DELETE' or not new.is_host) then
     update public.rooms as r
     set host_user_id = null, host_username = null
     where r.room_id = old.room_id and r.host_user_id = old.user_id;
+    v_previous := coalesce(nullif(pg_catalog.current_setting('watchium.previous_hosts', true), ''), '{}')::jsonb;
+    perform pg_catalog.set_config('watchium.previous_hosts',
+      (v_previous || pg_catalog.jsonb_build_object(old.room_id, old.user_id))::text, true);
   end if;
 
   if tg_op in ('INSERT', 'UPDATE') and new.is_host then
@@ -3644,6 +3726,10 @@ begin
       where r.room_id = new.room_id;
     end if;
     if v_room.host_user_id is distinct from new.user_id then
+      v_previous := coalesce(nullif(pg_catalog.current_setting('watchium.previous_hosts', true), ''), '{}')::jsonb;
+      if v_previous ? new.room_id then
+        perform pg_catalog.set_config('watchium.previous_hosts', (v_previous - new.room_id)::text, true);
+      end if;
       -- Our own fixed text; the member it is about is user_id (never their
       -- username in the text: a username must not speak with the system's voice).
       insert into public.comments (anime_id, room_id, episode_number, user_id, username, message, is_system_message)
@@ -3652,7 +3738,7 @@ begin
       perform watchium_private.emit_room_event(new.room_id, 'host_changed', pg_catalog.jsonb_build_object(
         'host_user_id', new.user_id,
         'host_username', new.username,
-        'previous_host_user_id', v_room.host_user_id
+        'previous_host_user_id', coalesce(v_room.host_user_id, v_previous ->> new.room_id)
       ));
     end if;
   end if;
@@ -3985,6 +4071,8 @@ REVOKE ALL ON FUNCTION watchium_private.require_sync_room(p_room_id text, p_user
 REVOKE ALL ON FUNCTION watchium_private.require_user_id() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_event_delivery() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone) FROM PUBLIC;
 

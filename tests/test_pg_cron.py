@@ -4,9 +4,7 @@ minute, and the downgrade unschedules it. Runs a server of its own with pg_cron 
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
-import tempfile
 from pathlib import Path
 
 import psycopg
@@ -27,13 +25,8 @@ def cron_server():
     assert (libdir / "pg_cron.so").exists(), (
         "pg_cron is not installed (Debian: apt-get install postgresql-15-cron)"
     )
-    root = Path(tempfile.mkdtemp(prefix="watchium-cron-"))
-    server = local.server_for(root / "pgdata")
-    server.port = local._free_port()
-    if server.os_user is not None:
-        entry = pwd.getpwnam(server.os_user)
-        os.chown(root, entry.pw_uid, entry.pw_gid)
-    server.init()
+    server = local.throwaway("watchium-cron-")
+    root = server.server_dir
     server.start(("shared_preload_libraries=pg_cron", f"cron.database_name={DB}"))
     server.wait_ready()
     try:
@@ -103,9 +96,7 @@ def test_pg_cron_enabled_after_migrating_is_reported_and_scheduled_by_the_cli(
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("update cron.job set active = false")
     problems, _ = _schedule_problems(url)
-    assert (
-        len(problems) == 1 and "inactive" in problems[0] and "watchium-db schedule" in problems[0]
-    )
+    assert len(problems) == 1 and "inactive" in problems[0] and "watchium-db schedule" in problems[0]
     assert cli.main(["schedule", "--json"]) == 0
     assert '"status": "replaced"' in capsys.readouterr().out
     with psycopg.connect(url, autocommit=True) as conn:
@@ -161,7 +152,9 @@ def test_schedule_uses_cron_schedule_where_schedule_in_database_is_not_executabl
         jobs = conn.execute("select username, database, command from cron.job").fetchall()
         assert jobs == [("watchium_cron_owner", DB, "select public.maintain()")]
         conn.execute("select cron.unschedule(jobid) from cron.job")
-        conn.execute("alter function public.install_maintenance_schedule() owner to current_user")
+        conn.execute(
+            "alter function public.install_maintenance_schedule() owner to current_user"
+        )
 
 
 def test_schedule_without_pg_cron_says_how_to_enable_it(cron_server, monkeypatch, capsys):

@@ -162,9 +162,7 @@ def test_table_privileges(matrix_db, table, action, caller, expected):
         return
 
     assert expected == "denied"
-    before = conn.execute(
-        f"select count(*), md5(string_agg(t::text, ',' order by t::text)) from public.{table} t"
-    ).fetchone()
+    before = conn.execute(f"select count(*), md5(string_agg(t::text, ',' order by t::text)) from public.{table} t").fetchone()
     # A view of a UNION is never writable: PostgreSQL says so before it checks privileges,
     # so for sync_records the missing privilege is checked by name as well.
     refusals: tuple[type[Exception], ...] = (errors.InsufficientPrivilege,)
@@ -176,9 +174,7 @@ def test_table_privileges(matrix_db, table, action, caller, expected):
         ).fetchone()[0]
     with pytest.raises(refusals), caller_context(conn, caller) as c:
         c.execute(WRITES[action][table])
-    after = conn.execute(
-        f"select count(*), md5(string_agg(t::text, ',' order by t::text)) from public.{table} t"
-    ).fetchone()
+    after = conn.execute(f"select count(*), md5(string_agg(t::text, ',' order by t::text)) from public.{table} t").fetchone()
     assert before == after
 
 
@@ -259,9 +255,7 @@ def test_function_execute_privileges(conn):
     declared_public = {name for name in FUNCTION_EXECUTE if name.startswith("public.")}
     assert public_functions == declared_public, "declare every public function's EXECUTE above"
     expected = {name: FUNCTION_EXECUTE.get(name, set()) for name in actual}
-    mismatched = {
-        name: (actual[name], want) for name, want in expected.items() if actual[name] != want
-    }
+    mismatched = {name: (actual[name], want) for name, want in expected.items() if actual[name] != want}
     assert mismatched == {}
     granted_to_public = [name for name, _, public in rows if public]
     assert granted_to_public == []

@@ -1,6 +1,16 @@
 """Listen to a room's events on plain PostgreSQL (no Supabase Realtime).
 
-``watchium_private.emit_room_event`` NOTIFYs ``"watchium:room:<room_id>"`` with
+Each room has two streams, as on Supabase Realtime:
+
+- ``"room"``: the database's own events (playback, joins, host changes, ...), NOTIFY channel
+  ``"watchium:room:<room_id>"`` (Realtime topic ``room:<room_id>``, where members may only
+  receive, so nothing on it is forged);
+- ``"members"``: what members send each other through ``broadcast_to_room`` (``play``, ``pause``,
+  ``seek``, ``chat_message``), channel ``"watchium:room:<room_id>:members"`` (topic
+  ``room:<room_id>:members``).
+
+``RoomListener(url, room_id)`` follows the first, ``RoomListener(url, room_id, stream="members")``
+the second. ``watchium_private.emit_room_event`` NOTIFYs the stream's channel with
 ``{event_id, room_id, event, payload, sent_at}`` (or ``{event_id, room_id, event, truncated}``
 when the message would not fit the 8000-byte NOTIFY limit) and logs every event in
 ``watchium_private.room_events``. :class:`RoomListener` turns that into an async stream of
@@ -37,16 +47,31 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 
 NOTIFY_LIMIT_BYTES = 8000
 
+Stream = Literal["room", "members"]
 
-def channel_for(room_id: str) -> str:
-    """The NOTIFY channel of a room."""
+#: Event types members send through ``broadcast_to_room``; they travel on the "members" stream
+#: (``watchium_private.room_event_topic`` in SQL routes the same types).
+MEMBER_EVENTS = frozenset({"play", "pause", "seek", "chat_message"})
+
+
+def channel_for(room_id: str, stream: Stream = "room") -> str:
+    """The NOTIFY channel of a room's stream: its database events or its member broadcasts."""
+    if stream == "members":
+        return f"watchium:room:{room_id}:members"
+    if stream != "room":
+        raise ValueError(f"stream must be 'room' or 'members', not {stream!r}")
     return f"watchium:room:{room_id}"
+
+
+def stream_of(event: str) -> Stream:
+    """The stream an event type travels on."""
+    return "members" if event in MEMBER_EVENTS else "room"
 
 
 @dataclass(frozen=True)
@@ -80,8 +105,9 @@ Sleep = Callable[[float], Awaitable[None]]
 class RoomListener:
     """Async stream of one room's events with reconnects and exact catch-up.
 
-    ``resume_from`` continues from a saved :class:`ListenerPosition`; without it the stream
-    starts with the events committed after the listener first connects.
+    ``stream`` is ``"room"`` (the database's events, the default) or ``"members"`` (member
+    broadcasts). ``resume_from`` continues from a saved :class:`ListenerPosition`; without it
+    the stream starts with the events committed after the listener first connects.
     """
 
     def __init__(
@@ -89,6 +115,7 @@ class RoomListener:
         conninfo: str,
         room_id: str,
         *,
+        stream: Stream = "room",
         resume_from: ListenerPosition | None = None,
         max_retries: int = 5,
         initial_delay: float = 1.0,
@@ -96,10 +123,12 @@ class RoomListener:
         poll_interval: float = 1.0,
         catch_up_every: int = 1000,
     ) -> None:
-        if len(channel_for(room_id).encode()) > 63:
+        self.channel = channel_for(room_id, stream)
+        if len(self.channel.encode()) > 63:
             raise ValueError("room_id is too long for a NOTIFY channel")
         self.conninfo = conninfo
         self.room_id = room_id
+        self.stream = stream
         self.max_retries = max_retries
         self.initial_delay = initial_delay
         self.poll_interval = poll_interval
@@ -161,7 +190,7 @@ class RoomListener:
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
-                await conn.execute(f'listen "{channel_for(self.room_id)}"')
+                await conn.execute(f'listen "{self.channel}"')
             except psycopg.OperationalError as exc:
                 if attempt >= self.max_retries:
                     raise ListenerGaveUp(
@@ -206,7 +235,7 @@ class RoomListener:
         fresh: list[RoomEvent] = []
         for e in result["events"]:
             event_id = int(e["event_id"])
-            if event_id in self._seen:
+            if event_id in self._seen or stream_of(e["event"]) != self.stream:
                 continue
             fresh.append(
                 RoomEvent(
@@ -221,7 +250,8 @@ class RoomListener:
         # Future catch-ups return only ids > last or xact_id >= this xmin, all of which are in
         # this result when visible now; keep exactly those (late notifications dedupe on them).
         self._seen = {int(e["event_id"]) for e in result["events"]}
-        self._advance(e.event_id for e in fresh)
+        # Delivered now or before, or of the other stream: none is needed again.
+        self._advance(int(e["event_id"]) for e in result["events"])
         return fresh
 
     async def _receive(self, conn: psycopg.AsyncConnection[Any]) -> list[RoomEvent]:

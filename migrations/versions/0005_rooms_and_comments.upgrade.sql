@@ -659,6 +659,10 @@ revoke all on function watchium_private.ensure_anchor(text, integer) from public
 -- writes the system comment "became the new host" (user_id: the new host) and emits host_changed.
 -- Row-level: fires for each flag change, including the promotions made by
 -- _300_member_left.
+-- A host losing the flag clears rooms.host_user_id before its successor gains
+-- it (the one-host index needs that order), so the departing host is kept in
+-- the transaction-local setting watchium.previous_hosts ({room_id: user_id})
+-- for host_changed.previous_host_user_id, and taken out when it is used.
 -- -----------------------------------------------------------------------------
 create function watchium_private.tg_room_members__sync_room_host()
 returns trigger
@@ -666,13 +670,17 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_room public.rooms;
+  v_room     public.rooms;
+  v_previous jsonb;
 begin
   if tg_op in ('UPDATE', 'DELETE') and old.is_host
      and (tg_op = 'DELETE' or not new.is_host) then
     update public.rooms as r
     set host_user_id = null, host_username = null
     where r.room_id = old.room_id and r.host_user_id = old.user_id;
+    v_previous := coalesce(nullif(pg_catalog.current_setting('watchium.previous_hosts', true), ''), '{}')::jsonb;
+    perform pg_catalog.set_config('watchium.previous_hosts',
+      (v_previous || pg_catalog.jsonb_build_object(old.room_id, old.user_id))::text, true);
   end if;
 
   if tg_op in ('INSERT', 'UPDATE') and new.is_host then
@@ -686,6 +694,10 @@ begin
       where r.room_id = new.room_id;
     end if;
     if v_room.host_user_id is distinct from new.user_id then
+      v_previous := coalesce(nullif(pg_catalog.current_setting('watchium.previous_hosts', true), ''), '{}')::jsonb;
+      if v_previous ? new.room_id then
+        perform pg_catalog.set_config('watchium.previous_hosts', (v_previous - new.room_id)::text, true);
+      end if;
       -- Our own fixed text; the member it is about is user_id (never their
       -- username in the text: a username must not speak with the system's voice).
       insert into public.comments (anime_id, room_id, episode_number, user_id, username, message, is_system_message)
@@ -694,7 +706,7 @@ begin
       perform watchium_private.emit_room_event(new.room_id, 'host_changed', pg_catalog.jsonb_build_object(
         'host_user_id', new.user_id,
         'host_username', new.username,
-        'previous_host_user_id', v_room.host_user_id
+        'previous_host_user_id', coalesce(v_room.host_user_id, v_previous ->> new.room_id)
       ));
     end if;
   end if;
@@ -713,15 +725,33 @@ comment on trigger _200_sync_room_host on public.room_members is
 
 -- -----------------------------------------------------------------------------
 -- tg_room_members__member_joined: for the members inserted by one statement,
--- set-based: room activity, the system comment "joined the room" (user_id: the member), a join
--- record in sync_states at the room's expected position, and member_joined.
+-- set-based: room activity, the system comment "joined the room" (user_id:
+-- the member), a join
+-- record in sync_states at the room's expected position, member_joined, and
+-- a host for a room that has none (an emptied room being joined again): its
+-- first new member (joined_at, then user_id), flagged after its join comment
+-- and event, so "became the new host" and host_changed follow them and
+-- member_joined.is_host already says true.
 -- -----------------------------------------------------------------------------
 create function watchium_private.tg_room_members__member_joined()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+  v_new_hosts jsonb;
 begin
+  select coalesce(pg_catalog.jsonb_object_agg(f.room_id, f.user_id), '{}'::jsonb)
+  into v_new_hosts
+  from (
+    select distinct on (n.room_id) n.room_id, n.user_id
+    from new_members as n
+    join public.rooms as r on r.room_id = n.room_id
+    where r.host_user_id is null
+      and not exists (select from new_members as h where h.room_id = n.room_id and h.is_host)
+    order by n.room_id, n.joined_at, n.user_id
+  ) as f;
+
   update public.rooms as r
   set last_activity = pg_catalog.now()
   where r.room_id in (select n.room_id from new_members as n)
@@ -744,17 +774,24 @@ begin
     'user_id', n.user_id,
     'username', n.username,
     'avatar_url', n.avatar_url,
-    'is_host', n.is_host,
+    'is_host', n.is_host or v_new_hosts ->> n.room_id is not distinct from n.user_id,
     'joined_at', n.joined_at
   ))
   from new_members as n
   order by n.joined_at, n.user_id;
 
+  if v_new_hosts <> '{}'::jsonb then
+    update public.room_members as m
+    set is_host = true
+    from pg_catalog.jsonb_each_text(v_new_hosts) as h(room_id, user_id)
+    where m.room_id = h.room_id and m.user_id = h.user_id;
+  end if;
+
   return null;
 end;
 $$;
 comment on function watchium_private.tg_room_members__member_joined() is
-  'Trigger function (statement level): room activity, "joined the room" (user_id: the member), a join sync record and member_joined for each new member.';
+  'Trigger function (statement level): room activity, "joined the room" (user_id: the member), a join sync record and member_joined for each new member; the first new member of a room without host becomes host.';
 revoke all on function watchium_private.tg_room_members__member_joined() from public;
 
 create trigger _300_member_joined
@@ -762,7 +799,7 @@ create trigger _300_member_joined
   referencing new table as new_members
   for each statement execute function watchium_private.tg_room_members__member_joined();
 comment on trigger _300_member_joined on public.room_members is
-  'Per inserted member: room activity, "joined the room", a join sync record, member_joined.';
+  'Per inserted member: room activity, "joined the room", a join sync record, member_joined; a host for a room without one.';
 
 -- -----------------------------------------------------------------------------
 -- tg_room_members__member_left: for the members deleted by one statement
@@ -771,7 +808,7 @@ comment on trigger _300_member_joined on public.room_members is
 -- and host succession: a room left without host gets its longest-present
 -- member (earliest joined_at, then user_id) as host. The promotion is an
 -- UPDATE of is_host, so _200_sync_room_host mirrors it into rooms and writes
--- "X became the new host". member_left / member_kicked events are emitted by
+-- "became the new host". member_left / member_kicked events are emitted by
 -- the caller, which knows why the member went.
 -- Callers hold the room row lock (lock order); the update of rooms here is
 -- then no new lock.
@@ -1037,14 +1074,9 @@ begin
   end if;
 
   perform watchium_private.check_membership_cap(v_user_id);
+  -- An empty room: the joiner becomes host (the join trigger flags it).
   insert into public.room_members (room_id, user_id, username, avatar_url)
   values (v_room.room_id, v_user_id, v_username, v_avatar_url);
-  -- An empty room: the joiner becomes host (after its join comment).
-  if v_room.host_user_id is null then
-    update public.room_members as m
-    set is_host = true
-    where m.room_id = v_room.room_id and m.user_id = v_user_id;
-  end if;
 
   select * into v_member
   from public.room_members as m
@@ -1312,11 +1344,25 @@ begin
   if v_changes <> '{}'::jsonb then
     perform watchium_private.emit_room_event(v_room.room_id, 'room_updated', v_changes);
   end if;
+  -- A new episode is a playback change too (paused at 0): the same playback
+  -- event as the host controls, so players follow from one event.
+  if v_changes ? 'episode_number' then
+    perform watchium_private.emit_room_event(v_room.room_id, 'playback', pg_catalog.jsonb_build_object(
+      'room_id', v_room.room_id,
+      'action', 'episode',
+      'is_playing', v_room.is_playing,
+      'current_time', v_room.current_playback_time,
+      'playback_speed', v_room.playback_speed,
+      'playback_updated_at', v_room.playback_updated_at,
+      'episode_number', v_room.episode_number,
+      'host_user_id', v_room.host_user_id
+    ));
+  end if;
   return pg_catalog.jsonb_build_object('room', pg_catalog.to_jsonb(v_room), 'access_key', v_new_key);
 end;
 $$;
 comment on function public.update_room(text, text, integer, text, boolean, boolean) is
-  'Host only: changes title, episode (resets playback, creates the anchor), video URL or privacy (a new access key when made private or rotated). Emits room_updated. Returns {room, access_key}.';
+  'Host only: changes title, episode (resets playback, creates the anchor), video URL or privacy (a new access key when made private or rotated). Emits room_updated, and playback (action episode) when the episode changed. Returns {room, access_key}.';
 revoke all on function public.update_room(text, text, integer, text, boolean, boolean) from public, anon;
 grant execute on function public.update_room(text, text, integer, text, boolean, boolean)
   to authenticated, service_role;
@@ -1943,134 +1989,151 @@ declare
   v_removed      integer;
   v_hosts        integer;
   v_deleted      integer;
+  v_skipped      integer := 0;
 begin
   -- Stale members ------------------------------------------------------------
   select pg_catalog.array_agg(distinct p.room_id) into v_candidates
   from watchium_private.member_presence as p
   where p.last_heartbeat < v_stale_cutoff;
 
-  -- 1. Room rows, in room_id order.
-  select pg_catalog.array_agg(l.room_id) into v_locked
-  from (
-    select r.room_id
-    from public.rooms as r
-    where r.room_id = any (coalesce(v_candidates, '{}'))
-    order by r.room_id
-    for update skip locked
-  ) as l;
+  -- Each part in its own subtransaction: a lock it still has to wait for (a
+  -- comment row held by its author when an empty room goes, history held by
+  -- partition DDL) makes only that part skip this run, after
+  -- maintenance_lock_timeout; its rooms count as busy.
+  begin
+    -- 1. Room rows, in room_id order.
+    select pg_catalog.array_agg(l.room_id) into v_locked
+    from (
+      select r.room_id
+      from public.rooms as r
+      where r.room_id = any (coalesce(v_candidates, '{}'))
+      order by r.room_id
+      for update skip locked
+    ) as l;
 
-  -- How many members of the locked rooms look stale in this snapshot.
-  select pg_catalog.count(*) into v_seen
-  from watchium_private.member_presence as p
-  where p.room_id = any (coalesce(v_locked, '{}'))
-    and p.last_heartbeat < v_stale_cutoff;
-
-  -- 2. Their room_members rows. The set is kept as jsonb for the events, the
-  -- delete and the count (no temporary table: this runs every minute and
-  -- would churn the catalog).
-  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-           'room_id', l.room_id, 'user_id', l.user_id, 'is_host', l.is_host)), '[]'::jsonb)
-    into v_members
-  from (
-    select m.room_id, m.user_id, m.is_host
-    from public.room_members as m
-    where m.room_id = any (coalesce(v_locked, '{}'))
-      and exists (select from watchium_private.member_presence as p
-                  where p.room_id = m.room_id and p.user_id = m.user_id
-                    and p.last_heartbeat < v_stale_cutoff)
-    order by m.room_id, m.user_id
-    for update of m skip locked
-  ) as l;
-
-  -- 3. Their presence rows, staleness checked again under the lock (a row
-  -- updated by a heartbeat that committed since this statement's snapshot is
-  -- re-read, and no longer qualifies).
-  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-           'room_id', s.room_id, 'user_id', s.user_id, 'is_host', s.is_host)
-           order by s.room_id, s.user_id), '[]'::jsonb)
-    into v_stale
-  from pg_catalog.jsonb_to_recordset(v_members) as s(room_id text, user_id text, is_host boolean)
-  where (s.room_id, s.user_id) in (
-    select p.room_id, p.user_id
+    -- How many members of the locked rooms look stale in this snapshot.
+    select pg_catalog.count(*) into v_seen
     from watchium_private.member_presence as p
-    where (p.room_id, p.user_id) in (
-            select x.room_id, x.user_id
-            from pg_catalog.jsonb_to_recordset(v_members) as x(room_id text, user_id text))
-      and p.last_heartbeat < v_stale_cutoff
-    order by p.room_id, p.user_id
-    for update of p skip locked
-  );
+    where p.room_id = any (coalesce(v_locked, '{}'))
+      and p.last_heartbeat < v_stale_cutoff;
 
-  -- 4. Successors of departing hosts (their is_host is set by the trigger).
-  -- A room whose successor is locked by a caller keeps its members this run.
-  with departing as (
-    select s.room_id, s.user_id, s.is_host
+    -- 2. Their room_members rows. The set is kept as jsonb for the events, the
+    -- delete and the count (no temporary table: this runs every minute and
+    -- would churn the catalog).
+    select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'room_id', l.room_id, 'user_id', l.user_id, 'is_host', l.is_host)), '[]'::jsonb)
+      into v_members
+    from (
+      select m.room_id, m.user_id, m.is_host
+      from public.room_members as m
+      where m.room_id = any (coalesce(v_locked, '{}'))
+        and exists (select from watchium_private.member_presence as p
+                    where p.room_id = m.room_id and p.user_id = m.user_id
+                      and p.last_heartbeat < v_stale_cutoff)
+      order by m.room_id, m.user_id
+      for update of m skip locked
+    ) as l;
+
+    -- 3. Their presence rows, staleness checked again under the lock (a row
+    -- updated by a heartbeat that committed since this statement's snapshot is
+    -- re-read, and no longer qualifies).
+    select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'room_id', s.room_id, 'user_id', s.user_id, 'is_host', s.is_host)
+             order by s.room_id, s.user_id), '[]'::jsonb)
+      into v_stale
+    from pg_catalog.jsonb_to_recordset(v_members) as s(room_id text, user_id text, is_host boolean)
+    where (s.room_id, s.user_id) in (
+      select p.room_id, p.user_id
+      from watchium_private.member_presence as p
+      where (p.room_id, p.user_id) in (
+              select x.room_id, x.user_id
+              from pg_catalog.jsonb_to_recordset(v_members) as x(room_id text, user_id text))
+        and p.last_heartbeat < v_stale_cutoff
+      order by p.room_id, p.user_id
+      for update of p skip locked
+    );
+
+    -- 4. Successors of departing hosts (their is_host is set by the trigger).
+    -- A room whose successor is locked by a caller keeps its members this run.
+    with departing as (
+      select s.room_id, s.user_id, s.is_host
+      from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
+    ),
+    successor as (
+      select distinct on (c.room_id) c.room_id, c.user_id
+      from public.room_members as c
+      where c.room_id in (select d.room_id from departing as d where d.is_host)
+        and (c.room_id, c.user_id) not in (select d.room_id, d.user_id from departing as d)
+      order by c.room_id, c.joined_at, c.user_id
+    ),
+    locked as (
+      select m.room_id
+      from public.room_members as m
+      join successor as n on n.room_id = m.room_id and n.user_id = m.user_id
+      order by m.room_id
+      for update of m skip locked
+    )
+    select pg_catalog.array_agg(n.room_id) into v_blocked
+    from successor as n
+    where n.room_id not in (select l.room_id from locked as l);
+
+    if v_blocked is not null then
+      select coalesce(pg_catalog.jsonb_agg(s.x), '[]'::jsonb) into v_stale
+      from pg_catalog.jsonb_array_elements(v_stale) as s(x)
+      where s.x ->> 'room_id' <> all (v_blocked);
+    end if;
+
+    perform watchium_private.emit_room_event(s.room_id, 'member_left',
+      pg_catalog.jsonb_build_object('user_id', s.user_id, 'reason', 'stale'))
+    from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean);
+
+    delete from public.room_members as m
+    using pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
+    where m.room_id = s.room_id and m.user_id = s.user_id;
+    get diagnostics v_removed = row_count;
+
+    select pg_catalog.count(*) into v_hosts
     from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
-  ),
-  successor as (
-    select distinct on (c.room_id) c.room_id, c.user_id
-    from public.room_members as c
-    where c.room_id in (select d.room_id from departing as d where d.is_host)
-      and (c.room_id, c.user_id) not in (select d.room_id, d.user_id from departing as d)
-    order by c.room_id, c.joined_at, c.user_id
-  ),
-  locked as (
-    select m.room_id
-    from public.room_members as m
-    join successor as n on n.room_id = m.room_id and n.user_id = m.user_id
-    order by m.room_id
-    for update of m skip locked
-  )
-  select pg_catalog.array_agg(n.room_id) into v_blocked
-  from successor as n
-  where n.room_id not in (select l.room_id from locked as l);
-
-  if v_blocked is not null then
-    select coalesce(pg_catalog.jsonb_agg(s.x), '[]'::jsonb) into v_stale
-    from pg_catalog.jsonb_array_elements(v_stale) as s(x)
-    where s.x ->> 'room_id' <> all (v_blocked);
-  end if;
-
-  perform watchium_private.emit_room_event(s.room_id, 'member_left',
-    pg_catalog.jsonb_build_object('user_id', s.user_id, 'reason', 'stale'))
-  from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean);
-
-  delete from public.room_members as m
-  using pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
-  where m.room_id = s.room_id and m.user_id = s.user_id;
-  get diagnostics v_removed = row_count;
-
-  select pg_catalog.count(*) into v_hosts
-  from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
-  join public.rooms as r on r.room_id = s.room_id
-  where s.is_host and r.host_user_id is not null;
+    join public.rooms as r on r.room_id = s.room_id
+    where s.is_host and r.host_user_id is not null;
+  exception when lock_not_available then
+    v_removed := 0;
+    v_hosts := 0;
+    v_seen := 0;
+    v_skipped := v_skipped + coalesce(pg_catalog.cardinality(v_locked), 0);
+  end;
 
   -- Empty rooms past their grace period ----------------------------------------
-  select pg_catalog.array_agg(e.room_id) into v_empty
-  from (
-    select r.room_id
-    from public.rooms as r
-    where r.host_user_id is null
-      and r.last_activity < v_empty_cutoff
-      and not exists (select from public.room_members as m where m.room_id = r.room_id)
-    order by r.room_id
-    for update skip locked
-  ) as e;
+  begin
+    select pg_catalog.array_agg(e.room_id) into v_empty
+    from (
+      select r.room_id
+      from public.rooms as r
+      where r.host_user_id is null
+        and r.last_activity < v_empty_cutoff
+        and not exists (select from public.room_members as m where m.room_id = r.room_id)
+      order by r.room_id
+      for update skip locked
+    ) as e;
 
-  perform watchium_private.emit_room_event(e.room_id, 'room_deleted',
-    pg_catalog.jsonb_build_object('reason', 'empty'))
-  from pg_catalog.unnest(coalesce(v_empty, '{}')) as e(room_id);
+    perform watchium_private.emit_room_event(e.room_id, 'room_deleted',
+      pg_catalog.jsonb_build_object('reason', 'empty'))
+    from pg_catalog.unnest(coalesce(v_empty, '{}')) as e(room_id);
 
-  delete from public.rooms as r
-  where r.room_id = any (coalesce(v_empty, '{}'));
-  get diagnostics v_deleted = row_count;
+    delete from public.rooms as r
+    where r.room_id = any (coalesce(v_empty, '{}'));
+    get diagnostics v_deleted = row_count;
+  exception when lock_not_available then
+    v_deleted := 0;
+    v_skipped := v_skipped + coalesce(pg_catalog.cardinality(v_empty), 0);
+  end;
 
   return pg_catalog.jsonb_build_object(
     'stale_members_removed', v_removed,
     'hosts_transferred', v_hosts,
     'empty_rooms_deleted', v_deleted,
     'rooms_skipped_busy', coalesce(pg_catalog.cardinality(v_candidates), 0)
-                          - coalesce(pg_catalog.cardinality(v_locked), 0),
+                          - coalesce(pg_catalog.cardinality(v_locked), 0) + v_skipped,
     'members_skipped_busy', greatest(0, v_seen - v_removed)
   );
 end;
