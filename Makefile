@@ -52,17 +52,17 @@ test-all: lint
 	$(BIN)/pytest
 
 schema: $(STAMP)
-	$(BIN)/python -m watchium_db.schema_dump write
+	$(BIN)/python -m watchium_db.devtools.schema_dump write
 
 docs: $(STAMP)
-	$(BIN)/watchium-db docs
+	$(BIN)/python -m watchium_db.devtools.schema_docs
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $@
 
 bench: $(VENV)/.bench-installed
-	$(BIN)/watchium-db bench
+	$(BIN)/python -m watchium_db.devtools.bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 -- =============================================================================
 -- The seed's reference SQL (the seed document, realtime-architecture.md), written
--- by us into schema seed_ref. Created only by `watchium-db bench` in its own
+-- by us into schema seed_ref. Created only by `make bench` in its own
 -- throw-away database; never by migrations.
 -- =============================================================================
 

@@ -6,21 +6,30 @@
 - Each revision runs in its own transaction, with ``lock_timeout`` and ``statement_timeout`` set,
   so a migration blocked behind a long transaction fails fast instead of queueing every query.
 - The version table lives in the private schema ``watchium_private``, not in ``public``.
+- Online runs hold a session advisory lock (``MIGRATION_LOCK_KEY``) from before the first
+  statement to the end, so two overlapping upgrades or downgrades of one database never run
+  at once: the second waits up to ``WATCHIUM_MIGRATION_WAIT`` seconds (default 60; 0 = do not
+  wait), then reads the version the first one left and carries on from there, or stops with
+  "another upgrade is running".
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from alembic import context
 from sqlalchemy import Connection, Engine, create_engine, pool, text
 
 from watchium_db.database import resolve, sqlalchemy_url
+from watchium_db.errors import SetupError
 
 PRIVATE_SCHEMA = "watchium_private"
 VERSION_TABLE = "alembic_version"
 LOCK_TIMEOUT = os.environ.get("WATCHIUM_MIGRATION_LOCK_TIMEOUT", "5s")
 STATEMENT_TIMEOUT = os.environ.get("WATCHIUM_MIGRATION_STATEMENT_TIMEOUT", "5min")
+# The advisory lock every online migration run holds: 'watchium' in ASCII, as a bigint.
+MIGRATION_LOCK_KEY = 0x7761746368697564
 
 config = context.config
 
@@ -73,12 +82,83 @@ def run_offline() -> None:
     context.run_migrations()
 
 
-def _run_with(connection: Connection) -> None:
-    for statement in PREAMBLE:
-        connection.execute(text(statement))
+def _migration_wait() -> float:
+    raw = os.environ.get("WATCHIUM_MIGRATION_WAIT", "60")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86400:
+        raise SetupError(
+            f"WATCHIUM_MIGRATION_WAIT must be a number of seconds from 0 to 86400, not {raw!r}"
+        )
+    return seconds
+
+
+def _take_migration_lock(connection: Connection) -> None:
+    """Hold the migration advisory lock for this session, waiting up to WATCHIUM_MIGRATION_WAIT.
+
+    Taken before any other statement (even CREATE SCHEMA IF NOT EXISTS collides when two runs
+    race), so the run that waited reads the version the other one left.
+    """
+    wait = _migration_wait()
+    key = {"key": MIGRATION_LOCK_KEY}
+    if wait == 0:
+        got = connection.execute(text("select pg_try_advisory_lock(:key)"), key).scalar()
+    else:
+        connection.execute(text(f"SET lock_timeout = '{int(wait * 1000)}ms'"))
+        try:
+            connection.execute(text("select pg_advisory_lock(:key)"), key)
+            got = True
+        except Exception as exc:
+            if getattr(getattr(exc, "orig", None), "sqlstate", None) != "55P03":
+                raise
+            connection.rollback()
+            got = False
     connection.commit()
-    _configure(connection=connection)
-    context.run_migrations()
+    if got:
+        return
+    holder = connection.execute(
+        text(
+            "select a.pid, a.backend_start from pg_locks l"
+            " join pg_stat_activity a on a.pid = l.pid"
+            " where l.locktype = 'advisory' and l.granted and l.database ="
+            " (select oid from pg_database where datname = current_database())"
+            " and l.classid = (:key >> 32)::oid and l.objid = (:key & 4294967295)::oid"
+            " and l.objsubid = 1"
+        ),
+        key,
+    ).first()
+    connection.rollback()
+    who = f" (backend pid {holder[0]}, connected {holder[1]:%Y-%m-%d %H:%M:%S})" if holder else ""
+    raise SetupError(
+        f"another watchium-db upgrade or downgrade is running on this database{who}; "
+        f"gave up after waiting {wait:g} s",
+        hint="let it finish and run the command again, or wait longer with "
+        "WATCHIUM_MIGRATION_WAIT=<seconds>",
+    )
+
+
+def _release_migration_lock(connection: Connection) -> None:
+    connection.execute(text("select pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    connection.commit()
+
+
+def _run_with(connection: Connection) -> None:
+    _take_migration_lock(connection)
+    try:
+        for statement in PREAMBLE:
+            connection.execute(text(statement))
+        connection.commit()
+        _configure(connection=connection)
+        context.run_migrations()
+    except BaseException:
+        if connection.in_transaction():
+            connection.rollback()
+        with contextlib.suppress(Exception):  # the session is gone, and its lock with it
+            _release_migration_lock(connection)
+        raise
+    _release_migration_lock(connection)
 
 
 def run_online() -> None:

@@ -189,7 +189,7 @@ select array_remove(array[
                        or r.host_username is distinct from m.username)
        then 'rooms.host_* disagrees with the host member' end,
   case when exists (select from public.comments where user_id is null
-                    and not (is_system_message or is_anchor))
+                    and not (is_system_message or is_anchor) and deleted_at is null)
        then 'an authorless user comment' end,
   case when exists (select from watchium_private.room_secrets s
                     join public.rooms r using (room_id) where r.is_public)
@@ -229,6 +229,7 @@ COVERED = {
     "record_realtime_metrics",
     "get_realtime_metrics_summary",
     "maintain",
+    "forget_user",
 }
 
 

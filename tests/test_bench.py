@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from watchium_db import bench, cli
-from watchium_db.errors import SetupError
+from watchium_db import cli
+from watchium_db.devtools import bench
 
 
 def _check_outputs(results: dict[str, Any], json_path: Path, md_path: Path) -> None:
@@ -65,8 +65,8 @@ def test_quick_bench_host_control_and_rate_limit(tmp_path: Path) -> None:
         assert row["history_rows_written_by_ours"] == controls
     rl = results["rate_limit"]["by_rows"]
     assert set(rl) == {"10000", "100000"}
-    # The seed counts history rows: its cost grows with history, ours does not grow like it.
-    assert rl["100000"]["seed_ms"] > rl["10000"]["seed_ms"]
+    # Timings are the benchmark's findings, not the test's: only their presence is checked here.
+    assert all(row["seed_ms"] > 0 and row["ours_ms"] > 0 for row in rl.values())
     costs = results["heartbeat_costs"]
     assert costs["ours"]["heartbeats"] == costs["seed"]["heartbeats"] > 0
     # The seed's heartbeat publishes its member update and its history insert.
@@ -89,10 +89,13 @@ def test_unknown_benchmark_is_rejected_before_starting_a_server() -> None:
         bench.run(only=["no_such_benchmark"])
 
 
-def test_cli_has_bench_command() -> None:
-    parser = cli.build_parser()
-    args = parser.parse_args(["bench", "--quick", "--only", "expiry", "rls_read", "--json"])
-    assert args.quick and args.json and args.only == ["expiry", "rls_read"]
+def test_bench_is_a_contributor_command_not_shipped_in_the_cli() -> None:
+    # The benchmarks run from a source checkout (make bench); the installed CLI does not offer
+    # them, since the wheel leaves watchium_db.devtools out.
+    assert "bench" not in cli.COMMANDS and "docs" not in cli.COMMANDS
+    with pytest.raises(SystemExit) as done:
+        bench.main(["--help"])
+    assert done.value.code == 0
 
 
 def test_partial_runs_never_replace_the_full_report(tmp_path: Path) -> None:
@@ -115,16 +118,3 @@ def test_quick_bench_everything(tmp_path: Path) -> None:
     )
     _check_outputs(results, json_path, md_path)
     assert all(name in results for name in bench.BENCHMARKS)
-
-
-def test_outside_a_checkout_the_report_needs_out(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    # Installed from a wheel there is no committed report to write: --out is required, and the
-    # seed's reference SQL is the copy shipped in the package.
-    monkeypatch.setattr(bench, "IN_CHECKOUT", False)
-    with pytest.raises(SetupError, match="source checkout"):
-        bench.output_paths(partial=False)
-    assert bench.output_paths(partial=True, out=Path("x"))[0] == Path("x") / "results.json"
-    assert cli.main(["bench", "--quick"]) == 1
-    assert "--out DIR" in capsys.readouterr().err
-    assert cli.main(["bench", "--render-only"]) == 1
-    assert "source checkout" in capsys.readouterr().err

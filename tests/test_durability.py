@@ -7,6 +7,8 @@ transaction will commit with is read inside that transaction, right after the ca
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import psycopg
@@ -23,6 +25,7 @@ from tests.sync_factories import (
     one,
 )
 from watchium_db.testing import as_user
+from watchium_db.testing import make_room as make_test_room
 
 
 @pytest.fixture
@@ -40,9 +43,15 @@ def room(conn: psycopg.Connection[Any]) -> str:
     return ROOM_ID
 
 
-def commit_setting_after(conn: psycopg.Connection[Any], user: str | None, sql: str,
-                         params: Any = None, *, role: str = "authenticated",
-                         before: str | None = None) -> str:
+def commit_setting_after(
+    conn: psycopg.Connection[Any],
+    user: str | None,
+    sql: str,
+    params: Any = None,
+    *,
+    role: str = "authenticated",
+    before: str | None = None,
+) -> str:
     """Run ``sql`` as ``user`` in one transaction; the synchronous_commit it will commit with."""
     with as_user(conn, user, role=role) as c:
         if before is not None:
@@ -73,7 +82,10 @@ def test_a_heartbeat_that_changes_nothing_durable_commits_softly(conn, room):
 def test_a_heartbeat_that_writes_an_event_commits_durably(conn, room):
     n_events = len(events(conn, event="sync_status"))
     setting = commit_setting_after(
-        conn, "alice", "select public.record_heartbeat(%s, 110, false)", (room,)  # 10 s off
+        conn,
+        "alice",
+        "select public.record_heartbeat(%s, 110, false)",
+        (room,),  # 10 s off
     )
     assert len(events(conn, event="sync_status")) == n_events + 1
     assert setting == "on"
@@ -127,8 +139,11 @@ def test_batched_heartbeats_commit_softly_unless_a_level_changes(conn, room):
     [
         ("host", "select public.change_playback_state(%(room)s, true, 100)"),
         ("host", "select public.seek_to_time(%(room)s, 50)"),
-        ("alice", "select public.post_comment(p_anime_id => 'a1', p_episode_number => 3,"
-                  " p_message => 'hello', p_username => 'Alice', p_room_id => %(room)s)"),
+        (
+            "alice",
+            "select public.post_comment(p_anime_id => 'a1', p_episode_number => 3,"
+            " p_message => 'hello', p_username => 'Alice', p_room_id => %(room)s)",
+        ),
         ("alice", "select public.leave_room(%(room)s)"),
         ("carol", "select public.join_room(%(room)s, p_username => 'Carol')"),
     ],
@@ -145,3 +160,115 @@ def test_host_control_after_a_heartbeat_in_one_transaction_is_durable(conn, room
         assert one(c, "select pg_catalog.current_setting('synchronous_commit')") == "off"
         c.execute("select public.change_playback_state(%s, true, 100)", (room,))
         assert one(c, "select pg_catalog.current_setting('synchronous_commit')") == "on"
+
+
+# ---------------------------------------------------------------------------------------------
+# a crash while heartbeats commit softly
+# ---------------------------------------------------------------------------------------------
+def _heartbeats_until_stopped(
+    url: str, room_id: str, users: list[str], stop: threading.Event, acked: dict[str, int]
+) -> None:
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not stop.is_set():
+                for user in users:
+                    with as_user(conn, user) as c:
+                        c.execute("select public.record_heartbeat(%s, 100, true)", (room_id,))
+                    acked[user] = acked.get(user, 0) + 1
+    except psycopg.Error:
+        pass  # the server went away under us: that is the test
+
+
+@pytest.mark.slow
+def test_after_a_crash_during_soft_heartbeats_the_state_is_consistent():
+    """Heartbeats (soft) from 16 members while durable calls go on; the server is stopped
+    with -m immediate (no flush, as in a crash) and restarted. Every acknowledged durable call
+    is there, presence and membership agree, and the next heartbeat of every member works."""
+    from watchium_db.devtools.bench import durable_server, prepare_database
+
+    with durable_server() as server:
+        url = prepare_database(server, "watchium_crash")
+        members = [f"m{i:02}" for i in range(16)]
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert one(conn, "show synchronous_commit") == "on"
+            room = make_test_room(conn, host="host", members=members)
+        stop = threading.Event()
+        acked: dict[str, int] = {}
+        workers = [
+            threading.Thread(
+                target=_heartbeats_until_stopped,
+                args=(url, room.room_id, members[i::4], stop, acked),
+            )
+            for i in range(4)
+        ]
+        for w in workers:
+            w.start()
+        durable: list[tuple[str, Any]] = []  # acknowledged durable calls, in order
+        with psycopg.connect(url, autocommit=True) as conn:
+            for i in range(20):
+                with as_user(conn, "host") as c:
+                    state = one(c, "select public.seek_to_time(%s, %s)", (room.room_id, 10 + i))
+                durable.append(("seek", state["current_time"]))
+                joiner = f"late{i:02}"
+                with as_user(conn, joiner) as c:
+                    c.execute("select public.join_room(%s, p_username => 'Late')", (room.room_id,))
+                durable.append(("joined", joiner))
+                time.sleep(0.05)
+            # Crash while heartbeats are in flight.
+            server._run(
+                str(server.bindir / "pg_ctl"), "stop", "-D", str(server.data_dir), "-m", "immediate"
+            )
+        stop.set()
+        for w in workers:
+            w.join(timeout=30)
+        assert sum(acked.values()) > 100, acked  # heartbeats were really running
+        server.start()
+        server.wait_ready()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = psycopg.connect(url, autocommit=True)
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        with conn:
+            # Every acknowledged durable call survived.
+            last_seek = [v for kind, v in durable if kind == "seek"][-1]
+            assert (
+                one(
+                    conn,
+                    "select current_playback_time from public.rooms where room_id = %s",
+                    (room.room_id,),
+                )
+                == last_seek
+            )
+            joined = [v for kind, v in durable if kind == "joined"]
+            assert conn.execute(
+                "select count(*) from public.room_members where room_id = %s and user_id = any(%s)",
+                (room.room_id, joined),
+            ).fetchone() == (len(joined),)
+            # Membership and presence agree; one host.
+            assert (
+                one(
+                    conn,
+                    "select count(*) from public.room_members m full join"
+                    " watchium_private.member_presence p using (room_id, user_id)"
+                    " where m.user_id is null or p.user_id is null",
+                )
+                == 0
+            )
+            assert (
+                one(
+                    conn,
+                    "select count(*) from public.room_members where room_id = %s and is_host",
+                    (room.room_id,),
+                )
+                == 1
+            )
+            # The next heartbeat of every member finds its state and answers.
+            for user in members:
+                with as_user(conn, user) as c:
+                    status = one(c, "select public.record_heartbeat(%s, 29, true)", (room.room_id,))
+                assert status["room_id"] == room.room_id and "sync_level" in status

@@ -39,7 +39,6 @@ def test_doctor_passes_on_a_migrated_database(db_env, capsys):
         "public.rooms",
         "public.room_members",
         "public.comments",
-        "public.sync_states",
     }
 
 
@@ -66,9 +65,26 @@ def test_replica_identity_drift_and_private_tables_are_problems(conn):
     report = conn.execute("select public.realtime_health()").fetchone()[0]
     assert not report["ok"]
     assert report["problems"] == [
-        "table public.comments has replica identity full, expected default",
+        "table public.comments has replica identity full, expected index comments_replica_key_idx"
+        " (run alter table public.comments replica identity using index comments_replica_key_idx)",
         "publication supabase_realtime publishes tables of watchium_private (secrets, presence)",
     ]
+
+
+def test_published_history_is_a_problem(conn):
+    """sync_states has no primary key: Realtime would send an error record per insert."""
+    conn.execute("alter publication supabase_realtime add table public.sync_states")
+    report = conn.execute("select public.realtime_health()").fetchone()[0]
+    assert not report["ok"]
+    assert report["problems"] == [
+        "public.sync_states is in publication supabase_realtime: it has no primary key, so"
+        " Realtime cannot deliver it (run alter publication supabase_realtime drop table"
+        " public.sync_states)"
+    ]
+    conn.execute("alter publication supabase_realtime drop table public.sync_states")
+    conn.execute("alter publication supabase_realtime add table public.sync_states_default")
+    report = conn.execute("select public.realtime_health()").fetchone()[0]
+    assert not report["ok"] and report["problems"][0].startswith("public.sync_states is in")
 
 
 def test_missing_publication_is_a_problem(conn, watchium_db_url):

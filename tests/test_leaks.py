@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from watchium_db.testing import as_user
+from watchium_db.testing import as_user, make_room
 
 MALFORMED_CURSORS = [
     "-999999999999999999.a",
@@ -73,3 +73,158 @@ def test_extreme_but_valid_cursor_pages(conn, function):
     """The oldest and newest cursors a timestamp can have still work (an empty page)."""
     for cursor in ("-62135596800000000.1", "253402300799999999.1"):
         assert sqlstate_of(conn, "u1", CURSOR_CALLS[function], (cursor,)) == "ok"
+
+
+# -------------------------------------------------------------------------------------------
+# Private rooms answer non-members exactly as missing rooms do.
+# -------------------------------------------------------------------------------------------
+MISSING_ROOM = "zzzzzzzzzz"
+
+#: One call of every public function that takes a room id, as a signed-in non-member.
+ROOM_CALLS = {
+    "join_room": "select public.join_room(%(room)s, null, 'Eve')",
+    "leave_room": "select public.leave_room(%(room)s)",
+    "kick_member": "select public.kick_member(%(room)s, 'm1')",
+    "transfer_host": "select public.transfer_host(%(room)s, 'm1')",
+    "update_room": "select public.update_room(%(room)s, p_title => 'mine')",
+    "delete_room": "select public.delete_room(%(room)s)",
+    "get_room": "select public.get_room(%(room)s)",
+    "get_room_access_key": "select public.get_room_access_key(%(room)s)",
+    "post_comment": "select public.post_comment('a1', 1, 'hi', p_room_id => %(room)s)",
+    "get_comments": "select public.get_comments('a1', 1, %(room)s)",
+    "broadcast_to_room": (
+        "select public.broadcast_to_room(%(room)s, 'chat_message', '{\"message\": \"hi\"}')"
+    ),
+    "change_playback_state": "select public.change_playback_state(%(room)s, true)",
+    "seek_to_time": "select public.seek_to_time(%(room)s, 10)",
+    "set_playback_speed": "select public.set_playback_speed(%(room)s, 2)",
+    "bulk_sync_update": "select public.bulk_sync_update(%(room)s, 1, 'seek')",
+    "record_heartbeat": "select public.record_heartbeat(%(room)s, 1, true)",
+    "record_heartbeats": (
+        "select public.record_heartbeats(%(room)s, array['m1'], array[1]::numeric[], array[true])"
+    ),
+    "get_room_sync_state": "select public.get_room_sync_state(%(room)s)",
+    "get_room_sync_metrics": "select public.get_room_sync_metrics(%(room)s)",
+    "record_realtime_metrics": "select public.record_realtime_metrics(%(room)s, 1, 1, 1, 0)",
+    "get_realtime_metrics_summary": "select public.get_realtime_metrics_summary(%(room)s)",
+}
+
+
+def answer(conn: psycopg.Connection[Any], user: str, sql: str, room_id: str) -> tuple[str, str]:
+    """(SQLSTATE or 'ok', the message or result) with the room id replaced by <room>."""
+    try:
+        with as_user(conn, user) as c:
+            row = c.execute(sql, {"room": room_id}).fetchone()
+    except psycopg.Error as exc:
+        assert exc.sqlstate is not None
+        text = f"{exc.diag.message_primary} | {exc.diag.message_hint}"
+        return exc.sqlstate, text.replace(room_id, "<room>")
+    return "ok", str(row).replace(room_id, "<room>")
+
+
+def test_every_room_function_is_listed(conn):
+    rows = conn.execute(
+        """
+        select p.proname from pg_catalog.pg_proc p
+        join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+        where n.nspname = 'public' and 'p_room_id' = any (p.proargnames)
+        """
+    ).fetchall()
+    assert {name for (name,) in rows} == set(ROOM_CALLS)
+
+
+@pytest.mark.parametrize("function", sorted(ROOM_CALLS))
+def test_private_room_answers_a_non_member_as_a_missing_room(conn, function):
+    room = make_room(conn, host="host", members=["m1"], private=True)
+    with conn.transaction(force_rollback=True):
+        private = answer(conn, "eve", ROOM_CALLS[function], room.room_id)
+    with conn.transaction(force_rollback=True):
+        missing = answer(conn, "eve", ROOM_CALLS[function], MISSING_ROOM)
+    assert private == missing
+    assert private[0] != "ok" or function == "join_room"
+    assert "host" not in private[1].replace("the host", "")  # no host id in the answer
+
+
+def test_leave_room_tells_a_non_member_nothing_about_a_private_room(conn):
+    room = make_room(conn, host="hostid42", members=["m1"], private=True)
+    state, text = answer(conn, "eve", ROOM_CALLS["leave_room"], room.room_id)
+    assert (state, "hostid42" in text) == ("P0002", False)
+    # A public room's host is public: a non-member still gets the idempotent answer.
+    public = make_room(conn, host="pubhost")
+    state, text = answer(conn, "eve", ROOM_CALLS["leave_room"], public.room_id)
+    assert state == "ok" and "not_member" in text
+
+
+def test_comment_ids_in_private_rooms_answer_as_missing(conn):
+    room = make_room(conn, host="host", members=["m1"], private=True)
+    with as_user(conn, "m1") as c:
+        comment = c.execute(
+            "select public.post_comment('a1', 1, 'secret', p_room_id => %s)", (room.room_id,)
+        ).fetchone()[0]
+    missing = conn.execute("select coalesce(max(id), 0) + 1000 from public.comments").fetchone()[0]
+    for sql in ("select public.edit_comment(%(room)s::bigint, 'x')",
+                "select public.delete_comment(%(room)s::bigint)"):  # fmt: skip
+        assert answer(conn, "eve", sql, str(comment["id"])) == answer(
+            conn, "eve", sql, str(missing)
+        )
+        assert answer(conn, "eve", sql, str(comment["id"]))[0] == "P0002"
+
+
+# -------------------------------------------------------------------------------------------
+# Moderation: the host may delete members' comments; editing needs current membership.
+# -------------------------------------------------------------------------------------------
+def room_comment(conn: psycopg.Connection[Any], user: str, room_id: str, text: str) -> int:
+    with as_user(conn, user) as c:
+        row = c.execute(
+            "select public.post_comment('a1', 1, %s, p_room_id => %s)", (text, room_id)
+        ).fetchone()
+    assert row is not None
+    return int(row[0]["id"])
+
+
+def test_host_deletes_a_members_comment_but_members_cannot(conn):
+    room = make_room(conn, host="host", members=["m1", "m2"])
+    target = room_comment(conn, "m1", room.room_id, "spam")
+    assert answer(conn, "m2", "select public.delete_comment(%(room)s::bigint)", str(target))[0] == (
+        "42501"
+    )
+    assert answer(conn, "host", "select public.delete_comment(%(room)s::bigint)", str(target))[
+        0
+    ] == ("ok")
+    assert (
+        conn.execute("select count(*) from public.comments where id = %s", (target,)).fetchone()[0]
+        == 0
+    )
+    # The host may not edit it, and may not touch comments outside the room.
+    other = room_comment(conn, "m1", room.room_id, "fine")
+    assert answer(conn, "host", "select public.edit_comment(%(room)s::bigint, 'x')", str(other))[
+        0
+    ] == ("42501")
+
+
+def test_kicked_member_cannot_edit_and_nothing_reaches_the_room(conn):
+    room = make_room(conn, host="host", members=["m1"])
+    mine = room_comment(conn, "m1", room.room_id, "before")
+    with as_user(conn, "host") as c:
+        c.execute("select public.kick_member(%s, 'm1')", (room.room_id,))
+    since = conn.execute(
+        "select coalesce(max(event_id), 0) from watchium_private.room_events"
+    ).fetchone()[0]
+    state, _ = answer(
+        conn, "m1", "select public.edit_comment(%(room)s::bigint, 'after')", str(mine)
+    )
+    assert state == "42501"
+    assert conn.execute("select message from public.comments where id = %s", (mine,)).fetchone()[
+        0
+    ] == ("before")
+    assert (
+        conn.execute(
+            "select count(*) from watchium_private.room_events where event_id > %s and event = 'comment_edited'",
+            (since,),
+        ).fetchone()[0]
+        == 0
+    )
+    # Deleting what one wrote stays possible after leaving.
+    assert (
+        answer(conn, "m1", "select public.delete_comment(%(room)s::bigint)", str(mine))[0] == "ok"
+    )

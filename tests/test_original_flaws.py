@@ -78,7 +78,8 @@ def test_host_impersonation(conn, private_room, sql):
 
 def test_no_function_takes_the_callers_identity_as_an_argument(conn):
     """No public function has a parameter for 'who is calling' (p_user_id is either a target,
-    as in kick_member, or checked against the token, as in check_rate_limit)."""
+    as in kick_member and forget_user (service role only), or checked against the token, as in
+    check_rate_limit)."""
     rows = conn.execute(
         """
         select p.proname, a.name
@@ -87,7 +88,11 @@ def test_no_function_takes_the_callers_identity_as_an_argument(conn):
         where n.nspname = 'public' and a.name in ('p_user_id', 'p_caller', 'p_host_user_id', 'p_sender')
         """
     ).fetchall()
-    assert sorted(rows) == [("check_rate_limit", "p_user_id"), ("kick_member", "p_user_id")]
+    assert sorted(rows) == [
+        ("check_rate_limit", "p_user_id"),
+        ("forget_user", "p_user_id"),
+        ("kick_member", "p_user_id"),
+    ]
 
 
 def test_private_room_and_its_key_do_not_leak(conn, private_room):

@@ -214,6 +214,9 @@ public.record_realtime_metrics       -     yes            yes
 public.get_realtime_metrics_summary  -     yes            yes
 public.realtime_health               -     -              yes
 public.maintain                      -     -              yes
+public.install_maintenance_schedule  -     -              yes
+public.sync_history_health           -     -              yes
+public.forget_user                   -     -              yes
 watchium_private.my_room_ids         -     yes            -
 watchium_private.read_room_events    -     -              yes
 watchium_private.read_room_event     -     -              yes

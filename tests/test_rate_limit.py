@@ -152,3 +152,70 @@ def test_windows_of_different_lengths_count_separately(conn):
         " where subject = 'alice' and action = 'comment' order by window_minutes"
     ).fetchall()
     assert rows == [(1, 2), (60, 2)]
+
+
+def _custom_counters(conn, user: str) -> int:
+    return one(
+        conn,
+        "select count(*) from watchium_private.rate_limit_counters as c where c.subject = %s"
+        " and not exists (select from watchium_private.rate_limit_rules as r where r.action = c.action)",
+        (user,),
+    )
+
+
+def test_a_client_cannot_grow_the_counter_table_without_bound(conn):
+    """One row per new action name: the seed let a client write rows as fast as it could call.
+    A user holds at most max_rate_limit_actions_per_user live counters of actions not ours."""
+    assert (
+        one(
+            conn,
+            "select value::integer from watchium_private.settings"
+            " where key = 'max_rate_limit_actions_per_user'",
+        )
+        == 100
+    )
+    with as_user(conn, "alice") as c:
+        for i in range(100):
+            assert one(c, CALL, ("alice", f"custom_{i}", 60, 5)) is True
+    for i in range(100, 130):
+        with pytest.raises(psycopg.Error) as exc, as_user(conn, "alice") as c:
+            c.execute(CALL, ("alice", f"custom_{i}", 60, 5))
+        assert exc.value.sqlstate == "WD429" and "p_action" in str(exc.value)
+    # The same name in another window length is another counter: refused too.
+    with pytest.raises(psycopg.Error) as exc, as_user(conn, "alice") as c:
+        c.execute(CALL, ("alice", "custom_0", 1, 5))
+    assert exc.value.sqlstate == "WD429"
+    assert _custom_counters(conn, "alice") == 100
+    # Counters already started keep counting; our own actions and other users are unaffected.
+    with as_user(conn, "alice") as c:
+        assert one(c, CALL, ("alice", "custom_7", 60, 5)) is True
+        assert one(c, CALL, ("alice", "create_room", 60, 5)) is True
+    with as_user(conn, "bob") as c:
+        assert one(c, CALL, ("bob", "custom_500", 60, 5)) is True
+    # A counter whose window has ended no longer counts: new names are accepted again.
+    conn.execute(
+        "update watchium_private.rate_limit_counters set window_start = window_start - interval '2 hours'"
+        " where subject = 'alice' and action = 'custom_3'"
+    )
+    with as_user(conn, "alice") as c:
+        assert one(c, CALL, ("alice", "custom_new", 60, 5)) is True
+    assert _custom_counters(conn, "alice") == 101  # 100 live + 1 ended, deleted by maintenance
+
+
+def test_check_rate_limit_is_rate_limited_itself(conn):
+    rule = conn.execute(
+        "select max_requests, window_minutes from watchium_private.rate_limit_rules"
+        " where action = 'check_rate_limit'"
+    ).fetchone()
+    assert rule == (600, 1)
+    conn.execute(
+        "update watchium_private.rate_limit_rules set max_requests = 5 where action = 'check_rate_limit'"
+    )
+    with as_user(conn, "alice") as c:
+        for _ in range(5):
+            one(c, CALL, ("alice", "comment", 1, 100))
+    with pytest.raises(psycopg.Error) as exc, as_user(conn, "alice") as c:
+        c.execute(CALL, ("alice", "other", 1, 100))
+    assert exc.value.sqlstate == "WD429" and "check_rate_limit" in str(exc.value)
+    with as_user(conn, "bob") as c:
+        assert one(c, CALL, ("bob", "comment", 1, 100)) is True

@@ -1,6 +1,8 @@
-"""Publication supabase_realtime: our four tables with replica identity DEFAULT; existing
-publications and other tables are left alone; logical decoding proves that no secret travels
-and that heartbeats (presence writes) publish nothing."""
+"""Publication supabase_realtime: our three tables with their random replica keys as replica
+identity; sync_states not published; existing publications and other tables are left alone, a
+FOR ALL TABLES one is refused; logical decoding proves that no secret travels, that a DELETE
+carries nothing about the room or the user, and that heartbeats (presence writes) publish
+nothing."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ from collections import Counter
 from typing import Any
 
 import psycopg
+import pytest
 
 from watchium_db import migrate
 
-OURS = ["comments", "room_members", "rooms", "sync_states"]
+OURS = ["comments", "room_members", "rooms"]
 
 
 def _published(conn: psycopg.Connection[Any]) -> list[str]:
@@ -25,19 +28,22 @@ def _published(conn: psycopg.Connection[Any]) -> list[str]:
     ]
 
 
-def test_our_tables_are_published_with_default_replica_identity(conn):
+def test_our_tables_are_published_with_their_replica_keys_as_identity(conn):
     assert _published(conn) == OURS
     pub = conn.execute(
         "select puballtables, pubviaroot, pubinsert and pubupdate and pubdelete"
         " from pg_publication where pubname = 'supabase_realtime'"
     ).fetchone()
-    assert pub == (False, True, True)  # created by us: partitions published as sync_states
+    assert pub == (False, False, True)  # created by us, as Supabase creates it
     identities = conn.execute(
-        "select relname, relreplident from pg_class where oid = any(array["
-        "'public.rooms', 'public.room_members', 'public.comments', 'public.sync_states']::regclass[])"
+        "select c.relname, c.relreplident, ic.relname, a.attname, i.indisunique"
+        " from pg_class c join pg_index i on i.indrelid = c.oid and i.indisreplident"
+        " join pg_class ic on ic.oid = i.indexrelid"
+        " join pg_attribute a on a.attrelid = c.oid and a.attnum = any(i.indkey)"
+        " where c.oid = any(array['public.rooms', 'public.room_members', 'public.comments']::regclass[])"
         " order by 1"
     ).fetchall()
-    assert identities == [(t, "d") for t in OURS]
+    assert identities == [(t, "i", f"{t}_replica_key_idx", "replica_key", True) for t in OURS]
     private = conn.execute(
         "select count(*) from pg_publication_tables where pubname = 'supabase_realtime'"
         " and schemaname <> 'public'"
@@ -55,25 +61,13 @@ def test_existing_publication_and_other_tables_are_left_alone(empty_db_url):
         c.execute("alter publication supabase_realtime add table public.rooms")
     migrate.upgrade(empty_db_url)
     with psycopg.connect(empty_db_url, autocommit=True) as c:
-        # publish_via_partition_root is off, so sync_states shows up as its partitions.
-        assert _published(c) == [
-            "comments",
-            "other_app",
-            "room_members",
-            "rooms",
-            "sync_states_default",
-        ]
-        roots = c.execute(
-            "select prrelid::regclass::text from pg_publication_rel pr join pg_publication p on p.oid = pr.prpubid"
-            " where p.pubname = 'supabase_realtime' order by 1"
-        ).fetchall()
-        assert roots == [(t,) for t in sorted([*OURS, "other_app"])]
+        assert _published(c) == ["comments", "other_app", "room_members", "rooms"]
         pvr = c.execute(
             "select pubviaroot from pg_publication where pubname = 'supabase_realtime'"
         ).fetchone()
-        assert pvr == (False,)  # not changed behind the other subscribers' backs
+        assert pvr == (False,)  # options not changed behind the other subscribers' backs
         report = c.execute("select public.realtime_health()").fetchone()[0]
-        assert report["ok"] and any("publish_via_partition_root" in w for w in report["warnings"])
+        assert report["ok"] and report["warnings"] == []
     migrate.downgrade(empty_db_url, "0005")
     with psycopg.connect(empty_db_url, autocommit=True) as c:
         # Only what 0006 added is gone: rooms was there before and stays, other_app stays.
@@ -89,6 +83,48 @@ def test_publication_created_by_us_is_dropped_on_downgrade(watchium_db_url):
     migrate.upgrade(watchium_db_url)
     with psycopg.connect(watchium_db_url) as c:
         assert _published(c) == OURS
+
+
+def test_a_for_all_tables_publication_is_refused(empty_db_url):
+    with psycopg.connect(empty_db_url, autocommit=True) as c:
+        c.execute("create publication supabase_realtime for all tables")
+    migrate.upgrade(empty_db_url, "0005")
+    with pytest.raises(Exception) as exc:
+        migrate.upgrade(empty_db_url)
+    cause = exc.value if isinstance(exc.value, psycopg.Error) else exc.value.__cause__
+    assert isinstance(cause, psycopg.Error) and cause.sqlstate == "55000"
+    assert "supabase_realtime is FOR ALL TABLES" in str(cause)
+    assert cause.diag.message_hint is not None
+    assert "create publication supabase_realtime for table" in cause.diag.message_hint
+    assert migrate.current_revision(empty_db_url) == "0005"  # nothing of 0006 is left
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        "alter publication supabase_realtime add table public.other_app",
+        "alter publication supabase_realtime add tables in schema app_schema",
+    ],
+)
+def test_downgrade_keeps_a_publication_we_created_once_others_use_it(watchium_db_url, other):
+    with psycopg.connect(watchium_db_url, autocommit=True) as c:
+        c.execute("create table public.other_app (id int primary key)")
+        c.execute("create schema app_schema")
+        c.execute(other)
+    migrate.downgrade(watchium_db_url, "0005")
+    with psycopg.connect(watchium_db_url, autocommit=True) as c:
+        # Created by 0006, but another app's table or schema is in it now: kept, with only
+        # our tables removed.
+        assert c.execute(
+            "select count(*) from pg_publication where pubname = 'supabase_realtime'"
+        ).fetchone() == (1,)
+        assert [t for t in _published(c) if t in OURS] == []
+        in_it = c.execute(
+            "select (select count(*) from pg_publication_rel pr where pr.prpubid = p.oid),"
+            " (select count(*) from pg_publication_namespace pn where pn.pnpubid = p.oid)"
+            " from pg_publication p where p.pubname = 'supabase_realtime'"
+        ).fetchone()
+        assert in_it == ((1, 0) if "other_app" in other else (0, 1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,23 +211,88 @@ def test_no_secret_travels_in_any_change(conn):
     assert b"visible-title-marker" in blob  # the decoder does see row data...
     assert b"987654" not in blob and b"918273" not in blob  # ...but never a key
     assert not any(r.startswith("watchium_private.") for r in relations)
-    # Partition changes are published as the root (publish_via_partition_root = true).
-    assert {r for r, _ in counts} == {
-        "public.rooms",
-        "public.room_members",
-        "public.comments",
-        "public.sync_states",
-    }
+    # History (sync_states and its partitions) is not published.
+    assert {r for r, _ in counts} == {"public.rooms", "public.room_members", "public.comments"}
     # The statements above, as published (the join triggers add system comments, join
     # records and room activity updates; those are checked in the rooms tests).
     assert counts[("public.rooms", "I")] == 1
     assert counts[("public.room_members", "I")] == 3
     assert counts[("public.comments", "I")] >= 1
-    assert counts[("public.sync_states", "I")] >= 1
     # delete cascades: the room, its 3 members and its comments
     assert counts[("public.rooms", "D")] == 1
     assert counts[("public.room_members", "D")] == 3
     assert counts[("public.comments", "D")] == counts[("public.comments", "I")]
+
+
+def _old_tuples(messages: list[bytes]) -> list[tuple[str, str, list[bytes | None]]]:
+    """(relation, 'K' key or 'O' old row, column values) of every DELETE (pgoutput v1)."""
+    relations: dict[int, str] = {}
+    deletes: list[tuple[str, str, list[bytes | None]]] = []
+    for m in messages:
+        kind = chr(m[0])
+        if kind == "R":
+            (relid,) = struct.unpack("!I", m[1:5])
+            nsp, rest = m[5:].split(b"\0", 1)
+            name = rest.split(b"\0", 1)[0]
+            relations[relid] = f"{nsp.decode()}.{name.decode()}"
+        elif kind == "D":
+            (relid,) = struct.unpack("!I", m[1:5])
+            flag = chr(m[5])
+            (ncols,) = struct.unpack("!H", m[6:8])
+            pos, values = 8, []
+            for _ in range(ncols):
+                col = chr(m[pos])
+                pos += 1
+                if col == "t":
+                    (length,) = struct.unpack("!I", m[pos : pos + 4])
+                    values.append(m[pos + 4 : pos + 4 + length])
+                    pos += 4 + length
+                else:
+                    values.append(None)
+            deletes.append((relations[relid], flag, values))
+    return deletes
+
+
+def test_a_delete_carries_nothing_about_the_room_or_the_user(conn):
+    """Realtime does not apply RLS to DELETE events: the old record reaches every subscriber.
+    It must carry only the random replica key, never a room id, user id or comment id."""
+    _room(conn, "privdelete", 3, public=False)
+    conn.execute(
+        "insert into public.comments (anime_id, room_id, episode_number, user_id, username, message)"
+        " values ('a1', 'privdelete', 1, 'u002', 'User 2', 'private words')"
+    )
+    comment_id = conn.execute("select max(id) from public.comments").fetchone()[0]
+
+    def replica_keys(table: str) -> set[str]:
+        rows = conn.execute(
+            f"select replica_key::text from public.{table} where room_id = 'privdelete'"
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    keys = replica_keys("rooms") | replica_keys("room_members")
+    _start_slot(conn, "watchium_delete_check")
+    # A member leaves (or is kicked), then the room goes with its members and comments.
+    conn.execute(
+        "delete from public.room_members where room_id = 'privdelete' and user_id = 'u001'"
+    )
+    comments = replica_keys("comments")  # the join/leave system comments and 'private words'
+    keys |= comments
+    conn.execute("delete from public.rooms where room_id = 'privdelete'")
+    deletes = _old_tuples(_changes(conn, "watchium_delete_check"))
+    assert Counter(r for r, _, _ in deletes) == Counter(
+        {"public.room_members": 3, "public.rooms": 1, "public.comments": len(comments)}
+    )
+    for relation, flag, values in deletes:
+        assert flag == "K", relation  # the replica identity key only, not the old row
+        present = [v for v in values if v is not None]
+        assert len(present) == 1 and present[0].decode() in keys, (relation, values)
+        blob = b"".join(present)
+        for secret in (b"privdelete", b"u000", b"u001", b"u002", b"private words"):
+            assert secret not in blob
+        assert str(comment_id).encode() != present[0]
+    assert {present for _, _, values in deletes for present in values if present} == {
+        k.encode() for k in keys
+    }
 
 
 def test_heartbeats_in_a_50_member_room_publish_next_to_nothing(conn):

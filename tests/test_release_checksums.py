@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from watchium_db import release_checksums as rc
+from watchium_db.devtools import release_checksums as rc
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE_HEADING = re.compile(r"^## \[\d+\.\d+\.\d+\]", re.MULTILINE)
@@ -25,7 +25,7 @@ def test_checksums_are_recorded_once_a_release_is_tagged():
     recorded = rc.load()
     assert bool(recorded) == released, (
         "CHANGELOG.md has a release but migrations/checksums.json is empty: run "
-        "`python -m watchium_db.release_checksums write`"
+        "`python -m watchium_db.devtools.release_checksums write`"
         if released
         else "migrations/checksums.json lists files, but CHANGELOG.md has no release yet"
     )
@@ -78,7 +78,7 @@ def test_new_revisions_after_a_release_are_added_and_old_entries_kept(migrations
 def test_cli_check_fails_on_a_modified_file(migrations_copy):
     rc.write(migrations_copy)
     run = lambda: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "watchium_db.release_checksums", "check", "--migrations", str(migrations_copy)],
+        [sys.executable, "-m", "watchium_db.devtools.release_checksums", "check", "--migrations", str(migrations_copy)],
         capture_output=True, text=True,
     )
     assert run().returncode == 0

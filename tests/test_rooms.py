@@ -210,9 +210,11 @@ def test_join_records_expected_position_while_playing(conn):
 
 
 def test_join_unknown_or_malformed_room(conn):
+    # A missing room answers as a private room does: its key is required.
     expect_error(
-        conn, "bob", "select public.join_room('zzzzzzzzzz', null, 'Bob')", (), "P0002", "not found"
-    )
+        conn, "bob", "select public.join_room('zzzzzzzzzz', null, 'Bob')", (), "22023",
+        "p_access_key",
+    )  # fmt: skip
     expect_error(
         conn, "bob", "select public.join_room('NOPE', null, 'Bob')", (), "22023", "p_room_id"
     )
@@ -273,28 +275,98 @@ def test_wrong_keys_are_limited_per_user(conn):
     assert count == (5,)
 
 
-def test_wrong_keys_are_limited_per_room_across_users(conn):
-    """20 wrong keys per room per hour, whatever the number of accounts: 480 guesses a day."""
+def _rotate(conn: Conn, host: str, room_id: str) -> str:
+    result = rpc(
+        conn, host, "select public.update_room(%s, p_rotate_access_key => true)", (room_id,)
+    )
+    key: str = result["access_key"]
+    return key
+
+
+def _wrong_attempts(conn: Conn, room_id: str) -> int:
+    row = conn.execute(
+        "select wrong_attempts from watchium_private.room_secrets where room_id = %s", (room_id,)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_wrong_keys_are_limited_per_key_across_users(conn):
+    """A key absorbs access_key_guess_budget wrong guesses (50) from all accounts together;
+    after that it is not compared, even the right key is refused, until the host rotates."""
+    budget = conn.execute(
+        "select (select value::integer from watchium_private.settings where key = 'access_key_guess_budget'),"
+        " (select value::integer from watchium_private.settings where key = 'access_key_guess_budget_per_hour')"
+    ).fetchone()
+    assert budget == (50, 20)
     created = create_room(conn, public=False)
     room_id, key = created["room"]["room_id"], created["access_key"]
     wrong = f"{(int(key) + 7) % 1000000:06d}"
-    statuses = []
-    for attacker in range(5):  # 5 accounts x 4 guesses = 20
-        for _ in range(4):
-            statuses.append(join(conn, f"sybil{attacker}", room_id, wrong)["status"])
-    assert statuses == ["invalid_access_key"] * 20
-    expect_error(
-        conn,
-        "fresh",
-        "select public.join_room(%s, %s, 'F')",
-        (room_id, wrong),
-        "WD429",
-        "this room",
+    lefts = []
+    for attacker in range(10):  # 10 accounts x 5 guesses = 50
+        for _ in range(5):
+            lefts.append(join(conn, f"sybil{attacker}", room_id, wrong)["attempts_left"])
+    assert lefts[-1] == 0 and _wrong_attempts(conn, room_id) == 50
+    for user, attempt in (("fresh", wrong), ("friend", key)):
+        expect_error(
+            conn,
+            user,
+            "select public.join_room(%s, %s, 'F')",
+            (room_id, attempt),
+            "WD429",
+            "this room's key",
+        )
+    assert _wrong_attempts(conn, room_id) == 50
+    assert members(conn, room_id) == [("alice", True)]
+
+
+def test_rotation_lets_the_right_key_in_at_once_and_old_guesses_are_worthless(conn):
+    """Many throw-away accounts spend the key's budget; the host rotates; a user with the new
+    key joins at once, while the old key and further guesses at it get nothing."""
+    created = create_room(conn, public=False)
+    room_id, old_key = created["room"]["room_id"], created["access_key"]
+    wrong = f"{(int(old_key) + 1) % 1000000:06d}"
+    for attacker in range(12):
+        for _ in range(5):
+            try:
+                join(conn, f"sybil{attacker}", room_id, wrong)
+            except psycopg.Error as exc:
+                assert exc.sqlstate == "WD429"
+    assert _wrong_attempts(conn, room_id) == 50
+    new_key = _rotate(conn, "alice", room_id)
+    assert _wrong_attempts(conn, room_id) == 0
+    # While throw-away accounts keep guessing, the right key works (the budget is not spent).
+    for attacker in range(12, 16):
+        for _ in range(5):
+            guess = old_key if old_key != new_key else wrong
+            assert join(conn, f"sybil{attacker}", room_id, guess)["status"] == "invalid_access_key"
+    assert join(conn, "friend", room_id, new_key)["status"] == "joined"
+    # The old key is just another wrong key now.
+    if old_key != new_key:
+        assert join(conn, "late", room_id, old_key)["status"] == "invalid_access_key"
+    assert [m for m, _ in members(conn, room_id)] == ["alice", "friend"]
+
+
+def test_a_keys_budget_grows_with_its_age(conn):
+    created = create_room(conn, public=False)
+    room_id, key = created["room"]["room_id"], created["access_key"]
+    wrong = f"{(int(key) + 5) % 1000000:06d}"
+    conn.execute(
+        "update watchium_private.room_secrets set wrong_attempts = 50 where room_id = %s",
+        (room_id,),
     )
-    assert conn.execute(
-        "select request_count from watchium_private.rate_limit_counters where subject = %s",
-        (f"room:{room_id}",),
-    ).fetchone() == (20,)
+    expect_error(
+        conn, "g1", "select public.join_room(%s, %s, 'G')", (room_id, wrong), "WD429", "key"
+    )
+    conn.execute(
+        "update watchium_private.room_secrets set created_at = created_at - interval '2 hours 5 minutes'"
+        " where room_id = %s",
+        (room_id,),
+    )
+    # 50 + 2 x 20 = 90 for a key of 2 hours and 5 minutes: compared again, and counted.
+    assert join(conn, "g1", room_id, wrong)["status"] == "invalid_access_key"
+    assert _wrong_attempts(conn, room_id) == 51
+    assert join(conn, "friend", room_id, key)["status"] == "joined"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -564,7 +636,7 @@ def test_rpcs_are_not_executable_by_anon_or_public(conn):
 
 def test_concurrent_wrong_keys_are_counted_exactly(watchium_db_url, conn):
     conn.execute(
-        "update watchium_private.rate_limit_rules set max_requests = 5 where action = 'join_room_key_room'"
+        "update watchium_private.settings set value = '5' where key = 'access_key_guess_budget'"
     )
     created = create_room(conn, public=False)
     room_id, key = created["room"]["room_id"], created["access_key"]
@@ -590,6 +662,38 @@ def test_concurrent_wrong_keys_are_counted_exactly(watchium_db_url, conn):
         t.join()
     assert sorted(outcomes) == ["WD429"] * 7 + ["invalid_access_key"] * 5
     assert conn.execute(
-        "select request_count from watchium_private.rate_limit_counters where subject = %s",
-        (f"room:{room_id}",),
+        "select wrong_attempts from watchium_private.room_secrets where room_id = %s", (room_id,)
     ).fetchone() == (5,)
+
+
+def test_memberships_per_user_are_capped(conn):
+    """max_memberships_per_user (default 50): past it join_room and create_room raise WD409."""
+    assert (
+        conn.execute(
+            "select value::integer from watchium_private.settings where key = 'max_memberships_per_user'"
+        ).fetchone()[0]
+        == 50
+    )
+    conn.execute(
+        "update watchium_private.settings set value = '3' where key = 'max_memberships_per_user'"
+    )
+    rooms = [create_room(conn, f"host{i}")["room"]["room_id"] for i in range(5)]
+    create_room(conn, "bob")
+    assert join(conn, "bob", rooms[0])["status"] == "joined"
+    assert join(conn, "bob", rooms[1])["status"] == "joined"
+    expect_error(
+        conn,
+        "bob",
+        "select public.join_room(%s, null, 'Bob')",
+        (rooms[2],),
+        "WD409",
+        "max_memberships_per_user",
+    )
+    expect_error(conn, "bob", CREATE, ("Four", "Bob", True), "WD409", "max_memberships_per_user")
+    # Rejoining a room you are in is not a new membership.
+    assert join(conn, "bob", rooms[0])["status"] == "already_member"
+    assert conn.execute(
+        "select count(*) from public.room_members where user_id = 'bob'"
+    ).fetchone() == (3,)
+    rpc(conn, "bob", "select public.leave_room(%s)", (rooms[0],))
+    assert join(conn, "bob", rooms[2])["status"] == "joined"

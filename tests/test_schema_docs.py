@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from watchium_db import schema_docs
+from watchium_db.devtools import schema_docs
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from watchium_db import schema_dump
+from watchium_db.devtools import schema_dump
 from watchium_db.testing import (
     TestServer,
     create_database,

@@ -156,47 +156,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 @command(
-    "docs",
-    "regenerate docs/schema.md from a fresh database migrated to head",
-    epilog=(
-        "examples:\n  watchium-db docs\n"
-        "  watchium-db docs --check   # exit 1 when docs/schema.md is stale"
-    ),
-    arguments=[
-        arg("--output", default="docs/schema.md", help="where to write (default: docs/schema.md)"),
-        arg("--check", action="store_true", help="compare instead of writing; exit 1 if stale"),
-    ],
-)
-def cmd_docs(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    import psycopg
-
-    from watchium_db import schema_docs, testing
-
-    with testing.test_server() as server:
-        name = "watchium_docs"
-        testing.build_template(server, name)
-        try:
-            with psycopg.connect(server.url_for(name)) as conn:
-                text = schema_docs.render(conn)
-        finally:
-            testing.drop_database(server.maintenance_url, name)
-    output = Path(args.output)
-    if args.check:
-        current = output.read_text() if output.exists() else ""
-        if current != text:
-            print(f"{output} is stale: run `make docs`", file=sys.stderr)
-            return 1
-        print(f"{output} is current")
-        return 0
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    print(f"wrote {output}")
-    return 0
-
-
-@command(
     "maintain",
     "run the periodic job once: stale members, empty rooms, history partitions, event log",
     epilog=(
@@ -223,12 +182,53 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     for label, part in (("rooms", rooms), ("sync history", history), ("room events", events)):
         details = ", ".join(f"{k}={v}" for k, v in part.items()) if isinstance(part, dict) else part
         print(f"  {label}: {details}")
+    for skip in summary.get("skipped", []):
+        where = f" {skip['step']} {skip['table']}" if skip.get("table") else ""
+        reason = skip.get("reason")
+        print(f"  skipped: {skip.get('job')}{where}: {reason} (retried by the next run)")
+    return 0
+
+
+@command(
+    "schedule",
+    "schedule the periodic job with pg_cron (idempotent; run it after enabling pg_cron)",
+    epilog=(
+        "Installs the pg_cron job watchium-db-maintain (select public.maintain(), every minute),\n"
+        "or leaves it alone when it is already there as wanted. The migrations do this when\n"
+        "pg_cron is installed; run it when pg_cron is enabled later (it is off in a new\n"
+        "Supabase project). Without pg_cron, run `watchium-db maintain` from cron instead.\n\n"
+        "examples:\n  watchium-db schedule\n  watchium-db schedule --json"
+    ),
+    arguments=[arg("--json", action="store_true", help="print the JSON result for scripts")],
+)
+def cmd_schedule(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from watchium_db.errors import from_database_error
+
+    db = database.resolve()
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        try:
+            row = conn.execute("select public.install_maintenance_schedule()").fetchone()
+        except psycopg.Error as exc:
+            if getattr(exc, "sqlstate", None):
+                raise from_database_error(exc) from exc
+            raise
+    result = row[0] if row else {}
+    if args.json:
+        _print_json(result)
+    else:
+        print(
+            f"{result.get('status')}: pg_cron job {result.get('job_id')} runs "
+            f"{result.get('command')!r} at {result.get('schedule')!r} in {db.description}"
+        )
     return 0
 
 
 @command(
     "doctor",
-    "check realtime health: publication, replica identities, broadcast path, policies, slots",
+    "check realtime health (publication, replica identities, broadcast path, policies, slots)"
+    " and the maintenance schedule",
     epilog="examples:\n  watchium-db doctor\n  watchium-db doctor --json",
     arguments=[arg("--json", action="store_true", help="print the JSON report for scripts")],
 )
@@ -246,64 +246,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
         print(f"watchium-db: doctor: {first}{more}", file=sys.stderr)
     return 0 if report.ok else 1
-
-
-@command(
-    "bench",
-    "run the benchmarks against the seed's reference SQL on a fresh throw-away server",
-    epilog=(
-        "A full run writes bench/results/latest.json, docs/benchmarks.md and charts in docs/.\n"
-        "A partial run (--quick or --only) writes bench/results/partial/ instead, so it never\n"
-        "replaces the full report; --out DIR writes anywhere (and is required when installed\n"
-        "from a wheel: the report belongs to a source checkout).\n\n"
-        "examples:\n  watchium-db bench\n  watchium-db bench --quick\n"
-        "  watchium-db bench --only host_control rate_limit --json"
-    ),
-    arguments=[
-        arg("--quick", action="store_true", help="small sizes: about two minutes"),
-        arg("--only", nargs="+", metavar="NAME", help="run only these benchmarks"),
-        arg("--json", action="store_true", help="print the JSON results for scripts"),
-        arg("--out", metavar="DIR", help="write results.json, benchmarks.md and charts to DIR"),
-        arg(
-            "--render-only",
-            action="store_true",
-            help="only rewrite docs/benchmarks.md and charts from bench/results/latest.json",
-        ),
-    ],
-)
-def cmd_bench(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from watchium_db import bench
-
-    if args.render_only:
-        if not bench.IN_CHECKOUT:
-            raise SetupError(
-                "--render-only rewrites the committed report of a source checkout of watchium-db"
-            )
-        bench.write_docs(json.loads(bench.RESULTS.read_text()))
-        print(f"wrote {bench.MARKDOWN}")
-        return 0
-    results_path, markdown_path = bench.output_paths(
-        bool(args.quick or args.only), Path(args.out) if args.out else None
-    )
-    results = bench.run(
-        quick=args.quick,
-        only=args.only,
-        results_path=results_path,
-        markdown_path=markdown_path,
-        log=(lambda _line: None) if args.json else print,
-    )
-    if args.json:
-        _print_json(results)
-    else:
-        for target in results["targets"]:
-            print(f"  {target['status']:>12}  {target['what']}: {target['measured']}")
-        print(f"wrote {results_path} and {markdown_path}")
-    for name, error in results["errors"].items():
-        print(f"watchium-db: bench: {name}: {error}", file=sys.stderr)
-    return 1 if results["errors"] else 0
 
 
 @command(

@@ -594,6 +594,19 @@ class MaintenanceReport:
     raw: Mapping[str, Any] = _raw()
 
 
+@dataclass(frozen=True)
+class ForgottenUser:
+    """forget_user (service role): what was removed for a deleted account."""
+
+    user_id: str
+    rooms_left: int
+    comments_deleted: int
+    comments_tombstoned: int
+    rate_limit_counters_deleted: int
+    realtime_metrics_deleted: int
+    raw: Mapping[str, Any] = _raw()
+
+
 def _room_page(d: Mapping[str, Any]) -> RoomPage:
     return _build(RoomPage, d, items=lambda xs: tuple(Room.from_json(x) for x in xs))
 
@@ -803,6 +816,7 @@ CHECK_RATE_LIMIT: Rpc[bool] = Rpc(
     bool,
 )
 MAINTAIN = Rpc("maintain", (), lambda d: _build(MaintenanceReport, d))
+FORGET_USER = Rpc("forget_user", _args("user_id:text"), lambda d: _build(ForgottenUser, d))
 
 RPCS: tuple[Rpc[Any], ...] = (
     CREATE_ROOM, JOIN_ROOM, LEAVE_ROOM, KICK_MEMBER, TRANSFER_HOST, UPDATE_ROOM, DELETE_ROOM,
@@ -810,7 +824,7 @@ RPCS: tuple[Rpc[Any], ...] = (
     GET_COMMENTS, GET_OR_CREATE_ANCHOR, CHANGE_PLAYBACK_STATE, SEEK_TO_TIME, SET_PLAYBACK_SPEED,
     BULK_SYNC_UPDATE, RECORD_HEARTBEAT, RECORD_HEARTBEATS, GET_ROOM_SYNC_STATE,
     GET_ROOM_SYNC_METRICS, BROADCAST_TO_ROOM, RECORD_REALTIME_METRICS,
-    GET_REALTIME_METRICS_SUMMARY, REALTIME_HEALTH, CHECK_RATE_LIMIT, MAINTAIN,
+    GET_REALTIME_METRICS_SUMMARY, REALTIME_HEALTH, CHECK_RATE_LIMIT, MAINTAIN, FORGET_USER,
 )  # fmt: skip
 RPC_BY_NAME: dict[str, Rpc[Any]] = {rpc.name: rpc for rpc in RPCS}
 
@@ -1081,6 +1095,10 @@ class RpcMethods:
     @rpc(MAINTAIN)
     def maintain(self) -> MaintenanceReport:
         """Service role: run every maintenance job now."""
+
+    @rpc(FORGET_USER)
+    def forget_user(self, user_id: str) -> ForgottenUser:
+        """Service role: forget a deleted account (memberships, comments, counters)."""
 
 
 class Session(Caller, RpcMethods):

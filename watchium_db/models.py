@@ -9,6 +9,7 @@ no write privileges on these tables at all.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -98,6 +99,7 @@ class Room(Base):
             text("room_id DESC"),
             postgresql_where=text("is_public"),
         ),
+        Index("rooms_replica_key_idx", "replica_key", unique=True),
     )
 
     room_id: Mapped[str] = mapped_column(primary_key=True)
@@ -117,6 +119,8 @@ class Room(Base):
     last_activity: Mapped[dt.datetime] = mapped_column(server_default=_now())
     created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    #: Random; the replica identity, so a published DELETE carries nothing about the room.
+    replica_key: Mapped[uuid.UUID] = mapped_column(server_default=text("gen_random_uuid()"))
 
 
 class RoomMember(Base):
@@ -133,6 +137,7 @@ class RoomMember(Base):
         ),
         Index("room_members_room_id_joined_at_idx", "room_id", "joined_at", "user_id"),
         Index("room_members_user_id_idx", "user_id", "room_id"),
+        Index("room_members_replica_key_idx", "replica_key", unique=True),
     )
 
     room_id: Mapped[str] = mapped_column(
@@ -147,6 +152,8 @@ class RoomMember(Base):
     last_heartbeat: Mapped[dt.datetime] = mapped_column(server_default=_now())
     joined_at: Mapped[dt.datetime] = mapped_column(server_default=text("clock_timestamp()"))
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    #: Random; the replica identity, so a published DELETE carries neither room nor user.
+    replica_key: Mapped[uuid.UUID] = mapped_column(server_default=text("gen_random_uuid()"))
 
 
 class Comment(Base):
@@ -180,12 +187,13 @@ class Comment(Base):
             "parent_id",
             postgresql_where=text("parent_id IS NOT NULL"),
         ),
+        Index("comments_replica_key_idx", "replica_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
     anime_id: Mapped[str]
     room_id: Mapped[str | None] = mapped_column(
-        ForeignKey("rooms.room_id", ondelete="SET NULL", name="comments_room_id_fkey")
+        ForeignKey("rooms.room_id", ondelete="CASCADE", name="comments_room_id_fkey")
     )
     episode_number: Mapped[int]
     parent_id: Mapped[int | None] = mapped_column(
@@ -203,6 +211,8 @@ class Comment(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
     #: Set when the author deleted a comment that has replies (a tombstone: empty message).
     deleted_at: Mapped[dt.datetime | None]
+    #: Random; the replica identity, so a published DELETE carries nothing about the comment.
+    replica_key: Mapped[uuid.UUID] = mapped_column(server_default=text("gen_random_uuid()"))
 
 
 class SyncState(Base):
@@ -251,6 +261,7 @@ class RoomSecret(Base):
     )
     access_key: Mapped[str]
     created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    wrong_attempts: Mapped[int] = mapped_column(server_default=text("0"))
 
 
 class MemberPresence(Base):

@@ -53,6 +53,7 @@ create table public.rooms (
   last_activity         timestamptz   not null default now(),
   created_at            timestamptz   not null default now(),
   updated_at            timestamptz   not null default now(),
+  replica_key           uuid          not null default gen_random_uuid(),
   constraint rooms_pkey primary key (room_id),
   constraint rooms_room_id_format_check check (room_id ~ '^[a-z0-9]{10}$'),
   constraint rooms_title_length_check check (char_length(title) between 1 and 200),
@@ -76,6 +77,7 @@ comment on column public.rooms.current_playback_time is 'Host position in second
 comment on column public.rooms.playback_updated_at is 'The reference instant of current_playback_time: when the host last played, paused, seeked or changed speed.';
 comment on column public.rooms.playback_speed is 'Playback rate, 0.25 to 4.00.';
 comment on column public.rooms.last_activity is 'Last join, leave, control or comment in the room.';
+comment on column public.rooms.replica_key is 'Random, never changed: the replica identity (rooms_replica_key_idx), so the old record of a published DELETE says nothing about the room.';
 
 create trigger _100_touch_updated_at
   before update on public.rooms
@@ -87,6 +89,8 @@ create index rooms_public_last_activity_idx
 -- Rooms of one anime, for the same listing filtered by anime.
 create index rooms_anime_id_last_activity_idx
   on public.rooms (anime_id, last_activity desc, room_id desc) where is_public;
+-- The replica identity (0006): what a published DELETE carries.
+create unique index rooms_replica_key_idx on public.rooms (replica_key);
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.room_secrets: the 6-digit access key of a private room.
@@ -97,10 +101,12 @@ create table watchium_private.room_secrets (
   room_id    text        not null,
   access_key text        not null,
   created_at timestamptz not null default now(),
+  wrong_attempts integer not null default 0,
   constraint room_secrets_pkey primary key (room_id),
   constraint room_secrets_room_id_fkey foreign key (room_id)
     references public.rooms (room_id) on delete cascade,
-  constraint room_secrets_access_key_format_check check (access_key ~ '^[0-9]{6}$')
+  constraint room_secrets_access_key_format_check check (access_key ~ '^[0-9]{6}$'),
+  constraint room_secrets_wrong_attempts_check check (wrong_attempts >= 0)
 );
 comment on table watchium_private.room_secrets is
   'Access keys of private rooms (exactly 6 digits). Readable by nobody but the room''s host, through the room RPC functions.';
@@ -120,6 +126,7 @@ create table public.room_members (
   last_heartbeat        timestamptz   not null default now(),
   joined_at             timestamptz   not null default clock_timestamp(),
   updated_at            timestamptz   not null default now(),
+  replica_key           uuid          not null default gen_random_uuid(),
   constraint room_members_pkey primary key (room_id, user_id),
   constraint room_members_room_id_fkey foreign key (room_id)
     references public.rooms (room_id) on delete cascade,
@@ -132,6 +139,7 @@ create table public.room_members (
 comment on table public.room_members is
   'Who is in a room. Exactly one member of a non-empty room is the host. Readable by the room''s members (and by anyone for public rooms); written only by the room and sync RPC functions. Published for realtime.';
 comment on column public.room_members.is_host is 'At most one member per room is host (room_members_one_host_idx); rooms.host_user_id names the same member.';
+comment on column public.room_members.replica_key is 'Random, never changed: the replica identity (room_members_replica_key_idx), so the old record of a published DELETE names neither the room nor the user.';
 comment on column public.room_members.joined_at is 'When the member joined; the longest-present member (earliest joined_at, then user_id) becomes host when the host leaves.';
 
 create trigger _100_touch_updated_at
@@ -147,6 +155,8 @@ create index room_members_room_id_joined_at_idx
 -- "My rooms" and membership look-ups by user.
 create index room_members_user_id_idx
   on public.room_members (user_id, room_id);
+-- The replica identity (0006): what a published DELETE carries.
+create unique index room_members_replica_key_idx on public.room_members (replica_key);
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.member_presence: the hot presence row of each member.
@@ -232,6 +242,7 @@ create table public.comments (
   created_at        timestamptz   not null default now(),
   updated_at        timestamptz   not null default now(),
   deleted_at        timestamptz,
+  replica_key       uuid          not null default gen_random_uuid(),
   constraint comments_pkey primary key (id),
   -- Cascade: a room's comments are deleted with it. Kept with a null room_id
   -- they would become episode comments that anyone reads, which for a
@@ -255,14 +266,19 @@ create table public.comments (
     deleted_at is null or (avatar_url is null and video_timestamp is null)
   ),
   constraint comments_video_timestamp_check check (video_timestamp between 0 and 86400),
-  -- System messages and anchors have no author; every other comment has one.
-  constraint comments_author_check check ((user_id is null) = (is_system_message or is_anchor)),
+  -- System messages and anchors have no author; every other comment has one,
+  -- except a tombstone whose author was forgotten (forget_user).
+  constraint comments_author_check check (
+    case when is_system_message or is_anchor then user_id is null
+         else user_id is not null or deleted_at is not null end
+  ),
   constraint comments_anchor_root_check check (not is_anchor or (parent_id is null and room_id is null))
 );
 
 comment on table public.comments is
   'Threaded discussion per anime episode, optionally tied to a room and a video time. Room comments are visible to whoever can see the room; episode comments without a room are public. Written only through the comment RPC functions. Published for realtime.';
 comment on column public.comments.room_id is 'The room the comment was posted in (null: an episode comment). A room''s comments are deleted with the room.';
+comment on column public.comments.replica_key is 'Random, never changed: the replica identity (comments_replica_key_idx), so the old record of a published DELETE says nothing about the comment.';
 comment on column public.comments.is_anchor is 'The one "Discussion for Episode N" root of an episode thread (comments_one_anchor_idx).';
 comment on column public.comments.is_system_message is 'Written by the database ("X joined the room", "X became the new host"); never by a client.';
 comment on column public.comments.video_timestamp is 'Seconds into the episode the comment refers to, 0 to 86400.';
@@ -284,6 +300,8 @@ create index comments_room_id_created_at_idx
 -- check when a comment is deleted (on delete restrict).
 create index comments_parent_id_idx
   on public.comments (parent_id) where parent_id is not null;
+-- The replica identity (0006): what a published DELETE carries.
+create unique index comments_replica_key_idx on public.comments (replica_key);
 
 -- -----------------------------------------------------------------------------
 -- sync_states: history of sync measurements.
@@ -430,6 +448,7 @@ comment on column public.rooms.updated_at is 'When the room row last changed (se
 comment on column watchium_private.room_secrets.room_id is 'The private room.';
 comment on column watchium_private.room_secrets.access_key is 'Six digits, drawn uniformly from 000000-999999 with a cryptographic source.';
 comment on column watchium_private.room_secrets.created_at is 'When the key was drawn (a new key replaces the row).';
+comment on column watchium_private.room_secrets.wrong_attempts is 'Wrong keys tried against this key, by all users; reset to 0 when a new key is drawn. join_room refuses to compare once it reaches the key''s guess budget (access_key_guess_budget + access_key_guess_budget_per_hour per full hour since created_at).';
 
 comment on column public.room_members.room_id is 'The room.';
 comment on column public.room_members.user_id is 'The member: a JWT sub or the app''s own user id, 1 to 100 characters.';

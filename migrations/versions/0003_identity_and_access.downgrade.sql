@@ -28,6 +28,8 @@ drop function watchium_private.my_room_ids();
 drop function watchium_private.caller_is_trusted();
 drop function watchium_private.require_user_id();
 drop function watchium_private.current_user_id();
+drop function watchium_private.check_size(text, integer, integer);
+drop function watchium_private.setting_integer(text);
 drop trigger settings_apply_rpc_lock_timeout on watchium_private.settings;
 drop function watchium_private.tg_settings__apply_rpc_lock_timeout();
 drop function watchium_private.setting_interval(text);

@@ -55,6 +55,53 @@ comment on function watchium_private.setting_interval(text) is
 revoke all on function watchium_private.setting_interval(text) from public;
 
 -- -----------------------------------------------------------------------------
+-- watchium_private.setting_integer(key): a setting as an integer.
+-- -----------------------------------------------------------------------------
+create function watchium_private.setting_integer(p_key text)
+returns integer
+language plpgsql  -- not sql: a SQL function with SET is planned again on every call
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  return (
+    select (s.value #>> '{}')::integer
+    from watchium_private.settings as s
+    where s.key = p_key
+  );
+end;
+$$;
+comment on function watchium_private.setting_integer(text) is
+  'The setting p_key as an integer (null when absent). Internal.';
+revoke all on function watchium_private.setting_integer(text) from public;
+
+-- -----------------------------------------------------------------------------
+-- watchium_private.check_size(argument, size, max): the first check of every
+-- RPC taking text, jsonb or arrays. p_size is what the caller measured without
+-- reading the value: octet_length(text) and pg_column_size(jsonb or array)
+-- read only the datum's header. Raises 22001 naming the argument when the
+-- value is larger than p_max bytes, before any parsing or other work; the
+-- argument's exact rule (characters, format) is checked afterwards.
+-- -----------------------------------------------------------------------------
+create function watchium_private.check_size(p_argument text, p_size integer, p_max integer)
+returns void
+language plpgsql
+immutable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if p_size > p_max then
+    raise exception '% is too large: at most % bytes (got %)', p_argument, p_max, p_size
+      using errcode = '22001',
+            hint = 'Sizes are checked before anything else; see the argument''s documented limit.';
+  end if;
+end;
+$$;
+comment on function watchium_private.check_size(text, integer, integer) is
+  'Raises 22001 naming p_argument when p_size (bytes, measured from the datum header) exceeds p_max. The first check of every RPC taking text, jsonb or arrays. Internal.';
+revoke all on function watchium_private.check_size(text, integer, integer) from public;
+
+-- -----------------------------------------------------------------------------
 -- rpc_lock_timeout: how long an RPC waits for a lock before it fails with
 -- 55P03 (lock_not_available). Every public RPC except maintain() and
 -- realtime_health() carries `set lock_timeout = '2s'` in its definition, so
@@ -450,7 +497,15 @@ revoke all on function watchium_private.enforce_rate_limit(text, text) from publ
 -- Counts one request of p_action and returns whether it is within
 -- p_max_requests per p_window_minutes. Callers spend only their own budget:
 -- p_user_id must be the caller's own id unless the caller is trusted
--- (service_role, the database owner). Works for any action name.
+-- (service_role, the database owner). Works for any action name, within two
+-- bounds that keep one client from growing the counters table:
+--   * the function is rate limited itself (rule check_rate_limit, per user);
+--   * a user has at most max_rate_limit_actions_per_user live counters of
+--     actions that are not ours (not in rate_limit_rules): a live counter is
+--     one whose window has not ended. A call that would start one more raises
+--     WD429 naming p_action; counters already started keep counting.
+-- Expired windows are deleted by maintenance, so the table holds at most
+-- that many custom rows per user plus what accumulates between two runs.
 -- Security definer: writes the private counters table.
 -- -----------------------------------------------------------------------------
 create function public.check_rate_limit(
@@ -466,7 +521,13 @@ security definer  -- writes watchium_private.rate_limit_counters, which no clien
 set search_path = pg_catalog, pg_temp
 set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
+declare
+  v_window_start timestamptz;
+  v_live         integer;
+  v_cap          integer;
 begin
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
+  perform watchium_private.check_size('p_action', pg_catalog.octet_length(p_action), 200);
   if not watchium_private.caller_is_trusted()
      and p_user_id is distinct from watchium_private.require_user_id() then
     raise exception 'p_user_id must be your own user id: callers can only spend their own rate limit'
@@ -475,14 +536,60 @@ begin
   if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
     raise exception 'p_user_id must be 1 to 100 characters' using errcode = '22023';
   end if;
+  if p_action is null or p_action !~ '^[a-z][a-z0-9_]{0,49}$' then
+    raise exception 'p_action must be 1 to 50 characters of [a-z0-9_], starting with a letter (got %)',
+      pg_catalog.quote_nullable(p_action)
+      using errcode = '22023';
+  end if;
+  if p_window_minutes is null or p_window_minutes not between 1 and 1440 then
+    raise exception 'p_window_minutes must be between 1 and 1440 (got %)', p_window_minutes
+      using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(p_user_id, 'check_rate_limit');
+
+  if not exists (
+    select from watchium_private.rate_limit_rules as r where r.action = p_action
+  ) then
+    v_window_start := pg_catalog.to_timestamp(
+      pg_catalog.floor(extract(epoch from pg_catalog.now()) / (p_window_minutes * 60))
+        * (p_window_minutes * 60)
+    );
+    if not exists (
+      select from watchium_private.rate_limit_counters as c
+      where c.subject = p_user_id and c.action = p_action
+        and c.window_minutes = p_window_minutes and c.window_start = v_window_start
+    ) then
+      -- A new counter: serialize the user's new counters so the cap is exact.
+      perform pg_catalog.pg_advisory_xact_lock(
+        pg_catalog.hashtext('watchium_private.rate_limit_counters:' || p_user_id));
+      v_cap := watchium_private.setting_integer('max_rate_limit_actions_per_user');
+      select pg_catalog.count(*) into v_live
+      from watchium_private.rate_limit_counters as c
+      where c.subject = p_user_id
+        and c.window_start + c.window_minutes * interval '1 minute' > pg_catalog.now()
+        and not exists (select from watchium_private.rate_limit_rules as r where r.action = c.action);
+      if v_live >= v_cap then
+        raise exception 'p_action %: you already have % live rate limit counters of your own actions (at most %)',
+          pg_catalog.quote_literal(p_action), v_live, v_cap
+          using errcode = 'WD429',
+                hint = 'Reuse action names; a counter ends with its window (max_rate_limit_actions_per_user).';
+      end if;
+    end if;
+  end if;
   return watchium_private.consume_rate_limit(p_user_id, p_action, p_window_minutes, p_max_requests);
 end;
 $$;
 comment on function public.check_rate_limit(text, text, integer, integer) is
-  'Counts one request of p_action for p_user_id (your own id, unless called by service_role) and returns true while within p_max_requests per p_window_minutes. Constant cost; exact under concurrency.';
+  'Counts one request of p_action for p_user_id (your own id, unless called by service_role) and returns true while within p_max_requests per p_window_minutes. Constant cost; exact under concurrency. Itself limited per user (rule check_rate_limit), and at most max_rate_limit_actions_per_user live counters of actions not in rate_limit_rules per user (WD429 naming p_action past it).';
 revoke all on function public.check_rate_limit(text, text, integer, integer) from public, anon;
 grant execute on function public.check_rate_limit(text, text, integer, integer)
   to authenticated, service_role;
+
+insert into watchium_private.rate_limit_rules (action, max_requests, window_minutes, description) values
+  ('check_rate_limit', 600, 1, 'check_rate_limit calls per user per minute (the function''s own limit).');
+insert into watchium_private.settings (key, value, description) values
+  ('max_rate_limit_actions_per_user', '100',
+   'Live check_rate_limit counters (windows not yet ended) a user may hold for actions not in rate_limit_rules; past it check_rate_limit raises WD429.');
 
 -- -----------------------------------------------------------------------------
 -- Column descriptions

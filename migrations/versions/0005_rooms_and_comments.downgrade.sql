@@ -9,7 +9,7 @@ drop function public.get_or_create_anchor(text, integer);
 drop function public.get_comments(text, integer, text, text, integer);
 drop function public.delete_comment(bigint);
 drop function public.edit_comment(bigint, text);
-drop function watchium_private.own_comment(bigint, text);
+drop function watchium_private.own_comment(bigint, text, text);
 drop function public.post_comment(text, integer, text, text, text, text, bigint, numeric);
 drop function public.list_public_rooms(text, integer, text);
 drop function public.get_room_access_key(text);
@@ -27,6 +27,8 @@ drop function watchium_private.tg_room_members__member_joined();
 drop function watchium_private.tg_room_members__sync_room_host();
 drop function watchium_private.ensure_anchor(text, integer);
 drop function watchium_private.count_key_attempt(text, text, integer);
+drop function watchium_private.check_membership_cap(text);
+drop function watchium_private.hide_private_room(public.rooms, text, text);
 drop function watchium_private.require_host(public.rooms, text);
 drop function watchium_private.lock_room(text);
 drop function watchium_private.room_expected_position(public.rooms, timestamptz);
@@ -42,11 +44,13 @@ drop function watchium_private.generate_room_id();
 drop function watchium_private.random_bytes(integer);
 
 delete from watchium_private.rate_limit_counters
-where action in ('create_room', 'join_room', 'join_room_key_user', 'join_room_key_room', 'leave_room',
+where action in ('create_room', 'join_room', 'join_room_key_user', 'leave_room',
                  'kick_member', 'transfer_host', 'update_room', 'delete_room', 'post_comment',
                  'edit_comment', 'delete_comment', 'get_or_create_anchor');
 delete from watchium_private.rate_limit_rules
-where action in ('create_room', 'join_room', 'join_room_key_user', 'join_room_key_room', 'leave_room',
+where action in ('create_room', 'join_room', 'join_room_key_user', 'leave_room',
                  'kick_member', 'transfer_host', 'update_room', 'delete_room', 'post_comment',
                  'edit_comment', 'delete_comment', 'get_or_create_anchor');
-delete from watchium_private.settings where key in ('member_stale_after', 'empty_room_grace');
+delete from watchium_private.settings
+where key in ('member_stale_after', 'empty_room_grace', 'max_memberships_per_user',
+              'access_key_guess_budget', 'access_key_guess_budget_per_hour');

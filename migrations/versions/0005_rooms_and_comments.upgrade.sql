@@ -35,19 +35,26 @@ insert into watchium_private.settings (key, value, description) values
   ('member_stale_after', '"30 seconds"',
    'A member whose last heartbeat is older than this is removed by maintenance (with host transfer).'),
   ('empty_room_grace', '"1 hour"',
-   'An empty room (no members) is deleted by maintenance once its last activity is older than this.');
+   'An empty room (no members) is deleted by maintenance once its last activity is older than this.'),
+  ('max_memberships_per_user', '50',
+   'Rooms a user may be a member of at once; past it create_room and join_room raise WD409.'),
+  ('access_key_guess_budget', '50',
+   'Wrong keys (all users together) a new access key absorbs before join_room stops comparing it.'),
+  ('access_key_guess_budget_per_hour', '20',
+   'Wrong keys the budget of an access key grows by per full hour of the key''s age.');
 
 -- Access keys are 6 digits (10^6 possibilities). Wrong keys are counted per
--- user and per room (subject room:<id>) in one-hour fixed windows; when either
--- budget is spent, key attempts on that room are refused before the key is
--- compared. At most 20 guesses per room per window (40 across a window
--- boundary): 480 per day, so finding a key takes on average 500,000 / 20 =
--- 25,000 hours (~2.9 years), and a day of guessing succeeds with p <= 0.05 %.
+-- user (rule join_room_key_user, one-hour windows) and per key
+-- (room_secrets.wrong_attempts, all users together). A key absorbs at most
+-- 50 + 20 per full hour of its age wrong guesses, whatever the number of
+-- accounts: finding it takes on average 500,000 guesses, i.e. about 25,000
+-- hours (~2.8 years) of the key's life, and a day of guessing succeeds with
+-- p <= 0.053 %. A new key (rotation) starts a new budget: guesses against the
+-- old key are worthless. docs/security.md has the arithmetic.
 insert into watchium_private.rate_limit_rules (action, max_requests, window_minutes, description) values
   ('create_room',          20,  60, 'Rooms a user may create per hour.'),
   ('join_room',            60,   1, 'join_room calls per user per minute.'),
   ('join_room_key_user',    5,  60, 'Wrong access keys a user may try per hour (all rooms).'),
-  ('join_room_key_room',   20,  60, 'Wrong access keys tried against one room per hour (all users; subject room:<id>).'),
   ('leave_room',           60,   1, 'leave_room calls per user per minute.'),
   ('kick_member',          30,   1, 'kick_member calls per user per minute.'),
   ('transfer_host',        30,   1, 'transfer_host calls per user per minute.'),
@@ -444,6 +451,35 @@ comment on function watchium_private.require_host(public.rooms, text) is
 revoke all on function watchium_private.require_host(public.rooms, text) from public;
 
 -- -----------------------------------------------------------------------------
+-- watchium_private.hide_private_room(room, room_id, user_id): raises P0002
+-- 'room <id> not found' (lock_room's answer for a missing room, word for
+-- word) when the room is missing (p_room null) or private and p_user_id is not
+-- a member; trusted callers see every room. Every function that takes a room
+-- id calls it before any other check, so that a non-member cannot tell a
+-- private room from a missing one by SQLSTATE, message or timing of a check.
+-- -----------------------------------------------------------------------------
+create function watchium_private.hide_private_room(p_room public.rooms, p_room_id text, p_user_id text)
+returns void
+language plpgsql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if p_room.room_id is null
+     or not (p_room.is_public
+             or watchium_private.caller_is_trusted()
+             or exists (select from public.room_members as m
+                        where m.room_id = p_room.room_id and m.user_id = p_user_id)) then
+    raise exception 'room % not found', p_room_id
+      using errcode = 'P0002';
+  end if;
+end;
+$$;
+comment on function watchium_private.hide_private_room(public.rooms, text, text) is
+  'Raises P0002 "room <id> not found" when the room is missing or private and p_user_id is not a member (trusted callers see all): private rooms answer non-members as missing ones do. Internal.';
+revoke all on function watchium_private.hide_private_room(public.rooms, text, text) from public;
+
+-- -----------------------------------------------------------------------------
 -- watchium_private.count_key_attempt(subject, action, delta): adds delta to
 -- the subject's counter of the action in the current window of its rule and
 -- returns the attempts left (max - count; negative when over). The upsert
@@ -479,6 +515,40 @@ $$;
 comment on function watchium_private.count_key_attempt(text, text, integer) is
   'Adds p_delta to p_subject''s counter of p_action in the current window of its rule and returns the requests left. Internal (access key attempts).';
 revoke all on function watchium_private.count_key_attempt(text, text, integer) from public;
+
+-- -----------------------------------------------------------------------------
+-- watchium_private.check_membership_cap(user_id): WD409 when the user is
+-- already a member of max_memberships_per_user rooms. Takes a transaction
+-- advisory lock per user first, so concurrent joins of one user cannot pass
+-- the cap together. Callers (create_room, join_room) take it after any room
+-- row lock they hold and take no room lock after it, so it adds no lock cycle.
+-- -----------------------------------------------------------------------------
+create function watchium_private.check_membership_cap(p_user_id text)
+returns void
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_cap   integer := watchium_private.setting_integer('max_memberships_per_user');
+  v_count integer;
+begin
+  perform pg_catalog.pg_advisory_xact_lock(
+    pg_catalog.hashtext('watchium_private.room_members:' || p_user_id));
+  select pg_catalog.count(*) into v_count
+  from public.room_members as m
+  where m.user_id = p_user_id;
+  if v_count >= v_cap then
+    raise exception 'you are already a member of % rooms, the most one user may be in (max_memberships_per_user = %)',
+      v_count, v_cap
+      using errcode = 'WD409',
+            hint = 'Leave a room (leave_room) before joining or creating another.';
+  end if;
+end;
+$$;
+comment on function watchium_private.check_membership_cap(text) is
+  'Raises WD409 when p_user_id is a member of max_memberships_per_user rooms already (serialized per user by an advisory lock). Internal.';
+revoke all on function watchium_private.check_membership_cap(text) from public;
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.ensure_anchor(anime_id, episode): the id of the episode's
@@ -750,6 +820,7 @@ begin
     raise exception 'p_is_public must be true or false' using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'create_room');
+  perform watchium_private.check_membership_cap(v_user_id);
 
   for attempt in 1..5 loop
     insert into public.rooms as r
@@ -798,12 +869,20 @@ grant execute on function public.create_room(text, text, text, integer, text, te
 -- Public rooms need no key. Private rooms need the access key; a wrong key is
 -- not an error but a result {status: 'invalid_access_key', attempts_left}, so
 -- that the transaction commits and the attempt stays counted (a raised error
--- would roll its own count back). Key attempts are counted per user
--- (join_room_key_user) and per room (join_room_key_room, subject room:<id>)
--- before the key is compared; a right key is refunded. When either budget is
--- spent the call raises WD429 without comparing the key.
--- Joining again is idempotent: {status: 'already_member'} and the membership,
--- no key needed. Joining an empty room makes the caller its host.
+-- would roll its own count back). Two budgets, both checked before the key
+-- is compared (WD429 when spent, even for the right key):
+--   * per user (rule join_room_key_user): wrong keys one user may try per
+--     hour, over all rooms; a right key is refunded;
+--   * per key (room_secrets.wrong_attempts): wrong keys all users together
+--     may try against this key: access_key_guess_budget plus
+--     access_key_guess_budget_per_hour per full hour of the key's age.
+--     A new key (update_room rotating it) starts from 0, so the host can
+--     always let people with the new key in at once, and guesses made
+--     against the old key count for nothing.
+-- The room row lock serializes attempts on one room, so wrong_attempts is
+-- exact. Joining again is idempotent: {status: 'already_member'} and the
+-- membership, no key needed. A user in max_memberships_per_user rooms
+-- already gets WD409. Joining an empty room makes the caller its host.
 -- Returns {status: 'joined' | 'already_member', room, membership} or
 -- {status: 'invalid_access_key', attempts_left}.
 -- Security definer: writes room_members and reads room_secrets.
@@ -827,12 +906,22 @@ declare
   v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
   v_room       public.rooms;
   v_member     public.room_members;
-  v_secret     text;
+  v_secret     watchium_private.room_secrets;
+  v_budget     integer;
   v_user_left  integer;
-  v_room_left  integer;
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'join_room');
-  v_room := watchium_private.lock_room(p_room_id);
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
+      using errcode = '22023';
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
+  if not found then
+    -- A missing room is answered as a private room whose key the caller does
+    -- not have (same errors, a wrong key counted): non-members cannot tell them apart.
+    v_room.room_id := p_room_id;
+    v_room.is_public := false;
+  end if;
 
   select * into v_member
   from public.room_members as m
@@ -854,31 +943,40 @@ begin
     if p_access_key is null or p_access_key !~ '^[0-9]{6}$' then
       raise exception 'p_access_key must be the room''s 6-digit access key'
         using errcode = '22023',
-              hint = 'Private rooms need the access key the host shares.';
+              hint = 'Private rooms need the access key the host shares (a room id that names no room gets the same answer).';
     end if;
-    -- Count the attempt first (locks both counters), compare, refund if right.
+    -- Count the user's attempt first (locks the counter), compare, refund if right.
     v_user_left := watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', 1);
-    v_room_left := watchium_private.count_key_attempt('room:' || v_room.room_id, 'join_room_key_room', 1);
-    if v_user_left < 0 or v_room_left < 0 then
-      raise exception 'too many wrong access keys: %',
-        case when v_user_left < 0 then 'for this user' else 'for this room' end
+    if v_user_left < 0 then
+      raise exception 'too many wrong access keys for this user'
         using errcode = 'WD429',
-              hint = 'Retry within the hour, or ask the host for a new key.';
+              hint = 'Retry within the hour.';
     end if;
-    select s.access_key into v_secret
+    select * into v_secret
     from watchium_private.room_secrets as s
     where s.room_id = v_room.room_id;
-    if v_secret is null or v_secret <> p_access_key then
+    v_budget := watchium_private.setting_integer('access_key_guess_budget')
+              + watchium_private.setting_integer('access_key_guess_budget_per_hour')
+                * pg_catalog.floor(extract(epoch from pg_catalog.now() - v_secret.created_at) / 3600)::integer;
+    if v_secret.wrong_attempts >= v_budget then
+      raise exception 'too many wrong access keys for this room''s key'
+        using errcode = 'WD429',
+              hint = 'Ask the host for a new key (update_room with p_rotate_access_key); a new key works at once.';
+    end if;
+    if v_secret.access_key is null or v_secret.access_key <> p_access_key then
+      update watchium_private.room_secrets as s
+      set wrong_attempts = s.wrong_attempts + 1
+      where s.room_id = v_room.room_id;
       return pg_catalog.jsonb_build_object(
         'status', 'invalid_access_key',
         'room_id', v_room.room_id,
-        'attempts_left', least(v_user_left, v_room_left)
+        'attempts_left', least(v_user_left, v_budget - v_secret.wrong_attempts - 1)
       );
     end if;
     perform watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', -1);
-    perform watchium_private.count_key_attempt('room:' || v_room.room_id, 'join_room_key_room', -1);
   end if;
 
+  perform watchium_private.check_membership_cap(v_user_id);
   insert into public.room_members (room_id, user_id, username, avatar_url)
   values (v_room.room_id, v_user_id, v_username, v_avatar_url);
   -- An empty room: the joiner becomes host (after its join comment).
@@ -900,7 +998,7 @@ begin
 end;
 $$;
 comment on function public.join_room(text, text, text, text) is
-  'Joins a room as the caller (idempotent). Private rooms need p_access_key; a wrong key returns {status: invalid_access_key, attempts_left} and is counted per user and per room (WD429 once spent). Returns {status, room, membership}.';
+  'Joins a room as the caller (idempotent). Private rooms need p_access_key; a wrong key returns {status: invalid_access_key, attempts_left} and is counted per user and per key (WD429 once either budget is spent; a rotated key starts a new budget). WD409 past max_memberships_per_user. Returns {status, room, membership}.';
 revoke all on function public.join_room(text, text, text, text) from public, anon;
 grant execute on function public.join_room(text, text, text, text) to authenticated, service_role;
 
@@ -937,7 +1035,8 @@ revoke all on function watchium_private.remove_member(public.rooms, text, text, 
 
 -- -----------------------------------------------------------------------------
 -- public.leave_room: the caller leaves. Idempotent: {status: 'not_member'}
--- when the caller was not a member. When the host leaves, the longest-present
+-- when the caller was not a member of a public room; a private room answers
+-- a non-member P0002, as a missing room does (no host id leaks). When the host leaves, the longest-present
 -- member becomes host; the last member leaving leaves an empty room that
 -- maintenance deletes after empty_room_grace.
 -- Security definer: deletes from room_members.
@@ -957,6 +1056,7 @@ declare
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'leave_room');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   v_left := watchium_private.remove_member(v_room, v_user_id, 'member_left',
     pg_catalog.jsonb_build_object('user_id', v_user_id, 'reason', 'left'));
   select * into v_room from public.rooms as r where r.room_id = v_room.room_id;
@@ -993,6 +1093,7 @@ begin
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'kick_member');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   if p_user_id = v_user_id then
     raise exception 'p_user_id must be another member: the host cannot kick itself'
@@ -1034,6 +1135,7 @@ begin
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'transfer_host');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   if not exists (
     select from public.room_members as m where m.room_id = v_room.room_id and m.user_id = p_new_host
@@ -1099,6 +1201,7 @@ begin
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'update_room');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
 
   if coalesce(p_rotate_access_key, false) and coalesce(p_is_public, v_room.is_public) then
@@ -1141,7 +1244,8 @@ begin
     v_new_key := watchium_private.generate_access_key();
     insert into watchium_private.room_secrets as s (room_id, access_key)
     values (v_room.room_id, v_new_key)
-    on conflict (room_id) do update set access_key = excluded.access_key, created_at = pg_catalog.now();
+    on conflict (room_id) do update
+      set access_key = excluded.access_key, created_at = pg_catalog.now(), wrong_attempts = 0;
     v_changes := v_changes || '{"access_key_rotated": true}'::jsonb;
   end if;
 
@@ -1177,6 +1281,7 @@ declare
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_room');
   v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   perform watchium_private.emit_room_event(v_room.room_id, 'room_deleted',
     pg_catalog.jsonb_build_object('reason', 'deleted_by_host', 'deleted_by', v_user_id));
@@ -1264,9 +1369,7 @@ begin
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
   end if;
   select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  if not found then
-    raise exception 'room % not found', p_room_id using errcode = 'P0002';
-  end if;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   perform watchium_private.require_host(v_room, v_user_id);
   return (select s.access_key from watchium_private.room_secrets as s where s.room_id = p_room_id);
 end;
@@ -1395,6 +1498,7 @@ begin
 
   if p_room_id is not null then
     v_room := watchium_private.lock_room(p_room_id);
+    perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
     select * into v_member
     from public.room_members as m
     where m.room_id = v_room.room_id and m.user_id = v_user_id;
@@ -1451,42 +1555,72 @@ grant execute on function public.post_comment(text, integer, text, text, text, t
   to authenticated, service_role;
 
 -- -----------------------------------------------------------------------------
--- watchium_private.own_comment(comment_id, user_id): the comment, locked, if
--- it is the user's own non-system comment; P0002 when missing or deleted
--- (a tombstone), 42501 when it is someone else's, a system message or an anchor.
+-- watchium_private.own_comment(comment_id, user_id, action): the comment,
+-- locked, if the user may p_action ('edit' or 'delete') it:
+--   * edit: the author's own comment; a room comment only while the author is
+--     a member of that room (a kicked member cannot edit what they wrote);
+--   * delete: the author's own comment (also after leaving), or any member's
+--     comment in a room the user hosts (moderation).
+-- System messages and anchors are nobody's. P0002 "comment <id> not found"
+-- when missing, and also when the comment is in a private room the user is not
+-- a member of (comment ids reveal nothing to non-members); P0002 "was
+-- deleted" for a tombstone; 42501 otherwise.
 -- -----------------------------------------------------------------------------
-create function watchium_private.own_comment(p_comment_id bigint, p_user_id text)
+create function watchium_private.own_comment(p_comment_id bigint, p_user_id text, p_action text)
 returns public.comments
 language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_comment public.comments;
+  v_comment   public.comments;
+  v_room      public.rooms;
+  v_is_member boolean := false;
 begin
   if p_comment_id is null then
     raise exception 'p_comment_id is required' using errcode = '22023';
   end if;
   select * into v_comment from public.comments as c where c.id = p_comment_id for update;
-  if not found then
+  if v_comment.room_id is not null then
+    select * into v_room from public.rooms as r where r.room_id = v_comment.room_id;
+    v_is_member := exists (select from public.room_members as m
+                           where m.room_id = v_comment.room_id and m.user_id = p_user_id);
+  end if;
+  if v_comment.id is null
+     or (v_comment.room_id is not null and not v_room.is_public and not v_is_member) then
     raise exception 'comment % not found', p_comment_id using errcode = 'P0002';
   end if;
   if v_comment.deleted_at is not null then
     raise exception 'comment % was deleted', p_comment_id using errcode = 'P0002';
   end if;
-  if v_comment.user_id is distinct from p_user_id then
-    raise exception 'comment % is not yours: only its author may change it', p_comment_id
+  if v_comment.is_system_message or v_comment.is_anchor then
+    raise exception 'comment % is not yours: the database wrote it, and nobody may change it', p_comment_id
       using errcode = '42501';
   end if;
-  return v_comment;
+  if v_comment.user_id is not distinct from p_user_id then
+    if p_action = 'edit' and v_comment.room_id is not null and not v_is_member then
+      raise exception 'comment % was posted in room %, which you are no longer a member of: it can be deleted, not edited',
+        p_comment_id, v_comment.room_id
+        using errcode = '42501';
+    end if;
+    return v_comment;
+  end if;
+  if p_action = 'delete' and v_comment.room_id is not null
+     and v_room.host_user_id is not distinct from p_user_id then
+    return v_comment;  -- the host moderates their room
+  end if;
+  raise exception 'comment % is not yours: only its author may change it%', p_comment_id,
+    case when p_action = 'delete' then ' (or the host of its room delete it)' else '' end
+    using errcode = '42501';
 end;
 $$;
-comment on function watchium_private.own_comment(bigint, text) is
-  'Locks and returns the user''s own comment; P0002 when missing or deleted, 42501 for others'' comments, system messages and anchors (which have no author). Internal.';
-revoke all on function watchium_private.own_comment(bigint, text) from public;
+comment on function watchium_private.own_comment(bigint, text, text) is
+  'Locks and returns a comment p_user_id may p_action (edit: own comment, room comments only while a member; delete: own comment, or any member comment in a room p_user_id hosts). P0002 when missing, in a private room p_user_id is not a member of, or deleted; 42501 otherwise (system messages and anchors always). Internal.';
+revoke all on function watchium_private.own_comment(bigint, text, text) from public;
 
 -- -----------------------------------------------------------------------------
--- public.edit_comment: the author changes the message of their comment.
+-- public.edit_comment: the author changes the message of their comment; a
+-- room comment only while the author is still a member of the room.
 -- Security definer: updates comments.
 -- -----------------------------------------------------------------------------
 create function public.edit_comment(p_comment_id bigint, p_message text)
@@ -1506,7 +1640,7 @@ begin
     raise exception 'p_message is required' using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'edit_comment');
-  perform watchium_private.own_comment(p_comment_id, v_user_id);
+  perform watchium_private.own_comment(p_comment_id, v_user_id, 'edit');
   update public.comments as c set message = v_message
   where c.id = p_comment_id
   returning * into v_comment;
@@ -1517,12 +1651,13 @@ begin
 end;
 $$;
 comment on function public.edit_comment(bigint, text) is
-  'The author edits the message of their own comment (not system messages or anchors). Returns the comment.';
+  'The author edits the message of their own comment (not system messages or anchors); room comments only while still a member of the room (42501 after leaving or being kicked). Returns the comment.';
 revoke all on function public.edit_comment(bigint, text) from public, anon;
 grant execute on function public.edit_comment(bigint, text) to authenticated, service_role;
 
 -- -----------------------------------------------------------------------------
--- public.delete_comment: the author deletes their comment.
+-- public.delete_comment: the author deletes their comment, or the host of
+-- its room removes it (moderation; see own_comment).
 --
 -- Other people's replies are never deleted with it. A comment with replies
 -- becomes a tombstone (deleted_at set; message, avatar and video time
@@ -1549,7 +1684,7 @@ declare
   v_room_id text;
 begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_comment');
-  v_comment := watchium_private.own_comment(p_comment_id, v_user_id);
+  v_comment := watchium_private.own_comment(p_comment_id, v_user_id, 'delete');
 
   if exists (select from public.comments as r where r.parent_id = v_comment.id) then
     update public.comments as c
@@ -1590,7 +1725,7 @@ begin
 end;
 $$;
 comment on function public.delete_comment(bigint) is
-  'The author deletes their own comment (not system messages or anchors). Replies are never deleted: a comment with replies becomes a tombstone (tombstone: true; deleted_at set, message emptied); without replies it is deleted, with any tombstone above it left without replies.';
+  'The author deletes their own comment, or the host of its room any member''s comment there (not system messages or anchors). Replies are never deleted: a comment with replies becomes a tombstone (tombstone: true; deleted_at set, message emptied); without replies it is deleted, with any tombstone above it left without replies.';
 revoke all on function public.delete_comment(bigint) from public, anon;
 grant execute on function public.delete_comment(bigint) to authenticated, service_role;
 
@@ -1715,12 +1850,19 @@ grant execute on function public.get_or_create_anchor(text, integer) to authenti
 -- member_stale_after; host handed on by _300_member_left) and deletes rooms
 -- empty for longer than empty_room_grace. Called by public.maintain().
 --
--- Set-based. Rooms are locked first (lock order), in room_id order, with SKIP
--- LOCKED: a room busy with a join or a transfer is left for the next run
--- instead of waiting on it, so maintenance never blocks a caller and never
--- deadlocks. Staleness is checked again under the lock.
+-- Set-based, and it never waits for a row lock: every lock is taken in the
+-- lock order of docs/architecture.md (rooms row, then room_members rows, then
+-- member_presence rows) with SKIP LOCKED, so a room, a member or a presence
+-- row a caller holds is left for the next run instead of waited for (no
+-- deadlock with a heartbeat, a join or a control; no run failing on one busy
+-- member). Staleness is checked again on the presence row's latest version
+-- under its lock: a member whose heartbeat committed meanwhile stays, and a
+-- heartbeat still in flight holds the row, so that member is skipped.
+-- When a stale host goes, its successor (the longest-present member staying,
+-- promoted by _300_member_left) is locked beforehand the same way; a room
+-- whose successor is busy keeps its stale members until the next run.
 -- Returns {stale_members_removed, hosts_transferred, empty_rooms_deleted,
--- rooms_skipped_busy}.
+-- rooms_skipped_busy, members_skipped_busy}.
 -- -----------------------------------------------------------------------------
 create function watchium_private.maintain_rooms()
 returns jsonb
@@ -1733,81 +1875,163 @@ declare
   v_empty_cutoff timestamptz := pg_catalog.now() - watchium_private.setting_interval('empty_room_grace');
   v_candidates   text[];
   v_locked       text[];
+  v_seen         integer;
+  v_members      jsonb;
   v_stale        jsonb;
+  v_blocked      text[];
   v_empty        text[];
   v_removed      integer;
   v_hosts        integer;
   v_deleted      integer;
+  v_skipped      integer := 0;
 begin
   -- Stale members ------------------------------------------------------------
   select pg_catalog.array_agg(distinct p.room_id) into v_candidates
   from watchium_private.member_presence as p
   where p.last_heartbeat < v_stale_cutoff;
 
-  select pg_catalog.array_agg(l.room_id) into v_locked
-  from (
-    select r.room_id
-    from public.rooms as r
-    where r.room_id = any (coalesce(v_candidates, '{}'))
-    order by r.room_id
-    for update skip locked
-  ) as l;
+  -- Each part in its own subtransaction: a lock it still has to wait for (a
+  -- comment row held by its author when an empty room goes, history held by
+  -- partition DDL) makes only that part skip this run, after
+  -- maintenance_lock_timeout; its rooms count as busy.
+  begin
+    -- 1. Room rows, in room_id order.
+    select pg_catalog.array_agg(l.room_id) into v_locked
+    from (
+      select r.room_id
+      from public.rooms as r
+      where r.room_id = any (coalesce(v_candidates, '{}'))
+      order by r.room_id
+      for update skip locked
+    ) as l;
 
-  -- The stale members of the locked rooms, kept as a set (jsonb) for the
-  -- events, the delete and the count (no temporary table: this runs every
-  -- minute and would churn the catalog).
-  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-           'room_id', m.room_id, 'user_id', m.user_id, 'is_host', m.is_host)
-           order by m.room_id, m.user_id), '[]'::jsonb)
-    into v_stale
-  from public.room_members as m
-  join watchium_private.member_presence as p on p.room_id = m.room_id and p.user_id = m.user_id
-  where m.room_id = any (coalesce(v_locked, '{}'))
-    and p.last_heartbeat < v_stale_cutoff;
+    -- How many members of the locked rooms look stale in this snapshot.
+    select pg_catalog.count(*) into v_seen
+    from watchium_private.member_presence as p
+    where p.room_id = any (coalesce(v_locked, '{}'))
+      and p.last_heartbeat < v_stale_cutoff;
 
-  perform watchium_private.emit_room_event(s.room_id, 'member_left',
-    pg_catalog.jsonb_build_object('user_id', s.user_id, 'reason', 'stale'))
-  from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean);
+    -- 2. Their room_members rows. The set is kept as jsonb for the events, the
+    -- delete and the count (no temporary table: this runs every minute and
+    -- would churn the catalog).
+    select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'room_id', l.room_id, 'user_id', l.user_id, 'is_host', l.is_host)), '[]'::jsonb)
+      into v_members
+    from (
+      select m.room_id, m.user_id, m.is_host
+      from public.room_members as m
+      where m.room_id = any (coalesce(v_locked, '{}'))
+        and exists (select from watchium_private.member_presence as p
+                    where p.room_id = m.room_id and p.user_id = m.user_id
+                      and p.last_heartbeat < v_stale_cutoff)
+      order by m.room_id, m.user_id
+      for update of m skip locked
+    ) as l;
 
-  delete from public.room_members as m
-  using pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
-  where m.room_id = s.room_id and m.user_id = s.user_id;
-  get diagnostics v_removed = row_count;
+    -- 3. Their presence rows, staleness checked again under the lock (a row
+    -- updated by a heartbeat that committed since this statement's snapshot is
+    -- re-read, and no longer qualifies).
+    select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'room_id', s.room_id, 'user_id', s.user_id, 'is_host', s.is_host)
+             order by s.room_id, s.user_id), '[]'::jsonb)
+      into v_stale
+    from pg_catalog.jsonb_to_recordset(v_members) as s(room_id text, user_id text, is_host boolean)
+    where (s.room_id, s.user_id) in (
+      select p.room_id, p.user_id
+      from watchium_private.member_presence as p
+      where (p.room_id, p.user_id) in (
+              select x.room_id, x.user_id
+              from pg_catalog.jsonb_to_recordset(v_members) as x(room_id text, user_id text))
+        and p.last_heartbeat < v_stale_cutoff
+      order by p.room_id, p.user_id
+      for update of p skip locked
+    );
 
-  select pg_catalog.count(*) into v_hosts
-  from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
-  join public.rooms as r on r.room_id = s.room_id
-  where s.is_host and r.host_user_id is not null;
+    -- 4. Successors of departing hosts (their is_host is set by the trigger).
+    -- A room whose successor is locked by a caller keeps its members this run.
+    with departing as (
+      select s.room_id, s.user_id, s.is_host
+      from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
+    ),
+    successor as (
+      select distinct on (c.room_id) c.room_id, c.user_id
+      from public.room_members as c
+      where c.room_id in (select d.room_id from departing as d where d.is_host)
+        and (c.room_id, c.user_id) not in (select d.room_id, d.user_id from departing as d)
+      order by c.room_id, c.joined_at, c.user_id
+    ),
+    locked as (
+      select m.room_id
+      from public.room_members as m
+      join successor as n on n.room_id = m.room_id and n.user_id = m.user_id
+      order by m.room_id
+      for update of m skip locked
+    )
+    select pg_catalog.array_agg(n.room_id) into v_blocked
+    from successor as n
+    where n.room_id not in (select l.room_id from locked as l);
+
+    if v_blocked is not null then
+      select coalesce(pg_catalog.jsonb_agg(s.x), '[]'::jsonb) into v_stale
+      from pg_catalog.jsonb_array_elements(v_stale) as s(x)
+      where s.x ->> 'room_id' <> all (v_blocked);
+    end if;
+
+    perform watchium_private.emit_room_event(s.room_id, 'member_left',
+      pg_catalog.jsonb_build_object('user_id', s.user_id, 'reason', 'stale'))
+    from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean);
+
+    delete from public.room_members as m
+    using pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
+    where m.room_id = s.room_id and m.user_id = s.user_id;
+    get diagnostics v_removed = row_count;
+
+    select pg_catalog.count(*) into v_hosts
+    from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
+    join public.rooms as r on r.room_id = s.room_id
+    where s.is_host and r.host_user_id is not null;
+  exception when lock_not_available then
+    v_removed := 0;
+    v_hosts := 0;
+    v_seen := 0;
+    v_skipped := v_skipped + coalesce(pg_catalog.cardinality(v_locked), 0);
+  end;
 
   -- Empty rooms past their grace period ----------------------------------------
-  select pg_catalog.array_agg(e.room_id) into v_empty
-  from (
-    select r.room_id
-    from public.rooms as r
-    where r.host_user_id is null
-      and r.last_activity < v_empty_cutoff
-      and not exists (select from public.room_members as m where m.room_id = r.room_id)
-    order by r.room_id
-    for update skip locked
-  ) as e;
+  begin
+    select pg_catalog.array_agg(e.room_id) into v_empty
+    from (
+      select r.room_id
+      from public.rooms as r
+      where r.host_user_id is null
+        and r.last_activity < v_empty_cutoff
+        and not exists (select from public.room_members as m where m.room_id = r.room_id)
+      order by r.room_id
+      for update skip locked
+    ) as e;
 
-  perform watchium_private.emit_room_event(e.room_id, 'room_deleted',
-    pg_catalog.jsonb_build_object('reason', 'empty'))
-  from pg_catalog.unnest(coalesce(v_empty, '{}')) as e(room_id);
+    perform watchium_private.emit_room_event(e.room_id, 'room_deleted',
+      pg_catalog.jsonb_build_object('reason', 'empty'))
+    from pg_catalog.unnest(coalesce(v_empty, '{}')) as e(room_id);
 
-  delete from public.rooms as r
-  where r.room_id = any (coalesce(v_empty, '{}'));
-  get diagnostics v_deleted = row_count;
+    delete from public.rooms as r
+    where r.room_id = any (coalesce(v_empty, '{}'));
+    get diagnostics v_deleted = row_count;
+  exception when lock_not_available then
+    v_deleted := 0;
+    v_skipped := v_skipped + coalesce(pg_catalog.cardinality(v_empty), 0);
+  end;
 
   return pg_catalog.jsonb_build_object(
     'stale_members_removed', v_removed,
     'hosts_transferred', v_hosts,
     'empty_rooms_deleted', v_deleted,
     'rooms_skipped_busy', coalesce(pg_catalog.cardinality(v_candidates), 0)
-                          - coalesce(pg_catalog.cardinality(v_locked), 0)
+                          - coalesce(pg_catalog.cardinality(v_locked), 0) + v_skipped,
+    'members_skipped_busy', greatest(0, v_seen - v_removed)
   );
 end;
 $$;
 comment on function watchium_private.maintain_rooms() is
-  'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Skips rooms locked by callers. Returns a jsonb summary.';
+  'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Never waits for a lock: rooms, members and presence rows held by callers (lock order, SKIP LOCKED) are left for the next run and counted in rooms_skipped_busy / members_skipped_busy; staleness is re-checked under the presence row lock. Returns a jsonb summary.';
 revoke all on function watchium_private.maintain_rooms() from public;

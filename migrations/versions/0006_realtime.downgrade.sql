@@ -2,8 +2,7 @@
 -- our policies on realtime.messages (when present), the tables this revision
 -- added to supabase_realtime (and the publication itself only if this
 -- revision created it and nothing else is in it), settings and rate rules.
--- Replica identities were set to DEFAULT, which is what they were, except
--- sync_states_default's (FULL), which goes back to DEFAULT at the end.
+-- Replica identities go back to DEFAULT (the primary key), what 0002 made.
 
 drop function public.realtime_health();
 drop function watchium_private.realtime_health();
@@ -38,10 +37,21 @@ begin
                                 v_table::regclass);
     end if;
   end loop;
+  -- Dropped only if 0006 created it and nothing else is in it: no table, no
+  -- schema (FOR TABLES IN SCHEMA), not FOR ALL TABLES.
   if (v_state ->> 'created_publication')::boolean
+     and exists (
+       select from pg_catalog.pg_publication as p
+       where p.pubname = 'supabase_realtime' and not p.puballtables
+     )
      and not exists (
        select from pg_catalog.pg_publication_rel as pr
        join pg_catalog.pg_publication as p on p.oid = pr.prpubid
+       where p.pubname = 'supabase_realtime'
+     )
+     and not exists (
+       select from pg_catalog.pg_publication_namespace as pn
+       join pg_catalog.pg_publication as p on p.oid = pn.pnpubid
        where p.pubname = 'supabase_realtime'
      ) then
     drop publication if exists supabase_realtime;
@@ -55,4 +65,7 @@ delete from watchium_private.settings
 where key in ('realtime_publication_state', 'replication_slot_max_lag_bytes',
               'broadcast_max_payload_bytes');
 
+alter table public.rooms replica identity default;
+alter table public.room_members replica identity default;
+alter table public.comments replica identity default;
 alter table public.sync_states_default replica identity default;

@@ -2,10 +2,11 @@
 -- 0006 realtime
 --
 -- How room changes reach clients (docs/realtime.md has the whole story):
---   * Postgres Changes: the four public tables are in publication
---     supabase_realtime (created when absent; never dropped or recreated;
---     other tables in it are left alone). Secrets and presence live in
---     watchium_private and are never published.
+--   * Postgres Changes: rooms, room_members and comments are in publication
+--     supabase_realtime (created when absent; other tables in it are left
+--     alone; FOR ALL TABLES is refused). Deletes carry only a random
+--     replica_key. sync_states is not published. Secrets and presence live
+--     in watchium_private and are never published.
 --   * Database broadcast: room events go through
 --     watchium_private.emit_room_event (0004) to Supabase Realtime's private
 --     topic room:<room_id>, or to NOTIFY "watchium:room:<room_id>" on plain
@@ -34,19 +35,26 @@ insert into watchium_private.rate_limit_rules (action, max_requests, window_minu
 -- =============================================================================
 -- Publication supabase_realtime
 --
--- Created when absent, with publish_via_partition_root = true: then changes
--- of public.sync_states' hourly partitions are published as sync_states, the
--- name subscribers filter on. When the publication already exists (Supabase)
--- its options are left as they are: turning publish_via_partition_root on
--- would change how every other partitioned table in it is published to other
--- subscribers. With it off, sync_states changes are published under the
--- partition names (sync_states_p…); realtime_health() reports that as a
--- warning and docs/realtime.md tells how to decide. A FOR ALL TABLES
--- publication already publishes our tables: nothing is added.
+-- Our three published tables: rooms, room_members, comments. Created when
+-- absent (plainly: we publish no partitioned table, so no option of ours
+-- changes how another app's tables are published). When the publication
+-- already exists (Supabase) its options and other tables are left alone and
+-- only our tables not yet in it are added; they are recorded in the
+-- realtime_publication_state setting so that the downgrade removes exactly
+-- them (and drops the publication only if this revision created it and
+-- nothing else is in it).
 --
--- Only tables not already in the publication are added, and they are recorded
--- in the realtime_publication_state setting so that the downgrade removes
--- exactly them (and drops the publication only if this revision created it).
+-- A FOR ALL TABLES publication is refused (55000): it would publish
+-- watchium_private's tables (access keys, presence, the event log).
+--
+-- public.sync_states is not published. Realtime needs a primary key on every
+-- published relation (partitions included) to apply RLS, and history has
+-- none (0002: a per-row cost on the heartbeat path with no reader); with
+-- Supabase's publish_via_partition_root = false its rows would also be
+-- published under the hourly partitions' names, which no subscription to
+-- sync_states matches. Each insert would reach subscribers as an error
+-- record. Clients follow sync through sync_status room events and read
+-- history with get_room_sync_metrics (docs/realtime.md).
 -- =============================================================================
 do $publication$
 declare
@@ -57,24 +65,27 @@ declare
 begin
   select * into v_pub from pg_catalog.pg_publication as p where p.pubname = 'supabase_realtime';
   if not found then
-    create publication supabase_realtime with (publish_via_partition_root = true);
+    create publication supabase_realtime;
     v_created := true;
     select * into v_pub from pg_catalog.pg_publication as p where p.pubname = 'supabase_realtime';
   end if;
 
-  if not v_pub.puballtables then
-    foreach v_table in array array['public.rooms', 'public.room_members', 'public.comments',
-                                   'public.sync_states'] loop
-      if not exists (
-        select from pg_catalog.pg_publication_rel as pr
-        where pr.prpubid = v_pub.oid and pr.prrelid = v_table::regclass
-      ) then
-        execute pg_catalog.format('alter publication supabase_realtime add table %s',
-                                  v_table::regclass);
-        v_added := v_added || pg_catalog.to_jsonb(v_table);
-      end if;
-    end loop;
+  if v_pub.puballtables then
+    raise exception 'publication supabase_realtime is FOR ALL TABLES: it would publish watchium-db''s private tables (access keys, presence, the event log)'
+      using errcode = '55000',
+            hint = 'Recreate it for the tables your app publishes (drop publication supabase_realtime; create publication supabase_realtime for table ...), then run the upgrade again: it adds public.rooms, public.room_members and public.comments.';
   end if;
+
+  foreach v_table in array array['public.rooms', 'public.room_members', 'public.comments'] loop
+    if not exists (
+      select from pg_catalog.pg_publication_rel as pr
+      where pr.prpubid = v_pub.oid and pr.prrelid = v_table::regclass
+    ) then
+      execute pg_catalog.format('alter publication supabase_realtime add table %s',
+                                v_table::regclass);
+      v_added := v_added || pg_catalog.to_jsonb(v_table);
+    end if;
+  end loop;
 
   update watchium_private.settings
   set value = pg_catalog.jsonb_build_object('created_publication', v_created, 'added_tables', v_added)
@@ -83,33 +94,27 @@ end
 $publication$;
 
 -- =============================================================================
--- Replica identity: DEFAULT (the primary key) for all four tables, chosen
--- explicitly. What a subscriber sees:
---   INSERT  the new row.
---   UPDATE  the new row (unchanged TOASTed values excepted); the old row only
---           as its key, and only when the key changed (our keys never change).
---   DELETE  the key only: rooms (room_id), room_members (room_id, user_id),
---           comments (id). room_id is in the key of rooms and room_members,
---           so a `room_id=eq.<id>` filter still matches their deletes.
--- FULL would write every old row to WAL on each playback update, and on
--- Supabase tables with RLS carry only the key in old records anyway.
+-- Replica identity: the random replica_key of each published table (0002),
+-- through its unique index. What a subscriber sees:
+--   INSERT  the new row (RLS applies on Supabase).
+--   UPDATE  the new row (unchanged TOASTed values excepted); no old values
+--           (replica_key never changes). RLS applies.
+--   DELETE  only replica_key, a random uuid. Realtime does not apply RLS to
+--           DELETE events, so the old record goes to every subscriber of the
+--           table: with the primary key as identity that was the room id of a
+--           deleted private room and the room and user id of everyone who
+--           left one. A random key tells an outsider nothing; a client that
+--           holds the row (it could read it) matches the key to it.
+-- FULL would log every old row on each update and publish it on delete.
 -- realtime_health() checks these.
 --
--- sync_states is insert-only history without a primary key (0002), so its
--- DEFAULT identity has no key: inserts are published in full, and there is
--- nothing to publish for updates (none happen). Rows of a partition only
--- leave by dropping the partition, except for the default partition, which
--- maintenance empties with DELETE (rows caught while it had not run). A
--- published table without a replica identity refuses deletes, and the check
--- is made on the partition written, so the default partition (and every
--- hourly partition maintenance creates, 0007) gets FULL: inserts cost the
--- same, and the rare delete logs the whole old row (which has room_id for a
--- subscriber's filter).
+-- sync_states is not published (above). Its default partition and the hourly
+-- partitions (0007) keep replica identity FULL, so that a delete still works
+-- if an app adds the table to a publication of its own.
 -- =============================================================================
-alter table public.rooms replica identity default;
-alter table public.room_members replica identity default;
-alter table public.comments replica identity default;
-alter table public.sync_states replica identity default;
+alter table public.rooms replica identity using index rooms_replica_key_idx;
+alter table public.room_members replica identity using index room_members_replica_key_idx;
+alter table public.comments replica identity using index comments_replica_key_idx;
 alter table public.sync_states_default replica identity full;
 
 -- =============================================================================
@@ -357,7 +362,8 @@ grant execute on function public.broadcast_to_room(text, text, jsonb) to authent
 --
 --   ok, problems[], warnings[], checked_at
 --   publication    exists, all_tables, publish_via_partition_root, and per
---                  table: published, replica_identity (expected: default)
+--                  table: published, replica_identity (expected: index
+--                  <table>_replica_key_idx); sync_states must not be in it
 --   realtime       schema_present, send_available, delivery (realtime|notify|both)
 --   authorization  required (realtime.messages exists), policies present
 --   replication_slots  name, plugin, active, lag_bytes (WAL retained)
@@ -380,6 +386,7 @@ declare
   v_table         text;
   v_published     boolean;
   v_identity      text;
+  v_expected      text;
   v_realtime      boolean := pg_catalog.to_regnamespace('realtime') is not null;
   v_messages      boolean := pg_catalog.to_regclass('realtime.messages') is not null;
   v_policies      jsonb := '{}'::jsonb;
@@ -402,34 +409,50 @@ begin
   if not found then
     v_problems := v_problems || 'publication supabase_realtime does not exist'::text;
   end if;
-  foreach v_table in array array['public.rooms', 'public.room_members', 'public.comments',
-                                 'public.sync_states'] loop
+  foreach v_table in array array['public.rooms', 'public.room_members', 'public.comments'] loop
     v_published := v_pub.oid is not null and (
       v_pub.puballtables or exists (
         select from pg_catalog.pg_publication_rel as pr
         where pr.prpubid = v_pub.oid and pr.prrelid = pg_catalog.to_regclass(v_table)
       )
     );
-    select case c.relreplident when 'd' then 'default' when 'f' then 'full'
-                               when 'i' then 'index' when 'n' then 'nothing' end
+    v_expected := pg_catalog.replace(v_table, 'public.', '') || '_replica_key_idx';
+    select case c.relreplident when 'd' then 'default' when 'f' then 'full' when 'n' then 'nothing'
+                               when 'i' then coalesce((
+                                 select 'index ' || ic.relname
+                                 from pg_catalog.pg_index as i
+                                 join pg_catalog.pg_class as ic on ic.oid = i.indexrelid
+                                 where i.indrelid = c.oid and i.indisreplident), 'index')
+           end
       into v_identity
     from pg_catalog.pg_class as c where c.oid = pg_catalog.to_regclass(v_table);
     if v_pub.oid is not null and not v_published then
       v_problems := v_problems
         || pg_catalog.format('table %s is not in publication supabase_realtime', v_table);
     end if;
-    if v_identity is distinct from 'default' then
+    if v_identity is distinct from 'index ' || v_expected then
       v_problems := v_problems
-        || pg_catalog.format('table %s has replica identity %s, expected default',
-                             v_table, coalesce(v_identity, '(missing table)'));
+        || pg_catalog.format('table %s has replica identity %s, expected index %s (run alter table %s replica identity using index %s)',
+                             v_table, coalesce(v_identity, '(missing table)'), v_expected,
+                             v_table, v_expected);
     end if;
     v_tables := v_tables || pg_catalog.jsonb_build_object(v_table, pg_catalog.jsonb_build_object(
-      'published', v_published, 'replica_identity', v_identity, 'expected_replica_identity', 'default'
+      'published', v_published, 'replica_identity', v_identity,
+      'expected_replica_identity', 'index ' || v_expected
     ));
   end loop;
-  if v_pub.oid is not null and not v_pub.pubviaroot then
-    v_warnings := v_warnings || ('publication supabase_realtime has publish_via_partition_root = false:'
-      ' public.sync_states changes are published under its partitions'' names')::text;
+  -- sync_states must not be published, as itself or as a partition: Realtime
+  -- cannot apply RLS to a relation without a primary key and sends every
+  -- subscriber an error record per insert.
+  if v_pub.oid is not null and (v_pub.puballtables or exists (
+    select from pg_catalog.pg_publication_rel as pr
+    where pr.prpubid = v_pub.oid
+      and (pr.prrelid = 'public.sync_states'::regclass
+           or pr.prrelid in (select i.inhrelid from pg_catalog.pg_inherits as i
+                             where i.inhparent = 'public.sync_states'::regclass))
+  )) then
+    v_problems := v_problems || ('public.sync_states is in publication supabase_realtime: it has no'
+      ' primary key, so Realtime cannot deliver it (run alter publication supabase_realtime drop table public.sync_states)')::text;
   end if;
   -- Private tables must never be published.
   if v_pub.oid is not null and (v_pub.puballtables or exists (

@@ -4,11 +4,13 @@
 -- are history data, not schema: they stay attached (0002's downgrade drops
 -- them with the table).
 -- =============================================================================
+drop function public.forget_user(text);
 drop function public.get_realtime_metrics_summary(text, integer);
 drop function public.record_realtime_metrics(text, integer, bigint, numeric, numeric);
 drop table watchium_private.realtime_metrics;
 drop function public.get_room_sync_metrics(text);
 drop function watchium_private.maintain_sync_history();
+drop function watchium_private.create_sync_history_table(text, timestamptz);
 drop function public.get_room_sync_state(text);
 drop function public.record_heartbeats(text, text[], numeric[], boolean[]);
 drop function watchium_private.apply_heartbeats(public.rooms, text[], numeric[], boolean[]);
@@ -31,4 +33,5 @@ delete from watchium_private.rate_limit_rules
   where action in ('sync_control', 'realtime_metrics');
 delete from watchium_private.settings
   where key in ('heartbeat_sample_interval', 'heartbeat_min_interval', 'sync_history_retention',
-                'sync_history_premake', 'realtime_metrics_retention');
+                'sync_history_premake', 'realtime_metrics_retention',
+                'sync_history_drain_batch', 'maintenance_lock_timeout');

@@ -40,8 +40,12 @@ insert into watchium_private.settings (key, value, description) values
    'Heartbeats of one member arriving faster than this are rejected (record_heartbeat: WD429; record_heartbeats: skipped as throttled). The rate limit of both heartbeat forms: checked against member_presence.last_heartbeat, so it costs no write.'),
   ('sync_history_retention', '"6 hours"',
    'How long public.sync_states keeps history; maintenance drops hourly partitions entirely older than this.'),
-  ('sync_history_premake', '"3 hours"',
-   'How far ahead maintenance creates hourly partitions of public.sync_states.'),
+  ('sync_history_premake', '"1 day"',
+   'How far ahead maintenance creates hourly partitions of public.sync_states: long enough that runs skipped on a lock timeout are harmless.'),
+  ('sync_history_drain_batch', '10000',
+   'At most this many rows leave the default partition of public.sync_states per maintenance run (moved to their hour, or deleted when expired).'),
+  ('maintenance_lock_timeout', '"50 milliseconds"',
+   'How long maintenance waits for a lock before it skips the step (retried by the next run): bounds how long callers queue behind it.'),
   ('realtime_metrics_retention', '"24 hours"',
    'How long client-side realtime metrics stay in watchium_private.realtime_metrics.');
 
@@ -116,8 +120,9 @@ revoke all on function watchium_private.require_playback_time(numeric, text) fro
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.require_sync_room(room_id, user_id): the room row (no
--- lock) when user_id is a member, P0002 when the room does not exist, 42501 when
--- the caller is not a member. Trusted callers pass p_user_id null: room only.
+-- lock) when user_id is a member; P0002 when the room does not exist or is
+-- private and the caller is not a member (hide_private_room), 42501 for a
+-- non-member of a public room. Trusted callers pass p_user_id null: room only.
 -- -----------------------------------------------------------------------------
 create function watchium_private.require_sync_room(p_room_id text, p_user_id text)
 returns public.rooms
@@ -129,10 +134,8 @@ declare
   v_room public.rooms;
 begin
   select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  if not found then
-    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
-      using errcode = 'P0002';
-  end if;
+  -- Missing, or private and not a member: the same P0002.
+  perform watchium_private.hide_private_room(v_room, p_room_id, p_user_id);
   if p_user_id is not null and not exists (
     select from public.room_members as m where m.room_id = p_room_id and m.user_id = p_user_id
   ) then
@@ -143,7 +146,7 @@ begin
 end;
 $$;
 comment on function watchium_private.require_sync_room(text, text) is
-  'The room p_room_id (unlocked); raises P0002 when absent and 42501 when p_user_id (unless null) is not a member. Internal.';
+  'The room p_room_id (unlocked); raises P0002 when absent or private to a non-member, 42501 when p_user_id (unless null) is not a member of the public room. Internal.';
 revoke all on function watchium_private.require_sync_room(text, text) from public;
 
 -- =============================================================================
@@ -313,10 +316,7 @@ begin
 
   -- Lock order: the room row first.
   select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
-  if not found then
-    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
-      using errcode = 'P0002';
-  end if;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   if v_user_id is not null and v_room.host_user_id is distinct from v_user_id then
     raise exception 'only the host of room % may write its sync history', p_room_id
       using errcode = '42501';
@@ -377,10 +377,7 @@ begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'sync_control');
 
   select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
-  if not found then
-    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
-      using errcode = 'P0002';
-  end if;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   -- rooms.host_user_id names the member flagged is_host (trigger
   -- _200_sync_room_host keeps them together, under this same row lock).
   if v_room.host_user_id is distinct from v_user_id then
@@ -1106,18 +1103,69 @@ grant execute on function public.get_room_sync_state(text) to authenticated, ser
 -- =============================================================================
 
 -- -----------------------------------------------------------------------------
+-- watchium_private.create_sync_history_table(name, hour): the not yet attached
+-- table of one hour of sync history: LIKE public.sync_states (defaults,
+-- constraints, compression, the index), plus a CHECK constraint equal to the
+-- partition bound so that ATTACH PARTITION need not scan it. Row level
+-- security on, no privileges for the API roles (Supabase's default privileges
+-- would grant them ALL), replica identity FULL (no key; see 0006).
+-- -----------------------------------------------------------------------------
+create function watchium_private.create_sync_history_table(p_name text, p_hour timestamptz)
+returns void
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  execute pg_catalog.format(
+    'create table public.%I (like public.sync_states including defaults including constraints'
+    ' including compression including indexes, constraint %I check (created_at >= %L and created_at < %L))',
+    p_name, p_name || '_bound_check', p_hour, p_hour + interval '1 hour');
+  execute pg_catalog.format('alter table public.%I enable row level security', p_name);
+  execute pg_catalog.format('alter table public.%I replica identity full', p_name);
+  execute pg_catalog.format('revoke all on table public.%I from public, anon, authenticated, service_role', p_name);
+  execute pg_catalog.format(
+    'comment on table public.%I is %L', p_name,
+    'Sync history of the UTC hour starting ' || pg_catalog.to_char(p_hour at time zone 'UTC', 'YYYY-MM-DD HH24:00')
+      || '. Created by watchium_private.maintain_sync_history; read through public.sync_states.');
+end;
+$$;
+comment on function watchium_private.create_sync_history_table(text, timestamptz) is
+  'Creates the table for the sync history hour p_hour (named p_name), ready to be attached to public.sync_states without a scan (CHECK constraint equal to the bound). Internal; run by maintain_sync_history.';
+revoke all on function watchium_private.create_sync_history_table(text, timestamptz) from public;
+
+-- -----------------------------------------------------------------------------
 -- watchium_private.maintain_sync_history(): keeps public.sync_states in
--- hourly partitions (UTC hours, named sync_states_pYYYYMMDDHH).
---   * creates the partitions of the current hour and sync_history_premake
---     ahead, and of any hour within retention that has rows in the default
---     partition (those rows move into it);
---   * drops partitions that ended sync_history_retention ago or earlier, and
---     deletes expired rows from the default partition;
+-- hourly partitions (UTC hours, named sync_states_pYYYYMMDDHH) without ever
+-- making the hot path wait on it (the partition lifecycle of
+-- docs/architecture.md):
+--   * create: the partitions of the current hour and sync_history_premake
+--     (a day) ahead are created as plain tables (LIKE the parent, with a CHECK
+--     constraint equal to the partition bound) and attached with ALTER TABLE
+--     ... ATTACH PARTITION: SHARE UPDATE EXCLUSIVE on the parent (readers and
+--     writers go on), ACCESS EXCLUSIVE on the new table and on the default
+--     partition (kept empty, so its scan is instant); the CHECK lets ATTACH
+--     skip the scan of the new table. A table of that name that exists but is
+--     not attached (detached by hand, or filled from the default partition
+--     below) is attached the same way;
+--   * drain: rows in the default partition (only there when maintenance did
+--     not run) move to their hour's table, at most sync_history_drain_batch
+--     rows per run; expired ones are deleted, as many at most; an hour is
+--     attached once the default partition holds none of its rows;
+--   * retire: partitions that ended sync_history_retention ago or earlier are
+--     detached (plain DETACH PARTITION: CONCURRENTLY is refused while the
+--     table has a default partition) and dropped;
 --   * deletes client metrics older than realtime_metrics_retention.
+-- Every DDL step runs in its own subtransaction under lock_timeout =
+-- maintenance_lock_timeout: a step that cannot get its lock at once (a long
+-- reader, a long writer of the default partition) is skipped, reported in
+-- "skipped" and retried by the next run; after the first lock timeout the
+-- run attempts no further DDL (one short wait per run at most). Partitions a
+-- day ahead make skipped runs harmless.
 -- New partitions get row level security, no privileges for the API roles
 -- (Supabase's default privileges would grant them ALL) and replica identity
--- FULL (the table has no key; see 0006). Serialized by a
--- transaction advisory lock. Called by public.maintain() every minute.
+-- FULL (the table has no key; see 0006). One run at a time (transaction
+-- advisory lock; a concurrent run returns at once). Run by public.maintain().
 -- -----------------------------------------------------------------------------
 create function watchium_private.maintain_sync_history()
 returns jsonb
@@ -1128,109 +1176,231 @@ as $$
 declare
   v_now       timestamptz := pg_catalog.now();
   v_retention interval := coalesce(watchium_private.setting_interval('sync_history_retention'), interval '6 hours');
-  v_premake   interval := coalesce(watchium_private.setting_interval('sync_history_premake'), interval '3 hours');
+  v_premake   interval := coalesce(watchium_private.setting_interval('sync_history_premake'), interval '1 day');
   v_metrics   interval := coalesce(watchium_private.setting_interval('realtime_metrics_retention'), interval '24 hours');
+  v_timeout   interval := coalesce(watchium_private.setting_interval('maintenance_lock_timeout'), interval '50 milliseconds');
+  v_batch     bigint := coalesce(
+                (select (s.value #>> '{}')::bigint from watchium_private.settings as s
+                 where s.key = 'sync_history_drain_batch'), 10000);
   v_this_hour timestamptz := pg_catalog.date_trunc('hour', v_now at time zone 'UTC') at time zone 'UTC';
   v_cutoff    timestamptz := v_now - v_retention;
   v_hour      timestamptz;
   v_name      text;
-  v_moved     bigint;
   v_count     bigint;
+  v_left      bigint;
+  v_attached  boolean;
+  v_exists    boolean;
+  v_ddl_ok    boolean := true;
   v_created   text[] := '{}'::text[];
+  v_attached_names text[] := '{}'::text[];
   v_dropped   text[] := '{}'::text[];
+  v_skipped   jsonb := '[]'::jsonb;
   v_moved_total bigint := 0;
   v_expired   bigint := 0;
   v_metrics_expired bigint := 0;
 begin
-  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('watchium_private.maintain_sync_history'));
+  if not pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('watchium_private.maintain_sync_history')) then
+    return pg_catalog.jsonb_build_object(
+      'created', '[]'::jsonb, 'attached', '[]'::jsonb, 'dropped', '[]'::jsonb,
+      'moved_from_default', 0, 'expired_from_default', 0, 'left_in_default', null,
+      'metrics_expired', 0,
+      'skipped', pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+        'step', 'run', 'table', null, 'reason', 'another maintenance run is in progress')));
+  end if;
+  perform pg_catalog.set_config('lock_timeout',
+    ((pg_catalog.date_part('epoch', v_timeout) * 1000)::bigint)::text || 'ms', true);
 
-  -- Expired rows caught by the default partition.
-  delete from public.sync_states_default as d where d.created_at < v_cutoff;
-  get diagnostics v_expired = row_count;
+  -- Drain, expired rows: deleted, at most v_batch.
+  begin
+    delete from public.sync_states_default as d
+    where d.ctid = any (array(
+      select x.ctid from public.sync_states_default as x where x.created_at < v_cutoff limit v_batch));
+    get diagnostics v_expired = row_count;
+  exception when lock_not_available then
+    v_ddl_ok := false;
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'step', 'drain', 'table', 'sync_states_default', 'reason', 'lock timeout');
+  end;
 
-  -- Partitions to have: this hour and the premake window ahead, plus every
-  -- unexpired hour that has rows waiting in the default partition.
+  -- Drain, unexpired rows: moved to their hour's table (created detached when
+  -- missing; attached below), at most v_batch in all.
+  v_left := v_batch;
+  for v_hour in
+    select distinct pg_catalog.date_trunc('hour', x.created_at at time zone 'UTC') at time zone 'UTC'
+    from (select d.created_at from public.sync_states_default as d
+          where d.created_at >= v_cutoff limit v_batch) as x
+    order by 1
+  loop
+    exit when not v_ddl_ok or v_left <= 0;
+    v_name := 'sync_states_p' || pg_catalog.to_char(v_hour at time zone 'UTC', 'YYYYMMDDHH24');
+    begin
+      if pg_catalog.to_regclass('public.' || v_name) is null then
+        perform watchium_private.create_sync_history_table(v_name, v_hour);
+        v_created := v_created || v_name;
+      end if;
+      execute pg_catalog.format(
+        'with moved as (delete from public.sync_states_default where ctid = any (array('
+        '  select ctid from public.sync_states_default where created_at >= $1 and created_at < $2 limit $3)) returning *)'
+        ' insert into public.%I select * from moved', v_name)
+        using v_hour, v_hour + interval '1 hour', v_left;
+      get diagnostics v_count = row_count;
+      v_moved_total := v_moved_total + v_count;
+      v_left := v_left - v_count;
+    exception
+      when lock_not_available then
+        v_ddl_ok := false;
+        v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+          'step', 'drain', 'table', v_name, 'reason', 'lock timeout');
+      when others then
+        v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+          'step', 'drain', 'table', v_name, 'reason', sqlerrm, 'sqlstate', sqlstate);
+    end;
+  end loop;
+
+  -- Create and attach: this hour and the premake window ahead, plus every
+  -- unexpired table of ours that is not attached (drained above, or detached).
   for v_hour in
     select h from pg_catalog.generate_series(v_this_hour, v_this_hour + v_premake, interval '1 hour') as h
     union
-    select distinct pg_catalog.date_trunc('hour', d.created_at at time zone 'UTC') at time zone 'UTC'
-    from public.sync_states_default as d
+    select pg_catalog.to_timestamp(pg_catalog.substr(c.relname, 14), 'YYYYMMDDHH24')::timestamp at time zone 'UTC'
+    from pg_catalog.pg_class as c
+    where c.relnamespace = 'public'::pg_catalog.regnamespace
+      and c.relkind = 'r'
+      and c.relname ~ '^sync_states_p[0-9]{10}$'
+      and not c.relispartition
     order by 1
   loop
+    exit when not v_ddl_ok;
     continue when v_hour + interval '1 hour' <= v_cutoff;
     v_name := 'sync_states_p' || pg_catalog.to_char(v_hour at time zone 'UTC', 'YYYYMMDDHH24');
-    continue when pg_catalog.to_regclass('public.' || v_name) is not null;
-
-    -- Writers must not add rows of this hour to the default partition between the
-    -- move below and ATTACH PARTITION's check of the default partition, nor route a
-    -- row to the default partition before the attach and insert it after (both
-    -- 23514). Exclusive mode on the parent waits for the writers in flight (the
-    -- move then sees their rows) and holds new ones until we commit (they route
-    -- with the new partition); readers are not blocked. Once per run at most.
-    lock table public.sync_states in exclusive mode;
-    execute pg_catalog.format(
-      'create table public.%I (like public.sync_states including defaults including constraints including compression)',
-      v_name);
-    execute pg_catalog.format(
-      'with moved as (delete from public.sync_states_default where created_at >= $1 and created_at < $2 returning *)'
-      ' insert into public.%I select * from moved', v_name)
-      using v_hour, v_hour + interval '1 hour';
-    get diagnostics v_moved = row_count;
-    v_moved_total := v_moved_total + v_moved;
-    execute pg_catalog.format(
-      'alter table public.sync_states attach partition public.%I for values from (%L) to (%L)',
-      v_name, v_hour, v_hour + interval '1 hour');
-    execute pg_catalog.format('alter table public.%I enable row level security', v_name);
-    -- No primary key (0002): FULL, so a delete from a published partition is
-    -- allowed (as for sync_states_default, 0006); inserts cost the same.
-    execute pg_catalog.format('alter table public.%I replica identity full', v_name);
-    execute pg_catalog.format('revoke all on table public.%I from public, anon, authenticated, service_role', v_name);
-    execute pg_catalog.format(
-      'comment on table public.%I is %L', v_name,
-      'Sync history of the UTC hour starting ' || pg_catalog.to_char(v_hour at time zone 'UTC', 'YYYY-MM-DD HH24:00')
-        || '. Created by watchium_private.maintain_sync_history; read through public.sync_states.');
-    v_created := v_created || v_name;
+    select true, c.relispartition into v_exists, v_attached
+    from pg_catalog.pg_class as c
+    where c.oid = pg_catalog.to_regclass('public.' || v_name);
+    continue when v_attached;
+    begin
+      if v_exists is null then
+        perform watchium_private.create_sync_history_table(v_name, v_hour);
+        v_created := v_created || v_name;
+      else
+        -- Ours but detached: give it back its bound (a scan of that table
+        -- only, under its own lock) unless it still has it.
+        if not exists (select from pg_catalog.pg_constraint as k
+                       where k.conrelid = pg_catalog.to_regclass('public.' || v_name)
+                         and k.conname = v_name || '_bound_check') then
+          execute pg_catalog.format(
+            'alter table public.%I add constraint %I check (created_at >= %L and created_at < %L)',
+            v_name, v_name || '_bound_check', v_hour, v_hour + interval '1 hour');
+        end if;
+      end if;
+      -- Catching up (this hour or a past one has no partition, so writers are
+      -- routing its rows into the default partition right now): a writer that
+      -- routed to the default partition before the attach would insert there
+      -- after it and fail (23514). EXCLUSIVE on the parent makes writers wait
+      -- for the attach instead (then they route to the new partition); readers
+      -- go on. Never needed for partitions made ahead.
+      if v_hour < pg_catalog.clock_timestamp() + interval '5 minutes' then
+        lock table public.sync_states in exclusive mode;
+      end if;
+      -- The default partition must hold no row of this hour (ATTACH checks it):
+      -- only then lock it (ATTACH needs that lock anyway) and move what came
+      -- in meanwhile, if that is a bounded amount.
+      if exists (select from public.sync_states_default as d
+                 where d.created_at >= v_hour and d.created_at < v_hour + interval '1 hour') then
+        lock table public.sync_states_default in access exclusive mode;
+        select pg_catalog.count(*) into v_count
+        from (select from public.sync_states_default as d
+              where d.created_at >= v_hour and d.created_at < v_hour + interval '1 hour'
+              limit v_left + 1) as x;
+        if v_count > v_left then
+          raise exception 'rows of this hour are still in the default partition (drained in batches of %)', v_batch;
+        end if;
+        execute pg_catalog.format(
+          'with moved as (delete from public.sync_states_default where created_at >= $1 and created_at < $2 returning *)'
+          ' insert into public.%I select * from moved', v_name)
+          using v_hour, v_hour + interval '1 hour';
+        get diagnostics v_count = row_count;
+        v_moved_total := v_moved_total + v_count;
+        v_left := v_left - v_count;
+      end if;
+      execute pg_catalog.format(
+        'alter table public.sync_states attach partition public.%I for values from (%L) to (%L)',
+        v_name, v_hour, v_hour + interval '1 hour');
+      v_attached_names := v_attached_names || v_name;
+    exception
+      when lock_not_available then
+        v_ddl_ok := false;
+        v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+          'step', 'attach', 'table', v_name, 'reason', 'lock timeout');
+      when others then
+        v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+          'step', 'attach', 'table', v_name, 'reason', sqlerrm, 'sqlstate', sqlstate);
+    end;
+    v_exists := null;
+    v_attached := null;
   end loop;
+  -- "created" lists the tables created and attached in this run.
+  v_created := array(select n from pg_catalog.unnest(v_created) as n
+                     where n = any (v_attached_names) order by n);
+  v_attached_names := array(select n from pg_catalog.unnest(v_attached_names) as n
+                            where n <> all (v_created) order by n);
 
-  -- Partitions that ended before the retention cutoff, dropped in one
-  -- statement (one lock of the parent, one catalog invalidation of it).
-  for v_name in
-    select c.relname
-    from pg_catalog.pg_inherits as i
-    join pg_catalog.pg_class as c on c.oid = i.inhrelid
-    join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
-    where i.inhparent = 'public.sync_states'::pg_catalog.regclass
-      and n.nspname = 'public'
+  -- Retire: expired tables of ours, attached (detach, then drop) or not (drop).
+  for v_name, v_attached in
+    select c.relname, c.relispartition
+    from pg_catalog.pg_class as c
+    where c.relnamespace = 'public'::pg_catalog.regnamespace
+      and c.relkind = 'r'
       and c.relname ~ '^sync_states_p[0-9]{10}$'
+      and (c.relispartition = false
+           or exists (select from pg_catalog.pg_inherits as i
+                      where i.inhrelid = c.oid and i.inhparent = 'public.sync_states'::pg_catalog.regclass))
       and (pg_catalog.to_timestamp(pg_catalog.substr(c.relname, 14), 'YYYYMMDDHH24')::timestamp
              at time zone 'UTC') + interval '1 hour' <= v_cutoff
     order by c.relname
   loop
-    v_dropped := v_dropped || v_name;
+    exit when not v_ddl_ok;
+    begin
+      if v_attached then
+        execute pg_catalog.format('alter table public.sync_states detach partition public.%I', v_name);
+      end if;
+      execute pg_catalog.format('drop table public.%I', v_name);
+      v_dropped := v_dropped || v_name;
+    exception
+      when lock_not_available then
+        v_ddl_ok := false;
+        v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+          'step', 'retire', 'table', v_name, 'reason', 'lock timeout');
+      when others then
+        v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+          'step', 'retire', 'table', v_name, 'reason', sqlerrm, 'sqlstate', sqlstate);
+    end;
   end loop;
-  if pg_catalog.cardinality(v_dropped) > 0 then
-    execute 'drop table ' || (
-      select pg_catalog.string_agg(pg_catalog.format('public.%I', d.name), ', ' order by d.name)
-      from pg_catalog.unnest(v_dropped) as d(name)
-    );
-  end if;
 
-  delete from watchium_private.realtime_metrics as rm where rm.recorded_at < v_now - v_metrics;
-  get diagnostics v_metrics_expired = row_count;
+  begin
+    delete from watchium_private.realtime_metrics as rm where rm.recorded_at < v_now - v_metrics;
+    get diagnostics v_metrics_expired = row_count;
+  exception when lock_not_available then
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'step', 'metrics', 'table', 'realtime_metrics', 'reason', 'lock timeout');
+  end;
 
-  select pg_catalog.count(*) into v_count from public.sync_states_default;
+  -- Bounded count: a default partition that needs more than one run says so.
+  select pg_catalog.count(*) into v_count
+  from (select from public.sync_states_default limit v_batch + 1) as x;
   return pg_catalog.jsonb_build_object(
     'created', pg_catalog.to_jsonb(v_created),
+    'attached', pg_catalog.to_jsonb(v_attached_names),
     'dropped', pg_catalog.to_jsonb(v_dropped),
     'moved_from_default', v_moved_total,
     'expired_from_default', v_expired,
     'left_in_default', v_count,
-    'metrics_expired', v_metrics_expired
+    'metrics_expired', v_metrics_expired,
+    'skipped', v_skipped
   );
 end;
 $$;
 comment on function watchium_private.maintain_sync_history() is
-  'Creates hourly partitions of public.sync_states (this hour + sync_history_premake, and hours with rows in the default partition, which move there), drops partitions older than sync_history_retention, expires default-partition rows and old realtime metrics. Returns what it did. Internal; run by maintenance.';
+  'The partition lifecycle of public.sync_states: creates hourly partitions this hour + sync_history_premake ahead (CREATE TABLE with the bound as CHECK, then ATTACH PARTITION), re-attaches tables of ours that are detached, moves at most sync_history_drain_batch rows out of the default partition per run, detaches and drops partitions older than sync_history_retention, expires old realtime metrics. Each DDL step under lock_timeout = maintenance_lock_timeout; a step that cannot get its lock is skipped (listed in "skipped") and retried by the next run. Returns what it did. Internal; run by maintenance.';
 revoke all on function watchium_private.maintain_sync_history() from public;
 
 -- =============================================================================
@@ -1476,3 +1646,151 @@ comment on column watchium_private.realtime_metrics.total_events is 'Events the 
 comment on column watchium_private.realtime_metrics.avg_latency_ms is 'Average event latency the client measured, in milliseconds.';
 comment on column watchium_private.realtime_metrics.error_rate is 'Share of events that failed, 0 to 1.';
 comment on column watchium_private.realtime_metrics.recorded_at is 'When the report arrived.';
+
+-- =============================================================================
+-- Forgetting a user (account deletion)
+-- =============================================================================
+
+-- -----------------------------------------------------------------------------
+-- public.forget_user(user_id): removes what the database holds about a user
+-- whose account was deleted. Service role (and the owner) only: the app calls
+-- it from its account deletion path (an AFTER DELETE trigger on auth.users
+-- that the app creates itself, or a webhook; docs/security.md).
+--
+--   * memberships: each room is left as leave_room leaves it (room row lock
+--     first, in room_id order; member_left with reason account_deleted; the
+--     longest-present member becomes host; presence goes with the member);
+--   * comments: anonymised. A comment without replies is deleted; one with
+--     replies becomes an authorless tombstone (user_id null, username
+--     'deleted', message emptied, deleted_at set) that keeps other people's
+--     replies in their thread; tombstones left without replies go too, up the
+--     thread. Room comments emit comment_deleted;
+--   * rate limit counters (subject = the user id) and client realtime metrics.
+--
+-- Left behind until they expire: the user id in sync history (sync_states,
+-- sync_history_retention, including the leave records written here), in
+-- room events (watchium_private.room_events and Realtime's messages, their
+-- retention), and in event payloads already delivered to clients.
+-- Idempotent: forgetting an unknown user changes nothing.
+-- Returns {user_id, rooms_left, comments_deleted, comments_tombstoned,
+-- rate_limit_counters_deleted, realtime_metrics_deleted}.
+-- Security definer: writes every table that holds the user.
+-- -----------------------------------------------------------------------------
+create function public.forget_user(p_user_id text)
+returns jsonb
+language plpgsql
+volatile
+security definer  -- deletes from tables that no client may write
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+declare
+  v_room_id     text;
+  v_room        public.rooms;
+  v_rooms       integer := 0;
+  v_deleted     integer := 0;
+  v_tombstoned  integer := 0;
+  v_counters    integer := 0;
+  v_metrics     integer := 0;
+  v_ids         bigint[];
+  v_removed     jsonb;
+  v_count       integer;
+begin
+  if p_user_id is null or pg_catalog.octet_length(p_user_id) > 400
+     or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be a user id of 1 to 100 characters'
+      using errcode = '22023';
+  end if;
+  if not watchium_private.caller_is_trusted() then
+    raise exception 'forget_user removes another user''s data: service_role only'
+      using errcode = '42501',
+            hint = 'Call it from the account deletion path of your server (docs/security.md).';
+  end if;
+
+  -- Memberships: the leave path of leave_room, room by room in the lock order.
+  for v_room_id in
+    select m.room_id from public.room_members as m where m.user_id = p_user_id order by m.room_id
+  loop
+    select * into v_room from public.rooms as r where r.room_id = v_room_id for update;
+    if found and watchium_private.remove_member(v_room, p_user_id, 'member_left',
+                   pg_catalog.jsonb_build_object('user_id', p_user_id, 'reason', 'account_deleted')) then
+      v_rooms := v_rooms + 1;
+    end if;
+  end loop;
+
+  -- Comments: locked first (a concurrent reply holds its parent for key
+  -- share, so it either committed before this lock and is seen below, or
+  -- waits and then finds its parent gone). Deleted from the leaves up: a
+  -- comment whose replies are all the user's goes in a later round, and so
+  -- does a tombstone left without replies (as delete_comment does).
+  select pg_catalog.array_agg(l.id order by l.id) into v_ids
+  from (
+    select c.id from public.comments as c where c.user_id = p_user_id order by c.id for update
+  ) as l;
+  while v_ids is not null loop
+    with d as (
+      delete from public.comments as c
+      where c.id = any (v_ids)
+        and not exists (select from public.comments as r where r.parent_id = c.id)
+        and (c.user_id = p_user_id or c.deleted_at is not null)
+      returning c.id, c.parent_id, c.room_id
+    )
+    select pg_catalog.count(*)::integer,
+           coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'id', d.id, 'room_id', d.room_id, 'parent_id', d.parent_id)), '[]'::jsonb)
+      into v_count, v_removed
+    from d;
+    exit when v_count = 0;
+    v_deleted := v_deleted + v_count;
+    perform watchium_private.emit_room_event(x.room_id, 'comment_deleted',
+      pg_catalog.jsonb_build_object('id', x.id, 'tombstone', false))
+    from pg_catalog.jsonb_to_recordset(v_removed) as x(id bigint, room_id text)
+    where x.room_id is not null;
+    -- Next round: the parents of what went, when they are the user's or tombstones.
+    select pg_catalog.array_agg(l.id order by l.id) into v_ids
+    from (
+      select c.id from public.comments as c
+      where c.id in (select x.parent_id from pg_catalog.jsonb_to_recordset(v_removed) as x(parent_id bigint))
+        and (c.user_id = p_user_id or c.deleted_at is not null)
+      order by c.id
+      for update
+    ) as l;
+  end loop;
+
+  -- What is left has other people's replies: authorless tombstones.
+  with t as (
+    update public.comments as c
+    set message = '', avatar_url = null, video_timestamp = null,
+        deleted_at = coalesce(c.deleted_at, pg_catalog.now()),
+        user_id = null, username = 'deleted'
+    where c.user_id = p_user_id
+    returning c.id, c.room_id
+  )
+  select pg_catalog.count(*)::integer,
+         coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', t.id, 'room_id', t.room_id))
+                  filter (where t.room_id is not null), '[]'::jsonb)
+    into v_tombstoned, v_removed
+  from t;
+  perform watchium_private.emit_room_event(x.room_id, 'comment_deleted',
+    pg_catalog.jsonb_build_object('id', x.id, 'tombstone', true))
+  from pg_catalog.jsonb_to_recordset(v_removed) as x(id bigint, room_id text);
+
+  delete from watchium_private.rate_limit_counters as c where c.subject = p_user_id;
+  get diagnostics v_counters = row_count;
+  delete from watchium_private.realtime_metrics as m where m.user_id = p_user_id;
+  get diagnostics v_metrics = row_count;
+
+  return pg_catalog.jsonb_build_object(
+    'user_id', p_user_id,
+    'rooms_left', v_rooms,
+    'comments_deleted', v_deleted,
+    'comments_tombstoned', v_tombstoned,
+    'rate_limit_counters_deleted', v_counters,
+    'realtime_metrics_deleted', v_metrics
+  );
+end;
+$$;
+comment on function public.forget_user(text) is
+  'service_role only: forgets a deleted account. Leaves every room (host handed on), deletes the user''s comments (those with replies become authorless tombstones), removes presence, rate limit counters and realtime metrics. Ids in sync history and room events stay until they expire. Returns a summary.';
+revoke all on function public.forget_user(text) from public, anon, authenticated;
+grant execute on function public.forget_user(text) to service_role;

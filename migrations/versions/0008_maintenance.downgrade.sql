@@ -7,5 +7,7 @@ begin
 end
 $unschedule$;
 
+drop function public.install_maintenance_schedule();
+drop function public.sync_history_health();
 drop function public.maintain();
 drop function watchium_private.expire_rate_limit_counters();

@@ -6,8 +6,11 @@
 --   sync history  hourly partitions created ahead, expired partitions dropped
 --   room events   the catch-up log trimmed to its retention
 --   rate limits   counter rows of windows that ended a day ago deleted
--- Where pg_cron is installed (Supabase has it), it is scheduled every minute;
--- elsewhere run `watchium-db maintain` from cron or a systemd timer.
+-- Where pg_cron is installed it is scheduled every minute; where pg_cron is
+-- enabled later (it is off in a new Supabase project) run `watchium-db
+-- schedule` (public.install_maintenance_schedule()); elsewhere run
+-- `watchium-db maintain` from cron or a systemd timer. `watchium-db doctor`
+-- reports a missing, inactive or failing schedule.
 -- =============================================================================
 
 -- -----------------------------------------------------------------------------
@@ -36,6 +39,13 @@ revoke all on function watchium_private.expire_rate_limit_counters() from public
 -- public.maintain(): run every periodic job; returns what each one did.
 -- Callable by service_role (and the owner, e.g. pg_cron or the CLI).
 -- Security definer: it deletes and drops objects clients have no rights on.
+--
+-- It never makes the hot path queue behind it for long: every lock it waits
+-- for is bounded by maintenance_lock_timeout (50 ms); the rooms job takes row
+-- locks with SKIP LOCKED only (lock order of docs/architecture.md); a job or
+-- DDL step that cannot get a lock is skipped, listed in "skipped", and
+-- retried by the next run. The sync history job runs last, so the locks its
+-- DDL takes are held only until the commit that follows.
 -- -----------------------------------------------------------------------------
 create function public.maintain()
 returns jsonb
@@ -45,51 +55,260 @@ security definer  -- removes members, rooms, partitions and log rows owned by th
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_history jsonb;
+  v_timeout interval := coalesce(watchium_private.setting_interval('maintenance_lock_timeout'),
+                                 interval '50 milliseconds');
   v_rooms   jsonb;
+  v_events  jsonb;
+  v_rates   jsonb;
+  v_history jsonb;
+  v_skipped jsonb := '[]'::jsonb;
 begin
-  -- Partition DDL must not queue the hot path behind a long transaction: give up
-  -- after 2 s (the next run retries) rather than stall every insert behind us.
-  perform pg_catalog.set_config('lock_timeout', '2s', true);
-  -- The history job first: it may lock sync_states (to attach a new partition)
-  -- and must not wait for writers while this transaction holds member rows.
+  perform pg_catalog.set_config('lock_timeout',
+    ((pg_catalog.date_part('epoch', v_timeout) * 1000)::bigint)::text || 'ms', true);
+
   begin
-    v_history := watchium_private.maintain_sync_history();
+    v_rooms := watchium_private.maintain_rooms();
   exception when lock_not_available then
-    -- Busy writers held sync_states past the lock timeout: skip this run's
-    -- partition work (the next run retries) and still do the rest.
-    v_history := pg_catalog.jsonb_build_object('skipped', 'lock timeout on public.sync_states');
+    v_rooms := pg_catalog.jsonb_build_object('skipped', 'lock timeout');
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'job', 'rooms', 'reason', 'lock timeout: the whole job is retried by the next run');
   end;
-  v_rooms := watchium_private.maintain_rooms();
+  if coalesce((v_rooms ->> 'rooms_skipped_busy')::integer, 0) > 0 then
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'job', 'rooms', 'reason', (v_rooms ->> 'rooms_skipped_busy') || ' room(s) locked by callers');
+  end if;
+  if coalesce((v_rooms ->> 'members_skipped_busy')::integer, 0) > 0 then
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'job', 'rooms', 'reason', (v_rooms ->> 'members_skipped_busy')
+        || ' stale-looking member(s) locked by callers or refreshed by a heartbeat');
+  end if;
+
+  begin
+    v_events := watchium_private.expire_room_events();
+  exception when lock_not_available then
+    v_events := pg_catalog.jsonb_build_object('skipped', 'lock timeout');
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object('job', 'room_events', 'reason', 'lock timeout');
+  end;
+  begin
+    v_rates := watchium_private.expire_rate_limit_counters();
+  exception when lock_not_available then
+    v_rates := pg_catalog.jsonb_build_object('skipped', 'lock timeout');
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object('job', 'rate_limits', 'reason', 'lock timeout');
+  end;
+
+  v_history := watchium_private.maintain_sync_history();
+  v_skipped := v_skipped || coalesce((
+    select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('job', 'sync_history') || s.x)
+    from pg_catalog.jsonb_array_elements(v_history -> 'skipped') as s(x)), '[]'::jsonb);
+
   return pg_catalog.jsonb_build_object(
-    'sync_history', v_history,
     'rooms', v_rooms,
-    'room_events', watchium_private.expire_room_events(),
-    'rate_limits', watchium_private.expire_rate_limit_counters(),
+    'room_events', v_events,
+    'rate_limits', v_rates,
+    'sync_history', v_history,
+    'skipped', v_skipped,
     'ran_at', pg_catalog.now()
   );
 end;
 $$;
 comment on function public.maintain() is
-  'Runs every periodic job (stale members, empty rooms, sync history partitions, event log, rate-limit windows) and returns a summary. Run it every minute: pg_cron does where installed; otherwise `watchium-db maintain`. Security definer: it removes rows and partitions clients cannot touch.';
+  'Runs every periodic job (stale members, empty rooms, event log, rate-limit windows, sync history partitions) and returns a summary; "skipped" lists what could not get its lock within maintenance_lock_timeout (retried by the next run). Never waits longer than that for a lock. Run it every minute: pg_cron does where installed; otherwise `watchium-db maintain`. Security definer: it removes rows and partitions clients cannot touch.';
 revoke all on function public.maintain() from public, anon, authenticated;
 grant execute on function public.maintain() to service_role;
 
 -- -----------------------------------------------------------------------------
--- Schedule it with pg_cron when the extension is installed. Dynamic SQL: the
--- cron schema does not exist elsewhere.
+-- public.sync_history_health(): the state of the sync history partitions, for
+-- `watchium-db doctor` and monitoring. Reads the catalog (and at most
+-- sync_history_drain_batch + 1 rows of the default partition), so it shows
+-- what skipped maintenance steps left behind:
+--   problems  the partition of this hour or the next is missing although
+--             maintenance has run before (history lands in the default
+--             partition); before the first run that is a warning;
+--   warnings  hours of the premake window not attached yet (creation
+--             skipped), expired partitions still attached (retirement
+--             skipped), tables of ours not attached, rows in the default
+--             partition.
+-- Security definer: reads a table clients have no rights on. service_role.
 -- -----------------------------------------------------------------------------
+create function public.sync_history_health()
+returns jsonb
+language plpgsql
+stable
+security definer  -- counts rows of public.sync_states_default
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+declare
+  v_now       timestamptz := pg_catalog.now();
+  v_retention interval := coalesce(watchium_private.setting_interval('sync_history_retention'), interval '6 hours');
+  v_premake   interval := coalesce(watchium_private.setting_interval('sync_history_premake'), interval '1 day');
+  v_batch     bigint := coalesce(
+                (select (s.value #>> '{}')::bigint from watchium_private.settings as s
+                 where s.key = 'sync_history_drain_batch'), 10000);
+  v_this_hour timestamptz := pg_catalog.date_trunc('hour', v_now at time zone 'UTC') at time zone 'UTC';
+  v_attached  text[];
+  v_detached  text[];
+  v_missing   text[];
+  v_expired   text[];
+  v_default   bigint;
+  v_problems  text[] := '{}'::text[];
+  v_warnings  text[] := '{}'::text[];
+begin
+  select pg_catalog.array_agg(c.relname order by c.relname) filter (where c.relispartition),
+         pg_catalog.array_agg(c.relname order by c.relname) filter (where not c.relispartition)
+    into v_attached, v_detached
+  from pg_catalog.pg_class as c
+  where c.relnamespace = 'public'::pg_catalog.regnamespace
+    and c.relkind = 'r'
+    and c.relname ~ '^sync_states_p[0-9]{10}$';
+  v_attached := coalesce(v_attached, '{}');
+  v_detached := coalesce(v_detached, '{}');
+
+  select pg_catalog.array_agg(n.name order by n.name) into v_missing
+  from pg_catalog.generate_series(v_this_hour, v_this_hour + v_premake, interval '1 hour') as h
+  cross join lateral (select 'sync_states_p' || pg_catalog.to_char(h at time zone 'UTC', 'YYYYMMDDHH24') as name) as n
+  where n.name <> all (v_attached);
+  v_missing := coalesce(v_missing, '{}');
+
+  select pg_catalog.array_agg(a.name order by a.name) into v_expired
+  from pg_catalog.unnest(v_attached) as a(name)
+  where (pg_catalog.to_timestamp(pg_catalog.substr(a.name, 14), 'YYYYMMDDHH24')::timestamp at time zone 'UTC')
+        + interval '1 hour' <= v_now - v_retention;
+  v_expired := coalesce(v_expired, '{}');
+
+  select pg_catalog.count(*) into v_default
+  from (select from public.sync_states_default limit v_batch + 1) as x;
+
+  if pg_catalog.cardinality(v_attached) = 0 then
+    v_warnings := v_warnings || ('no hourly partition of the sync history yet: maintenance has not run since '
+      || 'the upgrade. Run `watchium-db maintain` (and schedule it every minute)'::text);
+  elsif v_missing && array['sync_states_p' || pg_catalog.to_char(v_this_hour at time zone 'UTC', 'YYYYMMDDHH24'),
+                        'sync_states_p' || pg_catalog.to_char((v_this_hour + interval '1 hour') at time zone 'UTC', 'YYYYMMDDHH24')] then
+    v_problems := v_problems || ('the sync history partition of this hour or the next is missing: history goes to '
+      || 'the default partition. Run `watchium-db maintain` (and check that it is scheduled every minute); '
+      || 'see "skipped" in its output');
+  elsif pg_catalog.cardinality(v_missing) > 0 then
+    v_warnings := v_warnings || (pg_catalog.cardinality(v_missing)::text || ' hourly partition(s) of the next '
+      || v_premake::text || ' are not attached yet (maintenance skipped creating them, e.g. on a lock timeout '
+      || 'behind a long transaction; the next runs retry): ' || pg_catalog.array_to_string(v_missing, ', '));
+  end if;
+  if pg_catalog.cardinality(v_expired) > 0 then
+    v_warnings := v_warnings || (pg_catalog.cardinality(v_expired)::text || ' expired partition(s) still attached '
+      || '(maintenance skipped detaching them, e.g. behind a long reader; the next runs retry): '
+      || pg_catalog.array_to_string(v_expired, ', '));
+  end if;
+  if pg_catalog.cardinality(v_detached) > 0 then
+    v_warnings := v_warnings || ('table(s) of the sync history not attached (the next maintenance run attaches '
+      || 'or drops them): ' || pg_catalog.array_to_string(v_detached, ', '));
+  end if;
+  if v_default > 0 then
+    v_warnings := v_warnings || (case when v_default > v_batch then 'more than ' || v_batch::text
+                                      else v_default::text end
+      || ' row(s) in public.sync_states_default (maintenance moves at most ' || v_batch::text
+      || ' per run into their hourly partitions)');
+  end if;
+
+  return pg_catalog.jsonb_build_object(
+    'ok', pg_catalog.cardinality(v_problems) = 0,
+    'problems', pg_catalog.to_jsonb(v_problems),
+    'warnings', pg_catalog.to_jsonb(v_warnings),
+    'partitions', pg_catalog.cardinality(v_attached),
+    'missing_ahead', pg_catalog.to_jsonb(v_missing),
+    'expired_attached', pg_catalog.to_jsonb(v_expired),
+    'detached', pg_catalog.to_jsonb(v_detached),
+    'default_rows', v_default,
+    'premake', v_premake::text,
+    'retention', v_retention::text
+  );
+end;
+$$;
+comment on function public.sync_history_health() is
+  'The sync history partitions for `watchium-db doctor`: problems (this or the next hour not partitioned) and warnings (premake hours missing, expired partitions still attached, detached tables, rows in the default partition), each left by maintenance steps skipped on a lock timeout. Security definer; service_role.';
+revoke all on function public.sync_history_health() from public, anon, authenticated;
+grant execute on function public.sync_history_health() to service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.install_maintenance_schedule(): schedule public.maintain() every
+-- minute with pg_cron as job 'watchium-db-maintain'; idempotent.
+--
+-- Run by this revision when pg_cron is installed, and again by hand (or
+-- `watchium-db schedule`) when pg_cron is enabled later, as on a new Supabase
+-- project where it is off. A job that exists as wanted is left alone; one that
+-- differs (schedule, command, database) or is inactive is replaced. Uses
+-- cron.schedule_in_database where the owner may execute it (pg_cron revokes it
+-- from public), else cron.schedule, which schedules in cron.database_name: the
+-- only database where the extension can be created, so this one.
+-- Raises 55000 when pg_cron is not installed. Callable by service_role and the
+-- owner. Security definer: the job belongs to (and runs maintain() as) the
+-- owner of the package's functions, whoever asks for it.
+-- -----------------------------------------------------------------------------
+create function public.install_maintenance_schedule()
+returns jsonb
+language plpgsql
+volatile
+security definer  -- the pg_cron job is the owner's, so it may run public.maintain()
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+declare
+  c_name     constant text := 'watchium-db-maintain';
+  c_schedule constant text := '* * * * *';
+  c_command  constant text := 'select public.maintain()';
+  v_in_db    boolean;
+  v_job      record;
+  v_job_id   bigint;
+  v_replaced integer := 0;
+begin
+  if not exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
+    raise exception 'pg_cron is not installed in database %', pg_catalog.current_database()
+      using errcode = '55000',
+            hint = 'Enable it (Supabase: Database > Extensions > pg_cron; elsewhere: shared_preload_libraries = pg_cron, then create extension pg_cron) and run `watchium-db schedule` again, or run `watchium-db maintain` every minute from cron.';
+  end if;
+  v_in_db := pg_catalog.to_regprocedure('cron.schedule_in_database(text, text, text, text, text, boolean)') is not null
+    and pg_catalog.has_function_privilege(
+      'cron.schedule_in_database(text, text, text, text, text, boolean)', 'execute');
+  -- cron.job is read through dynamic SQL: the cron schema does not exist without pg_cron.
+  for v_job in execute
+    'select j.jobid, j.schedule, j.command, j.database, j.active from cron.job as j where j.jobname = $1'
+    using c_name
+  loop
+    if v_job.schedule = c_schedule and v_job.command = c_command
+       and v_job.database = pg_catalog.current_database() and v_job.active then
+      return pg_catalog.jsonb_build_object(
+        'job_id', v_job.jobid, 'status', 'already scheduled', 'schedule', c_schedule,
+        'command', c_command, 'database', v_job.database);
+    end if;
+    execute 'select cron.unschedule($1)' using v_job.jobid;
+    v_replaced := v_replaced + 1;
+  end loop;
+  if v_in_db then
+    execute 'select cron.schedule_in_database($1, $2, $3, $4)'
+      into v_job_id using c_name, c_schedule, c_command, pg_catalog.current_database();
+  else
+    execute 'select cron.schedule($1, $2, $3)'
+      into v_job_id using c_name, c_schedule, c_command;
+  end if;
+  return pg_catalog.jsonb_build_object(
+    'job_id', v_job_id, 'status', case when v_replaced > 0 then 'replaced' else 'scheduled' end,
+    'schedule', c_schedule, 'command', c_command, 'database', pg_catalog.current_database(),
+    'via', case when v_in_db then 'cron.schedule_in_database' else 'cron.schedule' end);
+end;
+$$;
+comment on function public.install_maintenance_schedule() is
+  'Schedules public.maintain() every minute with pg_cron (job watchium-db-maintain), or leaves an identical job alone; returns the job and what was done. Run it (or `watchium-db schedule`) after enabling pg_cron. 55000 when pg_cron is not installed. Security definer: the job runs as the owner.';
+revoke all on function public.install_maintenance_schedule() from public, anon, authenticated;
+grant execute on function public.install_maintenance_schedule() to service_role;
+
+-- Schedule now where pg_cron is installed. A role that may not use the cron
+-- schema gets a warning here and a problem from `watchium-db doctor`.
 do $schedule$
 begin
   if exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
-    if pg_catalog.to_regprocedure('cron.schedule_in_database(text, text, text, text, text, boolean)') is not null then
-      execute 'select cron.schedule_in_database($1, $2, $3, $4)'
-        using 'watchium-db-maintain', '* * * * *', 'select public.maintain()', pg_catalog.current_database();
-    else
-      execute 'select cron.schedule($1, $2, $3)'
-        using 'watchium-db-maintain', '* * * * *', 'select public.maintain()';
-    end if;
+    perform public.install_maintenance_schedule();
   end if;
+exception when insufficient_privilege then
+  raise warning 'maintenance is not scheduled: %', sqlerrm
+    using hint = 'grant usage on schema cron to the migrating role and run `watchium-db schedule`, or run `watchium-db maintain` every minute from cron';
 end
 $schedule$;
 

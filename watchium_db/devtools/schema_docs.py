@@ -2,7 +2,8 @@
 
 Everything comes from the catalog: the ``comment on`` texts of tables, columns, functions and
 policies, constraints, indexes, triggers and grants, plus a Mermaid entity-relationship diagram
-of the foreign keys. ``make docs`` (``watchium-db docs``) writes it; a test checks it is current.
+of the foreign keys. ``make docs`` (``python -m watchium_db.devtools.schema_docs``) writes it;
+a test checks it is current.
 """
 
 from __future__ import annotations
@@ -214,3 +215,45 @@ def render(conn: psycopg.Connection[Any]) -> str:
         )
     out.append("")
     return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m watchium_db.devtools.schema_docs [--check]`` (``make docs``): regenerate
+    docs/schema.md from a fresh database migrated to head; ``--check`` exits 1 when stale."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    from watchium_db.testing import support
+
+    parser = argparse.ArgumentParser(
+        prog="python -m watchium_db.devtools.schema_docs",
+        description="Regenerate docs/schema.md from a fresh database migrated to head.",
+    )
+    parser.add_argument("--output", default="docs/schema.md", help="where to write")
+    parser.add_argument("--check", action="store_true", help="compare instead; exit 1 if stale")
+    args = parser.parse_args(argv)
+    with support.test_server() as server:
+        name = "watchium_docs"
+        support.build_template(server, name)
+        try:
+            with psycopg.connect(server.url_for(name)) as conn:
+                text = render(conn)
+        finally:
+            support.drop_database(server.maintenance_url, name)
+    output = Path(args.output)
+    if args.check:
+        current = output.read_text() if output.exists() else ""
+        if current != text:
+            print(f"{output} is stale: run `make docs`", file=sys.stderr)
+            return 1
+        print(f"{output} is current")
+        return 0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

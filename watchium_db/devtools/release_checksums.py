@@ -1,10 +1,10 @@
 """Released revisions never change: ``migrations/checksums.json`` holds their sha256.
 
-When a release is tagged (see CHANGELOG.md, "Releasing"), ``python -m watchium_db.release_checksums
-write`` records every revision file that exists then (``NNNN_slug.py``, ``.upgrade.sql``,
-``.downgrade.sql``). Entries are only ever added: ``write`` refuses to run when a recorded file
-has changed or disappeared. ``check`` (and the test suite) fails in that case too, so a released
-migration can only be corrected by a new revision.
+When a release is tagged (see CHANGELOG.md, "Releasing"),
+``python -m watchium_db.devtools.release_checksums write`` records every revision file that exists
+then (``NNNN_slug.py``, ``.upgrade.sql``, ``.downgrade.sql``). Entries are only ever added:
+``write`` refuses to run when a recorded file has changed or disappeared. ``check`` (and the test
+suite) fails in that case too, so a released migration can only be corrected by a new revision.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 CHECKSUMS_FILE = "checksums.json"
 REVISION_SUFFIXES = (".py", ".upgrade.sql", ".downgrade.sql")
 
@@ -74,7 +74,7 @@ def write(migrations_dir: Path = MIGRATIONS_DIR) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m watchium_db.release_checksums",
+        prog="python -m watchium_db.devtools.release_checksums",
         description="Record (write) or verify (check) the checksums of released revisions.",
     )
     parser.add_argument("action", choices=["write", "check"])
