@@ -16,24 +16,33 @@ help:
 	@echo "make docs      regenerate docs/schema.md from the migrated database"
 	@echo "make bench     run the benchmarks against the seed's reference SQL"
 
+# The runtime alone (what an app installs), for make demo / up / down / status.
+RUNTIME := $(VENV)/.runtime-installed
+
+$(RUNTIME): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[binary]'
+	@touch $(RUNTIME)
+
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(RUNTIME)
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(BIN)/watchium-db demo
 
-up: $(STAMP)
+up: $(RUNTIME)
 	$(BIN)/watchium-db up
 
-down: $(STAMP)
+down: $(RUNTIME)
 	$(BIN)/watchium-db down
 
-status: $(STAMP)
+status: $(RUNTIME)
 	$(BIN)/watchium-db status
 
 lint: $(STAMP)
@@ -65,4 +74,4 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python -m watchium_db.devtools.bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist

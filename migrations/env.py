@@ -11,12 +11,19 @@
   at once: the second waits up to ``WATCHIUM_MIGRATION_WAIT`` seconds (default 60; 0 = do not
   wait), then reads the version the first one left and carries on from there, or stops with
   "another upgrade is running".
+- What a migration could not install (it raises a WARNING whose message starts with
+  ``watchium-db:``, e.g. Realtime Authorization when the migrating role may not create policies
+  on ``realtime.messages``) is printed on stderr at the end of the run, with its hint (the fix),
+  by ``watchium-db upgrade`` and ``alembic upgrade`` alike; ``watchium-db doctor`` reports it too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
+from collections.abc import Iterator
+from typing import Any
 
 from alembic import context
 from sqlalchemy import Connection, Engine, create_engine, pool, text
@@ -144,8 +151,43 @@ def _release_migration_lock(connection: Connection) -> None:
     connection.commit()
 
 
+WARNING_PREFIX = "watchium-db:"
+
+
+@contextlib.contextmanager
+def _warnings_printed(connection: Connection) -> Iterator[None]:
+    """Print the migrations' own warnings (message starting with WARNING_PREFIX) at the end."""
+    found: list[tuple[str, str | None]] = []
+    driver: Any = getattr(connection.connection, "driver_connection", None)
+    if not hasattr(driver, "add_notice_handler"):  # psycopg 3 only
+        yield
+        return
+
+    def handler(diag: Any) -> None:
+        severity = diag.severity_nonlocalized or diag.severity
+        message = diag.message_primary or ""
+        if severity == "WARNING" and message.startswith(WARNING_PREFIX):
+            found.append((message, diag.message_hint))
+
+    driver.add_notice_handler(handler)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            driver.remove_notice_handler(handler)
+        for message, hint in found:
+            print(f"WARNING: {message}", file=sys.stderr)
+            if hint:
+                print(f"  fix: {hint}", file=sys.stderr)
+
+
 def _run_with(connection: Connection) -> None:
     _take_migration_lock(connection)
+    with _warnings_printed(connection):
+        _run_locked(connection)
+
+
+def _run_locked(connection: Connection) -> None:
     try:
         for statement in PREAMBLE:
             connection.execute(text(statement))

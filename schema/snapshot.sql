@@ -58,7 +58,7 @@ begin
 end;
 $_$;
 
-COMMENT ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) IS 'Sends a custom event (play, pause, seek: host only; chat_message) to the room''s channel. Members only; payload validated per event type; sender identity from the token; rate limited (rule broadcast). Returns the event id.';
+COMMENT ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) IS 'Sends a custom event (play, pause, seek: host only; chat_message) to the room''s member topic room:<room_id>:members. Members only; payload validated per event type; sender identity from the token; rate limited (rule broadcast). Returns the event id.';
 
 CREATE FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2283,7 +2283,7 @@ begin
     -- Dynamic, and built by format(): realtime.send may not exist when this
     -- function is created or checked.
     execute pg_catalog.format('select %I.send($1, $2, $3, true)', 'realtime')
-      using v_message, p_event, 'room:' || p_room_id;
+      using v_message, p_event, watchium_private.room_event_topic(p_room_id, p_event);
   end if;
   if v_delivery in ('notify', 'both') then
     v_text := v_message::text;
@@ -2292,14 +2292,15 @@ begin
         'event_id', v_event_id, 'room_id', p_room_id, 'event', p_event, 'truncated', true
       )::text;
     end if;
-    perform pg_catalog.pg_notify('watchium:room:' || p_room_id, v_text);
+    perform pg_catalog.pg_notify('watchium:' || watchium_private.room_event_topic(p_room_id, p_event),
+                                 v_text);
   end if;
 
   return v_event_id;
 end;
 $_$;
 
-COMMENT ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) IS 'Logs a room event and delivers it to room:<room_id> (Supabase Realtime) or NOTIFY channel watchium:room:<room_id> (plain PostgreSQL). Returns the event id. Internal: called by the RPC functions and triggers.';
+COMMENT ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) IS 'Logs a room event and delivers it to its topic (room_event_topic: room:<room_id>, or room:<room_id>:members for member broadcasts) through Supabase Realtime, or to NOTIFY channel "watchium:" || topic (plain PostgreSQL). Returns the event id. Internal: called by the RPC functions and triggers.';
 
 CREATE FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action text) RETURNS void
     LANGUAGE plpgsql
@@ -2514,11 +2515,11 @@ begin
     using (
       extension in ('broadcast', 'presence')
       and (select realtime.topic()) in (
-        select 'room:' || r.room_id from watchium_private.my_room_ids() as r(room_id)
+        select t.topic
+        from watchium_private.my_room_ids() as r(room_id)
+        cross join lateral (values ('room:' || r.room_id), ('room:' || r.room_id || ':members')) as t(topic)
       )
     );
-  comment on policy watchium_messages_select_authenticated on realtime.messages is
-    'watchium-db: members of a room receive broadcast and presence messages on its topic room:<room_id>.';
 
   drop policy if exists watchium_messages_insert_authenticated on realtime.messages;
   create policy watchium_messages_insert_authenticated on realtime.messages
@@ -2526,17 +2527,25 @@ begin
     with check (
       extension in ('broadcast', 'presence')
       and (select realtime.topic()) in (
-        select 'room:' || r.room_id from watchium_private.my_room_ids() as r(room_id)
+        select 'room:' || r.room_id || ':members' from watchium_private.my_room_ids() as r(room_id)
       )
     );
-  comment on policy watchium_messages_insert_authenticated on realtime.messages is
-    'watchium-db: members of a room send broadcast and presence messages on its topic room:<room_id>.';
+
+  begin
+    comment on policy watchium_messages_select_authenticated on realtime.messages is
+      'watchium-db: members of a room receive broadcast and presence on room:<room_id> (the database''s events) and room:<room_id>:members.';
+    comment on policy watchium_messages_insert_authenticated on realtime.messages is
+      'watchium-db: members of a room send broadcast and presence on room:<room_id>:members only; room:<room_id> is for the database''s events.';
+  exception
+    when insufficient_privilege then
+      raise notice 'watchium-db: policies on realtime.messages installed without their comments: %', sqlerrm;
+  end;
 
   return true;
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.install_realtime_authorization() IS 'Creates (or re-creates) the watchium-db policies on realtime.messages: only members of a room receive and send broadcast/presence on room:<room_id>. Returns false when the realtime schema is absent. Idempotent; run after installing Realtime later.';
+COMMENT ON FUNCTION watchium_private.install_realtime_authorization() IS 'Creates (or re-creates) the watchium-db policies on realtime.messages: members of a room receive on room:<room_id> and room:<room_id>:members and send on room:<room_id>:members only. Returns false when the realtime schema is absent. Idempotent; run after installing Realtime later.';
 
 CREATE FUNCTION watchium_private.lock_room(p_room_id text) RETURNS public.rooms
     LANGUAGE plpgsql
@@ -3349,7 +3358,7 @@ begin
       v_policies := v_policies || pg_catalog.jsonb_build_object(v_policy, v_present);
       if not v_present then
         v_problems := v_problems || pg_catalog.format(
-          'policy %s on realtime.messages is missing: run select watchium_private.install_realtime_authorization()',
+          'policy %s on realtime.messages is missing: run select watchium_private.install_realtime_authorization(); as postgres (Supabase) or the owner of realtime.messages',
           v_policy);
       end if;
     end loop;
@@ -3401,7 +3410,9 @@ begin
       'delivery_setting', coalesce(v_delivery_set, 'auto'),
       'delivery', watchium_private.room_event_delivery(),
       'notify_channel', 'watchium:room:<room_id>',
-      'topic', 'room:<room_id>'
+      'topic', 'room:<room_id>',
+      'members_notify_channel', 'watchium:room:<room_id>:members',
+      'members_topic', 'room:<room_id>:members'
     ),
     'authorization', pg_catalog.jsonb_build_object(
       'required', v_messages,
@@ -3568,6 +3579,16 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.room_event_delivery() IS 'How room events are delivered now: realtime (realtime.send to room:<id>), notify (NOTIFY "watchium:room:<id>") or both. Decided from the room_event_delivery setting and whether realtime.send exists.';
+
+CREATE FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select 'room:' || p_room_id
+         || case when p_event in ('play', 'pause', 'seek', 'chat_message') then ':members' else '' end
+$$;
+
+COMMENT ON FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) IS 'The topic of a room event: room:<room_id>:members for member broadcasts (play, pause, seek, chat_message), room:<room_id> for the database''s own events. NOTIFY channel: "watchium:" || topic. Internal.';
 
 CREATE FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone DEFAULT now()) RETURNS numeric
     LANGUAGE plpgsql STABLE
@@ -4742,6 +4763,8 @@ REVOKE ALL ON FUNCTION watchium_private.require_sync_room(p_room_id text, p_user
 REVOKE ALL ON FUNCTION watchium_private.require_user_id() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_event_delivery() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone) FROM PUBLIC;
 

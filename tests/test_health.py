@@ -33,6 +33,8 @@ def test_doctor_passes_on_a_migrated_database(db_env, capsys):
         "delivery": "notify",
         "notify_channel": "watchium:room:<room_id>",
         "topic": "room:<room_id>",
+        "members_notify_channel": "watchium:room:<room_id>:members",
+        "members_topic": "room:<room_id>:members",
     }
     assert report["authorization"] == {"required": False, "policies": {}}
     assert set(report["publication"]["tables"]) == {

@@ -277,9 +277,7 @@ def test_a_consumer_storing_positions_with_its_effects_handles_each_event_exactl
             saved = store.execute("select position from consumer_position").fetchone()
             store.commit()
             assert saved is not None
-            listener = RoomListener(
-                watchium_db_url, ROOM, resume_from=saved[0], poll_interval=0.05
-            )
+            listener = RoomListener(watchium_db_url, ROOM, resume_from=saved[0], poll_interval=0.05)
             handled = 0
             try:
                 async with asyncio.timeout(10):
@@ -358,3 +356,44 @@ def _position_after(conn: psycopg.Connection[Any], event_id: int, recorded: Any)
     ).fetchone()
     assert row is not None and row[1] == event_id and recorded[0] == event_id
     return ListenerPosition(int(row[0]), int(row[1]))
+
+
+def test_the_two_streams_each_get_their_own_events(conn, watchium_db_url):
+    """stream="room" (default) follows the database's events, stream="members" the member
+    broadcasts; live and after resuming, neither sees the other's, and a resumed listener
+    yields nothing it had delivered."""
+
+    async def scenario() -> tuple[list[RoomEvent], list[RoomEvent], list[RoomEvent]]:
+        room_got: list[RoomEvent] = []
+        members_got: list[RoomEvent] = []
+        room = RoomListener(watchium_db_url, ROOM, poll_interval=0.05)
+        members = RoomListener(watchium_db_url, ROOM, stream="members", poll_interval=0.05)
+        tasks = [
+            asyncio.create_task(_collect(room, room_got)),
+            asyncio.create_task(_collect(members, members_got)),
+        ]
+        await _until(lambda: room.position is not None and members.position is not None)
+        _emit(conn, "chat_message", {"message": "hi", "user_id": "bob", "username": "Bob"})
+        _emit(conn, "playback", {"action": "pause", "current_time": 3})
+        _emit(conn, "seek", {"current_time": 9, "user_id": "alice", "username": "Alice"})
+        await _until(lambda: len(room_got) == 1 and len(members_got) == 2)
+        saved = room_got[-1].position
+        for listener in (room, members):
+            await listener.close()
+        await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        # Resuming from a saved position skips the other stream's events too.
+        _emit(conn, "chat_message", {"message": "later", "user_id": "bob", "username": "Bob"})
+        _emit(conn, "room_updated", {"title": "T"})
+        resumed: list[RoomEvent] = []
+        again = RoomListener(watchium_db_url, ROOM, resume_from=saved, poll_interval=0.05)
+        task = asyncio.create_task(_collect(again, resumed))
+        await _until(lambda: any(e.event == "room_updated" for e in resumed))
+        await asyncio.sleep(0.2)
+        await again.close()
+        await asyncio.wait_for(task, 5)
+        return room_got, members_got, resumed
+
+    room_got, members_got, resumed = asyncio.run(scenario())
+    assert [e.event for e in room_got] == ["playback"]
+    assert [e.event for e in members_got] == ["chat_message", "seek"]
+    assert [e.event for e in resumed] == ["room_updated"] and resumed[0].replayed

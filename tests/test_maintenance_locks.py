@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 import psycopg
@@ -168,6 +169,9 @@ def test_long_transaction_does_not_stall_rpcs_behind_partition_ddl(watchium_db_u
                 time.sleep(0.05)
             while traffic.calls < 20 and not traffic.errors:
                 time.sleep(0.05)
+        print(f"\nlong {holder}: rpc calls={traffic.calls} errors={len(traffic.errors)}"
+              f" maintain runs={len(results)}"
+              f" skipped={Counter(s['step'] for r in results for s in r['skipped'])}")
         assert traffic.errors == [], traffic.errors
         assert traffic.calls >= 20
         skipped = [s for r in results for s in r["skipped"] if s["job"] == "sync_history"]

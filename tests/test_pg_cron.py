@@ -4,9 +4,7 @@ minute, and the downgrade unschedules it. Runs a server of its own with pg_cron 
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
-import tempfile
 from pathlib import Path
 
 import psycopg
@@ -27,13 +25,8 @@ def cron_server():
     assert (libdir / "pg_cron.so").exists(), (
         "pg_cron is not installed (Debian: apt-get install postgresql-15-cron)"
     )
-    root = Path(tempfile.mkdtemp(prefix="watchium-cron-"))
-    server = local.server_for(root / "pgdata")
-    server.port = local._free_port()
-    if server.os_user is not None:
-        entry = pwd.getpwnam(server.os_user)
-        os.chown(root, entry.pw_uid, entry.pw_gid)
-    server.init()
+    server = local.throwaway("watchium-cron-")
+    root = server.server_dir
     server.start(("shared_preload_libraries=pg_cron", f"cron.database_name={DB}"))
     server.wait_ready()
     try:

@@ -23,6 +23,7 @@ import pytest
 
 from watchium_db.client import Client, Session
 from watchium_db.testing import make_room
+from watchium_db.testing.support import password_of
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +45,7 @@ def pgbouncer_url(watchium_db_url: str) -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="watchium-pgbouncer-"))
     (folder / "pgbouncer.ini").write_text(
         f"""[databases]
-watchium = host={target.hostname} port={target.port} dbname={target.path.lstrip("/")} user={target.username}
+watchium = host={target.hostname} port={target.port} dbname={target.path.lstrip("/")} user={target.username} password={password_of(watchium_db_url)}
 
 [pgbouncer]
 listen_addr = 127.0.0.1

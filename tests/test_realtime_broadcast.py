@@ -49,8 +49,10 @@ def test_member_chat_is_delivered_with_identity_from_the_token(conn, watchium_db
     lconn = psycopg.connect(watchium_db_url, autocommit=True)
     try:
         lconn.execute(f'listen "watchium:room:{ROOM}"')
+        lconn.execute(f'listen "watchium:room:{ROOM}:members"')
         event_id = _broadcast(conn, "bob", "chat_message", {"message": "hello", "user_id": "alice"})
         note = next(iter(lconn.notifies(timeout=3, stop_after=1)))
+        assert note.channel == f"watchium:room:{ROOM}:members"  # never the database's channel
     finally:
         lconn.close()
     message = json.loads(note.payload)

@@ -23,6 +23,7 @@ def test_rpc_events_reach_a_listener(conn, watchium_db_url):
     listener = psycopg.connect(watchium_db_url, autocommit=True)
     try:
         listener.execute(f'listen "watchium:room:{room_id}"')
+        listener.execute(f'listen "watchium:room:{room_id}:members"')
         rpc(conn, "ren", "select public.join_room(%s, null, 'Ren')", room_id)
         rpc(conn, "hana", "select public.change_playback_state(%s, true, 10)", room_id)
         rpc(conn, "hana", "select public.seek_to_time(%s, 300)", room_id)
@@ -61,6 +62,10 @@ def test_rpc_events_reach_a_listener(conn, watchium_db_url):
     ):
         assert expected in events, (expected, events)
     assert all(m["room_id"] == room_id for m in messages)
+    # Member broadcasts on their own channel, the database's events on the room's.
+    channels = {json.loads(n.payload)["event"]: n.channel for n in notes}
+    assert channels["chat_message"] == f"watchium:room:{room_id}:members"
+    assert {c for e, c in channels.items() if e != "chat_message"} == {f"watchium:room:{room_id}"}
     ids = [m["event_id"] for m in messages]
     assert len(ids) == len(set(ids))  # each event once
     playback = [m["payload"] for m in messages if m["event"] == "playback"]

@@ -48,3 +48,24 @@ def test_the_example_app_suite_passes(watchium_server: TestServer) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "3 passed" in done.stdout
+
+
+def test_the_plugin_costs_nothing_until_a_fixture_is_used() -> None:
+    # pytest loads the entry point in every run where watchium-db is installed: loading it
+    # imports no database driver, no SQLAlchemy/Alembic and nothing POSIX-only.
+    probe = (
+        "import sys, pytest\n"
+        "import watchium_db.testing as plugin\n"
+        "heavy = ['psycopg', 'sqlalchemy', 'alembic', 'pwd', 'rich', 'watchium_db.local',\n"
+        "         'watchium_db.database', 'watchium_db.migrate', 'watchium_db.testing.support']\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n"
+        "from watchium_db.testing import as_user, make_room, TestServer\n"
+        "print(as_user.__module__, make_room.__module__, 'psycopg' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded, names = done.stdout.splitlines()
+    assert loaded == "[]"
+    # The helpers' names still import from the plugin module (and only then load the driver).
+    assert names == "watchium_db.testing.support watchium_db.testing.support True"

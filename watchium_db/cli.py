@@ -78,10 +78,10 @@ def _progress(text: str) -> contextlib.AbstractContextManager[Any]:
 )
 def cmd_up(args: argparse.Namespace) -> int:
     with _progress("starting the database…"):
-        db = database.resolve()
+        db = database.resolve(start=True)
     with _progress(f"migrating {db.description} to head…"):
         migrate.upgrade(db.url, "head")
-    print(db.url)
+    print(database.redact_url(db.url))
     print(f"# {db.description}, at revision {migrate.current_revision(db.url)}", file=sys.stderr)
     return 0
 
@@ -104,8 +104,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     arguments=[arg("revision", nargs="?", default="head", help="target revision (default: head)")],
 )
 def cmd_upgrade(args: argparse.Namespace) -> int:
-    with _progress("starting the database…"):
-        db = database.resolve()
+    db = database.resolve()
     with _progress(f"migrating {db.description} to {args.revision}…"):
         migrate.upgrade(db.url, args.revision)
     print(f"at revision {migrate.current_revision(db.url)} ({db.description})")
@@ -119,8 +118,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     arguments=[arg("revision", help="target revision, or 'base'")],
 )
 def cmd_downgrade(args: argparse.Namespace) -> int:
-    with _progress("starting the database…"):
-        db = database.resolve()
+    db = database.resolve()
     with _progress(f"migrating {db.description} down to {args.revision}…"):
         migrate.downgrade(db.url, args.revision)
     print(f"at revision {migrate.current_revision(db.url)} ({db.description})")
@@ -140,18 +138,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     report = {
         "backend": db.backend,
         "where": db.description,
-        "url": db.url,
+        "url": database.redact_url(db.url),
         "current": current,
         "head": head,
         "up_to_date": current == head,
+        "alembic_ini": str(migrate.alembic_ini()),
     }
     if args.json:
         _print_json(report)
     else:
         state = "up to date" if current == head else "behind head: run `watchium-db upgrade`"
         print(f"database: {db.description}")
-        print(f"url:      {db.url}")
+        print(f"url:      {report['url']}")
         print(f"revision: {current or '(none)'} / head {head} — {state}")
+        print(f"alembic:  alembic -c {report['alembic_ini']} …")
     return 0
 
 
@@ -274,7 +274,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # With --json the live view goes to stderr and only the summary to stdout.
     console = Console(stderr=True, quiet=args.json)
     with _progress("starting the database and migrating to head…"):
-        db = database.resolve()
+        db = database.resolve(start=True)
         migrate.upgrade(db.url, "head")
     console.print(f"[bold]watch party[/] on {db.description}")
     summary = asyncio.run(demo.run(db.url, fast=args.fast, seconds=args.seconds, console=console))

@@ -2,8 +2,9 @@
 
 1. An explicit URL: ``WATCHIUM_DATABASE_URL`` (the test suite reads
    ``WATCHIUM_TEST_DATABASE_URL``) — any reachable PostgreSQL 15+, a Supabase project included.
-2. Otherwise the embedded local server (:mod:`watchium_db.local`), started on demand from the
-   PostgreSQL binaries installed on this machine.
+2. Otherwise the embedded local server (:mod:`watchium_db.local`), from the PostgreSQL binaries
+   installed on this machine: ``watchium-db up`` and ``demo`` start it, other commands use it
+   when it runs.
 3. Otherwise, when a Docker engine answers, a PostgreSQL container from testcontainers.
 4. Otherwise :class:`~watchium_db.errors.SetupError` saying what to install.
 """
@@ -11,8 +12,10 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from watchium_db import local
 from watchium_db.errors import SetupError
@@ -34,12 +37,37 @@ class Database:
     handle: Any = None  # the LocalServer or the running container, when we own one
 
 
-def normalize_url(url: str) -> str:
-    """Accept SQLAlchemy-style URLs too and return a plain libpq URL."""
-    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix) :]
-    return url
+#: Schemes taken as PostgreSQL: libpq's two, and SQLAlchemy's spelling of them.
+_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2")
+
+
+def normalize_url(url: str, *, source: str = "the database URL") -> str:
+    """Check that ``url`` is a PostgreSQL URL (``postgresql://`` or ``postgres://``; SQLAlchemy's
+    ``postgresql+psycopg://`` too) and return it as a plain libpq URL."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in _SCHEMES:
+        shown = f"scheme '{scheme}'" if sep else "no scheme"
+        raise SetupError(
+            f"{source} must be a postgresql:// URL, got {shown}: {redact_url(url)}",
+            hint="write it as postgresql://user:password@host:port/dbname",
+        )
+    return "postgresql://" + rest
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password masked (``user:***@host``, ``password=***``), for printing."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"(?<=:)[^:@/]*(?=@)", "***", url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostinfo = netloc.rpartition("@")
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        netloc = f"{userinfo}@{hostinfo}"
+    query = re.sub(r"(?i)(^|&)(password)=[^&]*", r"\1\2=***", parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -65,6 +93,9 @@ def choose_backend(*, url_env: str = URL_ENV) -> Backend:
     """Decide which backend the resolution order picks, without starting anything."""
     if os.environ.get(url_env):
         return "url"
+    if os.environ.get(local.BINDIR_ENV):
+        local.find_bindir()  # an override that points nowhere is an error, not "no binaries"
+        return "local"
     try:
         local.find_bindir()
     except SetupError:
@@ -90,25 +121,32 @@ def start_docker() -> Database:
     )
     container.start()
     return Database(
-        url=normalize_url(container.get_connection_url()),
+        url=normalize_url(container.get_connection_url(), source="the container's URL"),
         backend="docker",
         description=f"Docker container {DOCKER_IMAGE}",
         handle=container,
     )
 
 
-def resolve(*, url_env: str = URL_ENV, start: bool = True) -> Database:
-    """Resolve the database by the documented order; start the local server when needed."""
+def resolve(*, url_env: str = URL_ENV, start: bool = False) -> Database:
+    """Resolve the database by the documented order. The local server is started only with
+    ``start=True`` (``watchium-db up`` and ``demo``); otherwise it must be running, else
+    SetupError says how to start it. Docker is used only with ``start=True`` too."""
     backend = choose_backend(url_env=url_env)
     if backend == "url":
-        url = normalize_url(os.environ[url_env])
+        url = normalize_url(os.environ[url_env], source=url_env)
         return Database(url=url, backend="url", description=f"${url_env}")
     if backend == "local":
-        server = local.ensure_running() if start else local.server_for()
+        server = local.ensure_running() if start else local.running_server()
         return Database(
             url=server.url,
             backend="local",
-            description=f"local server in {server.data_dir}",
+            description=f"local server in {server.server_dir}",
             handle=server,
+        )
+    if not start:
+        raise SetupError(
+            "no database running: no URL is set and no local PostgreSQL binaries were found",
+            hint=f"set {url_env}=postgresql://…, or `watchium-db up` to start one",
         )
     return start_docker()

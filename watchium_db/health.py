@@ -3,7 +3,7 @@
 :func:`check` connects to the database and combines two things:
 
 - whether the database is reachable and migrated to head (the seed's "database reachable");
-- ``public.realtime_health()``, the SQL report: publication ``supabase_realtime`` with our four
+- ``public.realtime_health()``, the SQL report: publication ``supabase_realtime`` with our three
   tables and their replica identities, the realtime schema and the active broadcast path
   (Supabase Realtime or NOTIFY), the Realtime Authorization policies, replication slot lag,
   the event log, stale members and empty rooms awaiting clean-up.

@@ -1,8 +1,18 @@
 """Listen to a room's events on plain PostgreSQL (no Supabase Realtime).
 
+Each room has two streams, as on Supabase Realtime:
+
+- ``"room"``: the database's own events (playback, joins, host changes, ...), NOTIFY channel
+  ``"watchium:room:<room_id>"`` (Realtime topic ``room:<room_id>``, where members may only
+  receive, so nothing on it is forged);
+- ``"members"``: what members send each other through ``broadcast_to_room`` (``play``, ``pause``,
+  ``seek``, ``chat_message``), channel ``"watchium:room:<room_id>:members"`` (topic
+  ``room:<room_id>:members``).
+
 ``watchium_private.emit_room_event`` logs every event in ``watchium_private.room_events`` and
-NOTIFYs ``"watchium:room:<room_id>"``. :class:`RoomListener` reads the log and turns it into an
-async stream of :class:`RoomEvent`; notifications only tell it when to read::
+NOTIFYs its stream's channel. ``RoomListener(url, room_id)`` follows the first stream,
+``RoomListener(url, room_id, stream="members")`` the second: it reads the log and turns it into
+an async stream of :class:`RoomEvent`; notifications only tell it when to read::
 
     async for event in RoomListener(url, "abcdefghij", resume_from=saved):
         handle(event)
@@ -53,7 +63,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 
@@ -61,9 +71,25 @@ import psycopg
 CONNECTION_KWARGS: dict[str, Any] = {"autocommit": True, "prepare_threshold": None}
 
 
-def channel_for(room_id: str) -> str:
-    """The NOTIFY channel of a room."""
+Stream = Literal["room", "members"]
+
+#: Event types members send through ``broadcast_to_room``; they travel on the "members" stream
+#: (``watchium_private.room_event_topic`` in SQL routes the same types).
+MEMBER_EVENTS = frozenset({"play", "pause", "seek", "chat_message"})
+
+
+def channel_for(room_id: str, stream: Stream = "room") -> str:
+    """The NOTIFY channel of a room's stream: its database events or its member broadcasts."""
+    if stream == "members":
+        return f"watchium:room:{room_id}:members"
+    if stream != "room":
+        raise ValueError(f"stream must be 'room' or 'members', not {stream!r}")
     return f"watchium:room:{room_id}"
+
+
+def stream_of(event: str) -> Stream:
+    """The stream an event type travels on."""
+    return "members" if event in MEMBER_EVENTS else "room"
 
 
 @dataclass(frozen=True, order=True)
@@ -141,6 +167,9 @@ Sleep = Callable[[float], Awaitable[None]]
 class RoomListener:
     """Async stream of one room's events, in position order, with reconnects.
 
+    ``stream`` is ``"room"`` (the database's events, the default) or ``"members"`` (member
+    broadcasts); both share the log's positions, and a listener moves past the other stream's
+    events without yielding them.
     ``resume_from`` continues after a saved :class:`ListenerPosition` (or its text). Without it
     the stream starts at the xmin of the listener's first snapshot: every event committed after
     the listener connected, and also those of transactions younger than the oldest one still
@@ -152,6 +181,7 @@ class RoomListener:
         conninfo: str,
         room_id: str,
         *,
+        stream: Stream = "room",
         resume_from: ListenerPosition | str | None = None,
         max_retries: int = 5,
         initial_delay: float = 1.0,
@@ -160,8 +190,10 @@ class RoomListener:
         batch_size: int = 1000,
         session_probe_timeout: float = 5.0,
     ) -> None:
-        if len(channel_for(room_id).encode()) > 63:
+        self.channel = channel_for(room_id, stream)
+        if len(self.channel.encode()) > 63:
             raise ValueError("room_id is too long for a NOTIFY channel")
+        self.stream = stream
         if isinstance(resume_from, str):
             resume_from = ListenerPosition.parse(resume_from)
         self.conninfo = conninfo
@@ -209,10 +241,12 @@ class RoomListener:
             replayed = True
             try:
                 while not self._closed:
-                    events, more = await self._read(conn, replayed)
+                    events, more, last = await self._read(conn, replayed)
                     for event in events:
                         self._position = event.position  # handed over: the next one follows it
                         yield event
+                    if last is not None:  # past the other stream's events of the batch too
+                        self._position = last
                     if more:
                         continue
                     replayed = False
@@ -231,7 +265,7 @@ class RoomListener:
             try:
                 conn = await psycopg.AsyncConnection.connect(self.conninfo, **CONNECTION_KWARGS)
                 try:
-                    await conn.execute(f'listen "{channel_for(self.room_id)}"')
+                    await conn.execute(f'listen "{self.channel}"')
                     await self._check_session(conn)
                 except BaseException:
                     await conn.close()
@@ -283,8 +317,9 @@ class RoomListener:
     # -- reading --------------------------------------------------------------------------------
     async def _read(
         self, conn: psycopg.AsyncConnection[Any], replayed: bool
-    ) -> tuple[list[RoomEvent], bool]:
-        """The next events after the position, and whether more are ready."""
+    ) -> tuple[list[RoomEvent], bool, ListenerPosition | None]:
+        """The stream's next events after the position, whether more are ready, and the
+        position of the last event read (of either stream)."""
         after = self._position
         cur = await conn.execute(
             "select watchium_private.read_room_events(%s, %s::text::xid8, %s, %s)",
@@ -301,7 +336,7 @@ class RoomListener:
         result: dict[str, Any] = row[0]
         if after is None:  # starting now: after every transaction that has already ended
             self._position = ListenerPosition(int(result["snapshot_xmin"]), 0)
-            return [], False
+            return [], False, None
         expired = result["expired"]
         if expired is not None:
             raise EventsExpired(
@@ -320,8 +355,13 @@ class RoomListener:
                 replayed=replayed,
             )
             for e in result["events"]
+            if stream_of(e["event"]) == self.stream
         ]
-        return events, bool(result["more"])
+        read = result["events"]
+        last = (
+            ListenerPosition(int(read[-1]["xact_id"]), int(read[-1]["event_id"])) if read else None
+        )
+        return events, bool(result["more"]), last
 
     async def _wait(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Until a notification arrives or ``poll_interval`` passes (events held back for an

@@ -16,21 +16,24 @@ PRIVATE_SCHEMA = "watchium_private"
 VERSION_TABLE = "alembic_version"
 
 
-def _project_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+def alembic_ini() -> Path:
+    """The shipped ``alembic.ini``; ``migrations/`` is next to it (script_location is
+    ``%(here)s/migrations``). Installed, both live inside the package; in a source checkout,
+    at the root. The package's own copy wins, so nothing else on the path is ever picked up."""
+    package = Path(__file__).resolve().parent
+    installed = package / "alembic.ini"
+    if installed.is_file() and (package / "migrations").is_dir():
+        return installed
+    checkout = package.parent / "alembic.ini"
+    if checkout.is_file() and (package.parent / "migrations" / "env.py").is_file():
+        return checkout
+    raise FileNotFoundError(f"alembic.ini with migrations/ not found next to {package}")
 
 
 def alembic_config(url: str | None = None) -> Config:
-    """An Alembic Config for the shipped migrations (source checkout or installed wheel)."""
-    root = _project_root()
-    ini = root / "alembic.ini"
-    if ini.exists():
-        cfg = Config(str(ini))
-        cfg.set_main_option("script_location", str(root / "migrations"))
-    else:  # installed from a wheel: migrations ship inside the package
-        here = Path(__file__).resolve().parent
-        cfg = Config(str(here / "_alembic.ini"))
-        cfg.set_main_option("script_location", str(here / "_migrations"))
+    """An Alembic Config for the shipped migrations (source checkout or installed wheel), the
+    same file ``alembic -c <path> ...`` reads (``watchium-db status`` prints the path)."""
+    cfg = Config(str(alembic_ini()))
     if url is not None:
         cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
     return cfg

@@ -2,6 +2,7 @@ drop function watchium_private.expire_room_events();
 drop function watchium_private.read_room_event(text, bigint);
 drop function watchium_private.read_room_events(text, xid8, bigint, integer);
 drop function watchium_private.emit_room_event(text, text, jsonb);
+drop function watchium_private.room_event_topic(text, text);
 drop function watchium_private.commit_durably();
 drop function watchium_private.room_event_delivery();
 drop function watchium_private.realtime_available();

@@ -6,9 +6,12 @@
 -- watchium_private.emit_room_event, which
 --   1. appends it to watchium_private.room_events (so a listener that was
 --      disconnected can catch up by event_id), and
---   2. delivers it: through Supabase Realtime (realtime.send to the private
---      topic room:<room_id>) when the realtime schema is installed, else
---      through NOTIFY on the channel watchium:room:<room_id>.
+--   2. delivers it: through Supabase Realtime (realtime.send to a private
+--      topic) when the realtime schema is installed, else through NOTIFY on
+--      the channel "watchium:" || topic. The topic (room_event_topic) is
+--      room:<room_id> for the database's own events, where members may only
+--      receive, and room:<room_id>:members for what members send each other
+--      through broadcast_to_room (0006).
 -- The choice is made at call time, in one place
 -- (watchium_private.room_event_delivery()), so installing Realtime after
 -- these migrations needs no change here.
@@ -155,6 +158,32 @@ comment on function watchium_private.commit_durably() is
 revoke all on function watchium_private.commit_durably() from public;
 
 -- -----------------------------------------------------------------------------
+-- watchium_private.room_event_topic(room_id, event): where an event goes.
+--   room:<room_id>:members  play, pause, seek, chat_message: the custom
+--                           events members send through broadcast_to_room
+--                           (0006 accepts exactly these types);
+--   room:<room_id>          every other event: written by the database.
+-- Realtime authorizes a channel once, at join, whatever the event names
+-- later sent on it, so the two must be different topics: members may send on
+-- the first and only receive on the second (0006's policies), and an event
+-- on room:<room_id> cannot be forged by a member. NOTIFY uses the channel
+-- "watchium:" || topic.
+-- -----------------------------------------------------------------------------
+create function watchium_private.room_event_topic(p_room_id text, p_event text)
+returns text
+language sql
+immutable
+parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+  select 'room:' || p_room_id
+         || case when p_event in ('play', 'pause', 'seek', 'chat_message') then ':members' else '' end
+$$;
+comment on function watchium_private.room_event_topic(text, text) is
+  'The topic of a room event: room:<room_id>:members for member broadcasts (play, pause, seek, chat_message), room:<room_id> for the database''s own events. NOTIFY channel: "watchium:" || topic. Internal.';
+revoke all on function watchium_private.room_event_topic(text, text) from public;
+
+-- -----------------------------------------------------------------------------
 -- watchium_private.emit_room_event(room_id, event, payload) -> event_id
 --
 -- The message is {event_id, room_id, event, payload, sent_at}.
@@ -192,7 +221,7 @@ begin
     -- Dynamic, and built by format(): realtime.send may not exist when this
     -- function is created or checked.
     execute pg_catalog.format('select %I.send($1, $2, $3, true)', 'realtime')
-      using v_message, p_event, 'room:' || p_room_id;
+      using v_message, p_event, watchium_private.room_event_topic(p_room_id, p_event);
   end if;
   if v_delivery in ('notify', 'both') then
     v_text := v_message::text;
@@ -201,14 +230,15 @@ begin
         'event_id', v_event_id, 'room_id', p_room_id, 'event', p_event, 'truncated', true
       )::text;
     end if;
-    perform pg_catalog.pg_notify('watchium:room:' || p_room_id, v_text);
+    perform pg_catalog.pg_notify('watchium:' || watchium_private.room_event_topic(p_room_id, p_event),
+                                 v_text);
   end if;
 
   return v_event_id;
 end;
 $$;
 comment on function watchium_private.emit_room_event(text, text, jsonb) is
-  'Logs a room event and delivers it to room:<room_id> (Supabase Realtime) or NOTIFY channel watchium:room:<room_id> (plain PostgreSQL). Returns the event id. Internal: called by the RPC functions and triggers.';
+  'Logs a room event and delivers it to its topic (room_event_topic: room:<room_id>, or room:<room_id>:members for member broadcasts) through Supabase Realtime, or to NOTIFY channel "watchium:" || topic (plain PostgreSQL). Returns the event id. Internal: called by the RPC functions and triggers.';
 revoke all on function watchium_private.emit_room_event(text, text, jsonb) from public;
 
 -- -----------------------------------------------------------------------------

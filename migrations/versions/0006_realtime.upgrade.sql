@@ -10,11 +10,14 @@
 --   * Database broadcast: room events go through
 --     watchium_private.emit_room_event (0004) to Supabase Realtime's private
 --     topic room:<room_id>, or to NOTIFY "watchium:room:<room_id>" on plain
---     PostgreSQL. broadcast_to_room lets members send custom events the same way.
+--     PostgreSQL. broadcast_to_room sends members' custom events to
+--     room:<room_id>:members (NOTIFY "watchium:room:<room_id>:members").
 --   * Realtime Authorization: RLS policies on realtime.messages so that only
---     a room's members receive and send on room:<room_id>; installed when the
---     realtime schema exists, and by watchium_private.install_realtime_authorization()
---     when Realtime is installed later.
+--     a room's members receive on room:<room_id> (the database's events) and
+--     receive and send on room:<room_id>:members (member broadcasts);
+--     installed when the realtime schema exists, and by
+--     watchium_private.install_realtime_authorization() when Realtime is
+--     installed later.
 --   * Health: public.realtime_health() (service_role) / `watchium-db doctor`.
 -- =============================================================================
 
@@ -125,16 +128,30 @@ alter table public.sync_states_default replica identity full;
 -- watchium_private.install_realtime_authorization(): create (or re-create)
 -- our two policies on realtime.messages; false when Realtime is absent.
 --
---   watchium_messages_select_authenticated  receive broadcast/presence
---   watchium_messages_insert_authenticated  send broadcast/presence
--- both only when realtime.topic() is 'room:<id>' of a room the caller is a
--- member of. Identity and the topic are read once per statement (initplans
--- around realtime.topic() and watchium_private.my_room_ids()). Policies are
+-- Two topics per room (Realtime checks a channel's policies once, when a
+-- client joins, not per message or event name, so the topics differ in who
+-- may send):
+--   room:<id>          the database's own events (emit_room_event): members
+--                      receive only. Nobody but the database sends there, so
+--                      a playback, host_changed or room_deleted event on it
+--                      is real.
+--   room:<id>:members  member-to-member broadcast and presence: members
+--                      receive and send.
+--   watchium_messages_select_authenticated  receive (SELECT): both topics
+--   watchium_messages_insert_authenticated  send (INSERT): room:<id>:members
+-- broadcast and presence only, for rooms the caller is a member of. Identity
+-- and the topic are read once per statement (initplans around
+-- realtime.topic() and watchium_private.my_room_ids()). Policies are
 -- permissive: another app's policy on realtime.messages can still allow more
 -- for its own topics. Idempotent; run it after installing Realtime into a
 -- database that was migrated before (`watchium-db doctor` says when).
--- Not security definer: the caller must be allowed to create policies on
--- realtime.messages (postgres on Supabase, the owner on plain PostgreSQL).
+--
+-- The policies and their comments are separate steps: a role that may create
+-- policies on realtime.messages but not comment on them (postgres on Supabase
+-- images whose supautils predates 3.3) gets the policies, without comments,
+-- and a notice. Not security definer: the caller must be allowed to create
+-- policies on realtime.messages (postgres on Supabase, the owner on plain
+-- PostgreSQL).
 -- -----------------------------------------------------------------------------
 create function watchium_private.install_realtime_authorization()
 returns boolean
@@ -154,11 +171,11 @@ begin
     using (
       extension in ('broadcast', 'presence')
       and (select realtime.topic()) in (
-        select 'room:' || r.room_id from watchium_private.my_room_ids() as r(room_id)
+        select t.topic
+        from watchium_private.my_room_ids() as r(room_id)
+        cross join lateral (values ('room:' || r.room_id), ('room:' || r.room_id || ':members')) as t(topic)
       )
     );
-  comment on policy watchium_messages_select_authenticated on realtime.messages is
-    'watchium-db: members of a room receive broadcast and presence messages on its topic room:<room_id>.';
 
   drop policy if exists watchium_messages_insert_authenticated on realtime.messages;
   create policy watchium_messages_insert_authenticated on realtime.messages
@@ -166,30 +183,40 @@ begin
     with check (
       extension in ('broadcast', 'presence')
       and (select realtime.topic()) in (
-        select 'room:' || r.room_id from watchium_private.my_room_ids() as r(room_id)
+        select 'room:' || r.room_id || ':members' from watchium_private.my_room_ids() as r(room_id)
       )
     );
-  comment on policy watchium_messages_insert_authenticated on realtime.messages is
-    'watchium-db: members of a room send broadcast and presence messages on its topic room:<room_id>.';
+
+  begin
+    comment on policy watchium_messages_select_authenticated on realtime.messages is
+      'watchium-db: members of a room receive broadcast and presence on room:<room_id> (the database''s events) and room:<room_id>:members.';
+    comment on policy watchium_messages_insert_authenticated on realtime.messages is
+      'watchium-db: members of a room send broadcast and presence on room:<room_id>:members only; room:<room_id> is for the database''s events.';
+  exception
+    when insufficient_privilege then
+      raise notice 'watchium-db: policies on realtime.messages installed without their comments: %', sqlerrm;
+  end;
 
   return true;
 end;
 $$;
 comment on function watchium_private.install_realtime_authorization() is
-  'Creates (or re-creates) the watchium-db policies on realtime.messages: only members of a room receive and send broadcast/presence on room:<room_id>. Returns false when the realtime schema is absent. Idempotent; run after installing Realtime later.';
+  'Creates (or re-creates) the watchium-db policies on realtime.messages: members of a room receive on room:<room_id> and room:<room_id>:members and send on room:<room_id>:members only. Returns false when the realtime schema is absent. Idempotent; run after installing Realtime later.';
 revoke all on function watchium_private.install_realtime_authorization() from public;
 
 -- Installed now when Realtime is already there. A migrating role that may not
--- create policies on realtime.messages gets a warning instead of a failed
--- migration; realtime_health() (watchium-db doctor) then reports the missing
--- policies until someone allowed runs the installer.
+-- create policies on realtime.messages does not fail the migration: the
+-- warning below (prefix "watchium-db:") is printed by `watchium-db upgrade` /
+-- `alembic upgrade` (migrations/env.py collects it), and realtime_health()
+-- (`watchium-db doctor`) reports the missing policies and the fix until
+-- someone allowed runs the installer.
 do $authorization$
 begin
   perform watchium_private.install_realtime_authorization();
 exception
   when insufficient_privilege then
-    raise warning 'watchium-db: could not create policies on realtime.messages: %', sqlerrm
-      using hint = 'Run select watchium_private.install_realtime_authorization() as the owner of realtime.messages (postgres on Supabase).';
+    raise warning 'watchium-db: Realtime Authorization is not installed: could not create policies on realtime.messages: %', sqlerrm
+      using hint = 'Run select watchium_private.install_realtime_authorization(); as a role that may create policies on realtime.messages (postgres on Supabase, its owner elsewhere), then check with watchium-db doctor. Until then members are refused on their private channels.';
 end
 $authorization$;
 
@@ -286,8 +313,10 @@ revoke all on function watchium_private.validate_broadcast_payload(text, jsonb) 
 -- -----------------------------------------------------------------------------
 -- public.broadcast_to_room(p_room_id, p_event_type, p_payload) -> event_id
 --
--- Sends a custom event to the room's channel (room:<room_id> on Supabase,
--- NOTIFY "watchium:room:<room_id>" elsewhere) through emit_room_event. Only
+-- Sends a custom event to the room's member topic (room:<room_id>:members on
+-- Supabase, NOTIFY "watchium:room:<room_id>:members" elsewhere) through
+-- emit_room_event (room_event_topic routes these types there), never to
+-- room:<room_id>, the database's own topic. Only
 -- members may send; play/pause/seek only the host (the single authority over
 -- playback). The delivered payload is the validated fields plus the sender
 -- from the token: {..., "user_id": <caller>, "username": <member name>}.
@@ -349,7 +378,7 @@ begin
 end;
 $$;
 comment on function public.broadcast_to_room(text, text, jsonb) is
-  'Sends a custom event (play, pause, seek: host only; chat_message) to the room''s channel. Members only; payload validated per event type; sender identity from the token; rate limited (rule broadcast). Returns the event id.';
+  'Sends a custom event (play, pause, seek: host only; chat_message) to the room''s member topic room:<room_id>:members. Members only; payload validated per event type; sender identity from the token; rate limited (rule broadcast). Returns the event id.';
 revoke all on function public.broadcast_to_room(text, text, jsonb) from public, anon;
 grant execute on function public.broadcast_to_room(text, text, jsonb) to authenticated, service_role;
 
@@ -475,7 +504,7 @@ begin
       v_policies := v_policies || pg_catalog.jsonb_build_object(v_policy, v_present);
       if not v_present then
         v_problems := v_problems || pg_catalog.format(
-          'policy %s on realtime.messages is missing: run select watchium_private.install_realtime_authorization()',
+          'policy %s on realtime.messages is missing: run select watchium_private.install_realtime_authorization(); as postgres (Supabase) or the owner of realtime.messages',
           v_policy);
       end if;
     end loop;
@@ -527,7 +556,9 @@ begin
       'delivery_setting', coalesce(v_delivery_set, 'auto'),
       'delivery', watchium_private.room_event_delivery(),
       'notify_channel', 'watchium:room:<room_id>',
-      'topic', 'room:<room_id>'
+      'topic', 'room:<room_id>',
+      'members_notify_channel', 'watchium:room:<room_id>:members',
+      'members_topic', 'room:<room_id>:members'
     ),
     'authorization', pg_catalog.jsonb_build_object(
       'required', v_messages,

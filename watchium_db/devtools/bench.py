@@ -135,16 +135,9 @@ def _one(conn: Conn, sql: str, params: Any = None) -> Any:
 @contextmanager
 def durable_server() -> Iterator[local.LocalServer]:
     """A throw-away local server with PostgreSQL's default durability settings."""
-    root = Path(tempfile.mkdtemp(prefix="watchium-bench-"))
-    server = local.server_for(root / "pgdata")
-    server.port = local._free_port()
-    if server.os_user is not None:
-        import pwd
-
-        entry = pwd.getpwnam(server.os_user)
-        os.chown(root, entry.pw_uid, entry.pw_gid)
+    server = local.throwaway("watchium-bench-")
+    root = server.server_dir
     try:
-        server.init()
         server.start(("max_wal_size=4GB", "shared_buffers=256MB"))
         server.wait_ready()
         yield server

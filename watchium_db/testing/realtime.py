@@ -4,7 +4,9 @@
 ``realtime.send(...)`` as documented by Supabase (see ``realtime_standin.sql``), unless the
 database already has a ``realtime`` schema. ``realtime_topic(conn, topic)`` sets the
 transaction-local ``realtime.topic`` the way Supabase Realtime does before it checks the
-policies of ``realtime.messages``.
+policies of ``realtime.messages``. ``refuse_policy_commands(conn, ...)`` makes the database
+refuse ``CREATE POLICY`` and/or ``COMMENT ON POLICY`` on ``realtime.messages`` (42501), as a
+Supabase image may refuse them to the migrating role.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.sql
 
 REALTIME_STANDIN_SQL = Path(__file__).with_name("realtime_standin.sql")
 
@@ -32,3 +35,20 @@ def install_realtime_standin(conn: psycopg.Connection[Any]) -> bool:
 def realtime_topic(conn: psycopg.Connection[Any], topic: str) -> None:
     """Set ``realtime.topic`` for the current transaction, as Supabase Realtime does."""
     conn.execute("select pg_catalog.set_config('realtime.topic', %s, true)", (topic,))
+
+
+def refuse_policy_commands(conn: psycopg.Connection[Any], *commands: str) -> None:
+    """Refuse ``commands`` ('create policy', 'comment on policy') on realtime.messages in this
+    database, for new sessions and this one; no commands lifts the refusals."""
+    for command in commands:
+        if command not in ("create policy", "comment on policy"):
+            raise ValueError(f"unknown command {command!r}")
+    value = ",".join(commands)
+    dbname = conn.info.dbname
+    with conn.transaction():
+        conn.execute(
+            psycopg.sql.SQL("alter database {} set watchium_standin.refuse = {}").format(
+                psycopg.sql.Identifier(dbname), psycopg.sql.Literal(value)
+            )
+        )
+        conn.execute("select pg_catalog.set_config('watchium_standin.refuse', %s, false)", (value,))

@@ -8,13 +8,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pwd
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import psycopg
 
@@ -40,13 +38,8 @@ class TestServer:
 
 
 def _start_throwaway_local() -> tuple[local.LocalServer, Path]:
-    root = Path(tempfile.mkdtemp(prefix="watchium-test-"))
-    server = local.server_for(root / "pgdata")
-    server.port = local._free_port()
-    if server.os_user is not None:
-        entry = pwd.getpwnam(server.os_user)
-        os.chown(root, entry.pw_uid, entry.pw_gid)
-    server.init()
+    server = local.throwaway("watchium-test-")
+    root = server.server_dir
     # Tests favour speed over durability; behaviour is otherwise the same.
     with (server.data_dir / "postgresql.conf").open("a") as conf:
         conf.write("\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
@@ -60,7 +53,9 @@ def test_server() -> Iterator[TestServer]:
     """Resolve the test server: WATCHIUM_TEST_DATABASE_URL, local binaries, then Docker."""
     backend = database.choose_backend(url_env=database.TEST_URL_ENV)
     if backend == "url":
-        url = database.normalize_url(os.environ[database.TEST_URL_ENV])
+        url = database.normalize_url(
+            os.environ[database.TEST_URL_ENV], source=database.TEST_URL_ENV
+        )
         yield TestServer(url, "url", f"${database.TEST_URL_ENV}")
     elif backend == "local":
         server, root = _start_throwaway_local()
@@ -77,6 +72,22 @@ def test_server() -> Iterator[TestServer]:
             yield TestServer(db.url, "docker", db.description)
         finally:
             db.handle.stop()
+
+
+def password_of(url: str) -> str | None:
+    """The password a URL authenticates with: its own, else the one in its ``passfile``
+    (for tools that are not libpq, such as pgbouncer's server connections)."""
+    parts = urlsplit(url)
+    if parts.password:
+        return parts.password
+    passfile = dict(parse_qsl(parts.query)).get("passfile")
+    if not passfile:
+        return None
+    for line in Path(passfile).read_text().splitlines():
+        fields = line.split(":")
+        if len(fields) == 5 and fields[3] in ("*", parts.username):
+            return fields[4]
+    return None
 
 
 def drop_database(maintenance_url: str, dbname: str) -> None:
