@@ -6,8 +6,8 @@ own simulated players (one drifts slowly, one buffers) and the database answers 
 member's drift and sync level; members who fell behind catch up with the "Live" button, i.e.
 ``get_room_sync_state``'s ``expected_time``. Someone chats (``post_comment`` and a
 ``chat_message`` broadcast), a member goes silent and maintenance removes it as stale, the host
-leaves and the host role moves on. A :class:`~watchium_db.listener.RoomListener` receives the
-private room's events on the side.
+leaves and the host role moves on. Two :class:`~watchium_db.listener.RoomListener` streams
+receive the private room's events on the side: the database's and the members' broadcasts.
 
 Python only plays the users' video players (a position advancing with the clock). Every decision
 — drift, sync level, authority, host hand-over, staleness — is the database's answer.
@@ -185,10 +185,15 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
         party.say(f"Hana created private room {party.private_room} (key {private.access_key})")
         party.say(f"Hana created public room {party.public_room}")
 
+        # Two streams: the database's events, and what members send each other.
         listener = RoomListener(url, party.private_room, poll_interval=0.2)
-        listen_task = asyncio.create_task(_listen(listener, party))
-        for _ in range(100):  # the listener sees events committed after it connects
-            if listener.backend_pid is not None:
+        chat = RoomListener(url, party.private_room, stream="members", poll_interval=0.2)
+        listen_tasks = [
+            asyncio.create_task(_listen(listener, party)),
+            asyncio.create_task(_listen(chat, party)),
+        ]
+        for _ in range(100):  # the listeners see events committed after they connect
+            if listener.backend_pid is not None and chat.backend_pid is not None:
                 break
             await asyncio.sleep(0.05)
 
@@ -289,10 +294,12 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
             live.update(party.render())
             await asyncio.sleep(0.6)  # let the listener drain the last events
 
-        await listener.close()
-        listen_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, psycopg.Error):
-            await listen_task
+        for each in (listener, chat):
+            await each.close()
+        for task in listen_tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, psycopg.Error):
+                await task
 
         final = {
             p.name: {
