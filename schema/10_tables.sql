@@ -221,7 +221,7 @@ PARTITION BY RANGE (created_at);
 ALTER TABLE ONLY public.sync_states ALTER COLUMN member_ids SET COMPRESSION lz4;
 ALTER TABLE ONLY public.sync_states ALTER COLUMN member_times SET COMPRESSION lz4;
 
-COMMENT ON TABLE public.sync_states IS 'Sync history: one row per member for joins, leaves and sampled heartbeats, one snapshot row (every member''s position in arrays) per host control. Read one record per member through public.sync_records. Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Published for realtime.';
+COMMENT ON TABLE public.sync_states IS 'Sync history: one row per member for joins, leaves and sampled heartbeats, one snapshot row (every member''s position in arrays) per host control. Read one record per member through public.sync_records. Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Not published for realtime (no primary key; follow sync_status events).';
 
 COMMENT ON COLUMN public.sync_states.room_id IS 'The room measured (no foreign key: history outlives its room until it expires).';
 

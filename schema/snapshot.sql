@@ -964,14 +964,9 @@ begin
   end if;
 
   perform watchium_private.check_membership_cap(v_user_id);
+  -- An empty room: the joiner becomes host (the join trigger flags it).
   insert into public.room_members (room_id, user_id, username, avatar_url)
   values (v_room.room_id, v_user_id, v_username, v_avatar_url);
-  -- An empty room: the joiner becomes host (after its join comment).
-  if v_room.host_user_id is null then
-    update public.room_members as m
-    set is_host = true
-    where m.room_id = v_room.room_id and m.user_id = v_user_id;
-  end if;
 
   select * into v_member
   from public.room_members as m
@@ -1737,11 +1732,25 @@ begin
   if v_changes <> '{}'::jsonb then
     perform watchium_private.emit_room_event(v_room.room_id, 'room_updated', v_changes);
   end if;
+  -- A new episode is a playback change too (paused at 0): the same playback
+  -- event as the host controls, so players follow from one event.
+  if v_changes ? 'episode_number' then
+    perform watchium_private.emit_room_event(v_room.room_id, 'playback', pg_catalog.jsonb_build_object(
+      'room_id', v_room.room_id,
+      'action', 'episode',
+      'is_playing', v_room.is_playing,
+      'current_time', v_room.current_playback_time,
+      'playback_speed', v_room.playback_speed,
+      'playback_updated_at', v_room.playback_updated_at,
+      'episode_number', v_room.episode_number,
+      'host_user_id', v_room.host_user_id
+    ));
+  end if;
   return pg_catalog.jsonb_build_object('room', pg_catalog.to_jsonb(v_room), 'access_key', v_new_key);
 end;
 $$;
 
-COMMENT ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) IS 'Host only: changes title, episode (resets playback, creates the anchor), video URL or privacy (a new access key when made private or rotated). Emits room_updated. Returns {room, access_key}.';
+COMMENT ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) IS 'Host only: changes title, episode (resets playback, creates the anchor), video URL or privacy (a new access key when made private or rotated). Emits room_updated, and playback (action episode) when the episode changed. Returns {room, access_key}.';
 
 CREATE TABLE public.rooms (
     room_id text NOT NULL,
@@ -2998,11 +3007,13 @@ CREATE FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with ti
   select case
     when coalesce(p_last_heartbeat, '-infinity'::timestamptz) < p_playback_updated_at
       then not coalesce(p_is_host, false)
-    else coalesce(p_time_difference, 0) > 2
+    when p_time_difference is null
+      then not coalesce(p_is_host, false)
+    else p_time_difference > 2
   end
 $$;
 
-COMMENT ON FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with time zone, p_time_difference numeric, p_playback_updated_at timestamp with time zone, p_is_host boolean) IS 'True when a member must resync: its last heartbeat predates the room''s playback_updated_at (unless it is the host), or its last drift was > 2 s. The one definition of the derived rule. Internal.';
+COMMENT ON FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with time zone, p_time_difference numeric, p_playback_updated_at timestamp with time zone, p_is_host boolean) IS 'True when a member must resync: its last heartbeat predates the room''s playback_updated_at or it never reported (unless it is the host), or its last drift was > 2 s. The one definition of the derived rule. Internal.';
 
 CREATE TABLE public.comments (
     id bigint NOT NULL,
@@ -3743,7 +3754,20 @@ CREATE FUNCTION watchium_private.tg_room_members__member_joined() RETURNS trigge
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+declare
+  v_new_hosts jsonb;
 begin
+  select coalesce(pg_catalog.jsonb_object_agg(f.room_id, f.user_id), '{}'::jsonb)
+  into v_new_hosts
+  from (
+    select distinct on (n.room_id) n.room_id, n.user_id
+    from new_members as n
+    join public.rooms as r on r.room_id = n.room_id
+    where r.host_user_id is null
+      and not exists (select from new_members as h where h.room_id = n.room_id and h.is_host)
+    order by n.room_id, n.joined_at, n.user_id
+  ) as f;
+
   update public.rooms as r
   set last_activity = pg_catalog.now()
   where r.room_id in (select n.room_id from new_members as n)
@@ -3766,17 +3790,24 @@ begin
     'user_id', n.user_id,
     'username', n.username,
     'avatar_url', n.avatar_url,
-    'is_host', n.is_host,
+    'is_host', n.is_host or v_new_hosts ->> n.room_id is not distinct from n.user_id,
     'joined_at', n.joined_at
   ))
   from new_members as n
   order by n.joined_at, n.user_id;
 
+  if v_new_hosts <> '{}'::jsonb then
+    update public.room_members as m
+    set is_host = true
+    from pg_catalog.jsonb_each_text(v_new_hosts) as h(room_id, user_id)
+    where m.room_id = h.room_id and m.user_id = h.user_id;
+  end if;
+
   return null;
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.tg_room_members__member_joined() IS 'Trigger function (statement level): room activity, "X joined the room", a join sync record and member_joined for each new member.';
+COMMENT ON FUNCTION watchium_private.tg_room_members__member_joined() IS 'Trigger function (statement level): room activity, "X joined the room", a join sync record and member_joined for each new member; the first new member of a room without host becomes host.';
 
 CREATE FUNCTION watchium_private.tg_room_members__member_left() RETURNS trigger
     LANGUAGE plpgsql
@@ -3819,13 +3850,17 @@ CREATE FUNCTION watchium_private.tg_room_members__sync_room_host() RETURNS trigg
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_room public.rooms;
+  v_room     public.rooms;
+  v_previous jsonb;
 begin
   if tg_op in ('UPDATE', 'DELETE') and old.is_host
      and (tg_op = 'DELETE' or not new.is_host) then
     update public.rooms as r
     set host_user_id = null, host_username = null
     where r.room_id = old.room_id and r.host_user_id = old.user_id;
+    v_previous := coalesce(nullif(pg_catalog.current_setting('watchium.previous_hosts', true), ''), '{}')::jsonb;
+    perform pg_catalog.set_config('watchium.previous_hosts',
+      (v_previous || pg_catalog.jsonb_build_object(old.room_id, old.user_id))::text, true);
   end if;
 
   if tg_op in ('INSERT', 'UPDATE') and new.is_host then
@@ -3839,13 +3874,17 @@ begin
       where r.room_id = new.room_id;
     end if;
     if v_room.host_user_id is distinct from new.user_id then
+      v_previous := coalesce(nullif(pg_catalog.current_setting('watchium.previous_hosts', true), ''), '{}')::jsonb;
+      if v_previous ? new.room_id then
+        perform pg_catalog.set_config('watchium.previous_hosts', (v_previous - new.room_id)::text, true);
+      end if;
       insert into public.comments (anime_id, room_id, episode_number, username, message, is_system_message)
       values (v_room.anime_id, v_room.room_id, v_room.episode_number, 'system',
               new.username || ' became the new host', true);
       perform watchium_private.emit_room_event(new.room_id, 'host_changed', pg_catalog.jsonb_build_object(
         'host_user_id', new.user_id,
         'host_username', new.username,
-        'previous_host_user_id', v_room.host_user_id
+        'previous_host_user_id', coalesce(v_room.host_user_id, v_previous ->> new.room_id)
       ));
     end if;
   end if;
@@ -4048,7 +4087,7 @@ PARTITION BY RANGE (created_at);
 ALTER TABLE ONLY public.sync_states ALTER COLUMN member_ids SET COMPRESSION lz4;
 ALTER TABLE ONLY public.sync_states ALTER COLUMN member_times SET COMPRESSION lz4;
 
-COMMENT ON TABLE public.sync_states IS 'Sync history: one row per member for joins, leaves and sampled heartbeats, one snapshot row (every member''s position in arrays) per host control. Read one record per member through public.sync_records. Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Published for realtime.';
+COMMENT ON TABLE public.sync_states IS 'Sync history: one row per member for joins, leaves and sampled heartbeats, one snapshot row (every member''s position in arrays) per host control. Read one record per member through public.sync_records. Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Not published for realtime (no primary key; follow sync_status events).';
 
 COMMENT ON COLUMN public.sync_states.room_id IS 'The room measured (no foreign key: history outlives its room until it expires).';
 
@@ -4446,7 +4485,7 @@ COMMENT ON TRIGGER _200_sync_room_host ON public.room_members IS 'Mirrors the is
 
 CREATE TRIGGER _300_member_joined AFTER INSERT ON public.room_members REFERENCING NEW TABLE AS new_members FOR EACH STATEMENT EXECUTE FUNCTION watchium_private.tg_room_members__member_joined();
 
-COMMENT ON TRIGGER _300_member_joined ON public.room_members IS 'Per inserted member: room activity, "X joined the room", a join sync record, member_joined.';
+COMMENT ON TRIGGER _300_member_joined ON public.room_members IS 'Per inserted member: room activity, "X joined the room", a join sync record, member_joined; a host for a room without one.';
 
 CREATE TRIGGER _300_member_left AFTER DELETE ON public.room_members REFERENCING OLD TABLE AS old_members FOR EACH STATEMENT EXECUTE FUNCTION watchium_private.tg_room_members__member_left();
 

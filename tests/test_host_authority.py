@@ -76,7 +76,7 @@ def test_host_leaving_hands_host_to_longest_present_member(conn):
     assert conn.execute(
         "select payload->>'host_user_id', payload->>'previous_host_user_id'"
         " from watchium_private.room_events where event = 'host_changed'"
-    ).fetchall() == [("dave", None)]
+    ).fetchall() == [("dave", "alice")]
 
 
 def test_succession_ties_on_joined_at_broken_by_user_id(conn):

@@ -27,7 +27,8 @@ def test_live_state_extrapolates_and_reports_the_caller_and_the_room(conn):
         conn.execute("update public.rooms set playback_updated_at = now() - interval '4 seconds'")
         conn.execute(
             "update watchium_private.member_presence set reported_time = 203, is_playing = true,"
-            " last_heartbeat = now() - interval '2 seconds' where user_id = 'alice'"
+            " time_difference = 0, last_heartbeat = now() - interval '2 seconds'"
+            " where user_id = 'alice'"
         )
         with as_user(conn, "alice") as c:
             state = one(c, "select public.get_room_sync_state(%s)", (ROOM_ID,))

@@ -316,8 +316,8 @@ create unique index comments_replica_key_idx on public.comments (replica_key);
 -- (never updated, no row is addressed on its own, expiry drops partitions)
 -- written on hot paths, so every per-row cost counts: an identity is a
 -- sequence call and a primary key a second index insert per row, for nothing
--- a reader needs. Realtime inserts need no key (replica identity matters for
--- UPDATE and DELETE only); see 0006 for deletes.
+-- a reader needs. Without a key Realtime cannot deliver it (it applies RLS by
+-- primary key), so it is not published; see 0006.
 -- -----------------------------------------------------------------------------
 -- Two shapes of row, told apart by member_ids:
 --   * one member's record (a join, a leave, a sampled heartbeat): user_id,
@@ -364,7 +364,7 @@ create table public.sync_states (
 ) partition by range (created_at);
 
 comment on table public.sync_states is
-  'Sync history: one row per member for joins, leaves and sampled heartbeats, one snapshot row (every member''s position in arrays) per host control. Read one record per member through public.sync_records. Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Published for realtime.';
+  'Sync history: one row per member for joins, leaves and sampled heartbeats, one snapshot row (every member''s position in arrays) per host control. Read one record per member through public.sync_records. Partitioned by hour; expired by dropping partitions. Visible to the room''s members. Not published for realtime (no primary key; follow sync_status events).';
 comment on column public.sync_states.user_id is 'The member of a one-member record; null in a snapshot row (see member_ids).';
 comment on column public.sync_states.member_time is 'The member''s position in seconds (one-member record); null in a snapshot row.';
 comment on column public.sync_states.time_difference is 'Absolute difference in seconds between the member and the expected host position (one-member record); null in a snapshot row.';

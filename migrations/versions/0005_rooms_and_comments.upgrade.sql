@@ -601,6 +601,10 @@ revoke all on function watchium_private.ensure_anchor(text, integer) from public
 -- writes the system comment "X became the new host" and emits host_changed.
 -- Row-level: fires for each flag change, including the promotions made by
 -- _300_member_left.
+-- A host losing the flag clears rooms.host_user_id before its successor gains
+-- it (the one-host index needs that order), so the departing host is kept in
+-- the transaction-local setting watchium.previous_hosts ({room_id: user_id})
+-- for host_changed.previous_host_user_id, and taken out when it is used.
 -- -----------------------------------------------------------------------------
 create function watchium_private.tg_room_members__sync_room_host()
 returns trigger
@@ -608,13 +612,17 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_room public.rooms;
+  v_room     public.rooms;
+  v_previous jsonb;
 begin
   if tg_op in ('UPDATE', 'DELETE') and old.is_host
      and (tg_op = 'DELETE' or not new.is_host) then
     update public.rooms as r
     set host_user_id = null, host_username = null
     where r.room_id = old.room_id and r.host_user_id = old.user_id;
+    v_previous := coalesce(nullif(pg_catalog.current_setting('watchium.previous_hosts', true), ''), '{}')::jsonb;
+    perform pg_catalog.set_config('watchium.previous_hosts',
+      (v_previous || pg_catalog.jsonb_build_object(old.room_id, old.user_id))::text, true);
   end if;
 
   if tg_op in ('INSERT', 'UPDATE') and new.is_host then
@@ -628,13 +636,17 @@ begin
       where r.room_id = new.room_id;
     end if;
     if v_room.host_user_id is distinct from new.user_id then
+      v_previous := coalesce(nullif(pg_catalog.current_setting('watchium.previous_hosts', true), ''), '{}')::jsonb;
+      if v_previous ? new.room_id then
+        perform pg_catalog.set_config('watchium.previous_hosts', (v_previous - new.room_id)::text, true);
+      end if;
       insert into public.comments (anime_id, room_id, episode_number, username, message, is_system_message)
       values (v_room.anime_id, v_room.room_id, v_room.episode_number, 'system',
               new.username || ' became the new host', true);
       perform watchium_private.emit_room_event(new.room_id, 'host_changed', pg_catalog.jsonb_build_object(
         'host_user_id', new.user_id,
         'host_username', new.username,
-        'previous_host_user_id', v_room.host_user_id
+        'previous_host_user_id', coalesce(v_room.host_user_id, v_previous ->> new.room_id)
       ));
     end if;
   end if;
@@ -654,14 +666,31 @@ comment on trigger _200_sync_room_host on public.room_members is
 -- -----------------------------------------------------------------------------
 -- tg_room_members__member_joined: for the members inserted by one statement,
 -- set-based: room activity, the system comment "X joined the room", a join
--- record in sync_states at the room's expected position, and member_joined.
+-- record in sync_states at the room's expected position, member_joined, and
+-- a host for a room that has none (an emptied room being joined again): its
+-- first new member (joined_at, then user_id), flagged after its join comment
+-- and event, so "X became the new host" and host_changed follow them and
+-- member_joined.is_host already says true.
 -- -----------------------------------------------------------------------------
 create function watchium_private.tg_room_members__member_joined()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+  v_new_hosts jsonb;
 begin
+  select coalesce(pg_catalog.jsonb_object_agg(f.room_id, f.user_id), '{}'::jsonb)
+  into v_new_hosts
+  from (
+    select distinct on (n.room_id) n.room_id, n.user_id
+    from new_members as n
+    join public.rooms as r on r.room_id = n.room_id
+    where r.host_user_id is null
+      and not exists (select from new_members as h where h.room_id = n.room_id and h.is_host)
+    order by n.room_id, n.joined_at, n.user_id
+  ) as f;
+
   update public.rooms as r
   set last_activity = pg_catalog.now()
   where r.room_id in (select n.room_id from new_members as n)
@@ -684,17 +713,24 @@ begin
     'user_id', n.user_id,
     'username', n.username,
     'avatar_url', n.avatar_url,
-    'is_host', n.is_host,
+    'is_host', n.is_host or v_new_hosts ->> n.room_id is not distinct from n.user_id,
     'joined_at', n.joined_at
   ))
   from new_members as n
   order by n.joined_at, n.user_id;
 
+  if v_new_hosts <> '{}'::jsonb then
+    update public.room_members as m
+    set is_host = true
+    from pg_catalog.jsonb_each_text(v_new_hosts) as h(room_id, user_id)
+    where m.room_id = h.room_id and m.user_id = h.user_id;
+  end if;
+
   return null;
 end;
 $$;
 comment on function watchium_private.tg_room_members__member_joined() is
-  'Trigger function (statement level): room activity, "X joined the room", a join sync record and member_joined for each new member.';
+  'Trigger function (statement level): room activity, "X joined the room", a join sync record and member_joined for each new member; the first new member of a room without host becomes host.';
 revoke all on function watchium_private.tg_room_members__member_joined() from public;
 
 create trigger _300_member_joined
@@ -702,7 +738,7 @@ create trigger _300_member_joined
   referencing new table as new_members
   for each statement execute function watchium_private.tg_room_members__member_joined();
 comment on trigger _300_member_joined on public.room_members is
-  'Per inserted member: room activity, "X joined the room", a join sync record, member_joined.';
+  'Per inserted member: room activity, "X joined the room", a join sync record, member_joined; a host for a room without one.';
 
 -- -----------------------------------------------------------------------------
 -- tg_room_members__member_left: for the members deleted by one statement
@@ -977,14 +1013,9 @@ begin
   end if;
 
   perform watchium_private.check_membership_cap(v_user_id);
+  -- An empty room: the joiner becomes host (the join trigger flags it).
   insert into public.room_members (room_id, user_id, username, avatar_url)
   values (v_room.room_id, v_user_id, v_username, v_avatar_url);
-  -- An empty room: the joiner becomes host (after its join comment).
-  if v_room.host_user_id is null then
-    update public.room_members as m
-    set is_host = true
-    where m.room_id = v_room.room_id and m.user_id = v_user_id;
-  end if;
 
   select * into v_member
   from public.room_members as m
@@ -1252,11 +1283,25 @@ begin
   if v_changes <> '{}'::jsonb then
     perform watchium_private.emit_room_event(v_room.room_id, 'room_updated', v_changes);
   end if;
+  -- A new episode is a playback change too (paused at 0): the same playback
+  -- event as the host controls, so players follow from one event.
+  if v_changes ? 'episode_number' then
+    perform watchium_private.emit_room_event(v_room.room_id, 'playback', pg_catalog.jsonb_build_object(
+      'room_id', v_room.room_id,
+      'action', 'episode',
+      'is_playing', v_room.is_playing,
+      'current_time', v_room.current_playback_time,
+      'playback_speed', v_room.playback_speed,
+      'playback_updated_at', v_room.playback_updated_at,
+      'episode_number', v_room.episode_number,
+      'host_user_id', v_room.host_user_id
+    ));
+  end if;
   return pg_catalog.jsonb_build_object('room', pg_catalog.to_jsonb(v_room), 'access_key', v_new_key);
 end;
 $$;
 comment on function public.update_room(text, text, integer, text, boolean, boolean) is
-  'Host only: changes title, episode (resets playback, creates the anchor), video URL or privacy (a new access key when made private or rotated). Emits room_updated. Returns {room, access_key}.';
+  'Host only: changes title, episode (resets playback, creates the anchor), video URL or privacy (a new access key when made private or rotated). Emits room_updated, and playback (action episode) when the episode changed. Returns {room, access_key}.';
 revoke all on function public.update_room(text, text, integer, text, boolean, boolean) from public, anon;
 grant execute on function public.update_room(text, text, integer, text, boolean, boolean)
   to authenticated, service_role;

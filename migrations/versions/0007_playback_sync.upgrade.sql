@@ -160,7 +160,10 @@ revoke all on function watchium_private.require_sync_room(text, text) from publi
 -- playback reference (a control happened since: its position is unknown
 -- until it reports again), or when the drift of its last heartbeat was > 2 s.
 -- The host set the reference: a control alone never makes it need a resync.
--- No presence row (last_heartbeat null) counts as predating the reference.
+-- No presence row (last_heartbeat null) counts as predating the reference,
+-- and a member that joined but never reported (time_difference null) needs a
+-- resync too: its position is unknown, so the Live button never counts it
+-- as synced. The host is the exception in both cases.
 -- Host controls therefore write nothing per member but history: the control's
 -- 'playback' room event tells every client to resync at once, and the
 -- published room_members.is_synced follows on each member's next heartbeat.
@@ -179,11 +182,13 @@ as $$
   select case
     when coalesce(p_last_heartbeat, '-infinity'::timestamptz) < p_playback_updated_at
       then not coalesce(p_is_host, false)
-    else coalesce(p_time_difference, 0) > 2
+    when p_time_difference is null
+      then not coalesce(p_is_host, false)
+    else p_time_difference > 2
   end
 $$;
 comment on function watchium_private.needs_resync(timestamptz, numeric, timestamptz, boolean) is
-  'True when a member must resync: its last heartbeat predates the room''s playback_updated_at (unless it is the host), or its last drift was > 2 s. The one definition of the derived rule. Internal.';
+  'True when a member must resync: its last heartbeat predates the room''s playback_updated_at or it never reported (unless it is the host), or its last drift was > 2 s. The one definition of the derived rule. Internal.';
 revoke all on function watchium_private.needs_resync(timestamptz, numeric, timestamptz, boolean) from public;
 
 -- -----------------------------------------------------------------------------

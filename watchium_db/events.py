@@ -1,0 +1,169 @@
+"""The room events: one definition of every event name and its payload fields.
+
+The SQL functions emit these events (``watchium_private.emit_room_event``); the listener and
+clients receive them. ``tests/test_event_catalogue.py`` drives every function that emits and
+compares each payload with :data:`EVENTS`, and checks that docs/realtime.md carries exactly
+:func:`markdown_table`, so code, this module and the docs cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Event:
+    """A room event: ``fields`` are always in the payload, ``optional`` may be."""
+
+    name: str
+    sent_when: str
+    fields: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+    def allows(self, keys: set[str]) -> bool:
+        """Whether a payload with exactly ``keys`` matches this definition."""
+        return set(self.fields) <= keys <= set(self.fields) | set(self.optional)
+
+
+COMMENT_FIELDS = (
+    "id",
+    "anime_id",
+    "room_id",
+    "episode_number",
+    "parent_id",
+    "user_id",
+    "username",
+    "avatar_url",
+    "message",
+    "video_timestamp",
+    "is_anchor",
+    "is_system_message",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "replica_key",
+)
+
+PLAYBACK_FIELDS = (
+    "room_id",
+    "action",
+    "is_playing",
+    "current_time",
+    "playback_speed",
+    "playback_updated_at",
+    "episode_number",
+    "host_user_id",
+)
+
+SYNC_STATUS_FIELDS = (
+    "user_id",
+    "sync_level",
+    "previous_level",
+    "is_synced",
+    "time_difference",
+    "expected_time",
+)
+
+_EVENTS = (
+    Event(
+        "member_joined",
+        "a member joins (is_host is true for the creator and for the first joiner of an empty "
+        "room, who becomes host)",
+        ("user_id", "username", "avatar_url", "is_host", "joined_at"),
+    ),
+    Event(
+        "member_left",
+        "a member leaves (reason left) or maintenance removes it as stale (reason stale)",
+        ("user_id", "reason"),
+    ),
+    Event("member_kicked", "the host removes a member", ("user_id", "kicked_by")),
+    Event(
+        "host_changed",
+        "the host changes: transfer_host, the host leaving or removed as stale (the "
+        "longest-present member takes over), or the first joiner of an empty room "
+        "(previous_host_user_id: the host before, null when there was none)",
+        ("host_user_id", "host_username", "previous_host_user_id"),
+    ),
+    Event(
+        "room_updated",
+        "update_room changed the title, episode, video URL or privacy, or rotated the key "
+        "(only the changed fields are sent)",
+        (),
+        ("title", "episode_number", "video_url", "is_public", "access_key_rotated"),
+    ),
+    Event(
+        "room_deleted",
+        "the room is gone: deleted by its host (reason deleted_by_host, deleted_by) or closed "
+        "by maintenance when empty (reason empty)",
+        ("reason",),
+        ("deleted_by",),
+    ),
+    Event("comment_added", "a comment in the room (system messages included)", COMMENT_FIELDS),
+    Event("comment_edited", "the author edited a comment of the room", COMMENT_FIELDS),
+    Event(
+        "comment_deleted",
+        "a comment of the room was deleted (tombstone true: kept as a tombstone for its replies)",
+        ("id", "tombstone"),
+    ),
+    Event(
+        "playback",
+        "the host plays, pauses, seeks or changes speed (action play, pause, seek, speed), or "
+        "changes the episode with update_room (action episode: paused at 0)",
+        PLAYBACK_FIELDS,
+    ),
+    Event(
+        "sync_status",
+        "a member's sync level changes at a heartbeat (never for one that changes nothing)",
+        SYNC_STATUS_FIELDS,
+    ),
+    Event(
+        "play",
+        "custom event from the host via broadcast_to_room",
+        ("current_time", "user_id", "username"),
+    ),
+    Event(
+        "pause",
+        "custom event from the host via broadcast_to_room",
+        ("current_time", "user_id", "username"),
+    ),
+    Event(
+        "seek",
+        "custom event from the host via broadcast_to_room",
+        ("current_time", "user_id", "username"),
+    ),
+    Event(
+        "chat_message",
+        "custom event from a member via broadcast_to_room",
+        ("message", "user_id", "username"),
+    ),
+)
+
+EVENTS: dict[str, Event] = {event.name: event for event in _EVENTS}
+
+TABLE_BEGIN = "<!-- event catalogue: generated from watchium_db/events.py -->"
+TABLE_END = "<!-- end of event catalogue -->"
+
+
+def markdown_table() -> str:
+    """The event catalogue of docs/realtime.md, between its markers."""
+
+    def fields(event: Event) -> str:
+        if event.fields == COMMENT_FIELDS:
+            return "the comment row (all columns of `public.comments`)"
+        listed = ", ".join(f"`{f}`" for f in event.fields) or "—"
+        if event.optional:
+            listed += "; when present: " + ", ".join(f"`{f}`" for f in event.optional)
+        return listed
+
+    lines = [
+        TABLE_BEGIN,
+        "| event | sent when | payload fields |",
+        "|---|---|---|",
+        *(f"| `{e.name}` | {e.sent_when} | {fields(e)} |" for e in _EVENTS),
+        TABLE_END,
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
