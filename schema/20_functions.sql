@@ -2361,14 +2361,29 @@ declare
   );
   v_deleted bigint;
 begin
-  delete from watchium_private.room_events as e
-  where e.created_at < pg_catalog.now() - v_retention;
-  get diagnostics v_deleted = row_count;
+  with deleted as (
+    delete from watchium_private.room_events as e
+    where e.created_at < pg_catalog.now() - v_retention
+    returning e.room_id, e.xact_id, e.event_id
+  ), highest as (
+    select distinct on (d.room_id) d.room_id, d.xact_id, d.event_id
+      from deleted as d
+     order by d.room_id, d.xact_id desc, d.event_id desc
+  ), recorded as (
+    insert into watchium_private.room_events_expired as x (room_id, xact_id, event_id)
+    select h.room_id, h.xact_id, h.event_id from highest as h
+    on conflict (room_id) do update
+      set xact_id = excluded.xact_id, event_id = excluded.event_id,
+          expired_at = pg_catalog.now()
+      where (x.xact_id, x.event_id) < (excluded.xact_id, excluded.event_id)
+    returning 1
+  )
+  select pg_catalog.count(*) into v_deleted from deleted;
   return pg_catalog.jsonb_build_object('deleted', v_deleted, 'retention', v_retention::text);
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.expire_room_events() IS 'Deletes room events older than the room_event_retention setting (default 1 hour); returns {"deleted": n, "retention": "..."}. Run by maintenance.';
+COMMENT ON FUNCTION watchium_private.expire_room_events() IS 'Deletes room events older than the room_event_retention setting (default 1 hour) and records per room the highest position deleted (room_events_expired); returns {"deleted": n, "retention": "..."}. Run by maintenance.';
 
 CREATE FUNCTION watchium_private.generate_access_key() RETURNS text
     LANGUAGE plpgsql
@@ -3079,35 +3094,68 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.read_room_event(p_room_id text, p_event_id bigint) IS 'One event of the room''s log as jsonb, or null. For trusted server-side listeners (full payload of a truncated notification).';
 
-CREATE FUNCTION watchium_private.read_room_events(p_room_id text, p_after_event_id bigint, p_min_xact_id xid8 DEFAULT NULL::xid8) RETURNS jsonb
-    LANGUAGE sql STABLE SECURITY DEFINER
+CREATE FUNCTION watchium_private.read_room_events(p_room_id text, p_after_xact_id xid8, p_after_event_id bigint, p_limit integer DEFAULT 1000) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+declare
+  v_xmin    xid8 := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
+  v_events  jsonb;
+  v_count   integer;
+  v_expired jsonb;
+begin
+  if p_limit is null or p_limit < 1 or p_limit > 10000 then
+    raise exception 'p_limit must be between 1 and 10000 (got %)', pg_catalog.quote_nullable(p_limit)
+      using errcode = '22023';
+  end if;
+  if p_after_xact_id is null or p_after_event_id is null then
+    return pg_catalog.jsonb_build_object(
+      'snapshot_xmin', v_xmin::text, 'events', '[]'::jsonb, 'more', false, 'held', false,
+      'expired', null
+    );
+  end if;
+
   select pg_catalog.jsonb_build_object(
-    'snapshot_xmin', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text,
-    'last_event_id', (
-      select pg_catalog.max(e.event_id) from watchium_private.room_events as e
-      where e.room_id = p_room_id
+           'xact_id', x.xact_id::text, 'event_id', x.event_id, 'expired_at', x.expired_at
+         )
+    into v_expired
+    from watchium_private.room_events_expired as x
+   where x.room_id = p_room_id
+     and (x.xact_id, x.event_id) > (p_after_xact_id, p_after_event_id);
+
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'event_id', e.event_id, 'room_id', e.room_id, 'event', e.event,
+             'payload', e.payload, 'created_at', e.created_at, 'xact_id', e.xact_id::text
+           ) order by e.xact_id, e.event_id), '[]'::jsonb),
+         pg_catalog.count(*)
+    into v_events, v_count
+    from (
+      select * from watchium_private.room_events as r
+       where r.room_id = p_room_id
+         and r.xact_id < v_xmin
+         and (r.xact_id, r.event_id) > (p_after_xact_id, p_after_event_id)
+       order by r.xact_id, r.event_id
+       limit p_limit + 1
+    ) as e;
+
+  if v_count > p_limit then
+    v_events := v_events - p_limit;  -- drop the extra one read to know there is more
+  end if;
+
+  return pg_catalog.jsonb_build_object(
+    'snapshot_xmin', v_xmin::text,
+    'events', v_events,
+    'more', v_count > p_limit,
+    'held', exists (
+      select from watchium_private.room_events as r
+       where r.room_id = p_room_id and r.xact_id >= v_xmin
     ),
-    'pending_ids', case when p_after_event_id is null then (
-      select coalesce(pg_catalog.jsonb_agg(e.event_id order by e.event_id), '[]'::jsonb)
-      from watchium_private.room_events as e
-      where e.room_id = p_room_id
-        and e.xact_id >= pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())
-    ) else '[]'::jsonb end,
-    'events', case when p_after_event_id is null then '[]'::jsonb else (
-      select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-          'event_id', e.event_id, 'room_id', e.room_id, 'event', e.event,
-          'payload', e.payload, 'created_at', e.created_at, 'xact_id', e.xact_id::text
-        ) order by e.event_id), '[]'::jsonb)
-      from watchium_private.room_events as e
-      where e.room_id = p_room_id
-        and (e.event_id > p_after_event_id or e.xact_id >= p_min_xact_id)
-    ) end
-  )
+    'expired', v_expired
+  );
+end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_event_id bigint, p_min_xact_id xid8) IS 'Catch-up read of a room''s event log for trusted server-side listeners: events after p_after_event_id or written by transactions >= p_min_xact_id (the previous read''s snapshot_xmin), plus this read''s snapshot_xmin. De-duplicate by event_id.';
+COMMENT ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_xact_id xid8, p_after_event_id bigint, p_limit integer) IS 'Reading of a room''s event log for trusted server-side listeners: the events after position (p_after_xact_id, p_after_event_id) whose transaction is below this snapshot''s xmin, in (xact_id, event_id) order (at most p_limit), whether more are held for older transactions, and whether trimming deleted events after the position ("expired").';
 
 CREATE FUNCTION watchium_private.realtime_available() RETURNS boolean
     LANGUAGE plpgsql STABLE
@@ -4053,8 +4101,8 @@ REVOKE ALL ON FUNCTION watchium_private.random_bytes(p_count integer) FROM PUBLI
 REVOKE ALL ON FUNCTION watchium_private.read_room_event(p_room_id text, p_event_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_private.read_room_event(p_room_id text, p_event_id bigint) TO service_role;
 
-REVOKE ALL ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_event_id bigint, p_min_xact_id xid8) FROM PUBLIC;
-GRANT ALL ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_event_id bigint, p_min_xact_id xid8) TO service_role;
+REVOKE ALL ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_xact_id xid8, p_after_event_id bigint, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_xact_id xid8, p_after_event_id bigint, p_limit integer) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_private.realtime_available() FROM PUBLIC;
 
