@@ -556,7 +556,15 @@ begin
     raise exception 'p_anime_id is required' using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'get_or_create_anchor');
-  v_id := watchium_private.ensure_anchor(v_anime_id, v_episode);
+  select c.id into v_id
+  from public.comments as c
+  where c.anime_id = v_anime_id and c.episode_number = v_episode and c.is_anchor;
+  if v_id is null then
+    -- A new thread: limited per user (create_anchor); maintenance removes it
+    -- again if it stays empty (empty_anchor_grace).
+    perform watchium_private.enforce_rate_limit(v_user_id, 'create_anchor');
+    v_id := watchium_private.ensure_anchor(v_anime_id, v_episode);
+  end if;
   return (select pg_catalog.to_jsonb(c) from public.comments as c where c.id = v_id);
 end;
 $$;
@@ -2556,6 +2564,9 @@ CREATE FUNCTION watchium_private.maintain_rooms() RETURNS jsonb
 declare
   v_stale_cutoff timestamptz := pg_catalog.now() - watchium_private.setting_interval('member_stale_after');
   v_empty_cutoff timestamptz := pg_catalog.now() - watchium_private.setting_interval('empty_room_grace');
+  v_anchor_cutoff timestamptz := pg_catalog.now() - watchium_private.setting_interval('empty_anchor_grace');
+  v_anchors      bigint[];
+  v_anchors_deleted integer;
   v_candidates   text[];
   v_locked       text[];
   v_seen         integer;
@@ -2705,10 +2716,38 @@ begin
     v_skipped := v_skipped + coalesce(pg_catalog.cardinality(v_empty), 0);
   end;
 
+  -- Idle empty anchors: older than empty_anchor_grace, nothing else in their
+  -- thread and no room on their episode (get_or_create_anchor opens threads
+  -- for any anime id). Locked with SKIP LOCKED (a reply being posted holds
+  -- its anchor for key share), then checked again under the lock.
+  select pg_catalog.array_agg(a.id) into v_anchors
+  from (
+    select c.id
+    from public.comments as c
+    where c.is_anchor
+      and c.created_at < v_anchor_cutoff
+      and not exists (select from public.comments as o
+                      where o.anime_id = c.anime_id and o.episode_number = c.episode_number
+                        and not o.is_anchor)
+      and not exists (select from public.rooms as r
+                      where r.anime_id = c.anime_id and r.episode_number = c.episode_number)
+    order by c.id
+    for update of c skip locked
+  ) as a;
+  delete from public.comments as c
+  where c.id = any (coalesce(v_anchors, '{}'))
+    and not exists (select from public.comments as o
+                    where o.anime_id = c.anime_id and o.episode_number = c.episode_number
+                      and not o.is_anchor)
+    and not exists (select from public.rooms as r
+                    where r.anime_id = c.anime_id and r.episode_number = c.episode_number);
+  get diagnostics v_anchors_deleted = row_count;
+
   return pg_catalog.jsonb_build_object(
     'stale_members_removed', v_removed,
     'hosts_transferred', v_hosts,
     'empty_rooms_deleted', v_deleted,
+    'empty_anchors_deleted', v_anchors_deleted,
     'rooms_skipped_busy', coalesce(pg_catalog.cardinality(v_candidates), 0)
                           - coalesce(pg_catalog.cardinality(v_locked), 0) + v_skipped,
     'members_skipped_busy', greatest(0, v_seen - v_removed)

@@ -329,3 +329,36 @@ def test_chat_message_is_trimmed_like_a_comment(conn):
         "select payload from watchium_private.room_events where event = 'chat_message'"
     ).fetchone()[0]
     assert payload["message"] == "vivid\nv"
+
+
+# -------------------------------------------------------------------------------------------
+# Anchors of made-up anime ids: limited, and cleaned when they stay empty.
+# -------------------------------------------------------------------------------------------
+def test_new_anchors_are_rate_limited_per_user(conn):
+    limit = conn.execute(
+        "select max_requests from watchium_private.rate_limit_rules where action = 'create_anchor'"
+    ).fetchone()[0]
+    sql = "select public.get_or_create_anchor(%(name)s, 1)"
+    states = [answer_with(conn, "eve", sql, name=f"made-up-{i}")[0] for i in range(limit + 1)]
+    assert states == ["ok"] * limit + ["WD429"]
+    # An existing anchor is still returned: only opening new threads is limited.
+    assert answer_with(conn, "eve", sql, name="made-up-0")[0] == "ok"
+    assert (
+        conn.execute("select count(*) from public.comments where is_anchor").fetchone()[0] == limit
+    )
+
+
+def test_maintenance_removes_idle_empty_anchors_only(conn):
+    make_room(conn, host="host", anime_id="watched")  # an anchor with a room on its episode
+    for anime in ("empty", "discussed", "fresh"):
+        answer_with(conn, "eve", "select public.get_or_create_anchor(%(name)s, 1)", name=anime)
+    answer_with(conn, "eve",
+                "select public.post_comment('discussed', 1, 'hi', p_username => 'Eve')")  # fmt: skip
+    conn.execute(
+        "update public.comments set created_at = now() - interval '2 days'"
+        " where is_anchor and anime_id <> 'fresh'"
+    )
+    summary = conn.execute("select watchium_private.maintain_rooms()").fetchone()[0]
+    assert summary["empty_anchors_deleted"] == 1
+    left = {a for (a,) in conn.execute("select anime_id from public.comments where is_anchor")}
+    assert left == {"watched", "discussed", "fresh"}

@@ -71,6 +71,7 @@ def test_stale_host_is_removed_and_longest_present_member_takes_over(conn):
         "stale_members_removed": 1,
         "hosts_transferred": 1,
         "empty_rooms_deleted": 0,
+        "empty_anchors_deleted": 0,
         "rooms_skipped_busy": 0,
         "members_skipped_busy": 0,
     }
