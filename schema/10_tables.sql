@@ -94,7 +94,8 @@ CREATE TABLE public.comments (
     CONSTRAINT comments_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
     CONSTRAINT comments_author_check CHECK (
 CASE
-    WHEN (is_system_message OR is_anchor) THEN (user_id IS NULL)
+    WHEN is_anchor THEN (user_id IS NULL)
+    WHEN is_system_message THEN true
     ELSE ((user_id IS NOT NULL) OR (deleted_at IS NOT NULL))
 END),
     CONSTRAINT comments_avatar_url_check CHECK ((((char_length(avatar_url) >= 1) AND (char_length(avatar_url) <= 2048)) AND (avatar_url ~* '^https?://'::text))),
@@ -134,7 +135,7 @@ COMMENT ON COLUMN public.comments.video_timestamp IS 'Seconds into the episode t
 
 COMMENT ON COLUMN public.comments.is_anchor IS 'The one "Discussion for Episode N" root of an episode thread (comments_one_anchor_idx).';
 
-COMMENT ON COLUMN public.comments.is_system_message IS 'Written by the database ("X joined the room", "X became the new host"); never by a client.';
+COMMENT ON COLUMN public.comments.is_system_message IS 'Written by the database, in fixed text ("joined the room", "became the new host"; user_id is the member it is about, username is system); never by a client.';
 
 COMMENT ON COLUMN public.comments.created_at IS 'When the comment was posted.';
 

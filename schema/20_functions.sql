@@ -204,7 +204,7 @@ declare
   v_anime_title text := watchium_private.check_text('p_anime_title', p_anime_title, 1, 300);
   v_episode     integer := watchium_private.check_episode('p_episode_number', p_episode_number);
   v_video_url   text := watchium_private.check_url('p_video_url', p_video_url);
-  v_username    text := watchium_private.check_text('p_username', p_username, 1, 50);
+  v_username    text := watchium_private.check_username('p_username', p_username);
   v_source_id   text := watchium_private.check_text('p_source_id', p_source_id, 1, 100);
   v_avatar_url  text := watchium_private.check_url('p_avatar_url', p_avatar_url);
   v_room        public.rooms;
@@ -885,7 +885,7 @@ CREATE FUNCTION public.join_room(p_room_id text, p_access_key text DEFAULT NULL:
     AS $_$
 declare
   v_user_id    text := watchium_private.require_user_id();
-  v_username   text := watchium_private.check_text('p_username', p_username, 1, 50);
+  v_username   text := watchium_private.check_username('p_username', p_username);
   v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
   v_room       public.rooms;
   v_member     public.room_members;
@@ -1153,7 +1153,7 @@ declare
   v_anime_id   text := watchium_private.check_text('p_anime_id', p_anime_id, 1, 100);
   v_episode    integer := watchium_private.check_episode('p_episode_number', p_episode_number);
   v_message    text := watchium_private.check_text('p_message', p_message, 1, 2000, true);
-  v_username   text := watchium_private.check_text('p_username', p_username, 1, 50);
+  v_username   text := watchium_private.check_username('p_username', p_username);
   v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
   v_timestamp  numeric := watchium_private.check_video_time('p_video_timestamp', p_video_timestamp);
   v_room       public.rooms;
@@ -2028,11 +2028,24 @@ begin
             hint = case when p_allow_newlines then 'Only line feeds are allowed.'
                         else 'Remove tabs, line breaks and other control characters.' end;
   end if;
+  -- Bidirectional controls reorder what follows them on screen (a message
+  -- or name could display as something else).
+  if v_text ~ '[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]' then
+    raise exception '% must not contain bidirectional control characters', p_argument
+      using errcode = '22023',
+            hint = 'Remove U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069 and U+061C.';
+  end if;
+  -- Blank: nothing but white space and invisible characters.
+  if v_text !~ '[^[:space:]\u00a0\u00ad\u034f\u115f\u1160\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\u3164\ufeff]' then
+    raise exception '% must not be blank', p_argument
+      using errcode = '22023',
+            hint = 'White space and invisible characters alone are not text.';
+  end if;
   return v_text;
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min integer, p_max integer, p_allow_newlines boolean) IS 'Trims p_value and checks its length and that it has no control characters; raises 22023 naming p_argument. Internal.';
+COMMENT ON FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min integer, p_max integer, p_allow_newlines boolean) IS 'Trims p_value and checks its length, that it has no control or bidirectional control characters and is not blank; raises 22023 naming p_argument. The one text rule of the API (comments, chat broadcasts, names, titles). Internal.';
 
 CREATE FUNCTION watchium_private.check_url(p_argument text, p_value text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE
@@ -2050,6 +2063,38 @@ end;
 $_$;
 
 COMMENT ON FUNCTION watchium_private.check_url(p_argument text, p_value text) IS 'Checks that p_value is an http(s) URL without white space, at most 2048 characters; raises 22023 naming p_argument. Internal.';
+
+CREATE FUNCTION watchium_private.check_username(p_argument text, p_value text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_name text := watchium_private.check_text(p_argument, p_value, 1, 50);
+  v_key  text;
+begin
+  if v_name is null then
+    return null;
+  end if;
+  v_key := v_name;
+  if pg_catalog.getdatabaseencoding() = 'UTF8' then
+    v_key := pg_catalog.normalize(v_key, 'NFKC');
+  end if;
+  v_key := pg_catalog.lower(v_key);
+  v_key := pg_catalog.translate(v_key,
+    '0135$7@ѕЅуУүтТеЕмМсСоОаАԁіІӏϲοΟυγΥτΤεΕΜμΒıɩ',
+    'olesstassyyytteemmccooaadiilcooyyytteemmbii');
+  v_key := pg_catalog.regexp_replace(v_key,
+    '[[:space:][:punct:]\u00ad\u034f\u180e\u200b-\u200f\u2028-\u202f\u205f-\u206f\u3000\ufeff]', '', 'g');
+  if v_key in ('system', 'deleted') then
+    raise exception '% "%" is reserved: the database uses it for its own messages', p_argument, v_name
+      using errcode = '22023',
+            hint = 'Choose another display name.';
+  end if;
+  return v_name;
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_private.check_username(p_argument text, p_value text) IS 'check_text for a display name (1 to 50 characters), refusing the reserved names system and deleted and their lookalikes (case, width, spacing, punctuation, invisible characters, digit and Cyrillic/Greek confusables); raises 22023 naming p_argument. Internal.';
 
 CREATE FUNCTION watchium_private.check_video_time(p_argument text, p_value numeric) RETURNS numeric
     LANGUAGE plpgsql IMMUTABLE
@@ -3628,8 +3673,8 @@ begin
   where r.room_id in (select n.room_id from new_members as n)
     and r.last_activity is distinct from pg_catalog.now();
 
-  insert into public.comments (anime_id, room_id, episode_number, username, message, is_system_message)
-  select r.anime_id, r.room_id, r.episode_number, 'system', n.username || ' joined the room', true
+  insert into public.comments (anime_id, room_id, episode_number, user_id, username, message, is_system_message)
+  select r.anime_id, r.room_id, r.episode_number, n.user_id, 'system', 'joined the room', true
   from new_members as n
   join public.rooms as r on r.room_id = n.room_id
   order by n.joined_at, n.user_id;
@@ -3662,7 +3707,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.tg_room_members__member_joined() IS 'Trigger function (statement level): room activity, "X joined the room", a join sync record and member_joined for each new member; the first new member of a room without host becomes host.';
+COMMENT ON FUNCTION watchium_private.tg_room_members__member_joined() IS 'Trigger function (statement level): room activity, "joined the room" (user_id: the member), a join sync record and member_joined for each new member; the first new member of a room without host becomes host.';
 
 CREATE FUNCTION watchium_private.tg_room_members__member_left() RETURNS trigger
     LANGUAGE plpgsql
@@ -3733,9 +3778,11 @@ begin
       if v_previous ? new.room_id then
         perform pg_catalog.set_config('watchium.previous_hosts', (v_previous - new.room_id)::text, true);
       end if;
-      insert into public.comments (anime_id, room_id, episode_number, username, message, is_system_message)
-      values (v_room.anime_id, v_room.room_id, v_room.episode_number, 'system',
-              new.username || ' became the new host', true);
+      -- Our own fixed text; the member it is about is user_id (never their
+      -- username in the text: a username must not speak with the system's voice).
+      insert into public.comments (anime_id, room_id, episode_number, user_id, username, message, is_system_message)
+      values (v_room.anime_id, v_room.room_id, v_room.episode_number, new.user_id, 'system',
+              'became the new host', true);
       perform watchium_private.emit_room_event(new.room_id, 'host_changed', pg_catalog.jsonb_build_object(
         'host_user_id', new.user_id,
         'host_username', new.username,
@@ -3747,7 +3794,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.tg_room_members__sync_room_host() IS 'Trigger function: keeps rooms.host_user_id/host_username equal to the member flagged is_host; on a new host writes "X became the new host" and emits host_changed.';
+COMMENT ON FUNCTION watchium_private.tg_room_members__sync_room_host() IS 'Trigger function: keeps rooms.host_user_id/host_username equal to the member flagged is_host; on a new host writes the system comment "became the new host" (user_id: the new host) and emits host_changed.';
 
 CREATE FUNCTION watchium_private.tg_settings__apply_rpc_lock_timeout() RETURNS trigger
     LANGUAGE plpgsql
@@ -3849,16 +3896,9 @@ begin
     raise exception 'p_payload.message must be a string'
       using errcode = '22023', hint = 'Send {"message": "hello"}.';
   end if;
-  v_message := p_payload ->> 'message';
-  if pg_catalog.btrim(v_message) = '' then
-    raise exception 'p_payload.message must not be empty'
-      using errcode = '22023';
-  end if;
-  if pg_catalog.char_length(v_message) > 2000 then
-    raise exception 'p_payload.message must be at most 2000 characters (got %)',
-      pg_catalog.char_length(v_message)
-      using errcode = '22023';
-  end if;
+  -- The text rule of post_comment: trimmed, 1 to 2000 characters, not blank,
+  -- no control characters but line feeds, no bidirectional controls.
+  v_message := watchium_private.check_text('p_payload.message', p_payload ->> 'message', 1, 2000, true);
   return pg_catalog.jsonb_build_object('message', v_message);
 end;
 $$;
@@ -4004,6 +4044,8 @@ REVOKE ALL ON FUNCTION watchium_private.check_size(p_argument text, p_size integ
 REVOKE ALL ON FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min integer, p_max integer, p_allow_newlines boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.check_url(p_argument text, p_value text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.check_username(p_argument text, p_value text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.check_video_time(p_argument text, p_value numeric) FROM PUBLIC;
 

@@ -38,6 +38,7 @@ drop function watchium_private.check_limit(text, integer);
 drop function watchium_private.check_video_time(text, numeric);
 drop function watchium_private.check_episode(text, integer);
 drop function watchium_private.check_url(text, text);
+drop function watchium_private.check_username(text, text);
 drop function watchium_private.check_text(text, text, integer, integer, boolean);
 drop function watchium_private.generate_access_key();
 drop function watchium_private.generate_room_id();
