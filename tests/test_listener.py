@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pwd
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -397,3 +401,71 @@ def test_the_two_streams_each_get_their_own_events(conn, watchium_db_url):
     assert [e.event for e in room_got] == ["playback"]
     assert [e.event for e in members_got] == ["chat_message", "seek"]
     assert [e.event for e in resumed] == ["room_updated"] and resumed[0].replayed
+
+
+def _restart_server(admin: psycopg.Connection[Any]) -> None:
+    """Restart the test server with an immediate (crash) shutdown; pg_ctl reuses its options."""
+    from watchium_db import local
+
+    row = admin.execute("select current_setting('data_directory')").fetchone()
+    assert row is not None
+    data_dir = Path(row[0])
+    argv = [
+        str(local.find_bindir() / "pg_ctl"),
+        "restart",
+        "-D",
+        str(data_dir),
+        "-m",
+        "immediate",
+        "-w",
+    ]
+    if os.geteuid() == 0:
+        argv = ["runuser", "-u", pwd.getpwuid(data_dir.stat().st_uid).pw_name, "--", *argv]
+    # Output to a log file, not to pipes: the restarted postmaster would hold them open.
+    argv += ["-l", str(data_dir / "restart.log")]
+    subprocess.run(
+        argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120
+    )
+
+
+@pytest.mark.slow
+def test_server_restart_loses_and_repeats_nothing(watchium_server, watchium_db_url, admin):
+    """The server goes down hard (immediate shutdown) while the listener is connected and comes
+    back; events committed before, during the outage and after are each yielded once, in
+    position order."""
+    if watchium_server.backend != "local":
+        pytest.skip("needs a server these tests started themselves (to restart it)")
+
+    def emit(event: str) -> int:
+        with psycopg.connect(watchium_db_url, autocommit=True) as c:
+            c.execute("set synchronous_commit = on")  # acknowledged means durable
+            return _emit(c, event)
+
+    async def scenario() -> tuple[list[RoomEvent], list[int], RoomListener]:
+        got: list[RoomEvent] = []
+
+        async def sleep(delay: float) -> None:
+            await asyncio.sleep(0.2)
+
+        listener = RoomListener(
+            watchium_db_url, ROOM, poll_interval=0.05, sleep=sleep, max_retries=100
+        )
+        task = asyncio.create_task(_collect(listener, got))
+        await _until(lambda: listener.position is not None)
+        ids = [emit("room_updated")]
+        await _until(lambda: len(got) == 1)
+        ids.append(emit("member_joined"))  # committed just before the crash: maybe not seen live
+        await asyncio.to_thread(_restart_server, admin)
+        ids.append(emit("member_left"))
+        await _until(lambda: len(got) == 3, timeout=60)
+        ids.append(emit("room_deleted"))
+        await _until(lambda: len(got) == 4)
+        await asyncio.sleep(0.3)  # nothing more may arrive
+        await listener.close()
+        await asyncio.wait_for(task, 5)
+        return got, ids, listener
+
+    got, ids, listener = asyncio.run(scenario())
+    assert [e.event_id for e in got] == ids
+    assert listener.reconnects >= 1
+    assert [e.position for e in got] == sorted(e.position for e in got)
