@@ -229,6 +229,8 @@ COVERED = {
     "record_realtime_metrics",
     "get_realtime_metrics_summary",
     "maintain",
+    "install_maintenance_schedule",
+    "sync_history_health",
     "forget_user",
 }
 
