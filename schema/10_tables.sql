@@ -94,7 +94,8 @@ CREATE TABLE public.comments (
     CONSTRAINT comments_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
     CONSTRAINT comments_author_check CHECK (
 CASE
-    WHEN (is_system_message OR is_anchor) THEN (user_id IS NULL)
+    WHEN is_anchor THEN (user_id IS NULL)
+    WHEN is_system_message THEN true
     ELSE ((user_id IS NOT NULL) OR (deleted_at IS NOT NULL))
 END),
     CONSTRAINT comments_avatar_url_check CHECK ((((char_length(avatar_url) >= 1) AND (char_length(avatar_url) <= 2048)) AND (avatar_url ~* '^https?://'::text))),
@@ -134,7 +135,7 @@ COMMENT ON COLUMN public.comments.video_timestamp IS 'Seconds into the episode t
 
 COMMENT ON COLUMN public.comments.is_anchor IS 'The one "Discussion for Episode N" root of an episode thread (comments_one_anchor_idx).';
 
-COMMENT ON COLUMN public.comments.is_system_message IS 'Written by the database ("X joined the room", "X became the new host"); never by a client.';
+COMMENT ON COLUMN public.comments.is_system_message IS 'Written by the database, in fixed text ("joined the room", "became the new host"; user_id is the member it is about, username is system); never by a client.';
 
 COMMENT ON COLUMN public.comments.created_at IS 'When the comment was posted.';
 
@@ -428,6 +429,23 @@ ALTER TABLE watchium_private.room_events ALTER COLUMN event_id ADD GENERATED ALW
     CACHE 1
 );
 
+CREATE TABLE watchium_private.room_events_expired (
+    room_id text NOT NULL,
+    xact_id xid8 NOT NULL,
+    event_id bigint NOT NULL,
+    expired_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE watchium_private.room_events_expired IS 'Per room, the highest position (xact_id, event_id) deleted from room_events by expire_room_events: a listener resuming from a lower position has lost events and is told so (read_room_events returns "expired"). One row per room whose events were ever trimmed.';
+
+COMMENT ON COLUMN watchium_private.room_events_expired.room_id IS 'The room whose events were trimmed.';
+
+COMMENT ON COLUMN watchium_private.room_events_expired.xact_id IS 'xact_id of the highest deleted position.';
+
+COMMENT ON COLUMN watchium_private.room_events_expired.event_id IS 'event_id of the highest deleted position.';
+
+COMMENT ON COLUMN watchium_private.room_events_expired.expired_at IS 'When trimming last moved this position.';
+
 CREATE TABLE watchium_private.room_secrets (
     room_id text NOT NULL,
     access_key text NOT NULL,
@@ -487,6 +505,9 @@ ALTER TABLE ONLY watchium_private.rate_limit_rules
 
 ALTER TABLE ONLY watchium_private.realtime_metrics
     ADD CONSTRAINT realtime_metrics_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY watchium_private.room_events_expired
+    ADD CONSTRAINT room_events_expired_pkey PRIMARY KEY (room_id);
 
 ALTER TABLE ONLY watchium_private.room_events
     ADD CONSTRAINT room_events_pkey PRIMARY KEY (event_id);

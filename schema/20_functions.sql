@@ -15,6 +15,10 @@ declare
   v_is_host  boolean;
   v_username text;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_event_type', pg_catalog.octet_length(p_event_type), 200);
+  perform watchium_private.check_size('p_payload', pg_catalog.pg_column_size(p_payload), 1048576);
   if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
       using errcode = '22023';
@@ -66,6 +70,9 @@ declare
   v_room    public.rooms;
   v_time    numeric;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_sync_event_type', pg_catalog.octet_length(p_sync_event_type), 200);
   if not watchium_private.caller_is_trusted() then
     v_user_id := watchium_private.require_user_id();
   end if;
@@ -108,9 +115,11 @@ CREATE FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolea
     SET lock_timeout TO '2s'
     AS $$
 declare
-  v_user_id text := watchium_private.require_user_id();
-  v_time    numeric;
+  v_time numeric;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.require_user_id();
   if p_is_playing is null then
     raise exception 'p_is_playing must be true (play) or false (pause), not null'
       using errcode = '22023';
@@ -119,7 +128,7 @@ begin
     v_time := watchium_private.require_playback_time(p_current_time, 'p_current_time');
   end if;
   return watchium_private.apply_host_control(
-    v_user_id, p_room_id, case when p_is_playing then 'play' else 'pause' end, p_is_playing, v_time, null
+    p_room_id, case when p_is_playing then 'play' else 'pause' end, p_is_playing, v_time, null
   );
 end;
 $$;
@@ -204,13 +213,21 @@ declare
   v_anime_title text := watchium_private.check_text('p_anime_title', p_anime_title, 1, 300);
   v_episode     integer := watchium_private.check_episode('p_episode_number', p_episode_number);
   v_video_url   text := watchium_private.check_url('p_video_url', p_video_url);
-  v_username    text := watchium_private.check_text('p_username', p_username, 1, 50);
+  v_username    text := watchium_private.check_username('p_username', p_username);
   v_source_id   text := watchium_private.check_text('p_source_id', p_source_id, 1, 100);
   v_avatar_url  text := watchium_private.check_url('p_avatar_url', p_avatar_url);
   v_room        public.rooms;
   v_member      public.room_members;
   v_access_key  text;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_title', pg_catalog.octet_length(p_title), 800);
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_anime_title', pg_catalog.octet_length(p_anime_title), 1200);
+  perform watchium_private.check_size('p_video_url', pg_catalog.octet_length(p_video_url), 8192);
+  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
+  perform watchium_private.check_size('p_source_id', pg_catalog.octet_length(p_source_id), 400);
+  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
   if v_title is null or v_anime_id is null or v_anime_title is null
      or v_video_url is null or v_username is null then
     raise exception '% is required',
@@ -328,6 +345,8 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_room    public.rooms;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_room');
   v_room := watchium_private.lock_room(p_room_id);
   perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
@@ -351,6 +370,8 @@ declare
   v_message text := watchium_private.check_text('p_message', p_message, 1, 2000, true);
   v_comment public.comments;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_message', pg_catalog.octet_length(p_message), 8000);
   if v_message is null then
     raise exception 'p_message is required' using errcode = '22023';
   end if;
@@ -385,6 +406,8 @@ declare
   v_removed     jsonb;
   v_count       integer;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
   if p_user_id is null or pg_catalog.octet_length(p_user_id) > 400
      or pg_catalog.char_length(p_user_id) not between 1 and 100 then
     raise exception 'p_user_id must be a user id of 1 to 100 characters'
@@ -497,6 +520,10 @@ declare
   v_count   integer;
   v_last    jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_cursor', pg_catalog.octet_length(p_cursor), 160);
   if p_anime_id is null or pg_catalog.char_length(p_anime_id) not between 1 and 100 then
     raise exception 'p_anime_id must be 1 to 100 characters' using errcode = '22023';
   end if;
@@ -552,11 +579,21 @@ declare
   v_episode  integer := watchium_private.check_episode('p_episode_number', p_episode_number);
   v_id       bigint;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
   if v_anime_id is null then
     raise exception 'p_anime_id is required' using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'get_or_create_anchor');
-  v_id := watchium_private.ensure_anchor(v_anime_id, v_episode);
+  select c.id into v_id
+  from public.comments as c
+  where c.anime_id = v_anime_id and c.episode_number = v_episode and c.is_anchor;
+  if v_id is null then
+    -- A new thread: limited per user (create_anchor); maintenance removes it
+    -- again if it stays empty (empty_anchor_grace).
+    perform watchium_private.enforce_rate_limit(v_user_id, 'create_anchor');
+    v_id := watchium_private.ensure_anchor(v_anime_id, v_episode);
+  end if;
   return (select pg_catalog.to_jsonb(c) from public.comments as c where c.id = v_id);
 end;
 $$;
@@ -572,6 +609,8 @@ declare
   v_user_id text;
   v_summary jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if not watchium_private.caller_is_trusted() then
     v_user_id := watchium_private.require_user_id();
   end if;
@@ -620,6 +659,8 @@ declare
   v_is_member boolean;
   v_members   jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
   end if;
@@ -659,6 +700,8 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_room    public.rooms;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
   end if;
@@ -683,6 +726,8 @@ declare
   v_drift   jsonb;
   v_members jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if not watchium_private.caller_is_trusted() then
     v_user_id := watchium_private.require_user_id();
   end if;
@@ -751,6 +796,8 @@ declare
   v_me       jsonb;
   v_stats    jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if not watchium_private.caller_is_trusted() then
     v_user_id := watchium_private.require_user_id();
   end if;
@@ -885,7 +932,7 @@ CREATE FUNCTION public.join_room(p_room_id text, p_access_key text DEFAULT NULL:
     AS $_$
 declare
   v_user_id    text := watchium_private.require_user_id();
-  v_username   text := watchium_private.check_text('p_username', p_username, 1, 50);
+  v_username   text := watchium_private.check_username('p_username', p_username);
   v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
   v_room       public.rooms;
   v_member     public.room_members;
@@ -893,6 +940,11 @@ declare
   v_budget     integer;
   v_user_left  integer;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_access_key', pg_catalog.octet_length(p_access_key), 24);
+  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
+  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
   perform watchium_private.enforce_rate_limit(v_user_id, 'join_room');
   if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
@@ -987,6 +1039,9 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_room    public.rooms;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
   if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
     raise exception 'p_user_id must be a user id of 1 to 100 characters' using errcode = '22023';
   end if;
@@ -1019,6 +1074,8 @@ declare
   v_room    public.rooms;
   v_left    boolean;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   perform watchium_private.enforce_rate_limit(v_user_id, 'leave_room');
   v_room := watchium_private.lock_room(p_room_id);
   perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
@@ -1048,6 +1105,9 @@ declare
   v_count  integer;
   v_last   jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_cursor', pg_catalog.octet_length(p_cursor), 160);
   if p_anime_id is not null and pg_catalog.char_length(p_anime_id) not between 1 and 100 then
     raise exception 'p_anime_id must be 1 to 100 characters' using errcode = '22023';
   end if;
@@ -1153,7 +1213,7 @@ declare
   v_anime_id   text := watchium_private.check_text('p_anime_id', p_anime_id, 1, 100);
   v_episode    integer := watchium_private.check_episode('p_episode_number', p_episode_number);
   v_message    text := watchium_private.check_text('p_message', p_message, 1, 2000, true);
-  v_username   text := watchium_private.check_text('p_username', p_username, 1, 50);
+  v_username   text := watchium_private.check_username('p_username', p_username);
   v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
   v_timestamp  numeric := watchium_private.check_video_time('p_video_timestamp', p_video_timestamp);
   v_room       public.rooms;
@@ -1161,6 +1221,12 @@ declare
   v_parent     public.comments;
   v_comment    public.comments;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_message', pg_catalog.octet_length(p_message), 8000);
+  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
+  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if v_anime_id is null then
     raise exception 'p_anime_id is required' using errcode = '22023';
   end if;
@@ -1244,6 +1310,10 @@ declare
   v_intervals record;
   v          record;
 begin
+  -- Sizes first (22001), before any other work; inline on this hot path.
+  if pg_catalog.octet_length(p_room_id) > 40 then
+    perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  end if;
   if p_is_playing is null then
     raise exception 'p_is_playing must be true or false, not null' using errcode = '22023';
   end if;
@@ -1367,6 +1437,19 @@ declare
   v_room public.rooms;
   v_bad  text;
 begin
+  -- Sizes first (22001), before any other work; inline on this hot path.
+  if pg_catalog.octet_length(p_room_id) > 40 then
+    perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  end if;
+  if pg_catalog.pg_column_size(p_user_ids) > 409600 then
+    perform watchium_private.check_size('p_user_ids', pg_catalog.pg_column_size(p_user_ids), 409600);
+  end if;
+  if pg_catalog.pg_column_size(p_current_times) > 65536 then
+    perform watchium_private.check_size('p_current_times', pg_catalog.pg_column_size(p_current_times), 65536);
+  end if;
+  if pg_catalog.pg_column_size(p_is_playing) > 2048 then
+    perform watchium_private.check_size('p_is_playing', pg_catalog.pg_column_size(p_is_playing), 2048);
+  end if;
   if not watchium_private.caller_is_trusted() then
     raise exception 'record_heartbeats relays other users'' heartbeats: service_role only'
       using errcode = '42501', hint = 'Clients call record_heartbeat for themselves.';
@@ -1461,6 +1544,8 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_id      bigint;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if p_active_connections is null or p_active_connections not between 0 and 100000 then
     raise exception 'p_active_connections must be between 0 and 100000 (got %)', coalesce(p_active_connections::text, 'null')
       using errcode = '22023';
@@ -1497,11 +1582,13 @@ CREATE FUNCTION public.seek_to_time(p_room_id text, p_time numeric) RETURNS json
     SET lock_timeout TO '2s'
     AS $$
 declare
-  v_user_id text := watchium_private.require_user_id();
-  v_time    numeric;
+  v_time numeric;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.require_user_id();
   v_time := watchium_private.require_playback_time(p_time, 'p_time');
-  return watchium_private.apply_host_control(v_user_id, p_room_id, 'seek', null, v_time, null);
+  return watchium_private.apply_host_control(p_room_id, 'seek', null, v_time, null);
 end;
 $$;
 
@@ -1512,9 +1599,10 @@ CREATE FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) RETUR
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id text := watchium_private.require_user_id();
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.require_user_id();
   if p_speed is null or p_speed = 'NaN'::numeric or p_speed not between 0.25 and 4.0 then
     raise exception 'p_speed must be a number from 0.25 to 4.0 (got %)', coalesce(p_speed::text, 'null')
       using errcode = '22023', hint = 'Common speeds: 0.5, 1, 1.25, 1.5, 2.';
@@ -1523,7 +1611,7 @@ begin
     raise exception 'p_speed must have at most 2 decimals (got %)', p_speed
       using errcode = '22023';
   end if;
-  return watchium_private.apply_host_control(v_user_id, p_room_id, 'speed', null, null, p_speed);
+  return watchium_private.apply_host_control(p_room_id, 'speed', null, null, p_speed);
 end;
 $$;
 
@@ -1630,6 +1718,9 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_room    public.rooms;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_new_host', pg_catalog.octet_length(p_new_host), 400);
   if p_new_host is null or pg_catalog.char_length(p_new_host) not between 1 and 100 then
     raise exception 'p_new_host must be a user id of 1 to 100 characters' using errcode = '22023';
   end if;
@@ -1668,6 +1759,10 @@ declare
   v_changes   jsonb := '{}'::jsonb;
   v_new_key   text;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_title', pg_catalog.octet_length(p_title), 800);
+  perform watchium_private.check_size('p_video_url', pg_catalog.octet_length(p_video_url), 8192);
   if p_episode_number is not null then
     perform watchium_private.check_episode('p_episode_number', p_episode_number);
   end if;
@@ -1859,12 +1954,12 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[]) IS 'Batched heartbeat write path of one room, one statement: presence (HOT), sampled history, published snapshot only on is_synced flips, sync_status events only on level changes; outcome ok, throttled or not_member per member. Arguments validated by the caller. Never touches public.rooms. Internal.';
 
-CREATE FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) RETURNS jsonb
+CREATE FUNCTION watchium_private.apply_host_control(p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_user_id  text := p_user_id;
+  v_user_id  text := watchium_private.require_user_id();
   v_room     public.rooms;
   v_old_speed numeric;
   v_position numeric;
@@ -1923,7 +2018,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) IS 'Shared body of the host controls: rate limit, room lock, host check, new playback reference, bulk sync, one playback event. Internal.';
+COMMENT ON FUNCTION watchium_private.apply_host_control(p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) IS 'Shared body of the host controls: rate limit, room lock, host check, new playback reference, bulk sync, one playback event. Internal.';
 
 CREATE FUNCTION watchium_private.caller_is_trusted() RETURNS boolean
     LANGUAGE plpgsql STABLE
@@ -2011,11 +2106,16 @@ CREATE FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_text text := pg_catalog.btrim(p_value, E' \t\n\r\f\x0b');
+  v_text text;
 begin
   if p_value is null then
     return null;
   end if;
+  -- A character is at most 4 bytes: anything longer is refused before it is read.
+  if pg_catalog.octet_length(p_value) > 4 * p_max then
+    perform watchium_private.check_size(p_argument, pg_catalog.octet_length(p_value), 4 * p_max);
+  end if;
+  v_text := pg_catalog.btrim(p_value, E' \t\n\r\f\x0b');
   if pg_catalog.char_length(v_text) not between p_min and p_max then
     raise exception '% must be % to % characters (got %)',
       p_argument, p_min, p_max, pg_catalog.char_length(v_text)
@@ -2029,11 +2129,24 @@ begin
             hint = case when p_allow_newlines then 'Only line feeds are allowed.'
                         else 'Remove tabs, line breaks and other control characters.' end;
   end if;
+  -- Bidirectional controls reorder what follows them on screen (a message
+  -- or name could display as something else).
+  if v_text ~ '[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]' then
+    raise exception '% must not contain bidirectional control characters', p_argument
+      using errcode = '22023',
+            hint = 'Remove U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069 and U+061C.';
+  end if;
+  -- Blank: nothing but white space and invisible characters.
+  if v_text !~ '[^[:space:]\u00a0\u00ad\u034f\u115f\u1160\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\u3164\ufeff]' then
+    raise exception '% must not be blank', p_argument
+      using errcode = '22023',
+            hint = 'White space and invisible characters alone are not text.';
+  end if;
   return v_text;
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min integer, p_max integer, p_allow_newlines boolean) IS 'Trims p_value and checks its length and that it has no control characters; raises 22023 naming p_argument. Internal.';
+COMMENT ON FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min integer, p_max integer, p_allow_newlines boolean) IS 'Refuses p_value over 4 * p_max bytes (22001, before reading it), trims it and checks its length, that it has no control or bidirectional control characters and is not blank; raises 22023 naming p_argument. The one text rule of the API (comments, chat broadcasts, names, titles). Internal.';
 
 CREATE FUNCTION watchium_private.check_url(p_argument text, p_value text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE
@@ -2051,6 +2164,38 @@ end;
 $_$;
 
 COMMENT ON FUNCTION watchium_private.check_url(p_argument text, p_value text) IS 'Checks that p_value is an http(s) URL without white space, at most 2048 characters; raises 22023 naming p_argument. Internal.';
+
+CREATE FUNCTION watchium_private.check_username(p_argument text, p_value text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_name text := watchium_private.check_text(p_argument, p_value, 1, 50);
+  v_key  text;
+begin
+  if v_name is null then
+    return null;
+  end if;
+  v_key := v_name;
+  if pg_catalog.getdatabaseencoding() = 'UTF8' then
+    v_key := pg_catalog.normalize(v_key, 'NFKC');
+  end if;
+  v_key := pg_catalog.lower(v_key);
+  v_key := pg_catalog.translate(v_key,
+    '0135$7@ѕЅуУүтТеЕмМсСоОаАԁіІӏϲοΟυγΥτΤεΕΜμΒıɩ',
+    'olesstassyyytteemmccooaadiilcooyyytteemmbii');
+  v_key := pg_catalog.regexp_replace(v_key,
+    '[[:space:][:punct:]\u00ad\u034f\u180e\u200b-\u200f\u2028-\u202f\u205f-\u206f\u3000\ufeff]', '', 'g');
+  if v_key in ('system', 'deleted') then
+    raise exception '% "%" is reserved: the database uses it for its own messages', p_argument, v_name
+      using errcode = '22023',
+            hint = 'Choose another display name.';
+  end if;
+  return v_name;
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_private.check_username(p_argument text, p_value text) IS 'check_text for a display name (1 to 50 characters), refusing the reserved names system and deleted and their lookalikes (case, width, spacing, punctuation, invisible characters, digit and Cyrillic/Greek confusables); raises 22023 naming p_argument. Internal.';
 
 CREATE FUNCTION watchium_private.check_video_time(p_argument text, p_value numeric) RETURNS numeric
     LANGUAGE plpgsql IMMUTABLE
@@ -2201,7 +2346,6 @@ declare
   v_message  jsonb;
   v_text     text;
   v_delivery text := watchium_private.room_event_delivery();
-  v_topic    text;
 begin
   insert into watchium_private.room_events (room_id, event, payload)
   values (p_room_id, p_event, coalesce(p_payload, '{}'::jsonb))
@@ -2216,12 +2360,11 @@ begin
     'sent_at', pg_catalog.now()
   );
 
-  v_topic := watchium_private.room_event_topic(p_room_id, p_event);
   if v_delivery in ('realtime', 'both') then
     -- Dynamic, and built by format(): realtime.send may not exist when this
     -- function is created or checked.
     execute pg_catalog.format('select %I.send($1, $2, $3, true)', 'realtime')
-      using v_message, p_event, v_topic;
+      using v_message, p_event, watchium_private.room_event_topic(p_room_id, p_event);
   end if;
   if v_delivery in ('notify', 'both') then
     v_text := v_message::text;
@@ -2230,7 +2373,8 @@ begin
         'event_id', v_event_id, 'room_id', p_room_id, 'event', p_event, 'truncated', true
       )::text;
     end if;
-    perform pg_catalog.pg_notify('watchium:' || v_topic, v_text);
+    perform pg_catalog.pg_notify('watchium:' || watchium_private.room_event_topic(p_room_id, p_event),
+                                 v_text);
   end if;
 
   return v_event_id;
@@ -2244,49 +2388,19 @@ CREATE FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action tex
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_window_minutes integer;
-  v_max_requests   integer;
-  v_count          integer;
+  v_rule watchium_private.rate_limit_rules;
 begin
-  if p_subject is null or pg_catalog.char_length(p_subject) not between 1 and 120 then
-    raise exception 'p_subject must be 1 to 120 characters' using errcode = '22023';
-  end if;
-  -- The rule and consume_rate_limit's counting upsert in one statement, not a
-  -- nested call: every RPC pays this, and each nested function with a SET
-  -- clause costs a setting save and restore. The rule's bounds are its
-  -- table's check constraints. No rule: no counter is written.
-  with rule as (
-    select r.window_minutes, r.max_requests
-    from watchium_private.rate_limit_rules as r
-    where r.action = p_action
-  ),
-  counted as (
-    insert into watchium_private.rate_limit_counters as c
-      (subject, action, window_minutes, window_start, request_count)
-    select p_subject, p_action, r.window_minutes,
-           pg_catalog.to_timestamp(
-             pg_catalog.floor(extract(epoch from pg_catalog.now()) / (r.window_minutes * 60)::double precision)
-               * (r.window_minutes * 60)::double precision
-           ),
-           1
-    from rule as r
-    on conflict (subject, action, window_minutes, window_start)
-      do update set request_count = c.request_count + 1
-    returning c.request_count
-  )
-  select r.window_minutes, r.max_requests, (select k.request_count from counted as k)
-  into v_window_minutes, v_max_requests, v_count
-  from rule as r;
+  select * into v_rule from watchium_private.rate_limit_rules as r where r.action = p_action;
   if not found then
     raise exception 'no rate limit rule for action %', p_action
       using errcode = '22023',
             hint = 'Add a row to watchium_private.rate_limit_rules.';
   end if;
-  if v_count > v_max_requests then
+  if not watchium_private.consume_rate_limit(p_subject, p_action, v_rule.window_minutes, v_rule.max_requests) then
     raise exception 'rate limit exceeded for %: at most % requests per % minute(s)',
-      p_action, v_max_requests, v_window_minutes
+      p_action, v_rule.max_requests, v_rule.window_minutes
       using errcode = 'WD429',
-            hint = pg_catalog.format('Retry in at most %s minute(s).', v_window_minutes);
+            hint = pg_catalog.format('Retry in at most %s minute(s).', v_rule.window_minutes);
   end if;
 end;
 $$;
@@ -2348,14 +2462,29 @@ declare
   );
   v_deleted bigint;
 begin
-  delete from watchium_private.room_events as e
-  where e.created_at < pg_catalog.now() - v_retention;
-  get diagnostics v_deleted = row_count;
+  with deleted as (
+    delete from watchium_private.room_events as e
+    where e.created_at < pg_catalog.now() - v_retention
+    returning e.room_id, e.xact_id, e.event_id
+  ), highest as (
+    select distinct on (d.room_id) d.room_id, d.xact_id, d.event_id
+      from deleted as d
+     order by d.room_id, d.xact_id desc, d.event_id desc
+  ), recorded as (
+    insert into watchium_private.room_events_expired as x (room_id, xact_id, event_id)
+    select h.room_id, h.xact_id, h.event_id from highest as h
+    on conflict (room_id) do update
+      set xact_id = excluded.xact_id, event_id = excluded.event_id,
+          expired_at = pg_catalog.now()
+      where (x.xact_id, x.event_id) < (excluded.xact_id, excluded.event_id)
+    returning 1
+  )
+  select pg_catalog.count(*) into v_deleted from deleted;
   return pg_catalog.jsonb_build_object('deleted', v_deleted, 'retention', v_retention::text);
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.expire_room_events() IS 'Deletes room events older than the room_event_retention setting (default 1 hour); returns {"deleted": n, "retention": "..."}. Run by maintenance.';
+COMMENT ON FUNCTION watchium_private.expire_room_events() IS 'Deletes room events older than the room_event_retention setting (default 1 hour) and records per room the highest position deleted (room_events_expired); returns {"deleted": n, "retention": "..."}. Run by maintenance.';
 
 CREATE FUNCTION watchium_private.generate_access_key() RETURNS text
     LANGUAGE plpgsql
@@ -2528,6 +2657,9 @@ CREATE FUNCTION watchium_private.maintain_rooms() RETURNS jsonb
 declare
   v_stale_cutoff timestamptz := pg_catalog.now() - watchium_private.setting_interval('member_stale_after');
   v_empty_cutoff timestamptz := pg_catalog.now() - watchium_private.setting_interval('empty_room_grace');
+  v_anchor_cutoff timestamptz := pg_catalog.now() - watchium_private.setting_interval('empty_anchor_grace');
+  v_anchors      bigint[];
+  v_anchors_deleted integer;
   v_candidates   text[];
   v_locked       text[];
   v_seen         integer;
@@ -2677,10 +2809,38 @@ begin
     v_skipped := v_skipped + coalesce(pg_catalog.cardinality(v_empty), 0);
   end;
 
+  -- Idle empty anchors: older than empty_anchor_grace, nothing else in their
+  -- thread and no room on their episode (get_or_create_anchor opens threads
+  -- for any anime id). Locked with SKIP LOCKED (a reply being posted holds
+  -- its anchor for key share), then checked again under the lock.
+  select pg_catalog.array_agg(a.id) into v_anchors
+  from (
+    select c.id
+    from public.comments as c
+    where c.is_anchor
+      and c.created_at < v_anchor_cutoff
+      and not exists (select from public.comments as o
+                      where o.anime_id = c.anime_id and o.episode_number = c.episode_number
+                        and not o.is_anchor)
+      and not exists (select from public.rooms as r
+                      where r.anime_id = c.anime_id and r.episode_number = c.episode_number)
+    order by c.id
+    for update of c skip locked
+  ) as a;
+  delete from public.comments as c
+  where c.id = any (coalesce(v_anchors, '{}'))
+    and not exists (select from public.comments as o
+                    where o.anime_id = c.anime_id and o.episode_number = c.episode_number
+                      and not o.is_anchor)
+    and not exists (select from public.rooms as r
+                    where r.anime_id = c.anime_id and r.episode_number = c.episode_number);
+  get diagnostics v_anchors_deleted = row_count;
+
   return pg_catalog.jsonb_build_object(
     'stale_members_removed', v_removed,
     'hosts_transferred', v_hosts,
     'empty_rooms_deleted', v_deleted,
+    'empty_anchors_deleted', v_anchors_deleted,
     'rooms_skipped_busy', coalesce(pg_catalog.cardinality(v_candidates), 0)
                           - coalesce(pg_catalog.cardinality(v_locked), 0) + v_skipped,
     'members_skipped_busy', greatest(0, v_seen - v_removed)
@@ -3066,35 +3226,68 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.read_room_event(p_room_id text, p_event_id bigint) IS 'One event of the room''s log as jsonb, or null. For trusted server-side listeners (full payload of a truncated notification).';
 
-CREATE FUNCTION watchium_private.read_room_events(p_room_id text, p_after_event_id bigint, p_min_xact_id xid8 DEFAULT NULL::xid8) RETURNS jsonb
-    LANGUAGE sql STABLE SECURITY DEFINER
+CREATE FUNCTION watchium_private.read_room_events(p_room_id text, p_after_xact_id xid8, p_after_event_id bigint, p_limit integer DEFAULT 1000) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+declare
+  v_xmin    xid8 := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
+  v_events  jsonb;
+  v_count   integer;
+  v_expired jsonb;
+begin
+  if p_limit is null or p_limit < 1 or p_limit > 10000 then
+    raise exception 'p_limit must be between 1 and 10000 (got %)', pg_catalog.quote_nullable(p_limit)
+      using errcode = '22023';
+  end if;
+  if p_after_xact_id is null or p_after_event_id is null then
+    return pg_catalog.jsonb_build_object(
+      'snapshot_xmin', v_xmin::text, 'events', '[]'::jsonb, 'more', false, 'held', false,
+      'expired', null
+    );
+  end if;
+
   select pg_catalog.jsonb_build_object(
-    'snapshot_xmin', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text,
-    'last_event_id', (
-      select pg_catalog.max(e.event_id) from watchium_private.room_events as e
-      where e.room_id = p_room_id
+           'xact_id', x.xact_id::text, 'event_id', x.event_id, 'expired_at', x.expired_at
+         )
+    into v_expired
+    from watchium_private.room_events_expired as x
+   where x.room_id = p_room_id
+     and (x.xact_id, x.event_id) > (p_after_xact_id, p_after_event_id);
+
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'event_id', e.event_id, 'room_id', e.room_id, 'event', e.event,
+             'payload', e.payload, 'created_at', e.created_at, 'xact_id', e.xact_id::text
+           ) order by e.xact_id, e.event_id), '[]'::jsonb),
+         pg_catalog.count(*)
+    into v_events, v_count
+    from (
+      select * from watchium_private.room_events as r
+       where r.room_id = p_room_id
+         and r.xact_id < v_xmin
+         and (r.xact_id, r.event_id) > (p_after_xact_id, p_after_event_id)
+       order by r.xact_id, r.event_id
+       limit p_limit + 1
+    ) as e;
+
+  if v_count > p_limit then
+    v_events := v_events - p_limit;  -- drop the extra one read to know there is more
+  end if;
+
+  return pg_catalog.jsonb_build_object(
+    'snapshot_xmin', v_xmin::text,
+    'events', v_events,
+    'more', v_count > p_limit,
+    'held', exists (
+      select from watchium_private.room_events as r
+       where r.room_id = p_room_id and r.xact_id >= v_xmin
     ),
-    'pending_ids', case when p_after_event_id is null then (
-      select coalesce(pg_catalog.jsonb_agg(e.event_id order by e.event_id), '[]'::jsonb)
-      from watchium_private.room_events as e
-      where e.room_id = p_room_id
-        and e.xact_id >= pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())
-    ) else '[]'::jsonb end,
-    'events', case when p_after_event_id is null then '[]'::jsonb else (
-      select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-          'event_id', e.event_id, 'room_id', e.room_id, 'event', e.event,
-          'payload', e.payload, 'created_at', e.created_at, 'xact_id', e.xact_id::text
-        ) order by e.event_id), '[]'::jsonb)
-      from watchium_private.room_events as e
-      where e.room_id = p_room_id
-        and (e.event_id > p_after_event_id or e.xact_id >= p_min_xact_id)
-    ) end
-  )
+    'expired', v_expired
+  );
+end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_event_id bigint, p_min_xact_id xid8) IS 'Catch-up read of a room''s event log for trusted server-side listeners: events after p_after_event_id or written by transactions >= p_min_xact_id (the previous read''s snapshot_xmin), plus this read''s snapshot_xmin. De-duplicate by event_id.';
+COMMENT ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_xact_id xid8, p_after_event_id bigint, p_limit integer) IS 'Reading of a room''s event log for trusted server-side listeners: the events after position (p_after_xact_id, p_after_event_id) whose transaction is below this snapshot''s xmin, in (xact_id, event_id) order (at most p_limit), whether more are held for older transactions, and whether trimming deleted events after the position ("expired").';
 
 CREATE FUNCTION watchium_private.realtime_available() RETURNS boolean
     LANGUAGE plpgsql STABLE
@@ -3421,8 +3614,7 @@ declare
 begin
   return case
     when coalesce(v_setting, 'auto') = 'notify' then 'notify'
-    -- realtime_available(), inlined: one nested call less on every event.
-    when pg_catalog.to_regprocedure('realtime.send(jsonb, text, text, boolean)') is null then 'notify'
+    when not watchium_private.realtime_available() then 'notify'
     when v_setting = 'both' then 'both'
     else 'realtime'
   end;
@@ -3432,13 +3624,11 @@ $$;
 COMMENT ON FUNCTION watchium_private.room_event_delivery() IS 'How room events are delivered now: realtime (realtime.send to room:<id>), notify (NOTIFY "watchium:room:<id>") or both. Decided from the room_event_delivery setting and whether realtime.send exists.';
 
 CREATE FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-begin
-  return 'room:' || p_room_id
-         || case when p_event in ('play', 'pause', 'seek', 'chat_message') then ':members' else '' end;
-end;
+  select 'room:' || p_room_id
+         || case when p_event in ('play', 'pause', 'seek', 'chat_message') then ':members' else '' end
 $$;
 
 COMMENT ON FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) IS 'The topic of a room event: room:<room_id>:members for member broadcasts (play, pause, seek, chat_message), room:<room_id> for the database''s own events. NOTIFY channel: "watchium:" || topic. Internal.';
@@ -3615,8 +3805,8 @@ begin
   where r.room_id in (select n.room_id from new_members as n)
     and r.last_activity is distinct from pg_catalog.now();
 
-  insert into public.comments (anime_id, room_id, episode_number, username, message, is_system_message)
-  select r.anime_id, r.room_id, r.episode_number, 'system', n.username || ' joined the room', true
+  insert into public.comments (anime_id, room_id, episode_number, user_id, username, message, is_system_message)
+  select r.anime_id, r.room_id, r.episode_number, n.user_id, 'system', 'joined the room', true
   from new_members as n
   join public.rooms as r on r.room_id = n.room_id
   order by n.joined_at, n.user_id;
@@ -3649,7 +3839,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.tg_room_members__member_joined() IS 'Trigger function (statement level): room activity, "X joined the room", a join sync record and member_joined for each new member; the first new member of a room without host becomes host.';
+COMMENT ON FUNCTION watchium_private.tg_room_members__member_joined() IS 'Trigger function (statement level): room activity, "joined the room" (user_id: the member), a join sync record and member_joined for each new member; the first new member of a room without host becomes host.';
 
 CREATE FUNCTION watchium_private.tg_room_members__member_left() RETURNS trigger
     LANGUAGE plpgsql
@@ -3720,9 +3910,11 @@ begin
       if v_previous ? new.room_id then
         perform pg_catalog.set_config('watchium.previous_hosts', (v_previous - new.room_id)::text, true);
       end if;
-      insert into public.comments (anime_id, room_id, episode_number, username, message, is_system_message)
-      values (v_room.anime_id, v_room.room_id, v_room.episode_number, 'system',
-              new.username || ' became the new host', true);
+      -- Our own fixed text; the member it is about is user_id (never their
+      -- username in the text: a username must not speak with the system's voice).
+      insert into public.comments (anime_id, room_id, episode_number, user_id, username, message, is_system_message)
+      values (v_room.anime_id, v_room.room_id, v_room.episode_number, new.user_id, 'system',
+              'became the new host', true);
       perform watchium_private.emit_room_event(new.room_id, 'host_changed', pg_catalog.jsonb_build_object(
         'host_user_id', new.user_id,
         'host_username', new.username,
@@ -3734,7 +3926,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.tg_room_members__sync_room_host() IS 'Trigger function: keeps rooms.host_user_id/host_username equal to the member flagged is_host; on a new host writes "X became the new host" and emits host_changed.';
+COMMENT ON FUNCTION watchium_private.tg_room_members__sync_room_host() IS 'Trigger function: keeps rooms.host_user_id/host_username equal to the member flagged is_host; on a new host writes the system comment "became the new host" (user_id: the new host) and emits host_changed.';
 
 CREATE FUNCTION watchium_private.tg_settings__apply_rpc_lock_timeout() RETURNS trigger
     LANGUAGE plpgsql
@@ -3836,16 +4028,9 @@ begin
     raise exception 'p_payload.message must be a string'
       using errcode = '22023', hint = 'Send {"message": "hello"}.';
   end if;
-  v_message := p_payload ->> 'message';
-  if pg_catalog.btrim(v_message) = '' then
-    raise exception 'p_payload.message must not be empty'
-      using errcode = '22023';
-  end if;
-  if pg_catalog.char_length(v_message) > 2000 then
-    raise exception 'p_payload.message must be at most 2000 characters (got %)',
-      pg_catalog.char_length(v_message)
-      using errcode = '22023';
-  end if;
+  -- The text rule of post_comment: trimmed, 1 to 2000 characters, not blank,
+  -- no control characters but line feeds, no bidirectional controls.
+  v_message := watchium_private.check_text('p_payload.message', p_payload ->> 'message', 1, 2000, true);
   return pg_catalog.jsonb_build_object('message', v_message);
 end;
 $$;
@@ -3976,7 +4161,7 @@ GRANT ALL ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode
 
 REVOKE ALL ON FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[]) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) FROM PUBLIC;
+REVOKE ALL ON FUNCTION watchium_private.apply_host_control(p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.caller_is_trusted() FROM PUBLIC;
 
@@ -3991,6 +4176,8 @@ REVOKE ALL ON FUNCTION watchium_private.check_size(p_argument text, p_size integ
 REVOKE ALL ON FUNCTION watchium_private.check_text(p_argument text, p_value text, p_min integer, p_max integer, p_allow_newlines boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.check_url(p_argument text, p_value text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.check_username(p_argument text, p_value text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.check_video_time(p_argument text, p_value numeric) FROM PUBLIC;
 
@@ -4046,8 +4233,8 @@ REVOKE ALL ON FUNCTION watchium_private.random_bytes(p_count integer) FROM PUBLI
 REVOKE ALL ON FUNCTION watchium_private.read_room_event(p_room_id text, p_event_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_private.read_room_event(p_room_id text, p_event_id bigint) TO service_role;
 
-REVOKE ALL ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_event_id bigint, p_min_xact_id xid8) FROM PUBLIC;
-GRANT ALL ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_event_id bigint, p_min_xact_id xid8) TO service_role;
+REVOKE ALL ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_xact_id xid8, p_after_event_id bigint, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_xact_id xid8, p_after_event_id bigint, p_limit integer) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_private.realtime_available() FROM PUBLIC;
 

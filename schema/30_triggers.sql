@@ -17,7 +17,7 @@ COMMENT ON TRIGGER _200_sync_room_host ON public.room_members IS 'Mirrors the is
 
 CREATE TRIGGER _300_member_joined AFTER INSERT ON public.room_members REFERENCING NEW TABLE AS new_members FOR EACH STATEMENT EXECUTE FUNCTION watchium_private.tg_room_members__member_joined();
 
-COMMENT ON TRIGGER _300_member_joined ON public.room_members IS 'Per inserted member: room activity, "X joined the room", a join sync record, member_joined; a host for a room without one.';
+COMMENT ON TRIGGER _300_member_joined ON public.room_members IS 'Per inserted member: room activity, "joined the room", a join sync record, member_joined; a host for a room without one.';
 
 CREATE TRIGGER _300_member_left AFTER DELETE ON public.room_members REFERENCING OLD TABLE AS old_members FOR EACH STATEMENT EXECUTE FUNCTION watchium_private.tg_room_members__member_left();
 

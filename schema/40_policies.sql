@@ -59,6 +59,8 @@ ALTER TABLE watchium_private.realtime_metrics ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE watchium_private.room_events ENABLE ROW LEVEL SECURITY;
 
+ALTER TABLE watchium_private.room_events_expired ENABLE ROW LEVEL SECURITY;
+
 ALTER TABLE watchium_private.room_secrets ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE watchium_private.settings ENABLE ROW LEVEL SECURITY;

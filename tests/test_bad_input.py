@@ -28,7 +28,7 @@ from watchium_db.testing import as_user
 EXAMPLES = int(os.environ.get("WATCHIUM_HYPOTHESIS_EXAMPLES", "25"))
 
 #: SQLSTATEs a public function may raise for bad input or a refused request.
-ALLOWED_SQLSTATES = {"22023", "28000", "42501", "P0002", "WD409", "WD429"}
+ALLOWED_SQLSTATES = {"22001", "22023", "28000", "42501", "P0002", "WD409", "WD429"}
 #: Raised by PostgreSQL itself while reading an argument of the declared type, before the
 #: function runs: malformed JSON (22P02) and a JSON \u0000 escape, which jsonb cannot hold
 #: (22P05). Both are stable and name the problem; PostgREST answers them with 400.
@@ -229,6 +229,8 @@ COVERED = {
     "record_realtime_metrics",
     "get_realtime_metrics_summary",
     "maintain",
+    "install_maintenance_schedule",
+    "sync_history_health",
     "forget_user",
 }
 

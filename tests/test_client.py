@@ -334,7 +334,7 @@ def client_url(client: Client) -> str:
     return str(pool.conninfo)
 
 
-def test_bulk_sync_update_and_realtime_health_are_typed(
+def test_bulk_sync_update_and_service_reports_are_typed(
     client: Client, watchium_conn: psycopg.Connection[Any]
 ) -> None:
     room_id = make_room(watchium_conn, host="alice", members=["bob"]).room_id
@@ -347,6 +347,11 @@ def test_bulk_sync_update_and_realtime_health_are_typed(
         client.as_user("bob").bulk_sync_update(room_id, None, "seek")
     with pytest.raises(InvalidInput):
         client.service().bulk_sync_update(room_id, None, "rewind")
+
+    history = client.service().sync_history_health()
+    assert isinstance(history, dict) and history
+    with pytest.raises(Forbidden):
+        client.as_user("alice").sync_history_health()
 
     health = client.service().realtime_health()
     assert isinstance(health, wc.RealtimeHealth) and isinstance(health.checked_at, datetime)

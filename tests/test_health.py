@@ -116,8 +116,9 @@ def test_slot_lag_stale_members_and_empty_rooms_are_reported(conn):
     assert report["ok"]
     assert report["rooms"] == {"total": 2, "empty": 1}
     assert report["members"]["total"] == 2 and report["members"]["stale"] == 1
-    # Two member_joined events from the join trigger, and the room_updated above.
-    assert report["events"]["logged"] == 3 and report["events"]["last_minute"] == 3
+    # Two member_joined events from the join trigger, host_changed (the room had no host, so
+    # its first member became host), and the room_updated above.
+    assert report["events"]["logged"] == 4 and report["events"]["last_minute"] == 4
     assert report["events"]["notify_queue_usage"] == 0
     (slot,) = report["replication_slots"]
     assert slot["slot_name"] == "watchium_health_slot" and slot["lag_bytes"] > 0

@@ -71,8 +71,8 @@ def test_host_leaving_hands_host_to_longest_present_member(conn):
     rpc(conn, "alice", "select public.leave_room(%s)", (room_id,))
     assert host_of(conn, room_id) == ("dave", "Dave")
     assert conn.execute(
-        "select message from public.comments where is_system_message order by id desc limit 1"
-    ).fetchone() == ("Dave became the new host",)
+        "select user_id || ' ' || message from public.comments where is_system_message order by id desc limit 1"
+    ).fetchone() == ("dave became the new host",)
     assert conn.execute(
         "select payload->>'host_user_id', payload->>'previous_host_user_id'"
         " from watchium_private.room_events where event = 'host_changed'"
@@ -116,10 +116,10 @@ def test_last_member_leaving_empties_room_and_next_joiner_becomes_host(conn):
     messages = [
         r[0]
         for r in conn.execute(
-            "select message from public.comments where is_system_message order by id"
+            "select user_id || ' ' || message from public.comments where is_system_message order by id"
         ).fetchall()
     ]
-    assert messages == ["Alice joined the room", "Bob joined the room", "Bob became the new host"]
+    assert messages == ["alice joined the room", "bob joined the room", "bob became the new host"]
 
 
 def test_kicking_cannot_leave_room_without_host(conn):

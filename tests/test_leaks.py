@@ -228,3 +228,137 @@ def test_kicked_member_cannot_edit_and_nothing_reaches_the_room(conn):
     assert (
         answer(conn, "m1", "select public.delete_comment(%(room)s::bigint)", str(mine))[0] == "ok"
     )
+
+
+# -------------------------------------------------------------------------------------------
+# The database's voice: "system" is reserved, system messages are our own fixed text.
+# -------------------------------------------------------------------------------------------
+RESERVED_LOOKALIKES = [
+    "system", "System", "SYSTEM", " system ", "sys tem", "s.y.s.t.e.m", "sys_tem", "sy$tem",
+    "5ystem", "syst3m", "\uff53\uff59\uff53\uff54\uff45\uff4d", "\U0001d42c\U0001d432\U0001d42c\U0001d42d\U0001d41e\U0001d426",
+    "\u0455\u0443\u0455\u0442\u0435\u043c", "sys\u200btem", "sys\u00adtem", "SYST\u0395M", "deleted", "Deleted",
+]  # fmt: skip
+
+USERNAME_CALLS = {
+    "create_room": ("select public.create_room('t', 'a1', 'A', 1, 'https://x.y/v', %(name)s)"),
+    "join_room": "select public.join_room(%(room)s, null, %(name)s)",
+    "post_comment": "select public.post_comment('a1', 1, 'hi', p_username => %(name)s)",
+}
+
+
+@pytest.mark.parametrize("function", sorted(USERNAME_CALLS))
+@pytest.mark.parametrize("name", RESERVED_LOOKALIKES)
+def test_reserved_usernames_are_refused(conn, function, name):
+    room = make_room(conn, host="host")
+    with conn.transaction(force_rollback=True):
+        state, text = answer_with(
+            conn, "eve", USERNAME_CALLS[function], room=room.room_id, name=name
+        )
+    assert (state, "p_username" in text) == ("22023", True), text
+
+
+@pytest.mark.parametrize("name", ["Systema", "sys", "Sam", "deleter", "ecosystem", "vicky"])
+def test_ordinary_usernames_are_accepted(conn, name):
+    state, _ = answer_with(conn, "eve", USERNAME_CALLS["post_comment"], name=name)
+    assert state == "ok"
+
+
+def answer_with(conn: psycopg.Connection[Any], user: str, sql: str, **args: Any) -> tuple[str, str]:
+    try:
+        with as_user(conn, user) as c:
+            row = c.execute(sql, args).fetchone()
+    except psycopg.Error as exc:
+        assert exc.sqlstate is not None
+        return exc.sqlstate, str(exc.diag.message_primary)
+    return "ok", str(row)
+
+
+def test_system_messages_are_fixed_text_about_a_member(conn):
+    room = make_room(conn, host="host", members=["m1"])
+    conn.execute(
+        "update public.room_members set username = 'Mallory became the new host' where user_id = 'm1'"
+    )
+    with as_user(conn, "host") as c:
+        c.execute("select public.transfer_host(%s, 'm1')", (room.room_id,))
+    rows = conn.execute(
+        "select user_id, username, message from public.comments"
+        " where room_id = %s and is_system_message order by id",
+        (room.room_id,),
+    ).fetchall()
+    assert rows == [
+        ("host", "system", "joined the room"),
+        ("m1", "system", "joined the room"),
+        ("m1", "system", "became the new host"),
+    ]
+    assert {m for (m,) in conn.execute(
+        "select distinct message from public.comments where is_system_message").fetchall()
+    } <= {"joined the room", "became the new host"}  # fmt: skip
+
+
+# -------------------------------------------------------------------------------------------
+# One text rule for comments and chat broadcasts.
+# -------------------------------------------------------------------------------------------
+BAD_TEXTS = ["", "   ", "\u3000\u200b", "a\x07b", "tab\there", "\u202eevil", "x\u2066y", "a\x85b"]
+
+
+@pytest.mark.parametrize("text", BAD_TEXTS)
+def test_chat_message_and_post_comment_refuse_the_same_text(conn, text):
+    room = make_room(conn, host="host", members=["m1"])
+    chat = answer_with(
+        conn, "m1",
+        "select public.broadcast_to_room(%(room)s, 'chat_message',"
+        " jsonb_build_object('message', %(text)s::text))",
+        room=room.room_id, text=text,
+    )  # fmt: skip
+    comment = answer_with(
+        conn, "m1",
+        "select public.post_comment('a1', 1, %(text)s, p_room_id => %(room)s)",
+        room=room.room_id, text=text,
+    )  # fmt: skip
+    assert chat[0] == comment[0] == "22023", (chat, comment)
+
+
+def test_chat_message_is_trimmed_like_a_comment(conn):
+    room = make_room(conn, host="host", members=["m1"])
+    with as_user(conn, "m1") as c:
+        c.execute(
+            "select public.broadcast_to_room(%s, 'chat_message', '{\"message\": \"  vivid\\nv  \"}')",
+            (room.room_id,),
+        )
+    payload = conn.execute(
+        "select payload from watchium_private.room_events where event = 'chat_message'"
+    ).fetchone()[0]
+    assert payload["message"] == "vivid\nv"
+
+
+# -------------------------------------------------------------------------------------------
+# Anchors of made-up anime ids: limited, and cleaned when they stay empty.
+# -------------------------------------------------------------------------------------------
+def test_new_anchors_are_rate_limited_per_user(conn):
+    limit = conn.execute(
+        "select max_requests from watchium_private.rate_limit_rules where action = 'create_anchor'"
+    ).fetchone()[0]
+    sql = "select public.get_or_create_anchor(%(name)s, 1)"
+    states = [answer_with(conn, "eve", sql, name=f"made-up-{i}")[0] for i in range(limit + 1)]
+    assert states == ["ok"] * limit + ["WD429"]
+    # An existing anchor is still returned: only opening new threads is limited.
+    assert answer_with(conn, "eve", sql, name="made-up-0")[0] == "ok"
+    assert (
+        conn.execute("select count(*) from public.comments where is_anchor").fetchone()[0] == limit
+    )
+
+
+def test_maintenance_removes_idle_empty_anchors_only(conn):
+    make_room(conn, host="host", anime_id="watched")  # an anchor with a room on its episode
+    for anime in ("empty", "discussed", "fresh"):
+        answer_with(conn, "eve", "select public.get_or_create_anchor(%(name)s, 1)", name=anime)
+    answer_with(conn, "eve",
+                "select public.post_comment('discussed', 1, 'hi', p_username => 'Eve')")  # fmt: skip
+    conn.execute(
+        "update public.comments set created_at = now() - interval '2 days'"
+        " where is_anchor and anime_id <> 'fresh'"
+    )
+    summary = conn.execute("select watchium_private.maintain_rooms()").fetchone()[0]
+    assert summary["empty_anchors_deleted"] == 1
+    left = {a for (a,) in conn.execute("select anime_id from public.comments where is_anchor")}
+    assert left == {"watched", "discussed", "fresh"}

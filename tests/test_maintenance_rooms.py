@@ -71,6 +71,7 @@ def test_stale_host_is_removed_and_longest_present_member_takes_over(conn):
         "stale_members_removed": 1,
         "hosts_transferred": 1,
         "empty_rooms_deleted": 0,
+        "empty_anchors_deleted": 0,
         "rooms_skipped_busy": 0,
         "members_skipped_busy": 0,
     }
@@ -82,8 +83,8 @@ def test_stale_host_is_removed_and_longest_present_member_takes_over(conn):
         "Bob",
     )
     assert conn.execute(
-        "select message from public.comments where is_system_message order by id desc limit 1"
-    ).fetchone() == ("Bob became the new host",)
+        "select user_id || ' ' || message from public.comments where is_system_message order by id desc limit 1"
+    ).fetchone() == ("bob became the new host",)
     assert conn.execute(
         "select payload from watchium_private.room_events where event = 'member_left'"
     ).fetchall() == [({"user_id": "alice", "reason": "stale"},)]

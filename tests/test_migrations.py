@@ -55,6 +55,8 @@ insert into watchium_private.rate_limit_rules (action, max_requests, window_minu
   values ('roundtrip', 1, 1, 'round trip test');
 select public.check_rate_limit('u1', 'roundtrip');
 select watchium_private.emit_room_event('roundtrip1', 'test', '{}');
+insert into watchium_private.room_events_expired (room_id, xact_id, event_id)
+  values ('roundtrip1', '1', 1);
 insert into watchium_private.realtime_metrics (room_id, user_id, active_connections, total_events,
                                                avg_latency_ms, error_rate)
   values ('roundtrip1', 'u1', 1, 1, 1, 0);

@@ -4,6 +4,7 @@ asked to run (no server-side prepared statements) while many users share server 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import random
@@ -225,3 +226,21 @@ def test_shipped_client_is_correct_behind_transaction_pooling(conn, pgbouncer_ur
             "select user_id, is_host from public.room_members where room_id = %s", (room,)
         ).fetchall()
         assert members == [(user, True)]
+
+
+def test_listener_through_transaction_pooling_says_it_needs_a_session(pgbouncer_url):
+    """LISTEN through pgbouncer in transaction mode stays on a server connection the listener
+    no longer holds: notifications never arrive. The listener must say so, not wait forever."""
+    from watchium_db.listener import ListenerNeedsSession, RoomListener
+
+    async def scenario() -> None:
+        listener = RoomListener(pgbouncer_url, "poolroom01", session_probe_timeout=1.0)
+        try:
+            async with asyncio.timeout(30):
+                async for _ in listener:
+                    pass
+        finally:
+            await listener.close()
+
+    with pytest.raises(ListenerNeedsSession, match="LISTEN"):
+        asyncio.run(scenario())

@@ -187,7 +187,7 @@ def test_join_public_room_is_idempotent_and_records_join(conn):
     assert conn.execute(
         "select user_id, message from public.comments where room_id = %s and is_system_message order by id",
         (room_id,),
-    ).fetchall() == [(None, "Alice joined the room"), (None, "Bob joined the room")]
+    ).fetchall() == [("alice", "joined the room"), ("bob", "joined the room")]
     events = conn.execute(
         "select event, payload->>'user_id' from watchium_private.room_events where room_id = %s order by event_id",
         (room_id,),
@@ -435,8 +435,8 @@ def test_transfer_host(conn):
         "Bob",
     )
     assert conn.execute(
-        "select message from public.comments where is_system_message order by id desc limit 1"
-    ).fetchone() == ("Bob became the new host",)
+        "select user_id || ' ' || message from public.comments where is_system_message order by id desc limit 1"
+    ).fetchone() == ("bob became the new host",)
     expect_error(
         conn, "bob", "select public.transfer_host(%s, 'nobody')", (room_id,), "P0002", "p_new_host"
     )

@@ -816,6 +816,8 @@ CHECK_RATE_LIMIT: Rpc[bool] = Rpc(
     bool,
 )
 MAINTAIN = Rpc("maintain", (), lambda d: _build(MaintenanceReport, d))
+SYNC_HISTORY_HEALTH: Rpc[dict[str, Any]] = Rpc("sync_history_health", (), dict)
+INSTALL_MAINTENANCE_SCHEDULE: Rpc[dict[str, Any]] = Rpc("install_maintenance_schedule", (), dict)
 FORGET_USER = Rpc("forget_user", _args("user_id:text"), lambda d: _build(ForgottenUser, d))
 
 RPCS: tuple[Rpc[Any], ...] = (
@@ -825,6 +827,7 @@ RPCS: tuple[Rpc[Any], ...] = (
     BULK_SYNC_UPDATE, RECORD_HEARTBEAT, RECORD_HEARTBEATS, GET_ROOM_SYNC_STATE,
     GET_ROOM_SYNC_METRICS, BROADCAST_TO_ROOM, RECORD_REALTIME_METRICS,
     GET_REALTIME_METRICS_SUMMARY, REALTIME_HEALTH, CHECK_RATE_LIMIT, MAINTAIN, FORGET_USER,
+    SYNC_HISTORY_HEALTH, INSTALL_MAINTENANCE_SCHEDULE,
 )  # fmt: skip
 RPC_BY_NAME: dict[str, Rpc[Any]] = {rpc.name: rpc for rpc in RPCS}
 
@@ -1095,6 +1098,15 @@ class RpcMethods:
     @rpc(MAINTAIN)
     def maintain(self) -> MaintenanceReport:
         """Service role: run every maintenance job now."""
+
+    @rpc(SYNC_HISTORY_HEALTH)
+    def sync_history_health(self) -> dict[str, Any]:
+        """Service role: the sync history partitions' report (docs/architecture.md)."""
+
+    @rpc(INSTALL_MAINTENANCE_SCHEDULE)
+    def install_maintenance_schedule(self) -> dict[str, Any]:
+        """Service role: schedule ``public.maintain()`` with pg_cron (idempotent); the result
+        says what was done."""
 
     @rpc(FORGET_USER)
     def forget_user(self, user_id: str) -> ForgottenUser:

@@ -350,6 +350,18 @@ class RoomEvent(Base):
     xact_id: Mapped[int] = mapped_column(Xid8(), server_default=text("pg_current_xact_id()"))
 
 
+class RoomEventsExpired(Base):
+    """Per room, the highest log position that trimming deleted (listeners behind it are told)."""
+
+    __tablename__ = "room_events_expired"
+    __table_args__ = ({"schema": PRIVATE},)
+
+    room_id: Mapped[str] = mapped_column(primary_key=True)
+    xact_id: Mapped[int] = mapped_column(Xid8())
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    expired_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+
+
 class RealtimeMetric(Base):
     """One client's report of its realtime connection (the seed's RealtimeMonitor)."""
 

@@ -266,10 +266,12 @@ create table public.comments (
     deleted_at is null or (avatar_url is null and video_timestamp is null)
   ),
   constraint comments_video_timestamp_check check (video_timestamp between 0 and 86400),
-  -- System messages and anchors have no author; every other comment has one,
-  -- except a tombstone whose author was forgotten (forget_user).
+  -- Anchors have no author; a system message names the member it is about
+  -- (user_id; its text is fixed, never a username); every other comment has
+  -- an author, except a tombstone whose author was forgotten (forget_user).
   constraint comments_author_check check (
-    case when is_system_message or is_anchor then user_id is null
+    case when is_anchor then user_id is null
+         when is_system_message then true
          else user_id is not null or deleted_at is not null end
   ),
   constraint comments_anchor_root_check check (not is_anchor or (parent_id is null and room_id is null))
@@ -280,7 +282,7 @@ comment on table public.comments is
 comment on column public.comments.room_id is 'The room the comment was posted in (null: an episode comment). A room''s comments are deleted with the room.';
 comment on column public.comments.replica_key is 'Random, never changed: the replica identity (comments_replica_key_idx), so the old record of a published DELETE says nothing about the comment.';
 comment on column public.comments.is_anchor is 'The one "Discussion for Episode N" root of an episode thread (comments_one_anchor_idx).';
-comment on column public.comments.is_system_message is 'Written by the database ("X joined the room", "X became the new host"); never by a client.';
+comment on column public.comments.is_system_message is 'Written by the database, in fixed text ("joined the room", "became the new host"; user_id is the member it is about, username is system); never by a client.';
 comment on column public.comments.video_timestamp is 'Seconds into the episode the comment refers to, 0 to 86400.';
 
 create trigger _100_touch_updated_at

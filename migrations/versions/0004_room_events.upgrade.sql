@@ -16,15 +16,21 @@
 -- (watchium_private.room_event_delivery()), so installing Realtime after
 -- these migrations needs no change here.
 --
--- Ordering and catch-up. event_id is unique but, like any identity, it is
+-- Ordering and positions. event_id is unique but, like any identity, it is
 -- assigned at INSERT, not at COMMIT: an event with a smaller event_id may
 -- commit after a larger one. Each row therefore records the id of the
--- transaction that wrote it (xact_id). A reader that remembers the xmin of
--- the snapshot of its last read knows that every event it could not see then
--- has xact_id >= that xmin, so `event_id > last_seen or xact_id >= xmin`
--- (de-duplicated by event_id) catches up without loss or duplication, with no
--- time window to guess. See watchium_private.read_room_events and
--- docs/realtime.md.
+-- transaction that wrote it (xact_id), and readers take events in
+-- (xact_id, event_id) order, but only those whose transaction is below the
+-- xmin of the reader's snapshot: every transaction with a smaller id has then
+-- ended, so no event can ever appear before one already read. The pair
+-- (xact_id, event_id) of the last event a consumer handled is its position: a
+-- single monotonic value, resumable without loss or duplicates. See
+-- watchium_private.read_room_events and docs/realtime.md.
+--
+-- Trimming. expire_room_events deletes events past room_event_retention and
+-- records, per room, the highest position it deleted
+-- (watchium_private.room_events_expired), so a reader resuming from an older
+-- position is told that events are gone instead of silently skipping them.
 -- =============================================================================
 
 insert into watchium_private.settings (key, value, description) values
@@ -53,6 +59,23 @@ revoke all on table watchium_private.room_events from public;
 -- Catch-up of one room after a given event.
 create index room_events_room_id_event_id_idx
   on watchium_private.room_events (room_id, event_id);
+
+-- Per room, the highest position (xact_id, event_id) that trimming deleted.
+create table watchium_private.room_events_expired (
+  room_id    text        not null,
+  xact_id    xid8        not null,
+  event_id   bigint      not null,
+  expired_at timestamptz not null default now(),
+  constraint room_events_expired_pkey primary key (room_id)
+);
+comment on table watchium_private.room_events_expired is
+  'Per room, the highest position (xact_id, event_id) deleted from room_events by expire_room_events: a listener resuming from a lower position has lost events and is told so (read_room_events returns "expired"). One row per room whose events were ever trimmed.';
+comment on column watchium_private.room_events_expired.room_id is 'The room whose events were trimmed.';
+comment on column watchium_private.room_events_expired.xact_id is 'xact_id of the highest deleted position.';
+comment on column watchium_private.room_events_expired.event_id is 'event_id of the highest deleted position.';
+comment on column watchium_private.room_events_expired.expired_at is 'When trimming last moved this position.';
+alter table watchium_private.room_events_expired enable row level security;
+revoke all on table watchium_private.room_events_expired from public;
 -- Expiry by age.
 create index room_events_created_at_idx
   on watchium_private.room_events (created_at);
@@ -223,59 +246,98 @@ comment on function watchium_private.emit_room_event(text, text, jsonb) is
 revoke all on function watchium_private.emit_room_event(text, text, jsonb) from public;
 
 -- -----------------------------------------------------------------------------
--- watchium_private.read_room_events(room_id, after_event_id, min_xact_id)
+-- watchium_private.read_room_events(room_id, after_xact_id, after_event_id, limit)
 --
--- Catch-up for listeners (watchium_db.listener). Returns, in one snapshot,
---   {"snapshot_xmin": <xid8 as text>, "last_event_id": <max visible id or null>,
---    "events": [{event_id, room_id, event, payload, created_at, xact_id}, ...]}
--- with the room's events where event_id > p_after_event_id or
--- xact_id >= p_min_xact_id, in event_id order. Pass the snapshot_xmin of the
--- previous read as p_min_xact_id: an event invisible to that read was written
--- by a transaction still running (or not yet started) then, so its xact_id
--- is >= that xmin. With p_after_event_id null it returns no events, only the
--- starting point (last_event_id, snapshot_xmin and, in "pending_ids", the
--- visible ids with xact_id >= snapshot_xmin) for a listener starting now.
+-- Reading for listeners (watchium_db.listener). In one snapshot, returns
+--   {"snapshot_xmin": <xid8 as text>,
+--    "events": [{event_id, room_id, event, payload, created_at, xact_id}, ...],
+--    "more": <true when p_limit cut the list>,
+--    "held": <true when committed events wait for an older transaction>,
+--    "expired": null | {"xact_id", "event_id", "expired_at"}}
+-- "events" are the room's events after the position (p_after_xact_id,
+-- p_after_event_id) whose transaction is below the snapshot's xmin, in
+-- (xact_id, event_id) order, at most p_limit. An event of a transaction at or
+-- above the xmin is held back ("held") until every older transaction has
+-- ended, so a later read never returns an event before one already returned.
+-- "expired" is set when trimming deleted events after the position: they are
+-- lost to this reader. With a null position it returns no events, and
+-- snapshot_xmin is the position to start from: (snapshot_xmin, 0) reads the
+-- events of transactions not ended when the reader started.
 -- Security definer: the log is private; run by the app server's trusted role
 -- (service_role or the owner), never by clients.
 -- -----------------------------------------------------------------------------
 create function watchium_private.read_room_events(
   p_room_id text,
+  p_after_xact_id xid8,
   p_after_event_id bigint,
-  p_min_xact_id xid8 default null
+  p_limit integer default 1000
 )
 returns jsonb
-language sql
+language plpgsql
 stable
 security definer  -- reads the private event log for a trusted server-side listener
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+  v_xmin    xid8 := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
+  v_events  jsonb;
+  v_count   integer;
+  v_expired jsonb;
+begin
+  if p_limit is null or p_limit < 1 or p_limit > 10000 then
+    raise exception 'p_limit must be between 1 and 10000 (got %)', pg_catalog.quote_nullable(p_limit)
+      using errcode = '22023';
+  end if;
+  if p_after_xact_id is null or p_after_event_id is null then
+    return pg_catalog.jsonb_build_object(
+      'snapshot_xmin', v_xmin::text, 'events', '[]'::jsonb, 'more', false, 'held', false,
+      'expired', null
+    );
+  end if;
+
   select pg_catalog.jsonb_build_object(
-    'snapshot_xmin', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text,
-    'last_event_id', (
-      select pg_catalog.max(e.event_id) from watchium_private.room_events as e
-      where e.room_id = p_room_id
+           'xact_id', x.xact_id::text, 'event_id', x.event_id, 'expired_at', x.expired_at
+         )
+    into v_expired
+    from watchium_private.room_events_expired as x
+   where x.room_id = p_room_id
+     and (x.xact_id, x.event_id) > (p_after_xact_id, p_after_event_id);
+
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'event_id', e.event_id, 'room_id', e.room_id, 'event', e.event,
+             'payload', e.payload, 'created_at', e.created_at, 'xact_id', e.xact_id::text
+           ) order by e.xact_id, e.event_id), '[]'::jsonb),
+         pg_catalog.count(*)
+    into v_events, v_count
+    from (
+      select * from watchium_private.room_events as r
+       where r.room_id = p_room_id
+         and r.xact_id < v_xmin
+         and (r.xact_id, r.event_id) > (p_after_xact_id, p_after_event_id)
+       order by r.xact_id, r.event_id
+       limit p_limit + 1
+    ) as e;
+
+  if v_count > p_limit then
+    v_events := v_events - p_limit;  -- drop the extra one read to know there is more
+  end if;
+
+  return pg_catalog.jsonb_build_object(
+    'snapshot_xmin', v_xmin::text,
+    'events', v_events,
+    'more', v_count > p_limit,
+    'held', exists (
+      select from watchium_private.room_events as r
+       where r.room_id = p_room_id and r.xact_id >= v_xmin
     ),
-    'pending_ids', case when p_after_event_id is null then (
-      select coalesce(pg_catalog.jsonb_agg(e.event_id order by e.event_id), '[]'::jsonb)
-      from watchium_private.room_events as e
-      where e.room_id = p_room_id
-        and e.xact_id >= pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())
-    ) else '[]'::jsonb end,
-    'events', case when p_after_event_id is null then '[]'::jsonb else (
-      select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-          'event_id', e.event_id, 'room_id', e.room_id, 'event', e.event,
-          'payload', e.payload, 'created_at', e.created_at, 'xact_id', e.xact_id::text
-        ) order by e.event_id), '[]'::jsonb)
-      from watchium_private.room_events as e
-      where e.room_id = p_room_id
-        and (e.event_id > p_after_event_id or e.xact_id >= p_min_xact_id)
-    ) end
-  )
+    'expired', v_expired
+  );
+end;
 $$;
-comment on function watchium_private.read_room_events(text, bigint, xid8) is
-  'Catch-up read of a room''s event log for trusted server-side listeners: events after p_after_event_id or written by transactions >= p_min_xact_id (the previous read''s snapshot_xmin), plus this read''s snapshot_xmin. De-duplicate by event_id.';
-revoke all on function watchium_private.read_room_events(text, bigint, xid8) from public;
-grant execute on function watchium_private.read_room_events(text, bigint, xid8) to service_role;
+comment on function watchium_private.read_room_events(text, xid8, bigint, integer) is
+  'Reading of a room''s event log for trusted server-side listeners: the events after position (p_after_xact_id, p_after_event_id) whose transaction is below this snapshot''s xmin, in (xact_id, event_id) order (at most p_limit), whether more are held for older transactions, and whether trimming deleted events after the position ("expired").';
+revoke all on function watchium_private.read_room_events(text, xid8, bigint, integer) from public;
+grant execute on function watchium_private.read_room_events(text, xid8, bigint, integer) to service_role;
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.read_room_event(room_id, event_id): one logged event as
@@ -304,7 +366,9 @@ grant execute on function watchium_private.read_room_event(text, bigint) to serv
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.expire_room_events(): delete events older than the
--- room_event_retention setting; returns {"deleted": n, "retention": "..."}.
+-- room_event_retention setting and record, per room, the highest position
+-- deleted (room_events_expired), so that listeners behind it learn that
+-- events are gone; returns {"deleted": n, "retention": "..."}.
 -- Called by maintenance (public.maintain()).
 -- -----------------------------------------------------------------------------
 create function watchium_private.expire_room_events()
@@ -319,14 +383,29 @@ declare
   );
   v_deleted bigint;
 begin
-  delete from watchium_private.room_events as e
-  where e.created_at < pg_catalog.now() - v_retention;
-  get diagnostics v_deleted = row_count;
+  with deleted as (
+    delete from watchium_private.room_events as e
+    where e.created_at < pg_catalog.now() - v_retention
+    returning e.room_id, e.xact_id, e.event_id
+  ), highest as (
+    select distinct on (d.room_id) d.room_id, d.xact_id, d.event_id
+      from deleted as d
+     order by d.room_id, d.xact_id desc, d.event_id desc
+  ), recorded as (
+    insert into watchium_private.room_events_expired as x (room_id, xact_id, event_id)
+    select h.room_id, h.xact_id, h.event_id from highest as h
+    on conflict (room_id) do update
+      set xact_id = excluded.xact_id, event_id = excluded.event_id,
+          expired_at = pg_catalog.now()
+      where (x.xact_id, x.event_id) < (excluded.xact_id, excluded.event_id)
+    returning 1
+  )
+  select pg_catalog.count(*) into v_deleted from deleted;
   return pg_catalog.jsonb_build_object('deleted', v_deleted, 'retention', v_retention::text);
 end;
 $$;
 comment on function watchium_private.expire_room_events() is
-  'Deletes room events older than the room_event_retention setting (default 1 hour); returns {"deleted": n, "retention": "..."}. Run by maintenance.';
+  'Deletes room events older than the room_event_retention setting (default 1 hour) and records per room the highest position deleted (room_events_expired); returns {"deleted": n, "retention": "..."}. Run by maintenance.';
 revoke all on function watchium_private.expire_room_events() from public;
 
 comment on column watchium_private.room_events.event_id is 'Identity; listeners resume after the last event id they saw.';

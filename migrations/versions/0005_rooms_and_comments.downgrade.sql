@@ -38,6 +38,7 @@ drop function watchium_private.check_limit(text, integer);
 drop function watchium_private.check_video_time(text, numeric);
 drop function watchium_private.check_episode(text, integer);
 drop function watchium_private.check_url(text, text);
+drop function watchium_private.check_username(text, text);
 drop function watchium_private.check_text(text, text, integer, integer, boolean);
 drop function watchium_private.generate_access_key();
 drop function watchium_private.generate_room_id();
@@ -46,11 +47,11 @@ drop function watchium_private.random_bytes(integer);
 delete from watchium_private.rate_limit_counters
 where action in ('create_room', 'join_room', 'join_room_key_user', 'leave_room',
                  'kick_member', 'transfer_host', 'update_room', 'delete_room', 'post_comment',
-                 'edit_comment', 'delete_comment', 'get_or_create_anchor');
+                 'edit_comment', 'delete_comment', 'get_or_create_anchor', 'create_anchor');
 delete from watchium_private.rate_limit_rules
 where action in ('create_room', 'join_room', 'join_room_key_user', 'leave_room',
                  'kick_member', 'transfer_host', 'update_room', 'delete_room', 'post_comment',
-                 'edit_comment', 'delete_comment', 'get_or_create_anchor');
+                 'edit_comment', 'delete_comment', 'get_or_create_anchor', 'create_anchor');
 delete from watchium_private.settings
-where key in ('member_stale_after', 'empty_room_grace', 'max_memberships_per_user',
+where key in ('member_stale_after', 'empty_room_grace', 'empty_anchor_grace', 'max_memberships_per_user',
               'access_key_guess_budget', 'access_key_guess_budget_per_hour');

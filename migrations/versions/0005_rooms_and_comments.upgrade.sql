@@ -36,6 +36,8 @@ insert into watchium_private.settings (key, value, description) values
    'A member whose last heartbeat is older than this is removed by maintenance (with host transfer).'),
   ('empty_room_grace', '"1 hour"',
    'An empty room (no members) is deleted by maintenance once its last activity is older than this.'),
+  ('empty_anchor_grace', '"1 day"',
+   'An anchor whose thread has no comment and whose episode has no room is deleted by maintenance once older than this.'),
   ('max_memberships_per_user', '50',
    'Rooms a user may be a member of at once; past it create_room and join_room raise WD409.'),
   ('access_key_guess_budget', '50',
@@ -63,7 +65,8 @@ insert into watchium_private.rate_limit_rules (action, max_requests, window_minu
   ('post_comment',         20,   1, 'Comments a user may post per minute.'),
   ('edit_comment',         20,   1, 'Comment edits per user per minute.'),
   ('delete_comment',       20,   1, 'Comment deletions per user per minute.'),
-  ('get_or_create_anchor', 60,   1, 'get_or_create_anchor calls per user per minute.');
+  ('get_or_create_anchor', 60,   1, 'get_or_create_anchor calls per user per minute.'),
+  ('create_anchor',        30,  60, 'New episode threads (anchors) a user may open per hour through get_or_create_anchor: anime ids are free text, so any made-up id opens one.');
 
 -- =============================================================================
 -- Random identifiers
@@ -183,9 +186,11 @@ revoke all on function watchium_private.generate_access_key() from public;
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.check_text(argument, value, min, max, allow_newlines)
--- Trims white space, then requires min..max characters and no control
--- characters (line feeds allowed only when p_allow_newlines). Returns the
--- trimmed text; null stays null (callers decide whether null is allowed).
+-- Refuses more than 4 * max bytes (22001, before reading the text), trims
+-- white space, then requires min..max characters, no control characters
+-- (line feeds allowed only when p_allow_newlines), no bidirectional
+-- controls, and something visible (not blank). Returns the trimmed text;
+-- null stays null (callers decide whether null is allowed).
 -- -----------------------------------------------------------------------------
 create function watchium_private.check_text(
   p_argument text,
@@ -200,11 +205,16 @@ immutable
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_text text := pg_catalog.btrim(p_value, E' \t\n\r\f\x0b');
+  v_text text;
 begin
   if p_value is null then
     return null;
   end if;
+  -- A character is at most 4 bytes: anything longer is refused before it is read.
+  if pg_catalog.octet_length(p_value) > 4 * p_max then
+    perform watchium_private.check_size(p_argument, pg_catalog.octet_length(p_value), 4 * p_max);
+  end if;
+  v_text := pg_catalog.btrim(p_value, E' \t\n\r\f\x0b');
   if pg_catalog.char_length(v_text) not between p_min and p_max then
     raise exception '% must be % to % characters (got %)',
       p_argument, p_min, p_max, pg_catalog.char_length(v_text)
@@ -218,12 +228,69 @@ begin
             hint = case when p_allow_newlines then 'Only line feeds are allowed.'
                         else 'Remove tabs, line breaks and other control characters.' end;
   end if;
+  -- Bidirectional controls reorder what follows them on screen (a message
+  -- or name could display as something else).
+  if v_text ~ '[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]' then
+    raise exception '% must not contain bidirectional control characters', p_argument
+      using errcode = '22023',
+            hint = 'Remove U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069 and U+061C.';
+  end if;
+  -- Blank: nothing but white space and invisible characters.
+  if v_text !~ '[^[:space:]\u00a0\u00ad\u034f\u115f\u1160\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\u3164\ufeff]' then
+    raise exception '% must not be blank', p_argument
+      using errcode = '22023',
+            hint = 'White space and invisible characters alone are not text.';
+  end if;
   return v_text;
 end;
 $$;
 comment on function watchium_private.check_text(text, text, integer, integer, boolean) is
-  'Trims p_value and checks its length and that it has no control characters; raises 22023 naming p_argument. Internal.';
+  'Refuses p_value over 4 * p_max bytes (22001, before reading it), trims it and checks its length, that it has no control or bidirectional control characters and is not blank; raises 22023 naming p_argument. The one text rule of the API (comments, chat broadcasts, names, titles). Internal.';
 revoke all on function watchium_private.check_text(text, text, integer, integer, boolean) from public;
+
+-- -----------------------------------------------------------------------------
+-- watchium_private.check_username(argument, value): check_text (1..50
+-- characters), and not a name the database speaks with: "system" (system
+-- messages) and "deleted" (comments of forgotten accounts) are reserved, and
+-- so are their lookalikes. The comparison key folds compatibility forms
+-- (NFKC: fullwidth and mathematical letters), case, white space, punctuation
+-- and invisible format characters, and the digits and Cyrillic / Greek
+-- letters that look like the Latin ones (5 $ ѕ -> s, 0 о ο -> o, 3 е ε -> e...).
+-- -----------------------------------------------------------------------------
+create function watchium_private.check_username(p_argument text, p_value text)
+returns text
+language plpgsql
+stable  -- reads the database encoding
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_name text := watchium_private.check_text(p_argument, p_value, 1, 50);
+  v_key  text;
+begin
+  if v_name is null then
+    return null;
+  end if;
+  v_key := v_name;
+  if pg_catalog.getdatabaseencoding() = 'UTF8' then
+    v_key := pg_catalog.normalize(v_key, 'NFKC');
+  end if;
+  v_key := pg_catalog.lower(v_key);
+  v_key := pg_catalog.translate(v_key,
+    '0135$7@ѕЅуУүтТеЕмМсСоОаАԁіІӏϲοΟυγΥτΤεΕΜμΒıɩ',
+    'olesstassyyytteemmccooaadiilcooyyytteemmbii');
+  v_key := pg_catalog.regexp_replace(v_key,
+    '[[:space:][:punct:]\u00ad\u034f\u180e\u200b-\u200f\u2028-\u202f\u205f-\u206f\u3000\ufeff]', '', 'g');
+  if v_key in ('system', 'deleted') then
+    raise exception '% "%" is reserved: the database uses it for its own messages', p_argument, v_name
+      using errcode = '22023',
+            hint = 'Choose another display name.';
+  end if;
+  return v_name;
+end;
+$$;
+comment on function watchium_private.check_username(text, text) is
+  'check_text for a display name (1 to 50 characters), refusing the reserved names system and deleted and their lookalikes (case, width, spacing, punctuation, invisible characters, digit and Cyrillic/Greek confusables); raises 22023 naming p_argument. Internal.';
+revoke all on function watchium_private.check_username(text, text) from public;
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.check_url(argument, value): an http(s) URL of at most
@@ -598,7 +665,7 @@ revoke all on function watchium_private.ensure_anchor(text, integer) from public
 -- tg_room_members__sync_room_host: rooms.host_user_id / host_username follow
 -- the member flagged is_host. A member losing the flag (or deleted) clears
 -- them; a member gaining it sets them, and when the host actually changed,
--- writes the system comment "X became the new host" and emits host_changed.
+-- writes the system comment "became the new host" (user_id: the new host) and emits host_changed.
 -- Row-level: fires for each flag change, including the promotions made by
 -- _300_member_left.
 -- A host losing the flag clears rooms.host_user_id before its successor gains
@@ -640,9 +707,11 @@ begin
       if v_previous ? new.room_id then
         perform pg_catalog.set_config('watchium.previous_hosts', (v_previous - new.room_id)::text, true);
       end if;
-      insert into public.comments (anime_id, room_id, episode_number, username, message, is_system_message)
-      values (v_room.anime_id, v_room.room_id, v_room.episode_number, 'system',
-              new.username || ' became the new host', true);
+      -- Our own fixed text; the member it is about is user_id (never their
+      -- username in the text: a username must not speak with the system's voice).
+      insert into public.comments (anime_id, room_id, episode_number, user_id, username, message, is_system_message)
+      values (v_room.anime_id, v_room.room_id, v_room.episode_number, new.user_id, 'system',
+              'became the new host', true);
       perform watchium_private.emit_room_event(new.room_id, 'host_changed', pg_catalog.jsonb_build_object(
         'host_user_id', new.user_id,
         'host_username', new.username,
@@ -654,7 +723,7 @@ begin
 end;
 $$;
 comment on function watchium_private.tg_room_members__sync_room_host() is
-  'Trigger function: keeps rooms.host_user_id/host_username equal to the member flagged is_host; on a new host writes "X became the new host" and emits host_changed.';
+  'Trigger function: keeps rooms.host_user_id/host_username equal to the member flagged is_host; on a new host writes the system comment "became the new host" (user_id: the new host) and emits host_changed.';
 revoke all on function watchium_private.tg_room_members__sync_room_host() from public;
 
 create trigger _200_sync_room_host
@@ -665,11 +734,12 @@ comment on trigger _200_sync_room_host on public.room_members is
 
 -- -----------------------------------------------------------------------------
 -- tg_room_members__member_joined: for the members inserted by one statement,
--- set-based: room activity, the system comment "X joined the room", a join
+-- set-based: room activity, the system comment "joined the room" (user_id:
+-- the member), a join
 -- record in sync_states at the room's expected position, member_joined, and
 -- a host for a room that has none (an emptied room being joined again): its
 -- first new member (joined_at, then user_id), flagged after its join comment
--- and event, so "X became the new host" and host_changed follow them and
+-- and event, so "became the new host" and host_changed follow them and
 -- member_joined.is_host already says true.
 -- -----------------------------------------------------------------------------
 create function watchium_private.tg_room_members__member_joined()
@@ -696,8 +766,8 @@ begin
   where r.room_id in (select n.room_id from new_members as n)
     and r.last_activity is distinct from pg_catalog.now();
 
-  insert into public.comments (anime_id, room_id, episode_number, username, message, is_system_message)
-  select r.anime_id, r.room_id, r.episode_number, 'system', n.username || ' joined the room', true
+  insert into public.comments (anime_id, room_id, episode_number, user_id, username, message, is_system_message)
+  select r.anime_id, r.room_id, r.episode_number, n.user_id, 'system', 'joined the room', true
   from new_members as n
   join public.rooms as r on r.room_id = n.room_id
   order by n.joined_at, n.user_id;
@@ -730,7 +800,7 @@ begin
 end;
 $$;
 comment on function watchium_private.tg_room_members__member_joined() is
-  'Trigger function (statement level): room activity, "X joined the room", a join sync record and member_joined for each new member; the first new member of a room without host becomes host.';
+  'Trigger function (statement level): room activity, "joined the room" (user_id: the member), a join sync record and member_joined for each new member; the first new member of a room without host becomes host.';
 revoke all on function watchium_private.tg_room_members__member_joined() from public;
 
 create trigger _300_member_joined
@@ -738,7 +808,7 @@ create trigger _300_member_joined
   referencing new table as new_members
   for each statement execute function watchium_private.tg_room_members__member_joined();
 comment on trigger _300_member_joined on public.room_members is
-  'Per inserted member: room activity, "X joined the room", a join sync record, member_joined; a host for a room without one.';
+  'Per inserted member: room activity, "joined the room", a join sync record, member_joined; a host for a room without one.';
 
 -- -----------------------------------------------------------------------------
 -- tg_room_members__member_left: for the members deleted by one statement
@@ -747,7 +817,7 @@ comment on trigger _300_member_joined on public.room_members is
 -- and host succession: a room left without host gets its longest-present
 -- member (earliest joined_at, then user_id) as host. The promotion is an
 -- UPDATE of is_host, so _200_sync_room_host mirrors it into rooms and writes
--- "X became the new host". member_left / member_kicked events are emitted by
+-- "became the new host". member_left / member_kicked events are emitted by
 -- the caller, which knows why the member went.
 -- Callers hold the room row lock (lock order); the update of rooms here is
 -- then no new lock.
@@ -837,13 +907,21 @@ declare
   v_anime_title text := watchium_private.check_text('p_anime_title', p_anime_title, 1, 300);
   v_episode     integer := watchium_private.check_episode('p_episode_number', p_episode_number);
   v_video_url   text := watchium_private.check_url('p_video_url', p_video_url);
-  v_username    text := watchium_private.check_text('p_username', p_username, 1, 50);
+  v_username    text := watchium_private.check_username('p_username', p_username);
   v_source_id   text := watchium_private.check_text('p_source_id', p_source_id, 1, 100);
   v_avatar_url  text := watchium_private.check_url('p_avatar_url', p_avatar_url);
   v_room        public.rooms;
   v_member      public.room_members;
   v_access_key  text;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_title', pg_catalog.octet_length(p_title), 800);
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_anime_title', pg_catalog.octet_length(p_anime_title), 1200);
+  perform watchium_private.check_size('p_video_url', pg_catalog.octet_length(p_video_url), 8192);
+  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
+  perform watchium_private.check_size('p_source_id', pg_catalog.octet_length(p_source_id), 400);
+  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
   if v_title is null or v_anime_id is null or v_anime_title is null
      or v_video_url is null or v_username is null then
     raise exception '% is required',
@@ -938,7 +1016,7 @@ set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout se
 as $$
 declare
   v_user_id    text := watchium_private.require_user_id();
-  v_username   text := watchium_private.check_text('p_username', p_username, 1, 50);
+  v_username   text := watchium_private.check_username('p_username', p_username);
   v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
   v_room       public.rooms;
   v_member     public.room_members;
@@ -946,6 +1024,11 @@ declare
   v_budget     integer;
   v_user_left  integer;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_access_key', pg_catalog.octet_length(p_access_key), 24);
+  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
+  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
   perform watchium_private.enforce_rate_limit(v_user_id, 'join_room');
   if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
@@ -1085,6 +1168,8 @@ declare
   v_room    public.rooms;
   v_left    boolean;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   perform watchium_private.enforce_rate_limit(v_user_id, 'leave_room');
   v_room := watchium_private.lock_room(p_room_id);
   perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
@@ -1119,6 +1204,9 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_room    public.rooms;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
   if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
     raise exception 'p_user_id must be a user id of 1 to 100 characters' using errcode = '22023';
   end if;
@@ -1161,6 +1249,9 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_room    public.rooms;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_new_host', pg_catalog.octet_length(p_new_host), 400);
   if p_new_host is null or pg_catalog.char_length(p_new_host) not between 1 and 100 then
     raise exception 'p_new_host must be a user id of 1 to 100 characters' using errcode = '22023';
   end if;
@@ -1222,6 +1313,10 @@ declare
   v_changes   jsonb := '{}'::jsonb;
   v_new_key   text;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_title', pg_catalog.octet_length(p_title), 800);
+  perform watchium_private.check_size('p_video_url', pg_catalog.octet_length(p_video_url), 8192);
   if p_episode_number is not null then
     perform watchium_private.check_episode('p_episode_number', p_episode_number);
   end if;
@@ -1324,6 +1419,8 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_room    public.rooms;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   perform watchium_private.enforce_rate_limit(v_user_id, 'delete_room');
   v_room := watchium_private.lock_room(p_room_id);
   perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
@@ -1361,6 +1458,8 @@ declare
   v_is_member boolean;
   v_members   jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
   end if;
@@ -1410,6 +1509,8 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_room    public.rooms;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
   end if;
@@ -1453,6 +1554,9 @@ declare
   v_count  integer;
   v_last   jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_cursor', pg_catalog.octet_length(p_cursor), 160);
   if p_anime_id is not null and pg_catalog.char_length(p_anime_id) not between 1 and 100 then
     raise exception 'p_anime_id must be 1 to 100 characters' using errcode = '22023';
   end if;
@@ -1525,7 +1629,7 @@ declare
   v_anime_id   text := watchium_private.check_text('p_anime_id', p_anime_id, 1, 100);
   v_episode    integer := watchium_private.check_episode('p_episode_number', p_episode_number);
   v_message    text := watchium_private.check_text('p_message', p_message, 1, 2000, true);
-  v_username   text := watchium_private.check_text('p_username', p_username, 1, 50);
+  v_username   text := watchium_private.check_username('p_username', p_username);
   v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
   v_timestamp  numeric := watchium_private.check_video_time('p_video_timestamp', p_video_timestamp);
   v_room       public.rooms;
@@ -1533,6 +1637,12 @@ declare
   v_parent     public.comments;
   v_comment    public.comments;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_message', pg_catalog.octet_length(p_message), 8000);
+  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
+  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if v_anime_id is null then
     raise exception 'p_anime_id is required' using errcode = '22023';
   end if;
@@ -1681,6 +1791,8 @@ declare
   v_message text := watchium_private.check_text('p_message', p_message, 1, 2000, true);
   v_comment public.comments;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_message', pg_catalog.octet_length(p_message), 8000);
   if v_message is null then
     raise exception 'p_message is required' using errcode = '22023';
   end if;
@@ -1807,6 +1919,10 @@ declare
   v_count   integer;
   v_last    jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_cursor', pg_catalog.octet_length(p_cursor), 160);
   if p_anime_id is null or pg_catalog.char_length(p_anime_id) not between 1 and 100 then
     raise exception 'p_anime_id must be 1 to 100 characters' using errcode = '22023';
   end if;
@@ -1873,11 +1989,21 @@ declare
   v_episode  integer := watchium_private.check_episode('p_episode_number', p_episode_number);
   v_id       bigint;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
   if v_anime_id is null then
     raise exception 'p_anime_id is required' using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'get_or_create_anchor');
-  v_id := watchium_private.ensure_anchor(v_anime_id, v_episode);
+  select c.id into v_id
+  from public.comments as c
+  where c.anime_id = v_anime_id and c.episode_number = v_episode and c.is_anchor;
+  if v_id is null then
+    -- A new thread: limited per user (create_anchor); maintenance removes it
+    -- again if it stays empty (empty_anchor_grace).
+    perform watchium_private.enforce_rate_limit(v_user_id, 'create_anchor');
+    v_id := watchium_private.ensure_anchor(v_anime_id, v_episode);
+  end if;
   return (select pg_catalog.to_jsonb(c) from public.comments as c where c.id = v_id);
 end;
 $$;
@@ -1918,6 +2044,9 @@ as $$
 declare
   v_stale_cutoff timestamptz := pg_catalog.now() - watchium_private.setting_interval('member_stale_after');
   v_empty_cutoff timestamptz := pg_catalog.now() - watchium_private.setting_interval('empty_room_grace');
+  v_anchor_cutoff timestamptz := pg_catalog.now() - watchium_private.setting_interval('empty_anchor_grace');
+  v_anchors      bigint[];
+  v_anchors_deleted integer;
   v_candidates   text[];
   v_locked       text[];
   v_seen         integer;
@@ -2067,10 +2196,38 @@ begin
     v_skipped := v_skipped + coalesce(pg_catalog.cardinality(v_empty), 0);
   end;
 
+  -- Idle empty anchors: older than empty_anchor_grace, nothing else in their
+  -- thread and no room on their episode (get_or_create_anchor opens threads
+  -- for any anime id). Locked with SKIP LOCKED (a reply being posted holds
+  -- its anchor for key share), then checked again under the lock.
+  select pg_catalog.array_agg(a.id) into v_anchors
+  from (
+    select c.id
+    from public.comments as c
+    where c.is_anchor
+      and c.created_at < v_anchor_cutoff
+      and not exists (select from public.comments as o
+                      where o.anime_id = c.anime_id and o.episode_number = c.episode_number
+                        and not o.is_anchor)
+      and not exists (select from public.rooms as r
+                      where r.anime_id = c.anime_id and r.episode_number = c.episode_number)
+    order by c.id
+    for update of c skip locked
+  ) as a;
+  delete from public.comments as c
+  where c.id = any (coalesce(v_anchors, '{}'))
+    and not exists (select from public.comments as o
+                    where o.anime_id = c.anime_id and o.episode_number = c.episode_number
+                      and not o.is_anchor)
+    and not exists (select from public.rooms as r
+                    where r.anime_id = c.anime_id and r.episode_number = c.episode_number);
+  get diagnostics v_anchors_deleted = row_count;
+
   return pg_catalog.jsonb_build_object(
     'stale_members_removed', v_removed,
     'hosts_transferred', v_hosts,
     'empty_rooms_deleted', v_deleted,
+    'empty_anchors_deleted', v_anchors_deleted,
     'rooms_skipped_busy', coalesce(pg_catalog.cardinality(v_candidates), 0)
                           - coalesce(pg_catalog.cardinality(v_locked), 0) + v_skipped,
     'members_skipped_busy', greatest(0, v_seen - v_removed)

@@ -293,16 +293,9 @@ begin
     raise exception 'p_payload.message must be a string'
       using errcode = '22023', hint = 'Send {"message": "hello"}.';
   end if;
-  v_message := p_payload ->> 'message';
-  if pg_catalog.btrim(v_message) = '' then
-    raise exception 'p_payload.message must not be empty'
-      using errcode = '22023';
-  end if;
-  if pg_catalog.char_length(v_message) > 2000 then
-    raise exception 'p_payload.message must be at most 2000 characters (got %)',
-      pg_catalog.char_length(v_message)
-      using errcode = '22023';
-  end if;
+  -- The text rule of post_comment: trimmed, 1 to 2000 characters, not blank,
+  -- no control characters but line feeds, no bidirectional controls.
+  v_message := watchium_private.check_text('p_payload.message', p_payload ->> 'message', 1, 2000, true);
   return pg_catalog.jsonb_build_object('message', v_message);
 end;
 $$;
@@ -339,6 +332,10 @@ declare
   v_is_host  boolean;
   v_username text;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_event_type', pg_catalog.octet_length(p_event_type), 200);
+  perform watchium_private.check_size('p_payload', pg_catalog.pg_column_size(p_payload), 1048576);
   if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
     raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
       using errcode = '22023';

@@ -303,6 +303,9 @@ declare
   v_room    public.rooms;
   v_time    numeric;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_sync_event_type', pg_catalog.octet_length(p_sync_event_type), 200);
   if not watchium_private.caller_is_trusted() then
     v_user_id := watchium_private.require_user_id();
   end if;
@@ -456,6 +459,12 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_time    numeric;
 begin
+<<<<<<< HEAD
+=======
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.require_user_id();
+>>>>>>> main
   if p_is_playing is null then
     raise exception 'p_is_playing must be true (play) or false (pause), not null'
       using errcode = '22023';
@@ -489,6 +498,12 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_time    numeric;
 begin
+<<<<<<< HEAD
+=======
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.require_user_id();
+>>>>>>> main
   v_time := watchium_private.require_playback_time(p_time, 'p_time');
   return watchium_private.apply_host_control(v_user_id, p_room_id, 'seek', null, v_time, null);
 end;
@@ -514,6 +529,12 @@ as $$
 declare
   v_user_id text := watchium_private.require_user_id();
 begin
+<<<<<<< HEAD
+=======
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.require_user_id();
+>>>>>>> main
   if p_speed is null or p_speed = 'NaN'::numeric or p_speed not between 0.25 and 4.0 then
     raise exception 'p_speed must be a number from 0.25 to 4.0 (got %)', coalesce(p_speed::text, 'null')
       using errcode = '22023', hint = 'Common speeds: 0.5, 1, 1.25, 1.5, 2.';
@@ -617,6 +638,10 @@ declare
   v_intervals record;
   v          record;
 begin
+  -- Sizes first (22001), before any other work; inline on this hot path.
+  if pg_catalog.octet_length(p_room_id) > 40 then
+    perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  end if;
   if p_is_playing is null then
     raise exception 'p_is_playing must be true or false, not null' using errcode = '22023';
   end if;
@@ -917,6 +942,19 @@ declare
   v_room public.rooms;
   v_bad  text;
 begin
+  -- Sizes first (22001), before any other work; inline on this hot path.
+  if pg_catalog.octet_length(p_room_id) > 40 then
+    perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  end if;
+  if pg_catalog.pg_column_size(p_user_ids) > 409600 then
+    perform watchium_private.check_size('p_user_ids', pg_catalog.pg_column_size(p_user_ids), 409600);
+  end if;
+  if pg_catalog.pg_column_size(p_current_times) > 65536 then
+    perform watchium_private.check_size('p_current_times', pg_catalog.pg_column_size(p_current_times), 65536);
+  end if;
+  if pg_catalog.pg_column_size(p_is_playing) > 2048 then
+    perform watchium_private.check_size('p_is_playing', pg_catalog.pg_column_size(p_is_playing), 2048);
+  end if;
   if not watchium_private.caller_is_trusted() then
     raise exception 'record_heartbeats relays other users'' heartbeats: service_role only'
       using errcode = '42501', hint = 'Clients call record_heartbeat for themselves.';
@@ -1029,6 +1067,8 @@ declare
   v_me       jsonb;
   v_stats    jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if not watchium_private.caller_is_trusted() then
     v_user_id := watchium_private.require_user_id();
   end if;
@@ -1440,6 +1480,8 @@ declare
   v_drift   jsonb;
   v_members jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if not watchium_private.caller_is_trusted() then
     v_user_id := watchium_private.require_user_id();
   end if;
@@ -1552,6 +1594,8 @@ declare
   v_user_id text := watchium_private.require_user_id();
   v_id      bigint;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if p_active_connections is null or p_active_connections not between 0 and 100000 then
     raise exception 'p_active_connections must be between 0 and 100000 (got %)', coalesce(p_active_connections::text, 'null')
       using errcode = '22023';
@@ -1604,6 +1648,8 @@ declare
   v_user_id text;
   v_summary jsonb;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
   if not watchium_private.caller_is_trusted() then
     v_user_id := watchium_private.require_user_id();
   end if;
@@ -1704,6 +1750,8 @@ declare
   v_removed     jsonb;
   v_count       integer;
 begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
   if p_user_id is null or pg_catalog.octet_length(p_user_id) > 400
      or pg_catalog.char_length(p_user_id) not between 1 and 100 then
     raise exception 'p_user_id must be a user id of 1 to 100 characters'
