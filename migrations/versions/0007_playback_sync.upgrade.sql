@@ -456,15 +456,12 @@ set search_path = pg_catalog, pg_temp
 set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
-  v_user_id text := watchium_private.require_user_id();
+  v_user_id text;
   v_time    numeric;
 begin
-<<<<<<< HEAD
-=======
   -- Sizes first (22001), before any other work.
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.require_user_id();
->>>>>>> main
+  v_user_id := watchium_private.require_user_id();
   if p_is_playing is null then
     raise exception 'p_is_playing must be true (play) or false (pause), not null'
       using errcode = '22023';
@@ -495,15 +492,12 @@ set search_path = pg_catalog, pg_temp
 set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
-  v_user_id text := watchium_private.require_user_id();
+  v_user_id text;
   v_time    numeric;
 begin
-<<<<<<< HEAD
-=======
   -- Sizes first (22001), before any other work.
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.require_user_id();
->>>>>>> main
+  v_user_id := watchium_private.require_user_id();
   v_time := watchium_private.require_playback_time(p_time, 'p_time');
   return watchium_private.apply_host_control(v_user_id, p_room_id, 'seek', null, v_time, null);
 end;
@@ -527,14 +521,11 @@ set search_path = pg_catalog, pg_temp
 set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
-  v_user_id text := watchium_private.require_user_id();
+  v_user_id text;
 begin
-<<<<<<< HEAD
-=======
   -- Sizes first (22001), before any other work.
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.require_user_id();
->>>>>>> main
+  v_user_id := watchium_private.require_user_id();
   if p_speed is null or p_speed = 'NaN'::numeric or p_speed not between 0.25 and 4.0 then
     raise exception 'p_speed must be a number from 0.25 to 4.0 (got %)', coalesce(p_speed::text, 'null')
       using errcode = '22023', hint = 'Common speeds: 0.5, 1, 1.25, 1.5, 2.';
