@@ -119,11 +119,12 @@ CREATE FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolea
     SET lock_timeout TO '2s'
     AS $$
 declare
-  v_time numeric;
+  v_user_id text;
+  v_time    numeric;
 begin
   -- Sizes first (22001), before any other work.
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.require_user_id();
+  v_user_id := watchium_private.require_user_id();
   if p_is_playing is null then
     raise exception 'p_is_playing must be true (play) or false (pause), not null'
       using errcode = '22023';
@@ -132,7 +133,7 @@ begin
     v_time := watchium_private.require_playback_time(p_current_time, 'p_current_time');
   end if;
   return watchium_private.apply_host_control(
-    p_room_id, case when p_is_playing then 'play' else 'pause' end, p_is_playing, v_time, null
+    v_user_id, p_room_id, case when p_is_playing then 'play' else 'pause' end, p_is_playing, v_time, null
   );
 end;
 $$;
@@ -1591,13 +1592,14 @@ CREATE FUNCTION public.seek_to_time(p_room_id text, p_time numeric) RETURNS json
     SET lock_timeout TO '2s'
     AS $$
 declare
-  v_time numeric;
+  v_user_id text;
+  v_time    numeric;
 begin
   -- Sizes first (22001), before any other work.
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.require_user_id();
+  v_user_id := watchium_private.require_user_id();
   v_time := watchium_private.require_playback_time(p_time, 'p_time');
-  return watchium_private.apply_host_control(p_room_id, 'seek', null, v_time, null);
+  return watchium_private.apply_host_control(v_user_id, p_room_id, 'seek', null, v_time, null);
 end;
 $$;
 
@@ -1608,10 +1610,12 @@ CREATE FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) RETUR
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
+declare
+  v_user_id text;
 begin
   -- Sizes first (22001), before any other work.
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.require_user_id();
+  v_user_id := watchium_private.require_user_id();
   if p_speed is null or p_speed = 'NaN'::numeric or p_speed not between 0.25 and 4.0 then
     raise exception 'p_speed must be a number from 0.25 to 4.0 (got %)', coalesce(p_speed::text, 'null')
       using errcode = '22023', hint = 'Common speeds: 0.5, 1, 1.25, 1.5, 2.';
@@ -1620,7 +1624,7 @@ begin
     raise exception 'p_speed must have at most 2 decimals (got %)', p_speed
       using errcode = '22023';
   end if;
-  return watchium_private.apply_host_control(p_room_id, 'speed', null, null, p_speed);
+  return watchium_private.apply_host_control(v_user_id, p_room_id, 'speed', null, null, p_speed);
 end;
 $$;
 
@@ -2033,12 +2037,12 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[]) IS 'Batched heartbeat write path of one room, one statement: presence (HOT), sampled history, published snapshot only on is_synced flips, sync_status events only on level changes; outcome ok, throttled or not_member per member. Arguments validated by the caller. Never touches public.rooms. Internal.';
 
-CREATE FUNCTION watchium_private.apply_host_control(p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) RETURNS jsonb
+CREATE FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_user_id  text := watchium_private.require_user_id();
+  v_user_id  text := p_user_id;
   v_room     public.rooms;
   v_old_speed numeric;
   v_position numeric;
@@ -2097,7 +2101,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.apply_host_control(p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) IS 'Shared body of the host controls: rate limit, room lock, host check, new playback reference, bulk sync, one playback event. Internal.';
+COMMENT ON FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) IS 'Shared body of the host controls: rate limit, room lock, host check, new playback reference, bulk sync, one playback event. Internal.';
 
 CREATE FUNCTION watchium_private.caller_is_trusted() RETURNS boolean
     LANGUAGE plpgsql STABLE
@@ -2425,6 +2429,7 @@ declare
   v_message  jsonb;
   v_text     text;
   v_delivery text := watchium_private.room_event_delivery();
+  v_topic    text;
 begin
   insert into watchium_private.room_events (room_id, event, payload)
   values (p_room_id, p_event, coalesce(p_payload, '{}'::jsonb))
@@ -2439,11 +2444,12 @@ begin
     'sent_at', pg_catalog.now()
   );
 
+  v_topic := watchium_private.room_event_topic(p_room_id, p_event);
   if v_delivery in ('realtime', 'both') then
     -- Dynamic, and built by format(): realtime.send may not exist when this
     -- function is created or checked.
     execute pg_catalog.format('select %I.send($1, $2, $3, true)', 'realtime')
-      using v_message, p_event, watchium_private.room_event_topic(p_room_id, p_event);
+      using v_message, p_event, v_topic;
   end if;
   if v_delivery in ('notify', 'both') then
     v_text := v_message::text;
@@ -2452,8 +2458,7 @@ begin
         'event_id', v_event_id, 'room_id', p_room_id, 'event', p_event, 'truncated', true
       )::text;
     end if;
-    perform pg_catalog.pg_notify('watchium:' || watchium_private.room_event_topic(p_room_id, p_event),
-                                 v_text);
+    perform pg_catalog.pg_notify('watchium:' || v_topic, v_text);
   end if;
 
   return v_event_id;
@@ -2467,19 +2472,49 @@ CREATE FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action tex
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_rule watchium_private.rate_limit_rules;
+  v_window_minutes integer;
+  v_max_requests   integer;
+  v_count          integer;
 begin
-  select * into v_rule from watchium_private.rate_limit_rules as r where r.action = p_action;
+  if p_subject is null or pg_catalog.char_length(p_subject) not between 1 and 120 then
+    raise exception 'p_subject must be 1 to 120 characters' using errcode = '22023';
+  end if;
+  -- The rule and consume_rate_limit's counting upsert in one statement, not a
+  -- nested call: every RPC pays this, and each nested function with a SET
+  -- clause costs a setting save and restore. The rule's bounds are its
+  -- table's check constraints. No rule: no counter is written.
+  with rule as (
+    select r.window_minutes, r.max_requests
+    from watchium_private.rate_limit_rules as r
+    where r.action = p_action
+  ),
+  counted as (
+    insert into watchium_private.rate_limit_counters as c
+      (subject, action, window_minutes, window_start, request_count)
+    select p_subject, p_action, r.window_minutes,
+           pg_catalog.to_timestamp(
+             pg_catalog.floor(extract(epoch from pg_catalog.now()) / (r.window_minutes * 60)::double precision)
+               * (r.window_minutes * 60)::double precision
+           ),
+           1
+    from rule as r
+    on conflict (subject, action, window_minutes, window_start)
+      do update set request_count = c.request_count + 1
+    returning c.request_count
+  )
+  select r.window_minutes, r.max_requests, (select k.request_count from counted as k)
+  into v_window_minutes, v_max_requests, v_count
+  from rule as r;
   if not found then
     raise exception 'no rate limit rule for action %', p_action
       using errcode = '22023',
             hint = 'Add a row to watchium_private.rate_limit_rules.';
   end if;
-  if not watchium_private.consume_rate_limit(p_subject, p_action, v_rule.window_minutes, v_rule.max_requests) then
+  if v_count > v_max_requests then
     raise exception 'rate limit exceeded for %: at most % requests per % minute(s)',
-      p_action, v_rule.max_requests, v_rule.window_minutes
+      p_action, v_max_requests, v_window_minutes
       using errcode = 'WD429',
-            hint = pg_catalog.format('Retry in at most %s minute(s).', v_rule.window_minutes);
+            hint = pg_catalog.format('Retry in at most %s minute(s).', v_window_minutes);
   end if;
 end;
 $$;
@@ -3765,7 +3800,8 @@ declare
 begin
   return case
     when coalesce(v_setting, 'auto') = 'notify' then 'notify'
-    when not watchium_private.realtime_available() then 'notify'
+    -- realtime_available(), inlined: one nested call less on every event.
+    when pg_catalog.to_regprocedure('realtime.send(jsonb, text, text, boolean)') is null then 'notify'
     when v_setting = 'both' then 'both'
     else 'realtime'
   end;
@@ -3775,11 +3811,13 @@ $$;
 COMMENT ON FUNCTION watchium_private.room_event_delivery() IS 'How room events are delivered now: realtime (realtime.send to room:<id>), notify (NOTIFY "watchium:room:<id>") or both. Decided from the room_event_delivery setting and whether realtime.send exists.';
 
 CREATE FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-  select 'room:' || p_room_id
-         || case when p_event in ('play', 'pause', 'seek', 'chat_message') then ':members' else '' end
+begin
+  return 'room:' || p_room_id
+         || case when p_event in ('play', 'pause', 'seek', 'chat_message') then ':members' else '' end;
+end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) IS 'The topic of a room event: room:<room_id>:members for member broadcasts (play, pause, seek, chat_message), room:<room_id> for the database''s own events. NOTIFY channel: "watchium:" || topic. Internal.';
@@ -4888,7 +4926,7 @@ GRANT SELECT ON TABLE public.rooms TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[]) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION watchium_private.apply_host_control(p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) FROM PUBLIC;
+REVOKE ALL ON FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.caller_is_trusted() FROM PUBLIC;
 

@@ -471,19 +471,49 @@ volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_rule watchium_private.rate_limit_rules;
+  v_window_minutes integer;
+  v_max_requests   integer;
+  v_count          integer;
 begin
-  select * into v_rule from watchium_private.rate_limit_rules as r where r.action = p_action;
+  if p_subject is null or pg_catalog.char_length(p_subject) not between 1 and 120 then
+    raise exception 'p_subject must be 1 to 120 characters' using errcode = '22023';
+  end if;
+  -- The rule and consume_rate_limit's counting upsert in one statement, not a
+  -- nested call: every RPC pays this, and each nested function with a SET
+  -- clause costs a setting save and restore. The rule's bounds are its
+  -- table's check constraints. No rule: no counter is written.
+  with rule as (
+    select r.window_minutes, r.max_requests
+    from watchium_private.rate_limit_rules as r
+    where r.action = p_action
+  ),
+  counted as (
+    insert into watchium_private.rate_limit_counters as c
+      (subject, action, window_minutes, window_start, request_count)
+    select p_subject, p_action, r.window_minutes,
+           pg_catalog.to_timestamp(
+             pg_catalog.floor(extract(epoch from pg_catalog.now()) / (r.window_minutes * 60)::double precision)
+               * (r.window_minutes * 60)::double precision
+           ),
+           1
+    from rule as r
+    on conflict (subject, action, window_minutes, window_start)
+      do update set request_count = c.request_count + 1
+    returning c.request_count
+  )
+  select r.window_minutes, r.max_requests, (select k.request_count from counted as k)
+  into v_window_minutes, v_max_requests, v_count
+  from rule as r;
   if not found then
     raise exception 'no rate limit rule for action %', p_action
       using errcode = '22023',
             hint = 'Add a row to watchium_private.rate_limit_rules.';
   end if;
-  if not watchium_private.consume_rate_limit(p_subject, p_action, v_rule.window_minutes, v_rule.max_requests) then
+  if v_count > v_max_requests then
     raise exception 'rate limit exceeded for %: at most % requests per % minute(s)',
-      p_action, v_rule.max_requests, v_rule.window_minutes
+      p_action, v_max_requests, v_window_minutes
       using errcode = 'WD429',
-            hint = pg_catalog.format('Retry in at most %s minute(s).', v_rule.window_minutes);
+            hint = pg_catalog.format('Retry in at most %s minute(s).', v_window_minutes);
   end if;
 end;
 $$;

@@ -19,7 +19,7 @@ drop function watchium_private.heartbeat_intervals();
 drop function public.set_playback_speed(text, numeric);
 drop function public.seek_to_time(text, numeric);
 drop function public.change_playback_state(text, boolean, numeric);
-drop function watchium_private.apply_host_control(text, text, boolean, numeric, numeric);
+drop function watchium_private.apply_host_control(text, text, text, boolean, numeric, numeric);
 drop function public.bulk_sync_update(text, numeric, text);
 drop function watchium_private.sync_room_members(text, numeric, text, text, numeric);
 drop function watchium_private.needs_resync(timestamptz, numeric, timestamptz, boolean);

@@ -349,9 +349,10 @@ grant execute on function public.bulk_sync_update(text, numeric, text) to authen
 -- =============================================================================
 
 -- -----------------------------------------------------------------------------
--- watchium_private.apply_host_control(room_id, action, is_playing, time, speed)
+-- watchium_private.apply_host_control(user_id, room_id, action, is_playing, time, speed)
 --
--- The shared body of the host controls. The caller validated its arguments.
+-- The shared body of the host controls. The caller validated its arguments
+-- and passes the caller's id (require_user_id, read once per control).
 --   1. rate limit (sync_control) for the caller;
 --   2. the room row lock (lock order), then the host check;
 --   3. the new state: a new reference instant (playback_updated_at = now) at
@@ -362,6 +363,7 @@ grant execute on function public.bulk_sync_update(text, numeric, text) to authen
 -- Returns the new state.
 -- -----------------------------------------------------------------------------
 create function watchium_private.apply_host_control(
+  p_user_id text,
   p_room_id text,
   p_action text,
   p_is_playing boolean,
@@ -374,7 +376,7 @@ volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_user_id  text := watchium_private.require_user_id();
+  v_user_id  text := p_user_id;
   v_room     public.rooms;
   v_old_speed numeric;
   v_position numeric;
@@ -432,9 +434,9 @@ begin
   return v_state || pg_catalog.jsonb_build_object('sync', v_sync);
 end;
 $$;
-comment on function watchium_private.apply_host_control(text, text, boolean, numeric, numeric) is
+comment on function watchium_private.apply_host_control(text, text, text, boolean, numeric, numeric) is
   'Shared body of the host controls: rate limit, room lock, host check, new playback reference, bulk sync, one playback event. Internal.';
-revoke all on function watchium_private.apply_host_control(text, text, boolean, numeric, numeric) from public;
+revoke all on function watchium_private.apply_host_control(text, text, text, boolean, numeric, numeric) from public;
 
 -- -----------------------------------------------------------------------------
 -- public.change_playback_state(room_id, is_playing, current_time default null)
@@ -454,11 +456,12 @@ set search_path = pg_catalog, pg_temp
 set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
-  v_time numeric;
+  v_user_id text;
+  v_time    numeric;
 begin
   -- Sizes first (22001), before any other work.
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.require_user_id();
+  v_user_id := watchium_private.require_user_id();
   if p_is_playing is null then
     raise exception 'p_is_playing must be true (play) or false (pause), not null'
       using errcode = '22023';
@@ -467,7 +470,7 @@ begin
     v_time := watchium_private.require_playback_time(p_current_time, 'p_current_time');
   end if;
   return watchium_private.apply_host_control(
-    p_room_id, case when p_is_playing then 'play' else 'pause' end, p_is_playing, v_time, null
+    v_user_id, p_room_id, case when p_is_playing then 'play' else 'pause' end, p_is_playing, v_time, null
   );
 end;
 $$;
@@ -489,13 +492,14 @@ set search_path = pg_catalog, pg_temp
 set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
-  v_time numeric;
+  v_user_id text;
+  v_time    numeric;
 begin
   -- Sizes first (22001), before any other work.
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.require_user_id();
+  v_user_id := watchium_private.require_user_id();
   v_time := watchium_private.require_playback_time(p_time, 'p_time');
-  return watchium_private.apply_host_control(p_room_id, 'seek', null, v_time, null);
+  return watchium_private.apply_host_control(v_user_id, p_room_id, 'seek', null, v_time, null);
 end;
 $$;
 comment on function public.seek_to_time(text, numeric) is
@@ -516,10 +520,12 @@ security definer  -- updates public.rooms and writes sync history, which clients
 set search_path = pg_catalog, pg_temp
 set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
+declare
+  v_user_id text;
 begin
   -- Sizes first (22001), before any other work.
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.require_user_id();
+  v_user_id := watchium_private.require_user_id();
   if p_speed is null or p_speed = 'NaN'::numeric or p_speed not between 0.25 and 4.0 then
     raise exception 'p_speed must be a number from 0.25 to 4.0 (got %)', coalesce(p_speed::text, 'null')
       using errcode = '22023', hint = 'Common speeds: 0.5, 1, 1.25, 1.5, 2.';
@@ -528,7 +534,7 @@ begin
     raise exception 'p_speed must have at most 2 decimals (got %)', p_speed
       using errcode = '22023';
   end if;
-  return watchium_private.apply_host_control(p_room_id, 'speed', null, null, p_speed);
+  return watchium_private.apply_host_control(v_user_id, p_room_id, 'speed', null, null, p_speed);
 end;
 $$;
 comment on function public.set_playback_speed(text, numeric) is
