@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -57,6 +58,19 @@ def problems(migrations_dir: Path = MIGRATIONS_DIR) -> list[str]:
         elif (actual := sha256_of(path)) != expected:
             found.append(f"{name}: released with sha256 {expected}, now {actual}")
     return found
+
+
+def released_head(migrations_dir: Path = MIGRATIONS_DIR) -> str | None:
+    """The newest released revision id (the head of the last release), or None before the
+    first release: the highest ``revision = "…"`` among the released revision scripts."""
+    revisions = []
+    for name in load(migrations_dir):
+        if name.endswith(".py"):
+            text = (migrations_dir / name).read_text(encoding="utf-8")
+            found = re.search(r'^revision\s*=\s*"([^"]+)"', text, flags=re.MULTILINE)
+            if found:
+                revisions.append(found.group(1))
+    return max(revisions) if revisions else None
 
 
 def write(migrations_dir: Path = MIGRATIONS_DIR) -> dict[str, str]:
