@@ -128,11 +128,15 @@ def test_snapshot_rows_read_as_one_record_per_member(conn):
     ]
 
 
-def test_comments_keep_room_reference_null_after_room_delete(conn):
+def test_comments_are_deleted_with_their_room(conn):
+    # A room's chat never outlives the room (it would become public episode comments).
     insert_room(conn)
     conn.execute(
         "insert into public.comments (anime_id, room_id, episode_number, user_id, username, message)"
-        " values ('a1', 'abcdefghij', 1, 'u1', 'One', 'hello')"
+        " values ('a1', 'abcdefghij', 1, 'u1', 'One', 'hello'),"
+        " ('a1', null, 1, 'u1', 'One', 'an episode comment')"
     )
     conn.execute("delete from public.rooms")
-    assert conn.execute("select room_id from public.comments").fetchone() == (None,)
+    assert conn.execute("select room_id, message from public.comments").fetchall() == [
+        (None, "an episode comment")
+    ]

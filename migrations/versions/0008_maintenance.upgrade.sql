@@ -255,8 +255,11 @@ declare
   c_schedule constant text := '* * * * *';
   c_command  constant text := 'select public.maintain()';
   v_in_db    boolean;
-  v_job      record;
   v_job_id   bigint;
+  v_schedule text;
+  v_command  text;
+  v_database text;
+  v_active   boolean;
   v_replaced integer := 0;
 begin
   if not exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
@@ -267,25 +270,27 @@ begin
   v_in_db := pg_catalog.to_regprocedure('cron.schedule_in_database(text, text, text, text, text, boolean)') is not null
     and pg_catalog.has_function_privilege(
       'cron.schedule_in_database(text, text, text, text, text, boolean)', 'execute');
-  -- cron.job is read through dynamic SQL: the cron schema does not exist without pg_cron.
-  for v_job in execute
-    'select j.jobid, j.schedule, j.command, j.database, j.active from cron.job as j where j.jobname = $1'
-    using c_name
+  -- The cron schema exists only with pg_cron: every statement that names it is
+  -- built by format() at run time, so that creating (and checking) this
+  -- function does not need it.
+  for v_job_id, v_schedule, v_command, v_database, v_active in execute pg_catalog.format(
+    'select j.jobid, j.schedule, j.command, j.database, j.active from %I.job as j where j.jobname = $1',
+    'cron') using c_name
   loop
-    if v_job.schedule = c_schedule and v_job.command = c_command
-       and v_job.database = pg_catalog.current_database() and v_job.active then
+    if v_schedule = c_schedule and v_command = c_command
+       and v_database = pg_catalog.current_database() and v_active then
       return pg_catalog.jsonb_build_object(
-        'job_id', v_job.jobid, 'status', 'already scheduled', 'schedule', c_schedule,
-        'command', c_command, 'database', v_job.database);
+        'job_id', v_job_id, 'status', 'already scheduled', 'schedule', c_schedule,
+        'command', c_command, 'database', v_database);
     end if;
-    execute 'select cron.unschedule($1)' using v_job.jobid;
+    execute pg_catalog.format('select %I.unschedule($1)', 'cron') using v_job_id;
     v_replaced := v_replaced + 1;
   end loop;
   if v_in_db then
-    execute 'select cron.schedule_in_database($1, $2, $3, $4)'
+    execute pg_catalog.format('select %I.schedule_in_database($1, $2, $3, $4)', 'cron')
       into v_job_id using c_name, c_schedule, c_command, pg_catalog.current_database();
   else
-    execute 'select cron.schedule($1, $2, $3)'
+    execute pg_catalog.format('select %I.schedule($1, $2, $3)', 'cron')
       into v_job_id using c_name, c_schedule, c_command;
   end if;
   return pg_catalog.jsonb_build_object(
