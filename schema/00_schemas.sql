@@ -7,6 +7,13 @@ CREATE SCHEMA watchium_private;
 
 COMMENT ON SCHEMA watchium_private IS 'watchium-db internals: secrets, counters, security-definer helpers and the migration version table. Not part of the API; never expose it through PostgREST.';
 
+CREATE SCHEMA watchium_rpc;
+
+COMMENT ON SCHEMA watchium_rpc IS 'watchium-db: the security definer bodies of the public RPC functions (each public entry point is security invoker and calls its body here). Not exposed by the Data API.';
+
 GRANT USAGE ON SCHEMA watchium_private TO anon;
 GRANT USAGE ON SCHEMA watchium_private TO authenticated;
 GRANT USAGE ON SCHEMA watchium_private TO service_role;
+
+GRANT USAGE ON SCHEMA watchium_rpc TO authenticated;
+GRANT USAGE ON SCHEMA watchium_rpc TO service_role;

@@ -4,1850 +4,389 @@
 -- Contents: functions and procedures, their comments and privileges.
 
 CREATE FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
-    AS $_$
-declare
-  v_user_id  text := watchium_private.require_user_id();
-  v_max      bigint;
-  v_fields   jsonb;
-  v_is_host  boolean;
-  v_username text;
+    AS $$
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.check_size('p_event_type', pg_catalog.octet_length(p_event_type), 200);
-  perform watchium_private.check_size('p_payload', pg_catalog.pg_column_size(p_payload), 1048576);
-  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
-    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
-      using errcode = '22023';
-  end if;
-  v_max := coalesce(
-    (select (s.value #>> '{}')::bigint from watchium_private.settings as s
-     where s.key = 'broadcast_max_payload_bytes'),
-    16384
-  );
-  if p_payload is not null and pg_catalog.octet_length(p_payload::text) > v_max then
-    raise exception 'p_payload must be at most % bytes as JSON (got %)',
-      v_max, pg_catalog.octet_length(p_payload::text)
-      using errcode = '22023';
-  end if;
-  v_fields := watchium_private.validate_broadcast_payload(p_event_type, p_payload);
-
-  select m.is_host, m.username into v_is_host, v_username
-  from public.room_members as m
-  where m.room_id = p_room_id and m.user_id = v_user_id;
-  if not found then
-    raise exception 'not a member of room %: only members may broadcast to it', p_room_id
-      using errcode = '42501',
-            hint = 'Join the room first.';
-  end if;
-  if p_event_type in ('play', 'pause', 'seek') and not v_is_host then
-    raise exception '% events may only be sent by the host of room %', p_event_type, p_room_id
-      using errcode = '42501';
-  end if;
-
-  perform watchium_private.enforce_rate_limit(v_user_id, 'broadcast');
-
-  return watchium_private.emit_room_event(
-    p_room_id,
-    p_event_type,
-    v_fields || pg_catalog.jsonb_build_object('user_id', v_user_id, 'username', v_username)
-  );
+  return watchium_rpc.broadcast_to_room(p_room_id, p_event_type, p_payload);
 end;
-$_$;
+$$;
 
 COMMENT ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) IS 'Sends a custom event (play, pause, seek: host only; chat_message) to the room''s member topic room:<room_id>:members. Members only; payload validated per event type; sender identity from the token; rate limited (rule broadcast). Returns the event id.';
 
 CREATE FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id text;
-  v_room    public.rooms;
-  v_time    numeric;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.check_size('p_sync_event_type', pg_catalog.octet_length(p_sync_event_type), 200);
-  if not watchium_private.caller_is_trusted() then
-    v_user_id := watchium_private.require_user_id();
-  end if;
-  if p_host_time is not null then
-    v_time := watchium_private.require_playback_time(p_host_time, 'p_host_time');
-  end if;
-  if p_sync_event_type is null
-     or p_sync_event_type not in ('heartbeat', 'seek', 'play_pause', 'speed', 'episode', 'join', 'leave') then
-    raise exception 'p_sync_event_type must be one of heartbeat, seek, play_pause, speed, episode, join, leave (got %)',
-      pg_catalog.quote_nullable(p_sync_event_type)
-      using errcode = '22023';
-  end if;
-  if v_user_id is not null then
-    perform watchium_private.enforce_rate_limit(v_user_id, 'sync_control');
-  end if;
-
-  -- Lock order: the room row first.
-  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
-  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
-  if v_user_id is not null and v_room.host_user_id is distinct from v_user_id then
-    raise exception 'only the host of room % may write its sync history', p_room_id
-      using errcode = '42501';
-  end if;
-
-  perform watchium_private.sync_room_members(
-    p_room_id,
-    coalesce(v_time, watchium_private.room_expected_position(v_room)),
-    p_sync_event_type,
-    v_room.host_user_id,
-    v_room.playback_speed
-  );
+  perform watchium_rpc.bulk_sync_update(p_room_id, p_host_time, p_sync_event_type);
 end;
 $$;
 
 COMMENT ON FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) IS 'Writes one sync record per member of p_room_id against p_host_time (null: the expected host position) in one statement, as one snapshot row of sync_states (read per member through sync_records); nothing else per member. Host (rate limited as sync_control) or service_role only.';
 
 CREATE FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric DEFAULT NULL::numeric) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id text;
-  v_time    numeric;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  v_user_id := watchium_private.require_user_id();
-  if p_is_playing is null then
-    raise exception 'p_is_playing must be true (play) or false (pause), not null'
-      using errcode = '22023';
-  end if;
-  if p_current_time is not null then
-    v_time := watchium_private.require_playback_time(p_current_time, 'p_current_time');
-  end if;
-  return watchium_private.apply_host_control(
-    v_user_id, p_room_id, case when p_is_playing then 'play' else 'pause' end, p_is_playing, v_time, null
-  );
+  return watchium_rpc.change_playback_state(p_room_id, p_is_playing, p_current_time);
 end;
 $$;
 
 COMMENT ON FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric) IS 'Host only: play or pause at p_current_time (default: the expected position now). Writes one sync record per member, emits a playback event (members resync; see needs_resync) and returns the new state.';
 
 CREATE FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer DEFAULT 1, p_max_requests integer DEFAULT 60) RETURNS boolean
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
-    AS $_$
-declare
-  v_window_start timestamptz;
-  v_live         integer;
-  v_cap          integer;
+    AS $$
 begin
-  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
-  perform watchium_private.check_size('p_action', pg_catalog.octet_length(p_action), 200);
-  if not watchium_private.caller_is_trusted()
-     and p_user_id is distinct from watchium_private.require_user_id() then
-    raise exception 'p_user_id must be your own user id: callers can only spend their own rate limit'
-      using errcode = '42501';
-  end if;
-  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
-    raise exception 'p_user_id must be 1 to 100 characters' using errcode = '22023';
-  end if;
-  if p_action is null or p_action !~ '^[a-z][a-z0-9_]{0,49}$' then
-    raise exception 'p_action must be 1 to 50 characters of [a-z0-9_], starting with a letter (got %)',
-      pg_catalog.quote_nullable(p_action)
-      using errcode = '22023';
-  end if;
-  if p_window_minutes is null or p_window_minutes not between 1 and 1440 then
-    raise exception 'p_window_minutes must be between 1 and 1440 (got %)', p_window_minutes
-      using errcode = '22023';
-  end if;
-  perform watchium_private.enforce_rate_limit(p_user_id, 'check_rate_limit');
-
-  if not exists (
-    select from watchium_private.rate_limit_rules as r where r.action = p_action
-  ) then
-    v_window_start := pg_catalog.to_timestamp(
-      pg_catalog.floor(extract(epoch from pg_catalog.now()) / (p_window_minutes * 60))
-        * (p_window_minutes * 60)
-    );
-    if not exists (
-      select from watchium_private.rate_limit_counters as c
-      where c.subject = p_user_id and c.action = p_action
-        and c.window_minutes = p_window_minutes and c.window_start = v_window_start
-    ) then
-      -- A new counter: serialize the user's new counters so the cap is exact.
-      perform pg_catalog.pg_advisory_xact_lock(
-        pg_catalog.hashtext('watchium_private.rate_limit_counters:' || p_user_id));
-      v_cap := watchium_private.setting_integer('max_rate_limit_actions_per_user');
-      select pg_catalog.count(*) into v_live
-      from watchium_private.rate_limit_counters as c
-      where c.subject = p_user_id
-        and c.window_start + c.window_minutes * interval '1 minute' > pg_catalog.now()
-        and not exists (select from watchium_private.rate_limit_rules as r where r.action = c.action);
-      if v_live >= v_cap then
-        raise exception 'p_action %: you already have % live rate limit counters of your own actions (at most %)',
-          pg_catalog.quote_literal(p_action), v_live, v_cap
-          using errcode = 'WD429',
-                hint = 'Reuse action names; a counter ends with its window (max_rate_limit_actions_per_user).';
-      end if;
-    end if;
-  end if;
-  return watchium_private.consume_rate_limit(p_user_id, p_action, p_window_minutes, p_max_requests);
+  return watchium_rpc.check_rate_limit(p_user_id, p_action, p_window_minutes,
+    p_max_requests);
 end;
-$_$;
+$$;
 
 COMMENT ON FUNCTION public.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) IS 'Counts one request of p_action for p_user_id (your own id, unless called by service_role) and returns true while within p_max_requests per p_window_minutes. Constant cost; exact under concurrency. Itself limited per user (rule check_rate_limit), and at most max_rate_limit_actions_per_user live counters of actions not in rate_limit_rules per user (WD429 naming p_action past it).';
 
 CREATE FUNCTION public.create_room(p_title text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_username text, p_source_id text DEFAULT NULL::text, p_is_public boolean DEFAULT true, p_avatar_url text DEFAULT NULL::text) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id     text := watchium_private.require_user_id();
-  v_title       text := watchium_private.check_text('p_title', p_title, 1, 200);
-  v_anime_id    text := watchium_private.check_text('p_anime_id', p_anime_id, 1, 100);
-  v_anime_title text := watchium_private.check_text('p_anime_title', p_anime_title, 1, 300);
-  v_episode     integer := watchium_private.check_episode('p_episode_number', p_episode_number);
-  v_video_url   text := watchium_private.check_url('p_video_url', p_video_url);
-  v_username    text := watchium_private.check_username('p_username', p_username);
-  v_source_id   text := watchium_private.check_text('p_source_id', p_source_id, 1, 100);
-  v_avatar_url  text := watchium_private.check_url('p_avatar_url', p_avatar_url);
-  v_room        public.rooms;
-  v_member      public.room_members;
-  v_access_key  text;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_title', pg_catalog.octet_length(p_title), 800);
-  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
-  perform watchium_private.check_size('p_anime_title', pg_catalog.octet_length(p_anime_title), 1200);
-  perform watchium_private.check_size('p_video_url', pg_catalog.octet_length(p_video_url), 8192);
-  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
-  perform watchium_private.check_size('p_source_id', pg_catalog.octet_length(p_source_id), 400);
-  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
-  if v_title is null or v_anime_id is null or v_anime_title is null
-     or v_video_url is null or v_username is null then
-    raise exception '% is required',
-      case when v_title is null then 'p_title' when v_anime_id is null then 'p_anime_id'
-           when v_anime_title is null then 'p_anime_title' when v_video_url is null then 'p_video_url'
-           else 'p_username' end
-      using errcode = '22023';
-  end if;
-  if p_is_public is null then
-    raise exception 'p_is_public must be true or false' using errcode = '22023';
-  end if;
-  perform watchium_private.enforce_rate_limit(v_user_id, 'create_room');
-  perform watchium_private.check_membership_cap(v_user_id);
-
-  for attempt in 1..5 loop
-    insert into public.rooms as r
-      (room_id, title, anime_id, anime_title, episode_number, video_url, source_id,
-       host_user_id, host_username, is_public)
-    values (watchium_private.generate_room_id(), v_title, v_anime_id, v_anime_title, v_episode,
-            v_video_url, v_source_id, v_user_id, v_username, p_is_public)
-    on conflict (room_id) do nothing
-    returning * into v_room;
-    exit when v_room.room_id is not null;
-  end loop;
-  if v_room.room_id is null then
-    raise exception 'could not allocate a room id after 5 attempts'
-      using errcode = 'WD409', hint = 'Retry the call.';
-  end if;
-
-  if not p_is_public then
-    v_access_key := watchium_private.generate_access_key();
-    insert into watchium_private.room_secrets (room_id, access_key)
-    values (v_room.room_id, v_access_key);
-  end if;
-
-  insert into public.room_members (room_id, user_id, username, avatar_url, is_host)
-  values (v_room.room_id, v_user_id, v_username, v_avatar_url, true)
-  returning * into v_member;
-
-  perform watchium_private.ensure_anchor(v_anime_id, v_episode);
-
-  select * into v_room from public.rooms as r where r.room_id = v_room.room_id;
-  return pg_catalog.jsonb_build_object(
-    'room', pg_catalog.to_jsonb(v_room),
-    'membership', pg_catalog.to_jsonb(v_member),
-    'access_key', v_access_key
-  );
+  return watchium_rpc.create_room(p_title, p_anime_id, p_anime_title, p_episode_number,
+    p_video_url, p_username, p_source_id, p_is_public, p_avatar_url);
 end;
 $$;
 
 COMMENT ON FUNCTION public.create_room(p_title text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_username text, p_source_id text, p_is_public boolean, p_avatar_url text) IS 'Creates a room with the caller as first member and host. Private rooms (p_is_public false) get a 6-digit access key, returned only here (and to the host by get_room / get_room_access_key). Returns {room, membership, access_key}.';
 
 CREATE FUNCTION public.delete_comment(p_comment_id bigint) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id text := watchium_private.require_user_id();
-  v_comment public.comments;
-  v_parent  bigint;
-  v_next    bigint;
-  v_room_id text;
 begin
-  perform watchium_private.enforce_rate_limit(v_user_id, 'delete_comment');
-  v_comment := watchium_private.own_comment(p_comment_id, v_user_id, 'delete');
-
-  if exists (select from public.comments as r where r.parent_id = v_comment.id) then
-    update public.comments as c
-    set message = '', avatar_url = null, video_timestamp = null, deleted_at = pg_catalog.now()
-    where c.id = v_comment.id;
-    if v_comment.room_id is not null then
-      perform watchium_private.emit_room_event(v_comment.room_id, 'comment_deleted',
-        pg_catalog.jsonb_build_object('id', v_comment.id, 'tombstone', true));
-    end if;
-    return pg_catalog.jsonb_build_object('status', 'deleted', 'id', v_comment.id, 'tombstone', true);
-  end if;
-
-  delete from public.comments as c where c.id = v_comment.id;
-  if v_comment.room_id is not null then
-    perform watchium_private.emit_room_event(v_comment.room_id, 'comment_deleted',
-      pg_catalog.jsonb_build_object('id', v_comment.id, 'tombstone', false));
-  end if;
-
-  -- Tombstones left without replies go too, up the thread.
-  v_parent := v_comment.parent_id;
-  while v_parent is not null loop
-    select c.parent_id, c.room_id into v_next, v_room_id
-    from public.comments as c
-    where c.id = v_parent and c.deleted_at is not null
-    for update;
-    exit when not found
-      or exists (select from public.comments as r where r.parent_id = v_parent);
-    delete from public.comments as c where c.id = v_parent;
-    -- A room comment may reply to an episode comment (no room): announce
-    -- each removal where its comment was posted.
-    if v_room_id is not null then
-      perform watchium_private.emit_room_event(v_room_id, 'comment_deleted',
-        pg_catalog.jsonb_build_object('id', v_parent, 'tombstone', false));
-    end if;
-    v_parent := v_next;
-  end loop;
-  return pg_catalog.jsonb_build_object('status', 'deleted', 'id', v_comment.id, 'tombstone', false);
+  return watchium_rpc.delete_comment(p_comment_id);
 end;
 $$;
 
 COMMENT ON FUNCTION public.delete_comment(p_comment_id bigint) IS 'The author deletes their own comment, or the host of its room any member''s comment there (not system messages or anchors). Replies are never deleted: a comment with replies becomes a tombstone (tombstone: true; deleted_at set, message emptied); without replies it is deleted, with any tombstone above it left without replies.';
 
 CREATE FUNCTION public.delete_room(p_room_id text) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id text := watchium_private.require_user_id();
-  v_room    public.rooms;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.enforce_rate_limit(v_user_id, 'delete_room');
-  v_room := watchium_private.lock_room(p_room_id);
-  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
-  perform watchium_private.require_host(v_room, v_user_id);
-  perform watchium_private.emit_room_event(v_room.room_id, 'room_deleted',
-    pg_catalog.jsonb_build_object('reason', 'deleted_by_host', 'deleted_by', v_user_id));
-  delete from public.rooms as r where r.room_id = v_room.room_id;
-  return pg_catalog.jsonb_build_object('status', 'deleted', 'room_id', v_room.room_id);
+  return watchium_rpc.delete_room(p_room_id);
 end;
 $$;
 
 COMMENT ON FUNCTION public.delete_room(p_room_id text) IS 'Host only: deletes the room with its memberships and its comments. Emits room_deleted.';
 
 CREATE FUNCTION public.edit_comment(p_comment_id bigint, p_message text) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id text := watchium_private.require_user_id();
-  v_message text := watchium_private.check_text('p_message', p_message, 1, 2000, true);
-  v_comment public.comments;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_message', pg_catalog.octet_length(p_message), 8000);
-  if v_message is null then
-    raise exception 'p_message is required' using errcode = '22023';
-  end if;
-  perform watchium_private.enforce_rate_limit(v_user_id, 'edit_comment');
-  perform watchium_private.own_comment(p_comment_id, v_user_id, 'edit');
-  update public.comments as c set message = v_message
-  where c.id = p_comment_id
-  returning * into v_comment;
-  if v_comment.room_id is not null then
-    perform watchium_private.emit_room_event(v_comment.room_id, 'comment_edited', pg_catalog.to_jsonb(v_comment));
-  end if;
-  return pg_catalog.to_jsonb(v_comment);
+  return watchium_rpc.edit_comment(p_comment_id, p_message);
 end;
 $$;
 
 COMMENT ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) IS 'The author edits the message of their own comment (not system messages or anchors); room comments only while still a member of the room (42501 after leaving or being kicked). Returns the comment.';
 
 CREATE FUNCTION public.forget_user(p_user_id text) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_room_id     text;
-  v_room        public.rooms;
-  v_rooms       integer := 0;
-  v_deleted     integer := 0;
-  v_tombstoned  integer := 0;
-  v_counters    integer := 0;
-  v_metrics     integer := 0;
-  v_ids         bigint[];
-  v_removed     jsonb;
-  v_count       integer;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
-  if p_user_id is null or pg_catalog.octet_length(p_user_id) > 400
-     or pg_catalog.char_length(p_user_id) not between 1 and 100 then
-    raise exception 'p_user_id must be a user id of 1 to 100 characters'
-      using errcode = '22023';
-  end if;
-  if not watchium_private.caller_is_trusted() then
-    raise exception 'forget_user removes another user''s data: service_role only'
-      using errcode = '42501',
-            hint = 'Call it from the account deletion path of your server (docs/security.md).';
-  end if;
-
-  -- Memberships: the leave path of leave_room, room by room in the lock order.
-  for v_room_id in
-    select m.room_id from public.room_members as m where m.user_id = p_user_id order by m.room_id
-  loop
-    select * into v_room from public.rooms as r where r.room_id = v_room_id for update;
-    if found and watchium_private.remove_member(v_room, p_user_id, 'member_left',
-                   pg_catalog.jsonb_build_object('user_id', p_user_id, 'reason', 'account_deleted')) then
-      v_rooms := v_rooms + 1;
-    end if;
-  end loop;
-
-  -- Comments: locked first (a concurrent reply holds its parent for key
-  -- share, so it either committed before this lock and is seen below, or
-  -- waits and then finds its parent gone). Deleted from the leaves up: a
-  -- comment whose replies are all the user's goes in a later round, and so
-  -- does a tombstone left without replies (as delete_comment does).
-  select pg_catalog.array_agg(l.id order by l.id) into v_ids
-  from (
-    select c.id from public.comments as c where c.user_id = p_user_id order by c.id for update
-  ) as l;
-  while v_ids is not null loop
-    with d as (
-      delete from public.comments as c
-      where c.id = any (v_ids)
-        and not exists (select from public.comments as r where r.parent_id = c.id)
-        and (c.user_id = p_user_id or c.deleted_at is not null)
-      returning c.id, c.parent_id, c.room_id
-    )
-    select pg_catalog.count(*)::integer,
-           coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-             'id', d.id, 'room_id', d.room_id, 'parent_id', d.parent_id)), '[]'::jsonb)
-      into v_count, v_removed
-    from d;
-    exit when v_count = 0;
-    v_deleted := v_deleted + v_count;
-    perform watchium_private.emit_room_event(x.room_id, 'comment_deleted',
-      pg_catalog.jsonb_build_object('id', x.id, 'tombstone', false))
-    from pg_catalog.jsonb_to_recordset(v_removed) as x(id bigint, room_id text)
-    where x.room_id is not null;
-    -- Next round: the parents of what went, when they are the user's or tombstones.
-    select pg_catalog.array_agg(l.id order by l.id) into v_ids
-    from (
-      select c.id from public.comments as c
-      where c.id in (select x.parent_id from pg_catalog.jsonb_to_recordset(v_removed) as x(parent_id bigint))
-        and (c.user_id = p_user_id or c.deleted_at is not null)
-      order by c.id
-      for update
-    ) as l;
-  end loop;
-
-  -- What is left has other people's replies: authorless tombstones.
-  with t as (
-    update public.comments as c
-    set message = '', avatar_url = null, video_timestamp = null,
-        deleted_at = coalesce(c.deleted_at, pg_catalog.now()),
-        user_id = null, username = 'deleted'
-    where c.user_id = p_user_id
-    returning c.id, c.room_id
-  )
-  select pg_catalog.count(*)::integer,
-         coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', t.id, 'room_id', t.room_id))
-                  filter (where t.room_id is not null), '[]'::jsonb)
-    into v_tombstoned, v_removed
-  from t;
-  perform watchium_private.emit_room_event(x.room_id, 'comment_deleted',
-    pg_catalog.jsonb_build_object('id', x.id, 'tombstone', true))
-  from pg_catalog.jsonb_to_recordset(v_removed) as x(id bigint, room_id text);
-
-  delete from watchium_private.rate_limit_counters as c where c.subject = p_user_id;
-  get diagnostics v_counters = row_count;
-  delete from watchium_private.realtime_metrics as m where m.user_id = p_user_id;
-  get diagnostics v_metrics = row_count;
-
-  return pg_catalog.jsonb_build_object(
-    'user_id', p_user_id,
-    'rooms_left', v_rooms,
-    'comments_deleted', v_deleted,
-    'comments_tombstoned', v_tombstoned,
-    'rate_limit_counters_deleted', v_counters,
-    'realtime_metrics_deleted', v_metrics
-  );
+  return watchium_rpc.forget_user(p_user_id);
 end;
 $$;
 
 COMMENT ON FUNCTION public.forget_user(p_user_id text) IS 'service_role only: forgets a deleted account. Leaves every room (host handed on), deletes the user''s comments (those with replies become authorless tombstones), removes presence, rate limit counters and realtime metrics. Ids in sync history and room events stay until they expire. Returns a summary.';
 
 CREATE FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text DEFAULT NULL::text, p_cursor text DEFAULT NULL::text, p_limit integer DEFAULT 50) RETURNS jsonb
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
-    AS $_$
-declare
-  v_limit   integer := watchium_private.check_limit('p_limit', p_limit);
-  v_episode integer := watchium_private.check_episode('p_episode_number', p_episode_number);
-  v_before  timestamptz;
-  v_key     text;
-  v_before_id bigint;
-  v_items   jsonb;
-  v_count   integer;
-  v_last    jsonb;
+    AS $$
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.check_size('p_cursor', pg_catalog.octet_length(p_cursor), 160);
-  if p_anime_id is null or pg_catalog.char_length(p_anime_id) not between 1 and 100 then
-    raise exception 'p_anime_id must be 1 to 100 characters' using errcode = '22023';
-  end if;
-  if p_room_id is not null and not exists (
-    select from public.rooms as r
-    where r.room_id = p_room_id
-      and (r.is_public
-           or watchium_private.caller_is_trusted()
-           or exists (select from public.room_members as m
-                      where m.room_id = r.room_id and m.user_id = watchium_private.current_user_id()))
-  ) then
-    raise exception 'room % not found', p_room_id using errcode = 'P0002';
-  end if;
-  if p_cursor is not null then
-    select c.at, c.key into v_before, v_key from watchium_private.parse_cursor(p_cursor) as c;
-    if v_key !~ '^[0-9]{1,18}$' then
-      raise exception 'p_cursor must be a cursor returned by a previous call' using errcode = '22023';
-    end if;
-    v_before_id := v_key::bigint;
-  end if;
-  select coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(page) order by page.created_at desc, page.id desc), '[]'::jsonb),
-         pg_catalog.count(*)
-    into v_items, v_count
-  from (
-    select c.*
-    from public.comments as c
-    where c.anime_id = p_anime_id
-      and c.episode_number = v_episode
-      and c.room_id is not distinct from p_room_id
-      and (p_cursor is null or (c.created_at, c.id) < (v_before, v_before_id))
-    order by c.created_at desc, c.id desc
-    limit v_limit
-  ) as page;
-  v_last := v_items -> (v_count - 1);
-  return pg_catalog.jsonb_build_object(
-    'items', v_items,
-    'next_cursor', case when v_count = v_limit then watchium_private.make_cursor(
-      (v_last ->> 'created_at')::timestamptz, v_last ->> 'id') end
-  );
+  return watchium_rpc.get_comments(p_anime_id, p_episode_number, p_room_id, p_cursor,
+    p_limit);
 end;
-$_$;
+$$;
 
 COMMENT ON FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) IS 'Comments of an episode thread (or of one room the caller may see), newest first: {items, next_cursor}. Keyset pagination: pass next_cursor back as p_cursor.';
 
 CREATE FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id  text := watchium_private.require_user_id();
-  v_anime_id text := watchium_private.check_text('p_anime_id', p_anime_id, 1, 100);
-  v_episode  integer := watchium_private.check_episode('p_episode_number', p_episode_number);
-  v_id       bigint;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
-  if v_anime_id is null then
-    raise exception 'p_anime_id is required' using errcode = '22023';
-  end if;
-  perform watchium_private.enforce_rate_limit(v_user_id, 'get_or_create_anchor');
-  select c.id into v_id
-  from public.comments as c
-  where c.anime_id = v_anime_id and c.episode_number = v_episode and c.is_anchor;
-  if v_id is null then
-    -- A new thread: limited per user (create_anchor); maintenance removes it
-    -- again if it stays empty (empty_anchor_grace).
-    perform watchium_private.enforce_rate_limit(v_user_id, 'create_anchor');
-    v_id := watchium_private.ensure_anchor(v_anime_id, v_episode);
-  end if;
-  return (select pg_catalog.to_jsonb(c) from public.comments as c where c.id = v_id);
+  return watchium_rpc.get_or_create_anchor(p_anime_id, p_episode_number);
 end;
 $$;
 
 COMMENT ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) IS 'The anchor comment of an episode thread, created once; concurrent callers get the same anchor.';
 
 CREATE FUNCTION public.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer DEFAULT 5) RETURNS jsonb
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id text;
-  v_summary jsonb;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  if not watchium_private.caller_is_trusted() then
-    v_user_id := watchium_private.require_user_id();
-  end if;
-  if p_window_minutes is null or p_window_minutes not between 1 and 1440 then
-    raise exception 'p_window_minutes must be between 1 and 1440 (got %)', coalesce(p_window_minutes::text, 'null')
-      using errcode = '22023';
-  end if;
-  perform watchium_private.require_sync_room(p_room_id, v_user_id);
-
-  select pg_catalog.jsonb_build_object(
-           'room_id', p_room_id,
-           'window_minutes', p_window_minutes,
-           'reporters', pg_catalog.count(*),
-           'active_connections', coalesce(pg_catalog.sum(l.active_connections), 0),
-           'total_events', coalesce(pg_catalog.sum(l.total_events), 0),
-           'avg_latency_ms', case when coalesce(pg_catalog.sum(l.total_events), 0) = 0
-             then pg_catalog.round(pg_catalog.avg(l.avg_latency_ms), 2)
-             else pg_catalog.round(pg_catalog.sum(l.avg_latency_ms * l.total_events) / pg_catalog.sum(l.total_events), 2) end,
-           'error_rate', case when coalesce(pg_catalog.sum(l.total_events), 0) = 0
-             then pg_catalog.round(pg_catalog.avg(l.error_rate), 4)
-             else pg_catalog.round(pg_catalog.sum(l.error_rate * l.total_events) / pg_catalog.sum(l.total_events), 4) end,
-           'last_report_at', pg_catalog.max(l.recorded_at)
-         )
-  into v_summary
-  from (
-    select distinct on (r.user_id) r.*
-    from watchium_private.realtime_metrics as r
-    where r.room_id = p_room_id
-      and r.recorded_at >= pg_catalog.now() - pg_catalog.make_interval(mins => p_window_minutes)
-    order by r.user_id, r.recorded_at desc, r.id desc
-  ) as l;
-  return v_summary;
+  return watchium_rpc.get_realtime_metrics_summary(p_room_id, p_window_minutes);
 end;
 $$;
 
 COMMENT ON FUNCTION public.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer) IS 'Summary of the client realtime metrics of p_room_id over the last p_window_minutes (latest report per member): reporters, active connections, total events, event-weighted average latency and error rate. Members only.';
 
 CREATE FUNCTION public.get_room(p_room_id text) RETURNS jsonb
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
-    AS $_$
-declare
-  v_user_id   text := watchium_private.current_user_id();
-  v_room      public.rooms;
-  v_is_member boolean;
-  v_members   jsonb;
+    AS $$
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
-    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
-  end if;
-  select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  v_is_member := exists (
-    select from public.room_members as m where m.room_id = p_room_id and m.user_id = v_user_id
-  );
-  if v_room.room_id is null
-     or not (v_room.is_public or v_is_member or watchium_private.caller_is_trusted()) then
-    raise exception 'room % not found', p_room_id using errcode = 'P0002';
-  end if;
-  select coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(m) order by m.joined_at, m.user_id), '[]'::jsonb)
-    into v_members
-  from public.room_members as m
-  where m.room_id = p_room_id;
-  return pg_catalog.jsonb_build_object(
-    'room', pg_catalog.to_jsonb(v_room),
-    'members', v_members,
-    'member_count', pg_catalog.jsonb_array_length(v_members),
-    'is_member', v_is_member,
-    'is_host', v_room.host_user_id is not distinct from v_user_id and v_user_id is not null,
-    'access_key', case when v_room.host_user_id = v_user_id then (
-      select s.access_key from watchium_private.room_secrets as s where s.room_id = p_room_id
-    ) end
-  );
+  return watchium_rpc.get_room(p_room_id);
 end;
-$_$;
+$$;
 
 COMMENT ON FUNCTION public.get_room(p_room_id text) IS 'The room as the caller may see it: {room, members, member_count, is_member, is_host, access_key (host only)}. P0002 for a missing or invisible room.';
 
 CREATE FUNCTION public.get_room_access_key(p_room_id text) RETURNS text
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
-    AS $_$
-declare
-  v_user_id text := watchium_private.require_user_id();
-  v_room    public.rooms;
+    AS $$
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
-    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
-  end if;
-  select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
-  perform watchium_private.require_host(v_room, v_user_id);
-  return (select s.access_key from watchium_private.room_secrets as s where s.room_id = p_room_id);
+  return watchium_rpc.get_room_access_key(p_room_id);
 end;
-$_$;
+$$;
 
 COMMENT ON FUNCTION public.get_room_access_key(p_room_id text) IS 'Host only: the room''s 6-digit access key (null for public rooms).';
 
 CREATE FUNCTION public.get_room_sync_metrics(p_room_id text) RETURNS jsonb
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id text;
-  v_since   timestamptz := pg_catalog.now() - interval '1 minute';
-  v_room    public.rooms;
-  v_drift   jsonb;
-  v_members jsonb;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  if not watchium_private.caller_is_trusted() then
-    v_user_id := watchium_private.require_user_id();
-  end if;
-  v_room := watchium_private.require_sync_room(p_room_id, v_user_id);
-
-  select pg_catalog.jsonb_build_object(
-           'samples', pg_catalog.count(*),
-           'avg_drift', pg_catalog.round(pg_catalog.avg(s.time_difference), 2),
-           'p95_drift', pg_catalog.round((pg_catalog.percentile_cont(0.95) within group (order by s.time_difference))::numeric, 2),
-           'max_drift', pg_catalog.max(s.time_difference)
-         )
-  into v_drift
-  from public.sync_records as s
-  where s.room_id = p_room_id and s.created_at >= v_since;
-
-  -- Presence classified by the derived rule (needs_resync): synced, out of
-  -- sync (drift > 2 s at a heartbeat after the last control) or resyncing
-  -- (not reported since the last control). The percentage and healthy are
-  -- over the measured members (synced + out of sync): every control makes
-  -- all members resync for up to one heartbeat interval, which is not a
-  -- health problem.
-  select pg_catalog.jsonb_build_object(
-           'members', (select pg_catalog.count(*) from public.room_members as m where m.room_id = p_room_id),
-           'reporting_members', pg_catalog.count(*),
-           'synced_members', pg_catalog.count(*) filter (where c.state = 'synced'),
-           'out_of_sync_members', pg_catalog.count(*) filter (where c.state = 'out_of_sync'),
-           'resyncing_members', pg_catalog.count(*) filter (where c.state = 'resyncing'),
-           'sync_percentage', case when pg_catalog.count(*) filter (where c.state <> 'resyncing') = 0 then null
-             else pg_catalog.round(100.0 * pg_catalog.count(*) filter (where c.state = 'synced')
-                                   / pg_catalog.count(*) filter (where c.state <> 'resyncing'), 1) end,
-           'healthy', case when pg_catalog.count(*) filter (where c.state <> 'resyncing') = 0 then null
-             else 100.0 * pg_catalog.count(*) filter (where c.state = 'synced')
-                  / pg_catalog.count(*) filter (where c.state <> 'resyncing') >= 80 end
-         )
-  into v_members
-  from watchium_private.member_presence as p
-  cross join lateral (
-    select case
-      when not watchium_private.needs_resync(p.last_heartbeat, p.time_difference,
-                                             v_room.playback_updated_at, p.user_id = v_room.host_user_id)
-        then 'synced'
-      when p.last_heartbeat < v_room.playback_updated_at then 'resyncing'
-      else 'out_of_sync'
-    end as state
-  ) as c
-  where p.room_id = p_room_id
-    and p.last_heartbeat >= v_since
-    and p.sync_level is not null;
-
-  return pg_catalog.jsonb_build_object('room_id', p_room_id, 'window', '1 minute', 'since', v_since)
-         || v_drift || v_members;
+  return watchium_rpc.get_room_sync_metrics(p_room_id);
 end;
 $$;
 
 COMMENT ON FUNCTION public.get_room_sync_metrics(p_room_id text) IS 'Sync metrics of p_room_id over the last minute: samples, avg / p95 / max drift (sync_states), reporting / synced / out-of-sync / resyncing members (presence, derived rule watchium_private.needs_resync), sync percentage over measured (not resyncing) members, healthy = sync percentage >= 80. Members only.';
 
 CREATE FUNCTION public.get_room_sync_state(p_room_id text) RETURNS jsonb
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id  text;
-  v_room     public.rooms;
-  v_expected numeric;
-  v_me       jsonb;
-  v_stats    jsonb;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  if not watchium_private.caller_is_trusted() then
-    v_user_id := watchium_private.require_user_id();
-  end if;
-  v_room := watchium_private.require_sync_room(p_room_id, v_user_id);
-  v_expected := watchium_private.room_expected_position(v_room);
-
-  if v_user_id is not null then
-    select pg_catalog.jsonb_build_object(
-             'user_id', p.user_id,
-             'estimated_time', x.estimated,
-             'time_difference', pg_catalog.round(abs(x.estimated - v_expected), 2),
-             'is_synced', abs(x.estimated - v_expected) <= 2,
-             'sync_level', watchium_private.sync_level(pg_catalog.round(abs(x.estimated - v_expected), 2)),
-             'needs_resync', watchium_private.needs_resync(
-               p.last_heartbeat, p.time_difference, v_room.playback_updated_at,
-               p.user_id = v_room.host_user_id),
-             'last_heartbeat', p.last_heartbeat
-           )
-    into v_me
-    from watchium_private.member_presence as p
-    cross join lateral (
-      select case
-        -- The host's own control is newer than its last heartbeat: it is
-        -- where it just put the room.
-        when v_user_id = v_room.host_user_id and p.last_heartbeat < v_room.playback_updated_at
-          then v_expected
-        else pg_catalog.round(least(86400::numeric,
-               p.reported_time + case when p.is_playing then
-                 extract(epoch from greatest(pg_catalog.now() - p.last_heartbeat, interval '0'))
-                   * v_room.playback_speed
-               else 0 end), 2)
-      end as estimated
-    ) as x
-    where p.room_id = p_room_id and p.user_id = v_user_id;
-  end if;
-
-  -- Derived, not the published is_synced: right after a control every
-  -- member that has not reported since needs to resync (needs_resync).
-  select pg_catalog.jsonb_build_object(
-           'members', pg_catalog.count(*),
-           'synced_members', pg_catalog.count(*) filter (where not r.needs_resync),
-           'needs_resync_members', pg_catalog.count(*) filter (where r.needs_resync),
-           'sync_percentage', case when pg_catalog.count(*) = 0 then null
-             else pg_catalog.round(100.0 * pg_catalog.count(*) filter (where not r.needs_resync) / pg_catalog.count(*), 1) end
-         )
-  into v_stats
-  from public.room_members as m
-  left join watchium_private.member_presence as p
-    on p.room_id = m.room_id and p.user_id = m.user_id
-  cross join lateral (
-    select watchium_private.needs_resync(
-             p.last_heartbeat, p.time_difference, v_room.playback_updated_at,
-             m.user_id = v_room.host_user_id) as needs_resync
-  ) as r
-  where m.room_id = p_room_id;
-
-  return pg_catalog.jsonb_build_object(
-    'room_id', v_room.room_id,
-    'expected_time', v_expected,
-    'is_playing', v_room.is_playing,
-    'playback_speed', v_room.playback_speed,
-    'anime_id', v_room.anime_id,
-    'episode_number', v_room.episode_number,
-    'video_url', v_room.video_url,
-    'host_user_id', v_room.host_user_id,
-    'host_username', v_room.host_username,
-    'server_time', pg_catalog.now(),
-    'me', v_me,
-    'stats', v_stats
-  );
+  return watchium_rpc.get_room_sync_state(p_room_id);
 end;
 $$;
 
 COMMENT ON FUNCTION public.get_room_sync_state(p_room_id text) IS 'The Live button: the expected host position now, playing state, speed, episode, host, the caller''s own sync status (its position extrapolated from its last heartbeat, needs_resync) and the room''s members / synced members / members needing a resync / sync percentage (derived: watchium_private.needs_resync). Members only.';
 
 CREATE FUNCTION public.install_maintenance_schedule() RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
-    AS $_$
-declare
-  c_name     constant text := 'watchium-db-maintain';
-  c_schedule constant text := '* * * * *';
-  c_command  constant text := 'select public.maintain()';
-  v_in_db    boolean;
-  v_job_id   bigint;
-  v_schedule text;
-  v_command  text;
-  v_database text;
-  v_active   boolean;
-  v_replaced integer := 0;
+    AS $$
 begin
-  if not exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
-    raise exception 'pg_cron is not installed in database %', pg_catalog.current_database()
-      using errcode = '55000',
-            hint = 'Enable it (Supabase: Database > Extensions > pg_cron; elsewhere: shared_preload_libraries = pg_cron, then create extension pg_cron) and run `watchium-db schedule` again, or run `watchium-db maintain` every minute from cron.';
-  end if;
-  v_in_db := pg_catalog.to_regprocedure('cron.schedule_in_database(text, text, text, text, text, boolean)') is not null
-    and pg_catalog.has_function_privilege(
-      'cron.schedule_in_database(text, text, text, text, text, boolean)', 'execute');
-  -- The cron schema exists only with pg_cron: every statement that names it is
-  -- built by format() at run time, so that creating (and checking) this
-  -- function does not need it.
-  for v_job_id, v_schedule, v_command, v_database, v_active in execute pg_catalog.format(
-    'select j.jobid, j.schedule, j.command, j.database, j.active from %I.job as j where j.jobname = $1',
-    'cron') using c_name
-  loop
-    if v_schedule = c_schedule and v_command = c_command
-       and v_database = pg_catalog.current_database() and v_active then
-      return pg_catalog.jsonb_build_object(
-        'job_id', v_job_id, 'status', 'already scheduled', 'schedule', c_schedule,
-        'command', c_command, 'database', v_database);
-    end if;
-    execute pg_catalog.format('select %I.unschedule($1)', 'cron') using v_job_id;
-    v_replaced := v_replaced + 1;
-  end loop;
-  if v_in_db then
-    execute pg_catalog.format('select %I.schedule_in_database($1, $2, $3, $4)', 'cron')
-      into v_job_id using c_name, c_schedule, c_command, pg_catalog.current_database();
-  else
-    execute pg_catalog.format('select %I.schedule($1, $2, $3)', 'cron')
-      into v_job_id using c_name, c_schedule, c_command;
-  end if;
-  return pg_catalog.jsonb_build_object(
-    'job_id', v_job_id, 'status', case when v_replaced > 0 then 'replaced' else 'scheduled' end,
-    'schedule', c_schedule, 'command', c_command, 'database', pg_catalog.current_database(),
-    'via', case when v_in_db then 'cron.schedule_in_database' else 'cron.schedule' end);
+  return watchium_rpc.install_maintenance_schedule();
 end;
-$_$;
+$$;
 
 COMMENT ON FUNCTION public.install_maintenance_schedule() IS 'Schedules public.maintain() every minute with pg_cron (job watchium-db-maintain), or leaves an identical job alone; returns the job and what was done. Run it (or `watchium-db schedule`) after enabling pg_cron. 55000 when pg_cron is not installed. Security definer: the job runs as the owner.';
 
 CREATE FUNCTION public.join_room(p_room_id text, p_access_key text DEFAULT NULL::text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
-    AS $_$
-declare
-  v_user_id    text := watchium_private.require_user_id();
-  v_username   text := watchium_private.check_username('p_username', p_username);
-  v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
-  v_room       public.rooms;
-  v_member     public.room_members;
-  v_secret     watchium_private.room_secrets;
-  v_budget     integer;
-  v_user_left  integer;
+    AS $$
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.check_size('p_access_key', pg_catalog.octet_length(p_access_key), 24);
-  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
-  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
-  perform watchium_private.enforce_rate_limit(v_user_id, 'join_room');
-  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
-    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
-      using errcode = '22023';
-  end if;
-  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
-  if not found then
-    -- A missing room is answered as a private room whose key the caller does
-    -- not have (same errors, a wrong key counted): non-members cannot tell them apart.
-    v_room.room_id := p_room_id;
-    v_room.is_public := false;
-  end if;
-
-  select * into v_member
-  from public.room_members as m
-  where m.room_id = v_room.room_id and m.user_id = v_user_id;
-  if found then
-    return pg_catalog.jsonb_build_object(
-      'status', 'already_member',
-      'room', pg_catalog.to_jsonb(v_room),
-      'membership', pg_catalog.to_jsonb(v_member)
-    );
-  end if;
-
-  if v_username is null then
-    raise exception 'p_username is required to join a room'
-      using errcode = '22023';
-  end if;
-
-  if not v_room.is_public then
-    if p_access_key is null or p_access_key !~ '^[0-9]{6}$' then
-      raise exception 'p_access_key must be the room''s 6-digit access key'
-        using errcode = '22023',
-              hint = 'Private rooms need the access key the host shares (a room id that names no room gets the same answer).';
-    end if;
-    -- Count the user's attempt first (locks the counter), compare, refund if right.
-    v_user_left := watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', 1);
-    if v_user_left < 0 then
-      raise exception 'too many wrong access keys for this user'
-        using errcode = 'WD429',
-              hint = 'Retry within the hour.';
-    end if;
-    select * into v_secret
-    from watchium_private.room_secrets as s
-    where s.room_id = v_room.room_id;
-    v_budget := watchium_private.setting_integer('access_key_guess_budget')
-              + watchium_private.setting_integer('access_key_guess_budget_per_hour')
-                * pg_catalog.floor(extract(epoch from pg_catalog.now() - v_secret.created_at) / 3600)::integer;
-    if v_secret.wrong_attempts >= v_budget then
-      raise exception 'too many wrong access keys for this room''s key'
-        using errcode = 'WD429',
-              hint = 'Ask the host for a new key (update_room with p_rotate_access_key); a new key works at once.';
-    end if;
-    if v_secret.access_key is null or v_secret.access_key <> p_access_key then
-      update watchium_private.room_secrets as s
-      set wrong_attempts = s.wrong_attempts + 1
-      where s.room_id = v_room.room_id;
-      return pg_catalog.jsonb_build_object(
-        'status', 'invalid_access_key',
-        'room_id', v_room.room_id,
-        'attempts_left', least(v_user_left, v_budget - v_secret.wrong_attempts - 1)
-      );
-    end if;
-    perform watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', -1);
-  end if;
-
-  perform watchium_private.check_membership_cap(v_user_id);
-  -- An empty room: the joiner becomes host (the join trigger flags it).
-  insert into public.room_members (room_id, user_id, username, avatar_url)
-  values (v_room.room_id, v_user_id, v_username, v_avatar_url);
-
-  select * into v_member
-  from public.room_members as m
-  where m.room_id = v_room.room_id and m.user_id = v_user_id;
-  select * into v_room from public.rooms as r where r.room_id = v_room.room_id;
-  return pg_catalog.jsonb_build_object(
-    'status', 'joined',
-    'room', pg_catalog.to_jsonb(v_room),
-    'membership', pg_catalog.to_jsonb(v_member)
-  );
+  return watchium_rpc.join_room(p_room_id, p_access_key, p_username, p_avatar_url);
 end;
-$_$;
+$$;
 
 COMMENT ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) IS 'Joins a room as the caller (idempotent). Private rooms need p_access_key; a wrong key returns {status: invalid_access_key, attempts_left} and is counted per user and per key (WD429 once either budget is spent; a rotated key starts a new budget). WD409 past max_memberships_per_user. Returns {status, room, membership}.';
 
 CREATE FUNCTION public.kick_member(p_room_id text, p_user_id text) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id text := watchium_private.require_user_id();
-  v_room    public.rooms;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
-  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
-    raise exception 'p_user_id must be a user id of 1 to 100 characters' using errcode = '22023';
-  end if;
-  perform watchium_private.enforce_rate_limit(v_user_id, 'kick_member');
-  v_room := watchium_private.lock_room(p_room_id);
-  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
-  perform watchium_private.require_host(v_room, v_user_id);
-  if p_user_id = v_user_id then
-    raise exception 'p_user_id must be another member: the host cannot kick itself'
-      using errcode = '22023', hint = 'Use leave_room.';
-  end if;
-  if not watchium_private.remove_member(v_room, p_user_id, 'member_kicked',
-           pg_catalog.jsonb_build_object('user_id', p_user_id, 'kicked_by', v_user_id)) then
-    raise exception 'p_user_id % is not a member of room %', p_user_id, v_room.room_id
-      using errcode = 'P0002';
-  end if;
-  return pg_catalog.jsonb_build_object('status', 'kicked', 'room_id', v_room.room_id, 'user_id', p_user_id);
+  return watchium_rpc.kick_member(p_room_id, p_user_id);
 end;
 $$;
 
 COMMENT ON FUNCTION public.kick_member(p_room_id text, p_user_id text) IS 'Host only: removes member p_user_id from the room (event member_kicked). 42501 for non-hosts, P0002 when not a member.';
 
 CREATE FUNCTION public.leave_room(p_room_id text) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id text := watchium_private.require_user_id();
-  v_room    public.rooms;
-  v_left    boolean;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.enforce_rate_limit(v_user_id, 'leave_room');
-  v_room := watchium_private.lock_room(p_room_id);
-  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
-  v_left := watchium_private.remove_member(v_room, v_user_id, 'member_left',
-    pg_catalog.jsonb_build_object('user_id', v_user_id, 'reason', 'left'));
-  select * into v_room from public.rooms as r where r.room_id = v_room.room_id;
-  return pg_catalog.jsonb_build_object(
-    'status', case when v_left then 'left' else 'not_member' end,
-    'room_id', v_room.room_id,
-    'host_user_id', v_room.host_user_id
-  );
+  return watchium_rpc.leave_room(p_room_id);
 end;
 $$;
 
 COMMENT ON FUNCTION public.leave_room(p_room_id text) IS 'The caller leaves the room (idempotent). Host leaving hands host to the longest-present member. Returns {status: left | not_member, room_id, host_user_id}.';
 
 CREATE FUNCTION public.list_public_rooms(p_anime_id text DEFAULT NULL::text, p_limit integer DEFAULT 20, p_cursor text DEFAULT NULL::text) RETURNS jsonb
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_limit  integer := watchium_private.check_limit('p_limit', p_limit);
-  v_after  timestamptz;
-  v_key    text;
-  v_items  jsonb;
-  v_count  integer;
-  v_last   jsonb;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
-  perform watchium_private.check_size('p_cursor', pg_catalog.octet_length(p_cursor), 160);
-  if p_anime_id is not null and pg_catalog.char_length(p_anime_id) not between 1 and 100 then
-    raise exception 'p_anime_id must be 1 to 100 characters' using errcode = '22023';
-  end if;
-  if p_cursor is not null then
-    select c.at, c.key into v_after, v_key from watchium_private.parse_cursor(p_cursor) as c;
-  end if;
-  select coalesce(pg_catalog.jsonb_agg(
-           pg_catalog.to_jsonb(page) order by page.last_activity desc, page.room_id desc), '[]'::jsonb),
-         pg_catalog.count(*)
-    into v_items, v_count
-  from (
-    select r.*, (select pg_catalog.count(*) from public.room_members as m where m.room_id = r.room_id) as member_count
-    from public.rooms as r
-    where r.is_public
-      and r.host_user_id is not null
-      and (p_anime_id is null or r.anime_id = p_anime_id)
-      and (p_cursor is null or (r.last_activity, r.room_id) < (v_after, v_key))
-    order by r.last_activity desc, r.room_id desc
-    limit v_limit
-  ) as page;
-  v_last := v_items -> (v_count - 1);
-  return pg_catalog.jsonb_build_object(
-    'items', v_items,
-    'next_cursor', case when v_count = v_limit then watchium_private.make_cursor(
-      (v_last ->> 'last_activity')::timestamptz, v_last ->> 'room_id') end
-  );
+  return watchium_rpc.list_public_rooms(p_anime_id, p_limit, p_cursor);
 end;
 $$;
 
 COMMENT ON FUNCTION public.list_public_rooms(p_anime_id text, p_limit integer, p_cursor text) IS 'Public rooms with members, newest activity first, optionally of one anime: {items (room + member_count), next_cursor}. Keyset pagination: pass next_cursor back as p_cursor.';
 
 CREATE FUNCTION public.maintain() RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-declare
-  v_timeout interval := coalesce(watchium_private.setting_interval('maintenance_lock_timeout'),
-                                 interval '50 milliseconds');
-  v_rooms   jsonb;
-  v_events  jsonb;
-  v_rates   jsonb;
-  v_history jsonb;
-  v_skipped jsonb := '[]'::jsonb;
 begin
-  perform pg_catalog.set_config('lock_timeout',
-    ((pg_catalog.date_part('epoch', v_timeout) * 1000)::bigint)::text || 'ms', true);
-
-  begin
-    v_rooms := watchium_private.maintain_rooms();
-  exception when lock_not_available then
-    v_rooms := pg_catalog.jsonb_build_object('skipped', 'lock timeout');
-    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
-      'job', 'rooms', 'reason', 'lock timeout: the whole job is retried by the next run');
-  end;
-  if coalesce((v_rooms ->> 'rooms_skipped_busy')::integer, 0) > 0 then
-    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
-      'job', 'rooms', 'reason', (v_rooms ->> 'rooms_skipped_busy') || ' room(s) locked by callers');
-  end if;
-  if coalesce((v_rooms ->> 'members_skipped_busy')::integer, 0) > 0 then
-    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
-      'job', 'rooms', 'reason', (v_rooms ->> 'members_skipped_busy')
-        || ' stale-looking member(s) locked by callers or refreshed by a heartbeat');
-  end if;
-
-  begin
-    v_events := watchium_private.expire_room_events();
-  exception when lock_not_available then
-    v_events := pg_catalog.jsonb_build_object('skipped', 'lock timeout');
-    v_skipped := v_skipped || pg_catalog.jsonb_build_object('job', 'room_events', 'reason', 'lock timeout');
-  end;
-  begin
-    v_rates := watchium_private.expire_rate_limit_counters();
-  exception when lock_not_available then
-    v_rates := pg_catalog.jsonb_build_object('skipped', 'lock timeout');
-    v_skipped := v_skipped || pg_catalog.jsonb_build_object('job', 'rate_limits', 'reason', 'lock timeout');
-  end;
-
-  v_history := watchium_private.maintain_sync_history();
-  v_skipped := v_skipped || coalesce((
-    select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('job', 'sync_history') || s.x)
-    from pg_catalog.jsonb_array_elements(v_history -> 'skipped') as s(x)), '[]'::jsonb);
-
-  return pg_catalog.jsonb_build_object(
-    'rooms', v_rooms,
-    'room_events', v_events,
-    'rate_limits', v_rates,
-    'sync_history', v_history,
-    'skipped', v_skipped,
-    'ran_at', pg_catalog.now()
-  );
+  return watchium_rpc.maintain();
 end;
 $$;
 
 COMMENT ON FUNCTION public.maintain() IS 'Runs every periodic job (stale members, empty rooms, event log, rate-limit windows, sync history partitions) and returns a summary; "skipped" lists what could not get its lock within maintenance_lock_timeout (retried by the next run). Never waits longer than that for a lock. Run it every minute: pg_cron does where installed; otherwise `watchium-db maintain`. Security definer: it removes rows and partitions clients cannot touch.';
 
 CREATE FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text, p_room_id text DEFAULT NULL::text, p_parent_id bigint DEFAULT NULL::bigint, p_video_timestamp numeric DEFAULT NULL::numeric) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id    text := watchium_private.require_user_id();
-  v_anime_id   text := watchium_private.check_text('p_anime_id', p_anime_id, 1, 100);
-  v_episode    integer := watchium_private.check_episode('p_episode_number', p_episode_number);
-  v_message    text := watchium_private.check_text('p_message', p_message, 1, 2000, true);
-  v_username   text := watchium_private.check_username('p_username', p_username);
-  v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
-  v_timestamp  numeric := watchium_private.check_video_time('p_video_timestamp', p_video_timestamp);
-  v_room       public.rooms;
-  v_member     public.room_members;
-  v_parent     public.comments;
-  v_comment    public.comments;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
-  perform watchium_private.check_size('p_message', pg_catalog.octet_length(p_message), 8000);
-  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
-  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  if v_anime_id is null then
-    raise exception 'p_anime_id is required' using errcode = '22023';
-  end if;
-  if v_message is null then
-    raise exception 'p_message is required' using errcode = '22023';
-  end if;
-  perform watchium_private.enforce_rate_limit(v_user_id, 'post_comment');
-
-  if p_room_id is not null then
-    v_room := watchium_private.lock_room(p_room_id);
-    perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
-    select * into v_member
-    from public.room_members as m
-    where m.room_id = v_room.room_id and m.user_id = v_user_id;
-    if not found then
-      raise exception 'only members of room % may comment in it', v_room.room_id
-        using errcode = '42501', hint = 'Join the room first.';
-    end if;
-    if v_room.anime_id <> v_anime_id or v_room.episode_number <> v_episode then
-      raise exception 'p_anime_id and p_episode_number must be the room''s current anime and episode (% episode %)',
-        v_room.anime_id, v_room.episode_number
-        using errcode = '22023';
-    end if;
-    v_username := v_member.username;
-    v_avatar_url := coalesce(v_avatar_url, v_member.avatar_url);
-  elsif v_username is null then
-    raise exception 'p_username is required for a comment outside a room' using errcode = '22023';
-  end if;
-
-  if p_parent_id is not null then
-    -- Key share: the parent cannot be deleted between this check and the
-    -- insert (delete_comment locks it for update first), so a reply to a
-    -- comment deleted meanwhile gets this P0002, not a foreign key error.
-    select * into v_parent from public.comments as c where c.id = p_parent_id for key share;
-    if not found
-       or (v_parent.room_id is not null and v_parent.room_id is distinct from v_room.room_id) then
-      raise exception 'p_parent_id % is not a comment you can reply to here', p_parent_id
-        using errcode = 'P0002';
-    end if;
-    if v_parent.anime_id <> v_anime_id or v_parent.episode_number <> v_episode then
-      raise exception 'p_parent_id must be a comment of the same thread (anime % episode %)',
-        v_anime_id, v_episode
-        using errcode = '22023';
-    end if;
-  end if;
-
-  insert into public.comments
-    (anime_id, room_id, episode_number, parent_id, user_id, username, avatar_url, message, video_timestamp)
-  values (v_anime_id, v_room.room_id, v_episode, p_parent_id, v_user_id, v_username, v_avatar_url,
-          v_message, v_timestamp)
-  returning * into v_comment;
-
-  if v_room.room_id is not null then
-    update public.rooms as r set last_activity = pg_catalog.now()
-    where r.room_id = v_room.room_id and r.last_activity is distinct from pg_catalog.now();
-    perform watchium_private.emit_room_event(v_room.room_id, 'comment_added', pg_catalog.to_jsonb(v_comment));
-  end if;
-  return pg_catalog.to_jsonb(v_comment);
+  return watchium_rpc.post_comment(p_anime_id, p_episode_number, p_message, p_username,
+    p_avatar_url, p_room_id, p_parent_id, p_video_timestamp);
 end;
 $$;
 
 COMMENT ON FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) IS 'Posts a comment on an episode thread as the caller, optionally in a room (members only), as a reply, at a video time. Message trimmed, 1-2000 characters, no control characters but line feeds. Returns the comment.';
 
 CREATE FUNCTION public.realtime_health() RETURNS jsonb
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-  select watchium_private.realtime_health()
+begin
+  return watchium_rpc.realtime_health();
+end;
 $$;
 
 COMMENT ON FUNCTION public.realtime_health() IS 'Realtime health report (see watchium_private.realtime_health). service_role only.';
 
 CREATE FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id   text := watchium_private.require_user_id();
-  v_time      numeric := watchium_private.require_playback_time(p_current_time, 'p_current_time');
-  v_intervals record;
-  v          record;
 begin
-  -- Sizes first (22001), before any other work; inline on this hot path.
-  if pg_catalog.octet_length(p_room_id) > 40 then
-    perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  end if;
-  if p_is_playing is null then
-    raise exception 'p_is_playing must be true or false, not null' using errcode = '22023';
-  end if;
-  -- Soft state: a heartbeat that starts its transaction commits without
-  -- waiting for the WAL flush (the next one, seconds later, restates it). A
-  -- transaction that has written before us keeps its durability, and a room
-  -- event written after this point restores it (commit_durably).
-  if pg_catalog.pg_current_xact_id_if_assigned() is null then
-    perform pg_catalog.set_config('watchium.soft_commit',
-                                  pg_catalog.current_setting('synchronous_commit'), true),
-            pg_catalog.set_config('synchronous_commit', 'off', true);
-  end if;
-  v_intervals := watchium_private.heartbeat_intervals();
-
-  -- One statement: the room (expected position), the member's published
-  -- flag and the presence update. Nothing is updated when the caller is not
-  -- a member, the room does not exist, or the heartbeat is too soon.
-  update watchium_private.member_presence as p
-  set last_heartbeat = pg_catalog.now(),
-      reported_time = v_time,
-      is_playing = p_is_playing,
-      time_difference = d.drift,
-      previous_sync_level = p.sync_level,
-      sync_level = d.level,
-      last_sample_at = case
-        when p.sync_level is distinct from d.level
-          or p.last_sample_at is null
-          or p.last_sample_at <= pg_catalog.now() - v_intervals.sample_interval
-          then pg_catalog.now()
-        else p.last_sample_at
-      end
-  from (
-    select r.is_playing as room_is_playing, r.playback_speed, e.expected, x.drift,
-           -- watchium_private.sync_level, inlined.
-           case when x.drift <= 0.5 then 'perfect'
-                when x.drift <= 1 then 'good'
-                when x.drift <= 2 then 'minor_drift'
-                else 'out_of_sync' end as level,
-           m.is_synced as published_is_synced
-    from public.rooms as r
-    join public.room_members as m on m.room_id = r.room_id and m.user_id = v_user_id
-    cross join lateral (select watchium_private.room_expected_position(r) as expected) as e
-    cross join lateral (select pg_catalog.round(abs(v_time - e.expected), 2) as drift) as x
-    where r.room_id = p_room_id
-  ) as d
-  where p.room_id = p_room_id
-    and p.user_id = v_user_id
-    -- last_sample_at is set by heartbeats only: the first heartbeat right
-    -- after joining (last_heartbeat = join time) is never throttled.
-    and (p.last_sample_at is null
-         or p.last_heartbeat <= pg_catalog.now() - v_intervals.min_interval)
-  returning d.expected, d.drift, d.level, d.room_is_playing, d.playback_speed,
-            d.published_is_synced, p.previous_sync_level,
-            p.last_sample_at = pg_catalog.now() as sampled
-  into v;
-
-  if not found then
-    perform watchium_private.require_sync_room(p_room_id, v_user_id);  -- P0002, 42501
-    raise exception 'heartbeats of one member are accepted at most once per %',
-      v_intervals.min_interval
-      using errcode = 'WD429',
-            hint = pg_catalog.format('Send heartbeats every few seconds; retry after %s.',
-                                     v_intervals.min_interval);
-  end if;
-
-  if v.sampled then
-    insert into public.sync_states
-      (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type)
-    values (p_room_id, v_user_id, v.expected, v_time, v.drift, v.drift <= 2, 'heartbeat');
-  end if;
-  if v.published_is_synced is distinct from (v.drift <= 2) then
-    update public.room_members as rm
-    set is_synced = v.drift <= 2,
-        current_playback_time = v_time,
-        last_heartbeat = pg_catalog.now()
-    where rm.ctid = (
-      select m.ctid from public.room_members as m
-      where m.room_id = p_room_id and m.user_id = v_user_id
-      for no key update skip locked
-    );
-  end if;
-  if v.previous_sync_level is distinct from v.level then
-    perform watchium_private.emit_room_event(
-      p_room_id,
-      'sync_status',
-      pg_catalog.jsonb_build_object(
-        'user_id', v_user_id,
-        'sync_level', v.level,
-        'previous_level', v.previous_sync_level,
-        'is_synced', v.drift <= 2,
-        'time_difference', v.drift,
-        'expected_time', v.expected
-      )
-    );
-  end if;
-
-  return pg_catalog.jsonb_build_object(
-    'room_id', p_room_id,
-    'current_time', v_time,
-    'expected_time', v.expected,
-    'time_difference', v.drift,
-    'is_synced', v.drift <= 2,
-    'sync_level', v.level,
-    'is_playing', v.room_is_playing,
-    'playback_speed', v.playback_speed,
-    'server_time', pg_catalog.now()
-  );
+  return watchium_rpc.record_heartbeat(p_room_id, p_current_time, p_is_playing);
 end;
 $$;
 
 COMMENT ON FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) IS 'The caller''s heartbeat in p_room_id: stores presence (no published write unless is_synced flips) and returns time_difference, is_synced (<= 2 s) and sync_level (perfect <= 0.5, good <= 1, minor_drift <= 2, out_of_sync) against the expected host position. WD429 when sooner than heartbeat_min_interval.';
 
 CREATE FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) RETURNS TABLE(user_id text, outcome text, reported_time numeric, expected_time numeric, time_difference numeric, is_synced boolean, sync_level text, server_time timestamp with time zone)
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-#variable_conflict use_column
-declare
-  v_n    integer := pg_catalog.cardinality(p_user_ids);
-  v_room public.rooms;
-  v_bad  text;
 begin
-  -- Sizes first (22001), before any other work; inline on this hot path.
-  if pg_catalog.octet_length(p_room_id) > 40 then
-    perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  end if;
-  if pg_catalog.pg_column_size(p_user_ids) > 409600 then
-    perform watchium_private.check_size('p_user_ids', pg_catalog.pg_column_size(p_user_ids), 409600);
-  end if;
-  if pg_catalog.pg_column_size(p_current_times) > 65536 then
-    perform watchium_private.check_size('p_current_times', pg_catalog.pg_column_size(p_current_times), 65536);
-  end if;
-  if pg_catalog.pg_column_size(p_is_playing) > 2048 then
-    perform watchium_private.check_size('p_is_playing', pg_catalog.pg_column_size(p_is_playing), 2048);
-  end if;
-  if not watchium_private.caller_is_trusted() then
-    raise exception 'record_heartbeats relays other users'' heartbeats: service_role only'
-      using errcode = '42501', hint = 'Clients call record_heartbeat for themselves.';
-  end if;
-  if v_n is null or v_n not between 1 and 1000 or pg_catalog.array_ndims(p_user_ids) <> 1 then
-    raise exception 'p_user_ids must be an array of 1 to 1000 user ids (got %)',
-      coalesce(v_n::text, 'null')
-      using errcode = '22023',
-            hint = 'Element i of p_user_ids, p_current_times and p_is_playing is one member''s heartbeat.';
-  end if;
-  if pg_catalog.cardinality(p_current_times) is distinct from v_n
-     or pg_catalog.array_ndims(p_current_times) <> 1 then
-    raise exception 'p_current_times must have one time per user id (% expected, got %)',
-      v_n, coalesce(pg_catalog.cardinality(p_current_times)::text, 'null')
-      using errcode = '22023';
-  end if;
-  if pg_catalog.cardinality(p_is_playing) is distinct from v_n
-     or pg_catalog.array_ndims(p_is_playing) <> 1 then
-    raise exception 'p_is_playing must have one flag per user id (% expected, got %)',
-      v_n, coalesce(pg_catalog.cardinality(p_is_playing)::text, 'null')
-      using errcode = '22023';
-  end if;
-
-  -- Cheap checks of the whole batch first; the first bad element is looked
-  -- up only when one fails, so that the message can name it. 'NaN' passes
-  -- `between` in neither direction, but is named anyway.
-  if exists (
-       select
-       from rows from (pg_catalog.unnest(p_user_ids), pg_catalog.unnest(p_current_times),
-                       pg_catalog.unnest(p_is_playing)) as x(user_id, t, playing)
-       where x.user_id is null or pg_catalog.char_length(x.user_id) not between 1 and 100
-          or x.t is null or x.t = 'NaN'::numeric or x.t not between 0 and 86400
-          or x.playing is null
-     )
-     or (select pg_catalog.count(distinct u) from pg_catalog.unnest(p_user_ids) as u) <> v_n
-  then
-    select b.problem into v_bad
-    from (
-      select x.i,
-             case
-               when x.user_id is null or pg_catalog.char_length(x.user_id) not between 1 and 100
-                 then pg_catalog.format('p_user_ids[%s] must be a user id of 1 to 100 characters', x.i)
-               when x.t is null or x.t = 'NaN'::numeric or x.t not between 0 and 86400
-                 then pg_catalog.format('p_current_times[%s] must be a number of seconds from 0 to 86400 (got %s)',
-                                        x.i, coalesce(x.t::text, 'null'))
-               when x.playing is null
-                 then pg_catalog.format('p_is_playing[%s] must be true or false, not null', x.i)
-               when pg_catalog.count(*) over (partition by x.user_id) > 1
-                 then pg_catalog.format('p_user_ids[%s]: %s appears more than once', x.i,
-                                        pg_catalog.quote_literal(x.user_id))
-             end as problem
-      from rows from (pg_catalog.unnest(p_user_ids), pg_catalog.unnest(p_current_times),
-                      pg_catalog.unnest(p_is_playing)) with ordinality as x(user_id, t, playing, i)
-    ) as b
-    where b.problem is not null
-    order by b.i
-    limit 1;
-    raise exception '%', v_bad
-      using errcode = '22023',
-            hint = 'One heartbeat per member: element i of p_user_ids, p_current_times (0 to 86400 s) and p_is_playing.';
-  end if;
-
-  select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  if not found then
-    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
-      using errcode = 'P0002';
-  end if;
-
-  -- Soft state, as in record_heartbeat: no wait for the WAL flush unless the
-  -- transaction wrote before us or a member's level change writes an event.
-  if pg_catalog.pg_current_xact_id_if_assigned() is null then
-    perform pg_catalog.set_config('watchium.soft_commit',
-                                  pg_catalog.current_setting('synchronous_commit'), true),
-            pg_catalog.set_config('synchronous_commit', 'off', true);
-  end if;
-
-  return query
-  select h.user_id, h.outcome, h.reported_time, h.expected_time, h.time_difference,
-         h.is_synced, h.sync_level, pg_catalog.now()
-  from watchium_private.apply_heartbeats(v_room, p_user_ids, p_current_times, p_is_playing) as h;
+  return query select * from watchium_rpc.record_heartbeats(p_room_id, p_user_ids, p_current_times,
+    p_is_playing);
 end;
 $$;
 
 COMMENT ON FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) IS 'service_role only: many members'' heartbeats of one room in one call (element i of p_user_ids, p_current_times, p_is_playing; 1 to 1000). One row per member: outcome (ok, throttled, not_member) and sync status. Rate limited per member by heartbeat_min_interval (too early: throttled, nothing written).';
 
 CREATE FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id text := watchium_private.require_user_id();
-  v_id      bigint;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  if p_active_connections is null or p_active_connections not between 0 and 100000 then
-    raise exception 'p_active_connections must be between 0 and 100000 (got %)', coalesce(p_active_connections::text, 'null')
-      using errcode = '22023';
-  end if;
-  if p_total_events is null or p_total_events not between 0 and 1000000000000 then
-    raise exception 'p_total_events must be between 0 and 10^12 (got %)', coalesce(p_total_events::text, 'null')
-      using errcode = '22023';
-  end if;
-  if p_avg_latency_ms is null or p_avg_latency_ms = 'NaN'::numeric or p_avg_latency_ms not between 0 and 600000 then
-    raise exception 'p_avg_latency_ms must be a finite number of milliseconds from 0 to 600000 (got %)', coalesce(p_avg_latency_ms::text, 'null')
-      using errcode = '22023';
-  end if;
-  if p_error_rate is null or p_error_rate = 'NaN'::numeric or p_error_rate not between 0 and 1 then
-    raise exception 'p_error_rate must be a fraction from 0 to 1 (got %)', coalesce(p_error_rate::text, 'null')
-      using errcode = '22023', hint = 'The seed''s RealtimeMonitor errorRate: errors / events.';
-  end if;
-  perform watchium_private.require_sync_room(p_room_id, v_user_id);
-  perform watchium_private.enforce_rate_limit(v_user_id, 'realtime_metrics');
-
-  insert into watchium_private.realtime_metrics
-    (room_id, user_id, active_connections, total_events, avg_latency_ms, error_rate)
-  values (p_room_id, v_user_id, p_active_connections, p_total_events,
-          pg_catalog.round(p_avg_latency_ms, 2), pg_catalog.round(p_error_rate, 4))
-  returning id into v_id;
-  return v_id;
+  return watchium_rpc.record_realtime_metrics(p_room_id, p_active_connections,
+    p_total_events, p_avg_latency_ms, p_error_rate);
 end;
 $$;
 
 COMMENT ON FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) IS 'A member reports its client''s realtime metrics (the seed''s RealtimeMonitor: active connections, total events, average latency in ms, error rate 0..1) for p_room_id. Rate limited (realtime_metrics). Returns the report id.';
 
 CREATE FUNCTION public.seek_to_time(p_room_id text, p_time numeric) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id text;
-  v_time    numeric;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  v_user_id := watchium_private.require_user_id();
-  v_time := watchium_private.require_playback_time(p_time, 'p_time');
-  return watchium_private.apply_host_control(v_user_id, p_room_id, 'seek', null, v_time, null);
+  return watchium_rpc.seek_to_time(p_room_id, p_time);
 end;
 $$;
 
 COMMENT ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) IS 'Host only: moves playback to p_time (0 to 86400 s). Writes one sync record per member, emits a playback event (members resync; see needs_resync) and returns the new state.';
 
 CREATE FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id text;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  v_user_id := watchium_private.require_user_id();
-  if p_speed is null or p_speed = 'NaN'::numeric or p_speed not between 0.25 and 4.0 then
-    raise exception 'p_speed must be a number from 0.25 to 4.0 (got %)', coalesce(p_speed::text, 'null')
-      using errcode = '22023', hint = 'Common speeds: 0.5, 1, 1.25, 1.5, 2.';
-  end if;
-  if p_speed <> pg_catalog.round(p_speed, 2) then
-    raise exception 'p_speed must have at most 2 decimals (got %)', p_speed
-      using errcode = '22023';
-  end if;
-  return watchium_private.apply_host_control(v_user_id, p_room_id, 'speed', null, null, p_speed);
+  return watchium_rpc.set_playback_speed(p_room_id, p_speed);
 end;
 $$;
 
 COMMENT ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) IS 'Host only: sets the playback speed (0.25 to 4.0, 2 decimals) from the expected position now. Writes one sync record per member, emits a playback event and returns the new state.';
 
 CREATE FUNCTION public.sync_history_health() RETURNS jsonb
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
-    AS $_$
-declare
-  v_now       timestamptz := pg_catalog.now();
-  v_retention interval := coalesce(watchium_private.setting_interval('sync_history_retention'), interval '6 hours');
-  v_premake   interval := coalesce(watchium_private.setting_interval('sync_history_premake'), interval '1 day');
-  v_batch     bigint := coalesce(
-                (select (s.value #>> '{}')::bigint from watchium_private.settings as s
-                 where s.key = 'sync_history_drain_batch'), 10000);
-  v_this_hour timestamptz := pg_catalog.date_trunc('hour', v_now at time zone 'UTC') at time zone 'UTC';
-  v_attached  text[];
-  v_detached  text[];
-  v_missing   text[];
-  v_expired   text[];
-  v_default   bigint;
-  v_problems  text[] := '{}'::text[];
-  v_warnings  text[] := '{}'::text[];
+    AS $$
 begin
-  select pg_catalog.array_agg(c.relname order by c.relname) filter (where c.relispartition),
-         pg_catalog.array_agg(c.relname order by c.relname) filter (where not c.relispartition)
-    into v_attached, v_detached
-  from pg_catalog.pg_class as c
-  where c.relnamespace = 'public'::pg_catalog.regnamespace
-    and c.relkind = 'r'
-    and c.relname ~ '^sync_states_p[0-9]{10}$';
-  v_attached := coalesce(v_attached, '{}');
-  v_detached := coalesce(v_detached, '{}');
-
-  select pg_catalog.array_agg(n.name order by n.name) into v_missing
-  from pg_catalog.generate_series(v_this_hour, v_this_hour + v_premake, interval '1 hour') as h
-  cross join lateral (select 'sync_states_p' || pg_catalog.to_char(h at time zone 'UTC', 'YYYYMMDDHH24') as name) as n
-  where n.name <> all (v_attached);
-  v_missing := coalesce(v_missing, '{}');
-
-  select pg_catalog.array_agg(a.name order by a.name) into v_expired
-  from pg_catalog.unnest(v_attached) as a(name)
-  where (pg_catalog.to_timestamp(pg_catalog.substr(a.name, 14), 'YYYYMMDDHH24')::timestamp at time zone 'UTC')
-        + interval '1 hour' <= v_now - v_retention;
-  v_expired := coalesce(v_expired, '{}');
-
-  select pg_catalog.count(*) into v_default
-  from (select from public.sync_states_default limit v_batch + 1) as x;
-
-  if pg_catalog.cardinality(v_attached) = 0 then
-    v_warnings := v_warnings || ('no hourly partition of the sync history yet: maintenance has not run since '
-      || 'the upgrade. Run `watchium-db maintain` (and schedule it every minute)'::text);
-  elsif v_missing && array['sync_states_p' || pg_catalog.to_char(v_this_hour at time zone 'UTC', 'YYYYMMDDHH24'),
-                        'sync_states_p' || pg_catalog.to_char((v_this_hour + interval '1 hour') at time zone 'UTC', 'YYYYMMDDHH24')] then
-    v_problems := v_problems || ('the sync history partition of this hour or the next is missing: history goes to '
-      || 'the default partition. Run `watchium-db maintain` (and check that it is scheduled every minute); '
-      || 'see "skipped" in its output');
-  elsif pg_catalog.cardinality(v_missing) > 0 then
-    v_warnings := v_warnings || (pg_catalog.cardinality(v_missing)::text || ' hourly partition(s) of the next '
-      || v_premake::text || ' are not attached yet (maintenance skipped creating them, e.g. on a lock timeout '
-      || 'behind a long transaction; the next runs retry): ' || pg_catalog.array_to_string(v_missing, ', '));
-  end if;
-  if pg_catalog.cardinality(v_expired) > 0 then
-    v_warnings := v_warnings || (pg_catalog.cardinality(v_expired)::text || ' expired partition(s) still attached '
-      || '(maintenance skipped detaching them, e.g. behind a long reader; the next runs retry): '
-      || pg_catalog.array_to_string(v_expired, ', '));
-  end if;
-  if pg_catalog.cardinality(v_detached) > 0 then
-    v_warnings := v_warnings || ('table(s) of the sync history not attached (the next maintenance run attaches '
-      || 'or drops them): ' || pg_catalog.array_to_string(v_detached, ', '));
-  end if;
-  if v_default > 0 then
-    v_warnings := v_warnings || (case when v_default > v_batch then 'more than ' || v_batch::text
-                                      else v_default::text end
-      || ' row(s) in public.sync_states_default (maintenance moves at most ' || v_batch::text
-      || ' per run into their hourly partitions)');
-  end if;
-
-  return pg_catalog.jsonb_build_object(
-    'ok', pg_catalog.cardinality(v_problems) = 0,
-    'problems', pg_catalog.to_jsonb(v_problems),
-    'warnings', pg_catalog.to_jsonb(v_warnings),
-    'partitions', pg_catalog.cardinality(v_attached),
-    'missing_ahead', pg_catalog.to_jsonb(v_missing),
-    'expired_attached', pg_catalog.to_jsonb(v_expired),
-    'detached', pg_catalog.to_jsonb(v_detached),
-    'default_rows', v_default,
-    'premake', v_premake::text,
-    'retention', v_retention::text
-  );
+  return watchium_rpc.sync_history_health();
 end;
-$_$;
+$$;
 
 COMMENT ON FUNCTION public.sync_history_health() IS 'The sync history partitions for `watchium-db doctor`: problems (this or the next hour not partitioned) and warnings (premake hours missing, expired partitions still attached, detached tables, rows in the default partition), each left by maintenance steps skipped on a lock timeout. Security definer; service_role.';
 
 CREATE FUNCTION public.transfer_host(p_room_id text, p_new_host text) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id text := watchium_private.require_user_id();
-  v_room    public.rooms;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.check_size('p_new_host', pg_catalog.octet_length(p_new_host), 400);
-  if p_new_host is null or pg_catalog.char_length(p_new_host) not between 1 and 100 then
-    raise exception 'p_new_host must be a user id of 1 to 100 characters' using errcode = '22023';
-  end if;
-  perform watchium_private.enforce_rate_limit(v_user_id, 'transfer_host');
-  v_room := watchium_private.lock_room(p_room_id);
-  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
-  perform watchium_private.require_host(v_room, v_user_id);
-  if not exists (
-    select from public.room_members as m where m.room_id = v_room.room_id and m.user_id = p_new_host
-  ) then
-    raise exception 'p_new_host % is not a member of room %', p_new_host, v_room.room_id
-      using errcode = 'P0002';
-  end if;
-  if p_new_host <> v_user_id then
-    update public.room_members as m set is_host = false
-    where m.room_id = v_room.room_id and m.user_id = v_user_id;
-    update public.room_members as m set is_host = true
-    where m.room_id = v_room.room_id and m.user_id = p_new_host;
-  end if;
-  return pg_catalog.jsonb_build_object('room_id', v_room.room_id, 'host_user_id', p_new_host);
+  return watchium_rpc.transfer_host(p_room_id, p_new_host);
 end;
 $$;
 
 COMMENT ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) IS 'Host only: makes member p_new_host the host (a no-op for yourself). 42501 for non-hosts, P0002 when p_new_host is not a member.';
 
 CREATE FUNCTION public.update_room(p_room_id text, p_title text DEFAULT NULL::text, p_episode_number integer DEFAULT NULL::integer, p_video_url text DEFAULT NULL::text, p_is_public boolean DEFAULT NULL::boolean, p_rotate_access_key boolean DEFAULT false) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
-declare
-  v_user_id   text := watchium_private.require_user_id();
-  v_title     text := watchium_private.check_text('p_title', p_title, 1, 200);
-  v_video_url text := watchium_private.check_url('p_video_url', p_video_url);
-  v_room      public.rooms;
-  v_changes   jsonb := '{}'::jsonb;
-  v_new_key   text;
 begin
-  -- Sizes first (22001), before any other work.
-  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  perform watchium_private.check_size('p_title', pg_catalog.octet_length(p_title), 800);
-  perform watchium_private.check_size('p_video_url', pg_catalog.octet_length(p_video_url), 8192);
-  if p_episode_number is not null then
-    perform watchium_private.check_episode('p_episode_number', p_episode_number);
-  end if;
-  if v_title is null and p_episode_number is null and v_video_url is null
-     and p_is_public is null and not coalesce(p_rotate_access_key, false) then
-    raise exception 'nothing to update: pass at least one of p_title, p_episode_number, p_video_url, p_is_public, p_rotate_access_key'
-      using errcode = '22023';
-  end if;
-  perform watchium_private.enforce_rate_limit(v_user_id, 'update_room');
-  v_room := watchium_private.lock_room(p_room_id);
-  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
-  perform watchium_private.require_host(v_room, v_user_id);
-
-  if coalesce(p_rotate_access_key, false) and coalesce(p_is_public, v_room.is_public) then
-    raise exception 'p_rotate_access_key needs a private room: public rooms have no access key'
-      using errcode = '22023';
-  end if;
-
-  if v_title is not null and v_title <> v_room.title then
-    v_changes := v_changes || pg_catalog.jsonb_build_object('title', v_title);
-  end if;
-  if p_episode_number is not null and p_episode_number <> v_room.episode_number then
-    v_changes := v_changes || pg_catalog.jsonb_build_object('episode_number', p_episode_number);
-  end if;
-  if v_video_url is not null and v_video_url <> v_room.video_url then
-    v_changes := v_changes || pg_catalog.jsonb_build_object('video_url', v_video_url);
-  end if;
-  if p_is_public is not null and p_is_public <> v_room.is_public then
-    v_changes := v_changes || pg_catalog.jsonb_build_object('is_public', p_is_public);
-  end if;
-
-  update public.rooms as r
-  set title = coalesce(v_title, r.title),
-      video_url = coalesce(v_video_url, r.video_url),
-      is_public = coalesce(p_is_public, r.is_public),
-      episode_number = coalesce(p_episode_number, r.episode_number),
-      current_playback_time = case when v_changes ? 'episode_number' then 0 else r.current_playback_time end,
-      is_playing = case when v_changes ? 'episode_number' then false else r.is_playing end,
-      playback_updated_at = case when v_changes ? 'episode_number' then pg_catalog.now() else r.playback_updated_at end,
-      last_activity = pg_catalog.now()
-  where r.room_id = v_room.room_id
-  returning * into v_room;
-
-  if v_changes ? 'episode_number' then
-    perform watchium_private.ensure_anchor(v_room.anime_id, v_room.episode_number);
-  end if;
-
-  if v_room.is_public then
-    delete from watchium_private.room_secrets as s where s.room_id = v_room.room_id;
-  elsif v_changes ? 'is_public' or coalesce(p_rotate_access_key, false) then
-    v_new_key := watchium_private.generate_access_key();
-    insert into watchium_private.room_secrets as s (room_id, access_key)
-    values (v_room.room_id, v_new_key)
-    on conflict (room_id) do update
-      set access_key = excluded.access_key, created_at = pg_catalog.now(), wrong_attempts = 0;
-    v_changes := v_changes || '{"access_key_rotated": true}'::jsonb;
-  end if;
-
-  if v_changes <> '{}'::jsonb then
-    perform watchium_private.emit_room_event(v_room.room_id, 'room_updated', v_changes);
-  end if;
-  -- A new episode is a playback change too (paused at 0): the same playback
-  -- event as the host controls, so players follow from one event.
-  if v_changes ? 'episode_number' then
-    perform watchium_private.emit_room_event(v_room.room_id, 'playback', pg_catalog.jsonb_build_object(
-      'room_id', v_room.room_id,
-      'action', 'episode',
-      'is_playing', v_room.is_playing,
-      'current_time', v_room.current_playback_time,
-      'playback_speed', v_room.playback_speed,
-      'playback_updated_at', v_room.playback_updated_at,
-      'episode_number', v_room.episode_number,
-      'host_user_id', v_room.host_user_id
-    ));
-  end if;
-  return pg_catalog.jsonb_build_object('room', pg_catalog.to_jsonb(v_room), 'access_key', v_new_key);
+  return watchium_rpc.update_room(p_room_id, p_title, p_episode_number, p_video_url,
+    p_is_public, p_rotate_access_key);
 end;
 $$;
 
@@ -4080,6 +2619,1826 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.validate_broadcast_payload(p_event_type text, p_payload jsonb) IS 'Validates a broadcast_to_room payload for its event type (play/pause/seek: current_time 0..86400; chat_message: message 1..2000 characters) and returns its fields; raises 22023 naming the field. Internal.';
 
+CREATE FUNCTION watchium_rpc.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_user_id  text := watchium_private.require_user_id();
+  v_max      bigint;
+  v_fields   jsonb;
+  v_is_host  boolean;
+  v_username text;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_event_type', pg_catalog.octet_length(p_event_type), 200);
+  perform watchium_private.check_size('p_payload', pg_catalog.pg_column_size(p_payload), 1048576);
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
+      using errcode = '22023';
+  end if;
+  v_max := coalesce(
+    (select (s.value #>> '{}')::bigint from watchium_private.settings as s
+     where s.key = 'broadcast_max_payload_bytes'),
+    16384
+  );
+  if p_payload is not null and pg_catalog.octet_length(p_payload::text) > v_max then
+    raise exception 'p_payload must be at most % bytes as JSON (got %)',
+      v_max, pg_catalog.octet_length(p_payload::text)
+      using errcode = '22023';
+  end if;
+  v_fields := watchium_private.validate_broadcast_payload(p_event_type, p_payload);
+
+  select m.is_host, m.username into v_is_host, v_username
+  from public.room_members as m
+  where m.room_id = p_room_id and m.user_id = v_user_id;
+  if not found then
+    raise exception 'not a member of room %: only members may broadcast to it', p_room_id
+      using errcode = '42501',
+            hint = 'Join the room first.';
+  end if;
+  if p_event_type in ('play', 'pause', 'seek') and not v_is_host then
+    raise exception '% events may only be sent by the host of room %', p_event_type, p_room_id
+      using errcode = '42501';
+  end if;
+
+  perform watchium_private.enforce_rate_limit(v_user_id, 'broadcast');
+
+  return watchium_private.emit_room_event(
+    p_room_id,
+    p_event_type,
+    v_fields || pg_catalog.jsonb_build_object('user_id', v_user_id, 'username', v_username)
+  );
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_rpc.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) IS 'Body of public.broadcast_to_room (same arguments, result and errors; documented there). Security definer: reads membership and writes watchium_private.room_events for the caller. Callers reach it through public.broadcast_to_room, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text;
+  v_room    public.rooms;
+  v_time    numeric;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_sync_event_type', pg_catalog.octet_length(p_sync_event_type), 200);
+  if not watchium_private.caller_is_trusted() then
+    v_user_id := watchium_private.require_user_id();
+  end if;
+  if p_host_time is not null then
+    v_time := watchium_private.require_playback_time(p_host_time, 'p_host_time');
+  end if;
+  if p_sync_event_type is null
+     or p_sync_event_type not in ('heartbeat', 'seek', 'play_pause', 'speed', 'episode', 'join', 'leave') then
+    raise exception 'p_sync_event_type must be one of heartbeat, seek, play_pause, speed, episode, join, leave (got %)',
+      pg_catalog.quote_nullable(p_sync_event_type)
+      using errcode = '22023';
+  end if;
+  if v_user_id is not null then
+    perform watchium_private.enforce_rate_limit(v_user_id, 'sync_control');
+  end if;
+
+  -- Lock order: the room row first.
+  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  if v_user_id is not null and v_room.host_user_id is distinct from v_user_id then
+    raise exception 'only the host of room % may write its sync history', p_room_id
+      using errcode = '42501';
+  end if;
+
+  perform watchium_private.sync_room_members(
+    p_room_id,
+    coalesce(v_time, watchium_private.room_expected_position(v_room)),
+    p_sync_event_type,
+    v_room.host_user_id,
+    v_room.playback_speed
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) IS 'Body of public.bulk_sync_update (same arguments, result and errors; documented there). Security definer: writes public.sync_states, reads watchium_private.member_presence. Callers reach it through public.bulk_sync_update, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric DEFAULT NULL::numeric) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text;
+  v_time    numeric;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  v_user_id := watchium_private.require_user_id();
+  if p_is_playing is null then
+    raise exception 'p_is_playing must be true (play) or false (pause), not null'
+      using errcode = '22023';
+  end if;
+  if p_current_time is not null then
+    v_time := watchium_private.require_playback_time(p_current_time, 'p_current_time');
+  end if;
+  return watchium_private.apply_host_control(
+    v_user_id, p_room_id, case when p_is_playing then 'play' else 'pause' end, p_is_playing, v_time, null
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric) IS 'Body of public.change_playback_state (same arguments, result and errors; documented there). Security definer: updates public.rooms and writes sync history, which clients cannot. Callers reach it through public.change_playback_state, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer DEFAULT 1, p_max_requests integer DEFAULT 60) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_window_start timestamptz;
+  v_live         integer;
+  v_cap          integer;
+begin
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
+  perform watchium_private.check_size('p_action', pg_catalog.octet_length(p_action), 200);
+  if not watchium_private.caller_is_trusted()
+     and p_user_id is distinct from watchium_private.require_user_id() then
+    raise exception 'p_user_id must be your own user id: callers can only spend their own rate limit'
+      using errcode = '42501';
+  end if;
+  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be 1 to 100 characters' using errcode = '22023';
+  end if;
+  if p_action is null or p_action !~ '^[a-z][a-z0-9_]{0,49}$' then
+    raise exception 'p_action must be 1 to 50 characters of [a-z0-9_], starting with a letter (got %)',
+      pg_catalog.quote_nullable(p_action)
+      using errcode = '22023';
+  end if;
+  if p_window_minutes is null or p_window_minutes not between 1 and 1440 then
+    raise exception 'p_window_minutes must be between 1 and 1440 (got %)', p_window_minutes
+      using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(p_user_id, 'check_rate_limit');
+
+  if not exists (
+    select from watchium_private.rate_limit_rules as r where r.action = p_action
+  ) then
+    v_window_start := pg_catalog.to_timestamp(
+      pg_catalog.floor(extract(epoch from pg_catalog.now()) / (p_window_minutes * 60))
+        * (p_window_minutes * 60)
+    );
+    if not exists (
+      select from watchium_private.rate_limit_counters as c
+      where c.subject = p_user_id and c.action = p_action
+        and c.window_minutes = p_window_minutes and c.window_start = v_window_start
+    ) then
+      -- A new counter: serialize the user's new counters so the cap is exact.
+      perform pg_catalog.pg_advisory_xact_lock(
+        pg_catalog.hashtext('watchium_private.rate_limit_counters:' || p_user_id));
+      v_cap := watchium_private.setting_integer('max_rate_limit_actions_per_user');
+      select pg_catalog.count(*) into v_live
+      from watchium_private.rate_limit_counters as c
+      where c.subject = p_user_id
+        and c.window_start + c.window_minutes * interval '1 minute' > pg_catalog.now()
+        and not exists (select from watchium_private.rate_limit_rules as r where r.action = c.action);
+      if v_live >= v_cap then
+        raise exception 'p_action %: you already have % live rate limit counters of your own actions (at most %)',
+          pg_catalog.quote_literal(p_action), v_live, v_cap
+          using errcode = 'WD429',
+                hint = 'Reuse action names; a counter ends with its window (max_rate_limit_actions_per_user).';
+      end if;
+    end if;
+  end if;
+  return watchium_private.consume_rate_limit(p_user_id, p_action, p_window_minutes, p_max_requests);
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_rpc.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) IS 'Body of public.check_rate_limit (same arguments, result and errors; documented there). Security definer: writes watchium_private.rate_limit_counters, which no client may touch. Callers reach it through public.check_rate_limit, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.create_room(p_title text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_username text, p_source_id text DEFAULT NULL::text, p_is_public boolean DEFAULT true, p_avatar_url text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id     text := watchium_private.require_user_id();
+  v_title       text := watchium_private.check_text('p_title', p_title, 1, 200);
+  v_anime_id    text := watchium_private.check_text('p_anime_id', p_anime_id, 1, 100);
+  v_anime_title text := watchium_private.check_text('p_anime_title', p_anime_title, 1, 300);
+  v_episode     integer := watchium_private.check_episode('p_episode_number', p_episode_number);
+  v_video_url   text := watchium_private.check_url('p_video_url', p_video_url);
+  v_username    text := watchium_private.check_username('p_username', p_username);
+  v_source_id   text := watchium_private.check_text('p_source_id', p_source_id, 1, 100);
+  v_avatar_url  text := watchium_private.check_url('p_avatar_url', p_avatar_url);
+  v_room        public.rooms;
+  v_member      public.room_members;
+  v_access_key  text;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_title', pg_catalog.octet_length(p_title), 800);
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_anime_title', pg_catalog.octet_length(p_anime_title), 1200);
+  perform watchium_private.check_size('p_video_url', pg_catalog.octet_length(p_video_url), 8192);
+  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
+  perform watchium_private.check_size('p_source_id', pg_catalog.octet_length(p_source_id), 400);
+  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
+  if v_title is null or v_anime_id is null or v_anime_title is null
+     or v_video_url is null or v_username is null then
+    raise exception '% is required',
+      case when v_title is null then 'p_title' when v_anime_id is null then 'p_anime_id'
+           when v_anime_title is null then 'p_anime_title' when v_video_url is null then 'p_video_url'
+           else 'p_username' end
+      using errcode = '22023';
+  end if;
+  if p_is_public is null then
+    raise exception 'p_is_public must be true or false' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'create_room');
+  perform watchium_private.check_membership_cap(v_user_id);
+
+  for attempt in 1..5 loop
+    insert into public.rooms as r
+      (room_id, title, anime_id, anime_title, episode_number, video_url, source_id,
+       host_user_id, host_username, is_public)
+    values (watchium_private.generate_room_id(), v_title, v_anime_id, v_anime_title, v_episode,
+            v_video_url, v_source_id, v_user_id, v_username, p_is_public)
+    on conflict (room_id) do nothing
+    returning * into v_room;
+    exit when v_room.room_id is not null;
+  end loop;
+  if v_room.room_id is null then
+    raise exception 'could not allocate a room id after 5 attempts'
+      using errcode = 'WD409', hint = 'Retry the call.';
+  end if;
+
+  if not p_is_public then
+    v_access_key := watchium_private.generate_access_key();
+    insert into watchium_private.room_secrets (room_id, access_key)
+    values (v_room.room_id, v_access_key);
+  end if;
+
+  insert into public.room_members (room_id, user_id, username, avatar_url, is_host)
+  values (v_room.room_id, v_user_id, v_username, v_avatar_url, true)
+  returning * into v_member;
+
+  perform watchium_private.ensure_anchor(v_anime_id, v_episode);
+
+  select * into v_room from public.rooms as r where r.room_id = v_room.room_id;
+  return pg_catalog.jsonb_build_object(
+    'room', pg_catalog.to_jsonb(v_room),
+    'membership', pg_catalog.to_jsonb(v_member),
+    'access_key', v_access_key
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.create_room(p_title text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_username text, p_source_id text, p_is_public boolean, p_avatar_url text) IS 'Body of public.create_room (same arguments, result and errors; documented there). Security definer: writes tables and secrets that no client may write directly. Callers reach it through public.create_room, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.delete_comment(p_comment_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_comment public.comments;
+  v_parent  bigint;
+  v_next    bigint;
+  v_room_id text;
+begin
+  perform watchium_private.enforce_rate_limit(v_user_id, 'delete_comment');
+  v_comment := watchium_private.own_comment(p_comment_id, v_user_id, 'delete');
+
+  if exists (select from public.comments as r where r.parent_id = v_comment.id) then
+    update public.comments as c
+    set message = '', avatar_url = null, video_timestamp = null, deleted_at = pg_catalog.now()
+    where c.id = v_comment.id;
+    if v_comment.room_id is not null then
+      perform watchium_private.emit_room_event(v_comment.room_id, 'comment_deleted',
+        pg_catalog.jsonb_build_object('id', v_comment.id, 'tombstone', true));
+    end if;
+    return pg_catalog.jsonb_build_object('status', 'deleted', 'id', v_comment.id, 'tombstone', true);
+  end if;
+
+  delete from public.comments as c where c.id = v_comment.id;
+  if v_comment.room_id is not null then
+    perform watchium_private.emit_room_event(v_comment.room_id, 'comment_deleted',
+      pg_catalog.jsonb_build_object('id', v_comment.id, 'tombstone', false));
+  end if;
+
+  -- Tombstones left without replies go too, up the thread.
+  v_parent := v_comment.parent_id;
+  while v_parent is not null loop
+    select c.parent_id, c.room_id into v_next, v_room_id
+    from public.comments as c
+    where c.id = v_parent and c.deleted_at is not null
+    for update;
+    exit when not found
+      or exists (select from public.comments as r where r.parent_id = v_parent);
+    delete from public.comments as c where c.id = v_parent;
+    -- A room comment may reply to an episode comment (no room): announce
+    -- each removal where its comment was posted.
+    if v_room_id is not null then
+      perform watchium_private.emit_room_event(v_room_id, 'comment_deleted',
+        pg_catalog.jsonb_build_object('id', v_parent, 'tombstone', false));
+    end if;
+    v_parent := v_next;
+  end loop;
+  return pg_catalog.jsonb_build_object('status', 'deleted', 'id', v_comment.id, 'tombstone', false);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.delete_comment(p_comment_id bigint) IS 'Body of public.delete_comment (same arguments, result and errors; documented there). Security definer: deletes from comments, which no client may write directly. Callers reach it through public.delete_comment, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.delete_room(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.enforce_rate_limit(v_user_id, 'delete_room');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  perform watchium_private.require_host(v_room, v_user_id);
+  perform watchium_private.emit_room_event(v_room.room_id, 'room_deleted',
+    pg_catalog.jsonb_build_object('reason', 'deleted_by_host', 'deleted_by', v_user_id));
+  delete from public.rooms as r where r.room_id = v_room.room_id;
+  return pg_catalog.jsonb_build_object('status', 'deleted', 'room_id', v_room.room_id);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.delete_room(p_room_id text) IS 'Body of public.delete_room (same arguments, result and errors; documented there). Security definer: deletes from rooms, which no client may write. Callers reach it through public.delete_room, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.edit_comment(p_comment_id bigint, p_message text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_message text := watchium_private.check_text('p_message', p_message, 1, 2000, true);
+  v_comment public.comments;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_message', pg_catalog.octet_length(p_message), 8000);
+  if v_message is null then
+    raise exception 'p_message is required' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'edit_comment');
+  perform watchium_private.own_comment(p_comment_id, v_user_id, 'edit');
+  update public.comments as c set message = v_message
+  where c.id = p_comment_id
+  returning * into v_comment;
+  if v_comment.room_id is not null then
+    perform watchium_private.emit_room_event(v_comment.room_id, 'comment_edited', pg_catalog.to_jsonb(v_comment));
+  end if;
+  return pg_catalog.to_jsonb(v_comment);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.edit_comment(p_comment_id bigint, p_message text) IS 'Body of public.edit_comment (same arguments, result and errors; documented there). Security definer: updates comments, which no client may write directly. Callers reach it through public.edit_comment, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.forget_user(p_user_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_room_id     text;
+  v_room        public.rooms;
+  v_rooms       integer := 0;
+  v_deleted     integer := 0;
+  v_tombstoned  integer := 0;
+  v_counters    integer := 0;
+  v_metrics     integer := 0;
+  v_ids         bigint[];
+  v_removed     jsonb;
+  v_count       integer;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
+  if p_user_id is null or pg_catalog.octet_length(p_user_id) > 400
+     or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be a user id of 1 to 100 characters'
+      using errcode = '22023';
+  end if;
+  if not watchium_private.caller_is_trusted() then
+    raise exception 'forget_user removes another user''s data: service_role only'
+      using errcode = '42501',
+            hint = 'Call it from the account deletion path of your server (docs/security.md).';
+  end if;
+
+  -- Memberships: the leave path of leave_room, room by room in the lock order.
+  for v_room_id in
+    select m.room_id from public.room_members as m where m.user_id = p_user_id order by m.room_id
+  loop
+    select * into v_room from public.rooms as r where r.room_id = v_room_id for update;
+    if found and watchium_private.remove_member(v_room, p_user_id, 'member_left',
+                   pg_catalog.jsonb_build_object('user_id', p_user_id, 'reason', 'account_deleted')) then
+      v_rooms := v_rooms + 1;
+    end if;
+  end loop;
+
+  -- Comments: locked first (a concurrent reply holds its parent for key
+  -- share, so it either committed before this lock and is seen below, or
+  -- waits and then finds its parent gone). Deleted from the leaves up: a
+  -- comment whose replies are all the user's goes in a later round, and so
+  -- does a tombstone left without replies (as delete_comment does).
+  select pg_catalog.array_agg(l.id order by l.id) into v_ids
+  from (
+    select c.id from public.comments as c where c.user_id = p_user_id order by c.id for update
+  ) as l;
+  while v_ids is not null loop
+    with d as (
+      delete from public.comments as c
+      where c.id = any (v_ids)
+        and not exists (select from public.comments as r where r.parent_id = c.id)
+        and (c.user_id = p_user_id or c.deleted_at is not null)
+      returning c.id, c.parent_id, c.room_id
+    )
+    select pg_catalog.count(*)::integer,
+           coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'id', d.id, 'room_id', d.room_id, 'parent_id', d.parent_id)), '[]'::jsonb)
+      into v_count, v_removed
+    from d;
+    exit when v_count = 0;
+    v_deleted := v_deleted + v_count;
+    perform watchium_private.emit_room_event(x.room_id, 'comment_deleted',
+      pg_catalog.jsonb_build_object('id', x.id, 'tombstone', false))
+    from pg_catalog.jsonb_to_recordset(v_removed) as x(id bigint, room_id text)
+    where x.room_id is not null;
+    -- Next round: the parents of what went, when they are the user's or tombstones.
+    select pg_catalog.array_agg(l.id order by l.id) into v_ids
+    from (
+      select c.id from public.comments as c
+      where c.id in (select x.parent_id from pg_catalog.jsonb_to_recordset(v_removed) as x(parent_id bigint))
+        and (c.user_id = p_user_id or c.deleted_at is not null)
+      order by c.id
+      for update
+    ) as l;
+  end loop;
+
+  -- What is left has other people's replies: authorless tombstones.
+  with t as (
+    update public.comments as c
+    set message = '', avatar_url = null, video_timestamp = null,
+        deleted_at = coalesce(c.deleted_at, pg_catalog.now()),
+        user_id = null, username = 'deleted'
+    where c.user_id = p_user_id
+    returning c.id, c.room_id
+  )
+  select pg_catalog.count(*)::integer,
+         coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', t.id, 'room_id', t.room_id))
+                  filter (where t.room_id is not null), '[]'::jsonb)
+    into v_tombstoned, v_removed
+  from t;
+  perform watchium_private.emit_room_event(x.room_id, 'comment_deleted',
+    pg_catalog.jsonb_build_object('id', x.id, 'tombstone', true))
+  from pg_catalog.jsonb_to_recordset(v_removed) as x(id bigint, room_id text);
+
+  delete from watchium_private.rate_limit_counters as c where c.subject = p_user_id;
+  get diagnostics v_counters = row_count;
+  delete from watchium_private.realtime_metrics as m where m.user_id = p_user_id;
+  get diagnostics v_metrics = row_count;
+
+  return pg_catalog.jsonb_build_object(
+    'user_id', p_user_id,
+    'rooms_left', v_rooms,
+    'comments_deleted', v_deleted,
+    'comments_tombstoned', v_tombstoned,
+    'rate_limit_counters_deleted', v_counters,
+    'realtime_metrics_deleted', v_metrics
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.forget_user(p_user_id text) IS 'Body of public.forget_user (same arguments, result and errors; documented there). Security definer: deletes from tables that no client may write. Callers reach it through public.forget_user, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.get_comments(p_anime_id text, p_episode_number integer, p_room_id text DEFAULT NULL::text, p_cursor text DEFAULT NULL::text, p_limit integer DEFAULT 50) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_limit   integer := watchium_private.check_limit('p_limit', p_limit);
+  v_episode integer := watchium_private.check_episode('p_episode_number', p_episode_number);
+  v_before  timestamptz;
+  v_key     text;
+  v_before_id bigint;
+  v_items   jsonb;
+  v_count   integer;
+  v_last    jsonb;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_cursor', pg_catalog.octet_length(p_cursor), 160);
+  if p_anime_id is null or pg_catalog.char_length(p_anime_id) not between 1 and 100 then
+    raise exception 'p_anime_id must be 1 to 100 characters' using errcode = '22023';
+  end if;
+  if p_room_id is not null and not exists (
+    select from public.rooms as r
+    where r.room_id = p_room_id
+      and (r.is_public
+           or watchium_private.caller_is_trusted()
+           or exists (select from public.room_members as m
+                      where m.room_id = r.room_id and m.user_id = watchium_private.current_user_id()))
+  ) then
+    raise exception 'room % not found', p_room_id using errcode = 'P0002';
+  end if;
+  if p_cursor is not null then
+    select c.at, c.key into v_before, v_key from watchium_private.parse_cursor(p_cursor) as c;
+    if v_key !~ '^[0-9]{1,18}$' then
+      raise exception 'p_cursor must be a cursor returned by a previous call' using errcode = '22023';
+    end if;
+    v_before_id := v_key::bigint;
+  end if;
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(page) order by page.created_at desc, page.id desc), '[]'::jsonb),
+         pg_catalog.count(*)
+    into v_items, v_count
+  from (
+    select c.*
+    from public.comments as c
+    where c.anime_id = p_anime_id
+      and c.episode_number = v_episode
+      and c.room_id is not distinct from p_room_id
+      and (p_cursor is null or (c.created_at, c.id) < (v_before, v_before_id))
+    order by c.created_at desc, c.id desc
+    limit v_limit
+  ) as page;
+  v_last := v_items -> (v_count - 1);
+  return pg_catalog.jsonb_build_object(
+    'items', v_items,
+    'next_cursor', case when v_count = v_limit then watchium_private.make_cursor(
+      (v_last ->> 'created_at')::timestamptz, v_last ->> 'id') end
+  );
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_rpc.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) IS 'Body of public.get_comments (same arguments, result and errors; documented there). Security definer: calls internal helpers; checks the room''s visibility itself. Callers reach it through public.get_comments, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.get_or_create_anchor(p_anime_id text, p_episode_number integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id  text := watchium_private.require_user_id();
+  v_anime_id text := watchium_private.check_text('p_anime_id', p_anime_id, 1, 100);
+  v_episode  integer := watchium_private.check_episode('p_episode_number', p_episode_number);
+  v_id       bigint;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  if v_anime_id is null then
+    raise exception 'p_anime_id is required' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'get_or_create_anchor');
+  select c.id into v_id
+  from public.comments as c
+  where c.anime_id = v_anime_id and c.episode_number = v_episode and c.is_anchor;
+  if v_id is null then
+    -- A new thread: limited per user (create_anchor); maintenance removes it
+    -- again if it stays empty (empty_anchor_grace).
+    perform watchium_private.enforce_rate_limit(v_user_id, 'create_anchor');
+    v_id := watchium_private.ensure_anchor(v_anime_id, v_episode);
+  end if;
+  return (select pg_catalog.to_jsonb(c) from public.comments as c where c.id = v_id);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.get_or_create_anchor(p_anime_id text, p_episode_number integer) IS 'Body of public.get_or_create_anchor (same arguments, result and errors; documented there). Security definer: inserts into comments, which no client may write directly. Callers reach it through public.get_or_create_anchor, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer DEFAULT 5) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text;
+  v_summary jsonb;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  if not watchium_private.caller_is_trusted() then
+    v_user_id := watchium_private.require_user_id();
+  end if;
+  if p_window_minutes is null or p_window_minutes not between 1 and 1440 then
+    raise exception 'p_window_minutes must be between 1 and 1440 (got %)', coalesce(p_window_minutes::text, 'null')
+      using errcode = '22023';
+  end if;
+  perform watchium_private.require_sync_room(p_room_id, v_user_id);
+
+  select pg_catalog.jsonb_build_object(
+           'room_id', p_room_id,
+           'window_minutes', p_window_minutes,
+           'reporters', pg_catalog.count(*),
+           'active_connections', coalesce(pg_catalog.sum(l.active_connections), 0),
+           'total_events', coalesce(pg_catalog.sum(l.total_events), 0),
+           'avg_latency_ms', case when coalesce(pg_catalog.sum(l.total_events), 0) = 0
+             then pg_catalog.round(pg_catalog.avg(l.avg_latency_ms), 2)
+             else pg_catalog.round(pg_catalog.sum(l.avg_latency_ms * l.total_events) / pg_catalog.sum(l.total_events), 2) end,
+           'error_rate', case when coalesce(pg_catalog.sum(l.total_events), 0) = 0
+             then pg_catalog.round(pg_catalog.avg(l.error_rate), 4)
+             else pg_catalog.round(pg_catalog.sum(l.error_rate * l.total_events) / pg_catalog.sum(l.total_events), 4) end,
+           'last_report_at', pg_catalog.max(l.recorded_at)
+         )
+  into v_summary
+  from (
+    select distinct on (r.user_id) r.*
+    from watchium_private.realtime_metrics as r
+    where r.room_id = p_room_id
+      and r.recorded_at >= pg_catalog.now() - pg_catalog.make_interval(mins => p_window_minutes)
+    order by r.user_id, r.recorded_at desc, r.id desc
+  ) as l;
+  return v_summary;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer) IS 'Body of public.get_realtime_metrics_summary (same arguments, result and errors; documented there). Security definer: reads watchium_private.realtime_metrics. Callers reach it through public.get_realtime_metrics_summary, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.get_room(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_user_id   text := watchium_private.current_user_id();
+  v_room      public.rooms;
+  v_is_member boolean;
+  v_members   jsonb;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = p_room_id;
+  v_is_member := exists (
+    select from public.room_members as m where m.room_id = p_room_id and m.user_id = v_user_id
+  );
+  if v_room.room_id is null
+     or not (v_room.is_public or v_is_member or watchium_private.caller_is_trusted()) then
+    raise exception 'room % not found', p_room_id using errcode = 'P0002';
+  end if;
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(m) order by m.joined_at, m.user_id), '[]'::jsonb)
+    into v_members
+  from public.room_members as m
+  where m.room_id = p_room_id;
+  return pg_catalog.jsonb_build_object(
+    'room', pg_catalog.to_jsonb(v_room),
+    'members', v_members,
+    'member_count', pg_catalog.jsonb_array_length(v_members),
+    'is_member', v_is_member,
+    'is_host', v_room.host_user_id is not distinct from v_user_id and v_user_id is not null,
+    'access_key', case when v_room.host_user_id = v_user_id then (
+      select s.access_key from watchium_private.room_secrets as s where s.room_id = p_room_id
+    ) end
+  );
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_rpc.get_room(p_room_id text) IS 'Body of public.get_room (same arguments, result and errors; documented there). Security definer: reads room_secrets for the host; visibility is checked here. Callers reach it through public.get_room, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.get_room_access_key(p_room_id text) RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = p_room_id;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  perform watchium_private.require_host(v_room, v_user_id);
+  return (select s.access_key from watchium_private.room_secrets as s where s.room_id = p_room_id);
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) IS 'Body of public.get_room_access_key (same arguments, result and errors; documented there). Security definer: reads room_secrets, which no client may read. Callers reach it through public.get_room_access_key, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text;
+  v_since   timestamptz := pg_catalog.now() - interval '1 minute';
+  v_room    public.rooms;
+  v_drift   jsonb;
+  v_members jsonb;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  if not watchium_private.caller_is_trusted() then
+    v_user_id := watchium_private.require_user_id();
+  end if;
+  v_room := watchium_private.require_sync_room(p_room_id, v_user_id);
+
+  select pg_catalog.jsonb_build_object(
+           'samples', pg_catalog.count(*),
+           'avg_drift', pg_catalog.round(pg_catalog.avg(s.time_difference), 2),
+           'p95_drift', pg_catalog.round((pg_catalog.percentile_cont(0.95) within group (order by s.time_difference))::numeric, 2),
+           'max_drift', pg_catalog.max(s.time_difference)
+         )
+  into v_drift
+  from public.sync_records as s
+  where s.room_id = p_room_id and s.created_at >= v_since;
+
+  -- Presence classified by the derived rule (needs_resync): synced, out of
+  -- sync (drift > 2 s at a heartbeat after the last control) or resyncing
+  -- (not reported since the last control). The percentage and healthy are
+  -- over the measured members (synced + out of sync): every control makes
+  -- all members resync for up to one heartbeat interval, which is not a
+  -- health problem.
+  select pg_catalog.jsonb_build_object(
+           'members', (select pg_catalog.count(*) from public.room_members as m where m.room_id = p_room_id),
+           'reporting_members', pg_catalog.count(*),
+           'synced_members', pg_catalog.count(*) filter (where c.state = 'synced'),
+           'out_of_sync_members', pg_catalog.count(*) filter (where c.state = 'out_of_sync'),
+           'resyncing_members', pg_catalog.count(*) filter (where c.state = 'resyncing'),
+           'sync_percentage', case when pg_catalog.count(*) filter (where c.state <> 'resyncing') = 0 then null
+             else pg_catalog.round(100.0 * pg_catalog.count(*) filter (where c.state = 'synced')
+                                   / pg_catalog.count(*) filter (where c.state <> 'resyncing'), 1) end,
+           'healthy', case when pg_catalog.count(*) filter (where c.state <> 'resyncing') = 0 then null
+             else 100.0 * pg_catalog.count(*) filter (where c.state = 'synced')
+                  / pg_catalog.count(*) filter (where c.state <> 'resyncing') >= 80 end
+         )
+  into v_members
+  from watchium_private.member_presence as p
+  cross join lateral (
+    select case
+      when not watchium_private.needs_resync(p.last_heartbeat, p.time_difference,
+                                             v_room.playback_updated_at, p.user_id = v_room.host_user_id)
+        then 'synced'
+      when p.last_heartbeat < v_room.playback_updated_at then 'resyncing'
+      else 'out_of_sync'
+    end as state
+  ) as c
+  where p.room_id = p_room_id
+    and p.last_heartbeat >= v_since
+    and p.sync_level is not null;
+
+  return pg_catalog.jsonb_build_object('room_id', p_room_id, 'window', '1 minute', 'since', v_since)
+         || v_drift || v_members;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) IS 'Body of public.get_room_sync_metrics (same arguments, result and errors; documented there). Security definer: reads watchium_private.member_presence. Callers reach it through public.get_room_sync_metrics, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.get_room_sync_state(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id  text;
+  v_room     public.rooms;
+  v_expected numeric;
+  v_me       jsonb;
+  v_stats    jsonb;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  if not watchium_private.caller_is_trusted() then
+    v_user_id := watchium_private.require_user_id();
+  end if;
+  v_room := watchium_private.require_sync_room(p_room_id, v_user_id);
+  v_expected := watchium_private.room_expected_position(v_room);
+
+  if v_user_id is not null then
+    select pg_catalog.jsonb_build_object(
+             'user_id', p.user_id,
+             'estimated_time', x.estimated,
+             'time_difference', pg_catalog.round(abs(x.estimated - v_expected), 2),
+             'is_synced', abs(x.estimated - v_expected) <= 2,
+             'sync_level', watchium_private.sync_level(pg_catalog.round(abs(x.estimated - v_expected), 2)),
+             'needs_resync', watchium_private.needs_resync(
+               p.last_heartbeat, p.time_difference, v_room.playback_updated_at,
+               p.user_id = v_room.host_user_id),
+             'last_heartbeat', p.last_heartbeat
+           )
+    into v_me
+    from watchium_private.member_presence as p
+    cross join lateral (
+      select case
+        -- The host's own control is newer than its last heartbeat: it is
+        -- where it just put the room.
+        when v_user_id = v_room.host_user_id and p.last_heartbeat < v_room.playback_updated_at
+          then v_expected
+        else pg_catalog.round(least(86400::numeric,
+               p.reported_time + case when p.is_playing then
+                 extract(epoch from greatest(pg_catalog.now() - p.last_heartbeat, interval '0'))
+                   * v_room.playback_speed
+               else 0 end), 2)
+      end as estimated
+    ) as x
+    where p.room_id = p_room_id and p.user_id = v_user_id;
+  end if;
+
+  -- Derived, not the published is_synced: right after a control every
+  -- member that has not reported since needs to resync (needs_resync).
+  select pg_catalog.jsonb_build_object(
+           'members', pg_catalog.count(*),
+           'synced_members', pg_catalog.count(*) filter (where not r.needs_resync),
+           'needs_resync_members', pg_catalog.count(*) filter (where r.needs_resync),
+           'sync_percentage', case when pg_catalog.count(*) = 0 then null
+             else pg_catalog.round(100.0 * pg_catalog.count(*) filter (where not r.needs_resync) / pg_catalog.count(*), 1) end
+         )
+  into v_stats
+  from public.room_members as m
+  left join watchium_private.member_presence as p
+    on p.room_id = m.room_id and p.user_id = m.user_id
+  cross join lateral (
+    select watchium_private.needs_resync(
+             p.last_heartbeat, p.time_difference, v_room.playback_updated_at,
+             m.user_id = v_room.host_user_id) as needs_resync
+  ) as r
+  where m.room_id = p_room_id;
+
+  return pg_catalog.jsonb_build_object(
+    'room_id', v_room.room_id,
+    'expected_time', v_expected,
+    'is_playing', v_room.is_playing,
+    'playback_speed', v_room.playback_speed,
+    'anime_id', v_room.anime_id,
+    'episode_number', v_room.episode_number,
+    'video_url', v_room.video_url,
+    'host_user_id', v_room.host_user_id,
+    'host_username', v_room.host_username,
+    'server_time', pg_catalog.now(),
+    'me', v_me,
+    'stats', v_stats
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.get_room_sync_state(p_room_id text) IS 'Body of public.get_room_sync_state (same arguments, result and errors; documented there). Security definer: reads watchium_private.member_presence. Callers reach it through public.get_room_sync_state, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.install_maintenance_schedule() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  c_name     constant text := 'watchium-db-maintain';
+  c_schedule constant text := '* * * * *';
+  c_command  constant text := 'select public.maintain()';
+  v_in_db    boolean;
+  v_job_id   bigint;
+  v_schedule text;
+  v_command  text;
+  v_database text;
+  v_active   boolean;
+  v_replaced integer := 0;
+begin
+  if not exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
+    raise exception 'pg_cron is not installed in database %', pg_catalog.current_database()
+      using errcode = '55000',
+            hint = 'Enable it (Supabase: Database > Extensions > pg_cron; elsewhere: shared_preload_libraries = pg_cron, then create extension pg_cron) and run `watchium-db schedule` again, or run `watchium-db maintain` every minute from cron.';
+  end if;
+  v_in_db := pg_catalog.to_regprocedure('cron.schedule_in_database(text, text, text, text, text, boolean)') is not null
+    and pg_catalog.has_function_privilege(
+      'cron.schedule_in_database(text, text, text, text, text, boolean)', 'execute');
+  -- The cron schema exists only with pg_cron: every statement that names it is
+  -- built by format() at run time, so that creating (and checking) this
+  -- function does not need it.
+  for v_job_id, v_schedule, v_command, v_database, v_active in execute pg_catalog.format(
+    'select j.jobid, j.schedule, j.command, j.database, j.active from %I.job as j where j.jobname = $1',
+    'cron') using c_name
+  loop
+    if v_schedule = c_schedule and v_command = c_command
+       and v_database = pg_catalog.current_database() and v_active then
+      return pg_catalog.jsonb_build_object(
+        'job_id', v_job_id, 'status', 'already scheduled', 'schedule', c_schedule,
+        'command', c_command, 'database', v_database);
+    end if;
+    execute pg_catalog.format('select %I.unschedule($1)', 'cron') using v_job_id;
+    v_replaced := v_replaced + 1;
+  end loop;
+  if v_in_db then
+    execute pg_catalog.format('select %I.schedule_in_database($1, $2, $3, $4)', 'cron')
+      into v_job_id using c_name, c_schedule, c_command, pg_catalog.current_database();
+  else
+    execute pg_catalog.format('select %I.schedule($1, $2, $3)', 'cron')
+      into v_job_id using c_name, c_schedule, c_command;
+  end if;
+  return pg_catalog.jsonb_build_object(
+    'job_id', v_job_id, 'status', case when v_replaced > 0 then 'replaced' else 'scheduled' end,
+    'schedule', c_schedule, 'command', c_command, 'database', pg_catalog.current_database(),
+    'via', case when v_in_db then 'cron.schedule_in_database' else 'cron.schedule' end);
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_rpc.install_maintenance_schedule() IS 'Body of public.install_maintenance_schedule (same arguments, result and errors; documented there). Security definer: the pg_cron job is the owner''s, so it may run public.maintain(). Callers reach it through public.install_maintenance_schedule, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.join_room(p_room_id text, p_access_key text DEFAULT NULL::text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_user_id    text := watchium_private.require_user_id();
+  v_username   text := watchium_private.check_username('p_username', p_username);
+  v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
+  v_room       public.rooms;
+  v_member     public.room_members;
+  v_secret     watchium_private.room_secrets;
+  v_budget     integer;
+  v_user_left  integer;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_access_key', pg_catalog.octet_length(p_access_key), 24);
+  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
+  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
+  perform watchium_private.enforce_rate_limit(v_user_id, 'join_room');
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
+      using errcode = '22023';
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
+  if not found then
+    -- A missing room is answered as a private room whose key the caller does
+    -- not have (same errors, a wrong key counted): non-members cannot tell them apart.
+    v_room.room_id := p_room_id;
+    v_room.is_public := false;
+  end if;
+
+  select * into v_member
+  from public.room_members as m
+  where m.room_id = v_room.room_id and m.user_id = v_user_id;
+  if found then
+    return pg_catalog.jsonb_build_object(
+      'status', 'already_member',
+      'room', pg_catalog.to_jsonb(v_room),
+      'membership', pg_catalog.to_jsonb(v_member)
+    );
+  end if;
+
+  if v_username is null then
+    raise exception 'p_username is required to join a room'
+      using errcode = '22023';
+  end if;
+
+  if not v_room.is_public then
+    if p_access_key is null or p_access_key !~ '^[0-9]{6}$' then
+      raise exception 'p_access_key must be the room''s 6-digit access key'
+        using errcode = '22023',
+              hint = 'Private rooms need the access key the host shares (a room id that names no room gets the same answer).';
+    end if;
+    -- Count the user's attempt first (locks the counter), compare, refund if right.
+    v_user_left := watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', 1);
+    if v_user_left < 0 then
+      raise exception 'too many wrong access keys for this user'
+        using errcode = 'WD429',
+              hint = 'Retry within the hour.';
+    end if;
+    select * into v_secret
+    from watchium_private.room_secrets as s
+    where s.room_id = v_room.room_id;
+    v_budget := watchium_private.setting_integer('access_key_guess_budget')
+              + watchium_private.setting_integer('access_key_guess_budget_per_hour')
+                * pg_catalog.floor(extract(epoch from pg_catalog.now() - v_secret.created_at) / 3600)::integer;
+    if v_secret.wrong_attempts >= v_budget then
+      raise exception 'too many wrong access keys for this room''s key'
+        using errcode = 'WD429',
+              hint = 'Ask the host for a new key (update_room with p_rotate_access_key); a new key works at once.';
+    end if;
+    if v_secret.access_key is null or v_secret.access_key <> p_access_key then
+      update watchium_private.room_secrets as s
+      set wrong_attempts = s.wrong_attempts + 1
+      where s.room_id = v_room.room_id;
+      return pg_catalog.jsonb_build_object(
+        'status', 'invalid_access_key',
+        'room_id', v_room.room_id,
+        'attempts_left', least(v_user_left, v_budget - v_secret.wrong_attempts - 1)
+      );
+    end if;
+    perform watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', -1);
+  end if;
+
+  perform watchium_private.check_membership_cap(v_user_id);
+  -- An empty room: the joiner becomes host (the join trigger flags it).
+  insert into public.room_members (room_id, user_id, username, avatar_url)
+  values (v_room.room_id, v_user_id, v_username, v_avatar_url);
+
+  select * into v_member
+  from public.room_members as m
+  where m.room_id = v_room.room_id and m.user_id = v_user_id;
+  select * into v_room from public.rooms as r where r.room_id = v_room.room_id;
+  return pg_catalog.jsonb_build_object(
+    'status', 'joined',
+    'room', pg_catalog.to_jsonb(v_room),
+    'membership', pg_catalog.to_jsonb(v_member)
+  );
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_rpc.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) IS 'Body of public.join_room (same arguments, result and errors; documented there). Security definer: writes room_members and reads room_secrets, which no client may touch. Callers reach it through public.join_room, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.kick_member(p_room_id text, p_user_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
+  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be a user id of 1 to 100 characters' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'kick_member');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  perform watchium_private.require_host(v_room, v_user_id);
+  if p_user_id = v_user_id then
+    raise exception 'p_user_id must be another member: the host cannot kick itself'
+      using errcode = '22023', hint = 'Use leave_room.';
+  end if;
+  if not watchium_private.remove_member(v_room, p_user_id, 'member_kicked',
+           pg_catalog.jsonb_build_object('user_id', p_user_id, 'kicked_by', v_user_id)) then
+    raise exception 'p_user_id % is not a member of room %', p_user_id, v_room.room_id
+      using errcode = 'P0002';
+  end if;
+  return pg_catalog.jsonb_build_object('status', 'kicked', 'room_id', v_room.room_id, 'user_id', p_user_id);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.kick_member(p_room_id text, p_user_id text) IS 'Body of public.kick_member (same arguments, result and errors; documented there). Security definer: deletes from room_members, which no client may write. Callers reach it through public.kick_member, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.leave_room(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+  v_left    boolean;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.enforce_rate_limit(v_user_id, 'leave_room');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  v_left := watchium_private.remove_member(v_room, v_user_id, 'member_left',
+    pg_catalog.jsonb_build_object('user_id', v_user_id, 'reason', 'left'));
+  select * into v_room from public.rooms as r where r.room_id = v_room.room_id;
+  return pg_catalog.jsonb_build_object(
+    'status', case when v_left then 'left' else 'not_member' end,
+    'room_id', v_room.room_id,
+    'host_user_id', v_room.host_user_id
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.leave_room(p_room_id text) IS 'Body of public.leave_room (same arguments, result and errors; documented there). Security definer: deletes from room_members, which no client may write. Callers reach it through public.leave_room, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.list_public_rooms(p_anime_id text DEFAULT NULL::text, p_limit integer DEFAULT 20, p_cursor text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_limit  integer := watchium_private.check_limit('p_limit', p_limit);
+  v_after  timestamptz;
+  v_key    text;
+  v_items  jsonb;
+  v_count  integer;
+  v_last   jsonb;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_cursor', pg_catalog.octet_length(p_cursor), 160);
+  if p_anime_id is not null and pg_catalog.char_length(p_anime_id) not between 1 and 100 then
+    raise exception 'p_anime_id must be 1 to 100 characters' using errcode = '22023';
+  end if;
+  if p_cursor is not null then
+    select c.at, c.key into v_after, v_key from watchium_private.parse_cursor(p_cursor) as c;
+  end if;
+  select coalesce(pg_catalog.jsonb_agg(
+           pg_catalog.to_jsonb(page) order by page.last_activity desc, page.room_id desc), '[]'::jsonb),
+         pg_catalog.count(*)
+    into v_items, v_count
+  from (
+    select r.*, (select pg_catalog.count(*) from public.room_members as m where m.room_id = r.room_id) as member_count
+    from public.rooms as r
+    where r.is_public
+      and r.host_user_id is not null
+      and (p_anime_id is null or r.anime_id = p_anime_id)
+      and (p_cursor is null or (r.last_activity, r.room_id) < (v_after, v_key))
+    order by r.last_activity desc, r.room_id desc
+    limit v_limit
+  ) as page;
+  v_last := v_items -> (v_count - 1);
+  return pg_catalog.jsonb_build_object(
+    'items', v_items,
+    'next_cursor', case when v_count = v_limit then watchium_private.make_cursor(
+      (v_last ->> 'last_activity')::timestamptz, v_last ->> 'room_id') end
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.list_public_rooms(p_anime_id text, p_limit integer, p_cursor text) IS 'Body of public.list_public_rooms (same arguments, result and errors; documented there). Security definer: calls internal helpers; returns public rooms only. Callers reach it through public.list_public_rooms, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.maintain() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_timeout interval := coalesce(watchium_private.setting_interval('maintenance_lock_timeout'),
+                                 interval '50 milliseconds');
+  v_rooms   jsonb;
+  v_events  jsonb;
+  v_rates   jsonb;
+  v_history jsonb;
+  v_skipped jsonb := '[]'::jsonb;
+begin
+  perform pg_catalog.set_config('lock_timeout',
+    ((pg_catalog.date_part('epoch', v_timeout) * 1000)::bigint)::text || 'ms', true);
+
+  begin
+    v_rooms := watchium_private.maintain_rooms();
+  exception when lock_not_available then
+    v_rooms := pg_catalog.jsonb_build_object('skipped', 'lock timeout');
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'job', 'rooms', 'reason', 'lock timeout: the whole job is retried by the next run');
+  end;
+  if coalesce((v_rooms ->> 'rooms_skipped_busy')::integer, 0) > 0 then
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'job', 'rooms', 'reason', (v_rooms ->> 'rooms_skipped_busy') || ' room(s) locked by callers');
+  end if;
+  if coalesce((v_rooms ->> 'members_skipped_busy')::integer, 0) > 0 then
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'job', 'rooms', 'reason', (v_rooms ->> 'members_skipped_busy')
+        || ' stale-looking member(s) locked by callers or refreshed by a heartbeat');
+  end if;
+
+  begin
+    v_events := watchium_private.expire_room_events();
+  exception when lock_not_available then
+    v_events := pg_catalog.jsonb_build_object('skipped', 'lock timeout');
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object('job', 'room_events', 'reason', 'lock timeout');
+  end;
+  begin
+    v_rates := watchium_private.expire_rate_limit_counters();
+  exception when lock_not_available then
+    v_rates := pg_catalog.jsonb_build_object('skipped', 'lock timeout');
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object('job', 'rate_limits', 'reason', 'lock timeout');
+  end;
+
+  v_history := watchium_private.maintain_sync_history();
+  v_skipped := v_skipped || coalesce((
+    select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('job', 'sync_history') || s.x)
+    from pg_catalog.jsonb_array_elements(v_history -> 'skipped') as s(x)), '[]'::jsonb);
+
+  return pg_catalog.jsonb_build_object(
+    'rooms', v_rooms,
+    'room_events', v_events,
+    'rate_limits', v_rates,
+    'sync_history', v_history,
+    'skipped', v_skipped,
+    'ran_at', pg_catalog.now()
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.maintain() IS 'Body of public.maintain (same arguments, result and errors; documented there). Security definer: removes members, rooms, partitions and log rows owned by the package. Callers reach it through public.maintain, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text, p_room_id text DEFAULT NULL::text, p_parent_id bigint DEFAULT NULL::bigint, p_video_timestamp numeric DEFAULT NULL::numeric) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id    text := watchium_private.require_user_id();
+  v_anime_id   text := watchium_private.check_text('p_anime_id', p_anime_id, 1, 100);
+  v_episode    integer := watchium_private.check_episode('p_episode_number', p_episode_number);
+  v_message    text := watchium_private.check_text('p_message', p_message, 1, 2000, true);
+  v_username   text := watchium_private.check_username('p_username', p_username);
+  v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
+  v_timestamp  numeric := watchium_private.check_video_time('p_video_timestamp', p_video_timestamp);
+  v_room       public.rooms;
+  v_member     public.room_members;
+  v_parent     public.comments;
+  v_comment    public.comments;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_message', pg_catalog.octet_length(p_message), 8000);
+  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
+  perform watchium_private.check_size('p_avatar_url', pg_catalog.octet_length(p_avatar_url), 8192);
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  if v_anime_id is null then
+    raise exception 'p_anime_id is required' using errcode = '22023';
+  end if;
+  if v_message is null then
+    raise exception 'p_message is required' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'post_comment');
+
+  if p_room_id is not null then
+    v_room := watchium_private.lock_room(p_room_id);
+    perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+    select * into v_member
+    from public.room_members as m
+    where m.room_id = v_room.room_id and m.user_id = v_user_id;
+    if not found then
+      raise exception 'only members of room % may comment in it', v_room.room_id
+        using errcode = '42501', hint = 'Join the room first.';
+    end if;
+    if v_room.anime_id <> v_anime_id or v_room.episode_number <> v_episode then
+      raise exception 'p_anime_id and p_episode_number must be the room''s current anime and episode (% episode %)',
+        v_room.anime_id, v_room.episode_number
+        using errcode = '22023';
+    end if;
+    v_username := v_member.username;
+    v_avatar_url := coalesce(v_avatar_url, v_member.avatar_url);
+  elsif v_username is null then
+    raise exception 'p_username is required for a comment outside a room' using errcode = '22023';
+  end if;
+
+  if p_parent_id is not null then
+    -- Key share: the parent cannot be deleted between this check and the
+    -- insert (delete_comment locks it for update first), so a reply to a
+    -- comment deleted meanwhile gets this P0002, not a foreign key error.
+    select * into v_parent from public.comments as c where c.id = p_parent_id for key share;
+    if not found
+       or (v_parent.room_id is not null and v_parent.room_id is distinct from v_room.room_id) then
+      raise exception 'p_parent_id % is not a comment you can reply to here', p_parent_id
+        using errcode = 'P0002';
+    end if;
+    if v_parent.anime_id <> v_anime_id or v_parent.episode_number <> v_episode then
+      raise exception 'p_parent_id must be a comment of the same thread (anime % episode %)',
+        v_anime_id, v_episode
+        using errcode = '22023';
+    end if;
+  end if;
+
+  insert into public.comments
+    (anime_id, room_id, episode_number, parent_id, user_id, username, avatar_url, message, video_timestamp)
+  values (v_anime_id, v_room.room_id, v_episode, p_parent_id, v_user_id, v_username, v_avatar_url,
+          v_message, v_timestamp)
+  returning * into v_comment;
+
+  if v_room.room_id is not null then
+    update public.rooms as r set last_activity = pg_catalog.now()
+    where r.room_id = v_room.room_id and r.last_activity is distinct from pg_catalog.now();
+    perform watchium_private.emit_room_event(v_room.room_id, 'comment_added', pg_catalog.to_jsonb(v_comment));
+  end if;
+  return pg_catalog.to_jsonb(v_comment);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) IS 'Body of public.post_comment (same arguments, result and errors; documented there). Security definer: inserts into comments, which no client may write directly. Callers reach it through public.post_comment, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.realtime_health() RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select watchium_private.realtime_health()
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.realtime_health() IS 'Body of public.realtime_health (same arguments, result and errors; documented there). Security definer: reads the private presence table and event log for service_role. Callers reach it through public.realtime_health, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id   text := watchium_private.require_user_id();
+  v_time      numeric := watchium_private.require_playback_time(p_current_time, 'p_current_time');
+  v_intervals record;
+  v          record;
+begin
+  -- Sizes first (22001), before any other work; inline on this hot path.
+  if pg_catalog.octet_length(p_room_id) > 40 then
+    perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  end if;
+  if p_is_playing is null then
+    raise exception 'p_is_playing must be true or false, not null' using errcode = '22023';
+  end if;
+  -- Soft state: a heartbeat that starts its transaction commits without
+  -- waiting for the WAL flush (the next one, seconds later, restates it). A
+  -- transaction that has written before us keeps its durability, and a room
+  -- event written after this point restores it (commit_durably).
+  if pg_catalog.pg_current_xact_id_if_assigned() is null then
+    perform pg_catalog.set_config('watchium.soft_commit',
+                                  pg_catalog.current_setting('synchronous_commit'), true),
+            pg_catalog.set_config('synchronous_commit', 'off', true);
+  end if;
+  v_intervals := watchium_private.heartbeat_intervals();
+
+  -- One statement: the room (expected position), the member's published
+  -- flag and the presence update. Nothing is updated when the caller is not
+  -- a member, the room does not exist, or the heartbeat is too soon.
+  update watchium_private.member_presence as p
+  set last_heartbeat = pg_catalog.now(),
+      reported_time = v_time,
+      is_playing = p_is_playing,
+      time_difference = d.drift,
+      previous_sync_level = p.sync_level,
+      sync_level = d.level,
+      last_sample_at = case
+        when p.sync_level is distinct from d.level
+          or p.last_sample_at is null
+          or p.last_sample_at <= pg_catalog.now() - v_intervals.sample_interval
+          then pg_catalog.now()
+        else p.last_sample_at
+      end
+  from (
+    select r.is_playing as room_is_playing, r.playback_speed, e.expected, x.drift,
+           -- watchium_private.sync_level, inlined.
+           case when x.drift <= 0.5 then 'perfect'
+                when x.drift <= 1 then 'good'
+                when x.drift <= 2 then 'minor_drift'
+                else 'out_of_sync' end as level,
+           m.is_synced as published_is_synced
+    from public.rooms as r
+    join public.room_members as m on m.room_id = r.room_id and m.user_id = v_user_id
+    cross join lateral (select watchium_private.room_expected_position(r) as expected) as e
+    cross join lateral (select pg_catalog.round(abs(v_time - e.expected), 2) as drift) as x
+    where r.room_id = p_room_id
+  ) as d
+  where p.room_id = p_room_id
+    and p.user_id = v_user_id
+    -- last_sample_at is set by heartbeats only: the first heartbeat right
+    -- after joining (last_heartbeat = join time) is never throttled.
+    and (p.last_sample_at is null
+         or p.last_heartbeat <= pg_catalog.now() - v_intervals.min_interval)
+  returning d.expected, d.drift, d.level, d.room_is_playing, d.playback_speed,
+            d.published_is_synced, p.previous_sync_level,
+            p.last_sample_at = pg_catalog.now() as sampled
+  into v;
+
+  if not found then
+    perform watchium_private.require_sync_room(p_room_id, v_user_id);  -- P0002, 42501
+    raise exception 'heartbeats of one member are accepted at most once per %',
+      v_intervals.min_interval
+      using errcode = 'WD429',
+            hint = pg_catalog.format('Send heartbeats every few seconds; retry after %s.',
+                                     v_intervals.min_interval);
+  end if;
+
+  if v.sampled then
+    insert into public.sync_states
+      (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type)
+    values (p_room_id, v_user_id, v.expected, v_time, v.drift, v.drift <= 2, 'heartbeat');
+  end if;
+  if v.published_is_synced is distinct from (v.drift <= 2) then
+    update public.room_members as rm
+    set is_synced = v.drift <= 2,
+        current_playback_time = v_time,
+        last_heartbeat = pg_catalog.now()
+    where rm.ctid = (
+      select m.ctid from public.room_members as m
+      where m.room_id = p_room_id and m.user_id = v_user_id
+      for no key update skip locked
+    );
+  end if;
+  if v.previous_sync_level is distinct from v.level then
+    perform watchium_private.emit_room_event(
+      p_room_id,
+      'sync_status',
+      pg_catalog.jsonb_build_object(
+        'user_id', v_user_id,
+        'sync_level', v.level,
+        'previous_level', v.previous_sync_level,
+        'is_synced', v.drift <= 2,
+        'time_difference', v.drift,
+        'expected_time', v.expected
+      )
+    );
+  end if;
+
+  return pg_catalog.jsonb_build_object(
+    'room_id', p_room_id,
+    'current_time', v_time,
+    'expected_time', v.expected,
+    'time_difference', v.drift,
+    'is_synced', v.drift <= 2,
+    'sync_level', v.level,
+    'is_playing', v.room_is_playing,
+    'playback_speed', v.playback_speed,
+    'server_time', pg_catalog.now()
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) IS 'Body of public.record_heartbeat (same arguments, result and errors; documented there). Security definer: writes watchium_private.member_presence and sync history. Callers reach it through public.record_heartbeat, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) RETURNS TABLE(user_id text, outcome text, reported_time numeric, expected_time numeric, time_difference numeric, is_synced boolean, sync_level text, server_time timestamp with time zone)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+declare
+  v_n    integer := pg_catalog.cardinality(p_user_ids);
+  v_room public.rooms;
+  v_bad  text;
+begin
+  -- Sizes first (22001), before any other work; inline on this hot path.
+  if pg_catalog.octet_length(p_room_id) > 40 then
+    perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  end if;
+  if pg_catalog.pg_column_size(p_user_ids) > 409600 then
+    perform watchium_private.check_size('p_user_ids', pg_catalog.pg_column_size(p_user_ids), 409600);
+  end if;
+  if pg_catalog.pg_column_size(p_current_times) > 65536 then
+    perform watchium_private.check_size('p_current_times', pg_catalog.pg_column_size(p_current_times), 65536);
+  end if;
+  if pg_catalog.pg_column_size(p_is_playing) > 2048 then
+    perform watchium_private.check_size('p_is_playing', pg_catalog.pg_column_size(p_is_playing), 2048);
+  end if;
+  if not watchium_private.caller_is_trusted() then
+    raise exception 'record_heartbeats relays other users'' heartbeats: service_role only'
+      using errcode = '42501', hint = 'Clients call record_heartbeat for themselves.';
+  end if;
+  if v_n is null or v_n not between 1 and 1000 or pg_catalog.array_ndims(p_user_ids) <> 1 then
+    raise exception 'p_user_ids must be an array of 1 to 1000 user ids (got %)',
+      coalesce(v_n::text, 'null')
+      using errcode = '22023',
+            hint = 'Element i of p_user_ids, p_current_times and p_is_playing is one member''s heartbeat.';
+  end if;
+  if pg_catalog.cardinality(p_current_times) is distinct from v_n
+     or pg_catalog.array_ndims(p_current_times) <> 1 then
+    raise exception 'p_current_times must have one time per user id (% expected, got %)',
+      v_n, coalesce(pg_catalog.cardinality(p_current_times)::text, 'null')
+      using errcode = '22023';
+  end if;
+  if pg_catalog.cardinality(p_is_playing) is distinct from v_n
+     or pg_catalog.array_ndims(p_is_playing) <> 1 then
+    raise exception 'p_is_playing must have one flag per user id (% expected, got %)',
+      v_n, coalesce(pg_catalog.cardinality(p_is_playing)::text, 'null')
+      using errcode = '22023';
+  end if;
+
+  -- Cheap checks of the whole batch first; the first bad element is looked
+  -- up only when one fails, so that the message can name it. 'NaN' passes
+  -- `between` in neither direction, but is named anyway.
+  if exists (
+       select
+       from rows from (pg_catalog.unnest(p_user_ids), pg_catalog.unnest(p_current_times),
+                       pg_catalog.unnest(p_is_playing)) as x(user_id, t, playing)
+       where x.user_id is null or pg_catalog.char_length(x.user_id) not between 1 and 100
+          or x.t is null or x.t = 'NaN'::numeric or x.t not between 0 and 86400
+          or x.playing is null
+     )
+     or (select pg_catalog.count(distinct u) from pg_catalog.unnest(p_user_ids) as u) <> v_n
+  then
+    select b.problem into v_bad
+    from (
+      select x.i,
+             case
+               when x.user_id is null or pg_catalog.char_length(x.user_id) not between 1 and 100
+                 then pg_catalog.format('p_user_ids[%s] must be a user id of 1 to 100 characters', x.i)
+               when x.t is null or x.t = 'NaN'::numeric or x.t not between 0 and 86400
+                 then pg_catalog.format('p_current_times[%s] must be a number of seconds from 0 to 86400 (got %s)',
+                                        x.i, coalesce(x.t::text, 'null'))
+               when x.playing is null
+                 then pg_catalog.format('p_is_playing[%s] must be true or false, not null', x.i)
+               when pg_catalog.count(*) over (partition by x.user_id) > 1
+                 then pg_catalog.format('p_user_ids[%s]: %s appears more than once', x.i,
+                                        pg_catalog.quote_literal(x.user_id))
+             end as problem
+      from rows from (pg_catalog.unnest(p_user_ids), pg_catalog.unnest(p_current_times),
+                      pg_catalog.unnest(p_is_playing)) with ordinality as x(user_id, t, playing, i)
+    ) as b
+    where b.problem is not null
+    order by b.i
+    limit 1;
+    raise exception '%', v_bad
+      using errcode = '22023',
+            hint = 'One heartbeat per member: element i of p_user_ids, p_current_times (0 to 86400 s) and p_is_playing.';
+  end if;
+
+  select * into v_room from public.rooms as r where r.room_id = p_room_id;
+  if not found then
+    raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
+      using errcode = 'P0002';
+  end if;
+
+  -- Soft state, as in record_heartbeat: no wait for the WAL flush unless the
+  -- transaction wrote before us or a member's level change writes an event.
+  if pg_catalog.pg_current_xact_id_if_assigned() is null then
+    perform pg_catalog.set_config('watchium.soft_commit',
+                                  pg_catalog.current_setting('synchronous_commit'), true),
+            pg_catalog.set_config('synchronous_commit', 'off', true);
+  end if;
+
+  return query
+  select h.user_id, h.outcome, h.reported_time, h.expected_time, h.time_difference,
+         h.is_synced, h.sync_level, pg_catalog.now()
+  from watchium_private.apply_heartbeats(v_room, p_user_ids, p_current_times, p_is_playing) as h;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) IS 'Body of public.record_heartbeats (same arguments, result and errors; documented there). Security definer: writes watchium_private.member_presence and sync history. Callers reach it through public.record_heartbeats, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_id      bigint;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  if p_active_connections is null or p_active_connections not between 0 and 100000 then
+    raise exception 'p_active_connections must be between 0 and 100000 (got %)', coalesce(p_active_connections::text, 'null')
+      using errcode = '22023';
+  end if;
+  if p_total_events is null or p_total_events not between 0 and 1000000000000 then
+    raise exception 'p_total_events must be between 0 and 10^12 (got %)', coalesce(p_total_events::text, 'null')
+      using errcode = '22023';
+  end if;
+  if p_avg_latency_ms is null or p_avg_latency_ms = 'NaN'::numeric or p_avg_latency_ms not between 0 and 600000 then
+    raise exception 'p_avg_latency_ms must be a finite number of milliseconds from 0 to 600000 (got %)', coalesce(p_avg_latency_ms::text, 'null')
+      using errcode = '22023';
+  end if;
+  if p_error_rate is null or p_error_rate = 'NaN'::numeric or p_error_rate not between 0 and 1 then
+    raise exception 'p_error_rate must be a fraction from 0 to 1 (got %)', coalesce(p_error_rate::text, 'null')
+      using errcode = '22023', hint = 'The seed''s RealtimeMonitor errorRate: errors / events.';
+  end if;
+  perform watchium_private.require_sync_room(p_room_id, v_user_id);
+  perform watchium_private.enforce_rate_limit(v_user_id, 'realtime_metrics');
+
+  insert into watchium_private.realtime_metrics
+    (room_id, user_id, active_connections, total_events, avg_latency_ms, error_rate)
+  values (p_room_id, v_user_id, p_active_connections, p_total_events,
+          pg_catalog.round(p_avg_latency_ms, 2), pg_catalog.round(p_error_rate, 4))
+  returning id into v_id;
+  return v_id;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) IS 'Body of public.record_realtime_metrics (same arguments, result and errors; documented there). Security definer: writes watchium_private.realtime_metrics. Callers reach it through public.record_realtime_metrics, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text;
+  v_time    numeric;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  v_user_id := watchium_private.require_user_id();
+  v_time := watchium_private.require_playback_time(p_time, 'p_time');
+  return watchium_private.apply_host_control(v_user_id, p_room_id, 'seek', null, v_time, null);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) IS 'Body of public.seek_to_time (same arguments, result and errors; documented there). Security definer: updates public.rooms and writes sync history, which clients cannot. Callers reach it through public.seek_to_time, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  v_user_id := watchium_private.require_user_id();
+  if p_speed is null or p_speed = 'NaN'::numeric or p_speed not between 0.25 and 4.0 then
+    raise exception 'p_speed must be a number from 0.25 to 4.0 (got %)', coalesce(p_speed::text, 'null')
+      using errcode = '22023', hint = 'Common speeds: 0.5, 1, 1.25, 1.5, 2.';
+  end if;
+  if p_speed <> pg_catalog.round(p_speed, 2) then
+    raise exception 'p_speed must have at most 2 decimals (got %)', p_speed
+      using errcode = '22023';
+  end if;
+  return watchium_private.apply_host_control(v_user_id, p_room_id, 'speed', null, null, p_speed);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) IS 'Body of public.set_playback_speed (same arguments, result and errors; documented there). Security definer: updates public.rooms and writes sync history, which clients cannot. Callers reach it through public.set_playback_speed, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.sync_history_health() RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_now       timestamptz := pg_catalog.now();
+  v_retention interval := coalesce(watchium_private.setting_interval('sync_history_retention'), interval '6 hours');
+  v_premake   interval := coalesce(watchium_private.setting_interval('sync_history_premake'), interval '1 day');
+  v_batch     bigint := coalesce(
+                (select (s.value #>> '{}')::bigint from watchium_private.settings as s
+                 where s.key = 'sync_history_drain_batch'), 10000);
+  v_this_hour timestamptz := pg_catalog.date_trunc('hour', v_now at time zone 'UTC') at time zone 'UTC';
+  v_attached  text[];
+  v_detached  text[];
+  v_missing   text[];
+  v_expired   text[];
+  v_default   bigint;
+  v_problems  text[] := '{}'::text[];
+  v_warnings  text[] := '{}'::text[];
+begin
+  select pg_catalog.array_agg(c.relname order by c.relname) filter (where c.relispartition),
+         pg_catalog.array_agg(c.relname order by c.relname) filter (where not c.relispartition)
+    into v_attached, v_detached
+  from pg_catalog.pg_class as c
+  where c.relnamespace = 'public'::pg_catalog.regnamespace
+    and c.relkind = 'r'
+    and c.relname ~ '^sync_states_p[0-9]{10}$';
+  v_attached := coalesce(v_attached, '{}');
+  v_detached := coalesce(v_detached, '{}');
+
+  select pg_catalog.array_agg(n.name order by n.name) into v_missing
+  from pg_catalog.generate_series(v_this_hour, v_this_hour + v_premake, interval '1 hour') as h
+  cross join lateral (select 'sync_states_p' || pg_catalog.to_char(h at time zone 'UTC', 'YYYYMMDDHH24') as name) as n
+  where n.name <> all (v_attached);
+  v_missing := coalesce(v_missing, '{}');
+
+  select pg_catalog.array_agg(a.name order by a.name) into v_expired
+  from pg_catalog.unnest(v_attached) as a(name)
+  where (pg_catalog.to_timestamp(pg_catalog.substr(a.name, 14), 'YYYYMMDDHH24')::timestamp at time zone 'UTC')
+        + interval '1 hour' <= v_now - v_retention;
+  v_expired := coalesce(v_expired, '{}');
+
+  select pg_catalog.count(*) into v_default
+  from (select from public.sync_states_default limit v_batch + 1) as x;
+
+  if pg_catalog.cardinality(v_attached) = 0 then
+    v_warnings := v_warnings || ('no hourly partition of the sync history yet: maintenance has not run since '
+      || 'the upgrade. Run `watchium-db maintain` (and schedule it every minute)'::text);
+  elsif v_missing && array['sync_states_p' || pg_catalog.to_char(v_this_hour at time zone 'UTC', 'YYYYMMDDHH24'),
+                        'sync_states_p' || pg_catalog.to_char((v_this_hour + interval '1 hour') at time zone 'UTC', 'YYYYMMDDHH24')] then
+    v_problems := v_problems || ('the sync history partition of this hour or the next is missing: history goes to '
+      || 'the default partition. Run `watchium-db maintain` (and check that it is scheduled every minute); '
+      || 'see "skipped" in its output');
+  elsif pg_catalog.cardinality(v_missing) > 0 then
+    v_warnings := v_warnings || (pg_catalog.cardinality(v_missing)::text || ' hourly partition(s) of the next '
+      || v_premake::text || ' are not attached yet (maintenance skipped creating them, e.g. on a lock timeout '
+      || 'behind a long transaction; the next runs retry): ' || pg_catalog.array_to_string(v_missing, ', '));
+  end if;
+  if pg_catalog.cardinality(v_expired) > 0 then
+    v_warnings := v_warnings || (pg_catalog.cardinality(v_expired)::text || ' expired partition(s) still attached '
+      || '(maintenance skipped detaching them, e.g. behind a long reader; the next runs retry): '
+      || pg_catalog.array_to_string(v_expired, ', '));
+  end if;
+  if pg_catalog.cardinality(v_detached) > 0 then
+    v_warnings := v_warnings || ('table(s) of the sync history not attached (the next maintenance run attaches '
+      || 'or drops them): ' || pg_catalog.array_to_string(v_detached, ', '));
+  end if;
+  if v_default > 0 then
+    v_warnings := v_warnings || (case when v_default > v_batch then 'more than ' || v_batch::text
+                                      else v_default::text end
+      || ' row(s) in public.sync_states_default (maintenance moves at most ' || v_batch::text
+      || ' per run into their hourly partitions)');
+  end if;
+
+  return pg_catalog.jsonb_build_object(
+    'ok', pg_catalog.cardinality(v_problems) = 0,
+    'problems', pg_catalog.to_jsonb(v_problems),
+    'warnings', pg_catalog.to_jsonb(v_warnings),
+    'partitions', pg_catalog.cardinality(v_attached),
+    'missing_ahead', pg_catalog.to_jsonb(v_missing),
+    'expired_attached', pg_catalog.to_jsonb(v_expired),
+    'detached', pg_catalog.to_jsonb(v_detached),
+    'default_rows', v_default,
+    'premake', v_premake::text,
+    'retention', v_retention::text
+  );
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_rpc.sync_history_health() IS 'Body of public.sync_history_health (same arguments, result and errors; documented there). Security definer: counts rows of public.sync_states_default. Callers reach it through public.sync_history_health, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.transfer_host(p_room_id text, p_new_host text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_new_host', pg_catalog.octet_length(p_new_host), 400);
+  if p_new_host is null or pg_catalog.char_length(p_new_host) not between 1 and 100 then
+    raise exception 'p_new_host must be a user id of 1 to 100 characters' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'transfer_host');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  perform watchium_private.require_host(v_room, v_user_id);
+  if not exists (
+    select from public.room_members as m where m.room_id = v_room.room_id and m.user_id = p_new_host
+  ) then
+    raise exception 'p_new_host % is not a member of room %', p_new_host, v_room.room_id
+      using errcode = 'P0002';
+  end if;
+  if p_new_host <> v_user_id then
+    update public.room_members as m set is_host = false
+    where m.room_id = v_room.room_id and m.user_id = v_user_id;
+    update public.room_members as m set is_host = true
+    where m.room_id = v_room.room_id and m.user_id = p_new_host;
+  end if;
+  return pg_catalog.jsonb_build_object('room_id', v_room.room_id, 'host_user_id', p_new_host);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.transfer_host(p_room_id text, p_new_host text) IS 'Body of public.transfer_host (same arguments, result and errors; documented there). Security definer: updates room_members, which no client may write. Callers reach it through public.transfer_host, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.update_room(p_room_id text, p_title text DEFAULT NULL::text, p_episode_number integer DEFAULT NULL::integer, p_video_url text DEFAULT NULL::text, p_is_public boolean DEFAULT NULL::boolean, p_rotate_access_key boolean DEFAULT false) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id   text := watchium_private.require_user_id();
+  v_title     text := watchium_private.check_text('p_title', p_title, 1, 200);
+  v_video_url text := watchium_private.check_url('p_video_url', p_video_url);
+  v_room      public.rooms;
+  v_changes   jsonb := '{}'::jsonb;
+  v_new_key   text;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_title', pg_catalog.octet_length(p_title), 800);
+  perform watchium_private.check_size('p_video_url', pg_catalog.octet_length(p_video_url), 8192);
+  if p_episode_number is not null then
+    perform watchium_private.check_episode('p_episode_number', p_episode_number);
+  end if;
+  if v_title is null and p_episode_number is null and v_video_url is null
+     and p_is_public is null and not coalesce(p_rotate_access_key, false) then
+    raise exception 'nothing to update: pass at least one of p_title, p_episode_number, p_video_url, p_is_public, p_rotate_access_key'
+      using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'update_room');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  perform watchium_private.require_host(v_room, v_user_id);
+
+  if coalesce(p_rotate_access_key, false) and coalesce(p_is_public, v_room.is_public) then
+    raise exception 'p_rotate_access_key needs a private room: public rooms have no access key'
+      using errcode = '22023';
+  end if;
+
+  if v_title is not null and v_title <> v_room.title then
+    v_changes := v_changes || pg_catalog.jsonb_build_object('title', v_title);
+  end if;
+  if p_episode_number is not null and p_episode_number <> v_room.episode_number then
+    v_changes := v_changes || pg_catalog.jsonb_build_object('episode_number', p_episode_number);
+  end if;
+  if v_video_url is not null and v_video_url <> v_room.video_url then
+    v_changes := v_changes || pg_catalog.jsonb_build_object('video_url', v_video_url);
+  end if;
+  if p_is_public is not null and p_is_public <> v_room.is_public then
+    v_changes := v_changes || pg_catalog.jsonb_build_object('is_public', p_is_public);
+  end if;
+
+  update public.rooms as r
+  set title = coalesce(v_title, r.title),
+      video_url = coalesce(v_video_url, r.video_url),
+      is_public = coalesce(p_is_public, r.is_public),
+      episode_number = coalesce(p_episode_number, r.episode_number),
+      current_playback_time = case when v_changes ? 'episode_number' then 0 else r.current_playback_time end,
+      is_playing = case when v_changes ? 'episode_number' then false else r.is_playing end,
+      playback_updated_at = case when v_changes ? 'episode_number' then pg_catalog.now() else r.playback_updated_at end,
+      last_activity = pg_catalog.now()
+  where r.room_id = v_room.room_id
+  returning * into v_room;
+
+  if v_changes ? 'episode_number' then
+    perform watchium_private.ensure_anchor(v_room.anime_id, v_room.episode_number);
+  end if;
+
+  if v_room.is_public then
+    delete from watchium_private.room_secrets as s where s.room_id = v_room.room_id;
+  elsif v_changes ? 'is_public' or coalesce(p_rotate_access_key, false) then
+    v_new_key := watchium_private.generate_access_key();
+    insert into watchium_private.room_secrets as s (room_id, access_key)
+    values (v_room.room_id, v_new_key)
+    on conflict (room_id) do update
+      set access_key = excluded.access_key, created_at = pg_catalog.now(), wrong_attempts = 0;
+    v_changes := v_changes || '{"access_key_rotated": true}'::jsonb;
+  end if;
+
+  if v_changes <> '{}'::jsonb then
+    perform watchium_private.emit_room_event(v_room.room_id, 'room_updated', v_changes);
+  end if;
+  -- A new episode is a playback change too (paused at 0): the same playback
+  -- event as the host controls, so players follow from one event.
+  if v_changes ? 'episode_number' then
+    perform watchium_private.emit_room_event(v_room.room_id, 'playback', pg_catalog.jsonb_build_object(
+      'room_id', v_room.room_id,
+      'action', 'episode',
+      'is_playing', v_room.is_playing,
+      'current_time', v_room.current_playback_time,
+      'playback_speed', v_room.playback_speed,
+      'playback_updated_at', v_room.playback_updated_at,
+      'episode_number', v_room.episode_number,
+      'host_user_id', v_room.host_user_id
+    ));
+  end if;
+  return pg_catalog.jsonb_build_object('room', pg_catalog.to_jsonb(v_room), 'access_key', v_new_key);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) IS 'Body of public.update_room (same arguments, result and errors; documented there). Security definer: updates rooms and room_secrets, which no client may write. Callers reach it through public.update_room, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 REVOKE ALL ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) TO authenticated;
 GRANT ALL ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) TO service_role;
@@ -4320,3 +4679,125 @@ REVOKE ALL ON FUNCTION watchium_private.tg_room_members__sync_room_host() FROM P
 REVOKE ALL ON FUNCTION watchium_private.tg_settings__apply_rpc_lock_timeout() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.validate_broadcast_payload(p_event_type text, p_payload jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_rpc.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.check_rate_limit(p_user_id text, p_action text, p_window_minutes integer, p_max_requests integer) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.create_room(p_title text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_username text, p_source_id text, p_is_public boolean, p_avatar_url text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.create_room(p_title text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_username text, p_source_id text, p_is_public boolean, p_avatar_url text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.create_room(p_title text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_username text, p_source_id text, p_is_public boolean, p_avatar_url text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.delete_comment(p_comment_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.delete_comment(p_comment_id bigint) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.delete_comment(p_comment_id bigint) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.delete_room(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.delete_room(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.delete_room(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.edit_comment(p_comment_id bigint, p_message text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.edit_comment(p_comment_id bigint, p_message text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.edit_comment(p_comment_id bigint, p_message text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.forget_user(p_user_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.forget_user(p_user_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.get_or_create_anchor(p_anime_id text, p_episode_number integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.get_or_create_anchor(p_anime_id text, p_episode_number integer) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.get_or_create_anchor(p_anime_id text, p_episode_number integer) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.get_room(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.get_room(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.get_room(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.get_room_sync_state(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_state(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_state(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.install_maintenance_schedule() FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.install_maintenance_schedule() TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.kick_member(p_room_id text, p_user_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.kick_member(p_room_id text, p_user_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.kick_member(p_room_id text, p_user_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.leave_room(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.leave_room(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.leave_room(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.list_public_rooms(p_anime_id text, p_limit integer, p_cursor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.list_public_rooms(p_anime_id text, p_limit integer, p_cursor text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.list_public_rooms(p_anime_id text, p_limit integer, p_cursor text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.maintain() FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.maintain() TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.realtime_health() FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.realtime_health() TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.sync_history_health() FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.sync_history_health() TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.transfer_host(p_room_id text, p_new_host text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.transfer_host(p_room_id text, p_new_host text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.transfer_host(p_room_id text, p_new_host text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) TO service_role;

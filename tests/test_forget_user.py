@@ -151,6 +151,11 @@ def test_forget_user_refuses_untrusted_callers_even_with_execute(conn):
     """Defence in depth: a grant added by mistake still does not let a client forget anyone."""
     make_room(conn, host="victim")
     conn.execute("grant execute on function public.forget_user(text) to authenticated")
+    # The entry point alone: its security definer body stays out of reach.
+    with pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
+        call(conn, "attacker", "select public.forget_user('victim')")
+    # The body too: the body's own check refuses.
+    conn.execute("grant execute on function watchium_rpc.forget_user(text) to authenticated")
     with pytest.raises(errors.InsufficientPrivilege, match="service_role only"):
         call(conn, "attacker", "select public.forget_user('victim')")
     assert traces(conn, "victim")["members"] == 1

@@ -61,7 +61,8 @@ def test_overlapping_upgrades_wait_for_each_other_and_both_succeed(empty_db_url)
     assert migrate.current_revision(empty_db_url) == migrate.head_revision()
     with psycopg.connect(empty_db_url) as conn:
         assert conn.execute(
-            "select count(*) from pg_proc where proname = 'maintain'"
+            "select count(*) from pg_proc"
+            " where proname = 'maintain' and pronamespace = 'public'::regnamespace"
         ).fetchone() == (1,)
 
 

@@ -83,9 +83,12 @@ def test_downgrade_to_base_and_upgrade_again(watchium_db_url):
         ).fetchall()
         funcs = conn.execute(
             "select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
-            " where n.nspname in ('public', 'watchium_private')"
+            " where n.nspname in ('public', 'watchium_private', 'watchium_rpc')"
         ).fetchall()
-    assert left == [] and funcs == []
+        rpc_schema = conn.execute(
+            "select 1 from pg_namespace where nspname = 'watchium_rpc'"
+        ).fetchall()
+    assert left == [] and funcs == [] and rpc_schema == []
     migrate.upgrade(watchium_db_url)
     assert migrate.current_revision(watchium_db_url) == migrate.head_revision()
 

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-SCHEMAS = ("public", "watchium_private")
+SCHEMAS = ("public", "watchium_private", "watchium_rpc")
 
 FUNCTIONS = """
 select p.oid::regprocedure::text as name, p.oid, t.relid, t.newtable, t.oldtable

@@ -180,8 +180,9 @@ def test_table_privileges(matrix_db, table, action, caller, expected):
 
 # -------------------------------------------------------------------------------------------
 # EXECUTE on every function. Every function of public is listed (a new one fails the test until
-# it is declared); in watchium_private nobody may execute anything except the listed helpers
-# that policies call.
+# it is declared); its security definer body in watchium_rpc has exactly the same EXECUTE (the
+# public entry point is security invoker and calls the body with the caller's rights). In
+# watchium_private nobody may execute anything except the listed helpers.
 # -------------------------------------------------------------------------------------------
 FUNCTION_MATRIX = """
 function                             anon  authenticated  service_role
@@ -246,7 +247,7 @@ def test_function_execute_privileges(conn):
                pg_catalog.has_function_privilege('public', p.oid, 'execute')
         from pg_catalog.pg_proc p
         join pg_catalog.pg_namespace n on n.oid = p.pronamespace
-        where n.nspname in ('public', 'watchium_private')
+        where n.nspname in ('public', 'watchium_private', 'watchium_rpc')
           and not exists (select from pg_catalog.pg_depend d where d.objid = p.oid and d.deptype = 'e')
         """
     ).fetchall()
@@ -254,8 +255,37 @@ def test_function_execute_privileges(conn):
     public_functions = {name for name in actual if name.startswith("public.")}
     declared_public = {name for name in FUNCTION_EXECUTE if name.startswith("public.")}
     assert public_functions == declared_public, "declare every public function's EXECUTE above"
-    expected = {name: FUNCTION_EXECUTE.get(name, set()) for name in actual}
+    bodies = {name.removeprefix("watchium_rpc.") for name in actual if name.startswith("watchium_rpc.")}
+    assert bodies == {name.removeprefix("public.") for name in public_functions}
+    expected = {
+        name: FUNCTION_EXECUTE.get(name.replace("watchium_rpc.", "public.", 1), set())
+        if name.startswith("watchium_rpc.")
+        else FUNCTION_EXECUTE.get(name, set())
+        for name in actual
+    }
     mismatched = {name: (actual[name], want) for name, want in expected.items() if actual[name] != want}
     assert mismatched == {}
     granted_to_public = [name for name, _, public in rows if public]
     assert granted_to_public == []
+
+
+def test_rpc_schema_usage_only_for_roles_that_call_an_entry_point(conn):
+    """USAGE on watchium_rpc is needed to reach a body through its entry point: exactly the roles
+    that may execute some public function have it; nobody but the owner may create there."""
+    callers = {
+        role
+        for name, roles in FUNCTION_EXECUTE.items()
+        if name.startswith("public.")
+        for role in roles
+    }
+    for role in ROLES:
+        usage, create = conn.execute(
+            "select pg_catalog.has_schema_privilege(%s, 'watchium_rpc', 'usage'),"
+            " pg_catalog.has_schema_privilege(%s, 'watchium_rpc', 'create')",
+            (role, role),
+        ).fetchone()
+        assert (role, usage, create) == (role, role in callers, False)
+    public_usage = conn.execute(
+        "select pg_catalog.has_schema_privilege('public', 'watchium_rpc', 'usage')"
+    ).fetchone()[0]
+    assert public_usage is False

@@ -51,7 +51,7 @@ def test_every_object_is_described_in_the_catalog(conn):
            and col_description(c.oid, a.attnum) is null
         union all
         select 'function ' || p.oid::regprocedure from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-         where n.nspname in ('public', 'watchium_private') and obj_description(p.oid, 'pg_proc') is null
+         where n.nspname in ('public', 'watchium_private', 'watchium_rpc') and obj_description(p.oid, 'pg_proc') is null
         union all
         select 'policy ' || polname from pg_policy where obj_description(oid, 'pg_policy') is null
         """

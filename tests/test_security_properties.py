@@ -10,7 +10,11 @@ import re
 
 import pytest
 
-OUR_SCHEMAS = ("public", "watchium_private")
+OUR_SCHEMAS = ("public", "watchium_private", "watchium_rpc")
+# The schemas the Data API exposes (PostgREST's db_schemas): what the advisor's function lints
+# look at. watchium_rpc holds the security definer bodies of the RPC functions and is not exposed.
+EXPOSED_SCHEMAS = ("public",)
+RPC_SCHEMA = "watchium_rpc"
 
 # Objects of our schemas that belong to an extension are not ours to lint.
 NOT_EXTENSION = """
@@ -71,6 +75,75 @@ def find_no_security_definer_function_executable_by_anon(conn):
           and pg_catalog.has_function_privilege('anon', p.oid, 'execute')
         """,
         (list(OUR_SCHEMAS),),
+    ).fetchall()
+    return rows
+
+
+def find_no_security_definer_function_executable_by_authenticated_in_exposed_schema(conn):
+    """authenticated_security_definer_function_executable."""
+    rows = conn.execute(
+        """
+        select p.oid::regprocedure::text
+        from pg_catalog.pg_proc p
+        join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+        where n.nspname = any(%s) and p.prosecdef
+          and pg_catalog.has_function_privilege('authenticated', p.oid, 'execute')
+        """,
+        (list(EXPOSED_SCHEMAS),),
+    ).fetchall()
+    return rows
+
+
+def find_no_security_definer_function_in_exposed_schema(conn):
+    """Our rule, stricter than the lints: nothing in an exposed schema is security definer, even
+    when no API role may execute it today (one grant away from the lint). Definer rights live in
+    the bodies in watchium_rpc, behind security invoker entry points."""
+    rows = conn.execute(
+        """
+        select p.oid::regprocedure::text
+        from pg_catalog.pg_proc p
+        join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+        where n.nspname = any(%s) and p.prosecdef
+          and not exists (select from pg_catalog.pg_depend d
+                          where d.objid = p.oid and d.deptype = 'e')
+        """,
+        (list(EXPOSED_SCHEMAS),),
+    ).fetchall()
+    return rows
+
+
+def find_every_rpc_body_is_security_definer_with_pinned_search_path(conn):
+    """Every function in watchium_rpc is a security definer body with search_path pinned."""
+    rows = conn.execute(
+        """
+        select p.oid::regprocedure::text
+        from pg_catalog.pg_proc p
+        join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+        where n.nspname = %s
+          and (not p.prosecdef or not coalesce(%s = any(p.proconfig), false))
+        """,
+        (RPC_SCHEMA, PINNED_SEARCH_PATH),
+    ).fetchall()
+    return rows
+
+
+def find_every_public_rpc_has_a_body(conn):
+    """Every function in public is an entry point with a body of the same name and signature in
+    watchium_rpc that it calls, and every body has its entry point."""
+    rows = conn.execute(
+        """
+        select coalesce(f.oid::regprocedure::text, b.oid::regprocedure::text)
+        from (select p.* from pg_catalog.pg_proc p
+              where p.pronamespace = 'public'::regnamespace
+                and not exists (select from pg_catalog.pg_depend d
+                                where d.objid = p.oid and d.deptype = 'e')) as f
+        full join (select p.* from pg_catalog.pg_proc p
+                   where p.pronamespace = %s::regnamespace) as b
+          on b.proname = f.proname and b.proargtypes = f.proargtypes
+        where f.oid is null or b.oid is null
+           or pg_catalog.strpos(f.prosrc, %s || '.' || f.proname || '(') = 0
+        """,
+        (RPC_SCHEMA, RPC_SCHEMA),
     ).fetchall()
     return rows
 
@@ -282,6 +355,10 @@ VIOLATIONS = {
     "every_function_pins_search_path": "create function public.bad() returns int language sql as 'select 1'",
     "search_path_is_pinned": "create function public.bad() returns int language sql set search_path = '' as 'select 1'",
     "no_security_definer_function_executable_by_anon": "create function public.bad() returns int language sql security definer set search_path = pg_catalog, pg_temp as 'select 1'",
+    "no_security_definer_function_executable_by_authenticated_in_exposed_schema": "create function public.bad() returns int language sql security definer set search_path = pg_catalog, pg_temp as 'select 1'; revoke all on function public.bad() from public, anon; grant execute on function public.bad() to authenticated",
+    "no_security_definer_function_in_exposed_schema": "create function public.bad() returns int language sql security definer set search_path = pg_catalog, pg_temp as 'select 1'; revoke all on function public.bad() from public, anon, authenticated",
+    "every_rpc_body_is_security_definer_with_pinned_search_path": "alter function watchium_rpc.leave_room(text) security invoker",
+    "every_public_rpc_has_a_body": "create function public.bad() returns int language plpgsql set search_path = pg_catalog, pg_temp as $$ begin return 1; end $$",
     "policies_read_identity_once_per_statement": "create policy bad on public.comments for select to anon using (user_id = watchium_private.current_user_id())",
     "no_always_true_write_policy": "create policy bad on public.comments for insert to authenticated with check (true)",
     "no_two_permissive_policies_for_one_role_and_action": "create policy bad on public.rooms for select to anon using (true)",

@@ -1,3 +1,6 @@
+-- The bodies in watchium_rpc were dropped by the later revisions' downgrades.
+drop schema watchium_rpc;
+
 -- The roles are cluster-wide and may be shared with other databases and
 -- applications: they are never dropped. The private schema holds the
 -- migration version table, so it stays too; it is empty otherwise.

@@ -33,3 +33,21 @@ $roles$;
 -- Policies call helpers in the private schema with the caller's privileges,
 -- so the API roles may look names up there; each object grants its own rights.
 grant usage on schema watchium_private to anon, authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- watchium_rpc: the security definer bodies of the public RPC functions.
+--
+-- Each function clients call in public is a security invoker entry point that
+-- passes its arguments to the body of the same name and signature here, which
+-- runs with the owner's rights and does all the checking. This schema is not
+-- in the Data API's exposed schemas: the API roles get USAGE (and EXECUTE on
+-- exactly the bodies of the functions they may call) only because an invoker
+-- function calls the body with the caller's rights. A role that can run SQL
+-- gains nothing by calling a body directly: the entry point adds no check.
+-- Never add this schema to the exposed schemas (db_schemas).
+-- -----------------------------------------------------------------------------
+create schema watchium_rpc;
+comment on schema watchium_rpc is
+  'watchium-db: the security definer bodies of the public RPC functions (each public entry point is security invoker and calls its body here). Not exposed by the Data API.';
+revoke all on schema watchium_rpc from public;
+grant usage on schema watchium_rpc to authenticated, service_role;

@@ -1,4 +1,5 @@
 drop function public.check_rate_limit(text, text, integer, integer);
+drop function watchium_rpc.check_rate_limit(text, text, integer, integer);
 drop function watchium_private.enforce_rate_limit(text, text);
 drop function watchium_private.consume_rate_limit(text, text, integer, integer);
 drop table watchium_private.rate_limit_counters;

@@ -538,7 +538,7 @@ revoke all on function watchium_private.enforce_rate_limit(text, text) from publ
 -- that many custom rows per user plus what accumulates between two runs.
 -- Security definer: writes the private counters table.
 -- -----------------------------------------------------------------------------
-create function public.check_rate_limit(
+create function watchium_rpc.check_rate_limit(
   p_user_id text,
   p_action text,
   p_window_minutes integer default 1,
@@ -549,7 +549,6 @@ language plpgsql
 volatile
 security definer  -- writes watchium_private.rate_limit_counters, which no client may touch
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_window_start timestamptz;
@@ -607,6 +606,36 @@ begin
     end if;
   end if;
   return watchium_private.consume_rate_limit(p_user_id, p_action, p_window_minutes, p_max_requests);
+end;
+$$;
+comment on function watchium_rpc.check_rate_limit(text, text, integer, integer) is
+  'Body of public.check_rate_limit (same arguments, result and errors; documented there). Security definer: writes watchium_private.rate_limit_counters, which no client may touch. Callers reach it through public.check_rate_limit, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.check_rate_limit(text, text, integer, integer) from public;
+grant execute on function watchium_rpc.check_rate_limit(text, text, integer, integer)
+  to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.check_rate_limit: the Data API entry point; its body is
+-- watchium_rpc.check_rate_limit above. Security invoker: it runs with the
+-- caller's rights and only passes the arguments on; the body checks them and
+-- the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.check_rate_limit(
+  p_user_id text,
+  p_action text,
+  p_window_minutes integer default 1,
+  p_max_requests integer default 60
+)
+returns boolean
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.check_rate_limit(p_user_id, p_action, p_window_minutes,
+    p_max_requests);
 end;
 $$;
 comment on function public.check_rate_limit(text, text, integer, integer) is

@@ -882,7 +882,7 @@ comment on trigger _300_member_left on public.room_members is
 -- Security definer: writes rooms, room_members and room_secrets, which
 -- clients cannot write.
 -- -----------------------------------------------------------------------------
-create function public.create_room(
+create function watchium_rpc.create_room(
   p_title text,
   p_anime_id text,
   p_anime_title text,
@@ -898,7 +898,6 @@ language plpgsql
 volatile
 security definer  -- writes tables and secrets that no client may write directly
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id     text := watchium_private.require_user_id();
@@ -971,6 +970,41 @@ begin
   );
 end;
 $$;
+comment on function watchium_rpc.create_room(text, text, text, integer, text, text, text, boolean, text) is
+  'Body of public.create_room (same arguments, result and errors; documented there). Security definer: writes tables and secrets that no client may write directly. Callers reach it through public.create_room, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.create_room(text, text, text, integer, text, text, text, boolean, text) from public;
+grant execute on function watchium_rpc.create_room(text, text, text, integer, text, text, text, boolean, text)
+  to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.create_room: the Data API entry point; its body is
+-- watchium_rpc.create_room above. Security invoker: it runs with the caller's
+-- rights and only passes the arguments on; the body checks them and the
+-- caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.create_room(
+  p_title text,
+  p_anime_id text,
+  p_anime_title text,
+  p_episode_number integer,
+  p_video_url text,
+  p_username text,
+  p_source_id text default null,
+  p_is_public boolean default true,
+  p_avatar_url text default null
+)
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.create_room(p_title, p_anime_id, p_anime_title, p_episode_number,
+    p_video_url, p_username, p_source_id, p_is_public, p_avatar_url);
+end;
+$$;
 comment on function public.create_room(text, text, text, integer, text, text, text, boolean, text) is
   'Creates a room with the caller as first member and host. Private rooms (p_is_public false) get a 6-digit access key, returned only here (and to the host by get_room / get_room_access_key). Returns {room, membership, access_key}.';
 revoke all on function public.create_room(text, text, text, integer, text, text, text, boolean, text) from public, anon;
@@ -1001,7 +1035,7 @@ grant execute on function public.create_room(text, text, text, integer, text, te
 -- {status: 'invalid_access_key', attempts_left}.
 -- Security definer: writes room_members and reads room_secrets.
 -- -----------------------------------------------------------------------------
-create function public.join_room(
+create function watchium_rpc.join_room(
   p_room_id text,
   p_access_key text default null,
   p_username text default null,
@@ -1012,7 +1046,6 @@ language plpgsql
 volatile
 security definer  -- writes room_members and reads room_secrets, which no client may touch
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id    text := watchium_private.require_user_id();
@@ -1111,6 +1144,35 @@ begin
   );
 end;
 $$;
+comment on function watchium_rpc.join_room(text, text, text, text) is
+  'Body of public.join_room (same arguments, result and errors; documented there). Security definer: writes room_members and reads room_secrets, which no client may touch. Callers reach it through public.join_room, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.join_room(text, text, text, text) from public;
+grant execute on function watchium_rpc.join_room(text, text, text, text)
+  to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.join_room: the Data API entry point; its body is
+-- watchium_rpc.join_room above. Security invoker: it runs with the caller's
+-- rights and only passes the arguments on; the body checks them and the
+-- caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.join_room(
+  p_room_id text,
+  p_access_key text default null,
+  p_username text default null,
+  p_avatar_url text default null
+)
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.join_room(p_room_id, p_access_key, p_username, p_avatar_url);
+end;
+$$;
 comment on function public.join_room(text, text, text, text) is
   'Joins a room as the caller (idempotent). Private rooms need p_access_key; a wrong key returns {status: invalid_access_key, attempts_left} and is counted per user and per key (WD429 once either budget is spent; a rotated key starts a new budget). WD409 past max_memberships_per_user. Returns {status, room, membership}.';
 revoke all on function public.join_room(text, text, text, text) from public, anon;
@@ -1155,13 +1217,12 @@ revoke all on function watchium_private.remove_member(public.rooms, text, text, 
 -- maintenance deletes after empty_room_grace.
 -- Security definer: deletes from room_members.
 -- -----------------------------------------------------------------------------
-create function public.leave_room(p_room_id text)
+create function watchium_rpc.leave_room(p_room_id text)
 returns jsonb
 language plpgsql
 volatile
 security definer  -- deletes from room_members, which no client may write
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1183,6 +1244,29 @@ begin
   );
 end;
 $$;
+comment on function watchium_rpc.leave_room(text) is
+  'Body of public.leave_room (same arguments, result and errors; documented there). Security definer: deletes from room_members, which no client may write. Callers reach it through public.leave_room, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.leave_room(text) from public;
+grant execute on function watchium_rpc.leave_room(text) to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.leave_room: the Data API entry point; its body is
+-- watchium_rpc.leave_room above. Security invoker: it runs with the caller's
+-- rights and only passes the arguments on; the body checks them and the
+-- caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.leave_room(p_room_id text)
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.leave_room(p_room_id);
+end;
+$$;
 comment on function public.leave_room(text) is
   'The caller leaves the room (idempotent). Host leaving hands host to the longest-present member. Returns {status: left | not_member, room_id, host_user_id}.';
 revoke all on function public.leave_room(text) from public, anon;
@@ -1192,13 +1276,12 @@ grant execute on function public.leave_room(text) to authenticated, service_role
 -- public.kick_member: the host removes another member (member_kicked).
 -- Security definer: deletes from room_members.
 -- -----------------------------------------------------------------------------
-create function public.kick_member(p_room_id text, p_user_id text)
+create function watchium_rpc.kick_member(p_room_id text, p_user_id text)
 returns jsonb
 language plpgsql
 volatile
 security definer  -- deletes from room_members, which no client may write
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1226,6 +1309,29 @@ begin
   return pg_catalog.jsonb_build_object('status', 'kicked', 'room_id', v_room.room_id, 'user_id', p_user_id);
 end;
 $$;
+comment on function watchium_rpc.kick_member(text, text) is
+  'Body of public.kick_member (same arguments, result and errors; documented there). Security definer: deletes from room_members, which no client may write. Callers reach it through public.kick_member, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.kick_member(text, text) from public;
+grant execute on function watchium_rpc.kick_member(text, text) to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.kick_member: the Data API entry point; its body is
+-- watchium_rpc.kick_member above. Security invoker: it runs with the caller's
+-- rights and only passes the arguments on; the body checks them and the
+-- caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.kick_member(p_room_id text, p_user_id text)
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.kick_member(p_room_id, p_user_id);
+end;
+$$;
 comment on function public.kick_member(text, text) is
   'Host only: removes member p_user_id from the room (event member_kicked). 42501 for non-hosts, P0002 when not a member.';
 revoke all on function public.kick_member(text, text) from public, anon;
@@ -1237,13 +1343,12 @@ grant execute on function public.kick_member(text, text) to authenticated, servi
 -- with two); _200_sync_room_host mirrors it and writes the system comment.
 -- Security definer: updates room_members.
 -- -----------------------------------------------------------------------------
-create function public.transfer_host(p_room_id text, p_new_host text)
+create function watchium_rpc.transfer_host(p_room_id text, p_new_host text)
 returns jsonb
 language plpgsql
 volatile
 security definer  -- updates room_members, which no client may write
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1274,6 +1379,29 @@ begin
   return pg_catalog.jsonb_build_object('room_id', v_room.room_id, 'host_user_id', p_new_host);
 end;
 $$;
+comment on function watchium_rpc.transfer_host(text, text) is
+  'Body of public.transfer_host (same arguments, result and errors; documented there). Security definer: updates room_members, which no client may write. Callers reach it through public.transfer_host, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.transfer_host(text, text) from public;
+grant execute on function watchium_rpc.transfer_host(text, text) to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.transfer_host: the Data API entry point; its body is
+-- watchium_rpc.transfer_host above. Security invoker: it runs with the caller's
+-- rights and only passes the arguments on; the body checks them and the
+-- caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.transfer_host(p_room_id text, p_new_host text)
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.transfer_host(p_room_id, p_new_host);
+end;
+$$;
 comment on function public.transfer_host(text, text) is
   'Host only: makes member p_new_host the host (a no-op for yourself). 42501 for non-hosts, P0002 when p_new_host is not a member.';
 revoke all on function public.transfer_host(text, text) from public, anon;
@@ -1290,7 +1418,7 @@ grant execute on function public.transfer_host(text, text) to authenticated, ser
 -- Returns {room, access_key} (access_key only when a new one was drawn).
 -- Security definer: updates rooms and room_secrets.
 -- -----------------------------------------------------------------------------
-create function public.update_room(
+create function watchium_rpc.update_room(
   p_room_id text,
   p_title text default null,
   p_episode_number integer default null,
@@ -1303,7 +1431,6 @@ language plpgsql
 volatile
 security definer  -- updates rooms and room_secrets, which no client may write
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id   text := watchium_private.require_user_id();
@@ -1395,6 +1522,38 @@ begin
   return pg_catalog.jsonb_build_object('room', pg_catalog.to_jsonb(v_room), 'access_key', v_new_key);
 end;
 $$;
+comment on function watchium_rpc.update_room(text, text, integer, text, boolean, boolean) is
+  'Body of public.update_room (same arguments, result and errors; documented there). Security definer: updates rooms and room_secrets, which no client may write. Callers reach it through public.update_room, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.update_room(text, text, integer, text, boolean, boolean) from public;
+grant execute on function watchium_rpc.update_room(text, text, integer, text, boolean, boolean)
+  to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.update_room: the Data API entry point; its body is
+-- watchium_rpc.update_room above. Security invoker: it runs with the caller's
+-- rights and only passes the arguments on; the body checks them and the
+-- caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.update_room(
+  p_room_id text,
+  p_title text default null,
+  p_episode_number integer default null,
+  p_video_url text default null,
+  p_is_public boolean default null,
+  p_rotate_access_key boolean default false
+)
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.update_room(p_room_id, p_title, p_episode_number, p_video_url,
+    p_is_public, p_rotate_access_key);
+end;
+$$;
 comment on function public.update_room(text, text, integer, text, boolean, boolean) is
   'Host only: changes title, episode (resets playback, creates the anchor), video URL or privacy (a new access key when made private or rotated). Emits room_updated, and playback (action episode) when the episode changed. Returns {room, access_key}.';
 revoke all on function public.update_room(text, text, integer, text, boolean, boolean) from public, anon;
@@ -1407,13 +1566,12 @@ grant execute on function public.update_room(text, text, integer, text, boolean,
 -- room_deleted first, so subscribers hear it before the room disappears.
 -- Security definer: deletes from rooms.
 -- -----------------------------------------------------------------------------
-create function public.delete_room(p_room_id text)
+create function watchium_rpc.delete_room(p_room_id text)
 returns jsonb
 language plpgsql
 volatile
 security definer  -- deletes from rooms, which no client may write
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1431,6 +1589,29 @@ begin
   return pg_catalog.jsonb_build_object('status', 'deleted', 'room_id', v_room.room_id);
 end;
 $$;
+comment on function watchium_rpc.delete_room(text) is
+  'Body of public.delete_room (same arguments, result and errors; documented there). Security definer: deletes from rooms, which no client may write. Callers reach it through public.delete_room, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.delete_room(text) from public;
+grant execute on function watchium_rpc.delete_room(text) to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.delete_room: the Data API entry point; its body is
+-- watchium_rpc.delete_room above. Security invoker: it runs with the caller's
+-- rights and only passes the arguments on; the body checks them and the
+-- caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.delete_room(p_room_id text)
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.delete_room(p_room_id);
+end;
+$$;
 comment on function public.delete_room(text) is
   'Host only: deletes the room with its memberships and its comments. Emits room_deleted.';
 revoke all on function public.delete_room(text) from public, anon;
@@ -1444,13 +1625,12 @@ grant execute on function public.delete_room(text) to authenticated, service_rol
 -- otherwise P0002, the same as a missing room.
 -- Security definer: reads room_secrets for the host.
 -- -----------------------------------------------------------------------------
-create function public.get_room(p_room_id text)
+create function watchium_rpc.get_room(p_room_id text)
 returns jsonb
 language plpgsql
 stable
 security definer  -- reads room_secrets for the host; visibility is checked here
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id   text := watchium_private.current_user_id();
@@ -1487,6 +1667,28 @@ begin
   );
 end;
 $$;
+comment on function watchium_rpc.get_room(text) is
+  'Body of public.get_room (same arguments, result and errors; documented there). Security definer: reads room_secrets for the host; visibility is checked here. Callers reach it through public.get_room, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.get_room(text) from public;
+grant execute on function watchium_rpc.get_room(text) to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.get_room: the Data API entry point; its body is watchium_rpc.get_room
+-- above. Security invoker: it runs with the caller's rights and only passes the
+-- arguments on; the body checks them and the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.get_room(p_room_id text)
+returns jsonb
+language plpgsql
+stable
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.get_room(p_room_id);
+end;
+$$;
 comment on function public.get_room(text) is
   'The room as the caller may see it: {room, members, member_count, is_member, is_host, access_key (host only)}. P0002 for a missing or invisible room.';
 revoke all on function public.get_room(text) from public, anon;
@@ -1497,13 +1699,12 @@ grant execute on function public.get_room(text) to authenticated, service_role;
 -- a public room). 42501 for anyone else.
 -- Security definer: reads room_secrets.
 -- -----------------------------------------------------------------------------
-create function public.get_room_access_key(p_room_id text)
+create function watchium_rpc.get_room_access_key(p_room_id text)
 returns text
 language plpgsql
 stable
 security definer  -- reads room_secrets, which no client may read
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1520,6 +1721,29 @@ begin
   return (select s.access_key from watchium_private.room_secrets as s where s.room_id = p_room_id);
 end;
 $$;
+comment on function watchium_rpc.get_room_access_key(text) is
+  'Body of public.get_room_access_key (same arguments, result and errors; documented there). Security definer: reads room_secrets, which no client may read. Callers reach it through public.get_room_access_key, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.get_room_access_key(text) from public;
+grant execute on function watchium_rpc.get_room_access_key(text) to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.get_room_access_key: the Data API entry point; its body is
+-- watchium_rpc.get_room_access_key above. Security invoker: it runs with the
+-- caller's rights and only passes the arguments on; the body checks them and
+-- the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.get_room_access_key(p_room_id text)
+returns text
+language plpgsql
+stable
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.get_room_access_key(p_room_id);
+end;
+$$;
 comment on function public.get_room_access_key(text) is
   'Host only: the room''s 6-digit access key (null for public rooms).';
 revoke all on function public.get_room_access_key(text) from public, anon;
@@ -1534,7 +1758,7 @@ grant execute on function public.get_room_access_key(text) to authenticated, ser
 -- Security definer: calls internal helpers that clients may not execute; it
 -- reads public rooms only, which every caller may see anyway.
 -- -----------------------------------------------------------------------------
-create function public.list_public_rooms(
+create function watchium_rpc.list_public_rooms(
   p_anime_id text default null,
   p_limit integer default 20,
   p_cursor text default null
@@ -1544,7 +1768,6 @@ language plpgsql
 stable
 security definer  -- calls internal helpers; returns public rooms only
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_limit  integer := watchium_private.check_limit('p_limit', p_limit);
@@ -1585,6 +1808,34 @@ begin
   );
 end;
 $$;
+comment on function watchium_rpc.list_public_rooms(text, integer, text) is
+  'Body of public.list_public_rooms (same arguments, result and errors; documented there). Security definer: calls internal helpers; returns public rooms only. Callers reach it through public.list_public_rooms, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.list_public_rooms(text, integer, text) from public;
+grant execute on function watchium_rpc.list_public_rooms(text, integer, text)
+  to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.list_public_rooms: the Data API entry point; its body is
+-- watchium_rpc.list_public_rooms above. Security invoker: it runs with the
+-- caller's rights and only passes the arguments on; the body checks them and
+-- the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.list_public_rooms(
+  p_anime_id text default null,
+  p_limit integer default 20,
+  p_cursor text default null
+)
+returns jsonb
+language plpgsql
+stable
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.list_public_rooms(p_anime_id, p_limit, p_cursor);
+end;
+$$;
 comment on function public.list_public_rooms(text, integer, text) is
   'Public rooms with members, newest activity first, optionally of one anime: {items (room + member_count), next_cursor}. Keyset pagination: pass next_cursor back as p_cursor.';
 revoke all on function public.list_public_rooms(text, integer, text) from public, anon;
@@ -1607,7 +1858,7 @@ grant execute on function public.list_public_rooms(text, integer, text) to authe
 -- Returns the comment row as jsonb; room comments emit comment_added.
 -- Security definer: inserts into comments, which no client may write.
 -- -----------------------------------------------------------------------------
-create function public.post_comment(
+create function watchium_rpc.post_comment(
   p_anime_id text,
   p_episode_number integer,
   p_message text,
@@ -1622,7 +1873,6 @@ language plpgsql
 volatile
 security definer  -- inserts into comments, which no client may write directly
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id    text := watchium_private.require_user_id();
@@ -1703,6 +1953,40 @@ begin
   return pg_catalog.to_jsonb(v_comment);
 end;
 $$;
+comment on function watchium_rpc.post_comment(text, integer, text, text, text, text, bigint, numeric) is
+  'Body of public.post_comment (same arguments, result and errors; documented there). Security definer: inserts into comments, which no client may write directly. Callers reach it through public.post_comment, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.post_comment(text, integer, text, text, text, text, bigint, numeric) from public;
+grant execute on function watchium_rpc.post_comment(text, integer, text, text, text, text, bigint, numeric)
+  to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.post_comment: the Data API entry point; its body is
+-- watchium_rpc.post_comment above. Security invoker: it runs with the caller's
+-- rights and only passes the arguments on; the body checks them and the
+-- caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.post_comment(
+  p_anime_id text,
+  p_episode_number integer,
+  p_message text,
+  p_username text default null,
+  p_avatar_url text default null,
+  p_room_id text default null,
+  p_parent_id bigint default null,
+  p_video_timestamp numeric default null
+)
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.post_comment(p_anime_id, p_episode_number, p_message, p_username,
+    p_avatar_url, p_room_id, p_parent_id, p_video_timestamp);
+end;
+$$;
 comment on function public.post_comment(text, integer, text, text, text, text, bigint, numeric) is
   'Posts a comment on an episode thread as the caller, optionally in a room (members only), as a reply, at a video time. Message trimmed, 1-2000 characters, no control characters but line feeds. Returns the comment.';
 revoke all on function public.post_comment(text, integer, text, text, text, text, bigint, numeric) from public, anon;
@@ -1778,13 +2062,12 @@ revoke all on function watchium_private.own_comment(bigint, text, text) from pub
 -- room comment only while the author is still a member of the room.
 -- Security definer: updates comments.
 -- -----------------------------------------------------------------------------
-create function public.edit_comment(p_comment_id bigint, p_message text)
+create function watchium_rpc.edit_comment(p_comment_id bigint, p_message text)
 returns jsonb
 language plpgsql
 volatile
 security definer  -- updates comments, which no client may write directly
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1807,6 +2090,29 @@ begin
   return pg_catalog.to_jsonb(v_comment);
 end;
 $$;
+comment on function watchium_rpc.edit_comment(bigint, text) is
+  'Body of public.edit_comment (same arguments, result and errors; documented there). Security definer: updates comments, which no client may write directly. Callers reach it through public.edit_comment, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.edit_comment(bigint, text) from public;
+grant execute on function watchium_rpc.edit_comment(bigint, text) to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.edit_comment: the Data API entry point; its body is
+-- watchium_rpc.edit_comment above. Security invoker: it runs with the caller's
+-- rights and only passes the arguments on; the body checks them and the
+-- caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.edit_comment(p_comment_id bigint, p_message text)
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.edit_comment(p_comment_id, p_message);
+end;
+$$;
 comment on function public.edit_comment(bigint, text) is
   'The author edits the message of their own comment (not system messages or anchors); room comments only while still a member of the room (42501 after leaving or being kicked). Returns the comment.';
 revoke all on function public.edit_comment(bigint, text) from public, anon;
@@ -1825,13 +2131,12 @@ grant execute on function public.edit_comment(bigint, text) to authenticated, se
 -- commits first (and is seen here) or finds the parent deleted (P0002).
 -- Security definer: deletes from comments.
 -- -----------------------------------------------------------------------------
-create function public.delete_comment(p_comment_id bigint)
+create function watchium_rpc.delete_comment(p_comment_id bigint)
 returns jsonb
 language plpgsql
 volatile
 security definer  -- deletes from comments, which no client may write directly
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1881,6 +2186,29 @@ begin
   return pg_catalog.jsonb_build_object('status', 'deleted', 'id', v_comment.id, 'tombstone', false);
 end;
 $$;
+comment on function watchium_rpc.delete_comment(bigint) is
+  'Body of public.delete_comment (same arguments, result and errors; documented there). Security definer: deletes from comments, which no client may write directly. Callers reach it through public.delete_comment, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.delete_comment(bigint) from public;
+grant execute on function watchium_rpc.delete_comment(bigint) to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.delete_comment: the Data API entry point; its body is
+-- watchium_rpc.delete_comment above. Security invoker: it runs with the
+-- caller's rights and only passes the arguments on; the body checks them and
+-- the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.delete_comment(p_comment_id bigint)
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.delete_comment(p_comment_id);
+end;
+$$;
 comment on function public.delete_comment(bigint) is
   'The author deletes their own comment, or the host of its room any member''s comment there (not system messages or anchors). Replies are never deleted: a comment with replies becomes a tombstone (tombstone: true; deleted_at set, message emptied); without replies it is deleted, with any tombstone above it left without replies.';
 revoke all on function public.delete_comment(bigint) from public, anon;
@@ -1895,7 +2223,7 @@ grant execute on function public.delete_comment(bigint) to authenticated, servic
 -- Security definer: calls internal helpers; visibility is checked here with
 -- the rule of the comments policies (no room, a public room, or a member).
 -- -----------------------------------------------------------------------------
-create function public.get_comments(
+create function watchium_rpc.get_comments(
   p_anime_id text,
   p_episode_number integer,
   p_room_id text default null,
@@ -1907,7 +2235,6 @@ language plpgsql
 stable
 security definer  -- calls internal helpers; checks the room's visibility itself
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_limit   integer := watchium_private.check_limit('p_limit', p_limit);
@@ -1964,6 +2291,37 @@ begin
   );
 end;
 $$;
+comment on function watchium_rpc.get_comments(text, integer, text, text, integer) is
+  'Body of public.get_comments (same arguments, result and errors; documented there). Security definer: calls internal helpers; checks the room''s visibility itself. Callers reach it through public.get_comments, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.get_comments(text, integer, text, text, integer) from public;
+grant execute on function watchium_rpc.get_comments(text, integer, text, text, integer)
+  to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.get_comments: the Data API entry point; its body is
+-- watchium_rpc.get_comments above. Security invoker: it runs with the caller's
+-- rights and only passes the arguments on; the body checks them and the
+-- caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.get_comments(
+  p_anime_id text,
+  p_episode_number integer,
+  p_room_id text default null,
+  p_cursor text default null,
+  p_limit integer default 50
+)
+returns jsonb
+language plpgsql
+stable
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.get_comments(p_anime_id, p_episode_number, p_room_id, p_cursor,
+    p_limit);
+end;
+$$;
 comment on function public.get_comments(text, integer, text, text, integer) is
   'Comments of an episode thread (or of one room the caller may see), newest first: {items, next_cursor}. Keyset pagination: pass next_cursor back as p_cursor.';
 revoke all on function public.get_comments(text, integer, text, text, integer) from public, anon;
@@ -1975,13 +2333,12 @@ grant execute on function public.get_comments(text, integer, text, text, integer
 -- number of concurrent callers get the same row.
 -- Security definer: inserts into comments.
 -- -----------------------------------------------------------------------------
-create function public.get_or_create_anchor(p_anime_id text, p_episode_number integer)
+create function watchium_rpc.get_or_create_anchor(p_anime_id text, p_episode_number integer)
 returns jsonb
 language plpgsql
 volatile
 security definer  -- inserts into comments, which no client may write directly
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id  text := watchium_private.require_user_id();
@@ -2005,6 +2362,30 @@ begin
     v_id := watchium_private.ensure_anchor(v_anime_id, v_episode);
   end if;
   return (select pg_catalog.to_jsonb(c) from public.comments as c where c.id = v_id);
+end;
+$$;
+comment on function watchium_rpc.get_or_create_anchor(text, integer) is
+  'Body of public.get_or_create_anchor (same arguments, result and errors; documented there). Security definer: inserts into comments, which no client may write directly. Callers reach it through public.get_or_create_anchor, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.get_or_create_anchor(text, integer) from public;
+grant execute on function watchium_rpc.get_or_create_anchor(text, integer)
+  to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.get_or_create_anchor: the Data API entry point; its body is
+-- watchium_rpc.get_or_create_anchor above. Security invoker: it runs with the
+-- caller's rights and only passes the arguments on; the body checks them and
+-- the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.get_or_create_anchor(p_anime_id text, p_episode_number integer)
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.get_or_create_anchor(p_anime_id, p_episode_number);
 end;
 $$;
 comment on function public.get_or_create_anchor(text, integer) is

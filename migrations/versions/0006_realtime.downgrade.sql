@@ -5,8 +5,10 @@
 -- Replica identities go back to DEFAULT (the primary key), what 0002 made.
 
 drop function public.realtime_health();
+drop function watchium_rpc.realtime_health();
 drop function watchium_private.realtime_health();
 drop function public.broadcast_to_room(text, text, jsonb);
+drop function watchium_rpc.broadcast_to_room(text, text, jsonb);
 drop function watchium_private.validate_broadcast_payload(text, jsonb);
 
 do $authorization$

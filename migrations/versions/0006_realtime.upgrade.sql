@@ -317,13 +317,12 @@ revoke all on function watchium_private.validate_broadcast_payload(text, jsonb) 
 -- room state.
 -- Security definer: reads room_members and writes the private event log.
 -- -----------------------------------------------------------------------------
-create function public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb)
+create function watchium_rpc.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb)
 returns bigint
 language plpgsql
 volatile
 security definer  -- reads membership and writes watchium_private.room_events for the caller
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id  text := watchium_private.require_user_id();
@@ -372,6 +371,30 @@ begin
     p_event_type,
     v_fields || pg_catalog.jsonb_build_object('user_id', v_user_id, 'username', v_username)
   );
+end;
+$$;
+comment on function watchium_rpc.broadcast_to_room(text, text, jsonb) is
+  'Body of public.broadcast_to_room (same arguments, result and errors; documented there). Security definer: reads membership and writes watchium_private.room_events for the caller. Callers reach it through public.broadcast_to_room, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.broadcast_to_room(text, text, jsonb) from public;
+grant execute on function watchium_rpc.broadcast_to_room(text, text, jsonb)
+  to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.broadcast_to_room: the Data API entry point; its body is
+-- watchium_rpc.broadcast_to_room above. Security invoker: it runs with the
+-- caller's rights and only passes the arguments on; the body checks them and
+-- the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb)
+returns bigint
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.broadcast_to_room(p_room_id, p_event_type, p_payload);
 end;
 $$;
 comment on function public.broadcast_to_room(text, text, jsonb) is
@@ -606,7 +629,7 @@ revoke all on function watchium_private.realtime_health() from public;
 -- and authenticated callers have no business seeing.
 -- Security definer: reads watchium_private tables and catalogs for the caller.
 -- -----------------------------------------------------------------------------
-create function public.realtime_health()
+create function watchium_rpc.realtime_health()
 returns jsonb
 language sql
 stable
@@ -614,6 +637,28 @@ security definer  -- reads the private presence table and event log for service_
 set search_path = pg_catalog, pg_temp
 as $$
   select watchium_private.realtime_health()
+$$;
+comment on function watchium_rpc.realtime_health() is
+  'Body of public.realtime_health (same arguments, result and errors; documented there). Security definer: reads the private presence table and event log for service_role. Callers reach it through public.realtime_health, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.realtime_health() from public;
+grant execute on function watchium_rpc.realtime_health() to service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.realtime_health: the Data API entry point; its body is
+-- watchium_rpc.realtime_health above. Security invoker: it runs with the
+-- caller's rights and only passes the arguments on; the body checks them and
+-- the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.realtime_health()
+returns jsonb
+language plpgsql
+stable
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  return watchium_rpc.realtime_health();
+end;
 $$;
 comment on function public.realtime_health() is
   'Realtime health report (see watchium_private.realtime_health). service_role only.';

@@ -286,7 +286,7 @@ revoke all on function watchium_private.sync_room_members(text, numeric, text, t
 -- p_host_time null means the room's expected position now.
 -- Security definer: writes sync_states and reads presence, which clients cannot.
 -- -----------------------------------------------------------------------------
-create function public.bulk_sync_update(
+create function watchium_rpc.bulk_sync_update(
   p_room_id text,
   p_host_time numeric,
   p_sync_event_type text
@@ -296,7 +296,6 @@ language plpgsql
 volatile
 security definer  -- writes public.sync_states, reads watchium_private.member_presence
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text;
@@ -337,6 +336,34 @@ begin
     v_room.host_user_id,
     v_room.playback_speed
   );
+end;
+$$;
+comment on function watchium_rpc.bulk_sync_update(text, numeric, text) is
+  'Body of public.bulk_sync_update (same arguments, result and errors; documented there). Security definer: writes public.sync_states, reads watchium_private.member_presence. Callers reach it through public.bulk_sync_update, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.bulk_sync_update(text, numeric, text) from public;
+grant execute on function watchium_rpc.bulk_sync_update(text, numeric, text)
+  to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.bulk_sync_update: the Data API entry point; its body is
+-- watchium_rpc.bulk_sync_update above. Security invoker: it runs with the
+-- caller's rights and only passes the arguments on; the body checks them and
+-- the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.bulk_sync_update(
+  p_room_id text,
+  p_host_time numeric,
+  p_sync_event_type text
+)
+returns void
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  perform watchium_rpc.bulk_sync_update(p_room_id, p_host_time, p_sync_event_type);
 end;
 $$;
 comment on function public.bulk_sync_update(text, numeric, text) is
@@ -443,7 +470,7 @@ revoke all on function watchium_private.apply_host_control(text, text, text, boo
 -- Play or pause. current_time null keeps the expected position (pausing
 -- where the host is now). Host only. Security definer: writes rooms.
 -- -----------------------------------------------------------------------------
-create function public.change_playback_state(
+create function watchium_rpc.change_playback_state(
   p_room_id text,
   p_is_playing boolean,
   p_current_time numeric default null
@@ -453,7 +480,6 @@ language plpgsql
 volatile
 security definer  -- updates public.rooms and writes sync history, which clients cannot
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text;
@@ -474,6 +500,34 @@ begin
   );
 end;
 $$;
+comment on function watchium_rpc.change_playback_state(text, boolean, numeric) is
+  'Body of public.change_playback_state (same arguments, result and errors; documented there). Security definer: updates public.rooms and writes sync history, which clients cannot. Callers reach it through public.change_playback_state, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.change_playback_state(text, boolean, numeric) from public;
+grant execute on function watchium_rpc.change_playback_state(text, boolean, numeric)
+  to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.change_playback_state: the Data API entry point; its body is
+-- watchium_rpc.change_playback_state above. Security invoker: it runs with the
+-- caller's rights and only passes the arguments on; the body checks them and
+-- the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.change_playback_state(
+  p_room_id text,
+  p_is_playing boolean,
+  p_current_time numeric default null
+)
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.change_playback_state(p_room_id, p_is_playing, p_current_time);
+end;
+$$;
 comment on function public.change_playback_state(text, boolean, numeric) is
   'Host only: play or pause at p_current_time (default: the expected position now). Writes one sync record per member, emits a playback event (members resync; see needs_resync) and returns the new state.';
 revoke all on function public.change_playback_state(text, boolean, numeric) from public, anon;
@@ -483,13 +537,12 @@ grant execute on function public.change_playback_state(text, boolean, numeric) t
 -- public.seek_to_time(room_id, time): host only; keeps playing or paused.
 -- Security definer: writes rooms.
 -- -----------------------------------------------------------------------------
-create function public.seek_to_time(p_room_id text, p_time numeric)
+create function watchium_rpc.seek_to_time(p_room_id text, p_time numeric)
 returns jsonb
 language plpgsql
 volatile
 security definer  -- updates public.rooms and writes sync history, which clients cannot
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text;
@@ -502,6 +555,29 @@ begin
   return watchium_private.apply_host_control(v_user_id, p_room_id, 'seek', null, v_time, null);
 end;
 $$;
+comment on function watchium_rpc.seek_to_time(text, numeric) is
+  'Body of public.seek_to_time (same arguments, result and errors; documented there). Security definer: updates public.rooms and writes sync history, which clients cannot. Callers reach it through public.seek_to_time, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.seek_to_time(text, numeric) from public;
+grant execute on function watchium_rpc.seek_to_time(text, numeric) to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.seek_to_time: the Data API entry point; its body is
+-- watchium_rpc.seek_to_time above. Security invoker: it runs with the caller's
+-- rights and only passes the arguments on; the body checks them and the
+-- caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.seek_to_time(p_room_id text, p_time numeric)
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.seek_to_time(p_room_id, p_time);
+end;
+$$;
 comment on function public.seek_to_time(text, numeric) is
   'Host only: moves playback to p_time (0 to 86400 s). Writes one sync record per member, emits a playback event (members resync; see needs_resync) and returns the new state.';
 revoke all on function public.seek_to_time(text, numeric) from public, anon;
@@ -512,13 +588,12 @@ grant execute on function public.seek_to_time(text, numeric) to authenticated, s
 -- The reference is reset at the expected position, so the speed change does
 -- not move the host's position. Security definer: writes rooms.
 -- -----------------------------------------------------------------------------
-create function public.set_playback_speed(p_room_id text, p_speed numeric)
+create function watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric)
 returns jsonb
 language plpgsql
 volatile
 security definer  -- updates public.rooms and writes sync history, which clients cannot
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text;
@@ -535,6 +610,30 @@ begin
       using errcode = '22023';
   end if;
   return watchium_private.apply_host_control(v_user_id, p_room_id, 'speed', null, null, p_speed);
+end;
+$$;
+comment on function watchium_rpc.set_playback_speed(text, numeric) is
+  'Body of public.set_playback_speed (same arguments, result and errors; documented there). Security definer: updates public.rooms and writes sync history, which clients cannot. Callers reach it through public.set_playback_speed, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.set_playback_speed(text, numeric) from public;
+grant execute on function watchium_rpc.set_playback_speed(text, numeric)
+  to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.set_playback_speed: the Data API entry point; its body is
+-- watchium_rpc.set_playback_speed above. Security invoker: it runs with the
+-- caller's rights and only passes the arguments on; the body checks them and
+-- the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.set_playback_speed(p_room_id text, p_speed numeric)
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.set_playback_speed(p_room_id, p_speed);
 end;
 $$;
 comment on function public.set_playback_speed(text, numeric) is
@@ -611,7 +710,7 @@ revoke all on function watchium_private.heartbeat_intervals() from public;
 -- than heartbeat_min_interval after the previous one raises WD429.
 -- Security definer: writes member_presence, which clients cannot.
 -- -----------------------------------------------------------------------------
-create function public.record_heartbeat(
+create function watchium_rpc.record_heartbeat(
   p_room_id text,
   p_current_time numeric,
   p_is_playing boolean
@@ -621,7 +720,6 @@ language plpgsql
 volatile
 security definer  -- writes watchium_private.member_presence and sync history
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id   text := watchium_private.require_user_id();
@@ -740,6 +838,34 @@ begin
     'playback_speed', v.playback_speed,
     'server_time', pg_catalog.now()
   );
+end;
+$$;
+comment on function watchium_rpc.record_heartbeat(text, numeric, boolean) is
+  'Body of public.record_heartbeat (same arguments, result and errors; documented there). Security definer: writes watchium_private.member_presence and sync history. Callers reach it through public.record_heartbeat, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.record_heartbeat(text, numeric, boolean) from public;
+grant execute on function watchium_rpc.record_heartbeat(text, numeric, boolean)
+  to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.record_heartbeat: the Data API entry point; its body is
+-- watchium_rpc.record_heartbeat above. Security invoker: it runs with the
+-- caller's rights and only passes the arguments on; the body checks them and
+-- the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.record_heartbeat(
+  p_room_id text,
+  p_current_time numeric,
+  p_is_playing boolean
+)
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.record_heartbeat(p_room_id, p_current_time, p_is_playing);
 end;
 $$;
 comment on function public.record_heartbeat(text, numeric, boolean) is
@@ -905,7 +1031,7 @@ revoke all on function watchium_private.apply_heartbeats(public.rooms, text[], n
 -- row per element with its outcome and sync status.
 -- Security definer: writes member_presence, which clients cannot.
 -- -----------------------------------------------------------------------------
-create function public.record_heartbeats(
+create function watchium_rpc.record_heartbeats(
   p_room_id text,
   p_user_ids text[],
   p_current_times numeric[],
@@ -925,7 +1051,6 @@ language plpgsql
 volatile
 security definer  -- writes watchium_private.member_presence and sync history
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 #variable_conflict use_column
 declare
@@ -1028,6 +1153,45 @@ begin
   from watchium_private.apply_heartbeats(v_room, p_user_ids, p_current_times, p_is_playing) as h;
 end;
 $$;
+comment on function watchium_rpc.record_heartbeats(text, text[], numeric[], boolean[]) is
+  'Body of public.record_heartbeats (same arguments, result and errors; documented there). Security definer: writes watchium_private.member_presence and sync history. Callers reach it through public.record_heartbeats, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.record_heartbeats(text, text[], numeric[], boolean[]) from public;
+grant execute on function watchium_rpc.record_heartbeats(text, text[], numeric[], boolean[])
+  to service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.record_heartbeats: the Data API entry point; its body is
+-- watchium_rpc.record_heartbeats above. Security invoker: it runs with the
+-- caller's rights and only passes the arguments on; the body checks them and
+-- the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.record_heartbeats(
+  p_room_id text,
+  p_user_ids text[],
+  p_current_times numeric[],
+  p_is_playing boolean[]
+)
+returns table (
+  user_id         text,
+  outcome         text,
+  reported_time   numeric,
+  expected_time   numeric,
+  time_difference numeric,
+  is_synced       boolean,
+  sync_level      text,
+  server_time     timestamptz
+)
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return query select * from watchium_rpc.record_heartbeats(p_room_id, p_user_ids, p_current_times,
+    p_is_playing);
+end;
+$$;
 comment on function public.record_heartbeats(text, text[], numeric[], boolean[]) is
   'service_role only: many members'' heartbeats of one room in one call (element i of p_user_ids, p_current_times, p_is_playing; 1 to 1000). One row per member: outcome (ok, throttled, not_member) and sync status. Rate limited per member by heartbeat_min_interval (too early: throttled, nothing written).';
 revoke all on function public.record_heartbeats(text, text[], numeric[], boolean[]) from public, anon, authenticated;
@@ -1043,13 +1207,12 @@ grant execute on function public.record_heartbeats(text, text[], numeric[], bool
 -- "me" is null). Read only.
 -- Security definer: reads member_presence, which clients cannot.
 -- -----------------------------------------------------------------------------
-create function public.get_room_sync_state(p_room_id text)
+create function watchium_rpc.get_room_sync_state(p_room_id text)
 returns jsonb
 language plpgsql
 stable
 security definer  -- reads watchium_private.member_presence
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id  text;
@@ -1130,6 +1293,29 @@ begin
     'me', v_me,
     'stats', v_stats
   );
+end;
+$$;
+comment on function watchium_rpc.get_room_sync_state(text) is
+  'Body of public.get_room_sync_state (same arguments, result and errors; documented there). Security definer: reads watchium_private.member_presence. Callers reach it through public.get_room_sync_state, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.get_room_sync_state(text) from public;
+grant execute on function watchium_rpc.get_room_sync_state(text) to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.get_room_sync_state: the Data API entry point; its body is
+-- watchium_rpc.get_room_sync_state above. Security invoker: it runs with the
+-- caller's rights and only passes the arguments on; the body checks them and
+-- the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.get_room_sync_state(p_room_id text)
+returns jsonb
+language plpgsql
+stable
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.get_room_sync_state(p_room_id);
 end;
 $$;
 comment on function public.get_room_sync_state(text) is
@@ -1456,13 +1642,12 @@ revoke all on function watchium_private.maintain_sync_history() from public;
 -- Members only (trusted callers: any room).
 -- Security definer: reads member_presence, which clients cannot.
 -- -----------------------------------------------------------------------------
-create function public.get_room_sync_metrics(p_room_id text)
+create function watchium_rpc.get_room_sync_metrics(p_room_id text)
 returns jsonb
 language plpgsql
 stable
 security definer  -- reads watchium_private.member_presence
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text;
@@ -1526,6 +1711,29 @@ begin
          || v_drift || v_members;
 end;
 $$;
+comment on function watchium_rpc.get_room_sync_metrics(text) is
+  'Body of public.get_room_sync_metrics (same arguments, result and errors; documented there). Security definer: reads watchium_private.member_presence. Callers reach it through public.get_room_sync_metrics, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.get_room_sync_metrics(text) from public;
+grant execute on function watchium_rpc.get_room_sync_metrics(text) to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.get_room_sync_metrics: the Data API entry point; its body is
+-- watchium_rpc.get_room_sync_metrics above. Security invoker: it runs with the
+-- caller's rights and only passes the arguments on; the body checks them and
+-- the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.get_room_sync_metrics(p_room_id text)
+returns jsonb
+language plpgsql
+stable
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.get_room_sync_metrics(p_room_id);
+end;
+$$;
 comment on function public.get_room_sync_metrics(text) is
   'Sync metrics of p_room_id over the last minute: samples, avg / p95 / max drift (sync_states), reporting / synced / out-of-sync / resyncing members (presence, derived rule watchium_private.needs_resync), sync percentage over measured (not resyncing) members, healthy = sync percentage >= 80. Members only.';
 revoke all on function public.get_room_sync_metrics(text) from public, anon;
@@ -1567,7 +1775,7 @@ create index realtime_metrics_recorded_at_idx
 -- Rate limited (realtime_metrics). Returns the report id.
 -- Security definer: writes a private table.
 -- -----------------------------------------------------------------------------
-create function public.record_realtime_metrics(
+create function watchium_rpc.record_realtime_metrics(
   p_room_id text,
   p_active_connections integer,
   p_total_events bigint,
@@ -1579,7 +1787,6 @@ language plpgsql
 volatile
 security definer  -- writes watchium_private.realtime_metrics
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text := watchium_private.require_user_id();
@@ -1614,6 +1821,37 @@ begin
   return v_id;
 end;
 $$;
+comment on function watchium_rpc.record_realtime_metrics(text, integer, bigint, numeric, numeric) is
+  'Body of public.record_realtime_metrics (same arguments, result and errors; documented there). Security definer: writes watchium_private.realtime_metrics. Callers reach it through public.record_realtime_metrics, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.record_realtime_metrics(text, integer, bigint, numeric, numeric) from public;
+grant execute on function watchium_rpc.record_realtime_metrics(text, integer, bigint, numeric, numeric)
+  to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.record_realtime_metrics: the Data API entry point; its body is
+-- watchium_rpc.record_realtime_metrics above. Security invoker: it runs with
+-- the caller's rights and only passes the arguments on; the body checks them
+-- and the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.record_realtime_metrics(
+  p_room_id text,
+  p_active_connections integer,
+  p_total_events bigint,
+  p_avg_latency_ms numeric,
+  p_error_rate numeric
+)
+returns bigint
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.record_realtime_metrics(p_room_id, p_active_connections,
+    p_total_events, p_avg_latency_ms, p_error_rate);
+end;
+$$;
 comment on function public.record_realtime_metrics(text, integer, bigint, numeric, numeric) is
   'A member reports its client''s realtime metrics (the seed''s RealtimeMonitor: active connections, total events, average latency in ms, error rate 0..1) for p_room_id. Rate limited (realtime_metrics). Returns the report id.';
 revoke all on function public.record_realtime_metrics(text, integer, bigint, numeric, numeric) from public, anon;
@@ -1627,13 +1865,12 @@ grant execute on function public.record_realtime_metrics(text, integer, bigint, 
 -- average latency and error rate. Members only (trusted callers: any room).
 -- Security definer: reads a private table.
 -- -----------------------------------------------------------------------------
-create function public.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer default 5)
+create function watchium_rpc.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer default 5)
 returns jsonb
 language plpgsql
 stable
 security definer  -- reads watchium_private.realtime_metrics
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_user_id text;
@@ -1673,6 +1910,30 @@ begin
     order by r.user_id, r.recorded_at desc, r.id desc
   ) as l;
   return v_summary;
+end;
+$$;
+comment on function watchium_rpc.get_realtime_metrics_summary(text, integer) is
+  'Body of public.get_realtime_metrics_summary (same arguments, result and errors; documented there). Security definer: reads watchium_private.realtime_metrics. Callers reach it through public.get_realtime_metrics_summary, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.get_realtime_metrics_summary(text, integer) from public;
+grant execute on function watchium_rpc.get_realtime_metrics_summary(text, integer)
+  to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.get_realtime_metrics_summary: the Data API entry point; its body is
+-- watchium_rpc.get_realtime_metrics_summary above. Security invoker: it runs
+-- with the caller's rights and only passes the arguments on; the body checks
+-- them and the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer default 5)
+returns jsonb
+language plpgsql
+stable
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.get_realtime_metrics_summary(p_room_id, p_window_minutes);
 end;
 $$;
 comment on function public.get_realtime_metrics_summary(text, integer) is
@@ -1721,13 +1982,12 @@ comment on column watchium_private.realtime_metrics.recorded_at is 'When the rep
 -- rate_limit_counters_deleted, realtime_metrics_deleted}.
 -- Security definer: writes every table that holds the user.
 -- -----------------------------------------------------------------------------
-create function public.forget_user(p_user_id text)
+create function watchium_rpc.forget_user(p_user_id text)
 returns jsonb
 language plpgsql
 volatile
 security definer  -- deletes from tables that no client may write
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_room_id     text;
@@ -1835,6 +2095,29 @@ begin
     'rate_limit_counters_deleted', v_counters,
     'realtime_metrics_deleted', v_metrics
   );
+end;
+$$;
+comment on function watchium_rpc.forget_user(text) is
+  'Body of public.forget_user (same arguments, result and errors; documented there). Security definer: deletes from tables that no client may write. Callers reach it through public.forget_user, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.forget_user(text) from public;
+grant execute on function watchium_rpc.forget_user(text) to service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.forget_user: the Data API entry point; its body is
+-- watchium_rpc.forget_user above. Security invoker: it runs with the caller's
+-- rights and only passes the arguments on; the body checks them and the
+-- caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.forget_user(p_user_id text)
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.forget_user(p_user_id);
 end;
 $$;
 comment on function public.forget_user(text) is

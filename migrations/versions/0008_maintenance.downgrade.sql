@@ -8,6 +8,9 @@ end
 $unschedule$;
 
 drop function public.install_maintenance_schedule();
+drop function watchium_rpc.install_maintenance_schedule();
 drop function public.sync_history_health();
+drop function watchium_rpc.sync_history_health();
 drop function public.maintain();
+drop function watchium_rpc.maintain();
 drop function watchium_private.expire_rate_limit_counters();

@@ -47,7 +47,7 @@ revoke all on function watchium_private.expire_rate_limit_counters() from public
 -- retried by the next run. The sync history job runs last, so the locks its
 -- DDL takes are held only until the commit that follows.
 -- -----------------------------------------------------------------------------
-create function public.maintain()
+create function watchium_rpc.maintain()
 returns jsonb
 language plpgsql
 volatile
@@ -111,6 +111,27 @@ begin
   );
 end;
 $$;
+comment on function watchium_rpc.maintain() is
+  'Body of public.maintain (same arguments, result and errors; documented there). Security definer: removes members, rooms, partitions and log rows owned by the package. Callers reach it through public.maintain, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.maintain() from public;
+grant execute on function watchium_rpc.maintain() to service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.maintain: the Data API entry point; its body is watchium_rpc.maintain
+-- above. Security invoker: it runs with the caller's rights and only passes the
+-- arguments on; the body checks them and the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.maintain()
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  return watchium_rpc.maintain();
+end;
+$$;
 comment on function public.maintain() is
   'Runs every periodic job (stale members, empty rooms, event log, rate-limit windows, sync history partitions) and returns a summary; "skipped" lists what could not get its lock within maintenance_lock_timeout (retried by the next run). Never waits longer than that for a lock. Run it every minute: pg_cron does where installed; otherwise `watchium-db maintain`. Security definer: it removes rows and partitions clients cannot touch.';
 revoke all on function public.maintain() from public, anon, authenticated;
@@ -130,13 +151,12 @@ grant execute on function public.maintain() to service_role;
 --             partition.
 -- Security definer: reads a table clients have no rights on. service_role.
 -- -----------------------------------------------------------------------------
-create function public.sync_history_health()
+create function watchium_rpc.sync_history_health()
 returns jsonb
 language plpgsql
 stable
 security definer  -- counts rows of public.sync_states_default
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   v_now       timestamptz := pg_catalog.now();
@@ -222,6 +242,29 @@ begin
   );
 end;
 $$;
+comment on function watchium_rpc.sync_history_health() is
+  'Body of public.sync_history_health (same arguments, result and errors; documented there). Security definer: counts rows of public.sync_states_default. Callers reach it through public.sync_history_health, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.sync_history_health() from public;
+grant execute on function watchium_rpc.sync_history_health() to service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.sync_history_health: the Data API entry point; its body is
+-- watchium_rpc.sync_history_health above. Security invoker: it runs with the
+-- caller's rights and only passes the arguments on; the body checks them and
+-- the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.sync_history_health()
+returns jsonb
+language plpgsql
+stable
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.sync_history_health();
+end;
+$$;
 comment on function public.sync_history_health() is
   'The sync history partitions for `watchium-db doctor`: problems (this or the next hour not partitioned) and warnings (premake hours missing, expired partitions still attached, detached tables, rows in the default partition), each left by maintenance steps skipped on a lock timeout. Security definer; service_role.';
 revoke all on function public.sync_history_health() from public, anon, authenticated;
@@ -242,13 +285,12 @@ grant execute on function public.sync_history_health() to service_role;
 -- owner. Security definer: the job belongs to (and runs maintain() as) the
 -- owner of the package's functions, whoever asks for it.
 -- -----------------------------------------------------------------------------
-create function public.install_maintenance_schedule()
+create function watchium_rpc.install_maintenance_schedule()
 returns jsonb
 language plpgsql
 volatile
 security definer  -- the pg_cron job is the owner's, so it may run public.maintain()
 set search_path = pg_catalog, pg_temp
-set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
 as $$
 declare
   c_name     constant text := 'watchium-db-maintain';
@@ -297,6 +339,29 @@ begin
     'job_id', v_job_id, 'status', case when v_replaced > 0 then 'replaced' else 'scheduled' end,
     'schedule', c_schedule, 'command', c_command, 'database', pg_catalog.current_database(),
     'via', case when v_in_db then 'cron.schedule_in_database' else 'cron.schedule' end);
+end;
+$$;
+comment on function watchium_rpc.install_maintenance_schedule() is
+  'Body of public.install_maintenance_schedule (same arguments, result and errors; documented there). Security definer: the pg_cron job is the owner''s, so it may run public.maintain(). Callers reach it through public.install_maintenance_schedule, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+revoke all on function watchium_rpc.install_maintenance_schedule() from public;
+grant execute on function watchium_rpc.install_maintenance_schedule() to service_role;
+
+-- -----------------------------------------------------------------------------
+-- public.install_maintenance_schedule: the Data API entry point; its body is
+-- watchium_rpc.install_maintenance_schedule above. Security invoker: it runs
+-- with the caller's rights and only passes the arguments on; the body checks
+-- them and the caller's identity itself.
+-- -----------------------------------------------------------------------------
+create function public.install_maintenance_schedule()
+returns jsonb
+language plpgsql
+volatile
+security invoker  -- the body is the security definer function
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '2s'  -- bounded lock waits; tuned by the rpc_lock_timeout setting
+as $$
+begin
+  return watchium_rpc.install_maintenance_schedule();
 end;
 $$;
 comment on function public.install_maintenance_schedule() is
