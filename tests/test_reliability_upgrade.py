@@ -54,7 +54,8 @@ def migrate_retrying(action, url, revision, attempts=30):
 
 def user_comments(conn):
     return conn.execute(
-        "select count(*) from public.comments where user_id is not null and not is_anchor"
+        "select count(*) from public.comments"
+        " where user_id is not null and not is_anchor and not is_system_message"
     ).fetchone()[0]
 
 
