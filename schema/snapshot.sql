@@ -216,7 +216,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.install_maintenance_schedule() IS 'Schedules public.maintain() every minute with pg_cron (job watchium-db-maintain), or leaves an identical job alone; returns the job and what was done. Run it (or `watchium-db schedule`) after enabling pg_cron. 55000 when pg_cron is not installed. Security definer: the job runs as the owner.';
+COMMENT ON FUNCTION public.install_maintenance_schedule() IS 'Schedules public.maintain() every minute with pg_cron (job watchium-db-maintain), or leaves an identical job alone; returns the job and what was done. Run it (or `watchium-db schedule`) after enabling pg_cron. 55000 when pg_cron is not installed. Its body, watchium_rpc.install_maintenance_schedule(), is security definer: the job runs as the owner.';
 
 CREATE FUNCTION public.join_room(p_room_id text, p_access_key text DEFAULT NULL::text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql
@@ -275,7 +275,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.maintain() IS 'Runs every periodic job (stale members, empty rooms, event log, rate-limit windows, sync history partitions) and returns a summary; "skipped" lists what could not get its lock within maintenance_lock_timeout (retried by the next run). Never waits longer than that for a lock. Run it every minute: pg_cron does where installed; otherwise `watchium-db maintain`. Security definer: it removes rows and partitions clients cannot touch.';
+COMMENT ON FUNCTION public.maintain() IS 'Runs every periodic job (stale members, empty rooms, event log, rate-limit windows, sync history partitions) and returns a summary; "skipped" lists what could not get its lock within maintenance_lock_timeout (retried by the next run). Never waits longer than that for a lock. Run it every minute: pg_cron does where installed; otherwise `watchium-db maintain`. Its body, watchium_rpc.maintain(), is security definer: it removes rows and partitions clients cannot touch.';
 
 CREATE FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text, p_room_id text DEFAULT NULL::text, p_parent_id bigint DEFAULT NULL::bigint, p_video_timestamp numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql
@@ -373,7 +373,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.sync_history_health() IS 'The sync history partitions for `watchium-db doctor`: problems (this or the next hour not partitioned) and warnings (premake hours missing, expired partitions still attached, detached tables, rows in the default partition), each left by maintenance steps skipped on a lock timeout. Security definer; service_role.';
+COMMENT ON FUNCTION public.sync_history_health() IS 'The sync history partitions for `watchium-db doctor`: problems (this or the next hour not partitioned) and warnings (premake hours missing, expired partitions still attached, detached tables, rows in the default partition), each left by maintenance steps skipped on a lock timeout. service_role; its body, watchium_rpc.sync_history_health(), is security definer.';
 
 CREATE FUNCTION public.transfer_host(p_room_id text, p_new_host text) RETURNS jsonb
     LANGUAGE plpgsql

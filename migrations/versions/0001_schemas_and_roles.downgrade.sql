@@ -1,4 +1,6 @@
 -- The bodies in watchium_rpc were dropped by the later revisions' downgrades.
+-- This revision created the schema, and only our functions were in it.
+-- squawk-ignore ban-drop-schema
 drop schema watchium_rpc;
 
 -- The roles are cluster-wide and may be shared with other databases and

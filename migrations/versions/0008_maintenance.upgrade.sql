@@ -133,7 +133,7 @@ begin
 end;
 $$;
 comment on function public.maintain() is
-  'Runs every periodic job (stale members, empty rooms, event log, rate-limit windows, sync history partitions) and returns a summary; "skipped" lists what could not get its lock within maintenance_lock_timeout (retried by the next run). Never waits longer than that for a lock. Run it every minute: pg_cron does where installed; otherwise `watchium-db maintain`. Security definer: it removes rows and partitions clients cannot touch.';
+  'Runs every periodic job (stale members, empty rooms, event log, rate-limit windows, sync history partitions) and returns a summary; "skipped" lists what could not get its lock within maintenance_lock_timeout (retried by the next run). Never waits longer than that for a lock. Run it every minute: pg_cron does where installed; otherwise `watchium-db maintain`. Its body, watchium_rpc.maintain(), is security definer: it removes rows and partitions clients cannot touch.';
 revoke all on function public.maintain() from public, anon, authenticated;
 grant execute on function public.maintain() to service_role;
 
@@ -266,7 +266,7 @@ begin
 end;
 $$;
 comment on function public.sync_history_health() is
-  'The sync history partitions for `watchium-db doctor`: problems (this or the next hour not partitioned) and warnings (premake hours missing, expired partitions still attached, detached tables, rows in the default partition), each left by maintenance steps skipped on a lock timeout. Security definer; service_role.';
+  'The sync history partitions for `watchium-db doctor`: problems (this or the next hour not partitioned) and warnings (premake hours missing, expired partitions still attached, detached tables, rows in the default partition), each left by maintenance steps skipped on a lock timeout. service_role; its body, watchium_rpc.sync_history_health(), is security definer.';
 revoke all on function public.sync_history_health() from public, anon, authenticated;
 grant execute on function public.sync_history_health() to service_role;
 
@@ -365,7 +365,7 @@ begin
 end;
 $$;
 comment on function public.install_maintenance_schedule() is
-  'Schedules public.maintain() every minute with pg_cron (job watchium-db-maintain), or leaves an identical job alone; returns the job and what was done. Run it (or `watchium-db schedule`) after enabling pg_cron. 55000 when pg_cron is not installed. Security definer: the job runs as the owner.';
+  'Schedules public.maintain() every minute with pg_cron (job watchium-db-maintain), or leaves an identical job alone; returns the job and what was done. Run it (or `watchium-db schedule`) after enabling pg_cron. 55000 when pg_cron is not installed. Its body, watchium_rpc.install_maintenance_schedule(), is security definer: the job runs as the owner.';
 revoke all on function public.install_maintenance_schedule() from public, anon, authenticated;
 grant execute on function public.install_maintenance_schedule() to service_role;
 
