@@ -140,8 +140,10 @@ def test_schedule_uses_cron_schedule_where_schedule_in_database_is_not_executabl
         conn.execute("select cron.unschedule(jobid) from cron.job")
         conn.execute("create role watchium_cron_owner nosuperuser")
         conn.execute("grant usage on schema cron to watchium_cron_owner")
+        # The body in watchium_rpc is the security definer function: its owner schedules.
         conn.execute(
-            "alter function public.install_maintenance_schedule() owner to watchium_cron_owner"
+            "alter function watchium_rpc.install_maintenance_schedule()"
+            " owner to watchium_cron_owner"
         )
         assert conn.execute(
             "select has_function_privilege('watchium_cron_owner',"
@@ -153,7 +155,7 @@ def test_schedule_uses_cron_schedule_where_schedule_in_database_is_not_executabl
         assert jobs == [("watchium_cron_owner", DB, "select public.maintain()")]
         conn.execute("select cron.unschedule(jobid) from cron.job")
         conn.execute(
-            "alter function public.install_maintenance_schedule() owner to current_user"
+            "alter function watchium_rpc.install_maintenance_schedule() owner to current_user"
         )
 
 
