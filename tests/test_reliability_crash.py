@@ -180,9 +180,21 @@ def test_no_acknowledged_write_is_lost_in_a_crash(crash):
             t.start()
         time.sleep(4)
         if crash == "sigkill":
+            # A worker's backend, preferably in the middle of a statement; at a given instant
+            # every worker may be between calls, so look for a moment.
             with psycopg.connect(url, autocommit=True) as conn:
-                pid = one(conn, "select pid from pg_stat_activity where application_name ="
-                                " 'wd-crash-worker' and state = 'active' order by random() limit 1")
+                deadline = time.monotonic() + 5
+                while True:
+                    row = conn.execute(
+                        "select pid from pg_stat_activity where application_name ="
+                        " 'wd-crash-worker' and (state = 'active' or %s)"
+                        " order by random() limit 1",
+                        (time.monotonic() > deadline,),
+                    ).fetchone()
+                    if row is not None:
+                        pid = row[0]
+                        break
+                    time.sleep(0.01)
             # The postmaster resets every backend and recovers from the WAL.
             os.kill(pid, signal.SIGKILL)
         else:
