@@ -232,6 +232,11 @@ COVERED = {
     "install_maintenance_schedule",
     "sync_history_health",
     "forget_user",
+    "report_playback_status",
+    "set_wait_opt_out",
+    "force_resume",
+    "start_ready_check",
+    "set_ready",
 }
 
 

@@ -218,6 +218,11 @@ public.maintain                      -     -              yes
 public.install_maintenance_schedule  -     -              yes
 public.sync_history_health           -     -              yes
 public.forget_user                   -     -              yes
+public.report_playback_status        -     yes            yes
+public.set_wait_opt_out              -     yes            yes
+public.force_resume                  -     yes            yes
+public.start_ready_check             -     yes            yes
+public.set_ready                     -     yes            yes
 watchium_private.my_room_ids         -     yes            -
 watchium_private.read_room_events    -     -              yes
 watchium_private.read_room_event     -     -              yes
