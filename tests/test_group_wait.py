@@ -35,7 +35,9 @@ def room_row(conn: psycopg.Connection[Any], room_id: str) -> dict[str, Any]:
     return dict(zip(names, row, strict=True))
 
 
-def events(conn: psycopg.Connection[Any], room_id: str, *names: str) -> list[tuple[str, dict[str, Any]]]:
+def events(
+    conn: psycopg.Connection[Any], room_id: str, *names: str
+) -> list[tuple[str, dict[str, Any]]]:
     return conn.execute(
         "select event, payload from watchium_private.room_events"
         " where room_id = %s and event = any(%s) order by event_id",
@@ -90,7 +92,11 @@ def test_a_buffering_member_pauses_the_room_and_its_ready_report_resumes_it(conn
     reply = rpc(conn, "mio", "select public.report_playback_status(%s, 'ready', %s)", rid, frozen)
     assert reply["me"]["is_blocking"] is False
     room = room_row(conn, rid)
-    assert room["is_playing"] is True and room["waiting_since"] is None and room["sync_deadline"] is None
+    assert (
+        room["is_playing"] is True
+        and room["waiting_since"] is None
+        and room["sync_deadline"] is None
+    )
     assert room["current_playback_time"] == frozen and room["scheduled"] is True
     actions = [p["action"] for _, p in events(conn, rid, "playback")]
     assert actions[-2:] == ["wait", "resume"]
@@ -147,6 +153,31 @@ def test_a_deadline_alone_resumes_the_room_at_the_next_call_or_maintenance(conn,
     assert (last["state"], last["cause"], last["skipped"]) == ("resumed", "deadline", ["mio"])
 
 
+def race(url: str, room_id: str, calls: list[tuple[str | None, str]]) -> list[BaseException]:
+    """Start every call at once, each on its own connection; return the errors."""
+    barrier = threading.Barrier(len(calls))
+    errors: list[BaseException] = []
+
+    def call(user: str | None, sql: str) -> None:
+        try:
+            with psycopg.connect(url, autocommit=True) as c:
+                barrier.wait()
+                if user is None:
+                    c.execute(sql)
+                else:
+                    with as_user(c, user) as cc:
+                        cc.execute(sql, (room_id,))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call, args=args) for args in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 def test_concurrent_reports_racing_a_deadline_resume_exactly_once(watchium_db_url, conn, playing):
     rid = playing
     for _round in range(5):
@@ -154,30 +185,11 @@ def test_concurrent_reports_racing_a_deadline_resume_exactly_once(watchium_db_ur
         rpc(conn, "ren", "select public.report_playback_status(%s, 'buffering', 100)", rid)
         expire(conn, rid, "ren")
         before = len(events(conn, rid, "sync_wait"))
-        barrier = threading.Barrier(3)
-        errors: list[BaseException] = []
-
-        def call(user: str | None, sql: str) -> None:
-            try:
-                with psycopg.connect(watchium_db_url, autocommit=True) as c:
-                    barrier.wait()
-                    if user is None:
-                        c.execute(sql)
-                    else:
-                        with as_user(c, user) as cc:
-                            cc.execute(sql, (rid,))
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        threads = [
-            threading.Thread(target=call, args=("mio", "select public.report_playback_status(%s, 'ready', 100)")),
-            threading.Thread(target=call, args=(None, "select public.maintain()")),
-            threading.Thread(target=call, args=("kai", "select public.get_room_sync_state(%s)")),
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = race(watchium_db_url, rid, [
+            ("mio", "select public.report_playback_status(%s, 'ready', 100)"),
+            (None, "select public.maintain()"),
+            ("kai", "select public.get_room_sync_state(%s)"),
+        ])  # fmt: skip
         assert errors == []
         room = room_row(conn, rid)
         assert room["is_playing"] is True and room["waiting_reason"] is None
@@ -227,12 +239,16 @@ def test_a_late_joiner_never_pauses_the_room(conn, playing):
     # Once loaded, a later buffering is a re-buffer and is waited for.
     rpc(conn, "yui", "select public.report_playback_status(%s, 'ready', 5)", rid)
     reply = rpc(conn, "yui", "select public.report_playback_status(%s, 'buffering', 6)", rid)
-    assert reply["me"]["is_blocking"] is True and room_row(conn, rid)["waiting_reason"] == "buffering"
+    assert (
+        reply["me"]["is_blocking"] is True and room_row(conn, rid)["waiting_reason"] == "buffering"
+    )
 
 
 def test_a_paused_room_does_not_wait(conn):
     room = make_room(conn, host="hana", members=["mio"])
-    reply = rpc(conn, "mio", "select public.report_playback_status(%s, 'buffering', 0)", room.room_id)
+    reply = rpc(
+        conn, "mio", "select public.report_playback_status(%s, 'buffering', 0)", room.room_id
+    )
     assert reply["me"]["is_blocking"] is False and reply["waiting"]["state"] == "paused"
     assert events(conn, room.room_id, "sync_wait") == []
 
@@ -252,7 +268,9 @@ def test_ready_check_starts_playback_when_enough_members_are_ready(conn, playing
     assert room_row(conn, rid)["waiting_reason"] == "ready_check"
     reply = rpc(conn, "kai", "select public.set_ready(%s, true)", rid)
     assert reply["waiting"]["state"] == "scheduled"
-    states = [(p["state"], p["user_id"], p["ready_members"]) for _, p in events(conn, rid, "ready_check")]
+    states = [
+        (p["state"], p["user_id"], p["ready_members"]) for _, p in events(conn, rid, "ready_check")
+    ]
     assert states == [
         ("started", "hana", 1),
         ("updated", "mio", 2),
@@ -285,7 +303,9 @@ def test_ready_check_bad_arguments(conn, playing):
     for timeout, min_ready in ((0, None), (3601, None), (Decimal("NaN"), None), (None, None),
                                (30, 0), (30, 5)):  # fmt: skip
         with pytest.raises(psycopg.Error) as exc:
-            rpc(conn, "hana", "select public.start_ready_check(%s, %s, %s)", rid, timeout, min_ready)
+            rpc(
+                conn, "hana", "select public.start_ready_check(%s, %s, %s)", rid, timeout, min_ready
+            )
         assert exc.value.sqlstate == "22023"
         assert ("p_timeout_seconds" if min_ready is None else "p_min_ready") in str(exc.value)
     assert room_row(conn, rid)["waiting_reason"] is None
@@ -301,7 +321,14 @@ def test_report_bad_arguments_store_nothing(conn, playing):
                                        ("buffering", -1, "p_position"),
                                        ("buffering", None, "p_position")):  # fmt: skip
         with pytest.raises(psycopg.Error) as exc:
-            rpc(conn, "mio", "select public.report_playback_status(%s, %s, %s)", rid, status, position)
+            rpc(
+                conn,
+                "mio",
+                "select public.report_playback_status(%s, %s, %s)",
+                rid,
+                status,
+                position,
+            )
         assert exc.value.sqlstate == "22023" and argument in str(exc.value)
     assert room_row(conn, rid)["waiting_reason"] is None
     with pytest.raises(psycopg.Error) as exc:
@@ -341,6 +368,7 @@ def test_get_wait_state_hides_a_blocker_whose_deadline_passed(conn, playing):
         (rid,),
     )
     state = conn.execute(
-        "select watchium_private.room_wait_state(r) from public.rooms as r where room_id = %s", (rid,)
+        "select watchium_private.room_wait_state(r) from public.rooms as r where room_id = %s",
+        (rid,),
     ).fetchone()
     assert state is not None and state[0]["blocking"] == ["mio"]

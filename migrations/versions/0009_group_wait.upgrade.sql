@@ -84,6 +84,9 @@ create table watchium_private.member_playback (
 );
 comment on table watchium_private.member_playback is
   'Each member''s last buffering/ready report, its wait deadline, opt-out and ready-check answer. A row exists once the member reported, opted out or answered a ready check. Not published; read through get_room_sync_state.';
+comment on column watchium_private.member_playback.room_id is 'The room.';
+comment on column watchium_private.member_playback.user_id is 'The member.';
+comment on column watchium_private.member_playback.updated_at is 'When the row last changed.';
 comment on column watchium_private.member_playback.status is 'buffering or ready, as last reported.';
 comment on column watchium_private.member_playback.reported_time is 'The position the member reported with its status.';
 comment on column watchium_private.member_playback.status_since is 'When the status last changed.';
