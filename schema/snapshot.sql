@@ -4749,7 +4749,15 @@ CREATE TABLE public.room_permissions (
 
 COMMENT ON TABLE public.room_permissions IS 'Per-room overrides of the permission catalogue: the minimum role (host > co_host > member > viewer) a member needs for a permission. Permissions without a row use their default. Readable like room_members (members of the room; anyone for public rooms); written only by set_room_permission.';
 
+COMMENT ON COLUMN public.room_permissions.room_id IS 'The room.';
+
+COMMENT ON COLUMN public.room_permissions.permission IS 'A permission of watchium_private.room_permission_catalogue.';
+
+COMMENT ON COLUMN public.room_permissions.min_role IS 'The minimum role a member of this room needs for the permission: host, co_host, member or viewer.';
+
 COMMENT ON COLUMN public.room_permissions.updated_by IS 'The user who set it (null when set by a trusted caller).';
+
+COMMENT ON COLUMN public.room_permissions.updated_at IS 'When it was last set.';
 
 CREATE TABLE public.sync_states (
     room_id text NOT NULL,
@@ -5052,6 +5060,12 @@ CREATE TABLE watchium_private.room_permission_catalogue (
 );
 
 COMMENT ON TABLE watchium_private.room_permission_catalogue IS 'The room permissions and their default minimum role (host > co_host > member > viewer). public.room_permissions overrides them per room. Internal: readable through get_room_permissions.';
+
+COMMENT ON COLUMN watchium_private.room_permission_catalogue.permission IS 'The permission''s name (lower case, underscores).';
+
+COMMENT ON COLUMN watchium_private.room_permission_catalogue.default_min_role IS 'The minimum role a member needs for it in a room without an override.';
+
+COMMENT ON COLUMN watchium_private.room_permission_catalogue.description IS 'What the permission allows, and which functions check it.';
 
 CREATE TABLE watchium_private.room_secrets (
     room_id text NOT NULL,

@@ -142,7 +142,14 @@ def visible_rooms(conn: psycopg.Connection[Any], table: str) -> set[str | None]:
 
 def test_matrix_covers_every_table_and_action():
     declared = {(t, a) for t, a, _, _ in CASES}
-    tables = {"rooms", "room_members", "comments", "sync_states", "sync_records", "room_permissions"}
+    tables = {
+        "rooms",
+        "room_members",
+        "comments",
+        "sync_states",
+        "sync_records",
+        "room_permissions",
+    }
     assert declared == {(t, a) for t in tables for a in ("select", "insert", "update", "delete")}
 
 
@@ -172,7 +179,9 @@ def test_table_privileges(matrix_db, table, action, caller, expected):
         return
 
     assert expected == "denied"
-    before = conn.execute(f"select count(*), md5(string_agg(t::text, ',' order by t::text)) from public.{table} t").fetchone()
+    before = conn.execute(
+        f"select count(*), md5(string_agg(t::text, ',' order by t::text)) from public.{table} t"
+    ).fetchone()
     # A view of a UNION is never writable: PostgreSQL says so before it checks privileges,
     # so for sync_records the missing privilege is checked by name as well.
     refusals: tuple[type[Exception], ...] = (errors.InsufficientPrivilege,)
@@ -184,7 +193,9 @@ def test_table_privileges(matrix_db, table, action, caller, expected):
         ).fetchone()[0]
     with pytest.raises(refusals), caller_context(conn, caller) as c:
         c.execute(WRITES[action][table])
-    after = conn.execute(f"select count(*), md5(string_agg(t::text, ',' order by t::text)) from public.{table} t").fetchone()
+    after = conn.execute(
+        f"select count(*), md5(string_agg(t::text, ',' order by t::text)) from public.{table} t"
+    ).fetchone()
     assert before == after
 
 
@@ -265,7 +276,9 @@ def test_function_execute_privileges(conn):
     public_functions = {name for name in actual if name.startswith("public.")}
     declared_public = {name for name in FUNCTION_EXECUTE if name.startswith("public.")}
     assert public_functions == declared_public, "declare every public function's EXECUTE above"
-    bodies = {name.removeprefix("watchium_rpc.") for name in actual if name.startswith("watchium_rpc.")}
+    bodies = {
+        name.removeprefix("watchium_rpc.") for name in actual if name.startswith("watchium_rpc.")
+    }
     assert bodies == {name.removeprefix("public.") for name in public_functions}
     expected = {
         name: FUNCTION_EXECUTE.get(name.replace("watchium_rpc.", "public.", 1), set())
@@ -273,7 +286,9 @@ def test_function_execute_privileges(conn):
         else FUNCTION_EXECUTE.get(name, set())
         for name in actual
     }
-    mismatched = {name: (actual[name], want) for name, want in expected.items() if actual[name] != want}
+    mismatched = {
+        name: (actual[name], want) for name, want in expected.items() if actual[name] != want
+    }
     assert mismatched == {}
     granted_to_public = [name for name, _, public in rows if public]
     assert granted_to_public == []

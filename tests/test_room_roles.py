@@ -61,7 +61,9 @@ def test_creator_is_host_and_joiners_are_members(conn):
     room = new_room(conn)
     join(conn, "bob", room)
     assert roles(conn, room) == {"alice": "host", "bob": "member"}
-    membership = rpc(conn, "carol", "select public.join_room(%s, null, 'Carol')", (room,))["membership"]
+    membership = rpc(conn, "carol", "select public.join_room(%s, null, 'Carol')", (room,))[
+        "membership"
+    ]
     assert membership["role"] == "member"
 
 
@@ -108,8 +110,18 @@ def test_default_permissions_reproduce_host_only_and_member_rights(conn):
     room = new_room(conn)
     join(conn, "bob", room)
     # As in 0.1.0: the host controls, moderates and changes the room; members chat and comment.
-    for permission in ("control_playback", "kick", "ban", "mute", "update_room", "manage_roles",
-                       "manage_permissions", "moderate_comments", "edit_queue", "approve_joins"):
+    for permission in (
+        "control_playback",
+        "kick",
+        "ban",
+        "mute",
+        "update_room",
+        "manage_roles",
+        "manage_permissions",
+        "moderate_comments",
+        "edit_queue",
+        "approve_joins",
+    ):
         assert may(conn, room, "alice", permission), permission
         assert not may(conn, room, "bob", permission), permission
     for permission in ("chat", "comment", "add_to_queue"):
@@ -150,12 +162,17 @@ def test_a_room_override_changes_only_that_room(conn):
 def test_require_room_permission_raises_42501_naming_the_role(conn):
     room = new_room(conn)
     join(conn, "bob", room)
-    with pytest.raises(errors.InsufficientPrivilege, match="control_playback .* needs the co_host role"):
+    with pytest.raises(
+        errors.InsufficientPrivilege, match=r"control_playback .* needs the co_host role"
+    ):
         conn.execute(
-            "select watchium_private.require_room_permission(%s, 'bob', 'control_playback')", (room,)
+            "select watchium_private.require_room_permission(%s, 'bob', 'control_playback')",
+            (room,),
         )
     conn.rollback()
-    conn.execute("select watchium_private.require_room_permission(%s, 'alice', 'control_playback')", (room,))
+    conn.execute(
+        "select watchium_private.require_room_permission(%s, 'alice', 'control_playback')", (room,)
+    )
 
 
 def test_unknown_permission_is_22023(conn):
@@ -182,7 +199,8 @@ def test_the_map_is_validated_by_constraints(conn):
 def test_the_map_goes_with_its_room(conn):
     room = new_room(conn)
     conn.execute(
-        "insert into public.room_permissions (room_id, permission, min_role) values (%s, 'chat', 'host')", (room,)
+        "insert into public.room_permissions (room_id, permission, min_role) values (%s, 'chat', 'host')",
+        (room,),
     )
     rpc(conn, "alice", "select public.delete_room(%s)", (room,))
     assert conn.execute("select count(*) from public.room_permissions").fetchone() == (0,)
@@ -214,5 +232,7 @@ def test_upgrade_gives_existing_hosts_the_host_role(empty_db_url):
         )
     migrate.upgrade(empty_db_url)
     with psycopg.connect(empty_db_url) as c:
-        rows = c.execute("select user_id, role from public.room_members order by user_id").fetchall()
+        rows = c.execute(
+            "select user_id, role from public.room_members order by user_id"
+        ).fetchall()
     assert rows == [("h", "host"), ("m", "member")]

@@ -95,6 +95,9 @@ create table watchium_private.room_permission_catalogue (
 );
 comment on table watchium_private.room_permission_catalogue is
   'The room permissions and their default minimum role (host > co_host > member > viewer). public.room_permissions overrides them per room. Internal: readable through get_room_permissions.';
+comment on column watchium_private.room_permission_catalogue.permission is 'The permission''s name (lower case, underscores).';
+comment on column watchium_private.room_permission_catalogue.default_min_role is 'The minimum role a member needs for it in a room without an override.';
+comment on column watchium_private.room_permission_catalogue.description is 'What the permission allows, and which functions check it.';
 alter table watchium_private.room_permission_catalogue enable row level security;
 revoke all on table watchium_private.room_permission_catalogue from public;
 
@@ -132,6 +135,10 @@ create table public.room_permissions (
 );
 comment on table public.room_permissions is
   'Per-room overrides of the permission catalogue: the minimum role (host > co_host > member > viewer) a member needs for a permission. Permissions without a row use their default. Readable like room_members (members of the room; anyone for public rooms); written only by set_room_permission.';
+comment on column public.room_permissions.room_id is 'The room.';
+comment on column public.room_permissions.permission is 'A permission of watchium_private.room_permission_catalogue.';
+comment on column public.room_permissions.min_role is 'The minimum role a member of this room needs for the permission: host, co_host, member or viewer.';
+comment on column public.room_permissions.updated_at is 'When it was last set.';
 comment on column public.room_permissions.updated_by is 'The user who set it (null when set by a trusted caller).';
 
 revoke all on table public.room_permissions from public, anon, authenticated, service_role;
