@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0009 group wait and ready check (downgrade): removes exactly what the
+-- 0010 group wait and ready check (downgrade): removes exactly what the
 -- upgrade added and restores maintain() of 0008.
 -- =============================================================================
 create or replace function watchium_rpc.maintain()

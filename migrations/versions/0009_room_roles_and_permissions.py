@@ -1,4 +1,4 @@
-"""Group wait for buffering members, ready check, scheduled resumes.
+"""Room roles (host, co-host, member, viewer) and a per-room permission map.
 
 Revision ID: 0009
 Revises: 0008

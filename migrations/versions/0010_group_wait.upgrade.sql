@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0009 group wait and ready check
+-- 0010 group wait and ready check
 --
 -- A bounded group wait for buffering members, and the host's ready check,
 -- sharing one waiting state of the room:
@@ -917,7 +917,8 @@ grant execute on function public.set_wait_opt_out(text, boolean) to authenticate
 -- The host ends the room's wait (buffering members or a ready check): every
 -- member still blocking is skipped and the room plays at a scheduled start.
 -- A room that is not waiting (a deadline may just have resumed it) is left as
--- it is: resumed false. Host only; rate limited (sync_control).
+-- it is: resumed false. Permission control_playback (the host; co-hosts by
+-- default); rate limited (sync_control).
 -- -----------------------------------------------------------------------------
 create function watchium_rpc.force_resume(p_room_id text)
 returns jsonb
@@ -938,10 +939,8 @@ begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'sync_control');
   select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
   perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
-  if v_room.host_user_id is distinct from v_user_id then
-    raise exception 'only the host of room % can force a resume', p_room_id
-      using errcode = '42501', hint = 'Ask the host, or opt out of being waited for.';
-  end if;
+  -- Whoever may control playback (the host; co-hosts by default).
+  perform watchium_private.require_room_permission(p_room_id, v_user_id, 'control_playback');
   v_room := watchium_private.settle_room(v_room, v_user_id);
   if v_room.waiting_reason is not null then
     if v_room.waiting_reason = 'ready_check' then
@@ -982,7 +981,7 @@ begin
 end;
 $$;
 comment on function public.force_resume(text) is
-  'Host only: ends the room''s wait (buffering members or a ready check); members still blocking are skipped and playback starts at a scheduled start. resumed is false when the room was not waiting.';
+  'Permission control_playback (the host; co-hosts by default): ends the room''s wait (buffering members or a ready check); members still blocking are skipped and playback starts at a scheduled start. resumed is false when the room was not waiting.';
 revoke all on function public.force_resume(text) from public, anon;
 grant execute on function public.force_resume(text) to authenticated, service_role;
 
@@ -996,7 +995,8 @@ grant execute on function public.force_resume(text) to authenticated, service_ro
 -- members (null: every member) answered ready, or until the deadline (now +
 -- p_timeout_seconds, 1 to 3600); either way playback then starts at a
 -- scheduled start. The host counts as ready. One ready check at a time
--- (WD409 while one runs). Host only; rate limited (sync_control).
+-- (WD409 while one runs). Permission control_playback (the host; co-hosts by
+-- default); rate limited (sync_control).
 -- -----------------------------------------------------------------------------
 create function watchium_rpc.start_ready_check(
   p_room_id text,
@@ -1031,10 +1031,8 @@ begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'sync_control');
   select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
   perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
-  if v_room.host_user_id is distinct from v_user_id then
-    raise exception 'only the host of room % can start a ready check', p_room_id
-      using errcode = '42501';
-  end if;
+  -- Whoever may control playback (the host; co-hosts by default).
+  perform watchium_private.require_room_permission(p_room_id, v_user_id, 'control_playback');
   select pg_catalog.count(*)::integer into v_members
   from public.room_members as m where m.room_id = p_room_id;
   if p_min_ready > v_members then
@@ -1115,7 +1113,7 @@ begin
 end;
 $$;
 comment on function public.start_ready_check(text, numeric, integer) is
-  'Host only: pauses the room until p_min_ready members (null: every member; the host counts as ready) answered set_ready, or until now + p_timeout_seconds (1 to 3600); then playback starts at a scheduled start. WD409 while a ready check runs. Returns the room''s waiting state.';
+  'Permission control_playback (the host; co-hosts by default): pauses the room until p_min_ready members (null: every member; the host counts as ready) answered set_ready, or until now + p_timeout_seconds (1 to 3600); then playback starts at a scheduled start. WD409 while a ready check runs. Returns the room''s waiting state.';
 revoke all on function public.start_ready_check(text, numeric, integer) from public, anon;
 grant execute on function public.start_ready_check(text, numeric, integer) to authenticated, service_role;
 
