@@ -28,7 +28,9 @@ def test_demo_plays_a_watch_party_end_to_end(
     assert summary["stale_member_removed"]
     kinds = summary["event_types"]
     assert summary["events_received"] == sum(kinds.values()) > 0
-    assert kinds["playback"] == 3  # play, seek, speed
+    assert kinds["playback"] == 5  # play, wait, resume, seek, speed
+    assert kinds["sync_wait"] == 2  # Mika blocks; Mika is ready: resumed
+    assert summary["group_wait"] == {"waited": True, "resumed": True, "scheduled_start": True}
     assert kinds["chat_message"] == 1 and kinds["host_changed"] == 1
     assert kinds["member_left"] == 2  # the stale member and the host
 
