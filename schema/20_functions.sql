@@ -696,7 +696,12 @@ begin
       waiting_reason = p_reason,
       sync_deadline = p_deadline,
       ready_check_min_ready = p_min_ready,
-      last_activity = pg_catalog.now()
+      -- Refreshed at most once a minute: the update stays HOT (last_activity is
+      -- indexed), as a host control's does.
+      last_activity = case
+        when r.last_activity < pg_catalog.now() - interval '1 minute' then pg_catalog.now()
+        else r.last_activity
+      end
   where r.room_id = p_room.room_id
   returning * into v_room;
   perform watchium_private.emit_room_event(
@@ -1071,7 +1076,7 @@ $_$;
 
 COMMENT ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) IS 'Logs a room event and delivers it to its topic (room_event_topic: room:<room_id>, or room:<room_id>:members for member broadcasts) through Supabase Realtime, or to NOTIFY channel "watchium:" || topic (plain PostgreSQL). Returns the event id. Internal: called by the RPC functions and triggers.';
 
-CREATE FUNCTION watchium_private.emit_sync_wait(p_room public.rooms, p_state text, p_cause text, p_user_id text, p_skipped text[], p_waiting_since timestamp with time zone) RETURNS void
+CREATE FUNCTION watchium_private.emit_sync_wait(p_room public.rooms, p_state text, p_cause text, p_user_id text, p_skipped text[], p_waiting_since timestamp with time zone, p_reason text) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1088,7 +1093,7 @@ begin
     'sync_wait',
     pg_catalog.jsonb_build_object(
       'state', p_state,
-      'reason', coalesce(p_room.waiting_reason, 'buffering'),
+      'reason', p_reason,
       'cause', p_cause,
       'user_id', p_user_id,
       'blocking_members', v_count,
@@ -1102,7 +1107,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.emit_sync_wait(p_room public.rooms, p_state text, p_cause text, p_user_id text, p_skipped text[], p_waiting_since timestamp with time zone) IS 'Emits the sync_wait room event: state waiting (who blocks: count and first 50 ids, the deadline) or resumed (starts_at), its cause, the member whose report caused it, the members skipped. Internal.';
+COMMENT ON FUNCTION watchium_private.emit_sync_wait(p_room public.rooms, p_state text, p_cause text, p_user_id text, p_skipped text[], p_waiting_since timestamp with time zone, p_reason text) IS 'Emits the sync_wait room event for the room as it is now (p_room): state waiting (who blocks: count and first 50 ids, the deadline), resumed (starts_at) or cancelled, its cause, the member whose call caused it, the members skipped, since when and why (p_reason) the room waited. Internal.';
 
 CREATE FUNCTION watchium_private.end_wait(p_room public.rooms, p_cause text, p_user_id text, p_skipped text[]) RETURNS public.rooms
     LANGUAGE plpgsql
@@ -1131,14 +1136,19 @@ begin
       waiting_reason = null,
       sync_deadline = null,
       ready_check_min_ready = null,
-      last_activity = pg_catalog.now()
+      -- Refreshed at most once a minute: the update stays HOT (last_activity is
+      -- indexed), as a host control's does.
+      last_activity = case
+        when r.last_activity < pg_catalog.now() - interval '1 minute' then pg_catalog.now()
+        else r.last_activity
+      end
   where r.room_id = p_room.room_id
   returning * into v_room;
 
   perform watchium_private.emit_room_event(
     v_room.room_id, 'playback', watchium_private.playback_payload(v_room, 'resume'));
   perform watchium_private.emit_sync_wait(
-    p_room, 'resumed', p_cause, p_user_id, v_skipped, p_room.waiting_since);
+    v_room, 'resumed', p_cause, p_user_id, v_skipped, p_room.waiting_since, p_room.waiting_reason);
   return v_room;
 end;
 $$;
@@ -2794,7 +2804,7 @@ begin
   returning * into v_room;
   if v_skipped is not null and v_room.waiting_reason is not null then
     perform watchium_private.emit_sync_wait(
-      v_room, 'waiting', 'deadline', p_user_id, v_skipped, v_room.waiting_since);
+      v_room, 'waiting', 'deadline', p_user_id, v_skipped, v_room.waiting_since, v_room.waiting_reason);
   end if;
   return v_room;
 end;
@@ -4837,7 +4847,7 @@ begin
         update public.rooms as r set sync_deadline = v_block.next_deadline
         where r.room_id = p_room_id returning * into v_room;
         perform watchium_private.emit_sync_wait(
-          v_room, 'waiting', 'ready', v_user_id, null, v_room.waiting_since);
+          v_room, 'waiting', 'ready', v_user_id, null, v_room.waiting_since, v_room.waiting_reason);
       end if;
     end if;
     return watchium_private.member_wait_reply(v_room, v_user_id);
@@ -4887,7 +4897,7 @@ begin
       where r.room_id = p_room_id returning * into v_room;
     end if;
     perform watchium_private.emit_sync_wait(
-      v_room, 'waiting', 'buffering', v_user_id, null, v_room.waiting_since);
+      v_room, 'waiting', 'buffering', v_user_id, null, v_room.waiting_since, v_room.waiting_reason);
   end if;
   return watchium_private.member_wait_reply(v_room, v_user_id);
 end;
@@ -5033,7 +5043,7 @@ begin
       update public.rooms as r set sync_deadline = v_block.next_deadline
       where r.room_id = p_room_id returning * into v_room;
       perform watchium_private.emit_sync_wait(
-        v_room, 'waiting', 'opt_out', v_user_id, null, v_room.waiting_since);
+        v_room, 'waiting', 'opt_out', v_user_id, null, v_room.waiting_since, v_room.waiting_reason);
     end if;
   end if;
   return watchium_private.member_wait_reply(v_room, v_user_id);
@@ -5533,7 +5543,7 @@ REVOKE ALL ON FUNCTION watchium_private.current_user_id() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION watchium_private.emit_sync_wait(p_room public.rooms, p_state text, p_cause text, p_user_id text, p_skipped text[], p_waiting_since timestamp with time zone) FROM PUBLIC;
+REVOKE ALL ON FUNCTION watchium_private.emit_sync_wait(p_room public.rooms, p_state text, p_cause text, p_user_id text, p_skipped text[], p_waiting_since timestamp with time zone, p_reason text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.end_wait(p_room public.rooms, p_cause text, p_user_id text, p_skipped text[]) FROM PUBLIC;
 

@@ -85,7 +85,7 @@ drop function watchium_private.apply_due_sync_deadlines();
 drop function watchium_private.apply_sync_deadlines(text, boolean);
 drop function watchium_private.settle_room(public.rooms, text);
 drop function watchium_private.end_wait(public.rooms, text, text, text[]);
-drop function watchium_private.emit_sync_wait(public.rooms, text, text, text, text[], timestamptz);
+drop function watchium_private.emit_sync_wait(public.rooms, text, text, text, text[], timestamptz, text);
 drop function watchium_private.begin_wait(public.rooms, text, timestamptz, integer);
 drop function watchium_private.playback_payload(public.rooms, text);
 drop function watchium_private.room_wait_state(public.rooms);

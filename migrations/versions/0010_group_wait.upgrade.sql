@@ -342,7 +342,12 @@ begin
       waiting_reason = p_reason,
       sync_deadline = p_deadline,
       ready_check_min_ready = p_min_ready,
-      last_activity = pg_catalog.now()
+      -- Refreshed at most once a minute: the update stays HOT (last_activity is
+      -- indexed), as a host control's does.
+      last_activity = case
+        when r.last_activity < pg_catalog.now() - interval '1 minute' then pg_catalog.now()
+        else r.last_activity
+      end
   where r.room_id = p_room.room_id
   returning * into v_room;
   perform watchium_private.emit_room_event(
@@ -364,7 +369,8 @@ create function watchium_private.emit_sync_wait(
   p_cause text,
   p_user_id text,
   p_skipped text[],
-  p_waiting_since timestamptz
+  p_waiting_since timestamptz,
+  p_reason text
 )
 returns void
 language plpgsql
@@ -384,7 +390,7 @@ begin
     'sync_wait',
     pg_catalog.jsonb_build_object(
       'state', p_state,
-      'reason', coalesce(p_room.waiting_reason, 'buffering'),
+      'reason', p_reason,
       'cause', p_cause,
       'user_id', p_user_id,
       'blocking_members', v_count,
@@ -397,9 +403,9 @@ begin
   );
 end;
 $$;
-comment on function watchium_private.emit_sync_wait(public.rooms, text, text, text, text[], timestamptz) is
-  'Emits the sync_wait room event: state waiting (who blocks: count and first 50 ids, the deadline) or resumed (starts_at), its cause, the member whose report caused it, the members skipped. Internal.';
-revoke all on function watchium_private.emit_sync_wait(public.rooms, text, text, text, text[], timestamptz) from public;
+comment on function watchium_private.emit_sync_wait(public.rooms, text, text, text, text[], timestamptz, text) is
+  'Emits the sync_wait room event for the room as it is now (p_room): state waiting (who blocks: count and first 50 ids, the deadline), resumed (starts_at) or cancelled, its cause, the member whose call caused it, the members skipped, since when and why (p_reason) the room waited. Internal.';
+revoke all on function watchium_private.emit_sync_wait(public.rooms, text, text, text, text[], timestamptz, text) from public;
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.end_wait(room, cause, user_id, skipped): the room stops
@@ -441,14 +447,19 @@ begin
       waiting_reason = null,
       sync_deadline = null,
       ready_check_min_ready = null,
-      last_activity = pg_catalog.now()
+      -- Refreshed at most once a minute: the update stays HOT (last_activity is
+      -- indexed), as a host control's does.
+      last_activity = case
+        when r.last_activity < pg_catalog.now() - interval '1 minute' then pg_catalog.now()
+        else r.last_activity
+      end
   where r.room_id = p_room.room_id
   returning * into v_room;
 
   perform watchium_private.emit_room_event(
     v_room.room_id, 'playback', watchium_private.playback_payload(v_room, 'resume'));
   perform watchium_private.emit_sync_wait(
-    p_room, 'resumed', p_cause, p_user_id, v_skipped, p_room.waiting_since);
+    v_room, 'resumed', p_cause, p_user_id, v_skipped, p_room.waiting_since, p_room.waiting_reason);
   return v_room;
 end;
 $$;
@@ -511,7 +522,7 @@ begin
   returning * into v_room;
   if v_skipped is not null and v_room.waiting_reason is not null then
     perform watchium_private.emit_sync_wait(
-      v_room, 'waiting', 'deadline', p_user_id, v_skipped, v_room.waiting_since);
+      v_room, 'waiting', 'deadline', p_user_id, v_skipped, v_room.waiting_since, v_room.waiting_reason);
   end if;
   return v_room;
 end;
@@ -740,7 +751,7 @@ begin
         update public.rooms as r set sync_deadline = v_block.next_deadline
         where r.room_id = p_room_id returning * into v_room;
         perform watchium_private.emit_sync_wait(
-          v_room, 'waiting', 'ready', v_user_id, null, v_room.waiting_since);
+          v_room, 'waiting', 'ready', v_user_id, null, v_room.waiting_since, v_room.waiting_reason);
       end if;
     end if;
     return watchium_private.member_wait_reply(v_room, v_user_id);
@@ -790,7 +801,7 @@ begin
       where r.room_id = p_room_id returning * into v_room;
     end if;
     perform watchium_private.emit_sync_wait(
-      v_room, 'waiting', 'buffering', v_user_id, null, v_room.waiting_since);
+      v_room, 'waiting', 'buffering', v_user_id, null, v_room.waiting_since, v_room.waiting_reason);
   end if;
   return watchium_private.member_wait_reply(v_room, v_user_id);
 end;
@@ -877,7 +888,7 @@ begin
       update public.rooms as r set sync_deadline = v_block.next_deadline
       where r.room_id = p_room_id returning * into v_room;
       perform watchium_private.emit_sync_wait(
-        v_room, 'waiting', 'opt_out', v_user_id, null, v_room.waiting_since);
+        v_room, 'waiting', 'opt_out', v_user_id, null, v_room.waiting_since, v_room.waiting_reason);
     end if;
   end if;
   return watchium_private.member_wait_reply(v_room, v_user_id);
