@@ -33,7 +33,8 @@ CREATE TABLE public.rooms (
     CONSTRAINT rooms_source_id_length_check CHECK (((char_length(source_id) >= 1) AND (char_length(source_id) <= 100))),
     CONSTRAINT rooms_title_length_check CHECK (((char_length(title) >= 1) AND (char_length(title) <= 200))),
     CONSTRAINT rooms_video_url_check CHECK ((((char_length(video_url) >= 1) AND (char_length(video_url) <= 2048)) AND (video_url ~* '^https?://'::text)))
-);
+)
+WITH (fillfactor='90');
 
 COMMENT ON TABLE public.rooms IS 'One watch party and its playback state. The host is the single authority over playback. Readable through RLS (public rooms by everyone, private rooms by their members); written only by the room RPC functions. Published for realtime.';
 
