@@ -4521,7 +4521,7 @@ declare
   c_ranges constant jsonb := '{
     "drift_perfect": [0.01, 60], "drift_good": [0.01, 60], "drift_minor": [0.01, 60],
     "first_load_timeout": [0, 3600], "rebuffer_timeout": [0, 600],
-    "min_start_lead": [0, 10], "episode_countdown": [0, 60]}';
+    "min_start_lead": [0, 10], "episode_countdown": [0, 60]}'::jsonb;
   v_user_id text := watchium_private.require_user_id();
   v_key     text;
   v_value   jsonb;
