@@ -377,7 +377,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) IS 'Host only: sets the room''s sync options from p_options {option: seconds, or null for the project default}: drift_perfect, drift_good, drift_minor (one set, perfect <= good <= minor, 0.01 to 60), first_load_timeout (0 to 3600), rebuffer_timeout (0 to 600), min_start_lead (0 to 10), episode_countdown (0 to 60). 22023 naming the option on bad input. Emits room_updated {sync_options}. Returns the effective options.';
+COMMENT ON FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) IS 'Host only (the update_room permission): sets the room''s sync options from p_options {option: seconds, or null for the project default}: drift_perfect, drift_good, drift_minor (one set, perfect <= good <= minor, 0.01 to 60), first_load_timeout (0 to 3600), rebuffer_timeout (0 to 600), min_start_lead (0 to 10), episode_countdown (0 to 60). 22023 naming the option on bad input. Emits room_updated {sync_options}. Returns the effective options.';
 
 CREATE FUNCTION public.sync_history_health() RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -1149,6 +1149,24 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.generate_room_id() IS 'A random room id: 10 characters from [a-z0-9], each uniformly distributed (rejection sampling on CSPRNG bytes). Internal.';
+
+CREATE FUNCTION watchium_private.has_room_permission(p_room_id text, p_user_id text, p_permission text) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_min  text := watchium_private.room_permission_min_role(p_room_id, p_permission);
+  v_role text;
+begin
+  select m.role into v_role
+  from public.room_members as m
+  where m.room_id = p_room_id and m.user_id = p_user_id;
+  return watchium_private.role_rank(v_role) >= watchium_private.role_rank(v_min)
+         and v_role is not null;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.has_room_permission(p_room_id text, p_user_id text, p_permission text) IS 'True when p_user_id is a member of room p_room_id whose role ranks at least the minimum role of p_permission there (room override, else default); false for non-members. 22023 for an unknown permission. Internal: the one permission check of the room functions.';
 
 CREATE FUNCTION watchium_private.heartbeat_intervals(OUT min_interval interval, OUT sample_interval interval) RETURNS record
     LANGUAGE plpgsql STABLE
@@ -2162,6 +2180,29 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.require_playback_time(p_value numeric, p_argument text) IS 'Returns p_value rounded to 2 decimals, or raises 22023 naming p_argument when it is null, NaN, infinite, negative or above 86400. Internal.';
 
+CREATE FUNCTION watchium_private.require_room_permission(p_room_id text, p_user_id text, p_permission text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_min  text := watchium_private.room_permission_min_role(p_room_id, p_permission);
+  v_role text;
+begin
+  select m.role into v_role
+  from public.room_members as m
+  where m.room_id = p_room_id and m.user_id = p_user_id;
+  if v_role is null or watchium_private.role_rank(v_role) < watchium_private.role_rank(v_min) then
+    raise exception 'permission % in room % needs the % role (you are %)',
+      p_permission, p_room_id, v_min, coalesce(v_role, 'not a member')
+      using errcode = '42501',
+            hint = case when v_role is null then 'Join the room first.'
+                        else 'Ask the host for a higher role or a change of the room''s permissions.' end;
+  end if;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.require_room_permission(p_room_id text, p_user_id text, p_permission text) IS 'Raises 42501 unless has_room_permission(p_room_id, p_user_id, p_permission); the message names the role needed. Internal.';
+
 CREATE FUNCTION watchium_private.require_sync_room(p_room_id text, p_user_id text) RETURNS public.rooms
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2205,6 +2246,17 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.require_user_id() IS 'The caller''s user id; raises 28000 when the caller is anonymous. Every RPC that acts for a user starts here.';
+
+CREATE FUNCTION watchium_private.role_rank(p_role text) RETURNS integer
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  return coalesce(pg_catalog.array_position(array['viewer', 'member', 'co_host', 'host']::text[], p_role), 0);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.role_rank(p_role text) IS 'Rank of a room role: viewer 1, member 2, co_host 3, host 4; 0 for null or anything else (not a member). Internal.';
 
 CREATE FUNCTION watchium_private.room_event_delivery() RETURNS text
     LANGUAGE plpgsql STABLE
@@ -2257,6 +2309,29 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone) IS 'The expected host position at p_at (default: now): current_playback_time + elapsed since playback_updated_at * playback_speed while playing (at most 86400), else current_playback_time. Internal.';
+
+CREATE FUNCTION watchium_private.room_permission_min_role(p_room_id text, p_permission text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_min text;
+begin
+  select coalesce(o.min_role, c.default_min_role) into v_min
+  from watchium_private.room_permission_catalogue as c
+  left join public.room_permissions as o
+    on o.room_id = p_room_id and o.permission = c.permission
+  where c.permission = p_permission;
+  if v_min is null then
+    raise exception 'p_permission must be a room permission (got %)', coalesce(p_permission, 'null')
+      using errcode = '22023',
+            hint = 'The permissions are listed in watchium_private.room_permission_catalogue.';
+  end if;
+  return v_min;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.room_permission_min_role(p_room_id text, p_permission text) IS 'The minimum role p_permission needs in room p_room_id: the room''s override, else the catalogue default; 22023 for an unknown permission. Internal.';
 
 CREATE FUNCTION watchium_private.room_sync_options(p_room public.rooms, OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric, OUT first_load_timeout numeric, OUT rebuffer_timeout numeric, OUT min_start_lead numeric, OUT episode_countdown numeric) RETURNS record
     LANGUAGE plpgsql STABLE
@@ -2561,6 +2636,23 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.tg_room_members__member_left() IS 'Trigger function (statement level): leave sync records, room activity, and host succession to the longest-present member when the host was removed.';
+
+CREATE FUNCTION watchium_private.tg_room_members__sync_role() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  if new.is_host then
+    new.role := 'host';
+  elsif tg_op = 'UPDATE' and old.is_host and new.role = 'host' then
+    -- The host handing host on (or removed from it) becomes an ordinary member.
+    new.role := 'member';
+  end if;
+  return new;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.tg_room_members__sync_role() IS 'Trigger function: a member flagged is_host gets role host; the host losing the flag becomes member. A non-host given role host directly is refused by room_members_role_host_check.';
 
 CREATE FUNCTION watchium_private.tg_room_members__sync_room_host() RETURNS trigger
     LANGUAGE plpgsql
@@ -4409,7 +4501,8 @@ begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'update_room');
   v_room := watchium_private.lock_room(p_room_id);
   perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
-  perform watchium_private.require_host(v_room, v_user_id);
+  -- The room's settings: the update_room permission (host by default; 0009).
+  perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'update_room');
 
   o := watchium_private.room_sync_options(v_room);
   if v_drift_set then
@@ -4861,6 +4954,8 @@ REVOKE ALL ON FUNCTION watchium_private.generate_access_key() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.generate_room_id() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.has_room_permission(p_room_id text, p_user_id text, p_permission text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.heartbeat_intervals(OUT min_interval interval, OUT sample_interval interval) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.hide_private_room(p_room public.rooms, p_room_id text, p_user_id text) FROM PUBLIC;
@@ -4902,15 +4997,21 @@ REVOKE ALL ON FUNCTION watchium_private.require_host(p_room public.rooms, p_user
 
 REVOKE ALL ON FUNCTION watchium_private.require_playback_time(p_value numeric, p_argument text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.require_room_permission(p_room_id text, p_user_id text, p_permission text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.require_sync_room(p_room_id text, p_user_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.require_user_id() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.role_rank(p_role text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_event_delivery() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.room_permission_min_role(p_room_id text, p_permission text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_sync_options(p_room public.rooms, OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric, OUT first_load_timeout numeric, OUT rebuffer_timeout numeric, OUT min_start_lead numeric, OUT episode_countdown numeric) FROM PUBLIC;
 
@@ -4933,6 +5034,8 @@ REVOKE ALL ON FUNCTION watchium_private.tg_room_members__create_presence() FROM 
 REVOKE ALL ON FUNCTION watchium_private.tg_room_members__member_joined() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.tg_room_members__member_left() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.tg_room_members__sync_role() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.tg_room_members__sync_room_host() FROM PUBLIC;
 

@@ -314,6 +314,8 @@ class Member:
     joined_at: datetime | None
     last_heartbeat: datetime | None
     updated_at: datetime | None
+    #: host, co_host, member or viewer (revision 0009).
+    role: str | None = None
     raw: Mapping[str, Any] = _raw()
 
     @classmethod

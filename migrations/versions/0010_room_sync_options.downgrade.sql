@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0009 room sync options (downgrade): removes exactly what the upgrade added.
+-- 0010 room sync options (downgrade): removes exactly what the upgrade added.
 -- =============================================================================
 drop function public.get_room_sync_options(text);
 drop function watchium_rpc.get_room_sync_options(text);

@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0009 room sync options
+-- 0010 room sync options
 --
 -- The tunables of playback coordination, per room, with project-wide defaults
 -- in watchium_private.settings:
@@ -208,7 +208,8 @@ comment on function watchium_private.room_sync_options_json(public.rooms) is
 revoke all on function watchium_private.room_sync_options_json(public.rooms) from public;
 
 -- -----------------------------------------------------------------------------
--- public.set_room_sync_options(room_id, options): the host sets the room's
+-- public.set_room_sync_options(room_id, options): the host (the update_room
+-- permission) sets the room's
 -- sync options. p_options is an object of option names to seconds (a JSON
 -- number) or null (back to the project default); options not named keep
 -- their value. The three drift boundaries are one set: naming any of them
@@ -295,7 +296,8 @@ begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'update_room');
   v_room := watchium_private.lock_room(p_room_id);
   perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
-  perform watchium_private.require_host(v_room, v_user_id);
+  -- The room's settings: the update_room permission (host by default; 0009).
+  perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'update_room');
 
   o := watchium_private.room_sync_options(v_room);
   if v_drift_set then
@@ -368,7 +370,7 @@ begin
 end;
 $$;
 comment on function public.set_room_sync_options(text, jsonb) is
-  'Host only: sets the room''s sync options from p_options {option: seconds, or null for the project default}: drift_perfect, drift_good, drift_minor (one set, perfect <= good <= minor, 0.01 to 60), first_load_timeout (0 to 3600), rebuffer_timeout (0 to 600), min_start_lead (0 to 10), episode_countdown (0 to 60). 22023 naming the option on bad input. Emits room_updated {sync_options}. Returns the effective options.';
+  'Host only (the update_room permission): sets the room''s sync options from p_options {option: seconds, or null for the project default}: drift_perfect, drift_good, drift_minor (one set, perfect <= good <= minor, 0.01 to 60), first_load_timeout (0 to 3600), rebuffer_timeout (0 to 600), min_start_lead (0 to 10), episode_countdown (0 to 60). 22023 naming the option on bad input. Emits room_updated {sync_options}. Returns the effective options.';
 revoke all on function public.set_room_sync_options(text, jsonb) from public, anon;
 grant execute on function public.set_room_sync_options(text, jsonb) to authenticated, service_role;
 
