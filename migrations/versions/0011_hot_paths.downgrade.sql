@@ -1,4 +1,4 @@
--- 0010 hot paths, downgrade: the definitions of 0007 (apply_host_control) and
+-- 0011 hot paths, downgrade: the definitions of 0007 (apply_host_control) and
 -- 0004 (emit_room_event), 0003 (watchium_rpc.check_rate_limit), and the default
 -- fillfactor of rooms.
 set local lock_timeout = '5s';

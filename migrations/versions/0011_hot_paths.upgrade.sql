@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0010 hot paths
+-- 0011 hot paths
 --
 -- Less work per host control and per room event, every guarantee kept (rate
 -- limit, host check under the room row lock, one durable 'playback' event):
