@@ -1,4 +1,4 @@
-"""Group wait for buffering members, ready check, scheduled resumes.
+"""Room sync options: drift thresholds, bounded-wait timeouts, start lead and countdown per room.
 
 Revision ID: 0010
 Revises: 0009

@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0010 group wait and ready check (downgrade): removes exactly what the
+-- 0012 group wait and ready check (downgrade): removes exactly what the
 -- upgrade added and restores maintain() of 0008.
 -- =============================================================================
 create or replace function watchium_rpc.maintain()
@@ -92,7 +92,6 @@ drop function watchium_private.room_wait_state(public.rooms);
 drop function watchium_private.ready_count(public.rooms);
 drop function watchium_private.room_blockers(text);
 drop function watchium_private.scheduled_start_at(public.rooms, timestamptz, boolean);
-drop function watchium_private.room_wait_options(public.rooms);
 drop table watchium_private.member_playback;
 alter table public.rooms
   drop column ready_check_min_ready,

@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0010 group wait and ready check
+-- 0012 group wait and ready check
 --
 -- A bounded group wait for buffering members, and the host's ready check,
 -- sharing one waiting state of the room:
@@ -104,37 +104,10 @@ revoke all on table watchium_private.member_playback from public;
 -- =============================================================================
 
 -- -----------------------------------------------------------------------------
--- watchium_private.room_wait_options(room): the room's wait timeouts and
--- scheduled-start leads: first load 60 s, re-buffer 10 s, minimum lead
--- 500 ms, episode countdown 0 s.
--- -----------------------------------------------------------------------------
-create function watchium_private.room_wait_options(
-  p_room public.rooms,
-  out first_load_timeout interval,
-  out rebuffer_timeout interval,
-  out min_start_lead interval,
-  out episode_countdown interval
-)
-language plpgsql
-stable
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-  first_load_timeout := interval '60 seconds';
-  rebuffer_timeout := interval '10 seconds';
-  min_start_lead := interval '500 milliseconds';
-  episode_countdown := interval '0 seconds';
-end;
-$$;
-comment on function watchium_private.room_wait_options(public.rooms) is
-  'The wait timeouts (first load, re-buffer) and scheduled-start leads (minimum lead, episode countdown) of a room. Internal.';
-revoke all on function watchium_private.room_wait_options(public.rooms) from public;
-
--- -----------------------------------------------------------------------------
 -- watchium_private.scheduled_start_at(room, at, episode_start): the instant a
 -- start decided at p_at takes effect, so that every client starts together:
--- p_at + the room's minimum lead (and at least its episode countdown for an
--- episode start).
+-- p_at + the room's minimum start lead (room option sync_min_start_lead,
+-- default 0.5 s), and at least its episode countdown for an episode start.
 -- -----------------------------------------------------------------------------
 create function watchium_private.scheduled_start_at(
   p_room public.rooms,
@@ -147,12 +120,12 @@ stable
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  o record := watchium_private.room_wait_options(p_room);
+  o record := watchium_private.room_sync_options(p_room);
 begin
-  return p_at + greatest(
+  return p_at + pg_catalog.make_interval(secs => greatest(
     o.min_start_lead,
-    case when p_episode_start then o.episode_countdown else interval '0' end
-  );
+    case when p_episode_start then o.episode_countdown else 0 end
+  )::double precision);
 end;
 $$;
 comment on function watchium_private.scheduled_start_at(public.rooms, timestamptz, boolean) is
@@ -710,6 +683,7 @@ declare
   v_waited    boolean;
   v_late      boolean;
   v_deadline  timestamptz;
+  v_timeout   numeric;
   v_block     record;
   o           record;
 begin
@@ -776,9 +750,16 @@ begin
               and ((v_room.is_playing and v_room.waiting_reason is null)
                    or v_room.waiting_reason is not distinct from 'buffering');
   if v_waited then
-    o := watchium_private.room_wait_options(v_room);
-    v_deadline := v_at + case when v_prev.loaded_at is null then o.first_load_timeout
-                              else o.rebuffer_timeout end;
+    -- The room's timeouts (room options, else the settings): first load 60 s,
+    -- re-buffer 10 s by default; 0 means the room never waits for it.
+    o := watchium_private.room_sync_options(v_room);
+    v_timeout := case when v_prev.loaded_at is null then o.first_load_timeout
+                      else o.rebuffer_timeout end;
+    if v_timeout > 0 then
+      v_deadline := v_at + pg_catalog.make_interval(secs => v_timeout::double precision);
+    else
+      v_waited := false;
+    end if;
   end if;
 
   insert into watchium_private.member_playback as b
