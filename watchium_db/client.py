@@ -562,6 +562,9 @@ class SyncOptions:
     min_start_lead: float
     episode_countdown: float
     defaults: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class WaitState:
     """report_playback_status / set_wait_opt_out / force_resume / start_ready_check /
     set_ready: the caller's playback status (``me``) and the room's waiting state
