@@ -220,8 +220,11 @@ CREATE TABLE public.room_members (
     joined_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     replica_key uuid DEFAULT gen_random_uuid() NOT NULL,
+    role text DEFAULT 'member'::text NOT NULL,
     CONSTRAINT room_members_avatar_url_check CHECK ((((char_length(avatar_url) >= 1) AND (char_length(avatar_url) <= 2048)) AND (avatar_url ~* '^https?://'::text))),
     CONSTRAINT room_members_current_playback_time_check CHECK (((current_playback_time >= (0)::numeric) AND (current_playback_time <= (86400)::numeric))),
+    CONSTRAINT room_members_role_check CHECK ((role = ANY (ARRAY['host'::text, 'co_host'::text, 'member'::text, 'viewer'::text]))),
+    CONSTRAINT room_members_role_host_check CHECK (((role = 'host'::text) = is_host)),
     CONSTRAINT room_members_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100))),
     CONSTRAINT room_members_username_length_check CHECK (((char_length(username) >= 1) AND (char_length(username) <= 50)))
 );
@@ -249,6 +252,30 @@ COMMENT ON COLUMN public.room_members.joined_at IS 'When the member joined; the 
 COMMENT ON COLUMN public.room_members.updated_at IS 'When the member row last changed.';
 
 COMMENT ON COLUMN public.room_members.replica_key IS 'Random, never changed: the replica identity (room_members_replica_key_idx), so the old record of a published DELETE names neither the room nor the user.';
+
+COMMENT ON COLUMN public.room_members.role IS 'host, co_host, member or viewer (rank in that order). role = ''host'' exactly when is_host (room_members_role_host_check); a member gaining is_host becomes host, the host losing it becomes member (trigger _050_sync_role). Changed by set_member_role; never ''host'' that way (transfer_host).';
+
+CREATE TABLE public.room_permissions (
+    room_id text NOT NULL,
+    permission text NOT NULL,
+    min_role text NOT NULL,
+    updated_by text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT room_permissions_min_role_check CHECK ((min_role = ANY (ARRAY['host'::text, 'co_host'::text, 'member'::text, 'viewer'::text]))),
+    CONSTRAINT room_permissions_updated_by_length_check CHECK (((char_length(updated_by) >= 1) AND (char_length(updated_by) <= 100)))
+);
+
+COMMENT ON TABLE public.room_permissions IS 'Per-room overrides of the permission catalogue: the minimum role (host > co_host > member > viewer) a member needs for a permission. Permissions without a row use their default. Readable like room_members (members of the room; anyone for public rooms); written only by set_room_permission.';
+
+COMMENT ON COLUMN public.room_permissions.room_id IS 'The room.';
+
+COMMENT ON COLUMN public.room_permissions.permission IS 'A permission of watchium_private.room_permission_catalogue.';
+
+COMMENT ON COLUMN public.room_permissions.min_role IS 'The minimum role a member of this room needs for the permission: host, co_host, member or viewer.';
+
+COMMENT ON COLUMN public.room_permissions.updated_by IS 'The user who set it (null when set by a trusted caller).';
+
+COMMENT ON COLUMN public.room_permissions.updated_at IS 'When it was last set.';
 
 ALTER TABLE public.room_queue ALTER COLUMN item_id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.room_queue_item_id_seq
@@ -509,6 +536,22 @@ COMMENT ON COLUMN watchium_private.room_events_expired.event_id IS 'event_id of 
 
 COMMENT ON COLUMN watchium_private.room_events_expired.expired_at IS 'When trimming last moved this position.';
 
+CREATE TABLE watchium_private.room_permission_catalogue (
+    permission text NOT NULL,
+    default_min_role text NOT NULL,
+    description text NOT NULL,
+    CONSTRAINT room_permission_catalogue_default_min_role_check CHECK ((default_min_role = ANY (ARRAY['host'::text, 'co_host'::text, 'member'::text, 'viewer'::text]))),
+    CONSTRAINT room_permission_catalogue_permission_check CHECK ((permission ~ '^[a-z][a-z_]{0,39}$'::text))
+);
+
+COMMENT ON TABLE watchium_private.room_permission_catalogue IS 'The room permissions and their default minimum role (host > co_host > member > viewer). public.room_permissions overrides them per room. Internal: readable through get_room_permissions.';
+
+COMMENT ON COLUMN watchium_private.room_permission_catalogue.permission IS 'The permission''s name (lower case, underscores).';
+
+COMMENT ON COLUMN watchium_private.room_permission_catalogue.default_min_role IS 'The minimum role a member needs for it in a room without an override.';
+
+COMMENT ON COLUMN watchium_private.room_permission_catalogue.description IS 'What the permission allows, and which functions check it.';
+
 CREATE TABLE watchium_private.room_secrets (
     room_id text NOT NULL,
     access_key text NOT NULL,
@@ -551,6 +594,9 @@ ALTER TABLE ONLY public.comments
 ALTER TABLE ONLY public.room_members
     ADD CONSTRAINT room_members_pkey PRIMARY KEY (room_id, user_id);
 
+ALTER TABLE ONLY public.room_permissions
+    ADD CONSTRAINT room_permissions_pkey PRIMARY KEY (room_id, permission);
+
 ALTER TABLE ONLY public.room_queue
     ADD CONSTRAINT room_queue_pkey PRIMARY KEY (item_id);
 
@@ -580,6 +626,9 @@ ALTER TABLE ONLY watchium_private.room_events_expired
 
 ALTER TABLE ONLY watchium_private.room_events
     ADD CONSTRAINT room_events_pkey PRIMARY KEY (event_id);
+
+ALTER TABLE ONLY watchium_private.room_permission_catalogue
+    ADD CONSTRAINT room_permission_catalogue_pkey PRIMARY KEY (permission);
 
 ALTER TABLE ONLY watchium_private.room_secrets
     ADD CONSTRAINT room_secrets_pkey PRIMARY KEY (room_id);
@@ -646,6 +695,12 @@ ALTER TABLE ONLY public.comments
 ALTER TABLE ONLY public.room_members
     ADD CONSTRAINT room_members_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
 
+ALTER TABLE ONLY public.room_permissions
+    ADD CONSTRAINT room_permissions_permission_fkey FOREIGN KEY (permission) REFERENCES watchium_private.room_permission_catalogue(permission);
+
+ALTER TABLE ONLY public.room_permissions
+    ADD CONSTRAINT room_permissions_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.room_queue
     ADD CONSTRAINT room_queue_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
 
@@ -670,6 +725,10 @@ GRANT SELECT ON TABLE public.room_queue TO service_role;
 GRANT SELECT ON TABLE public.room_members TO anon;
 GRANT SELECT ON TABLE public.room_members TO authenticated;
 GRANT SELECT ON TABLE public.room_members TO service_role;
+
+GRANT SELECT ON TABLE public.room_permissions TO anon;
+GRANT SELECT ON TABLE public.room_permissions TO authenticated;
+GRANT SELECT ON TABLE public.room_permissions TO service_role;
 
 GRANT SELECT ON TABLE public.sync_states TO authenticated;
 GRANT SELECT ON TABLE public.sync_states TO service_role;

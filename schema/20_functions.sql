@@ -26,7 +26,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.advance_queue(p_room_id text, p_from_item bigint) IS 'Host only: plays the next queued item from 0, if p_from_item is still the current item (null: the room''s own episode); WD409 otherwise, so two clicks never skip two episodes. Resets the playback reference, opens the episode''s anchor, emits queue_advanced and playback (action episode). Returns {from_item_id, item, reason, advanced_by, playback}.';
+COMMENT ON FUNCTION public.advance_queue(p_room_id text, p_from_item bigint) IS 'Host and co-hosts (permission edit_queue): plays the next queued item from 0, if p_from_item is still the current item (null: the room''s own episode); WD409 otherwise, so two clicks never skip two episodes. Resets the playback reference, opens the episode''s anchor, emits queue_advanced and playback (action episode). Returns {from_item_id, item, reason, advanced_by, playback}.';
 
 CREATE FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) RETURNS bigint
     LANGUAGE plpgsql
@@ -316,7 +316,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) IS 'Host only: moves a queued item (not the one playing) to p_position (1 = next); the items between shift by one. Emits queue_item_moved; returns the queue.';
+COMMENT ON FUNCTION public.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) IS 'Host and co-hosts (permission edit_queue): moves a queued item (not the one playing) to p_position (1 = next); the items between shift by one. Emits queue_item_moved; returns the queue.';
 
 CREATE FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text, p_room_id text DEFAULT NULL::text, p_parent_id bigint DEFAULT NULL::bigint, p_video_timestamp numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql
@@ -390,7 +390,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.remove_queue_item(p_room_id text, p_item_id bigint) IS 'Host only: removes a queued item; removing the item playing advances to the next (reason removed). Emits queue_item_removed; returns the queue.';
+COMMENT ON FUNCTION public.remove_queue_item(p_room_id text, p_item_id bigint) IS 'Host and co-hosts (permission edit_queue): removes a queued item; removing the item playing advances to the next (reason removed). Emits queue_item_removed; returns the queue.';
 
 CREATE FUNCTION public.seek_to_time(p_room_id text, p_time numeric) RETURNS jsonb
     LANGUAGE plpgsql
@@ -1275,6 +1275,24 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.generate_room_id() IS 'A random room id: 10 characters from [a-z0-9], each uniformly distributed (rejection sampling on CSPRNG bytes). Internal.';
+
+CREATE FUNCTION watchium_private.has_room_permission(p_room_id text, p_user_id text, p_permission text) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_min  text := watchium_private.room_permission_min_role(p_room_id, p_permission);
+  v_role text;
+begin
+  select m.role into v_role
+  from public.room_members as m
+  where m.room_id = p_room_id and m.user_id = p_user_id;
+  return watchium_private.role_rank(v_role) >= watchium_private.role_rank(v_min)
+         and v_role is not null;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.has_room_permission(p_room_id text, p_user_id text, p_permission text) IS 'True when p_user_id is a member of room p_room_id whose role ranks at least the minimum role of p_permission there (room override, else default); false for non-members. 22023 for an unknown permission. Internal: the one permission check of the room functions.';
 
 CREATE FUNCTION watchium_private.heartbeat_intervals(OUT min_interval interval, OUT sample_interval interval) RETURNS record
     LANGUAGE plpgsql STABLE
@@ -2423,25 +2441,42 @@ CREATE FUNCTION watchium_private.require_queue_permission(p_room public.rooms, p
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
-  if p_action = 'add' then
-    if not exists (select from public.room_members as m
-                   where m.room_id = p_room.room_id and m.user_id = p_user_id) then
-      raise exception 'you are not a member of room %', p_room.room_id
-        using errcode = '42501', hint = 'Join the room first.';
-    end if;
-  elsif p_action in ('edit', 'advance') then
-    if p_room.host_user_id is distinct from p_user_id then
-      raise exception 'only the host of room % may % the queue', p_room.room_id,
-        case p_action when 'edit' then 'edit' else 'advance' end
-        using errcode = '42501', hint = 'Ask the host.';
-    end if;
-  else
-    raise exception 'unknown queue action %', p_action using errcode = '22023';
+  perform watchium_private.require_room_permission(
+    p_room.room_id,
+    p_user_id,
+    case p_action
+      when 'add' then 'add_to_queue'
+      when 'edit' then 'edit_queue'
+      when 'advance' then 'edit_queue'
+    end
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.require_queue_permission(p_room public.rooms, p_user_id text, p_action text) IS 'Raises 42501 unless p_user_id may do p_action in the room: add (permission add_to_queue), edit and advance (permission edit_queue), by the room''s permission map. Internal.';
+
+CREATE FUNCTION watchium_private.require_room_permission(p_room_id text, p_user_id text, p_permission text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_min  text := watchium_private.room_permission_min_role(p_room_id, p_permission);
+  v_role text;
+begin
+  select m.role into v_role
+  from public.room_members as m
+  where m.room_id = p_room_id and m.user_id = p_user_id;
+  if v_role is null or watchium_private.role_rank(v_role) < watchium_private.role_rank(v_min) then
+    raise exception 'permission % in room % needs the % role (you are %)',
+      p_permission, p_room_id, v_min, coalesce(v_role, 'not a member')
+      using errcode = '42501',
+            hint = case when v_role is null then 'Join the room first.'
+                        else 'Ask the host for a higher role or a change of the room''s permissions.' end;
   end if;
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.require_queue_permission(p_room public.rooms, p_user_id text, p_action text) IS 'Raises 42501 unless p_user_id may do p_action (add: members; edit, advance: the host) in the room. Internal.';
+COMMENT ON FUNCTION watchium_private.require_room_permission(p_room_id text, p_user_id text, p_permission text) IS 'Raises 42501 unless has_room_permission(p_room_id, p_user_id, p_permission); the message names the role needed. Internal.';
 
 CREATE FUNCTION watchium_private.require_sync_room(p_room_id text, p_user_id text) RETURNS public.rooms
     LANGUAGE plpgsql STABLE
@@ -2486,6 +2521,17 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.require_user_id() IS 'The caller''s user id; raises 28000 when the caller is anonymous. Every RPC that acts for a user starts here.';
+
+CREATE FUNCTION watchium_private.role_rank(p_role text) RETURNS integer
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  return coalesce(pg_catalog.array_position(array['viewer', 'member', 'co_host', 'host']::text[], p_role), 0);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.role_rank(p_role text) IS 'Rank of a room role: viewer 1, member 2, co_host 3, host 4; 0 for null or anything else (not a member). Internal.';
 
 CREATE FUNCTION watchium_private.room_event_delivery() RETURNS text
     LANGUAGE plpgsql STABLE
@@ -2538,6 +2584,29 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone) IS 'The expected host position at p_at (default: now): current_playback_time + elapsed since playback_updated_at * playback_speed while playing (at most 86400), else current_playback_time. Internal.';
+
+CREATE FUNCTION watchium_private.room_permission_min_role(p_room_id text, p_permission text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_min text;
+begin
+  select coalesce(o.min_role, c.default_min_role) into v_min
+  from watchium_private.room_permission_catalogue as c
+  left join public.room_permissions as o
+    on o.room_id = p_room_id and o.permission = c.permission
+  where c.permission = p_permission;
+  if v_min is null then
+    raise exception 'p_permission must be a room permission (got %)', coalesce(p_permission, 'null')
+      using errcode = '22023',
+            hint = 'The permissions are listed in watchium_private.room_permission_catalogue.';
+  end if;
+  return v_min;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.room_permission_min_role(p_room_id text, p_permission text) IS 'The minimum role p_permission needs in room p_room_id: the room''s override, else the catalogue default; 22023 for an unknown permission. Internal.';
 
 CREATE FUNCTION watchium_private.setting_integer(p_key text) RETURNS integer
     LANGUAGE plpgsql STABLE
@@ -2763,6 +2832,23 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.tg_room_members__member_left() IS 'Trigger function (statement level): leave sync records, room activity, and host succession to the longest-present member when the host was removed.';
+
+CREATE FUNCTION watchium_private.tg_room_members__sync_role() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  if new.is_host then
+    new.role := 'host';
+  elsif tg_op = 'UPDATE' and old.is_host and new.role = 'host' then
+    -- The host handing host on (or removed from it) becomes an ordinary member.
+    new.role := 'member';
+  end if;
+  return new;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.tg_room_members__sync_role() IS 'Trigger function: a member flagged is_host gets role host; the host losing the flag becomes member. A non-host given role host directly is refused by room_members_role_host_check.';
 
 CREATE FUNCTION watchium_private.tg_room_members__sync_room_host() RETURNS trigger
     LANGUAGE plpgsql
@@ -5199,6 +5285,8 @@ REVOKE ALL ON FUNCTION watchium_private.generate_access_key() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.generate_room_id() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.has_room_permission(p_room_id text, p_user_id text, p_permission text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.heartbeat_intervals(OUT min_interval interval, OUT sample_interval interval) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.hide_private_room(p_room public.rooms, p_room_id text, p_user_id text) FROM PUBLIC;
@@ -5254,15 +5342,21 @@ REVOKE ALL ON FUNCTION watchium_private.require_queue_item(p_room_id text, p_ite
 
 REVOKE ALL ON FUNCTION watchium_private.require_queue_permission(p_room public.rooms, p_user_id text, p_action text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.require_room_permission(p_room_id text, p_user_id text, p_permission text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.require_sync_room(p_room_id text, p_user_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.require_user_id() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.role_rank(p_role text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_event_delivery() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.room_permission_min_role(p_room_id text, p_permission text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.setting_integer(p_key text) FROM PUBLIC;
 
@@ -5279,6 +5373,8 @@ REVOKE ALL ON FUNCTION watchium_private.tg_room_members__create_presence() FROM 
 REVOKE ALL ON FUNCTION watchium_private.tg_room_members__member_joined() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.tg_room_members__member_left() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.tg_room_members__sync_role() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.tg_room_members__sync_room_host() FROM PUBLIC;
 

@@ -3,6 +3,10 @@
 -- run `make schema`. A test fails when this folder and the migrations disagree.
 -- Contents: triggers.
 
+CREATE TRIGGER _050_sync_role BEFORE INSERT OR UPDATE OF is_host, role ON public.room_members FOR EACH ROW EXECUTE FUNCTION watchium_private.tg_room_members__sync_role();
+
+COMMENT ON TRIGGER _050_sync_role ON public.room_members IS 'role = host exactly for the is_host member; the host losing the flag becomes member.';
+
 CREATE TRIGGER _100_create_presence AFTER INSERT ON public.room_members FOR EACH ROW EXECUTE FUNCTION watchium_private.tg_room_members__create_presence();
 
 CREATE TRIGGER _100_touch_updated_at BEFORE UPDATE ON public.comments FOR EACH ROW EXECUTE FUNCTION watchium_private.tg__touch_updated_at();

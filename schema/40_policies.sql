@@ -31,6 +31,20 @@ CREATE POLICY room_members_select_authenticated ON public.room_members FOR SELEC
 
 COMMENT ON POLICY room_members_select_authenticated ON public.room_members IS 'Signed-in callers see the members of their rooms and of public rooms.';
 
+ALTER TABLE public.room_permissions ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY room_permissions_select_anon ON public.room_permissions FOR SELECT TO anon USING ((EXISTS ( SELECT
+   FROM public.rooms r
+  WHERE ((r.room_id = room_permissions.room_id) AND r.is_public))));
+
+COMMENT ON POLICY room_permissions_select_anon ON public.room_permissions IS 'Anonymous callers see the permission overrides of public rooms.';
+
+CREATE POLICY room_permissions_select_authenticated ON public.room_permissions FOR SELECT TO authenticated USING (((room_id IN ( SELECT watchium_private.my_room_ids() AS my_room_ids)) OR (EXISTS ( SELECT
+   FROM public.rooms r
+  WHERE ((r.room_id = room_permissions.room_id) AND r.is_public)))));
+
+COMMENT ON POLICY room_permissions_select_authenticated ON public.room_permissions IS 'Signed-in callers see the permission overrides of their rooms and of public rooms.';
+
 ALTER TABLE public.room_queue ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY room_queue_select_anon ON public.room_queue FOR SELECT TO anon USING ((EXISTS ( SELECT
@@ -74,6 +88,8 @@ ALTER TABLE watchium_private.realtime_metrics ENABLE ROW LEVEL SECURITY;
 ALTER TABLE watchium_private.room_events ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE watchium_private.room_events_expired ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE watchium_private.room_permission_catalogue ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE watchium_private.room_secrets ENABLE ROW LEVEL SECURITY;
 

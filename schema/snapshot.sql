@@ -34,7 +34,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.advance_queue(p_room_id text, p_from_item bigint) IS 'Host only: plays the next queued item from 0, if p_from_item is still the current item (null: the room''s own episode); WD409 otherwise, so two clicks never skip two episodes. Resets the playback reference, opens the episode''s anchor, emits queue_advanced and playback (action episode). Returns {from_item_id, item, reason, advanced_by, playback}.';
+COMMENT ON FUNCTION public.advance_queue(p_room_id text, p_from_item bigint) IS 'Host and co-hosts (permission edit_queue): plays the next queued item from 0, if p_from_item is still the current item (null: the room''s own episode); WD409 otherwise, so two clicks never skip two episodes. Resets the playback reference, opens the episode''s anchor, emits queue_advanced and playback (action episode). Returns {from_item_id, item, reason, advanced_by, playback}.';
 
 CREATE FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) RETURNS bigint
     LANGUAGE plpgsql
@@ -324,7 +324,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) IS 'Host only: moves a queued item (not the one playing) to p_position (1 = next); the items between shift by one. Emits queue_item_moved; returns the queue.';
+COMMENT ON FUNCTION public.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) IS 'Host and co-hosts (permission edit_queue): moves a queued item (not the one playing) to p_position (1 = next); the items between shift by one. Emits queue_item_moved; returns the queue.';
 
 CREATE FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text, p_room_id text DEFAULT NULL::text, p_parent_id bigint DEFAULT NULL::bigint, p_video_timestamp numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql
@@ -398,7 +398,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.remove_queue_item(p_room_id text, p_item_id bigint) IS 'Host only: removes a queued item; removing the item playing advances to the next (reason removed). Emits queue_item_removed; returns the queue.';
+COMMENT ON FUNCTION public.remove_queue_item(p_room_id text, p_item_id bigint) IS 'Host and co-hosts (permission edit_queue): removes a queued item; removing the item playing advances to the next (reason removed). Emits queue_item_removed; returns the queue.';
 
 CREATE FUNCTION public.seek_to_time(p_room_id text, p_time numeric) RETURNS jsonb
     LANGUAGE plpgsql
@@ -1361,6 +1361,24 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.generate_room_id() IS 'A random room id: 10 characters from [a-z0-9], each uniformly distributed (rejection sampling on CSPRNG bytes). Internal.';
+
+CREATE FUNCTION watchium_private.has_room_permission(p_room_id text, p_user_id text, p_permission text) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_min  text := watchium_private.room_permission_min_role(p_room_id, p_permission);
+  v_role text;
+begin
+  select m.role into v_role
+  from public.room_members as m
+  where m.room_id = p_room_id and m.user_id = p_user_id;
+  return watchium_private.role_rank(v_role) >= watchium_private.role_rank(v_min)
+         and v_role is not null;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.has_room_permission(p_room_id text, p_user_id text, p_permission text) IS 'True when p_user_id is a member of room p_room_id whose role ranks at least the minimum role of p_permission there (room override, else default); false for non-members. 22023 for an unknown permission. Internal: the one permission check of the room functions.';
 
 CREATE FUNCTION watchium_private.heartbeat_intervals(OUT min_interval interval, OUT sample_interval interval) RETURNS record
     LANGUAGE plpgsql STABLE
@@ -2627,25 +2645,42 @@ CREATE FUNCTION watchium_private.require_queue_permission(p_room public.rooms, p
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
-  if p_action = 'add' then
-    if not exists (select from public.room_members as m
-                   where m.room_id = p_room.room_id and m.user_id = p_user_id) then
-      raise exception 'you are not a member of room %', p_room.room_id
-        using errcode = '42501', hint = 'Join the room first.';
-    end if;
-  elsif p_action in ('edit', 'advance') then
-    if p_room.host_user_id is distinct from p_user_id then
-      raise exception 'only the host of room % may % the queue', p_room.room_id,
-        case p_action when 'edit' then 'edit' else 'advance' end
-        using errcode = '42501', hint = 'Ask the host.';
-    end if;
-  else
-    raise exception 'unknown queue action %', p_action using errcode = '22023';
+  perform watchium_private.require_room_permission(
+    p_room.room_id,
+    p_user_id,
+    case p_action
+      when 'add' then 'add_to_queue'
+      when 'edit' then 'edit_queue'
+      when 'advance' then 'edit_queue'
+    end
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.require_queue_permission(p_room public.rooms, p_user_id text, p_action text) IS 'Raises 42501 unless p_user_id may do p_action in the room: add (permission add_to_queue), edit and advance (permission edit_queue), by the room''s permission map. Internal.';
+
+CREATE FUNCTION watchium_private.require_room_permission(p_room_id text, p_user_id text, p_permission text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_min  text := watchium_private.room_permission_min_role(p_room_id, p_permission);
+  v_role text;
+begin
+  select m.role into v_role
+  from public.room_members as m
+  where m.room_id = p_room_id and m.user_id = p_user_id;
+  if v_role is null or watchium_private.role_rank(v_role) < watchium_private.role_rank(v_min) then
+    raise exception 'permission % in room % needs the % role (you are %)',
+      p_permission, p_room_id, v_min, coalesce(v_role, 'not a member')
+      using errcode = '42501',
+            hint = case when v_role is null then 'Join the room first.'
+                        else 'Ask the host for a higher role or a change of the room''s permissions.' end;
   end if;
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.require_queue_permission(p_room public.rooms, p_user_id text, p_action text) IS 'Raises 42501 unless p_user_id may do p_action (add: members; edit, advance: the host) in the room. Internal.';
+COMMENT ON FUNCTION watchium_private.require_room_permission(p_room_id text, p_user_id text, p_permission text) IS 'Raises 42501 unless has_room_permission(p_room_id, p_user_id, p_permission); the message names the role needed. Internal.';
 
 CREATE FUNCTION watchium_private.require_sync_room(p_room_id text, p_user_id text) RETURNS public.rooms
     LANGUAGE plpgsql STABLE
@@ -2690,6 +2725,17 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.require_user_id() IS 'The caller''s user id; raises 28000 when the caller is anonymous. Every RPC that acts for a user starts here.';
+
+CREATE FUNCTION watchium_private.role_rank(p_role text) RETURNS integer
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  return coalesce(pg_catalog.array_position(array['viewer', 'member', 'co_host', 'host']::text[], p_role), 0);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.role_rank(p_role text) IS 'Rank of a room role: viewer 1, member 2, co_host 3, host 4; 0 for null or anything else (not a member). Internal.';
 
 CREATE FUNCTION watchium_private.room_event_delivery() RETURNS text
     LANGUAGE plpgsql STABLE
@@ -2742,6 +2788,29 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone) IS 'The expected host position at p_at (default: now): current_playback_time + elapsed since playback_updated_at * playback_speed while playing (at most 86400), else current_playback_time. Internal.';
+
+CREATE FUNCTION watchium_private.room_permission_min_role(p_room_id text, p_permission text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_min text;
+begin
+  select coalesce(o.min_role, c.default_min_role) into v_min
+  from watchium_private.room_permission_catalogue as c
+  left join public.room_permissions as o
+    on o.room_id = p_room_id and o.permission = c.permission
+  where c.permission = p_permission;
+  if v_min is null then
+    raise exception 'p_permission must be a room permission (got %)', coalesce(p_permission, 'null')
+      using errcode = '22023',
+            hint = 'The permissions are listed in watchium_private.room_permission_catalogue.';
+  end if;
+  return v_min;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.room_permission_min_role(p_room_id text, p_permission text) IS 'The minimum role p_permission needs in room p_room_id: the room''s override, else the catalogue default; 22023 for an unknown permission. Internal.';
 
 CREATE FUNCTION watchium_private.setting_integer(p_key text) RETURNS integer
     LANGUAGE plpgsql STABLE
@@ -2967,6 +3036,23 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.tg_room_members__member_left() IS 'Trigger function (statement level): leave sync records, room activity, and host succession to the longest-present member when the host was removed.';
+
+CREATE FUNCTION watchium_private.tg_room_members__sync_role() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  if new.is_host then
+    new.role := 'host';
+  elsif tg_op = 'UPDATE' and old.is_host and new.role = 'host' then
+    -- The host handing host on (or removed from it) becomes an ordinary member.
+    new.role := 'member';
+  end if;
+  return new;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.tg_room_members__sync_role() IS 'Trigger function: a member flagged is_host gets role host; the host losing the flag becomes member. A non-host given role host directly is refused by room_members_role_host_check.';
 
 CREATE FUNCTION watchium_private.tg_room_members__sync_room_host() RETURNS trigger
     LANGUAGE plpgsql
@@ -5232,8 +5318,11 @@ CREATE TABLE public.room_members (
     joined_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     replica_key uuid DEFAULT gen_random_uuid() NOT NULL,
+    role text DEFAULT 'member'::text NOT NULL,
     CONSTRAINT room_members_avatar_url_check CHECK ((((char_length(avatar_url) >= 1) AND (char_length(avatar_url) <= 2048)) AND (avatar_url ~* '^https?://'::text))),
     CONSTRAINT room_members_current_playback_time_check CHECK (((current_playback_time >= (0)::numeric) AND (current_playback_time <= (86400)::numeric))),
+    CONSTRAINT room_members_role_check CHECK ((role = ANY (ARRAY['host'::text, 'co_host'::text, 'member'::text, 'viewer'::text]))),
+    CONSTRAINT room_members_role_host_check CHECK (((role = 'host'::text) = is_host)),
     CONSTRAINT room_members_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100))),
     CONSTRAINT room_members_username_length_check CHECK (((char_length(username) >= 1) AND (char_length(username) <= 50)))
 );
@@ -5261,6 +5350,30 @@ COMMENT ON COLUMN public.room_members.joined_at IS 'When the member joined; the 
 COMMENT ON COLUMN public.room_members.updated_at IS 'When the member row last changed.';
 
 COMMENT ON COLUMN public.room_members.replica_key IS 'Random, never changed: the replica identity (room_members_replica_key_idx), so the old record of a published DELETE names neither the room nor the user.';
+
+COMMENT ON COLUMN public.room_members.role IS 'host, co_host, member or viewer (rank in that order). role = ''host'' exactly when is_host (room_members_role_host_check); a member gaining is_host becomes host, the host losing it becomes member (trigger _050_sync_role). Changed by set_member_role; never ''host'' that way (transfer_host).';
+
+CREATE TABLE public.room_permissions (
+    room_id text NOT NULL,
+    permission text NOT NULL,
+    min_role text NOT NULL,
+    updated_by text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT room_permissions_min_role_check CHECK ((min_role = ANY (ARRAY['host'::text, 'co_host'::text, 'member'::text, 'viewer'::text]))),
+    CONSTRAINT room_permissions_updated_by_length_check CHECK (((char_length(updated_by) >= 1) AND (char_length(updated_by) <= 100)))
+);
+
+COMMENT ON TABLE public.room_permissions IS 'Per-room overrides of the permission catalogue: the minimum role (host > co_host > member > viewer) a member needs for a permission. Permissions without a row use their default. Readable like room_members (members of the room; anyone for public rooms); written only by set_room_permission.';
+
+COMMENT ON COLUMN public.room_permissions.room_id IS 'The room.';
+
+COMMENT ON COLUMN public.room_permissions.permission IS 'A permission of watchium_private.room_permission_catalogue.';
+
+COMMENT ON COLUMN public.room_permissions.min_role IS 'The minimum role a member of this room needs for the permission: host, co_host, member or viewer.';
+
+COMMENT ON COLUMN public.room_permissions.updated_by IS 'The user who set it (null when set by a trusted caller).';
+
+COMMENT ON COLUMN public.room_permissions.updated_at IS 'When it was last set.';
 
 ALTER TABLE public.room_queue ALTER COLUMN item_id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.room_queue_item_id_seq
@@ -5563,6 +5676,22 @@ COMMENT ON COLUMN watchium_private.room_events_expired.event_id IS 'event_id of 
 
 COMMENT ON COLUMN watchium_private.room_events_expired.expired_at IS 'When trimming last moved this position.';
 
+CREATE TABLE watchium_private.room_permission_catalogue (
+    permission text NOT NULL,
+    default_min_role text NOT NULL,
+    description text NOT NULL,
+    CONSTRAINT room_permission_catalogue_default_min_role_check CHECK ((default_min_role = ANY (ARRAY['host'::text, 'co_host'::text, 'member'::text, 'viewer'::text]))),
+    CONSTRAINT room_permission_catalogue_permission_check CHECK ((permission ~ '^[a-z][a-z_]{0,39}$'::text))
+);
+
+COMMENT ON TABLE watchium_private.room_permission_catalogue IS 'The room permissions and their default minimum role (host > co_host > member > viewer). public.room_permissions overrides them per room. Internal: readable through get_room_permissions.';
+
+COMMENT ON COLUMN watchium_private.room_permission_catalogue.permission IS 'The permission''s name (lower case, underscores).';
+
+COMMENT ON COLUMN watchium_private.room_permission_catalogue.default_min_role IS 'The minimum role a member needs for it in a room without an override.';
+
+COMMENT ON COLUMN watchium_private.room_permission_catalogue.description IS 'What the permission allows, and which functions check it.';
+
 CREATE TABLE watchium_private.room_secrets (
     room_id text NOT NULL,
     access_key text NOT NULL,
@@ -5605,6 +5734,9 @@ ALTER TABLE ONLY public.comments
 ALTER TABLE ONLY public.room_members
     ADD CONSTRAINT room_members_pkey PRIMARY KEY (room_id, user_id);
 
+ALTER TABLE ONLY public.room_permissions
+    ADD CONSTRAINT room_permissions_pkey PRIMARY KEY (room_id, permission);
+
 ALTER TABLE ONLY public.room_queue
     ADD CONSTRAINT room_queue_pkey PRIMARY KEY (item_id);
 
@@ -5634,6 +5766,9 @@ ALTER TABLE ONLY watchium_private.room_events_expired
 
 ALTER TABLE ONLY watchium_private.room_events
     ADD CONSTRAINT room_events_pkey PRIMARY KEY (event_id);
+
+ALTER TABLE ONLY watchium_private.room_permission_catalogue
+    ADD CONSTRAINT room_permission_catalogue_pkey PRIMARY KEY (permission);
 
 ALTER TABLE ONLY watchium_private.room_secrets
     ADD CONSTRAINT room_secrets_pkey PRIMARY KEY (room_id);
@@ -5691,6 +5826,10 @@ CREATE INDEX room_events_room_id_event_id_idx ON watchium_private.room_events US
 
 ALTER INDEX public.sync_states_room_id_created_at_idx ATTACH PARTITION public.sync_states_default_room_id_created_at_idx;
 
+CREATE TRIGGER _050_sync_role BEFORE INSERT OR UPDATE OF is_host, role ON public.room_members FOR EACH ROW EXECUTE FUNCTION watchium_private.tg_room_members__sync_role();
+
+COMMENT ON TRIGGER _050_sync_role ON public.room_members IS 'role = host exactly for the is_host member; the host losing the flag becomes member.';
+
 CREATE TRIGGER _100_create_presence AFTER INSERT ON public.room_members FOR EACH ROW EXECUTE FUNCTION watchium_private.tg_room_members__create_presence();
 
 CREATE TRIGGER _100_touch_updated_at BEFORE UPDATE ON public.comments FOR EACH ROW EXECUTE FUNCTION watchium_private.tg__touch_updated_at();
@@ -5723,6 +5862,12 @@ ALTER TABLE ONLY public.comments
 
 ALTER TABLE ONLY public.room_members
     ADD CONSTRAINT room_members_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.room_permissions
+    ADD CONSTRAINT room_permissions_permission_fkey FOREIGN KEY (permission) REFERENCES watchium_private.room_permission_catalogue(permission);
+
+ALTER TABLE ONLY public.room_permissions
+    ADD CONSTRAINT room_permissions_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.room_queue
     ADD CONSTRAINT room_queue_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
@@ -5760,6 +5905,20 @@ CREATE POLICY room_members_select_authenticated ON public.room_members FOR SELEC
   WHERE ((r.room_id = room_members.room_id) AND r.is_public)))));
 
 COMMENT ON POLICY room_members_select_authenticated ON public.room_members IS 'Signed-in callers see the members of their rooms and of public rooms.';
+
+ALTER TABLE public.room_permissions ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY room_permissions_select_anon ON public.room_permissions FOR SELECT TO anon USING ((EXISTS ( SELECT
+   FROM public.rooms r
+  WHERE ((r.room_id = room_permissions.room_id) AND r.is_public))));
+
+COMMENT ON POLICY room_permissions_select_anon ON public.room_permissions IS 'Anonymous callers see the permission overrides of public rooms.';
+
+CREATE POLICY room_permissions_select_authenticated ON public.room_permissions FOR SELECT TO authenticated USING (((room_id IN ( SELECT watchium_private.my_room_ids() AS my_room_ids)) OR (EXISTS ( SELECT
+   FROM public.rooms r
+  WHERE ((r.room_id = room_permissions.room_id) AND r.is_public)))));
+
+COMMENT ON POLICY room_permissions_select_authenticated ON public.room_permissions IS 'Signed-in callers see the permission overrides of their rooms and of public rooms.';
 
 ALTER TABLE public.room_queue ENABLE ROW LEVEL SECURITY;
 
@@ -5804,6 +5963,8 @@ ALTER TABLE watchium_private.realtime_metrics ENABLE ROW LEVEL SECURITY;
 ALTER TABLE watchium_private.room_events ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE watchium_private.room_events_expired ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE watchium_private.room_permission_catalogue ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE watchium_private.room_secrets ENABLE ROW LEVEL SECURITY;
 
@@ -6020,6 +6181,8 @@ REVOKE ALL ON FUNCTION watchium_private.generate_access_key() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.generate_room_id() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.has_room_permission(p_room_id text, p_user_id text, p_permission text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.heartbeat_intervals(OUT min_interval interval, OUT sample_interval interval) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.hide_private_room(p_room public.rooms, p_room_id text, p_user_id text) FROM PUBLIC;
@@ -6083,15 +6246,21 @@ REVOKE ALL ON FUNCTION watchium_private.require_queue_item(p_room_id text, p_ite
 
 REVOKE ALL ON FUNCTION watchium_private.require_queue_permission(p_room public.rooms, p_user_id text, p_action text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.require_room_permission(p_room_id text, p_user_id text, p_permission text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.require_sync_room(p_room_id text, p_user_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.require_user_id() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.role_rank(p_role text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_event_delivery() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.room_permission_min_role(p_room_id text, p_permission text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.setting_integer(p_key text) FROM PUBLIC;
 
@@ -6108,6 +6277,8 @@ REVOKE ALL ON FUNCTION watchium_private.tg_room_members__create_presence() FROM 
 REVOKE ALL ON FUNCTION watchium_private.tg_room_members__member_joined() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.tg_room_members__member_left() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.tg_room_members__sync_role() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.tg_room_members__sync_room_host() FROM PUBLIC;
 
@@ -6262,6 +6433,10 @@ GRANT ALL ON FUNCTION watchium_rpc.update_room(p_room_id text, p_title text, p_e
 GRANT SELECT ON TABLE public.room_members TO anon;
 GRANT SELECT ON TABLE public.room_members TO authenticated;
 GRANT SELECT ON TABLE public.room_members TO service_role;
+
+GRANT SELECT ON TABLE public.room_permissions TO anon;
+GRANT SELECT ON TABLE public.room_permissions TO authenticated;
+GRANT SELECT ON TABLE public.room_permissions TO service_role;
 
 GRANT SELECT ON TABLE public.sync_states TO authenticated;
 GRANT SELECT ON TABLE public.sync_states TO service_role;

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from watchium_db import cli
-from watchium_db.devtools import bench
+from watchium_db import cli, migrate
+from watchium_db.devtools import bench, release_checksums
 
 
 def _check_outputs(results: dict[str, Any], json_path: Path, md_path: Path) -> None:
@@ -82,6 +82,45 @@ def test_quick_bench_host_control_and_rate_limit(tmp_path: Path) -> None:
     assert set(costs["ours"]["published_change_rows_by_relation"]) <= published
     assert (tmp_path / "bench_host_control.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "bench_rate_limit.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_release_baseline_measures_head_and_the_released_head_in_one_run(tmp_path: Path) -> None:
+    json_path, md_path = tmp_path / "latest.json", tmp_path / "benchmarks.md"
+    results = bench.run(
+        quick=True,
+        only=["release_baseline"],
+        results_path=json_path,
+        markdown_path=md_path,
+        log=lambda _line: None,
+    )
+    _check_outputs(results, json_path, md_path)
+    baseline = results["release_baseline"]
+    # Two databases: one at head, one at the last release's head.
+    assert baseline["revisions"] == {
+        "head": migrate.head_revision(),
+        "release": release_checksums.released_head(),
+    }
+    assert baseline["release"] == bench.released_version() != "release"
+    assert set(baseline["cases"]) == {c.key for c in bench.BASELINE_CASES}
+    assert {"single_heartbeat", "batched_heartbeat", "host_control_1000"} <= set(baseline["cases"])
+    for case in baseline["cases"].values():
+        assert case["head"] > 0 and case["release"] > 0
+        faster = (case["head"], case["release"])
+        if case["metric"] == "ms":
+            faster = faster[::-1]
+        assert case["speed_ratio"] == round(faster[0] / faster[1], 3)
+    rows = {t["what"]: t for t in results["targets"] if "head vs" in t["what"]}
+    assert len(rows) == len(bench.BASELINE_CASES)
+    for case in bench.BASELINE_CASES:
+        row = rows[f"{case.what}, head vs {baseline['release']}: speed ratio"]
+        assert row["measured"] == baseline["cases"][case.key]["speed_ratio"]
+        assert row["status"] in {"met", "missed"}
+    assert f"## Head against {baseline['release']}" in md_path.read_text()
+
+
+def test_unknown_baseline_case_is_rejected_before_starting_a_server() -> None:
+    with pytest.raises(ValueError, match="unknown baseline case"):
+        bench.run(only=["release_baseline"], baseline_cases=["no_such_case"])
 
 
 def test_unknown_benchmark_is_rejected_before_starting_a_server() -> None:

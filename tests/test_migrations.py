@@ -63,6 +63,8 @@ insert into watchium_private.realtime_metrics (room_id, user_id, active_connecti
 insert into public.room_queue (room_id, position, anime_id, anime_title, episode_number, video_url,
                                duration, added_by, added_by_username)
   values ('roundtrip1', 1, 'a1', 'Anime', 2, 'https://example.com/v2', 1440, 'u1', 'One');
+insert into public.room_permissions (room_id, permission, min_role)
+  values ('roundtrip1', 'chat', 'viewer');
 """
 
 

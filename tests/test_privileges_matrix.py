@@ -53,6 +53,10 @@ room_queue     select  public  public    all     all     all
 room_queue     insert  denied  denied    denied  denied  denied
 room_queue     update  denied  denied    denied  denied  denied
 room_queue     delete  denied  denied    denied  denied  denied
+room_permissions select  public  public    all     all     all
+room_permissions insert  denied  denied    denied  denied  denied
+room_permissions update  denied  denied    denied  denied  denied
+room_permissions delete  denied  denied    denied  denied  denied
 """
 
 PRIVATE_ROOM = "privroom01"
@@ -82,6 +86,9 @@ insert into public.room_queue (room_id, position, anime_id, anime_title, episode
                                duration, added_by, added_by_username) values
   ('{PRIVATE_ROOM}', 1, 'a1', 'Anime', 2, 'https://example.com/p2', 1440, 'member', 'Member'),
   ('{PUBLIC_ROOM}', 1, 'a1', 'Anime', 2, 'https://example.com/q2', 1440, 'other', 'Other');
+insert into public.room_permissions (room_id, permission, min_role) values
+  ('{PRIVATE_ROOM}', 'chat', 'viewer'),
+  ('{PUBLIC_ROOM}', 'chat', 'viewer');
 """
 
 VIEWS = {"sync_records"}
@@ -94,6 +101,7 @@ WRITES = {
         "sync_states": f"insert into public.sync_states (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type) values ('{PRIVATE_ROOM}', 'x', 1, 1, 0, true, 'seek')",
         "sync_records": f"insert into public.sync_records (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type) values ('{PRIVATE_ROOM}', 'x', 1, 1, 0, true, 'seek')",
         "room_queue": f"insert into public.room_queue (room_id, position, anime_id, anime_title, episode_number, video_url, duration, added_by_username) values ('{PRIVATE_ROOM}', 7, 'a1', 'A', 1, 'https://x.y/z', 10, 'X')",
+        "room_permissions": f"insert into public.room_permissions (room_id, permission, min_role) values ('{PRIVATE_ROOM}', 'control_playback', 'viewer')",
     },
     "update": {
         "rooms": "update public.rooms set title = 'hijacked'",
@@ -102,6 +110,7 @@ WRITES = {
         "sync_states": "update public.sync_states set is_synced = false",
         "sync_records": "update public.sync_records set is_synced = false",
         "room_queue": "update public.room_queue set position = position + 10",
+        "room_permissions": "update public.room_permissions set min_role = 'viewer', permission = 'control_playback'",
     },
     "delete": {
         "rooms": "delete from public.rooms",
@@ -110,6 +119,7 @@ WRITES = {
         "sync_states": "delete from public.sync_states",
         "sync_records": "delete from public.sync_records",
         "room_queue": "delete from public.room_queue",
+        "room_permissions": "delete from public.room_permissions",
     },
 }
 
@@ -143,7 +153,15 @@ def visible_rooms(conn: psycopg.Connection[Any], table: str) -> set[str | None]:
 
 def test_matrix_covers_every_table_and_action():
     declared = {(t, a) for t, a, _, _ in CASES}
-    tables = {"rooms", "room_members", "comments", "sync_states", "sync_records", "room_queue"}
+    tables = {
+        "rooms",
+        "room_members",
+        "comments",
+        "sync_states",
+        "sync_records",
+        "room_permissions",
+        "room_queue",
+    }
     assert declared == {(t, a) for t in tables for a in ("select", "insert", "update", "delete")}
 
 
@@ -173,7 +191,9 @@ def test_table_privileges(matrix_db, table, action, caller, expected):
         return
 
     assert expected == "denied"
-    before = conn.execute(f"select count(*), md5(string_agg(t::text, ',' order by t::text)) from public.{table} t").fetchone()
+    before = conn.execute(
+        f"select count(*), md5(string_agg(t::text, ',' order by t::text)) from public.{table} t"
+    ).fetchone()
     # A view of a UNION is never writable: PostgreSQL says so before it checks privileges,
     # so for sync_records the missing privilege is checked by name as well.
     refusals: tuple[type[Exception], ...] = (errors.InsufficientPrivilege,)
@@ -185,7 +205,9 @@ def test_table_privileges(matrix_db, table, action, caller, expected):
         ).fetchone()[0]
     with pytest.raises(refusals), caller_context(conn, caller) as c:
         c.execute(WRITES[action][table])
-    after = conn.execute(f"select count(*), md5(string_agg(t::text, ',' order by t::text)) from public.{table} t").fetchone()
+    after = conn.execute(
+        f"select count(*), md5(string_agg(t::text, ',' order by t::text)) from public.{table} t"
+    ).fetchone()
     assert before == after
 
 
@@ -271,7 +293,9 @@ def test_function_execute_privileges(conn):
     public_functions = {name for name in actual if name.startswith("public.")}
     declared_public = {name for name in FUNCTION_EXECUTE if name.startswith("public.")}
     assert public_functions == declared_public, "declare every public function's EXECUTE above"
-    bodies = {name.removeprefix("watchium_rpc.") for name in actual if name.startswith("watchium_rpc.")}
+    bodies = {
+        name.removeprefix("watchium_rpc.") for name in actual if name.startswith("watchium_rpc.")
+    }
     assert bodies == {name.removeprefix("public.") for name in public_functions}
     expected = {
         name: FUNCTION_EXECUTE.get(name.replace("watchium_rpc.", "public.", 1), set())
@@ -279,7 +303,9 @@ def test_function_execute_privileges(conn):
         else FUNCTION_EXECUTE.get(name, set())
         for name in actual
     }
-    mismatched = {name: (actual[name], want) for name, want in expected.items() if actual[name] != want}
+    mismatched = {
+        name: (actual[name], want) for name, want in expected.items() if actual[name] != want
+    }
     assert mismatched == {}
     granted_to_public = [name for name, _, public in rows if public]
     assert granted_to_public == []

@@ -1,4 +1,4 @@
-"""The episode queue (revision 0009): order under concurrency, caps, the guarded advance,
+"""The episode queue (revision 0010): order under concurrency, caps, the guarded advance,
 automatic advances (maintenance, the next queue call), removal of the item playing, who may do
 what, and what a client could try (a member reordering, a non-member reading a private room's
 queue, a huge URL)."""
@@ -472,3 +472,29 @@ def test_changing_the_episode_by_hand_leaves_the_current_item(conn):
     rpc(conn, "hana", "select public.advance_queue(%s, null)", room.room_id)
     rpc(conn, "hana", "select public.update_room(%s, p_title => 'Other')", room.room_id)
     assert room_row(conn, room.room_id)["queue_item_id"] == b
+
+
+def test_the_room_permission_map_decides_who_edits_the_queue(conn):
+    """Co-hosts move and advance (edit_queue defaults to co_host), viewers cannot add, and a
+    room's override of add_to_queue applies."""
+    room = make_room(conn, host="hana", members=["mio", "ren", "kai"])
+    conn.execute(
+        "update public.room_members set role = case user_id when 'mio' then 'co_host'"
+        " when 'kai' then 'viewer' else role end where room_id = %s",
+        (room.room_id,),
+    )
+    a = add(conn, "ren", room.room_id, 2)
+    b = add(conn, "ren", room.room_id, 3)
+    rpc(conn, "mio", "select public.move_queue_item(%s, %s, 1)", room.room_id, b)
+    assert rpc(conn, "mio", "select public.advance_queue(%s, null)", room.room_id)["item"][
+        "item_id"
+    ] == b
+    rpc(conn, "mio", "select public.remove_queue_item(%s, %s)", room.room_id, a)
+    assert sqlstate(conn, "kai", ADD, room.room_id, 4, "https://example.com/4", 100) == "42501"
+    conn.execute(
+        "insert into public.room_permissions (room_id, permission, min_role)"
+        " values (%s, 'add_to_queue', 'co_host')",
+        (room.room_id,),
+    )
+    assert sqlstate(conn, "ren", ADD, room.room_id, 4, "https://example.com/4", 100) == "42501"
+    add(conn, "mio", room.room_id, 4)

@@ -289,6 +289,7 @@ PUBLIC_TABLES = {
     "sync_states",
     "sync_states_default",
     "sync_records",
+    "room_permissions",
 }
 
 

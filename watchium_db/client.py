@@ -314,6 +314,8 @@ class Member:
     joined_at: datetime | None
     last_heartbeat: datetime | None
     updated_at: datetime | None
+    #: host, co_host, member or viewer (revision 0009).
+    role: str | None = None
     raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -591,7 +593,7 @@ class MaintenanceReport:
     rate_limits: Mapping[str, Any]
     room_events: Mapping[str, Any]
     sync_history: Mapping[str, Any]
-    #: Automatic queue advances applied (revision 0009).
+    #: Automatic queue advances applied (revision 0010).
     queues: Mapping[str, Any] | None = None
     raw: Mapping[str, Any] = _raw()
 

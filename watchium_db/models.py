@@ -127,7 +127,7 @@ class Room(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
     #: Random; the replica identity, so a published DELETE carries nothing about the room.
     replica_key: Mapped[uuid.UUID] = mapped_column(server_default=text("gen_random_uuid()"))
-    #: The queue item playing (RoomQueueItem at position 0), or None (revision 0009).
+    #: The queue item playing (RoomQueueItem at position 0), or None (revision 0010).
     queue_item_id: Mapped[int | None] = mapped_column(BigInteger)
     #: The current item's duration plus the grace: past it the queue advances.
     queue_advance_after: Mapped[Decimal | None]
@@ -164,6 +164,8 @@ class RoomMember(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
     #: Random; the replica identity, so a published DELETE carries neither room nor user.
     replica_key: Mapped[uuid.UUID] = mapped_column(server_default=text("gen_random_uuid()"))
+    #: host, co_host, member or viewer; 'host' exactly when is_host.
+    role: Mapped[str] = mapped_column(server_default=text("'member'::text"))
 
 
 class Comment(Base):
@@ -226,7 +228,7 @@ class Comment(Base):
 
 
 class RoomQueueItem(Base):
-    """An episode in a room's queue: position 0 plays, 1..n follow (revision 0009)."""
+    """An episode in a room's queue: position 0 plays, 1..n follow (revision 0010)."""
 
     __tablename__ = "room_queue"
     __table_args__ = (
@@ -302,6 +304,37 @@ class RoomSecret(Base):
     access_key: Mapped[str]
     created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
     wrong_attempts: Mapped[int] = mapped_column(server_default=text("0"))
+
+
+class RoomPermission(Base):
+    """A room's override of a permission's minimum role."""
+
+    __tablename__ = "room_permissions"
+    __table_args__ = (PrimaryKeyConstraint("room_id", "permission", name="room_permissions_pkey"),)
+
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("rooms.room_id", ondelete="CASCADE", name="room_permissions_room_id_fkey")
+    )
+    permission: Mapped[str] = mapped_column(
+        ForeignKey(
+            f"{PRIVATE}.room_permission_catalogue.permission",
+            name="room_permissions_permission_fkey",
+        )
+    )
+    min_role: Mapped[str]
+    updated_by: Mapped[str | None]
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+
+
+class RoomPermissionCatalogue(Base):
+    """Every room permission and its default minimum role."""
+
+    __tablename__ = "room_permission_catalogue"
+    __table_args__ = ({"schema": PRIVATE},)
+
+    permission: Mapped[str] = mapped_column(primary_key=True)
+    default_min_role: Mapped[str]
+    description: Mapped[str]
 
 
 class MemberPresence(Base):

@@ -33,6 +33,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from watchium_db import local, migrate
+from watchium_db.devtools import release_checksums
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_SQL = ROOT / "bench" / "seed_reference.sql"
@@ -63,6 +64,7 @@ BENCHMARKS = (
     "heartbeat_costs",
     "expiry",
     "rls_read",
+    "release_baseline",
 )
 
 Conn = psycopg.Connection[Any]
@@ -85,12 +87,28 @@ class Sizes:
     rls_rooms: int
     rls_rounds: int
     control_seconds: int
+    baseline_seconds: int = 5
+    baseline_rounds: int = 3
 
     @classmethod
     def for_run(cls, quick: bool) -> Sizes:
         if quick:
             return cls(
-                (10, 100, 1000), 5, (10_000, 100_000), 100, 3, 2, 1, 4000, 24_000, 3, 500, 3, 1
+                (10, 100, 1000),
+                5,
+                (10_000, 100_000),
+                100,
+                3,
+                2,
+                1,
+                4000,
+                24_000,
+                3,
+                500,
+                3,
+                1,
+                baseline_seconds=2,
+                baseline_rounds=1,
             )
         return cls(
             (10, 100, 1000, 5000),
@@ -146,14 +164,18 @@ def durable_server() -> Iterator[local.LocalServer]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def prepare_database(server: local.LocalServer, name: str = "watchium_bench") -> str:
+def prepare_database(
+    server: local.LocalServer, name: str = "watchium_bench", revision: str = "head"
+) -> str:
+    """A fresh database migrated to ``revision`` (the released head for the baseline), with the
+    seed's SQL beside it and the benchmark's settings."""
     with psycopg.connect(server.maintenance_url, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}"')
         conn.execute(f'create database "{name}"')
     url = server.url_for(name)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(STANDIN_SQL.read_text().encode())
-    migrate.upgrade(url, "head")
+    migrate.upgrade(url, revision)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(SEED_SQL.read_text().encode())
         # Benchmarks call the same functions far faster than any client may: lift the limits
@@ -167,6 +189,18 @@ def prepare_database(server: local.LocalServer, name: str = "watchium_bench") ->
         # current hour and sync_history_premake ahead), not to the default partition.
         conn.execute("select watchium_private.maintain_sync_history()")
     return url
+
+
+def baseline_databases(server: local.LocalServer) -> dict[str, str]:
+    """Two fresh databases for the head-against-release comparison, made the same way: head,
+    and the released head. (Not the main database: the other benchmarks have filled it.)"""
+    release = release_checksums.released_head()
+    if release is None:
+        raise RuntimeError("nothing is released yet (migrations/checksums.json is empty)")
+    return {
+        "head": prepare_database(server, "watchium_bench_head", "head"),
+        "release": prepare_database(server, "watchium_bench_release", release),
+    }
 
 
 def machine_info(conn: Conn) -> dict[str, Any]:
@@ -946,6 +980,128 @@ def bench_rls_read(conn: Conn, sizes: Sizes) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# head against the released head (0.1.0), in the same run
+# ---------------------------------------------------------------------------------------------
+#: Highest speed ratio head / release that still counts as "within 10 %" slower.
+BASELINE_TOLERANCE = 0.10
+
+
+def released_version(changelog: Path = ROOT / "CHANGELOG.md") -> str:
+    """The last released version's number (the first ``## [x.y.z]`` heading of the changelog)."""
+    found = re.search(r"^## \[(\d+\.\d+\.\d+)\]", changelog.read_text(), flags=re.MULTILINE)
+    return found.group(1) if found else "release"
+
+
+@dataclass(frozen=True)
+class BaselineCase:
+    """One operation measured with pgbench on head and on the released head in the same run.
+
+    ``script(side)`` returns the pgbench script for ``side`` ("head" or "release"), so an
+    operation whose call changed since the release can state both calls. ``setup(conn, side)``
+    prepares each database (idempotent; the same data on both sides). ``metric`` "tps": higher
+    is better, ``scale`` turns transactions into operations (members per batched call);
+    "latency": ms per transaction, lower is better. To add an operation, append a case to
+    ``BASELINE_CASES``: the run measures it, and the targets gain "<what>, head vs <release>"
+    (head's speed at least 0.9x the release's).
+    """
+
+    key: str
+    what: str
+    metric: str
+    clients: int
+    script: Callable[[str], str]
+    setup: Callable[[Conn, str], None]
+    scale: int = 1
+
+
+def _setup_heartbeat_rooms(conn: Conn, _side: str) -> None:
+    setup_heartbeat_rooms(conn)
+
+
+BASELINE_ROOM_1000 = "bl00001000"
+
+
+def _setup_room_of_1000(conn: Conn, _side: str) -> None:
+    if not _one(
+        conn, "select count(*) from public.rooms where room_id = %s", (BASELINE_ROOM_1000,)
+    ):
+        make_room(conn, BASELINE_ROOM_1000, 1000, "bl1000_")
+        conn.execute("analyze")
+
+
+BASELINE_CASES: list[BaselineCase] = [
+    BaselineCase(
+        "single_heartbeat",
+        "single heartbeat (8 clients, 8 rooms)",
+        "tps",
+        8,
+        lambda _side: heartbeat_script(HB_ROOMS),
+        _setup_heartbeat_rooms,
+    ),
+    BaselineCase(
+        "batched_heartbeat",
+        "batched heartbeats (50 per call, 4 clients)",
+        "tps",
+        4,
+        lambda _side: batch_script(),
+        _setup_heartbeat_rooms,
+        scale=HB_MEMBERS,
+    ),
+    BaselineCase(
+        "host_control_1000",
+        "host control in a room of 1,000",
+        "latency",
+        1,
+        lambda _side: host_control_scripts(BASELINE_ROOM_1000, "bl1000_0")["ours"],
+        _setup_room_of_1000,
+    ),
+]
+
+
+def bench_release_baseline(
+    urls: dict[str, str], sizes: Sizes, workdir: Path, cases: list[str] | None = None
+) -> dict[str, Any]:
+    """Each case on head and on the released head, sides alternating (which one goes first
+    alternates by round), ``baseline_rounds`` rounds of ``baseline_seconds``; medians.
+    ``speed_ratio`` is head's speed over the release's (TPS head / release, or ms release /
+    head): 1.0 the same, below 0.9 more than 10 % slower."""
+    selected = [c for c in BASELINE_CASES if cases is None or c.key in cases]
+    for side, url in urls.items():
+        with psycopg.connect(url, autocommit=True) as conn:
+            for case in selected:
+                case.setup(conn, side)
+    out: dict[str, Any] = {
+        "release": released_version(),
+        "revisions": {side: migrate.current_revision(url) for side, url in urls.items()},
+        "seconds": sizes.baseline_seconds,
+        "rounds": sizes.baseline_rounds,
+        "cases": {},
+    }
+    for case in selected:
+        values: dict[str, list[float]] = {"head": [], "release": []}
+        args = ["-c", str(case.clients), "-j", str(min(2, case.clients))]
+        args += ["-T", str(sizes.baseline_seconds)]
+        for i in range(sizes.baseline_rounds):
+            order = ("head", "release") if i % 2 == 0 else ("release", "head")
+            for side in order:
+                script = case.script(side)
+                if case.metric == "tps":
+                    values[side].append(pgbench(urls[side], workdir, args, script) * case.scale)
+                else:
+                    values[side].append(pgbench_latency_ms(urls[side], workdir, args, script))
+        head, release = _median(values["head"]), _median(values["release"])
+        ratio = _ratio(head, release) if case.metric == "tps" else _ratio(release, head)
+        out["cases"][case.key] = {
+            "what": case.what,
+            "metric": "operations/s" if case.metric == "tps" else "ms",
+            "head": head,
+            "release": release,
+            "speed_ratio": ratio,
+        }
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # targets
 # ---------------------------------------------------------------------------------------------
 def _get(results: dict[str, Any], *path: str) -> Any:
@@ -980,7 +1136,20 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
     hb8 = hb.get("ours_8_rooms_over_simple_update")
     hb1 = hb.get("ours_one_room_over_simple_update")
-    return [
+    baseline = _get(results, "release_baseline") or {}
+    release = baseline.get("release") or released_version()
+    measured_cases = baseline.get("cases", {})
+    floor = round(1 - BASELINE_TOLERANCE, 3)
+    baseline_targets = [
+        t(
+            f"{case.what}, head vs {release}: speed ratio",
+            f">= {floor} (within {BASELINE_TOLERANCE:.0%})",
+            measured_cases.get(case.key, {}).get("speed_ratio"),
+            cmp(measured_cases.get(case.key, {}).get("speed_ratio"), lambda v: v >= floor),
+        )
+        for case in BASELINE_CASES
+    ]
+    targets = [
         t(
             "host control at N = 1000: speedup vs seed",
             ">= 8x",
@@ -1084,6 +1253,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             cmp(ours_costs.get("multixact_ids_consumed"), lambda v: v == 0),
         ),
     ]
+    return [*targets, *baseline_targets]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1357,6 +1527,29 @@ def render_markdown(results: dict[str, Any], charts: list[str]) -> str:
             ),
             "",
         ]
+    bl = results.get("release_baseline")
+    if bl:
+        out += [
+            f"## Head against {bl['release']} (the released head), same run",
+            "",
+            f"Two fresh databases on the same server, migrated the same way: head "
+            f"(revision {bl['revisions'].get('head')}) and the last release "
+            f"(revision {bl['revisions'].get('release')}, "
+            "`release_checksums.released_head()`), the same data and benchmark settings. "
+            f"pgbench runs each operation on one side for {bl['seconds']} s, the sides "
+            f"alternating (which goes first alternates by round), median of {bl['rounds']} "
+            "rounds. Speed ratio: head's speed over the release's (operations/s head / release, "
+            "or ms release / head); below 0.9 head is more than 10 % slower.",
+            "",
+            _table(
+                ["operation", "unit", "head", bl["release"], "speed ratio"],
+                [
+                    [c["what"], c["metric"], c["head"], c["release"], c["speed_ratio"]]
+                    for c in bl["cases"].values()
+                ],
+            ),
+            "",
+        ]
     if charts:
         out += ["## Charts", ""] + [f"![{c}]({c})" for c in charts] + [""]
     else:
@@ -1416,12 +1609,18 @@ def run(
     results_path: Path = RESULTS,
     markdown_path: Path = MARKDOWN,
     log: Callable[[str], None] = print,
+    baseline_cases: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmarks (all, or ``only``) and write the JSON, Markdown and charts."""
+    """Run the benchmarks (all, or ``only``) and write the JSON, Markdown and charts.
+    ``baseline_cases`` limits ``release_baseline`` to those cases (keys of BASELINE_CASES)."""
     selected = list(only or BENCHMARKS)
     unknown = sorted(set(selected) - set(BENCHMARKS))
     if unknown:
         raise ValueError(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
+    known_cases = [c.key for c in BASELINE_CASES]
+    unknown = sorted(set(baseline_cases or ()) - set(known_cases))
+    if unknown:
+        raise ValueError(f"unknown baseline case(s) {unknown}; choose from {known_cases}")
     sizes = Sizes.for_run(quick)
     started = time.perf_counter()
     results: dict[str, Any] = {
@@ -1442,6 +1641,9 @@ def run(
                 "heartbeat_costs": lambda: bench_heartbeat_costs(conn, url, sizes, Path(workdir)),
                 "expiry": lambda: bench_expiry(conn, sizes),
                 "rls_read": lambda: bench_rls_read(conn, sizes),
+                "release_baseline": lambda: bench_release_baseline(
+                    baseline_databases(server), sizes, Path(workdir), baseline_cases
+                ),
             }
             for name in BENCHMARKS:
                 if name not in selected:
@@ -1489,6 +1691,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: about two minutes")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
+    parser.add_argument(
+        "--baseline-case",
+        action="append",
+        metavar="KEY",
+        help="with release_baseline: measure only this case (repeatable): "
+        + ", ".join(c.key for c in BASELINE_CASES),
+    )
     parser.add_argument("--json", action="store_true", help="print the JSON results for scripts")
     parser.add_argument(
         "--out", metavar="DIR", help="write results.json, benchmarks.md and charts to DIR"
@@ -1504,7 +1713,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {MARKDOWN}")
         return 0
     results_path, markdown_path = output_paths(
-        bool(args.quick or args.only), Path(args.out) if args.out else None
+        bool(args.quick or args.only or args.baseline_case), Path(args.out) if args.out else None
     )
     results = run(
         quick=args.quick,
@@ -1512,6 +1721,7 @@ def main(argv: list[str] | None = None) -> int:
         results_path=results_path,
         markdown_path=markdown_path,
         log=(lambda _line: None) if args.json else print,
+        baseline_cases=args.baseline_case,
     )
     if args.json:
         print(json.dumps(results, indent=2, default=str))

@@ -1,12 +1,12 @@
 -- =============================================================================
--- 0009 episode queue
+-- 0010 episode queue
 --
 -- An ordered queue of episodes per room (public.room_queue), edited through
---   add_to_queue        members (when the room's permissions allow), capped
+--   add_to_queue        add_to_queue permission (members by default), capped
 --                       per user and per room
---   move_queue_item     host (co-hosts once roles exist)
---   remove_queue_item   host; removing the current item advances past it
---   advance_queue       host; guarded by the current item: refused (WD409)
+--   move_queue_item     edit_queue (host and co-hosts by default)
+--   remove_queue_item   edit_queue; removing the current item advances past it
+--   advance_queue       edit_queue; guarded by the current item: refused (WD409)
 --                       unless p_from_item is the room's current item, so two
 --                       clicks never skip two episodes
 --   get_queue           anyone who may see the room
@@ -195,12 +195,12 @@ create trigger _150_leave_queue_item
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.require_queue_permission(room, user_id, action): 42501
--- unless the user may do the action in the room:
---   add      any member of the room
---   edit     the host (move and remove items)
---   advance  the host
--- The one place the queue asks who may do what: a later revision points it at
--- the room's permission map.
+-- unless the room's permission map (revision 0009) lets the user do the
+-- action:
+--   add      permission add_to_queue (default: member)
+--   edit     permission edit_queue (default: co_host): move and remove items
+--   advance  permission edit_queue
+-- The one place the queue asks who may do what.
 -- -----------------------------------------------------------------------------
 create function watchium_private.require_queue_permission(
   p_room public.rooms,
@@ -213,25 +213,19 @@ stable
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  if p_action = 'add' then
-    if not exists (select from public.room_members as m
-                   where m.room_id = p_room.room_id and m.user_id = p_user_id) then
-      raise exception 'you are not a member of room %', p_room.room_id
-        using errcode = '42501', hint = 'Join the room first.';
-    end if;
-  elsif p_action in ('edit', 'advance') then
-    if p_room.host_user_id is distinct from p_user_id then
-      raise exception 'only the host of room % may % the queue', p_room.room_id,
-        case p_action when 'edit' then 'edit' else 'advance' end
-        using errcode = '42501', hint = 'Ask the host.';
-    end if;
-  else
-    raise exception 'unknown queue action %', p_action using errcode = '22023';
-  end if;
+  perform watchium_private.require_room_permission(
+    p_room.room_id,
+    p_user_id,
+    case p_action
+      when 'add' then 'add_to_queue'
+      when 'edit' then 'edit_queue'
+      when 'advance' then 'edit_queue'
+    end
+  );
 end;
 $$;
 comment on function watchium_private.require_queue_permission(public.rooms, text, text) is
-  'Raises 42501 unless p_user_id may do p_action (add: members; edit, advance: the host) in the room. Internal.';
+  'Raises 42501 unless p_user_id may do p_action in the room: add (permission add_to_queue), edit and advance (permission edit_queue), by the room''s permission map. Internal.';
 revoke all on function watchium_private.require_queue_permission(public.rooms, text, text) from public;
 
 -- -----------------------------------------------------------------------------
@@ -668,7 +662,7 @@ grant execute on function public.add_to_queue(text, text, text, integer, text, n
   to authenticated, service_role;
 
 -- -----------------------------------------------------------------------------
--- public.move_queue_item(room_id, item_id, position): the host moves an item
+-- public.move_queue_item(room_id, item_id, position): edit_queue moves an item
 -- after the current one to another place after it (1..n); the items between
 -- shift by one. The current item (position 0) does not move: advance instead.
 -- Emits queue_item_moved. Returns the queue. Security definer: writes
@@ -748,7 +742,7 @@ begin
 end;
 $$;
 comment on function public.move_queue_item(text, bigint, integer) is
-  'Host only: moves a queued item (not the one playing) to p_position (1 = next); the items between shift by one. Emits queue_item_moved; returns the queue.';
+  'Host and co-hosts (permission edit_queue): moves a queued item (not the one playing) to p_position (1 = next); the items between shift by one. Emits queue_item_moved; returns the queue.';
 revoke all on function public.move_queue_item(text, bigint, integer) from public, anon;
 grant execute on function public.move_queue_item(text, bigint, integer) to authenticated, service_role;
 
@@ -813,7 +807,7 @@ begin
 end;
 $$;
 comment on function public.remove_queue_item(text, bigint) is
-  'Host only: removes a queued item; removing the item playing advances to the next (reason removed). Emits queue_item_removed; returns the queue.';
+  'Host and co-hosts (permission edit_queue): removes a queued item; removing the item playing advances to the next (reason removed). Emits queue_item_removed; returns the queue.';
 revoke all on function public.remove_queue_item(text, bigint) from public, anon;
 grant execute on function public.remove_queue_item(text, bigint) to authenticated, service_role;
 
@@ -876,7 +870,7 @@ begin
 end;
 $$;
 comment on function public.advance_queue(text, bigint) is
-  'Host only: plays the next queued item from 0, if p_from_item is still the current item (null: the room''s own episode); WD409 otherwise, so two clicks never skip two episodes. Resets the playback reference, opens the episode''s anchor, emits queue_advanced and playback (action episode). Returns {from_item_id, item, reason, advanced_by, playback}.';
+  'Host and co-hosts (permission edit_queue): plays the next queued item from 0, if p_from_item is still the current item (null: the room''s own episode); WD409 otherwise, so two clicks never skip two episodes. Resets the playback reference, opens the episode''s anchor, emits queue_advanced and playback (action episode). Returns {from_item_id, item, reason, advanced_by, playback}.';
 revoke all on function public.advance_queue(text, bigint) from public, anon;
 grant execute on function public.advance_queue(text, bigint) to authenticated, service_role;
 

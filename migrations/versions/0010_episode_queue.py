@@ -1,7 +1,7 @@
 """Episode queue: an ordered queue per room with guarded and automatic advances.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
