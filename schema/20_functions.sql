@@ -223,6 +223,18 @@ $$;
 
 COMMENT ON FUNCTION public.get_room_sync_metrics(p_room_id text) IS 'Sync metrics of p_room_id over the last minute: samples, avg / p95 / max drift (sync_states), reporting / synced / out-of-sync / resyncing members (presence, derived rule watchium_private.needs_resync), sync percentage over measured (not resyncing) members, healthy = sync percentage >= 80. Members only.';
 
+CREATE FUNCTION public.get_room_sync_options(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.get_room_sync_options(p_room_id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.get_room_sync_options(p_room_id text) IS 'The room''s effective sync options, seconds: drift_perfect, drift_good, drift_minor, first_load_timeout, rebuffer_timeout, min_start_lead, episode_countdown, and defaults (the options following the project default). Members only.';
+
 CREATE FUNCTION public.get_room_sync_state(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -415,6 +427,18 @@ end;
 $$;
 
 COMMENT ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) IS 'Host only: sets the playback speed (0.25 to 4.0, 2 decimals) from the expected position now. Writes one sync record per member, emits a playback event and returns the new state.';
+
+CREATE FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.set_room_sync_options(p_room_id, p_options);
+end;
+$$;
+
+COMMENT ON FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) IS 'Host only (the update_room permission): sets the room''s sync options from p_options {option: seconds, or null for the project default}: drift_perfect, drift_good, drift_minor (one set, perfect <= good <= minor, 0.01 to 60), first_load_timeout (0 to 3600), rebuffer_timeout (0 to 600), min_start_lead (0 to 10), episode_countdown (0 to 60). 22023 naming the option on bad input. Emits room_updated {sync_options}. Returns the effective options.';
 
 CREATE FUNCTION public.sync_history_health() RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -650,10 +674,13 @@ begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'sync_control');
 
   select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
-  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   -- rooms.host_user_id names the member flagged is_host (trigger
   -- _200_sync_room_host keeps them together, under this same row lock).
   if v_room.host_user_id is distinct from v_user_id then
+    -- Not the host (or no such room): a missing room, or a private one the
+    -- caller is not a member of, answers P0002 as everywhere else. The host is
+    -- a member, so the check is skipped for it.
+    perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
     raise exception 'only the host of room % controls playback', p_room_id
       using errcode = '42501', hint = 'Ask the host, or become host when the host leaves.';
   end if;
@@ -671,7 +698,10 @@ begin
       current_playback_time = v_position,
       playback_speed = coalesce(p_speed, r.playback_speed),
       playback_updated_at = v_at,
-      last_activity = pg_catalog.now()
+      last_activity = case
+        when r.last_activity < pg_catalog.now() - interval '1 minute' then pg_catalog.now()
+        else r.last_activity
+      end
   where r.room_id = p_room_id
   returning * into v_room;
 
@@ -698,7 +728,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) IS 'Shared body of the host controls: rate limit, room lock, host check, new playback reference, bulk sync, one playback event. Internal.';
+COMMENT ON FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) IS 'Shared body of the host controls: rate limit, room lock, host check, new playback reference (last_activity refreshed when older than a minute), bulk sync, one playback event. Internal.';
 
 CREATE FUNCTION watchium_private.auto_advance_queue(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql
@@ -1043,13 +1073,33 @@ declare
   v_event_id bigint;
   v_message  jsonb;
   v_text     text;
-  v_delivery text := watchium_private.room_event_delivery();
+  v_setting  text;
+  v_delivery text;
   v_topic    text;
+  v_replaced text;
 begin
   insert into watchium_private.room_events (room_id, event, payload)
   values (p_room_id, p_event, coalesce(p_payload, '{}'::jsonb))
   returning event_id into v_event_id;
-  perform watchium_private.commit_durably();  -- an event is never soft state
+
+  -- commit_durably(), inlined: an event is never soft state. A heartbeat that
+  -- relaxed synchronous_commit remembered the value it replaced.
+  v_replaced := pg_catalog.current_setting('watchium.soft_commit', true);
+  if v_replaced in ('on', 'local', 'remote_write', 'remote_apply') then
+    perform pg_catalog.set_config('synchronous_commit', v_replaced, true),
+            pg_catalog.set_config('watchium.soft_commit', '', true);
+  end if;
+
+  -- room_event_delivery(), inlined.
+  v_setting := (
+    select s.value #>> '{}' from watchium_private.settings as s where s.key = 'room_event_delivery'
+  );
+  v_delivery := case
+    when coalesce(v_setting, 'auto') = 'notify' then 'notify'
+    when pg_catalog.to_regprocedure('realtime.send(jsonb, text, text, boolean)') is null then 'notify'
+    when v_setting = 'both' then 'both'
+    else 'realtime'
+  end;
 
   v_message := pg_catalog.jsonb_build_object(
     'event_id', v_event_id,
@@ -1059,7 +1109,9 @@ begin
     'sent_at', pg_catalog.now()
   );
 
-  v_topic := watchium_private.room_event_topic(p_room_id, p_event);
+  -- room_event_topic(), inlined.
+  v_topic := 'room:' || p_room_id
+             || case when p_event in ('play', 'pause', 'seek', 'chat_message') then ':members' else '' end;
   if v_delivery in ('realtime', 'both') then
     -- Dynamic, and built by format(): realtime.send may not exist when this
     -- function is created or checked.
@@ -2608,6 +2660,62 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.room_permission_min_role(p_room_id text, p_permission text) IS 'The minimum role p_permission needs in room p_room_id: the room''s override, else the catalogue default; 22023 for an unknown permission. Internal.';
 
+CREATE FUNCTION watchium_private.room_sync_options(p_room public.rooms, OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric, OUT first_load_timeout numeric, OUT rebuffer_timeout numeric, OUT min_start_lead numeric, OUT episode_countdown numeric) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  d record := watchium_private.sync_option_defaults();
+begin
+  -- The drift boundaries are one set: the room's three, or the defaults'.
+  if p_room.sync_drift_perfect is not null then
+    drift_perfect := p_room.sync_drift_perfect;
+    drift_good := p_room.sync_drift_good;
+    drift_minor := p_room.sync_drift_minor;
+  else
+    drift_perfect := d.drift_perfect;
+    drift_good := d.drift_good;
+    drift_minor := d.drift_minor;
+  end if;
+  first_load_timeout := coalesce(p_room.sync_first_load_timeout, d.first_load_timeout);
+  rebuffer_timeout := coalesce(p_room.sync_rebuffer_timeout, d.rebuffer_timeout);
+  min_start_lead := coalesce(p_room.sync_min_start_lead, d.min_start_lead);
+  episode_countdown := coalesce(p_room.sync_episode_countdown, d.episode_countdown);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.room_sync_options(p_room public.rooms, OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric, OUT first_load_timeout numeric, OUT rebuffer_timeout numeric, OUT min_start_lead numeric, OUT episode_countdown numeric) IS 'The effective sync options of a room, seconds: its own values (rooms.sync_*), else the project defaults (sync_option_defaults). The drift boundaries come as one set. Internal.';
+
+CREATE FUNCTION watchium_private.room_sync_options_json(p_room public.rooms) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  o record := watchium_private.room_sync_options(p_room);
+begin
+  return pg_catalog.jsonb_build_object(
+    'drift_perfect', o.drift_perfect,
+    'drift_good', o.drift_good,
+    'drift_minor', o.drift_minor,
+    'first_load_timeout', o.first_load_timeout,
+    'rebuffer_timeout', o.rebuffer_timeout,
+    'min_start_lead', o.min_start_lead,
+    'episode_countdown', o.episode_countdown,
+    'defaults', pg_catalog.to_jsonb(array_remove(array[
+      case when p_room.sync_drift_perfect is null then 'drift_perfect' end,
+      case when p_room.sync_drift_good is null then 'drift_good' end,
+      case when p_room.sync_drift_minor is null then 'drift_minor' end,
+      case when p_room.sync_first_load_timeout is null then 'first_load_timeout' end,
+      case when p_room.sync_rebuffer_timeout is null then 'rebuffer_timeout' end,
+      case when p_room.sync_min_start_lead is null then 'min_start_lead' end,
+      case when p_room.sync_episode_countdown is null then 'episode_countdown' end
+    ]::text[], null))
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.room_sync_options_json(p_room public.rooms) IS 'The effective sync options of a room as {drift_perfect, drift_good, drift_minor, first_load_timeout, rebuffer_timeout, min_start_lead, episode_countdown, defaults}: defaults lists the options following the project default. Internal.';
+
 CREATE FUNCTION watchium_private.setting_integer(p_key text) RETURNS integer
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2651,6 +2759,29 @@ CREATE FUNCTION watchium_private.sync_level(p_time_difference numeric) RETURNS t
 $$;
 
 COMMENT ON FUNCTION watchium_private.sync_level(p_time_difference numeric) IS 'Sync level of an absolute drift in seconds: perfect (<= 0.5), good (<= 1), minor_drift (<= 2), out_of_sync (> 2). A member is synced while <= 2. Internal.';
+
+CREATE FUNCTION watchium_private.sync_option_defaults(OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric, OUT first_load_timeout numeric, OUT rebuffer_timeout numeric, OUT min_start_lead numeric, OUT episode_countdown numeric) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  select coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_drift_perfect'), 0.5),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_drift_good'), 1),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_drift_minor'), 2),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_first_load_timeout'), 60),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_rebuffer_timeout'), 10),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_min_start_lead'), 0.5),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_episode_countdown'), 0)
+  into drift_perfect, drift_good, drift_minor, first_load_timeout, rebuffer_timeout,
+       min_start_lead, episode_countdown
+  from watchium_private.settings as s
+  where s.key in ('sync_drift_perfect', 'sync_drift_good', 'sync_drift_minor',
+                  'sync_first_load_timeout', 'sync_rebuffer_timeout', 'sync_min_start_lead',
+                  'sync_episode_countdown');
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.sync_option_defaults(OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric, OUT first_load_timeout numeric, OUT rebuffer_timeout numeric, OUT min_start_lead numeric, OUT episode_countdown numeric) IS 'The project-wide defaults of the room sync options (settings sync_drift_perfect, sync_drift_good, sync_drift_minor, sync_first_load_timeout, sync_rebuffer_timeout, sync_min_start_lead, sync_episode_countdown; seconds), read in one statement. Internal.';
 
 CREATE FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time numeric, p_sync_event_type text, p_host_user_id text, p_member_speed numeric) RETURNS jsonb
     LANGUAGE plpgsql
@@ -3277,12 +3408,18 @@ CREATE FUNCTION watchium_rpc.check_rate_limit(p_user_id text, p_action text, p_w
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
-  v_window_start timestamptz;
-  v_live         integer;
-  v_cap          integer;
+  v_count    integer;
+  v_created  boolean;
+  v_live     integer;
+  v_cap      integer;
 begin
-  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
-  perform watchium_private.check_size('p_action', pg_catalog.octet_length(p_action), 200);
+  -- Sizes first (22001); check_size is called only to raise its error.
+  if pg_catalog.octet_length(p_user_id) > 400 then
+    perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
+  end if;
+  if pg_catalog.octet_length(p_action) > 200 then
+    perform watchium_private.check_size('p_action', pg_catalog.octet_length(p_action), 200);
+  end if;
   if not watchium_private.caller_is_trusted()
      and p_user_id is distinct from watchium_private.require_user_id() then
     raise exception 'p_user_id must be your own user id: callers can only spend their own rate limit'
@@ -3301,37 +3438,48 @@ begin
       using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(p_user_id, 'check_rate_limit');
+  if p_max_requests is null or p_max_requests not between 1 and 1000000 then
+    raise exception 'p_max_requests must be between 1 and 1000000 (got %)', p_max_requests
+      using errcode = '22023';
+  end if;
 
-  if not exists (
-    select from watchium_private.rate_limit_rules as r where r.action = p_action
-  ) then
-    v_window_start := pg_catalog.to_timestamp(
-      pg_catalog.floor(extract(epoch from pg_catalog.now()) / (p_window_minutes * 60))
-        * (p_window_minutes * 60)
-    );
-    if not exists (
-      select from watchium_private.rate_limit_counters as c
-      where c.subject = p_user_id and c.action = p_action
-        and c.window_minutes = p_window_minutes and c.window_start = v_window_start
-    ) then
-      -- A new counter: serialize the user's new counters so the cap is exact.
-      perform pg_catalog.pg_advisory_xact_lock(
-        pg_catalog.hashtext('watchium_private.rate_limit_counters:' || p_user_id));
-      v_cap := watchium_private.setting_integer('max_rate_limit_actions_per_user');
-      select pg_catalog.count(*) into v_live
-      from watchium_private.rate_limit_counters as c
-      where c.subject = p_user_id
-        and c.window_start + c.window_minutes * interval '1 minute' > pg_catalog.now()
-        and not exists (select from watchium_private.rate_limit_rules as r where r.action = c.action);
-      if v_live >= v_cap then
-        raise exception 'p_action %: you already have % live rate limit counters of your own actions (at most %)',
-          pg_catalog.quote_literal(p_action), v_live, v_cap
-          using errcode = 'WD429',
-                hint = 'Reuse action names; a counter ends with its window (max_rate_limit_actions_per_user).';
-      end if;
+  -- consume_rate_limit's upsert (its arguments are checked above). xmax = 0:
+  -- this statement inserted the row (a new counter) rather than updating it.
+  insert into watchium_private.rate_limit_counters as c
+    (subject, action, window_minutes, window_start, request_count)
+  values (
+    p_user_id, p_action, p_window_minutes,
+    pg_catalog.to_timestamp(
+      pg_catalog.floor(extract(epoch from pg_catalog.now()) / (p_window_minutes * 60)::double precision)
+        * (p_window_minutes * 60)::double precision
+    ),
+    1
+  )
+  on conflict (subject, action, window_minutes, window_start)
+    do update set request_count = c.request_count + 1
+  returning c.request_count, c.xmax = 0
+  into v_count, v_created;
+
+  if v_created
+     and not exists (select from watchium_private.rate_limit_rules as r where r.action = p_action) then
+    -- A new counter of a custom action: serialize the user's new counters so
+    -- the cap is exact, then count the live ones, this one included.
+    perform pg_catalog.pg_advisory_xact_lock(
+      pg_catalog.hashtext('watchium_private.rate_limit_counters:' || p_user_id));
+    v_cap := watchium_private.setting_integer('max_rate_limit_actions_per_user');
+    select pg_catalog.count(*) into v_live
+    from watchium_private.rate_limit_counters as c
+    where c.subject = p_user_id
+      and c.window_start + c.window_minutes * interval '1 minute' > pg_catalog.now()
+      and not exists (select from watchium_private.rate_limit_rules as r where r.action = c.action);
+    if v_live > v_cap then
+      raise exception 'p_action %: you already have % live rate limit counters of your own actions (at most %)',
+        pg_catalog.quote_literal(p_action), v_live - 1, v_cap
+        using errcode = 'WD429',
+              hint = 'Reuse action names; a counter ends with its window (max_rate_limit_actions_per_user).';
     end if;
   end if;
-  return watchium_private.consume_rate_limit(p_user_id, p_action, p_window_minutes, p_max_requests);
+  return v_count <= p_max_requests;
 end;
 $_$;
 
@@ -3930,6 +4078,25 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) IS 'Body of public.get_room_sync_metrics (same arguments, result and errors; documented there). Security definer: reads watchium_private.member_presence. Callers reach it through public.get_room_sync_metrics, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.get_room_sync_options(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  if not watchium_private.caller_is_trusted() then
+    v_user_id := watchium_private.require_user_id();
+  end if;
+  return watchium_private.room_sync_options_json(
+    watchium_private.require_sync_room(p_room_id, v_user_id));
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.get_room_sync_options(p_room_id text) IS 'Body of public.get_room_sync_options (same arguments, result and errors; documented there). Security definer: reads watchium_private.settings. Callers reach it through public.get_room_sync_options, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
 CREATE FUNCTION watchium_rpc.get_room_sync_state(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -4869,6 +5036,131 @@ $$;
 
 COMMENT ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) IS 'Body of public.set_playback_speed (same arguments, result and errors; documented there). Security definer: updates public.rooms and writes sync history, which clients cannot. Callers reach it through public.set_playback_speed, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.set_room_sync_options(p_room_id text, p_options jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  c_ranges constant jsonb := '{
+    "drift_perfect": [0.01, 60], "drift_good": [0.01, 60], "drift_minor": [0.01, 60],
+    "first_load_timeout": [0, 3600], "rebuffer_timeout": [0, 600],
+    "min_start_lead": [0, 10], "episode_countdown": [0, 60]}'::jsonb;
+  v_user_id text := watchium_private.require_user_id();
+  v_key     text;
+  v_value   jsonb;
+  v_num     numeric;
+  v_new     jsonb := '{}'::jsonb;  -- option -> numeric value, or JSON null
+  v_drift_null boolean;
+  v_drift_set  boolean;
+  v_room    public.rooms;
+  v_before  jsonb;
+  v_after   jsonb;
+  v_changes jsonb := '{}'::jsonb;
+  o         record;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_options', pg_catalog.pg_column_size(p_options), 2048);
+  if p_options is null or pg_catalog.jsonb_typeof(p_options) <> 'object' then
+    raise exception 'p_options must be a JSON object of option names to seconds (got %)',
+      coalesce(pg_catalog.jsonb_typeof(p_options), 'null')
+      using errcode = '22023',
+            hint = 'Options: drift_perfect, drift_good, drift_minor, first_load_timeout, rebuffer_timeout, min_start_lead, episode_countdown.';
+  end if;
+  if p_options = '{}'::jsonb then
+    raise exception 'p_options names no option: pass at least one'
+      using errcode = '22023',
+            hint = 'Options: drift_perfect, drift_good, drift_minor, first_load_timeout, rebuffer_timeout, min_start_lead, episode_countdown.';
+  end if;
+  for v_key, v_value in select e.key, e.value from pg_catalog.jsonb_each(p_options) as e order by e.key loop
+    if not c_ranges ? v_key then
+      raise exception 'p_options.%: no such option', pg_catalog.left(v_key, 64)
+        using errcode = '22023',
+              hint = 'Options: drift_perfect, drift_good, drift_minor, first_load_timeout, rebuffer_timeout, min_start_lead, episode_countdown.';
+    end if;
+    if pg_catalog.jsonb_typeof(v_value) = 'null' then
+      v_new := v_new || pg_catalog.jsonb_build_object(v_key, null);
+      continue;
+    end if;
+    if pg_catalog.jsonb_typeof(v_value) <> 'number' then
+      raise exception 'p_options.% must be a number of seconds or null (got %)',
+        v_key, pg_catalog.left(v_value::text, 64)
+        using errcode = '22023';
+    end if;
+    v_num := (v_value #>> '{}')::numeric;  -- JSON numbers are finite
+    if v_num not between (c_ranges -> v_key ->> 0)::numeric and (c_ranges -> v_key ->> 1)::numeric then
+      raise exception 'p_options.% must be from % to % seconds (got %)',
+        v_key, c_ranges -> v_key ->> 0, c_ranges -> v_key ->> 1, v_num
+        using errcode = '22023';
+    end if;
+    v_new := v_new || pg_catalog.jsonb_build_object(v_key, pg_catalog.round(v_num, 2));
+  end loop;
+
+  select pg_catalog.bool_or(pg_catalog.jsonb_typeof(v_new -> k) = 'null'),
+         pg_catalog.bool_or(pg_catalog.jsonb_typeof(v_new -> k) = 'number')
+  into v_drift_null, v_drift_set
+  from pg_catalog.unnest(array['drift_perfect', 'drift_good', 'drift_minor']) as k;
+  if v_drift_null and v_drift_set then
+    raise exception 'p_options: drift_perfect, drift_good and drift_minor are one set: null (back to the defaults) for all of them, or numbers'
+      using errcode = '22023';
+  end if;
+
+  perform watchium_private.enforce_rate_limit(v_user_id, 'update_room');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  -- The room's settings: the update_room permission (host by default; 0009).
+  perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'update_room');
+
+  o := watchium_private.room_sync_options(v_room);
+  if v_drift_set then
+    -- The set as it will be: the named boundaries, the others as they are.
+    o.drift_perfect := coalesce((v_new ->> 'drift_perfect')::numeric, o.drift_perfect);
+    o.drift_good := coalesce((v_new ->> 'drift_good')::numeric, o.drift_good);
+    o.drift_minor := coalesce((v_new ->> 'drift_minor')::numeric, o.drift_minor);
+    if o.drift_perfect > o.drift_good then
+      raise exception 'p_options.drift_perfect (%) must be <= drift_good (%)', o.drift_perfect, o.drift_good
+        using errcode = '22023';
+    end if;
+    if o.drift_good > o.drift_minor then
+      raise exception 'p_options.drift_good (%) must be <= drift_minor (%)', o.drift_good, o.drift_minor
+        using errcode = '22023';
+    end if;
+  end if;
+
+  v_before := watchium_private.room_sync_options_json(v_room) - 'defaults';
+  update public.rooms as r
+  set sync_drift_perfect = case when v_drift_set then o.drift_perfect
+                                when v_drift_null then null else r.sync_drift_perfect end,
+      sync_drift_good = case when v_drift_set then o.drift_good
+                             when v_drift_null then null else r.sync_drift_good end,
+      sync_drift_minor = case when v_drift_set then o.drift_minor
+                              when v_drift_null then null else r.sync_drift_minor end,
+      sync_first_load_timeout = case when v_new ? 'first_load_timeout'
+        then (v_new ->> 'first_load_timeout')::numeric else r.sync_first_load_timeout end,
+      sync_rebuffer_timeout = case when v_new ? 'rebuffer_timeout'
+        then (v_new ->> 'rebuffer_timeout')::numeric else r.sync_rebuffer_timeout end,
+      sync_min_start_lead = case when v_new ? 'min_start_lead'
+        then (v_new ->> 'min_start_lead')::numeric else r.sync_min_start_lead end,
+      sync_episode_countdown = case when v_new ? 'episode_countdown'
+        then (v_new ->> 'episode_countdown')::numeric else r.sync_episode_countdown end
+  where r.room_id = v_room.room_id
+  returning * into v_room;
+  v_after := watchium_private.room_sync_options_json(v_room);
+
+  select coalesce(pg_catalog.jsonb_object_agg(a.key, a.value), '{}'::jsonb)
+  into v_changes
+  from pg_catalog.jsonb_each(v_after - 'defaults') as a
+  where a.value is distinct from v_before -> a.key;
+  if v_changes <> '{}'::jsonb then
+    perform watchium_private.emit_room_event(v_room.room_id, 'room_updated',
+      pg_catalog.jsonb_build_object('sync_options', v_changes));
+  end if;
+  return v_after;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.set_room_sync_options(p_room_id text, p_options jsonb) IS 'Body of public.set_room_sync_options (same arguments, result and errors; documented there). Security definer: updates rooms, which no client may write. Callers reach it through public.set_room_sync_options, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 CREATE FUNCTION watchium_rpc.sync_history_health() RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -5164,6 +5456,10 @@ REVOKE ALL ON FUNCTION public.get_room_sync_metrics(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room_sync_metrics(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION public.get_room_sync_metrics(p_room_id text) TO service_role;
 
+REVOKE ALL ON FUNCTION public.get_room_sync_options(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_room_sync_options(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.get_room_sync_options(p_room_id text) TO service_role;
+
 REVOKE ALL ON FUNCTION public.get_room_sync_state(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room_sync_state(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION public.get_room_sync_state(p_room_id text) TO service_role;
@@ -5223,6 +5519,10 @@ GRANT ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) TO ser
 REVOKE ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) TO authenticated;
 GRANT ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) TO authenticated;
+GRANT ALL ON FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) TO service_role;
 
 REVOKE ALL ON FUNCTION public.sync_history_health() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.sync_history_health() TO service_role;
@@ -5358,11 +5658,17 @@ REVOKE ALL ON FUNCTION watchium_private.room_expected_position(p_room public.roo
 
 REVOKE ALL ON FUNCTION watchium_private.room_permission_min_role(p_room_id text, p_permission text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.room_sync_options(p_room public.rooms, OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric, OUT first_load_timeout numeric, OUT rebuffer_timeout numeric, OUT min_start_lead numeric, OUT episode_countdown numeric) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.room_sync_options_json(p_room public.rooms) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.setting_integer(p_key text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.setting_interval(p_key text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.sync_level(p_time_difference numeric) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.sync_option_defaults(OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric, OUT first_load_timeout numeric, OUT rebuffer_timeout numeric, OUT min_start_lead numeric, OUT episode_countdown numeric) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time numeric, p_sync_event_type text, p_host_user_id text, p_member_speed numeric) FROM PUBLIC;
 
@@ -5455,6 +5761,10 @@ REVOKE ALL ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) FROM P
 GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) TO service_role;
 
+REVOKE ALL ON FUNCTION watchium_rpc.get_room_sync_options(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_options(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_options(p_room_id text) TO service_role;
+
 REVOKE ALL ON FUNCTION watchium_rpc.get_room_sync_state(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_state(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_state(p_room_id text) TO service_role;
@@ -5514,6 +5824,10 @@ GRANT ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) 
 REVOKE ALL ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.set_room_sync_options(p_room_id text, p_options jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.set_room_sync_options(p_room_id text, p_options jsonb) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.set_room_sync_options(p_room_id text, p_options jsonb) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.sync_history_health() FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.sync_history_health() TO service_role;

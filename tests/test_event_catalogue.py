@@ -62,6 +62,7 @@ def test_every_emitted_payload_matches_the_catalogue_and_every_event_is_emitted(
     rpc(conn, "hana", "select public.advance_queue(%s, %s)", rid, third)
     assert first
     rpc(conn, "hana", "select public.update_room(%s, p_title => 'New', p_episode_number => 2)", rid)
+    rpc(conn, "hana", "select public.set_room_sync_options(%s, '{\"episode_countdown\": 3}')", rid)
     rpc(conn, "hana", "select public.kick_member(%s, 'ren')", rid)
     rpc(conn, "hana", "select public.transfer_host(%s, 'mio')", rid)
     rpc(conn, "mio", "select public.leave_room(%s)", rid)

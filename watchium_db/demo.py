@@ -8,7 +8,8 @@ member's drift and sync level; members who fell behind catch up with the "Live" 
 ``chat_message`` broadcast), a member goes silent and maintenance removes it as stale, the host
 leaves and the host role moves on. In the public room, members queue two episodes and the first,
 a 2-second clip, ends: the queue advances by itself (maintenance applies it). Two
-:class:`~watchium_db.listener.RoomListener` streams receive the private room's events on the side: the database's and the members' broadcasts.
+:class:`~watchium_db.listener.RoomListener` streams receive the private room's events on the
+side: the database's and the members' broadcasts.
 
 Python only plays the users' video players (a position advancing with the clock). Every decision
 — drift, sync level, authority, host hand-over, staleness — is the database's answer.

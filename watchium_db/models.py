@@ -127,7 +127,16 @@ class Room(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
     #: Random; the replica identity, so a published DELETE carries nothing about the room.
     replica_key: Mapped[uuid.UUID] = mapped_column(server_default=text("gen_random_uuid()"))
-    #: The queue item playing (RoomQueueItem at position 0), or None (revision 0010).
+    #: Room sync options (seconds); null follows the project default (settings ``sync_*``).
+    #: Read the effective values with ``get_room_sync_options``.
+    sync_drift_perfect: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+    sync_drift_good: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+    sync_drift_minor: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+    sync_first_load_timeout: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+    sync_rebuffer_timeout: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+    sync_min_start_lead: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+    sync_episode_countdown: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+    #: The queue item playing (RoomQueueItem at position 0), or None (revision 0012).
     queue_item_id: Mapped[int | None] = mapped_column(BigInteger)
     #: The current item's duration plus the grace: past it the queue advances.
     queue_advance_after: Mapped[Decimal | None]
@@ -228,7 +237,7 @@ class Comment(Base):
 
 
 class RoomQueueItem(Base):
-    """An episode in a room's queue: position 0 plays, 1..n follow (revision 0010)."""
+    """An episode in a room's queue: position 0 plays, 1..n follow (revision 0012)."""
 
     __tablename__ = "room_queue"
     __table_args__ = (

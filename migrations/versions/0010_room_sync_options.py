@@ -1,4 +1,4 @@
-"""Episode queue: an ordered queue per room with guarded and automatic advances.
+"""Room sync options: drift thresholds, bounded-wait timeouts, start lead and countdown per room.
 
 Revision ID: 0010
 Revises: 0009

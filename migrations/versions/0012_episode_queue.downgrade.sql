@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0010 episode queue (downgrade): removes exactly what the upgrade added.
+-- 0012 episode queue (downgrade): removes exactly what the upgrade added.
 -- Queued items are lost; rooms keep the episode they play.
 -- =============================================================================
 drop function public.get_queue(text);

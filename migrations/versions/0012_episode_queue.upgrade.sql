@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0010 episode queue
+-- 0012 episode queue
 --
 -- An ordered queue of episodes per room (public.room_queue), edited through
 --   add_to_queue        add_to_queue permission (members by default), capped
