@@ -302,8 +302,10 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
             queue = await hana.get_queue(party.public_room)
             playing = next((i for i in queue.items if i.item_id == queue.current_item_id), None)
             auto_advanced = bool(
-                report.queues and report.queues.get("queues_advanced")
-                and playing is not None and playing.episode_number == 3
+                report.queues
+                and report.queues.get("queues_advanced")
+                and playing is not None
+                and playing.episode_number == 3
             )
             party.say(
                 "maintain(): the public room's 2-second clip ended, the queue advanced by itself"
