@@ -1,4 +1,4 @@
-"""Group wait for buffering members, ready check, scheduled resumes.
+"""Episode queue: an ordered queue per room with guarded and automatic advances.
 
 Revision ID: 0012
 Revises: 0011

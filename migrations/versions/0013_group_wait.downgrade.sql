@@ -1,6 +1,6 @@
 -- =============================================================================
--- 0012 group wait and ready check (downgrade): removes exactly what the
--- upgrade added and restores maintain() of 0008.
+-- 0013 group wait and ready check (downgrade): removes exactly what the
+-- upgrade added and restores maintain() of 0012 (episode queue).
 -- =============================================================================
 create or replace function watchium_rpc.maintain()
 returns jsonb
@@ -13,6 +13,7 @@ declare
   v_timeout interval := coalesce(watchium_private.setting_interval('maintenance_lock_timeout'),
                                  interval '50 milliseconds');
   v_rooms   jsonb;
+  v_queues  jsonb;
   v_events  jsonb;
   v_rates   jsonb;
   v_history jsonb;
@@ -38,6 +39,20 @@ begin
         || ' stale-looking member(s) locked by callers or refreshed by a heartbeat');
   end if;
 
+  -- Queues whose current item is over and that no caller advanced (rooms
+  -- whose members stopped sending heartbeats); rooms busy with callers are
+  -- theirs to advance.
+  begin
+    v_queues := watchium_private.maintain_queues();
+  exception when lock_not_available then
+    v_queues := pg_catalog.jsonb_build_object('skipped', 'lock timeout');
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object('job', 'queues', 'reason', 'lock timeout');
+  end;
+  if coalesce((v_queues ->> 'queues_skipped_busy')::integer, 0) > 0 then
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'job', 'queues', 'reason', (v_queues ->> 'queues_skipped_busy') || ' room(s) locked by callers');
+  end if;
+
   begin
     v_events := watchium_private.expire_room_events();
   exception when lock_not_available then
@@ -58,6 +73,7 @@ begin
 
   return pg_catalog.jsonb_build_object(
     'rooms', v_rooms,
+    'queues', v_queues,
     'room_events', v_events,
     'rate_limits', v_rates,
     'sync_history', v_history,

@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0012 group wait and ready check
+-- 0013 group wait and ready check
 --
 -- A bounded group wait for buffering members, and the host's ready check,
 -- sharing one waiting state of the room:
@@ -1201,7 +1201,8 @@ grant execute on function public.set_ready(text, boolean) to authenticated, serv
 
 -- =============================================================================
 -- maintain(): one more job, sync_deadlines (apply_due_sync_deadlines), before
--- the sync history job (whose DDL locks are held until the commit).
+-- the sync history job (whose DDL locks are held until the commit); otherwise
+-- the definition of 0012 (episode queue).
 -- =============================================================================
 create or replace function watchium_rpc.maintain()
 returns jsonb
@@ -1214,6 +1215,7 @@ declare
   v_timeout interval := coalesce(watchium_private.setting_interval('maintenance_lock_timeout'),
                                  interval '50 milliseconds');
   v_rooms   jsonb;
+  v_queues  jsonb;
   v_events  jsonb;
   v_rates   jsonb;
   v_history jsonb;
@@ -1238,6 +1240,20 @@ begin
     v_skipped := v_skipped || pg_catalog.jsonb_build_object(
       'job', 'rooms', 'reason', (v_rooms ->> 'members_skipped_busy')
         || ' stale-looking member(s) locked by callers or refreshed by a heartbeat');
+  end if;
+
+  -- Queues whose current item is over and that no caller advanced (rooms
+  -- whose members stopped sending heartbeats); rooms busy with callers are
+  -- theirs to advance.
+  begin
+    v_queues := watchium_private.maintain_queues();
+  exception when lock_not_available then
+    v_queues := pg_catalog.jsonb_build_object('skipped', 'lock timeout');
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object('job', 'queues', 'reason', 'lock timeout');
+  end;
+  if coalesce((v_queues ->> 'queues_skipped_busy')::integer, 0) > 0 then
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'job', 'queues', 'reason', (v_queues ->> 'queues_skipped_busy') || ' room(s) locked by callers');
   end if;
 
   begin
@@ -1273,6 +1289,7 @@ begin
 
   return pg_catalog.jsonb_build_object(
     'rooms', v_rooms,
+    'queues', v_queues,
     'room_events', v_events,
     'rate_limits', v_rates,
     'sync_history', v_history,
