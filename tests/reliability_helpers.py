@@ -137,7 +137,9 @@ def connect(url: str, name: str) -> Conn:
     return psycopg.connect(url, autocommit=True, application_name=APP_PREFIX + name)
 
 
-def rpc(conn: Conn, user: str | None, sql: str, params: Any = (), role: str = "authenticated") -> Any:
+def rpc(
+    conn: Conn, user: str | None, sql: str, params: Any = (), role: str = "authenticated"
+) -> Any:
     with as_user(conn, user, role=role) as c:
         row = c.execute(sql, params).fetchone()
     assert row is not None
@@ -374,7 +376,11 @@ class Workload:
                     c,
                     host,
                     "select public.change_playback_state(%s, %s, %s::numeric)",
-                    (room_id, rng.random() < 0.6, rng.choice([None, round(rng.uniform(0, 3000), 2)])),
+                    (
+                        room_id,
+                        rng.random() < 0.6,
+                        rng.choice([None, round(rng.uniform(0, 3000), 2)]),
+                    ),
                 )
             elif op == "seek":
                 rpc(

@@ -145,7 +145,9 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "json": jsonb_values,
     # Arrays (record_heartbeats): ragged lengths, nulls, empty and too long.
     "text[]": st.one_of(
-        st.none(), st.lists(st.one_of(st.none(), ids, nasty_text), max_size=6), st.just(["m"] * 1001)
+        st.none(),
+        st.lists(st.one_of(st.none(), ids, nasty_text), max_size=6),
+        st.just(["m"] * 1001),
     ),
     "numeric[]": st.one_of(st.none(), st.lists(numeric_values, max_size=6)),
     "boolean[]": st.one_of(st.none(), st.lists(st.one_of(st.none(), st.booleans()), max_size=6)),

@@ -56,8 +56,9 @@ def test_every_emitted_payload_matches_the_catalogue_and_every_event_is_emitted(
             json.dumps(payload))  # fmt: skip
     rpc(conn, "mio", "select public.broadcast_to_room(%s, 'chat_message', '{\"message\": \"yo\"}')",
         rid)  # fmt: skip
-    add = ("select public.add_to_queue(%s, 'a1', 'Anime', %s, 'https://example.com/e',"
-           " 1440::numeric)")
+    add = (
+        "select public.add_to_queue(%s, 'a1', 'Anime', %s, 'https://example.com/e', 1440::numeric)"
+    )
     first = rpc(conn, "mio", add, rid, 3)["item_id"]
     second = rpc(conn, "mio", add, rid, 4)["item_id"]
     third = rpc(conn, "mio", add, rid, 5)["item_id"]

@@ -19,8 +19,20 @@ from reliability_helpers import (
     verify_membership,
 )
 
-KINDS = ("join", "leave", "kick", "transfer", "play_pause", "seek", "speed", "heartbeat",
-         "comment", "broadcast", "sync_state", "privacy")
+KINDS = (
+    "join",
+    "leave",
+    "kick",
+    "transfer",
+    "play_pause",
+    "seek",
+    "speed",
+    "heartbeat",
+    "comment",
+    "broadcast",
+    "sync_state",
+    "privacy",
+)
 
 
 def run_mixed(url, conn, *, workers, ops, seed, timeout):
@@ -76,5 +88,9 @@ def test_invariant_checks_catch_half_written_states(conn):
         (public,),
     )
     kinds = {row[0] for row in check_state(conn)}
-    assert kinds == {"host", "member_without_presence", "secret_mismatch",
-                     "control_sync_without_event"}, kinds
+    assert kinds == {
+        "host",
+        "member_without_presence",
+        "secret_mismatch",
+        "control_sync_without_event",
+    }, kinds

@@ -1208,6 +1208,7 @@ class RpcMethods:
     ) -> SyncOptions:
         """Host only: set some of the room's sync options (seconds; None = back to the project
         default). The three drift thresholds are one set. Returns the effective options."""
+
     # Group wait and ready check ----------------------------------------------------------
 
     @rpc(REPORT_PLAYBACK_STATUS)
