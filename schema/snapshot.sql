@@ -182,6 +182,18 @@ $$;
 
 COMMENT ON FUNCTION public.get_room_access_key(p_room_id text) IS 'Host only: the room''s 6-digit access key (null for public rooms).';
 
+CREATE FUNCTION public.get_room_permissions(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.get_room_permissions(p_room_id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.get_room_permissions(p_room_id text) IS 'The room''s permission map as the caller may see the room: {room_id, role, permissions: [{permission, min_role, default_min_role, allowed, description}]}. P0002 for a missing or invisible room.';
+
 CREATE FUNCTION public.get_room_sync_metrics(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -240,7 +252,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.kick_member(p_room_id text, p_user_id text) IS 'Host only: removes member p_user_id from the room (event member_kicked). 42501 for non-hosts, P0002 when not a member.';
+COMMENT ON FUNCTION public.kick_member(p_room_id text, p_user_id text) IS 'Removes member p_user_id from the room (event member_kicked). Needs the kick permission (default: co_host) and a member of a lower role than the caller''s. 42501 otherwise, P0002 when not a member.';
 
 CREATE FUNCTION public.leave_room(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql
@@ -351,6 +363,18 @@ $$;
 
 COMMENT ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) IS 'Host only: moves playback to p_time (0 to 86400 s). Writes one sync record per member, emits a playback event (members resync; see needs_resync) and returns the new state.';
 
+CREATE FUNCTION public.set_member_role(p_room_id text, p_user_id text, p_role text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.set_member_role(p_room_id, p_user_id, p_role);
+end;
+$$;
+
+COMMENT ON FUNCTION public.set_member_role(p_room_id text, p_user_id text, p_role text) IS 'Gives member p_user_id the role co_host, member or viewer. Needs manage_roles (default: host); the member and the new role must both rank below the caller (never host: transfer_host). Emits member_role_changed. Returns {room_id, user_id, role, previous_role}.';
+
 CREATE FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -362,6 +386,18 @@ end;
 $$;
 
 COMMENT ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) IS 'Host only: sets the playback speed (0.25 to 4.0, 2 decimals) from the expected position now. Writes one sync record per member, emits a playback event and returns the new state.';
+
+CREATE FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.set_room_permission(p_room_id, p_permission, p_min_role);
+end;
+$$;
+
+COMMENT ON FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text) IS 'Sets the minimum role (host, co_host, member, viewer; null: the default) of p_permission in the room. Needs manage_permissions (default: host) and both the current and the new minimum role. Emits room_permission_changed. Returns {room_id, permission, min_role, previous_min_role, is_default}.';
 
 CREATE FUNCTION public.sync_history_health() RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -1409,8 +1445,9 @@ begin
       for update of p skip locked
     );
 
-    -- 4. Successors of departing hosts (their is_host is set by the trigger).
-    -- A room whose successor is locked by a caller keeps its members this run.
+    -- 4. Successors of departing hosts (their is_host is set by the trigger,
+    -- co-hosts first). A room whose successor is locked by a caller keeps its
+    -- members this run.
     with departing as (
       select s.room_id, s.user_id, s.is_host
       from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
@@ -1420,7 +1457,7 @@ begin
       from public.room_members as c
       where c.room_id in (select d.room_id from departing as d where d.is_host)
         and (c.room_id, c.user_id) not in (select d.room_id, d.user_id from departing as d)
-      order by c.room_id, c.joined_at, c.user_id
+      order by c.room_id, c.role <> 'co_host', c.joined_at, c.user_id
     ),
     locked as (
       select m.room_id
@@ -1523,7 +1560,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Never waits for a lock: rooms, members and presence rows held by callers (lock order, SKIP LOCKED) are left for the next run and counted in rooms_skipped_busy / members_skipped_busy; staleness is re-checked under the presence row lock. Returns a jsonb summary.';
+COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present co-host, else the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Never waits for a lock: rooms, members and presence rows held by callers (lock order, SKIP LOCKED) are left for the next run and counted in rooms_skipped_busy / members_skipped_busy; staleness is re-checked under the presence row lock. Returns a jsonb summary.';
 
 CREATE FUNCTION watchium_private.maintain_sync_history() RETURNS jsonb
     LANGUAGE plpgsql
@@ -2279,6 +2316,35 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.require_host(p_room public.rooms, p_user_id text) IS 'Raises 42501 unless p_user_id is the host of the room. Internal.';
 
+CREATE FUNCTION watchium_private.require_outranks(p_room_id text, p_actor text, p_target text, p_what text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_actor  text;
+  v_target text;
+begin
+  select m.role into v_target
+  from public.room_members as m
+  where m.room_id = p_room_id and m.user_id = p_target;
+  if v_target is null then
+    raise exception 'p_user_id % is not a member of room %', p_target, p_room_id
+      using errcode = 'P0002';
+  end if;
+  select m.role into v_actor
+  from public.room_members as m
+  where m.room_id = p_room_id and m.user_id = p_actor;
+  if watchium_private.role_rank(v_actor) <= watchium_private.role_rank(v_target) then
+    raise exception 'you may % only members of a lower role than yours (you are %, % is %)',
+      p_what, coalesce(v_actor, 'not a member'), p_target, v_target
+      using errcode = '42501';
+  end if;
+  return v_target;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.require_outranks(p_room_id text, p_actor text, p_target text, p_what text) IS 'Returns the role of member p_target of the room; P0002 when not a member, 42501 unless p_actor''s role ranks above it. Internal.';
+
 CREATE FUNCTION watchium_private.require_playback_time(p_value numeric, p_argument text) RETURNS numeric
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2674,7 +2740,7 @@ begin
     join public.rooms as r on r.room_id = c.room_id
     where r.host_user_id is null
       and c.room_id in (select o.room_id from old_members as o where o.is_host)
-    order by c.room_id, c.joined_at, c.user_id
+    order by c.room_id, c.role <> 'co_host', c.joined_at, c.user_id
   ) as successor
   where m.room_id = successor.room_id and m.user_id = successor.user_id;
 
@@ -2682,7 +2748,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.tg_room_members__member_left() IS 'Trigger function (statement level): leave sync records, room activity, and host succession to the longest-present member when the host was removed.';
+COMMENT ON FUNCTION watchium_private.tg_room_members__member_left() IS 'Trigger function (statement level): leave sync records, room activity, and host succession when the host was removed: the longest-present co-host, else the longest-present member.';
 
 CREATE FUNCTION watchium_private.tg_room_members__sync_role() RETURNS trigger
     LANGUAGE plpgsql
@@ -3559,6 +3625,46 @@ $_$;
 
 COMMENT ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) IS 'Body of public.get_room_access_key (same arguments, result and errors; documented there). Security definer: reads room_secrets, which no client may read. Callers reach it through public.get_room_access_key, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.get_room_permissions(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+  v_role    text;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = p_room_id;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  select m.role into v_role
+  from public.room_members as m
+  where m.room_id = p_room_id and m.user_id = v_user_id;
+  return pg_catalog.jsonb_build_object(
+    'room_id', p_room_id,
+    'role', v_role,
+    'permissions', (
+      select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'permission', c.permission,
+               'min_role', coalesce(o.min_role, c.default_min_role),
+               'default_min_role', c.default_min_role,
+               'allowed', v_role is not null and watchium_private.role_rank(v_role)
+                            >= watchium_private.role_rank(coalesce(o.min_role, c.default_min_role)),
+               'description', c.description)
+             order by c.permission)
+      from watchium_private.room_permission_catalogue as c
+      left join public.room_permissions as o on o.room_id = p_room_id and o.permission = c.permission
+    )
+  );
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_rpc.get_room_permissions(p_room_id text) IS 'Body of public.get_room_permissions (same arguments, result and errors; documented there). Security definer: reads the permission catalogue, which clients cannot read. Callers reach it through public.get_room_permissions, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 CREATE FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -3893,16 +3999,14 @@ begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'kick_member');
   v_room := watchium_private.lock_room(p_room_id);
   perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
-  perform watchium_private.require_host(v_room, v_user_id);
+  perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'kick');
   if p_user_id = v_user_id then
-    raise exception 'p_user_id must be another member: the host cannot kick itself'
+    raise exception 'p_user_id must be another member: you cannot kick yourself'
       using errcode = '22023', hint = 'Use leave_room.';
   end if;
-  if not watchium_private.remove_member(v_room, p_user_id, 'member_kicked',
-           pg_catalog.jsonb_build_object('user_id', p_user_id, 'kicked_by', v_user_id)) then
-    raise exception 'p_user_id % is not a member of room %', p_user_id, v_room.room_id
-      using errcode = 'P0002';
-  end if;
+  perform watchium_private.require_outranks(v_room.room_id, v_user_id, p_user_id, 'kick');
+  perform watchium_private.remove_member(v_room, p_user_id, 'member_kicked',
+    pg_catalog.jsonb_build_object('user_id', p_user_id, 'kicked_by', v_user_id));
   return pg_catalog.jsonb_build_object('status', 'kicked', 'room_id', v_room.room_id, 'user_id', p_user_id);
 end;
 $$;
@@ -4433,6 +4537,55 @@ $$;
 
 COMMENT ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) IS 'Body of public.seek_to_time (same arguments, result and errors; documented there). Security definer: updates public.rooms and writes sync history, which clients cannot. Callers reach it through public.seek_to_time, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.set_member_role(p_room_id text, p_user_id text, p_role text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id  text := watchium_private.require_user_id();
+  v_room     public.rooms;
+  v_previous text;
+  v_mine     text;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
+  perform watchium_private.check_size('p_role', pg_catalog.octet_length(p_role), 40);
+  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be a user id of 1 to 100 characters' using errcode = '22023';
+  end if;
+  if p_role is null or p_role not in ('co_host', 'member', 'viewer') then
+    raise exception 'p_role must be co_host, member or viewer'
+      using errcode = '22023',
+            hint = case when p_role = 'host' then 'The host changes only through transfer_host.' end;
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'set_member_role');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'manage_roles');
+  v_previous := watchium_private.require_outranks(v_room.room_id, v_user_id, p_user_id, 'change the role of');
+  select m.role into v_mine
+  from public.room_members as m
+  where m.room_id = v_room.room_id and m.user_id = v_user_id;
+  if watchium_private.role_rank(p_role) >= watchium_private.role_rank(v_mine) then
+    raise exception 'p_role: you may give only roles lower than yours (you are %)', v_mine
+      using errcode = '42501';
+  end if;
+  if p_role <> v_previous then
+    update public.room_members as m
+    set role = p_role
+    where m.room_id = v_room.room_id and m.user_id = p_user_id;
+    perform watchium_private.emit_room_event(v_room.room_id, 'member_role_changed',
+      pg_catalog.jsonb_build_object('user_id', p_user_id, 'role', p_role,
+                                    'previous_role', v_previous, 'changed_by', v_user_id));
+  end if;
+  return pg_catalog.jsonb_build_object('room_id', v_room.room_id, 'user_id', p_user_id,
+                                       'role', p_role, 'previous_role', v_previous);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.set_member_role(p_room_id text, p_user_id text, p_role text) IS 'Body of public.set_member_role (same arguments, result and errors; documented there). Security definer: updates room_members, which no client may write. Callers reach it through public.set_member_role, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 CREATE FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -4456,6 +4609,69 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) IS 'Body of public.set_playback_speed (same arguments, result and errors; documented there). Security definer: updates public.rooms and writes sync history, which clients cannot. Callers reach it through public.set_playback_speed, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id  text := watchium_private.require_user_id();
+  v_room     public.rooms;
+  v_default  text;
+  v_previous text;
+  v_new      text;
+  v_mine     text;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_permission', pg_catalog.octet_length(p_permission), 160);
+  perform watchium_private.check_size('p_min_role', pg_catalog.octet_length(p_min_role), 40);
+  select c.default_min_role into v_default
+  from watchium_private.room_permission_catalogue as c
+  where c.permission = p_permission;
+  if v_default is null then
+    raise exception 'p_permission must be a room permission'
+      using errcode = '22023',
+            hint = 'get_room_permissions lists them.';
+  end if;
+  if p_min_role is not null and p_min_role not in ('host', 'co_host', 'member', 'viewer') then
+    raise exception 'p_min_role must be host, co_host, member, viewer or null (the default)'
+      using errcode = '22023';
+  end if;
+  v_new := coalesce(p_min_role, v_default);
+  perform watchium_private.enforce_rate_limit(v_user_id, 'set_room_permission');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'manage_permissions');
+  v_previous := watchium_private.room_permission_min_role(v_room.room_id, p_permission);
+  select m.role into v_mine
+  from public.room_members as m
+  where m.room_id = v_room.room_id and m.user_id = v_user_id;
+  if watchium_private.role_rank(v_mine) < greatest(watchium_private.role_rank(v_previous),
+                                                  watchium_private.role_rank(v_new)) then
+    raise exception 'p_permission: you may change only permissions you hold, to a role you hold (you are %)', v_mine
+      using errcode = '42501';
+  end if;
+  if v_new = v_default then
+    delete from public.room_permissions as p
+    where p.room_id = v_room.room_id and p.permission = p_permission;
+  else
+    insert into public.room_permissions as p (room_id, permission, min_role, updated_by)
+    values (v_room.room_id, p_permission, v_new, v_user_id)
+    on conflict (room_id, permission) do update
+      set min_role = excluded.min_role, updated_by = excluded.updated_by, updated_at = pg_catalog.now();
+  end if;
+  if v_new <> v_previous then
+    perform watchium_private.emit_room_event(v_room.room_id, 'room_permission_changed',
+      pg_catalog.jsonb_build_object('permission', p_permission, 'min_role', v_new,
+                                    'previous_min_role', v_previous, 'changed_by', v_user_id));
+  end if;
+  return pg_catalog.jsonb_build_object('room_id', v_room.room_id, 'permission', p_permission,
+    'min_role', v_new, 'previous_min_role', v_previous, 'is_default', v_new = v_default);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text) IS 'Body of public.set_room_permission (same arguments, result and errors; documented there). Security definer: writes room_permissions, which no client may write. Callers reach it through public.set_room_permission, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
 CREATE FUNCTION watchium_rpc.sync_history_health() RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -5386,6 +5602,10 @@ REVOKE ALL ON FUNCTION public.get_room_access_key(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room_access_key(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION public.get_room_access_key(p_room_id text) TO service_role;
 
+REVOKE ALL ON FUNCTION public.get_room_permissions(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_room_permissions(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.get_room_permissions(p_room_id text) TO service_role;
+
 REVOKE ALL ON FUNCTION public.get_room_sync_metrics(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room_sync_metrics(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION public.get_room_sync_metrics(p_room_id text) TO service_role;
@@ -5438,9 +5658,17 @@ REVOKE ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) FROM 
 GRANT ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) TO authenticated;
 GRANT ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) TO service_role;
 
+REVOKE ALL ON FUNCTION public.set_member_role(p_room_id text, p_user_id text, p_role text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_member_role(p_room_id text, p_user_id text, p_role text) TO authenticated;
+GRANT ALL ON FUNCTION public.set_member_role(p_room_id text, p_user_id text, p_role text) TO service_role;
+
 REVOKE ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) TO authenticated;
 GRANT ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO authenticated;
+GRANT ALL ON FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO service_role;
 
 REVOKE ALL ON FUNCTION public.sync_history_health() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.sync_history_health() TO service_role;
@@ -5548,6 +5776,8 @@ REVOKE ALL ON FUNCTION watchium_private.remove_member(p_room public.rooms, p_use
 
 REVOKE ALL ON FUNCTION watchium_private.require_host(p_room public.rooms, p_user_id text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.require_outranks(p_room_id text, p_actor text, p_target text, p_what text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.require_playback_time(p_value numeric, p_argument text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.require_room_permission(p_room_id text, p_user_id text, p_permission text) FROM PUBLIC;
@@ -5645,6 +5875,10 @@ REVOKE ALL ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) FROM PUB
 GRANT ALL ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) TO service_role;
 
+REVOKE ALL ON FUNCTION watchium_rpc.get_room_permissions(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_permissions(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_permissions(p_room_id text) TO service_role;
+
 REVOKE ALL ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) TO service_role;
@@ -5697,9 +5931,17 @@ REVOKE ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric)
 GRANT ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) TO service_role;
 
+REVOKE ALL ON FUNCTION watchium_rpc.set_member_role(p_room_id text, p_user_id text, p_role text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.set_member_role(p_room_id text, p_user_id text, p_role text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.set_member_role(p_room_id text, p_user_id text, p_role text) TO service_role;
+
 REVOKE ALL ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.sync_history_health() FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.sync_history_health() TO service_role;

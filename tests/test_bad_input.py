@@ -232,6 +232,9 @@ COVERED = {
     "install_maintenance_schedule",
     "sync_history_health",
     "forget_user",
+    "set_member_role",
+    "set_room_permission",
+    "get_room_permissions",
 }
 
 

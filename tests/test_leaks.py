@@ -107,6 +107,9 @@ ROOM_CALLS = {
     "get_room_sync_metrics": "select public.get_room_sync_metrics(%(room)s)",
     "record_realtime_metrics": "select public.record_realtime_metrics(%(room)s, 1, 1, 1, 0)",
     "get_realtime_metrics_summary": "select public.get_realtime_metrics_summary(%(room)s)",
+    "set_member_role": "select public.set_member_role(%(room)s, 'm1', 'viewer')",
+    "set_room_permission": "select public.set_room_permission(%(room)s, 'chat', 'viewer')",
+    "get_room_permissions": "select public.get_room_permissions(%(room)s)",
 }
 
 

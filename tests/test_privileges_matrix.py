@@ -239,6 +239,9 @@ public.maintain                      -     -              yes
 public.install_maintenance_schedule  -     -              yes
 public.sync_history_health           -     -              yes
 public.forget_user                   -     -              yes
+public.set_member_role               -     yes            yes
+public.set_room_permission           -     yes            yes
+public.get_room_permissions          -     yes            yes
 watchium_private.my_room_ids         -     yes            -
 watchium_private.read_room_events    -     -              yes
 watchium_private.read_room_event     -     -              yes

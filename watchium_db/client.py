@@ -400,6 +400,55 @@ class KickResult:
 
 
 @dataclass(frozen=True)
+class RoleChange:
+    """set_member_role: the member's role now and before."""
+
+    room_id: str
+    user_id: str
+    role: str
+    previous_role: str
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class PermissionChange:
+    """set_room_permission: the permission's minimum role now and before."""
+
+    room_id: str
+    permission: str
+    min_role: str
+    previous_min_role: str
+    is_default: bool
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class RoomPermission:
+    """One permission of a room's map, and whether the caller has it."""
+
+    permission: str
+    min_role: str
+    default_min_role: str
+    allowed: bool
+    description: str
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class RoomPermissions:
+    """get_room_permissions: the caller's role (None for a non-member) and the room's map."""
+
+    room_id: str
+    role: str | None
+    permissions: tuple[RoomPermission, ...]
+    raw: Mapping[str, Any] = _raw()
+
+
+def _permissions(items: list[Mapping[str, Any]]) -> tuple[RoomPermission, ...]:
+    return tuple(_build(RoomPermission, p) for p in items)
+
+
+@dataclass(frozen=True)
 class TransferResult:
     room_id: str
     host_user_id: str
@@ -821,6 +870,19 @@ MAINTAIN = Rpc("maintain", (), lambda d: _build(MaintenanceReport, d))
 SYNC_HISTORY_HEALTH: Rpc[dict[str, Any]] = Rpc("sync_history_health", (), dict)
 INSTALL_MAINTENANCE_SCHEDULE: Rpc[dict[str, Any]] = Rpc("install_maintenance_schedule", (), dict)
 FORGET_USER = Rpc("forget_user", _args("user_id:text"), lambda d: _build(ForgottenUser, d))
+SET_MEMBER_ROLE = Rpc(
+    "set_member_role", _args("room_id:text user_id:text role:text"), lambda d: _build(RoleChange, d)
+)
+SET_ROOM_PERMISSION = Rpc(
+    "set_room_permission",
+    _args("room_id:text permission:text min_role:text"),
+    lambda d: _build(PermissionChange, d),
+)
+GET_ROOM_PERMISSIONS = Rpc(
+    "get_room_permissions",
+    _args("room_id:text"),
+    lambda d: _build(RoomPermissions, d, permissions=_permissions),
+)
 
 RPCS: tuple[Rpc[Any], ...] = (
     CREATE_ROOM, JOIN_ROOM, LEAVE_ROOM, KICK_MEMBER, TRANSFER_HOST, UPDATE_ROOM, DELETE_ROOM,
@@ -830,6 +892,7 @@ RPCS: tuple[Rpc[Any], ...] = (
     GET_ROOM_SYNC_METRICS, BROADCAST_TO_ROOM, RECORD_REALTIME_METRICS,
     GET_REALTIME_METRICS_SUMMARY, REALTIME_HEALTH, CHECK_RATE_LIMIT, MAINTAIN, FORGET_USER,
     SYNC_HISTORY_HEALTH, INSTALL_MAINTENANCE_SCHEDULE,
+    SET_MEMBER_ROLE, SET_ROOM_PERMISSION, GET_ROOM_PERMISSIONS,
 )  # fmt: skip
 RPC_BY_NAME: dict[str, Rpc[Any]] = {rpc.name: rpc for rpc in RPCS}
 
@@ -937,7 +1000,22 @@ class RpcMethods:
 
     @rpc(KICK_MEMBER)
     def kick_member(self, room_id: str, user_id: str) -> KickResult:
-        """Host only: remove a member."""
+        """Remove a member of a lower role (needs the kick permission; the host's by default)."""
+
+    @rpc(SET_MEMBER_ROLE)
+    def set_member_role(self, room_id: str, user_id: str, role: str) -> RoleChange:
+        """Give a member of a lower role the role co_host, member or viewer (manage_roles)."""
+
+    @rpc(SET_ROOM_PERMISSION)
+    def set_room_permission(
+        self, room_id: str, permission: str, min_role: str | None = None
+    ) -> PermissionChange:
+        """Set a permission's minimum role in the room; None: back to the default
+        (manage_permissions)."""
+
+    @rpc(GET_ROOM_PERMISSIONS)
+    def get_room_permissions(self, room_id: str) -> RoomPermissions:
+        """The room's permission map and the caller's role."""
 
     @rpc(TRANSFER_HOST)
     def transfer_host(self, room_id: str, new_host: str) -> TransferResult:

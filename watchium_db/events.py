@@ -76,7 +76,11 @@ _EVENTS = (
         "a member leaves (reason left) or maintenance removes it as stale (reason stale)",
         ("user_id", "reason"),
     ),
-    Event("member_kicked", "the host removes a member", ("user_id", "kicked_by")),
+    Event(
+        "member_kicked",
+        "a member is removed by someone with the kick permission (the host by default)",
+        ("user_id", "kicked_by"),
+    ),
     Event(
         "host_changed",
         "the host changes: transfer_host, the host leaving or removed as stale (the "
@@ -135,6 +139,16 @@ _EVENTS = (
         "chat_message",
         "custom event from a member via broadcast_to_room",
         ("message", "user_id", "username"),
+    ),
+    Event(
+        "member_role_changed",
+        "set_member_role gave a member another role (co_host, member or viewer)",
+        ("user_id", "role", "previous_role", "changed_by"),
+    ),
+    Event(
+        "room_permission_changed",
+        "set_room_permission changed the minimum role of a permission in the room",
+        ("permission", "min_role", "previous_min_role", "changed_by"),
     ),
 )
 
