@@ -4407,7 +4407,7 @@ begin
   if p_role is null or p_role not in ('co_host', 'member', 'viewer') then
     raise exception 'p_role must be co_host, member or viewer'
       using errcode = '22023',
-            hint = case when p_role = 'host' then 'The host changes only through transfer_host.' end;
+            hint = 'The host changes only through transfer_host.';
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'set_member_role');
   v_room := watchium_private.lock_room(p_room_id);
