@@ -22,6 +22,13 @@ CREATE TABLE public.rooms (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     replica_key uuid DEFAULT gen_random_uuid() NOT NULL,
+    sync_drift_perfect numeric(6,2),
+    sync_drift_good numeric(6,2),
+    sync_drift_minor numeric(6,2),
+    sync_first_load_timeout numeric(6,2),
+    sync_rebuffer_timeout numeric(6,2),
+    sync_min_start_lead numeric(6,2),
+    sync_episode_countdown numeric(6,2),
     CONSTRAINT rooms_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
     CONSTRAINT rooms_anime_title_length_check CHECK (((char_length(anime_title) >= 1) AND (char_length(anime_title) <= 300))),
     CONSTRAINT rooms_current_playback_time_check CHECK (((current_playback_time >= (0)::numeric) AND (current_playback_time <= (86400)::numeric))),
@@ -31,6 +38,11 @@ CREATE TABLE public.rooms (
     CONSTRAINT rooms_playback_speed_check CHECK (((playback_speed >= 0.25) AND (playback_speed <= 4.00))),
     CONSTRAINT rooms_room_id_format_check CHECK ((room_id ~ '^[a-z0-9]{10}$'::text)),
     CONSTRAINT rooms_source_id_length_check CHECK (((char_length(source_id) >= 1) AND (char_length(source_id) <= 100))),
+    CONSTRAINT rooms_sync_drift_check CHECK ((((sync_drift_perfect IS NULL) = (sync_drift_good IS NULL)) AND ((sync_drift_good IS NULL) = (sync_drift_minor IS NULL)) AND ((sync_drift_perfect >= 0.01) AND (sync_drift_perfect <= (60)::numeric)) AND ((sync_drift_good >= 0.01) AND (sync_drift_good <= (60)::numeric)) AND ((sync_drift_minor >= 0.01) AND (sync_drift_minor <= (60)::numeric)) AND (sync_drift_perfect <= sync_drift_good) AND (sync_drift_good <= sync_drift_minor))),
+    CONSTRAINT rooms_sync_episode_countdown_check CHECK (((sync_episode_countdown >= (0)::numeric) AND (sync_episode_countdown <= (60)::numeric))),
+    CONSTRAINT rooms_sync_first_load_timeout_check CHECK (((sync_first_load_timeout >= (0)::numeric) AND (sync_first_load_timeout <= (3600)::numeric))),
+    CONSTRAINT rooms_sync_min_start_lead_check CHECK (((sync_min_start_lead >= (0)::numeric) AND (sync_min_start_lead <= (10)::numeric))),
+    CONSTRAINT rooms_sync_rebuffer_timeout_check CHECK (((sync_rebuffer_timeout >= (0)::numeric) AND (sync_rebuffer_timeout <= (600)::numeric))),
     CONSTRAINT rooms_title_length_check CHECK (((char_length(title) >= 1) AND (char_length(title) <= 200))),
     CONSTRAINT rooms_video_url_check CHECK ((((char_length(video_url) >= 1) AND (char_length(video_url) <= 2048)) AND (video_url ~* '^https?://'::text)))
 );
@@ -72,6 +84,20 @@ COMMENT ON COLUMN public.rooms.created_at IS 'When the room was created.';
 COMMENT ON COLUMN public.rooms.updated_at IS 'When the room row last changed (set by trigger _100_touch_updated_at).';
 
 COMMENT ON COLUMN public.rooms.replica_key IS 'Random, never changed: the replica identity (rooms_replica_key_idx), so the old record of a published DELETE says nothing about the room.';
+
+COMMENT ON COLUMN public.rooms.sync_drift_perfect IS 'Sync level boundary, seconds (drift <= this: perfect); null = the setting sync_drift_perfect. The three drift boundaries are set together (all null or all set, perfect <= good <= minor).';
+
+COMMENT ON COLUMN public.rooms.sync_drift_good IS 'Sync level boundary, seconds (drift <= this: good); null = the setting sync_drift_good.';
+
+COMMENT ON COLUMN public.rooms.sync_drift_minor IS 'Sync level boundary, seconds (drift <= this: minor_drift, still synced; above: out_of_sync); null = the setting sync_drift_minor.';
+
+COMMENT ON COLUMN public.rooms.sync_first_load_timeout IS 'Seconds the room waits for a member buffering its first load (0 to 3600); null = the setting sync_first_load_timeout.';
+
+COMMENT ON COLUMN public.rooms.sync_rebuffer_timeout IS 'Seconds the room waits for a re-buffering member (0 to 600); null = the setting sync_rebuffer_timeout.';
+
+COMMENT ON COLUMN public.rooms.sync_min_start_lead IS 'Least lead of a scheduled start, seconds (0 to 10); null = the setting sync_min_start_lead.';
+
+COMMENT ON COLUMN public.rooms.sync_episode_countdown IS 'Countdown before an episode starts, seconds (0 = none, at most 60); null = the setting sync_episode_countdown.';
 
 CREATE TABLE public.comments (
     id bigint NOT NULL,

@@ -198,6 +198,18 @@ $$;
 
 COMMENT ON FUNCTION public.get_room_sync_metrics(p_room_id text) IS 'Sync metrics of p_room_id over the last minute: samples, avg / p95 / max drift (sync_states), reporting / synced / out-of-sync / resyncing members (presence, derived rule watchium_private.needs_resync), sync percentage over measured (not resyncing) members, healthy = sync percentage >= 80. Members only.';
 
+CREATE FUNCTION public.get_room_sync_options(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.get_room_sync_options(p_room_id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.get_room_sync_options(p_room_id text) IS 'The room''s effective sync options, seconds: drift_perfect, drift_good, drift_minor, first_load_timeout, rebuffer_timeout, min_start_lead, episode_countdown, and defaults (the options following the project default). Members only.';
+
 CREATE FUNCTION public.get_room_sync_state(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -390,6 +402,18 @@ end;
 $$;
 
 COMMENT ON FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text) IS 'Sets the minimum role (host, co_host, member, viewer; null: the default) of p_permission in the room. Needs manage_permissions (default: host) and both the current and the new minimum role. Emits room_permission_changed. Returns {room_id, permission, min_role, previous_min_role, is_default}.';
+
+CREATE FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.set_room_sync_options(p_room_id, p_options);
+end;
+$$;
+
+COMMENT ON FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) IS 'Host only (the update_room permission): sets the room''s sync options from p_options {option: seconds, or null for the project default}: drift_perfect, drift_good, drift_minor (one set, perfect <= good <= minor, 0.01 to 60), first_load_timeout (0 to 3600), rebuffer_timeout (0 to 600), min_start_lead (0 to 10), episode_countdown (0 to 60). 22023 naming the option on bad input. Emits room_updated {sync_options}. Returns the effective options.';
 
 CREATE FUNCTION public.sync_history_health() RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -2375,6 +2399,62 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.room_permission_min_role(p_room_id text, p_permission text) IS 'The minimum role p_permission needs in room p_room_id: the room''s override, else the catalogue default; 22023 for an unknown permission. Internal.';
 
+CREATE FUNCTION watchium_private.room_sync_options(p_room public.rooms, OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric, OUT first_load_timeout numeric, OUT rebuffer_timeout numeric, OUT min_start_lead numeric, OUT episode_countdown numeric) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  d record := watchium_private.sync_option_defaults();
+begin
+  -- The drift boundaries are one set: the room's three, or the defaults'.
+  if p_room.sync_drift_perfect is not null then
+    drift_perfect := p_room.sync_drift_perfect;
+    drift_good := p_room.sync_drift_good;
+    drift_minor := p_room.sync_drift_minor;
+  else
+    drift_perfect := d.drift_perfect;
+    drift_good := d.drift_good;
+    drift_minor := d.drift_minor;
+  end if;
+  first_load_timeout := coalesce(p_room.sync_first_load_timeout, d.first_load_timeout);
+  rebuffer_timeout := coalesce(p_room.sync_rebuffer_timeout, d.rebuffer_timeout);
+  min_start_lead := coalesce(p_room.sync_min_start_lead, d.min_start_lead);
+  episode_countdown := coalesce(p_room.sync_episode_countdown, d.episode_countdown);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.room_sync_options(p_room public.rooms, OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric, OUT first_load_timeout numeric, OUT rebuffer_timeout numeric, OUT min_start_lead numeric, OUT episode_countdown numeric) IS 'The effective sync options of a room, seconds: its own values (rooms.sync_*), else the project defaults (sync_option_defaults). The drift boundaries come as one set. Internal.';
+
+CREATE FUNCTION watchium_private.room_sync_options_json(p_room public.rooms) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  o record := watchium_private.room_sync_options(p_room);
+begin
+  return pg_catalog.jsonb_build_object(
+    'drift_perfect', o.drift_perfect,
+    'drift_good', o.drift_good,
+    'drift_minor', o.drift_minor,
+    'first_load_timeout', o.first_load_timeout,
+    'rebuffer_timeout', o.rebuffer_timeout,
+    'min_start_lead', o.min_start_lead,
+    'episode_countdown', o.episode_countdown,
+    'defaults', pg_catalog.to_jsonb(array_remove(array[
+      case when p_room.sync_drift_perfect is null then 'drift_perfect' end,
+      case when p_room.sync_drift_good is null then 'drift_good' end,
+      case when p_room.sync_drift_minor is null then 'drift_minor' end,
+      case when p_room.sync_first_load_timeout is null then 'first_load_timeout' end,
+      case when p_room.sync_rebuffer_timeout is null then 'rebuffer_timeout' end,
+      case when p_room.sync_min_start_lead is null then 'min_start_lead' end,
+      case when p_room.sync_episode_countdown is null then 'episode_countdown' end
+    ]::text[], null))
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.room_sync_options_json(p_room public.rooms) IS 'The effective sync options of a room as {drift_perfect, drift_good, drift_minor, first_load_timeout, rebuffer_timeout, min_start_lead, episode_countdown, defaults}: defaults lists the options following the project default. Internal.';
+
 CREATE FUNCTION watchium_private.setting_integer(p_key text) RETURNS integer
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2418,6 +2498,29 @@ CREATE FUNCTION watchium_private.sync_level(p_time_difference numeric) RETURNS t
 $$;
 
 COMMENT ON FUNCTION watchium_private.sync_level(p_time_difference numeric) IS 'Sync level of an absolute drift in seconds: perfect (<= 0.5), good (<= 1), minor_drift (<= 2), out_of_sync (> 2). A member is synced while <= 2. Internal.';
+
+CREATE FUNCTION watchium_private.sync_option_defaults(OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric, OUT first_load_timeout numeric, OUT rebuffer_timeout numeric, OUT min_start_lead numeric, OUT episode_countdown numeric) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  select coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_drift_perfect'), 0.5),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_drift_good'), 1),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_drift_minor'), 2),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_first_load_timeout'), 60),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_rebuffer_timeout'), 10),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_min_start_lead'), 0.5),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_episode_countdown'), 0)
+  into drift_perfect, drift_good, drift_minor, first_load_timeout, rebuffer_timeout,
+       min_start_lead, episode_countdown
+  from watchium_private.settings as s
+  where s.key in ('sync_drift_perfect', 'sync_drift_good', 'sync_drift_minor',
+                  'sync_first_load_timeout', 'sync_rebuffer_timeout', 'sync_min_start_lead',
+                  'sync_episode_countdown');
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.sync_option_defaults(OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric, OUT first_load_timeout numeric, OUT rebuffer_timeout numeric, OUT min_start_lead numeric, OUT episode_countdown numeric) IS 'The project-wide defaults of the room sync options (settings sync_drift_perfect, sync_drift_good, sync_drift_minor, sync_first_load_timeout, sync_rebuffer_timeout, sync_min_start_lead, sync_episode_countdown; seconds), read in one statement. Internal.';
 
 CREATE FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time numeric, p_sync_event_type text, p_host_user_id text, p_member_speed numeric) RETURNS jsonb
     LANGUAGE plpgsql
@@ -3584,6 +3687,25 @@ $$;
 
 COMMENT ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) IS 'Body of public.get_room_sync_metrics (same arguments, result and errors; documented there). Security definer: reads watchium_private.member_presence. Callers reach it through public.get_room_sync_metrics, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.get_room_sync_options(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  if not watchium_private.caller_is_trusted() then
+    v_user_id := watchium_private.require_user_id();
+  end if;
+  return watchium_private.room_sync_options_json(
+    watchium_private.require_sync_room(p_room_id, v_user_id));
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.get_room_sync_options(p_room_id text) IS 'Body of public.get_room_sync_options (same arguments, result and errors; documented there). Security definer: reads watchium_private.settings. Callers reach it through public.get_room_sync_options, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 CREATE FUNCTION watchium_rpc.get_room_sync_state(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -4523,6 +4645,131 @@ $$;
 
 COMMENT ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text) IS 'Body of public.set_room_permission (same arguments, result and errors; documented there). Security definer: writes room_permissions, which no client may write. Callers reach it through public.set_room_permission, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.set_room_sync_options(p_room_id text, p_options jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  c_ranges constant jsonb := '{
+    "drift_perfect": [0.01, 60], "drift_good": [0.01, 60], "drift_minor": [0.01, 60],
+    "first_load_timeout": [0, 3600], "rebuffer_timeout": [0, 600],
+    "min_start_lead": [0, 10], "episode_countdown": [0, 60]}'::jsonb;
+  v_user_id text := watchium_private.require_user_id();
+  v_key     text;
+  v_value   jsonb;
+  v_num     numeric;
+  v_new     jsonb := '{}'::jsonb;  -- option -> numeric value, or JSON null
+  v_drift_null boolean;
+  v_drift_set  boolean;
+  v_room    public.rooms;
+  v_before  jsonb;
+  v_after   jsonb;
+  v_changes jsonb := '{}'::jsonb;
+  o         record;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_options', pg_catalog.pg_column_size(p_options), 2048);
+  if p_options is null or pg_catalog.jsonb_typeof(p_options) <> 'object' then
+    raise exception 'p_options must be a JSON object of option names to seconds (got %)',
+      coalesce(pg_catalog.jsonb_typeof(p_options), 'null')
+      using errcode = '22023',
+            hint = 'Options: drift_perfect, drift_good, drift_minor, first_load_timeout, rebuffer_timeout, min_start_lead, episode_countdown.';
+  end if;
+  if p_options = '{}'::jsonb then
+    raise exception 'p_options names no option: pass at least one'
+      using errcode = '22023',
+            hint = 'Options: drift_perfect, drift_good, drift_minor, first_load_timeout, rebuffer_timeout, min_start_lead, episode_countdown.';
+  end if;
+  for v_key, v_value in select e.key, e.value from pg_catalog.jsonb_each(p_options) as e order by e.key loop
+    if not c_ranges ? v_key then
+      raise exception 'p_options.%: no such option', pg_catalog.left(v_key, 64)
+        using errcode = '22023',
+              hint = 'Options: drift_perfect, drift_good, drift_minor, first_load_timeout, rebuffer_timeout, min_start_lead, episode_countdown.';
+    end if;
+    if pg_catalog.jsonb_typeof(v_value) = 'null' then
+      v_new := v_new || pg_catalog.jsonb_build_object(v_key, null);
+      continue;
+    end if;
+    if pg_catalog.jsonb_typeof(v_value) <> 'number' then
+      raise exception 'p_options.% must be a number of seconds or null (got %)',
+        v_key, pg_catalog.left(v_value::text, 64)
+        using errcode = '22023';
+    end if;
+    v_num := (v_value #>> '{}')::numeric;  -- JSON numbers are finite
+    if v_num not between (c_ranges -> v_key ->> 0)::numeric and (c_ranges -> v_key ->> 1)::numeric then
+      raise exception 'p_options.% must be from % to % seconds (got %)',
+        v_key, c_ranges -> v_key ->> 0, c_ranges -> v_key ->> 1, v_num
+        using errcode = '22023';
+    end if;
+    v_new := v_new || pg_catalog.jsonb_build_object(v_key, pg_catalog.round(v_num, 2));
+  end loop;
+
+  select pg_catalog.bool_or(pg_catalog.jsonb_typeof(v_new -> k) = 'null'),
+         pg_catalog.bool_or(pg_catalog.jsonb_typeof(v_new -> k) = 'number')
+  into v_drift_null, v_drift_set
+  from pg_catalog.unnest(array['drift_perfect', 'drift_good', 'drift_minor']) as k;
+  if v_drift_null and v_drift_set then
+    raise exception 'p_options: drift_perfect, drift_good and drift_minor are one set: null (back to the defaults) for all of them, or numbers'
+      using errcode = '22023';
+  end if;
+
+  perform watchium_private.enforce_rate_limit(v_user_id, 'update_room');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  -- The room's settings: the update_room permission (host by default; 0009).
+  perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'update_room');
+
+  o := watchium_private.room_sync_options(v_room);
+  if v_drift_set then
+    -- The set as it will be: the named boundaries, the others as they are.
+    o.drift_perfect := coalesce((v_new ->> 'drift_perfect')::numeric, o.drift_perfect);
+    o.drift_good := coalesce((v_new ->> 'drift_good')::numeric, o.drift_good);
+    o.drift_minor := coalesce((v_new ->> 'drift_minor')::numeric, o.drift_minor);
+    if o.drift_perfect > o.drift_good then
+      raise exception 'p_options.drift_perfect (%) must be <= drift_good (%)', o.drift_perfect, o.drift_good
+        using errcode = '22023';
+    end if;
+    if o.drift_good > o.drift_minor then
+      raise exception 'p_options.drift_good (%) must be <= drift_minor (%)', o.drift_good, o.drift_minor
+        using errcode = '22023';
+    end if;
+  end if;
+
+  v_before := watchium_private.room_sync_options_json(v_room) - 'defaults';
+  update public.rooms as r
+  set sync_drift_perfect = case when v_drift_set then o.drift_perfect
+                                when v_drift_null then null else r.sync_drift_perfect end,
+      sync_drift_good = case when v_drift_set then o.drift_good
+                             when v_drift_null then null else r.sync_drift_good end,
+      sync_drift_minor = case when v_drift_set then o.drift_minor
+                              when v_drift_null then null else r.sync_drift_minor end,
+      sync_first_load_timeout = case when v_new ? 'first_load_timeout'
+        then (v_new ->> 'first_load_timeout')::numeric else r.sync_first_load_timeout end,
+      sync_rebuffer_timeout = case when v_new ? 'rebuffer_timeout'
+        then (v_new ->> 'rebuffer_timeout')::numeric else r.sync_rebuffer_timeout end,
+      sync_min_start_lead = case when v_new ? 'min_start_lead'
+        then (v_new ->> 'min_start_lead')::numeric else r.sync_min_start_lead end,
+      sync_episode_countdown = case when v_new ? 'episode_countdown'
+        then (v_new ->> 'episode_countdown')::numeric else r.sync_episode_countdown end
+  where r.room_id = v_room.room_id
+  returning * into v_room;
+  v_after := watchium_private.room_sync_options_json(v_room);
+
+  select coalesce(pg_catalog.jsonb_object_agg(a.key, a.value), '{}'::jsonb)
+  into v_changes
+  from pg_catalog.jsonb_each(v_after - 'defaults') as a
+  where a.value is distinct from v_before -> a.key;
+  if v_changes <> '{}'::jsonb then
+    perform watchium_private.emit_room_event(v_room.room_id, 'room_updated',
+      pg_catalog.jsonb_build_object('sync_options', v_changes));
+  end if;
+  return v_after;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.set_room_sync_options(p_room_id text, p_options jsonb) IS 'Body of public.set_room_sync_options (same arguments, result and errors; documented there). Security definer: updates rooms, which no client may write. Callers reach it through public.set_room_sync_options, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 CREATE FUNCTION watchium_rpc.sync_history_health() RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -4810,6 +5057,10 @@ REVOKE ALL ON FUNCTION public.get_room_sync_metrics(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room_sync_metrics(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION public.get_room_sync_metrics(p_room_id text) TO service_role;
 
+REVOKE ALL ON FUNCTION public.get_room_sync_options(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_room_sync_options(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.get_room_sync_options(p_room_id text) TO service_role;
+
 REVOKE ALL ON FUNCTION public.get_room_sync_state(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room_sync_state(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION public.get_room_sync_state(p_room_id text) TO service_role;
@@ -4869,6 +5120,10 @@ GRANT ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric)
 REVOKE ALL ON FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO authenticated;
 GRANT ALL ON FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) TO authenticated;
+GRANT ALL ON FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) TO service_role;
 
 REVOKE ALL ON FUNCTION public.sync_history_health() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.sync_history_health() TO service_role;
@@ -4988,11 +5243,17 @@ REVOKE ALL ON FUNCTION watchium_private.room_expected_position(p_room public.roo
 
 REVOKE ALL ON FUNCTION watchium_private.room_permission_min_role(p_room_id text, p_permission text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.room_sync_options(p_room public.rooms, OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric, OUT first_load_timeout numeric, OUT rebuffer_timeout numeric, OUT min_start_lead numeric, OUT episode_countdown numeric) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.room_sync_options_json(p_room public.rooms) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.setting_integer(p_key text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.setting_interval(p_key text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.sync_level(p_time_difference numeric) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.sync_option_defaults(OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric, OUT first_load_timeout numeric, OUT rebuffer_timeout numeric, OUT min_start_lead numeric, OUT episode_countdown numeric) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.sync_room_members(p_room_id text, p_host_time numeric, p_sync_event_type text, p_host_user_id text, p_member_speed numeric) FROM PUBLIC;
 
@@ -5075,6 +5336,10 @@ REVOKE ALL ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) FROM P
 GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) TO service_role;
 
+REVOKE ALL ON FUNCTION watchium_rpc.get_room_sync_options(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_options(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_options(p_room_id text) TO service_role;
+
 REVOKE ALL ON FUNCTION watchium_rpc.get_room_sync_state(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_state(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_state(p_room_id text) TO service_role;
@@ -5134,6 +5399,10 @@ GRANT ALL ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed nu
 REVOKE ALL ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.set_room_sync_options(p_room_id text, p_options jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.set_room_sync_options(p_room_id text, p_options jsonb) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.set_room_sync_options(p_room_id text, p_options jsonb) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.sync_history_health() FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.sync_history_health() TO service_role;

@@ -225,6 +225,8 @@ COVERED = {
     "record_heartbeat",
     "record_heartbeats",
     "get_room_sync_state",
+    "get_room_sync_options",
+    "set_room_sync_options",
     "get_room_sync_metrics",
     "record_realtime_metrics",
     "get_realtime_metrics_summary",

@@ -181,6 +181,10 @@ def test_sync_realtime_and_service_rpcs_through_the_client(
     assert caught_up.is_synced  # "Live": the expected position is in sync
     metrics = alice.get_room_sync_metrics(room_id)
     assert metrics.room_id == room_id and metrics.members == 2
+    options = alice.set_room_sync_options(room_id, {"drift_minor": 3, "rebuffer_timeout": None})
+    assert (options.drift_perfect, options.drift_minor, options.rebuffer_timeout) == (0.5, 3, 10)
+    assert "rebuffer_timeout" in options.defaults and "drift_minor" not in options.defaults
+    assert bob.get_room_sync_options(room_id) == options
 
     age_presence(watchium_conn, room_id, 5)
     batch = service.record_heartbeats(

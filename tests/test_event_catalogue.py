@@ -52,6 +52,7 @@ def test_every_emitted_payload_matches_the_catalogue_and_every_event_is_emitted(
     rpc(conn, "mio", "select public.broadcast_to_room(%s, 'chat_message', '{\"message\": \"yo\"}')",
         rid)  # fmt: skip
     rpc(conn, "hana", "select public.update_room(%s, p_title => 'New', p_episode_number => 2)", rid)
+    rpc(conn, "hana", "select public.set_room_sync_options(%s, '{\"episode_countdown\": 3}')", rid)
     rpc(conn, "hana", "select public.set_member_role(%s, 'ren', 'viewer')", rid)
     rpc(conn, "hana", "select public.set_room_permission(%s, 'chat', 'viewer')", rid)
     rpc(conn, "hana", "select public.kick_member(%s, 'ren')", rid)

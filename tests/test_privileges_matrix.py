@@ -231,6 +231,8 @@ public.bulk_sync_update              -     yes            yes
 public.record_heartbeat              -     yes            yes
 public.record_heartbeats             -     -              yes
 public.get_room_sync_state           -     yes            yes
+public.get_room_sync_options         -     yes            yes
+public.set_room_sync_options         -     yes            yes
 public.get_room_sync_metrics         -     yes            yes
 public.record_realtime_metrics       -     yes            yes
 public.get_realtime_metrics_summary  -     yes            yes

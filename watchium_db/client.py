@@ -599,6 +599,22 @@ class SyncState:
 
 
 @dataclass(frozen=True)
+class SyncOptions:
+    """get_room_sync_options / set_room_sync_options: the room's effective sync options, in
+    seconds; ``defaults`` names the options that follow the project default."""
+
+    drift_perfect: float
+    drift_good: float
+    drift_minor: float
+    first_load_timeout: float
+    rebuffer_timeout: float
+    min_start_lead: float
+    episode_countdown: float
+    defaults: tuple[str, ...]
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
 class SyncMetrics:
     """get_room_sync_metrics: drift statistics over the recent window."""
 
@@ -844,6 +860,16 @@ GET_ROOM_SYNC_STATE = Rpc(
 GET_ROOM_SYNC_METRICS = Rpc(
     "get_room_sync_metrics", _args("room_id:text"), lambda d: _build(SyncMetrics, d)
 )
+GET_ROOM_SYNC_OPTIONS = Rpc(
+    "get_room_sync_options",
+    _args("room_id:text"),
+    lambda d: _build(SyncOptions, d, defaults=tuple),
+)
+SET_ROOM_SYNC_OPTIONS = Rpc(
+    "set_room_sync_options",
+    _args("room_id:text options:jsonb"),
+    lambda d: _build(SyncOptions, d, defaults=tuple),
+)
 BROADCAST_TO_ROOM: Rpc[int] = Rpc(
     "broadcast_to_room", _args("room_id:text event_type:text payload:jsonb"), int
 )
@@ -889,9 +915,9 @@ RPCS: tuple[Rpc[Any], ...] = (
     GET_ROOM, GET_ROOM_ACCESS_KEY, LIST_PUBLIC_ROOMS, POST_COMMENT, EDIT_COMMENT, DELETE_COMMENT,
     GET_COMMENTS, GET_OR_CREATE_ANCHOR, CHANGE_PLAYBACK_STATE, SEEK_TO_TIME, SET_PLAYBACK_SPEED,
     BULK_SYNC_UPDATE, RECORD_HEARTBEAT, RECORD_HEARTBEATS, GET_ROOM_SYNC_STATE,
-    GET_ROOM_SYNC_METRICS, BROADCAST_TO_ROOM, RECORD_REALTIME_METRICS,
-    GET_REALTIME_METRICS_SUMMARY, REALTIME_HEALTH, CHECK_RATE_LIMIT, MAINTAIN, FORGET_USER,
-    SYNC_HISTORY_HEALTH, INSTALL_MAINTENANCE_SCHEDULE,
+    GET_ROOM_SYNC_METRICS, GET_ROOM_SYNC_OPTIONS, SET_ROOM_SYNC_OPTIONS, BROADCAST_TO_ROOM,
+    RECORD_REALTIME_METRICS, GET_REALTIME_METRICS_SUMMARY, REALTIME_HEALTH, CHECK_RATE_LIMIT,
+    MAINTAIN, FORGET_USER, SYNC_HISTORY_HEALTH, INSTALL_MAINTENANCE_SCHEDULE,
     SET_MEMBER_ROLE, SET_ROOM_PERMISSION, GET_ROOM_PERMISSIONS,
 )  # fmt: skip
 RPC_BY_NAME: dict[str, Rpc[Any]] = {rpc.name: rpc for rpc in RPCS}
@@ -1133,6 +1159,18 @@ class RpcMethods:
     @rpc(GET_ROOM_SYNC_METRICS)
     def get_room_sync_metrics(self, room_id: str) -> SyncMetrics:
         """Drift statistics of the room's recent heartbeats."""
+
+    @rpc(GET_ROOM_SYNC_OPTIONS)
+    def get_room_sync_options(self, room_id: str) -> SyncOptions:
+        """The room's effective sync options (drift thresholds, wait timeouts, start lead,
+        episode countdown; seconds)."""
+
+    @rpc(SET_ROOM_SYNC_OPTIONS)
+    def set_room_sync_options(
+        self, room_id: str, options: Mapping[str, float | None]
+    ) -> SyncOptions:
+        """Host only: set some of the room's sync options (seconds; None = back to the project
+        default). The three drift thresholds are one set. Returns the effective options."""
 
     # Realtime ----------------------------------------------------------------------------
 

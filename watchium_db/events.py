@@ -90,10 +90,11 @@ _EVENTS = (
     ),
     Event(
         "room_updated",
-        "update_room changed the title, episode, video URL or privacy, or rotated the key "
-        "(only the changed fields are sent)",
+        "update_room changed the title, episode, video URL or privacy, or rotated the key, or "
+        "set_room_sync_options changed the room's sync options (sync_options: the changed "
+        "options' new effective values, seconds) (only the changed fields are sent)",
         (),
-        ("title", "episode_number", "video_url", "is_public", "access_key_rotated"),
+        ("title", "episode_number", "video_url", "is_public", "access_key_rotated", "sync_options"),
     ),
     Event(
         "room_deleted",

@@ -121,6 +121,15 @@ class Room(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
     #: Random; the replica identity, so a published DELETE carries nothing about the room.
     replica_key: Mapped[uuid.UUID] = mapped_column(server_default=text("gen_random_uuid()"))
+    #: Room sync options (seconds); null follows the project default (settings ``sync_*``).
+    #: Read the effective values with ``get_room_sync_options``.
+    sync_drift_perfect: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+    sync_drift_good: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+    sync_drift_minor: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+    sync_first_load_timeout: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+    sync_rebuffer_timeout: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+    sync_min_start_lead: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+    sync_episode_countdown: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
 
 
 class RoomMember(Base):

@@ -1,6 +1,4 @@
-"""Room role functions: set_member_role, set_room_permission, get_room_permissions.
-
-kick_member by permission; co-hosts first in host succession.
+"""Room sync options: drift thresholds, bounded-wait timeouts, start lead and countdown per room.
 
 Revision ID: 0010
 Revises: 0009
