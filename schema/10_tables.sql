@@ -45,7 +45,8 @@ CREATE TABLE public.rooms (
     CONSTRAINT rooms_sync_rebuffer_timeout_check CHECK (((sync_rebuffer_timeout >= (0)::numeric) AND (sync_rebuffer_timeout <= (600)::numeric))),
     CONSTRAINT rooms_title_length_check CHECK (((char_length(title) >= 1) AND (char_length(title) <= 200))),
     CONSTRAINT rooms_video_url_check CHECK ((((char_length(video_url) >= 1) AND (char_length(video_url) <= 2048)) AND (video_url ~* '^https?://'::text)))
-);
+)
+WITH (fillfactor='90');
 
 COMMENT ON TABLE public.rooms IS 'One watch party and its playback state. The host is the single authority over playback. Readable through RLS (public rooms by everyone, private rooms by their members); written only by the room RPC functions. Published for realtime.';
 

@@ -502,7 +502,8 @@ CREATE TABLE public.rooms (
     CONSTRAINT rooms_sync_rebuffer_timeout_check CHECK (((sync_rebuffer_timeout >= (0)::numeric) AND (sync_rebuffer_timeout <= (600)::numeric))),
     CONSTRAINT rooms_title_length_check CHECK (((char_length(title) >= 1) AND (char_length(title) <= 200))),
     CONSTRAINT rooms_video_url_check CHECK ((((char_length(video_url) >= 1) AND (char_length(video_url) <= 2048)) AND (video_url ~* '^https?://'::text)))
-);
+)
+WITH (fillfactor='90');
 
 COMMENT ON TABLE public.rooms IS 'One watch party and its playback state. The host is the single authority over playback. Readable through RLS (public rooms by everyone, private rooms by their members); written only by the room RPC functions. Published for realtime.';
 
@@ -682,10 +683,13 @@ begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'sync_control');
 
   select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
-  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
   -- rooms.host_user_id names the member flagged is_host (trigger
   -- _200_sync_room_host keeps them together, under this same row lock).
   if v_room.host_user_id is distinct from v_user_id then
+    -- Not the host (or no such room): a missing room, or a private one the
+    -- caller is not a member of, answers P0002 as everywhere else. The host is
+    -- a member, so the check is skipped for it.
+    perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
     raise exception 'only the host of room % controls playback', p_room_id
       using errcode = '42501', hint = 'Ask the host, or become host when the host leaves.';
   end if;
@@ -703,7 +707,10 @@ begin
       current_playback_time = v_position,
       playback_speed = coalesce(p_speed, r.playback_speed),
       playback_updated_at = v_at,
-      last_activity = pg_catalog.now()
+      last_activity = case
+        when r.last_activity < pg_catalog.now() - interval '1 minute' then pg_catalog.now()
+        else r.last_activity
+      end
   where r.room_id = p_room_id
   returning * into v_room;
 
@@ -730,7 +737,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) IS 'Shared body of the host controls: rate limit, room lock, host check, new playback reference, bulk sync, one playback event. Internal.';
+COMMENT ON FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) IS 'Shared body of the host controls: rate limit, room lock, host check, new playback reference (last_activity refreshed when older than a minute), bulk sync, one playback event. Internal.';
 
 CREATE FUNCTION watchium_private.caller_is_trusted() RETURNS boolean
     LANGUAGE plpgsql STABLE
@@ -1057,13 +1064,33 @@ declare
   v_event_id bigint;
   v_message  jsonb;
   v_text     text;
-  v_delivery text := watchium_private.room_event_delivery();
+  v_setting  text;
+  v_delivery text;
   v_topic    text;
+  v_replaced text;
 begin
   insert into watchium_private.room_events (room_id, event, payload)
   values (p_room_id, p_event, coalesce(p_payload, '{}'::jsonb))
   returning event_id into v_event_id;
-  perform watchium_private.commit_durably();  -- an event is never soft state
+
+  -- commit_durably(), inlined: an event is never soft state. A heartbeat that
+  -- relaxed synchronous_commit remembered the value it replaced.
+  v_replaced := pg_catalog.current_setting('watchium.soft_commit', true);
+  if v_replaced in ('on', 'local', 'remote_write', 'remote_apply') then
+    perform pg_catalog.set_config('synchronous_commit', v_replaced, true),
+            pg_catalog.set_config('watchium.soft_commit', '', true);
+  end if;
+
+  -- room_event_delivery(), inlined.
+  v_setting := (
+    select s.value #>> '{}' from watchium_private.settings as s where s.key = 'room_event_delivery'
+  );
+  v_delivery := case
+    when coalesce(v_setting, 'auto') = 'notify' then 'notify'
+    when pg_catalog.to_regprocedure('realtime.send(jsonb, text, text, boolean)') is null then 'notify'
+    when v_setting = 'both' then 'both'
+    else 'realtime'
+  end;
 
   v_message := pg_catalog.jsonb_build_object(
     'event_id', v_event_id,
@@ -1073,7 +1100,9 @@ begin
     'sent_at', pg_catalog.now()
   );
 
-  v_topic := watchium_private.room_event_topic(p_room_id, p_event);
+  -- room_event_topic(), inlined.
+  v_topic := 'room:' || p_room_id
+             || case when p_event in ('play', 'pause', 'seek', 'chat_message') then ':members' else '' end;
   if v_delivery in ('realtime', 'both') then
     -- Dynamic, and built by format(): realtime.send may not exist when this
     -- function is created or checked.
@@ -3191,12 +3220,18 @@ CREATE FUNCTION watchium_rpc.check_rate_limit(p_user_id text, p_action text, p_w
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
-  v_window_start timestamptz;
-  v_live         integer;
-  v_cap          integer;
+  v_count    integer;
+  v_created  boolean;
+  v_live     integer;
+  v_cap      integer;
 begin
-  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
-  perform watchium_private.check_size('p_action', pg_catalog.octet_length(p_action), 200);
+  -- Sizes first (22001); check_size is called only to raise its error.
+  if pg_catalog.octet_length(p_user_id) > 400 then
+    perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
+  end if;
+  if pg_catalog.octet_length(p_action) > 200 then
+    perform watchium_private.check_size('p_action', pg_catalog.octet_length(p_action), 200);
+  end if;
   if not watchium_private.caller_is_trusted()
      and p_user_id is distinct from watchium_private.require_user_id() then
     raise exception 'p_user_id must be your own user id: callers can only spend their own rate limit'
@@ -3215,37 +3250,48 @@ begin
       using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(p_user_id, 'check_rate_limit');
+  if p_max_requests is null or p_max_requests not between 1 and 1000000 then
+    raise exception 'p_max_requests must be between 1 and 1000000 (got %)', p_max_requests
+      using errcode = '22023';
+  end if;
 
-  if not exists (
-    select from watchium_private.rate_limit_rules as r where r.action = p_action
-  ) then
-    v_window_start := pg_catalog.to_timestamp(
-      pg_catalog.floor(extract(epoch from pg_catalog.now()) / (p_window_minutes * 60))
-        * (p_window_minutes * 60)
-    );
-    if not exists (
-      select from watchium_private.rate_limit_counters as c
-      where c.subject = p_user_id and c.action = p_action
-        and c.window_minutes = p_window_minutes and c.window_start = v_window_start
-    ) then
-      -- A new counter: serialize the user's new counters so the cap is exact.
-      perform pg_catalog.pg_advisory_xact_lock(
-        pg_catalog.hashtext('watchium_private.rate_limit_counters:' || p_user_id));
-      v_cap := watchium_private.setting_integer('max_rate_limit_actions_per_user');
-      select pg_catalog.count(*) into v_live
-      from watchium_private.rate_limit_counters as c
-      where c.subject = p_user_id
-        and c.window_start + c.window_minutes * interval '1 minute' > pg_catalog.now()
-        and not exists (select from watchium_private.rate_limit_rules as r where r.action = c.action);
-      if v_live >= v_cap then
-        raise exception 'p_action %: you already have % live rate limit counters of your own actions (at most %)',
-          pg_catalog.quote_literal(p_action), v_live, v_cap
-          using errcode = 'WD429',
-                hint = 'Reuse action names; a counter ends with its window (max_rate_limit_actions_per_user).';
-      end if;
+  -- consume_rate_limit's upsert (its arguments are checked above). xmax = 0:
+  -- this statement inserted the row (a new counter) rather than updating it.
+  insert into watchium_private.rate_limit_counters as c
+    (subject, action, window_minutes, window_start, request_count)
+  values (
+    p_user_id, p_action, p_window_minutes,
+    pg_catalog.to_timestamp(
+      pg_catalog.floor(extract(epoch from pg_catalog.now()) / (p_window_minutes * 60)::double precision)
+        * (p_window_minutes * 60)::double precision
+    ),
+    1
+  )
+  on conflict (subject, action, window_minutes, window_start)
+    do update set request_count = c.request_count + 1
+  returning c.request_count, c.xmax = 0
+  into v_count, v_created;
+
+  if v_created
+     and not exists (select from watchium_private.rate_limit_rules as r where r.action = p_action) then
+    -- A new counter of a custom action: serialize the user's new counters so
+    -- the cap is exact, then count the live ones, this one included.
+    perform pg_catalog.pg_advisory_xact_lock(
+      pg_catalog.hashtext('watchium_private.rate_limit_counters:' || p_user_id));
+    v_cap := watchium_private.setting_integer('max_rate_limit_actions_per_user');
+    select pg_catalog.count(*) into v_live
+    from watchium_private.rate_limit_counters as c
+    where c.subject = p_user_id
+      and c.window_start + c.window_minutes * interval '1 minute' > pg_catalog.now()
+      and not exists (select from watchium_private.rate_limit_rules as r where r.action = c.action);
+    if v_live > v_cap then
+      raise exception 'p_action %: you already have % live rate limit counters of your own actions (at most %)',
+        pg_catalog.quote_literal(p_action), v_live - 1, v_cap
+        using errcode = 'WD429',
+              hint = 'Reuse action names; a counter ends with its window (max_rate_limit_actions_per_user).';
     end if;
   end if;
-  return watchium_private.consume_rate_limit(p_user_id, p_action, p_window_minutes, p_max_requests);
+  return v_count <= p_max_requests;
 end;
 $_$;
 

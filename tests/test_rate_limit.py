@@ -219,3 +219,53 @@ def test_check_rate_limit_is_rate_limited_itself(conn):
     assert exc.value.sqlstate == "WD429" and "check_rate_limit" in str(exc.value)
     with as_user(conn, "bob") as c:
         assert one(c, CALL, ("bob", "comment", 1, 100)) is True
+
+
+def test_the_custom_counter_cap_is_exact_under_concurrent_new_actions(watchium_db_url):
+    """One slot left under max_rate_limit_actions_per_user and eight callers each starting a
+    new action at once: exactly one gets it, the others get WD429, and no counter is left over."""
+    user = f"cap_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(watchium_db_url, autocommit=True) as admin:
+        cap = one(
+            admin,
+            "select value::integer from watchium_private.settings"
+            " where key = 'max_rate_limit_actions_per_user'",
+        )
+        admin.execute(
+            "insert into watchium_private.rate_limit_counters"
+            " (subject, action, window_minutes, window_start, request_count)"
+            " select %s, 'held_' || i, 60, date_trunc('hour', now()), 1"
+            " from generate_series(1, %s - 1) as i",
+            (user, cap),
+        )
+        try:
+            barrier = threading.Barrier(8)
+            outcomes: list[str] = []
+            lock = threading.Lock()
+
+            def call(i: int) -> None:
+                with psycopg.connect(watchium_db_url, autocommit=True) as conn:
+                    try:
+                        with conn.transaction():
+                            conn.execute(
+                                "select set_config('request.jwt.claims', %s, true)",
+                                (json.dumps({"sub": user, "role": "authenticated"}),),
+                            )
+                            conn.execute("set local role authenticated")
+                            barrier.wait(timeout=10)
+                            conn.execute(CALL, (user, f"new_{i}", 60, 5))
+                        outcome = "ok"
+                    except psycopg.Error as exc:
+                        outcome = str(exc.sqlstate)
+                with lock:
+                    outcomes.append(outcome)
+
+            threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=30)
+            assert sorted(outcomes) == ["WD429"] * 7 + ["ok"]
+            assert _custom_counters(admin, user) == cap
+        finally:
+            admin.execute("delete from watchium_private.rate_limit_counters where subject = %s", (user,))

@@ -56,7 +56,10 @@ def test_host_id_argument_cannot_be_faked_by_claims_of_another_role(conn):
 
 def test_play_resets_the_reference_and_writes_one_record_per_member(conn):
     make_room(conn, members=["alice", "bob", "carol"])
-    conn.execute("update public.rooms set playback_updated_at = now() - interval '1 hour'")
+    conn.execute(
+        "update public.rooms set playback_updated_at = now() - interval '1 hour',"
+        " last_activity = now() - interval '1 hour'"
+    )
     with as_user(conn, "host") as c:
         state = one(c, "select public.change_playback_state(%s, true, 12.345)", (ROOM_ID,))
         now = one(c, "select now()")
@@ -76,6 +79,25 @@ def test_play_resets_the_reference_and_writes_one_record_per_member(conn):
     assert {(r[1], r[2]) for r in rows} == {(Decimal("12.35"), "play_pause")}
     playback = events(conn, event="playback")
     assert len(playback) == 1 and playback[0][1]["action"] == "play"
+
+
+def test_a_control_within_a_minute_of_the_last_activity_is_a_hot_update(conn):
+    # last_activity (in the listing indexes) moves only when older than a minute, so the room
+    # UPDATE of a control changes no indexed column and stays on its page (HOT).
+    make_room(conn)
+    conn.execute("update public.rooms set last_activity = now() - interval '30 seconds'")
+    before = one(conn, "select last_activity from public.rooms")
+    counts = (
+        "select pg_stat_get_xact_tuples_updated('public.rooms'::regclass),"
+        " pg_stat_get_xact_tuples_hot_updated('public.rooms'::regclass)"
+    )
+    with as_user(conn, "host") as c:
+        updated0, hot0 = c.execute(counts).fetchone()
+        one(c, "select public.seek_to_time(%s, 42)", (ROOM_ID,))
+        updated1, hot1 = c.execute(counts).fetchone()
+    assert (updated1 - updated0, hot1 - hot0) == (1, 1)
+    room = conn.execute("select last_activity, current_playback_time from public.rooms").fetchone()
+    assert room == (before, Decimal("42.00"))
 
 
 def test_pause_without_time_pauses_at_the_expected_position(conn):
