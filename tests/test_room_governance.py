@@ -236,3 +236,61 @@ def test_a_former_host_is_a_member_again(conn, party):
     set_role(conn, "alice", party, "bob", "co_host")
     rpc(conn, "alice", "select public.transfer_host(%s, 'bob')", party)
     assert roles(conn, party)["alice"] == "member" and roles(conn, party)["bob"] == "host"
+
+
+# -------------------------------------------------------------------------------------------
+# Co-host control (revision 0013): the same reference, under the same lock, one host.
+# -------------------------------------------------------------------------------------------
+def reference(conn: Conn, room_id: str) -> tuple[Any, ...]:
+    row = conn.execute(
+        "select is_playing, current_playback_time, host_user_id from public.rooms where room_id = %s",
+        (room_id,),
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def test_a_co_host_pauses_and_moves_the_one_reference(conn, party):
+    rpc(conn, "alice", "select public.change_playback_state(%s, true, 10)", party)
+    set_role(conn, "alice", party, "bob", "co_host")
+    state = rpc(conn, "bob", "select public.change_playback_state(%s, false, 42)", party)
+    assert (state["is_playing"], state["host_user_id"], state["controlled_by"]) == (False, "alice", "bob")
+    assert reference(conn, party) == (False, 42, "alice")
+    rpc(conn, "bob", "select public.seek_to_time(%s, 100)", party)
+    rpc(conn, "bob", "select public.set_playback_speed(%s, 1.5)", party)
+    assert reference(conn, party)[1] == 100
+    last = events(conn, party, "playback")[-1]
+    assert last["controlled_by"] == "bob" and last["action"] == "speed"
+    # The host's control still names the host.
+    assert rpc(conn, "alice", "select public.seek_to_time(%s, 5)", party)["controlled_by"] == "alice"
+    assert roles(conn, party)["alice"] == "host"
+
+
+def test_members_and_viewers_do_not_control_by_default(conn, party):
+    set_role(conn, "alice", party, "dave", "viewer")
+    for user in ("bob", "dave"):
+        with pytest.raises(errors.InsufficientPrivilege, match="controls playback"):
+            rpc(conn, user, "select public.change_playback_state(%s, true)", party)
+    assert reference(conn, party)[0] is False
+
+
+def test_the_map_can_give_control_to_every_member(conn, party):
+    set_permission(conn, "alice", party, "control_playback", "member")
+    assert rpc(conn, "carol", "select public.seek_to_time(%s, 7)", party)["controlled_by"] == "carol"
+    set_role(conn, "alice", party, "dave", "viewer")
+    with pytest.raises(errors.InsufficientPrivilege):
+        rpc(conn, "dave", "select public.seek_to_time(%s, 8)", party)
+
+
+def test_a_demoted_co_host_loses_control(conn, party):
+    set_role(conn, "alice", party, "bob", "co_host")
+    rpc(conn, "bob", "select public.change_playback_state(%s, true)", party)
+    set_role(conn, "alice", party, "bob", "member")
+    with pytest.raises(errors.InsufficientPrivilege):
+        rpc(conn, "bob", "select public.change_playback_state(%s, false)", party)
+
+
+def test_a_private_room_hides_itself_from_a_stranger_controlling(conn):
+    room = new_room(conn, public=False)
+    with pytest.raises(errors.NoDataFound, match="not found"):
+        rpc(conn, "zed", "select public.change_playback_state(%s, true)", room)

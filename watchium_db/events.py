@@ -112,9 +112,11 @@ _EVENTS = (
     ),
     Event(
         "playback",
-        "the host plays, pauses, seeks or changes speed (action play, pause, seek, speed), or "
-        "changes the episode with update_room (action episode: paused at 0)",
+        "the host or a co-host plays, pauses, seeks or changes speed (action play, pause, seek, "
+        "speed; controlled_by: who), or the episode changes with update_room (action episode: "
+        "paused at 0)",
         PLAYBACK_FIELDS,
+        ("controlled_by",),
     ),
     Event(
         "sync_status",
