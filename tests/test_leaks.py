@@ -110,6 +110,10 @@ ROOM_CALLS = {
     "set_member_role": "select public.set_member_role(%(room)s, 'm1', 'viewer')",
     "set_room_permission": "select public.set_room_permission(%(room)s, 'chat', 'viewer')",
     "get_room_permissions": "select public.get_room_permissions(%(room)s)",
+    "get_room_sync_options": "select public.get_room_sync_options(%(room)s)",
+    "set_room_sync_options": (
+        "select public.set_room_sync_options(%(room)s, '{\"episode_countdown\": 3}')"
+    ),
 }
 
 
