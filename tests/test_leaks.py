@@ -114,6 +114,13 @@ ROOM_CALLS = {
     "set_room_sync_options": (
         "select public.set_room_sync_options(%(room)s, '{\"episode_countdown\": 3}')"
     ),
+    "add_to_queue": (
+        "select public.add_to_queue(%(room)s, 'a1', 'Anime', 2, 'https://example.com/v', 60)"
+    ),
+    "move_queue_item": "select public.move_queue_item(%(room)s, 1, 1)",
+    "remove_queue_item": "select public.remove_queue_item(%(room)s, 1)",
+    "advance_queue": "select public.advance_queue(%(room)s, null)",
+    "get_queue": "select public.get_queue(%(room)s)",
 }
 
 

@@ -1,7 +1,7 @@
 """Co-host control: the control_playback permission lets co-hosts move the playback reference.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

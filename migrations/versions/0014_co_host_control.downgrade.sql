@@ -1,4 +1,4 @@
--- Reverts 0013: apply_host_control as revision 0011 (hot paths) defines it.
+-- Reverts 0014: apply_host_control as revision 0011 (hot paths) defines it.
 create or replace function watchium_private.apply_host_control(
   p_user_id text,
   p_room_id text,

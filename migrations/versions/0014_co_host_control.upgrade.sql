@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0013 co-host control
+-- 0014 co-host control
 --
 -- A co-host (any member the room's control_playback permission allows;
 -- default minimum role co_host) plays, pauses, seeks and changes the speed
