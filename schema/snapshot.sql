@@ -2101,12 +2101,15 @@ $$;
 COMMENT ON FUNCTION watchium_private.make_cursor(p_at timestamp with time zone, p_key text) IS 'Encodes a keyset position (timestamp, key) as an opaque cursor. Internal.';
 
 CREATE FUNCTION watchium_private.my_room_ids() RETURNS SETOF text
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-  select m.room_id
-  from public.room_members as m
-  where m.user_id = watchium_private.current_user_id()
+begin
+  return query
+    select m.room_id
+    from public.room_members as m
+    where m.user_id = watchium_private.current_user_id();
+end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.my_room_ids() IS 'Room ids the caller is a member of (empty when anonymous). Used by the RLS policies; security definer because room_members'' own policy calls it.';
