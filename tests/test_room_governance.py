@@ -239,7 +239,7 @@ def test_a_former_host_is_a_member_again(conn, party):
 
 
 # -------------------------------------------------------------------------------------------
-# Co-host control (revision 0014): the same reference, under the same lock, one host.
+# Co-host control (revision 0015): the same reference, under the same lock, one host.
 # -------------------------------------------------------------------------------------------
 def reference(conn: Conn, room_id: str) -> tuple[Any, ...]:
     row = conn.execute(

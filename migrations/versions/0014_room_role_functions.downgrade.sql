@@ -1,4 +1,4 @@
--- Reverts 0013: the role functions go; kick_member, host succession and
+-- Reverts 0014: the role functions go; kick_member, host succession and
 -- maintain_rooms get their 0005 definitions back.
 drop function public.get_room_permissions(text);
 drop function watchium_rpc.get_room_permissions(text);

@@ -1,4 +1,17 @@
--- Reverts 0014: apply_host_control as revision 0011 (hot paths) defines it.
+-- =============================================================================
+-- 0015 co-host control
+--
+-- A co-host (any member the room's control_playback permission allows;
+-- default minimum role co_host) plays, pauses, seeks and changes the speed
+-- exactly as the host does: apply_host_control moves the room's one playback
+-- reference under the same room row lock, so there is still one clock and
+-- one authority over it at a time (the lock serializes host and co-hosts).
+-- The host's own controls take the same path as before (the permission is
+-- read only for a caller who is not the host). The playback event names who
+-- controlled (controlled_by); host_user_id stays the host.
+-- Ported onto apply_host_control as revision 0011 (hot paths) defines it.
+-- =============================================================================
+
 create or replace function watchium_private.apply_host_control(
   p_user_id text,
   p_room_id text,
@@ -31,8 +44,13 @@ begin
     -- caller is not a member of, answers P0002 as everywhere else. The host is
     -- a member, so the check is skipped for it.
     perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
-    raise exception 'only the host of room % controls playback', p_room_id
-      using errcode = '42501', hint = 'Ask the host, or become host when the host leaves.';
+    -- Anyone else needs control_playback (default: co_host). The host holds
+    -- every permission (no minimum role ranks above host), so the host's
+    -- control reads nothing more than before.
+    if not watchium_private.has_room_permission(p_room_id, v_user_id, 'control_playback') then
+      raise exception 'only the host of room % controls playback (and members the room''s control_playback permission allows)', p_room_id
+        using errcode = '42501', hint = 'Ask the host, or become host when the host leaves.';
+    end if;
   end if;
 
   -- The new reference instant is when the change happens, after the room lock
@@ -71,11 +89,12 @@ begin
     'playback_speed', v_room.playback_speed,
     'playback_updated_at', v_room.playback_updated_at,
     'episode_number', v_room.episode_number,
-    'host_user_id', v_room.host_user_id
+    'host_user_id', v_room.host_user_id,
+    'controlled_by', v_user_id
   );
   perform watchium_private.emit_room_event(p_room_id, 'playback', v_state);
   return v_state || pg_catalog.jsonb_build_object('sync', v_sync);
 end;
 $$;
 comment on function watchium_private.apply_host_control(text, text, text, boolean, numeric, numeric) is
-  'Shared body of the host controls: rate limit, room lock, host check, new playback reference (last_activity refreshed when older than a minute), bulk sync, one playback event. Internal.';
+  'Shared body of the playback controls: rate limit, room lock, host check (anyone else needs the control_playback permission: co-hosts by default), new playback reference (last_activity refreshed when older than a minute), bulk sync, one playback event naming controlled_by. Internal.';

@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0013 room role functions
+-- 0014 room role functions
 --
 --   set_member_role       give a member another role (manage_roles)
 --   set_room_permission   change a permission's minimum role (manage_permissions)

@@ -1,4 +1,6 @@
-"""Co-host control: the control_playback permission lets co-hosts move the playback reference.
+"""Room role functions: set_member_role, set_room_permission, get_room_permissions.
+
+kick_member by permission; co-hosts first in host succession.
 
 Revision ID: 0014
 Revises: 0013
