@@ -138,6 +138,17 @@ def test_roles_and_permissions_through_the_client(client: Client) -> None:
     with pytest.raises(Forbidden):
         carol.set_member_role(room_id, "bob", "viewer")
     assert bob.kick_member(room_id, "carol").status == "kicked"
+    banned = alice.ban_member(room_id, "carol", duration_seconds=60, reason="spoilers")
+    assert banned.ends_at is not None and not banned.removed
+    muted = alice.mute_member(room_id, "bob", shadow=True)
+    assert muted.shadow and muted.ends_at is None
+    seen = bob.get_room_moderation(room_id)
+    assert seen.bans is not None and seen.bans[0]["user_id"] == "carol"
+    assert alice.unmute_member(room_id, "bob").status == "unmuted"
+    assert alice.unban_member(room_id, "carol").status == "unbanned"
+    assert alice.hide_member_comments(room_id, "carol").hidden == 0
+    carol.join_room(room_id, username="Carol")
+    assert alice.kick_member(room_id, "carol", ban_seconds=30).banned_until is not None
 
 
 def test_queue_through_the_client(client: Client, watchium_db_url: str) -> None:

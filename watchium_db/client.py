@@ -347,6 +347,8 @@ class Comment:
     updated_at: datetime | None
     #: Set on a tombstone: a deleted comment kept (with an empty message) for its replies.
     deleted_at: datetime | None = None
+    #: Set when the comment is hidden from everyone but its author (revision 0016).
+    hidden_at: datetime | None = None
     raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -396,6 +398,60 @@ class KickResult:
     status: str
     room_id: str
     user_id: str
+    #: When the ban that came with the kick ends (kick_member with ban_seconds).
+    banned_until: datetime | None = None
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class BanResult:
+    """ban_member: until when (None: for good), and whether a member was removed."""
+
+    room_id: str
+    user_id: str
+    ends_at: datetime | None
+    removed: bool
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class MuteResult:
+    """mute_member: until when (None: until unmuted) and whether it is a shadow mute."""
+
+    room_id: str
+    user_id: str
+    ends_at: datetime | None
+    shadow: bool
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class ModerationStatus:
+    """unban_member / unmute_member: unbanned | not_banned, unmuted | not_muted."""
+
+    room_id: str
+    user_id: str
+    status: str
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class HiddenComments:
+    """hide_member_comments: how many comments were hidden."""
+
+    room_id: str
+    user_id: str
+    hidden: int
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class RoomModeration:
+    """get_room_moderation: bans and mutes in force (None: the caller may not read that list)."""
+
+    room_id: str
+    bans: tuple[Mapping[str, Any], ...] | None
+    mutes: tuple[Mapping[str, Any], ...] | None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -841,7 +897,9 @@ JOIN_ROOM = Rpc(
 )
 LEAVE_ROOM = Rpc("leave_room", _args("room_id:text"), lambda d: _build(LeaveResult, d))
 KICK_MEMBER = Rpc(
-    "kick_member", _args("room_id:text user_id:text"), lambda d: _build(KickResult, d)
+    "kick_member",
+    _args("room_id:text user_id:text ban_seconds:integer"),
+    lambda d: _build(KickResult, d),
 )
 TRANSFER_HOST = Rpc(
     "transfer_host", _args("room_id:text new_host:text"), lambda d: _build(TransferResult, d)
@@ -961,6 +1019,30 @@ SET_ROOM_PERMISSION = Rpc(
     _args("room_id:text permission:text min_role:text"),
     lambda d: _build(PermissionChange, d),
 )
+BAN_MEMBER = Rpc(
+    "ban_member",
+    _args("room_id:text user_id:text duration_seconds:integer reason:text"),
+    lambda d: _build(BanResult, d),
+)
+UNBAN_MEMBER = Rpc(
+    "unban_member", _args("room_id:text user_id:text"), lambda d: _build(ModerationStatus, d)
+)
+MUTE_MEMBER = Rpc(
+    "mute_member",
+    _args("room_id:text user_id:text duration_seconds:integer shadow:boolean reason:text"),
+    lambda d: _build(MuteResult, d),
+)
+UNMUTE_MEMBER = Rpc(
+    "unmute_member", _args("room_id:text user_id:text"), lambda d: _build(ModerationStatus, d)
+)
+HIDE_MEMBER_COMMENTS = Rpc(
+    "hide_member_comments", _args("room_id:text user_id:text"), lambda d: _build(HiddenComments, d)
+)
+GET_ROOM_MODERATION = Rpc(
+    "get_room_moderation",
+    _args("room_id:text"),
+    lambda d: _build(RoomModeration, d, bans=tuple, mutes=tuple),
+)
 GET_ROOM_PERMISSIONS = Rpc(
     "get_room_permissions",
     _args("room_id:text"),
@@ -1001,6 +1083,7 @@ RPCS: tuple[Rpc[Any], ...] = (
     RECORD_REALTIME_METRICS, GET_REALTIME_METRICS_SUMMARY, REALTIME_HEALTH, CHECK_RATE_LIMIT,
     MAINTAIN, FORGET_USER, SYNC_HISTORY_HEALTH, INSTALL_MAINTENANCE_SCHEDULE,
     SET_MEMBER_ROLE, SET_ROOM_PERMISSION, GET_ROOM_PERMISSIONS,
+    BAN_MEMBER, UNBAN_MEMBER, MUTE_MEMBER, UNMUTE_MEMBER, HIDE_MEMBER_COMMENTS, GET_ROOM_MODERATION,
     ADD_TO_QUEUE, MOVE_QUEUE_ITEM, REMOVE_QUEUE_ITEM, ADVANCE_QUEUE, GET_QUEUE,
 )  # fmt: skip
 RPC_BY_NAME: dict[str, Rpc[Any]] = {rpc.name: rpc for rpc in RPCS}
@@ -1108,8 +1191,51 @@ class RpcMethods:
         """Leave a room; the host role moves on to the longest-present member."""
 
     @rpc(KICK_MEMBER)
-    def kick_member(self, room_id: str, user_id: str) -> KickResult:
-        """Remove a member of a lower role (needs the kick permission; the host's by default)."""
+    def kick_member(
+        self, room_id: str, user_id: str, *, ban_seconds: int | None = None
+    ) -> KickResult:
+        """Remove a member of a lower role (kick permission); with ``ban_seconds`` also ban
+        them that long (ban permission)."""
+
+    @rpc(BAN_MEMBER)
+    def ban_member(
+        self,
+        room_id: str,
+        user_id: str,
+        *,
+        duration_seconds: int | None = None,
+        reason: str | None = None,
+    ) -> BanResult:
+        """Ban a user (a member of a lower role is removed); None: for good (ban permission)."""
+
+    @rpc(UNBAN_MEMBER)
+    def unban_member(self, room_id: str, user_id: str) -> ModerationStatus:
+        """Lift a ban (ban permission)."""
+
+    @rpc(MUTE_MEMBER)
+    def mute_member(
+        self,
+        room_id: str,
+        user_id: str,
+        *,
+        duration_seconds: int | None = None,
+        shadow: bool = False,
+        reason: str | None = None,
+    ) -> MuteResult:
+        """Mute a member of a lower role; None: until unmuted; shadow: accepted, delivered only
+        to the author (mute permission)."""
+
+    @rpc(UNMUTE_MEMBER)
+    def unmute_member(self, room_id: str, user_id: str) -> ModerationStatus:
+        """Lift a mute (mute permission)."""
+
+    @rpc(HIDE_MEMBER_COMMENTS)
+    def hide_member_comments(self, room_id: str, user_id: str) -> HiddenComments:
+        """Hide a kicked, banned or departed user's room comments (moderate_comments)."""
+
+    @rpc(GET_ROOM_MODERATION)
+    def get_room_moderation(self, room_id: str) -> RoomModeration:
+        """Bans and mutes in force, for moderators."""
 
     @rpc(SET_MEMBER_ROLE)
     def set_member_role(self, room_id: str, user_id: str, role: str) -> RoleChange:

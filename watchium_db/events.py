@@ -42,6 +42,8 @@ COMMENT_FIELDS = (
     "updated_at",
     "deleted_at",
     "replica_key",
+    "hidden_at",
+    "hidden_reason",
 )
 
 PLAYBACK_FIELDS = (
@@ -188,6 +190,28 @@ _EVENTS = (
         "room_permission_changed",
         "set_room_permission changed the minimum role of a permission in the room",
         ("permission", "min_role", "previous_min_role", "changed_by"),
+    ),
+    Event(
+        "member_banned",
+        "ban_member, or kick_member with a ban (ends_at null: for good); a member is then "
+        "removed (member_kicked follows)",
+        ("user_id", "banned_by", "ends_at"),
+    ),
+    Event("member_unbanned", "unban_member lifted a ban in force", ("user_id", "unbanned_by")),
+    Event(
+        "member_muted",
+        "mute_member muted a member (ends_at null: until unmuted); never for a shadow mute",
+        ("user_id", "muted_by", "ends_at"),
+    ),
+    Event(
+        "member_unmuted",
+        "unmute_member lifted a mute in force (never for a shadow mute)",
+        ("user_id", "unmuted_by"),
+    ),
+    Event(
+        "comments_hidden",
+        "hide_member_comments hid the room comments of a kicked, banned or departed user",
+        ("user_id", "hidden_by", "count"),
     ),
 )
 
