@@ -85,7 +85,7 @@ def test_a_ban_with_expiry_removes_refuses_then_lapses(conn, party):
     assert "bob" not in members(conn, party)
     assert [e["user_id"] for e in events(conn, party, "member_banned")] == ["bob"]
     assert events(conn, party, "member_kicked")[-1] == {"user_id": "bob", "kicked_by": "dave"}
-    with pytest.raises(errors.InsufficientPrivilege, match="banned from room .* until") as caught:
+    with pytest.raises(errors.InsufficientPrivilege, match=r"banned from room .* until") as caught:
         join(conn, "bob", party)
     assert caught.value.diag.message_hint == "Reason: spoilers"
     # Expiry is a comparison: once the end passed, the ban no longer counts, no job needed.
@@ -104,7 +104,7 @@ def test_a_banned_user_cannot_rejoin_with_a_new_key(conn):
     new_key = rpc(conn, "alice", "select public.update_room(%s, p_rotate_access_key => true)", room)[
         "access_key"
     ]
-    with pytest.raises(errors.InsufficientPrivilege, match="banned from room .* for good"):
+    with pytest.raises(errors.InsufficientPrivilege, match=r"banned from room .* for good"):
         join(conn, "bob", room, new_key)
     # Without the key the ban is not told: a private room stays hidden.
     assert join(conn, "bob", room, "000000" if new_key != "000000" else "111111")["status"] == (
