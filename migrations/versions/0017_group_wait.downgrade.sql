@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0013 group wait and ready check (downgrade): removes exactly what the
+-- 0017 group wait and ready check (downgrade): removes exactly what the
 -- upgrade added and restores maintain() of 0012 (episode queue).
 -- =============================================================================
 create or replace function watchium_rpc.maintain()

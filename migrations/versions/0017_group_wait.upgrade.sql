@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0013 group wait and ready check
+-- 0017 group wait and ready check
 --
 -- A bounded group wait for buffering members, and the host's ready check,
 -- sharing one waiting state of the room:
