@@ -325,16 +325,8 @@ class Workload:
             ).fetchall()
         ]
 
-    def governance(
-        self,
-        c: Conn,
-        rng: random.Random,
-        op: str,
-        room_id: str,
-        host: str | None,
-        members: list[tuple[str, bool]],
-        pending: list[tuple[str, str]],
-    ) -> str:
+    def governance(self, c: Conn, rng: random.Random, op: str, room_id: str, host: str | None,
+                   members: list[tuple[str, bool]], pending: list[tuple[str, str]]) -> str:
         """Role changes, co-host controls, bans (1 to 3 s) and kicks with a ban."""
         others = [u for u, is_host in members if not is_host]
         if host is None or not others:
@@ -362,12 +354,7 @@ class Workload:
                          (room_id, target, rng.randint(1, 3)))  # fmt: skip
             removed = bool(result["removed"])
         else:
-            rpc(
-                c,
-                host,
-                "select public.kick_member(%s, %s, %s)",
-                (room_id, target, rng.randint(1, 3)),
-            )
+            rpc(c, host, "select public.kick_member(%s, %s, %s)", (room_id, target, rng.randint(1, 3)))
             removed = True
         pending.clear()
         if removed:
