@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import psycopg
@@ -70,8 +71,9 @@ def test_play_resets_the_reference_and_writes_one_record_per_member(conn):
         "select is_playing, current_playback_time, playback_updated_at, last_activity from public.rooms"
     ).fetchone()
     assert room is not None and room[:2] == (True, Decimal("12.35")) and room[3] == now
-    # The new reference instant is the moment of the change, within this transaction.
-    assert now <= room[2] <= after
+    # A play is a scheduled start: the reference is the moment of the change plus the room's
+    # minimum start lead (0.5 s), within this transaction.
+    assert now + timedelta(milliseconds=500) <= room[2] <= after + timedelta(milliseconds=500)
     rows = conn.execute(
         "select user_id, host_time, sync_event_type from public.sync_records order by user_id"
     ).fetchall()
