@@ -464,9 +464,19 @@ def hb_room(i: int | str) -> str:
     return f"hbroom000{i}"
 
 
-def heartbeat_script(rooms: int, call: str = "public.record_heartbeat") -> str:
+#: The optional heartbeat arguments since 0012: a send time (the server clock, so plausible), a
+#: measured RTT and the room's episode; the "with latency" baseline cases send them on head.
+HB_LATENCY_ARGS = (
+    ", p_client_time => extract(epoch from now()) * 1000, p_rtt_ms => 80, p_episode_number => 1"
+)
+
+
+def heartbeat_script(
+    rooms: int, call: str = "public.record_heartbeat", extra_args: str = ""
+) -> str:
     """One member's heartbeat per transaction, acting as that member. Shaped as PostgREST's
-    transaction: one statement sets the role and the claims, the next calls the function."""
+    transaction: one statement sets the role and the claims, the next calls the function.
+    ``extra_args`` (named arguments) follow the three positional ones."""
     return (
         f"\\set r random(1, {rooms})\n"
         f"\\set m :client_id + 8 * random(0, {HB_MEMBERS // 8 - 1})\n"
@@ -474,7 +484,7 @@ def heartbeat_script(rooms: int, call: str = "public.record_heartbeat") -> str:
         "select set_config('role', 'authenticated', true), set_config('request.jwt.claims',"
         " json_build_object('sub', 'hb' || :r || '_' || :m, 'role', 'authenticated')::text,"
         " true);\n"
-        f"select {call}('hbroom000' || :r, 100.5, true);\n"
+        f"select {call}('hbroom000' || :r, 100.5, true{extra_args});\n"
         "commit;\n"
     )
 
@@ -504,19 +514,29 @@ def seed_same_shape_script(rooms: int) -> str:
     )
 
 
-def batch_script() -> str:
+def batch_script(latency: bool = False) -> str:
     """An edge server relaying the heartbeats of a whole 50-member room in one call, as
     service_role (PostgREST's shape: role set, then the call). The arrays are literals, as a
-    client sends them; pgbench puts the room number into the user ids."""
+    client sends them; pgbench puts the room number into the user ids. ``latency``: with a
+    send time (now), an RTT and the episode per member (0012's optional arrays)."""
     user_ids = ",".join(f"hb:r_{m}" for m in range(HB_MEMBERS))
     times = ",".join("100.5" for _ in range(HB_MEMBERS))
     playing = ",".join("t" for _ in range(HB_MEMBERS))
+    extra = ""
+    if latency:
+        rtts = ",".join("80" for _ in range(HB_MEMBERS))
+        episodes = ",".join("1" for _ in range(HB_MEMBERS))
+        extra = (
+            ", p_client_times => array_fill(extract(epoch from now()) * 1000,"
+            f" array[{HB_MEMBERS}]), p_rtts_ms => '{{{rtts}}}',"
+            f" p_episode_numbers => '{{{episodes}}}'"
+        )
     return (
         "\\set r 1 + :client_id + 4 * random(0, 1)\n"
         "begin;\n"
         "select set_config('role', 'service_role', true);\n"
         f"select * from public.record_heartbeats('hbroom000' || :r, '{{{user_ids}}}',"
-        f" '{{{times}}}', '{{{playing}}}');\n"
+        f" '{{{times}}}', '{{{playing}}}'{extra});\n"
         "commit;\n"
     )
 
@@ -1044,6 +1064,27 @@ BASELINE_CASES: list[BaselineCase] = [
         "tps",
         4,
         lambda _side: batch_script(),
+        _setup_heartbeat_rooms,
+        scale=HB_MEMBERS,
+    ),
+    # 0012: the same heartbeats carrying a send time, an RTT and the episode on head (the
+    # release takes none of them): the cost of latency-aware drift itself.
+    BaselineCase(
+        "single_heartbeat_latency",
+        "single heartbeat with send time, RTT and episode (8 clients, 8 rooms)",
+        "tps",
+        8,
+        lambda side: heartbeat_script(
+            HB_ROOMS, extra_args=HB_LATENCY_ARGS if side == "head" else ""
+        ),
+        _setup_heartbeat_rooms,
+    ),
+    BaselineCase(
+        "batched_heartbeat_latency",
+        "batched heartbeats with send times, RTTs and episodes (50 per call, 4 clients)",
+        "tps",
+        4,
+        lambda side: batch_script(latency=side == "head"),
         _setup_heartbeat_rooms,
         scale=HB_MEMBERS,
     ),
