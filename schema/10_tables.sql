@@ -29,6 +29,8 @@ CREATE TABLE public.rooms (
     sync_rebuffer_timeout numeric(6,2),
     sync_min_start_lead numeric(6,2),
     sync_episode_countdown numeric(6,2),
+    queue_item_id bigint,
+    queue_advance_after numeric(10,2),
     CONSTRAINT rooms_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
     CONSTRAINT rooms_anime_title_length_check CHECK (((char_length(anime_title) >= 1) AND (char_length(anime_title) <= 300))),
     CONSTRAINT rooms_current_playback_time_check CHECK (((current_playback_time >= (0)::numeric) AND (current_playback_time <= (86400)::numeric))),
@@ -36,6 +38,8 @@ CREATE TABLE public.rooms (
     CONSTRAINT rooms_host_consistent_check CHECK (((host_user_id IS NULL) = (host_username IS NULL))),
     CONSTRAINT rooms_host_user_id_length_check CHECK (((char_length(host_user_id) >= 1) AND (char_length(host_user_id) <= 100))),
     CONSTRAINT rooms_playback_speed_check CHECK (((playback_speed >= 0.25) AND (playback_speed <= 4.00))),
+    CONSTRAINT rooms_queue_advance_after_check CHECK (((queue_advance_after >= (0)::numeric) AND (queue_advance_after <= (86400)::numeric))),
+    CONSTRAINT rooms_queue_consistent_check CHECK (((queue_item_id IS NULL) = (queue_advance_after IS NULL))),
     CONSTRAINT rooms_room_id_format_check CHECK ((room_id ~ '^[a-z0-9]{10}$'::text)),
     CONSTRAINT rooms_source_id_length_check CHECK (((char_length(source_id) >= 1) AND (char_length(source_id) <= 100))),
     CONSTRAINT rooms_sync_drift_check CHECK ((((sync_drift_perfect IS NULL) = (sync_drift_good IS NULL)) AND ((sync_drift_good IS NULL) = (sync_drift_minor IS NULL)) AND ((sync_drift_perfect >= 0.01) AND (sync_drift_perfect <= (60)::numeric)) AND ((sync_drift_good >= 0.01) AND (sync_drift_good <= (60)::numeric)) AND ((sync_drift_minor >= 0.01) AND (sync_drift_minor <= (60)::numeric)) AND (sync_drift_perfect <= sync_drift_good) AND (sync_drift_good <= sync_drift_minor))),
@@ -99,6 +103,10 @@ COMMENT ON COLUMN public.rooms.sync_rebuffer_timeout IS 'Seconds the room waits 
 COMMENT ON COLUMN public.rooms.sync_min_start_lead IS 'Least lead of a scheduled start, seconds (0 to 10); null = the setting sync_min_start_lead.';
 
 COMMENT ON COLUMN public.rooms.sync_episode_countdown IS 'Countdown before an episode starts, seconds (0 = none, at most 60); null = the setting sync_episode_countdown.';
+
+COMMENT ON COLUMN public.rooms.queue_item_id IS 'The queue item playing (public.room_queue, position 0), or null when the room plays an episode that did not come from its queue. advance_queue''s guard.';
+
+COMMENT ON COLUMN public.rooms.queue_advance_after IS 'The current queue item''s duration plus queue_advance_grace: once the expected position passes it, the next call on the room (or maintenance) advances the queue. Null without a current item.';
 
 CREATE TABLE public.comments (
     id bigint NOT NULL,
@@ -171,6 +179,52 @@ COMMENT ON COLUMN public.comments.updated_at IS 'When the comment was last edite
 COMMENT ON COLUMN public.comments.deleted_at IS 'Set when the author deleted a comment that has replies: the row stays as a tombstone (empty message, no avatar or video time) so the replies keep their thread. Comments without replies are deleted outright.';
 
 COMMENT ON COLUMN public.comments.replica_key IS 'Random, never changed: the replica identity (comments_replica_key_idx), so the old record of a published DELETE says nothing about the comment.';
+
+CREATE TABLE public.room_queue (
+    item_id bigint NOT NULL,
+    room_id text NOT NULL,
+    "position" integer NOT NULL,
+    anime_id text NOT NULL,
+    anime_title text NOT NULL,
+    episode_number integer NOT NULL,
+    video_url text NOT NULL,
+    duration numeric(10,2) NOT NULL,
+    added_by text,
+    added_by_username text NOT NULL,
+    added_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT room_queue_added_by_length_check CHECK (((char_length(added_by) >= 1) AND (char_length(added_by) <= 100))),
+    CONSTRAINT room_queue_added_by_username_length_check CHECK (((char_length(added_by_username) >= 1) AND (char_length(added_by_username) <= 50))),
+    CONSTRAINT room_queue_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
+    CONSTRAINT room_queue_anime_title_length_check CHECK (((char_length(anime_title) >= 1) AND (char_length(anime_title) <= 300))),
+    CONSTRAINT room_queue_duration_check CHECK (((duration >= (1)::numeric) AND (duration <= (86400)::numeric))),
+    CONSTRAINT room_queue_episode_number_check CHECK (((episode_number >= 1) AND (episode_number <= 100000))),
+    CONSTRAINT room_queue_position_check CHECK ((("position" >= 0) AND ("position" <= 1000))),
+    CONSTRAINT room_queue_video_url_check CHECK ((((char_length(video_url) >= 1) AND (char_length(video_url) <= 2048)) AND (video_url ~* '^https?://'::text)))
+);
+
+COMMENT ON TABLE public.room_queue IS 'The episode queue of a room: position 0 is the item playing (rooms.queue_item_id), 1..n the items after it, dense. Readable through RLS like room_members (public rooms by everyone, private rooms by their members); written only by the queue RPC functions. Not published: its changes reach clients as room events (queue_item_added, queue_item_moved, queue_item_removed, queue_advanced).';
+
+COMMENT ON COLUMN public.room_queue.item_id IS 'Identity; advance_queue''s p_from_item names the item playing by it.';
+
+COMMENT ON COLUMN public.room_queue.room_id IS 'The room whose queue this is; the item goes with the room.';
+
+COMMENT ON COLUMN public.room_queue."position" IS '0 for the item playing, 1..n for the items after it; unique and dense per room.';
+
+COMMENT ON COLUMN public.room_queue.anime_id IS 'The anime, as the app identifies it (1 to 100 characters); the room''s anime_id while the item plays.';
+
+COMMENT ON COLUMN public.room_queue.anime_title IS 'Display title of the anime, 1 to 300 characters.';
+
+COMMENT ON COLUMN public.room_queue.episode_number IS 'The episode, 1 to 100000.';
+
+COMMENT ON COLUMN public.room_queue.video_url IS 'http(s) URL of the video, at most 2048 characters.';
+
+COMMENT ON COLUMN public.room_queue.duration IS 'Length of the video in seconds (1 to 86400): the room advances once its expected position passes it plus queue_advance_grace.';
+
+COMMENT ON COLUMN public.room_queue.added_by IS 'The user who queued the item (null once that account is forgotten).';
+
+COMMENT ON COLUMN public.room_queue.added_by_username IS 'Display name of that user when the item was queued.';
+
+COMMENT ON COLUMN public.room_queue.added_at IS 'When the item was queued.';
 
 ALTER TABLE public.comments ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.comments_id_seq
@@ -249,6 +303,15 @@ COMMENT ON COLUMN public.room_permissions.min_role IS 'The minimum role a member
 COMMENT ON COLUMN public.room_permissions.updated_by IS 'The user who set it (null when set by a trusted caller).';
 
 COMMENT ON COLUMN public.room_permissions.updated_at IS 'When it was last set.';
+
+ALTER TABLE public.room_queue ALTER COLUMN item_id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.room_queue_item_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 CREATE TABLE public.sync_states (
     room_id text NOT NULL,
@@ -573,6 +636,12 @@ ALTER TABLE ONLY public.room_members
 ALTER TABLE ONLY public.room_permissions
     ADD CONSTRAINT room_permissions_pkey PRIMARY KEY (room_id, permission);
 
+ALTER TABLE ONLY public.room_queue
+    ADD CONSTRAINT room_queue_pkey PRIMARY KEY (item_id);
+
+ALTER TABLE ONLY public.room_queue
+    ADD CONSTRAINT room_queue_position_key UNIQUE (room_id, "position") DEFERRABLE;
+
 ALTER TABLE ONLY public.rooms
     ADD CONSTRAINT rooms_pkey PRIMARY KEY (room_id);
 
@@ -628,9 +697,13 @@ CREATE INDEX room_members_room_id_joined_at_idx ON public.room_members USING btr
 
 CREATE INDEX room_members_user_id_idx ON public.room_members USING btree (user_id, room_id);
 
+CREATE INDEX room_queue_room_id_added_by_idx ON public.room_queue USING btree (room_id, added_by);
+
 CREATE INDEX rooms_anime_id_last_activity_idx ON public.rooms USING btree (anime_id, last_activity DESC, room_id DESC) WHERE is_public;
 
 CREATE INDEX rooms_public_last_activity_idx ON public.rooms USING btree (last_activity DESC, room_id DESC) WHERE is_public;
+
+CREATE INDEX rooms_queue_advance_idx ON public.rooms USING btree (room_id) WHERE (queue_advance_after IS NOT NULL);
 
 CREATE UNIQUE INDEX rooms_replica_key_idx ON public.rooms USING btree (replica_key);
 
@@ -667,6 +740,9 @@ ALTER TABLE ONLY public.room_permissions
 ALTER TABLE ONLY public.room_permissions
     ADD CONSTRAINT room_permissions_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
 
+ALTER TABLE ONLY public.room_queue
+    ADD CONSTRAINT room_queue_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY watchium_private.member_presence
     ADD CONSTRAINT member_presence_room_id_user_id_fkey FOREIGN KEY (room_id, user_id) REFERENCES public.room_members(room_id, user_id) ON DELETE CASCADE;
 
@@ -680,6 +756,10 @@ GRANT SELECT ON TABLE public.rooms TO service_role;
 GRANT SELECT ON TABLE public.comments TO anon;
 GRANT SELECT ON TABLE public.comments TO authenticated;
 GRANT SELECT ON TABLE public.comments TO service_role;
+
+GRANT SELECT ON TABLE public.room_queue TO anon;
+GRANT SELECT ON TABLE public.room_queue TO authenticated;
+GRANT SELECT ON TABLE public.room_queue TO service_role;
 
 GRANT SELECT ON TABLE public.room_members TO anon;
 GRANT SELECT ON TABLE public.room_members TO authenticated;

@@ -15,6 +15,8 @@ CREATE TRIGGER _100_touch_updated_at BEFORE UPDATE ON public.room_members FOR EA
 
 CREATE TRIGGER _100_touch_updated_at BEFORE UPDATE ON public.rooms FOR EACH ROW EXECUTE FUNCTION watchium_private.tg__touch_updated_at();
 
+CREATE TRIGGER _150_leave_queue_item BEFORE UPDATE OF episode_number, video_url, anime_id ON public.rooms FOR EACH ROW WHEN (((old.queue_item_id IS NOT NULL) AND (NOT (new.queue_item_id IS DISTINCT FROM old.queue_item_id)) AND ((new.episode_number IS DISTINCT FROM old.episode_number) OR (new.video_url IS DISTINCT FROM old.video_url) OR (new.anime_id IS DISTINCT FROM old.anime_id)))) EXECUTE FUNCTION watchium_private.tg_rooms__leave_queue_item();
+
 CREATE TRIGGER _200_sync_room_host AFTER INSERT OR DELETE OR UPDATE OF is_host, username ON public.room_members FOR EACH ROW EXECUTE FUNCTION watchium_private.tg_room_members__sync_room_host();
 
 COMMENT ON TRIGGER _200_sync_room_host ON public.room_members IS 'Mirrors the is_host member into rooms.host_user_id/host_username; system comment and host_changed on a new host.';

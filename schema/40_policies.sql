@@ -45,6 +45,20 @@ CREATE POLICY room_permissions_select_authenticated ON public.room_permissions F
 
 COMMENT ON POLICY room_permissions_select_authenticated ON public.room_permissions IS 'Signed-in callers see the permission overrides of their rooms and of public rooms.';
 
+ALTER TABLE public.room_queue ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY room_queue_select_anon ON public.room_queue FOR SELECT TO anon USING ((EXISTS ( SELECT
+   FROM public.rooms r
+  WHERE ((r.room_id = room_queue.room_id) AND r.is_public))));
+
+COMMENT ON POLICY room_queue_select_anon ON public.room_queue IS 'Anonymous callers see the queues of public rooms.';
+
+CREATE POLICY room_queue_select_authenticated ON public.room_queue FOR SELECT TO authenticated USING (((room_id IN ( SELECT watchium_private.my_room_ids() AS my_room_ids)) OR (EXISTS ( SELECT
+   FROM public.rooms r
+  WHERE ((r.room_id = room_queue.room_id) AND r.is_public)))));
+
+COMMENT ON POLICY room_queue_select_authenticated ON public.room_queue IS 'Signed-in callers see the queues of their rooms and of public rooms; a private room''s queue only its members.';
+
 ALTER TABLE public.rooms ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY rooms_select_anon ON public.rooms FOR SELECT TO anon USING (is_public);

@@ -11,6 +11,31 @@ CREATE SCHEMA watchium_rpc;
 
 COMMENT ON SCHEMA watchium_rpc IS 'watchium-db: the security definer bodies of the public RPC functions (each public entry point is security invoker and calls its body here). Not exposed by the Data API.';
 
+CREATE FUNCTION public.add_to_queue(p_room_id text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_duration numeric) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.add_to_queue(p_room_id, p_anime_id, p_anime_title, p_episode_number,
+    p_video_url, p_duration);
+end;
+$$;
+
+COMMENT ON FUNCTION public.add_to_queue(p_room_id text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_duration numeric) IS 'Members: appends an episode (anime, episode, http(s) video URL, duration in seconds) to the room''s queue. WD409 past max_queue_items_per_user or max_queue_items_per_room. Emits queue_item_added; returns the item.';
+
+CREATE FUNCTION public.advance_queue(p_room_id text, p_from_item bigint) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.advance_queue(p_room_id, p_from_item);
+end;
+$$;
+
+COMMENT ON FUNCTION public.advance_queue(p_room_id text, p_from_item bigint) IS 'Host and co-hosts (permission edit_queue): plays the next queued item from 0, if p_from_item is still the current item (null: the room''s own episode); WD409 otherwise, so two clicks never skip two episodes. Resets the playback reference, opens the episode''s anchor, emits queue_advanced and playback (action episode). Returns {from_item_id, item, reason, advanced_by, playback}.';
+
 CREATE FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -145,6 +170,18 @@ end;
 $$;
 
 COMMENT ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) IS 'The anchor comment of an episode thread, created once; concurrent callers get the same anchor.';
+
+CREATE FUNCTION public.get_queue(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.get_queue(p_room_id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.get_queue(p_room_id text) IS 'The room''s queue as the caller may see it: {room_id, current_item_id, advance_after, items (position 0: playing)}. P0002 for a missing or invisible room. Read only.';
 
 CREATE FUNCTION public.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer DEFAULT 5) RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -289,6 +326,18 @@ $$;
 
 COMMENT ON FUNCTION public.maintain() IS 'Runs every periodic job (stale members, empty rooms, event log, rate-limit windows, sync history partitions) and returns a summary; "skipped" lists what could not get its lock within maintenance_lock_timeout (retried by the next run). Never waits longer than that for a lock. Run it every minute: pg_cron does where installed; otherwise `watchium-db maintain`. Its body, watchium_rpc.maintain(), is security definer: it removes rows and partitions clients cannot touch.';
 
+CREATE FUNCTION public.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.move_queue_item(p_room_id, p_item_id, p_position);
+end;
+$$;
+
+COMMENT ON FUNCTION public.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) IS 'Host and co-hosts (permission edit_queue): moves a queued item (not the one playing) to p_position (1 = next); the items between shift by one. Emits queue_item_moved; returns the queue.';
+
 CREATE FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text, p_room_id text DEFAULT NULL::text, p_parent_id bigint DEFAULT NULL::bigint, p_video_timestamp numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -351,6 +400,18 @@ end;
 $$;
 
 COMMENT ON FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) IS 'A member reports its client''s realtime metrics (the seed''s RealtimeMonitor: active connections, total events, average latency in ms, error rate 0..1) for p_room_id. Rate limited (realtime_metrics). Returns the report id.';
+
+CREATE FUNCTION public.remove_queue_item(p_room_id text, p_item_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.remove_queue_item(p_room_id, p_item_id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.remove_queue_item(p_room_id text, p_item_id bigint) IS 'Host and co-hosts (permission edit_queue): removes a queued item; removing the item playing advances to the next (reason removed). Emits queue_item_removed; returns the queue.';
 
 CREATE FUNCTION public.seek_to_time(p_room_id text, p_time numeric) RETURNS jsonb
     LANGUAGE plpgsql
@@ -451,6 +512,8 @@ CREATE TABLE public.rooms (
     sync_rebuffer_timeout numeric(6,2),
     sync_min_start_lead numeric(6,2),
     sync_episode_countdown numeric(6,2),
+    queue_item_id bigint,
+    queue_advance_after numeric(10,2),
     CONSTRAINT rooms_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
     CONSTRAINT rooms_anime_title_length_check CHECK (((char_length(anime_title) >= 1) AND (char_length(anime_title) <= 300))),
     CONSTRAINT rooms_current_playback_time_check CHECK (((current_playback_time >= (0)::numeric) AND (current_playback_time <= (86400)::numeric))),
@@ -458,6 +521,8 @@ CREATE TABLE public.rooms (
     CONSTRAINT rooms_host_consistent_check CHECK (((host_user_id IS NULL) = (host_username IS NULL))),
     CONSTRAINT rooms_host_user_id_length_check CHECK (((char_length(host_user_id) >= 1) AND (char_length(host_user_id) <= 100))),
     CONSTRAINT rooms_playback_speed_check CHECK (((playback_speed >= 0.25) AND (playback_speed <= 4.00))),
+    CONSTRAINT rooms_queue_advance_after_check CHECK (((queue_advance_after >= (0)::numeric) AND (queue_advance_after <= (86400)::numeric))),
+    CONSTRAINT rooms_queue_consistent_check CHECK (((queue_item_id IS NULL) = (queue_advance_after IS NULL))),
     CONSTRAINT rooms_room_id_format_check CHECK ((room_id ~ '^[a-z0-9]{10}$'::text)),
     CONSTRAINT rooms_source_id_length_check CHECK (((char_length(source_id) >= 1) AND (char_length(source_id) <= 100))),
     CONSTRAINT rooms_sync_drift_check CHECK ((((sync_drift_perfect IS NULL) = (sync_drift_good IS NULL)) AND ((sync_drift_good IS NULL) = (sync_drift_minor IS NULL)) AND ((sync_drift_perfect >= 0.01) AND (sync_drift_perfect <= (60)::numeric)) AND ((sync_drift_good >= 0.01) AND (sync_drift_good <= (60)::numeric)) AND ((sync_drift_minor >= 0.01) AND (sync_drift_minor <= (60)::numeric)) AND (sync_drift_perfect <= sync_drift_good) AND (sync_drift_good <= sync_drift_minor))),
@@ -521,6 +586,81 @@ COMMENT ON COLUMN public.rooms.sync_rebuffer_timeout IS 'Seconds the room waits 
 COMMENT ON COLUMN public.rooms.sync_min_start_lead IS 'Least lead of a scheduled start, seconds (0 to 10); null = the setting sync_min_start_lead.';
 
 COMMENT ON COLUMN public.rooms.sync_episode_countdown IS 'Countdown before an episode starts, seconds (0 = none, at most 60); null = the setting sync_episode_countdown.';
+
+COMMENT ON COLUMN public.rooms.queue_item_id IS 'The queue item playing (public.room_queue, position 0), or null when the room plays an episode that did not come from its queue. advance_queue''s guard.';
+
+COMMENT ON COLUMN public.rooms.queue_advance_after IS 'The current queue item''s duration plus queue_advance_grace: once the expected position passes it, the next call on the room (or maintenance) advances the queue. Null without a current item.';
+
+CREATE FUNCTION watchium_private.advance_room_queue(p_room public.rooms, p_user_id text, p_reason text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_room     public.rooms := p_room;
+  v_next     public.room_queue;
+  v_at       timestamptz := pg_catalog.clock_timestamp();
+  v_grace    numeric := extract(epoch from coalesce(
+                 watchium_private.setting_interval('queue_advance_grace'), interval '2 seconds'));
+  v_playback jsonb;
+  v_result   jsonb;
+begin
+  delete from public.room_queue as q where q.room_id = v_room.room_id and q.position = 0;
+  update public.room_queue as q set position = q.position - 1 where q.room_id = v_room.room_id;
+  select * into v_next from public.room_queue as q
+  where q.room_id = v_room.room_id and q.position = 0;
+
+  if v_next.item_id is not null then
+    update public.rooms as r
+    set anime_id = v_next.anime_id,
+        anime_title = v_next.anime_title,
+        episode_number = v_next.episode_number,
+        video_url = v_next.video_url,
+        source_id = null,
+        current_playback_time = 0,
+        playback_updated_at = v_at,
+        queue_item_id = v_next.item_id,
+        -- The expected position stops at 86400: an item that long ends when
+        -- the position reaches the cap.
+        queue_advance_after = least(v_next.duration + v_grace, 86399.99),
+        last_activity = pg_catalog.now()
+    where r.room_id = v_room.room_id
+    returning * into v_room;
+    perform watchium_private.ensure_anchor(v_room.anime_id, v_room.episode_number);
+  else
+    update public.rooms as r
+    set current_playback_time = watchium_private.room_expected_position(r, v_at),
+        is_playing = false,
+        playback_updated_at = v_at,
+        queue_item_id = null,
+        queue_advance_after = null,
+        last_activity = pg_catalog.now()
+    where r.room_id = v_room.room_id
+    returning * into v_room;
+  end if;
+
+  v_result := pg_catalog.jsonb_build_object(
+    'from_item_id', p_room.queue_item_id,
+    'item', watchium_private.queue_item_json(v_next),
+    'reason', p_reason,
+    'advanced_by', p_user_id
+  );
+  perform watchium_private.emit_room_event(v_room.room_id, 'queue_advanced', v_result);
+  v_playback := pg_catalog.jsonb_build_object(
+    'room_id', v_room.room_id,
+    'action', case when v_next.item_id is not null then 'episode' else 'pause' end,
+    'is_playing', v_room.is_playing,
+    'current_time', v_room.current_playback_time,
+    'playback_speed', v_room.playback_speed,
+    'playback_updated_at', v_room.playback_updated_at,
+    'episode_number', v_room.episode_number,
+    'host_user_id', v_room.host_user_id
+  );
+  perform watchium_private.emit_room_event(v_room.room_id, 'playback', v_playback);
+  return v_result || pg_catalog.jsonb_build_object('playback', v_playback);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.advance_room_queue(p_room public.rooms, p_user_id text, p_reason text) IS 'Advances a locked room''s queue: deletes the current item, moves the others up, plays the next from 0 (new playback reference, its anime, episode and URL, its anchor) or pauses when the queue ran out; emits queue_advanced and playback. Internal.';
 
 CREATE FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[], p_client_times numeric[], p_rtts numeric[], p_episodes integer[]) RETURNS TABLE(user_id text, outcome text, reported_time numeric, expected_time numeric, time_difference numeric, is_synced boolean, sync_level text, rtt_ms numeric, clock_offset_ms numeric, client_time_ignored boolean, episode_mismatch boolean)
     LANGUAGE plpgsql
@@ -743,6 +883,24 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) IS 'Shared body of the host controls: rate limit, room lock, host check, new playback reference (last_activity refreshed when older than a minute), bulk sync, one playback event. Internal.';
+
+CREATE FUNCTION watchium_private.auto_advance_queue(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_room public.rooms;
+begin
+  select * into v_room from public.rooms as r where r.room_id = p_room_id
+  for update skip locked;
+  if v_room.room_id is null or not watchium_private.queue_advance_due(v_room) then
+    return null;
+  end if;
+  return watchium_private.advance_room_queue(v_room, null, 'auto');
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.auto_advance_queue(p_room_id text) IS 'Advances the room''s queue when its current item is over (duration + grace), taking the room row with SKIP LOCKED; returns the advance or null. Internal.';
 
 CREATE FUNCTION watchium_private.caller_is_trusted() RETURNS boolean
     LANGUAGE plpgsql STABLE
@@ -1442,6 +1600,29 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.install_realtime_authorization() IS 'Creates (or re-creates) the watchium-db policies on realtime.messages: members of a room receive on room:<room_id> and room:<room_id>:members and send on room:<room_id>:members only. Returns false when the realtime schema is absent. Idempotent; run after installing Realtime later.';
 
+CREATE FUNCTION watchium_private.lock_queue_room(p_room_id text, p_user_id text) RETURNS public.rooms
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_room public.rooms;
+begin
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
+      using errcode = '22023';
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
+  perform watchium_private.hide_private_room(v_room, p_room_id, p_user_id);
+  if watchium_private.queue_advance_due(v_room) then
+    perform watchium_private.advance_room_queue(v_room, null, 'auto');
+    select * into v_room from public.rooms as r where r.room_id = p_room_id;
+  end if;
+  return v_room;
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_private.lock_queue_room(p_room_id text, p_user_id text) IS 'Locks the room row (22023 malformed id, P0002 missing or private to a non-member) and applies a due automatic advance first; returns the room. Internal.';
+
 CREATE FUNCTION watchium_private.lock_room(p_room_id text) RETURNS public.rooms
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1463,6 +1644,36 @@ end;
 $_$;
 
 COMMENT ON FUNCTION watchium_private.lock_room(p_room_id text) IS 'Locks and returns the room row (the first lock of the lock order); raises 22023 for a malformed id and P0002 when absent. Internal.';
+
+CREATE FUNCTION watchium_private.maintain_queues() RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_room     public.rooms;
+  v_advanced integer := 0;
+  v_due      integer;
+begin
+  select pg_catalog.count(*) into v_due
+  from public.rooms as r
+  where r.queue_advance_after is not null and watchium_private.queue_advance_due(r);
+  for v_room in
+    select * from public.rooms as r
+    where r.queue_advance_after is not null and watchium_private.queue_advance_due(r)
+    order by r.room_id
+    for update skip locked
+  loop
+    perform watchium_private.advance_room_queue(v_room, null, 'auto');
+    v_advanced := v_advanced + 1;
+  end loop;
+  return pg_catalog.jsonb_build_object(
+    'queues_advanced', v_advanced,
+    'queues_skipped_busy', greatest(v_due - v_advanced, 0)
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.maintain_queues() IS 'Applies the automatic queue advances that are due (SKIP LOCKED, room_id order); returns {queues_advanced, queues_skipped_busy}. Internal; run by public.maintain().';
 
 CREATE FUNCTION watchium_private.maintain_rooms() RETURNS jsonb
     LANGUAGE plpgsql
@@ -2096,6 +2307,109 @@ $_$;
 
 COMMENT ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) IS 'Decodes a cursor made by make_cursor; raises 22023 naming p_cursor when malformed or out of the years 1 to 9999. Internal.';
 
+CREATE FUNCTION watchium_private.queue_advance_due(p_room public.rooms) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  return p_room.queue_advance_after is not null
+     and watchium_private.room_expected_position(p_room) > p_room.queue_advance_after;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.queue_advance_due(p_room public.rooms) IS 'True when the room plays a queue item and its expected position has passed queue_advance_after (duration + grace). Internal.';
+
+CREATE TABLE public.room_queue (
+    item_id bigint NOT NULL,
+    room_id text NOT NULL,
+    "position" integer NOT NULL,
+    anime_id text NOT NULL,
+    anime_title text NOT NULL,
+    episode_number integer NOT NULL,
+    video_url text NOT NULL,
+    duration numeric(10,2) NOT NULL,
+    added_by text,
+    added_by_username text NOT NULL,
+    added_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT room_queue_added_by_length_check CHECK (((char_length(added_by) >= 1) AND (char_length(added_by) <= 100))),
+    CONSTRAINT room_queue_added_by_username_length_check CHECK (((char_length(added_by_username) >= 1) AND (char_length(added_by_username) <= 50))),
+    CONSTRAINT room_queue_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
+    CONSTRAINT room_queue_anime_title_length_check CHECK (((char_length(anime_title) >= 1) AND (char_length(anime_title) <= 300))),
+    CONSTRAINT room_queue_duration_check CHECK (((duration >= (1)::numeric) AND (duration <= (86400)::numeric))),
+    CONSTRAINT room_queue_episode_number_check CHECK (((episode_number >= 1) AND (episode_number <= 100000))),
+    CONSTRAINT room_queue_position_check CHECK ((("position" >= 0) AND ("position" <= 1000))),
+    CONSTRAINT room_queue_video_url_check CHECK ((((char_length(video_url) >= 1) AND (char_length(video_url) <= 2048)) AND (video_url ~* '^https?://'::text)))
+);
+
+COMMENT ON TABLE public.room_queue IS 'The episode queue of a room: position 0 is the item playing (rooms.queue_item_id), 1..n the items after it, dense. Readable through RLS like room_members (public rooms by everyone, private rooms by their members); written only by the queue RPC functions. Not published: its changes reach clients as room events (queue_item_added, queue_item_moved, queue_item_removed, queue_advanced).';
+
+COMMENT ON COLUMN public.room_queue.item_id IS 'Identity; advance_queue''s p_from_item names the item playing by it.';
+
+COMMENT ON COLUMN public.room_queue.room_id IS 'The room whose queue this is; the item goes with the room.';
+
+COMMENT ON COLUMN public.room_queue."position" IS '0 for the item playing, 1..n for the items after it; unique and dense per room.';
+
+COMMENT ON COLUMN public.room_queue.anime_id IS 'The anime, as the app identifies it (1 to 100 characters); the room''s anime_id while the item plays.';
+
+COMMENT ON COLUMN public.room_queue.anime_title IS 'Display title of the anime, 1 to 300 characters.';
+
+COMMENT ON COLUMN public.room_queue.episode_number IS 'The episode, 1 to 100000.';
+
+COMMENT ON COLUMN public.room_queue.video_url IS 'http(s) URL of the video, at most 2048 characters.';
+
+COMMENT ON COLUMN public.room_queue.duration IS 'Length of the video in seconds (1 to 86400): the room advances once its expected position passes it plus queue_advance_grace.';
+
+COMMENT ON COLUMN public.room_queue.added_by IS 'The user who queued the item (null once that account is forgotten).';
+
+COMMENT ON COLUMN public.room_queue.added_by_username IS 'Display name of that user when the item was queued.';
+
+COMMENT ON COLUMN public.room_queue.added_at IS 'When the item was queued.';
+
+CREATE FUNCTION watchium_private.queue_item_json(p_item public.room_queue) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  if p_item.item_id is null then
+    return null;
+  end if;
+  return pg_catalog.jsonb_build_object(
+    'item_id', p_item.item_id,
+    'position', p_item.position,
+    'anime_id', p_item.anime_id,
+    'anime_title', p_item.anime_title,
+    'episode_number', p_item.episode_number,
+    'video_url', p_item.video_url,
+    'duration', p_item.duration,
+    'added_by', p_item.added_by,
+    'added_by_username', p_item.added_by_username,
+    'added_at', p_item.added_at
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.queue_item_json(p_item public.room_queue) IS 'A queue item as the RPCs and events return it (null for a null item). Internal.';
+
+CREATE FUNCTION watchium_private.queue_json(p_room public.rooms) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  return pg_catalog.jsonb_build_object(
+    'room_id', p_room.room_id,
+    'current_item_id', p_room.queue_item_id,
+    'advance_after', p_room.queue_advance_after,
+    'items', coalesce((
+      select pg_catalog.jsonb_agg(watchium_private.queue_item_json(q) order by q.position)
+      from public.room_queue as q
+      where q.room_id = p_room.room_id
+    ), '[]'::jsonb)
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.queue_json(p_room public.rooms) IS 'The room''s queue: {room_id, current_item_id, advance_after, items in position order}. Internal.';
+
 CREATE FUNCTION watchium_private.random_bytes(p_count integer) RETURNS bytea
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2459,6 +2773,45 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.require_playback_time(p_value numeric, p_argument text) IS 'Returns p_value rounded to 2 decimals, or raises 22023 naming p_argument when it is null, NaN, infinite, negative or above 86400. Internal.';
+
+CREATE FUNCTION watchium_private.require_queue_item(p_room_id text, p_item_id bigint, p_argument text) RETURNS public.room_queue
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_item public.room_queue;
+begin
+  select * into v_item from public.room_queue as q
+  where q.item_id = p_item_id and q.room_id = p_room_id;
+  if v_item.item_id is null then
+    raise exception '%: item % is not in the queue of room %', p_argument,
+      coalesce(p_item_id::text, 'null'), p_room_id
+      using errcode = 'P0002', hint = 'Read the queue again (get_queue): it may have advanced.';
+  end if;
+  return v_item;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.require_queue_item(p_room_id text, p_item_id bigint, p_argument text) IS 'The queue item p_item_id of the room, or P0002 naming p_argument. Internal.';
+
+CREATE FUNCTION watchium_private.require_queue_permission(p_room public.rooms, p_user_id text, p_action text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  perform watchium_private.require_room_permission(
+    p_room.room_id,
+    p_user_id,
+    case p_action
+      when 'add' then 'add_to_queue'
+      when 'edit' then 'edit_queue'
+      when 'advance' then 'edit_queue'
+    end
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.require_queue_permission(p_room public.rooms, p_user_id text, p_action text) IS 'Raises 42501 unless p_user_id may do p_action in the room: add (permission add_to_queue), edit and advance (permission edit_queue), by the room''s permission map. Internal.';
 
 CREATE FUNCTION watchium_private.require_room_permission(p_room_id text, p_user_id text, p_permission text) RETURNS void
     LANGUAGE plpgsql STABLE
@@ -2985,6 +3338,23 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.tg_room_members__sync_room_host() IS 'Trigger function: keeps rooms.host_user_id/host_username equal to the member flagged is_host; on a new host writes the system comment "became the new host" (user_id: the new host) and emits host_changed.';
 
+CREATE FUNCTION watchium_private.tg_rooms__leave_queue_item() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  delete from public.room_queue as q where q.room_id = old.room_id and q.position = 0;
+  perform watchium_private.emit_room_event(old.room_id, 'queue_item_removed',
+    pg_catalog.jsonb_build_object('item_id', old.queue_item_id, 'position', 0,
+                                  'removed_by', watchium_private.current_user_id()));
+  new.queue_item_id := null;
+  new.queue_advance_after := null;
+  return new;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.tg_rooms__leave_queue_item() IS 'Trigger function: a room playing a queue item whose episode or video changes other than by an advance leaves the item (deleted, queue columns cleared, queue_item_removed emitted).';
+
 CREATE FUNCTION watchium_private.tg_settings__apply_rpc_lock_timeout() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -3093,6 +3463,121 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.validate_broadcast_payload(p_event_type text, p_payload jsonb) IS 'Validates a broadcast_to_room payload for its event type (play/pause/seek: current_time 0..86400; chat_message: message 1..2000 characters) and returns its fields; raises 22023 naming the field. Internal.';
+
+CREATE FUNCTION watchium_rpc.add_to_queue(p_room_id text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_duration numeric) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id     text;
+  v_anime_id    text;
+  v_anime_title text;
+  v_video_url   text;
+  v_room        public.rooms;
+  v_username    text;
+  v_count       integer;
+  v_mine        integer;
+  v_user_cap    integer := watchium_private.setting_integer('max_queue_items_per_user');
+  v_room_cap    integer := watchium_private.setting_integer('max_queue_items_per_room');
+  v_item        public.room_queue;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
+  perform watchium_private.check_size('p_anime_title', pg_catalog.octet_length(p_anime_title), 1200);
+  perform watchium_private.check_size('p_video_url', pg_catalog.octet_length(p_video_url), 8192);
+  v_user_id := watchium_private.require_user_id();
+  v_anime_id := watchium_private.check_text('p_anime_id', p_anime_id, 1, 100);
+  v_anime_title := watchium_private.check_text('p_anime_title', p_anime_title, 1, 300);
+  v_video_url := watchium_private.check_url('p_video_url', p_video_url);
+  if v_anime_id is null or v_anime_title is null or v_video_url is null then
+    raise exception '% is required',
+      case when v_anime_id is null then 'p_anime_id'
+           when v_anime_title is null then 'p_anime_title' else 'p_video_url' end
+      using errcode = '22023';
+  end if;
+  perform watchium_private.check_episode('p_episode_number', p_episode_number);
+  if p_duration is null or p_duration = 'NaN'::numeric or p_duration not between 1 and 86400 then
+    raise exception 'p_duration must be the video''s length in seconds, 1 to 86400 (got %)',
+      coalesce(p_duration::text, 'null')
+      using errcode = '22023';
+  end if;
+  if p_duration <> pg_catalog.round(p_duration, 2) then
+    raise exception 'p_duration must have at most 2 decimals (got %)', p_duration
+      using errcode = '22023';
+  end if;
+
+  perform watchium_private.enforce_rate_limit(v_user_id, 'queue_edit');
+  v_room := watchium_private.lock_queue_room(p_room_id, v_user_id);
+  perform watchium_private.require_queue_permission(v_room, v_user_id, 'add');
+
+  select pg_catalog.count(*), pg_catalog.count(*) filter (where q.added_by = v_user_id)
+  into v_count, v_mine
+  from public.room_queue as q
+  where q.room_id = v_room.room_id;
+  if v_mine >= v_user_cap then
+    raise exception 'you already have % items in the queue of room %, the most one user may have (max_queue_items_per_user = %)',
+      v_mine, v_room.room_id, v_user_cap
+      using errcode = 'WD409', hint = 'Wait until one of yours has played, or ask the host to remove one.';
+  end if;
+  if v_count >= v_room_cap then
+    raise exception 'the queue of room % is full (max_queue_items_per_room = %)', v_room.room_id, v_room_cap
+      using errcode = 'WD409', hint = 'Wait until an item has played, or ask the host to remove one.';
+  end if;
+
+  select m.username into v_username from public.room_members as m
+  where m.room_id = v_room.room_id and m.user_id = v_user_id;
+
+  -- Appended after the last item (position 1 when the queue is empty: the
+  -- room's own episode stays current until an advance).
+  insert into public.room_queue as q
+    (room_id, position, anime_id, anime_title, episode_number, video_url, duration,
+     added_by, added_by_username)
+  values (v_room.room_id,
+          coalesce((select pg_catalog.max(x.position) from public.room_queue as x
+                    where x.room_id = v_room.room_id), 0) + 1,
+          v_anime_id, v_anime_title, p_episode_number, v_video_url, p_duration,
+          v_user_id, coalesce(v_username, 'member'))
+  returning * into v_item;
+
+  perform watchium_private.emit_room_event(v_room.room_id, 'queue_item_added',
+                                           watchium_private.queue_item_json(v_item));
+  return watchium_private.queue_item_json(v_item);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.add_to_queue(p_room_id text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_duration numeric) IS 'Body of public.add_to_queue (same arguments, result and errors; documented there). Security definer: writes public.room_queue, which no client may write. Callers reach it through public.add_to_queue, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.advance_queue(p_room_id text, p_from_item bigint) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text;
+  v_room    public.rooms;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  v_user_id := watchium_private.require_user_id();
+  perform watchium_private.enforce_rate_limit(v_user_id, 'sync_control');
+  v_room := watchium_private.lock_queue_room(p_room_id, v_user_id);
+  perform watchium_private.require_queue_permission(v_room, v_user_id, 'advance');
+  if v_room.queue_item_id is distinct from p_from_item then
+    raise exception 'the queue of room % has moved on: the current item is %, not %', v_room.room_id,
+      coalesce(v_room.queue_item_id::text, 'none'), coalesce(p_from_item::text, 'none')
+      using errcode = 'WD409',
+            hint = 'Someone advanced it already; read the queue again (get_queue).';
+  end if;
+  if v_room.queue_item_id is null
+     and not exists (select from public.room_queue as q where q.room_id = v_room.room_id) then
+    raise exception 'the queue of room % is empty', v_room.room_id
+      using errcode = 'P0002', hint = 'Add an episode first (add_to_queue).';
+  end if;
+  return watchium_private.advance_room_queue(v_room, v_user_id, 'advance');
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.advance_queue(p_room_id text, p_from_item bigint) IS 'Body of public.advance_queue (same arguments, result and errors; documented there). Security definer: writes public.rooms and public.room_queue, which no client may write. Callers reach it through public.advance_queue, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
 CREATE FUNCTION watchium_rpc.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3698,6 +4183,28 @@ $$;
 
 COMMENT ON FUNCTION watchium_rpc.get_or_create_anchor(p_anime_id text, p_episode_number integer) IS 'Body of public.get_or_create_anchor (same arguments, result and errors; documented there). Security definer: inserts into comments, which no client may write directly. Callers reach it through public.get_or_create_anchor, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.get_queue(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_user_id text;
+  v_room    public.rooms;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  v_user_id := watchium_private.require_user_id();
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = p_room_id;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  return watchium_private.queue_json(v_room);
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_rpc.get_queue(p_room_id text) IS 'Body of public.get_queue (same arguments, result and errors; documented there). Security definer: reads rooms and room_queue; visibility is checked here. Callers reach it through public.get_queue, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 CREATE FUNCTION watchium_rpc.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer DEFAULT 5) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -4296,6 +4803,7 @@ declare
   v_timeout interval := coalesce(watchium_private.setting_interval('maintenance_lock_timeout'),
                                  interval '50 milliseconds');
   v_rooms   jsonb;
+  v_queues  jsonb;
   v_events  jsonb;
   v_rates   jsonb;
   v_history jsonb;
@@ -4321,6 +4829,20 @@ begin
         || ' stale-looking member(s) locked by callers or refreshed by a heartbeat');
   end if;
 
+  -- Queues whose current item is over and that no caller advanced (rooms
+  -- whose members stopped sending heartbeats); rooms busy with callers are
+  -- theirs to advance.
+  begin
+    v_queues := watchium_private.maintain_queues();
+  exception when lock_not_available then
+    v_queues := pg_catalog.jsonb_build_object('skipped', 'lock timeout');
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object('job', 'queues', 'reason', 'lock timeout');
+  end;
+  if coalesce((v_queues ->> 'queues_skipped_busy')::integer, 0) > 0 then
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'job', 'queues', 'reason', (v_queues ->> 'queues_skipped_busy') || ' room(s) locked by callers');
+  end if;
+
   begin
     v_events := watchium_private.expire_room_events();
   exception when lock_not_available then
@@ -4341,6 +4863,7 @@ begin
 
   return pg_catalog.jsonb_build_object(
     'rooms', v_rooms,
+    'queues', v_queues,
     'room_events', v_events,
     'rate_limits', v_rates,
     'sync_history', v_history,
@@ -4351,6 +4874,62 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_rpc.maintain() IS 'Body of public.maintain (same arguments, result and errors; documented there). Security definer: removes members, rooms, partitions and log rows owned by the package. Callers reach it through public.maintain, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text;
+  v_room    public.rooms;
+  v_item    public.room_queue;
+  v_last    integer;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  v_user_id := watchium_private.require_user_id();
+  if p_item_id is null then
+    raise exception 'p_item_id must be a queue item id, not null' using errcode = '22023';
+  end if;
+  if p_position is null or p_position not between 1 and 1000 then
+    raise exception 'p_position must be a place after the current item, 1 to the queue''s length (got %)',
+      coalesce(p_position::text, 'null')
+      using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'queue_edit');
+  v_room := watchium_private.lock_queue_room(p_room_id, v_user_id);
+  perform watchium_private.require_queue_permission(v_room, v_user_id, 'edit');
+  v_item := watchium_private.require_queue_item(v_room.room_id, p_item_id, 'p_item_id');
+  if v_item.position = 0 then
+    raise exception 'p_item_id: item % is playing; it cannot be moved', p_item_id
+      using errcode = '22023', hint = 'Advance the queue (advance_queue) or remove the item instead.';
+  end if;
+  select pg_catalog.max(q.position) into v_last from public.room_queue as q
+  where q.room_id = v_room.room_id;
+  if p_position > v_last then
+    raise exception 'p_position must be a place after the current item, 1 to % (got %)', v_last, p_position
+      using errcode = '22023';
+  end if;
+
+  if p_position <> v_item.position then
+    -- One statement: room_queue_position_key is checked at its end.
+    update public.room_queue as q
+    set position = case
+          when q.item_id = v_item.item_id then p_position
+          when p_position < v_item.position then q.position + 1
+          else q.position - 1
+        end
+    where q.room_id = v_room.room_id
+      and q.position between least(p_position, v_item.position) and greatest(p_position, v_item.position);
+    perform watchium_private.emit_room_event(v_room.room_id, 'queue_item_moved',
+      pg_catalog.jsonb_build_object('item_id', v_item.item_id, 'from_position', v_item.position,
+                                    'to_position', p_position, 'moved_by', v_user_id));
+  end if;
+  return watchium_private.queue_json(v_room);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) IS 'Body of public.move_queue_item (same arguments, result and errors; documented there). Security definer: writes public.room_queue, which no client may write. Callers reach it through public.move_queue_item, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
 CREATE FUNCTION watchium_rpc.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text, p_room_id text DEFAULT NULL::text, p_parent_id bigint DEFAULT NULL::bigint, p_video_timestamp numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -4823,6 +5402,43 @@ $$;
 
 COMMENT ON FUNCTION watchium_rpc.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) IS 'Body of public.record_realtime_metrics (same arguments, result and errors; documented there). Security definer: writes watchium_private.realtime_metrics. Callers reach it through public.record_realtime_metrics, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.remove_queue_item(p_room_id text, p_item_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text;
+  v_room    public.rooms;
+  v_item    public.room_queue;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  v_user_id := watchium_private.require_user_id();
+  if p_item_id is null then
+    raise exception 'p_item_id must be a queue item id, not null' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'queue_edit');
+  v_room := watchium_private.lock_queue_room(p_room_id, v_user_id);
+  perform watchium_private.require_queue_permission(v_room, v_user_id, 'edit');
+  v_item := watchium_private.require_queue_item(v_room.room_id, p_item_id, 'p_item_id');
+
+  perform watchium_private.emit_room_event(v_room.room_id, 'queue_item_removed',
+    pg_catalog.jsonb_build_object('item_id', v_item.item_id, 'position', v_item.position,
+                                  'removed_by', v_user_id));
+  if v_item.position = 0 then
+    perform watchium_private.advance_room_queue(v_room, v_user_id, 'removed');
+  else
+    delete from public.room_queue as q where q.item_id = v_item.item_id;
+    update public.room_queue as q set position = q.position - 1
+    where q.room_id = v_room.room_id and q.position > v_item.position;
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = v_room.room_id;
+  return watchium_private.queue_json(v_room);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.remove_queue_item(p_room_id text, p_item_id bigint) IS 'Body of public.remove_queue_item (same arguments, result and errors; documented there). Security definer: writes public.room_queue, which no client may write. Callers reach it through public.remove_queue_item, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 CREATE FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -5292,6 +5908,15 @@ COMMENT ON COLUMN public.room_permissions.updated_by IS 'The user who set it (nu
 
 COMMENT ON COLUMN public.room_permissions.updated_at IS 'When it was last set.';
 
+ALTER TABLE public.room_queue ALTER COLUMN item_id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.room_queue_item_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE public.sync_states (
     room_id text NOT NULL,
     user_id text,
@@ -5657,6 +6282,12 @@ ALTER TABLE ONLY public.room_members
 ALTER TABLE ONLY public.room_permissions
     ADD CONSTRAINT room_permissions_pkey PRIMARY KEY (room_id, permission);
 
+ALTER TABLE ONLY public.room_queue
+    ADD CONSTRAINT room_queue_pkey PRIMARY KEY (item_id);
+
+ALTER TABLE ONLY public.room_queue
+    ADD CONSTRAINT room_queue_position_key UNIQUE (room_id, "position") DEFERRABLE;
+
 ALTER TABLE ONLY public.rooms
     ADD CONSTRAINT rooms_pkey PRIMARY KEY (room_id);
 
@@ -5712,9 +6343,13 @@ CREATE INDEX room_members_room_id_joined_at_idx ON public.room_members USING btr
 
 CREATE INDEX room_members_user_id_idx ON public.room_members USING btree (user_id, room_id);
 
+CREATE INDEX room_queue_room_id_added_by_idx ON public.room_queue USING btree (room_id, added_by);
+
 CREATE INDEX rooms_anime_id_last_activity_idx ON public.rooms USING btree (anime_id, last_activity DESC, room_id DESC) WHERE is_public;
 
 CREATE INDEX rooms_public_last_activity_idx ON public.rooms USING btree (last_activity DESC, room_id DESC) WHERE is_public;
+
+CREATE INDEX rooms_queue_advance_idx ON public.rooms USING btree (room_id) WHERE (queue_advance_after IS NOT NULL);
 
 CREATE UNIQUE INDEX rooms_replica_key_idx ON public.rooms USING btree (replica_key);
 
@@ -5748,6 +6383,8 @@ CREATE TRIGGER _100_touch_updated_at BEFORE UPDATE ON public.room_members FOR EA
 
 CREATE TRIGGER _100_touch_updated_at BEFORE UPDATE ON public.rooms FOR EACH ROW EXECUTE FUNCTION watchium_private.tg__touch_updated_at();
 
+CREATE TRIGGER _150_leave_queue_item BEFORE UPDATE OF episode_number, video_url, anime_id ON public.rooms FOR EACH ROW WHEN (((old.queue_item_id IS NOT NULL) AND (NOT (new.queue_item_id IS DISTINCT FROM old.queue_item_id)) AND ((new.episode_number IS DISTINCT FROM old.episode_number) OR (new.video_url IS DISTINCT FROM old.video_url) OR (new.anime_id IS DISTINCT FROM old.anime_id)))) EXECUTE FUNCTION watchium_private.tg_rooms__leave_queue_item();
+
 CREATE TRIGGER _200_sync_room_host AFTER INSERT OR DELETE OR UPDATE OF is_host, username ON public.room_members FOR EACH ROW EXECUTE FUNCTION watchium_private.tg_room_members__sync_room_host();
 
 COMMENT ON TRIGGER _200_sync_room_host ON public.room_members IS 'Mirrors the is_host member into rooms.host_user_id/host_username; system comment and host_changed on a new host.';
@@ -5776,6 +6413,9 @@ ALTER TABLE ONLY public.room_permissions
 
 ALTER TABLE ONLY public.room_permissions
     ADD CONSTRAINT room_permissions_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.room_queue
+    ADD CONSTRAINT room_queue_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY watchium_private.member_presence
     ADD CONSTRAINT member_presence_room_id_user_id_fkey FOREIGN KEY (room_id, user_id) REFERENCES public.room_members(room_id, user_id) ON DELETE CASCADE;
@@ -5824,6 +6464,20 @@ CREATE POLICY room_permissions_select_authenticated ON public.room_permissions F
   WHERE ((r.room_id = room_permissions.room_id) AND r.is_public)))));
 
 COMMENT ON POLICY room_permissions_select_authenticated ON public.room_permissions IS 'Signed-in callers see the permission overrides of their rooms and of public rooms.';
+
+ALTER TABLE public.room_queue ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY room_queue_select_anon ON public.room_queue FOR SELECT TO anon USING ((EXISTS ( SELECT
+   FROM public.rooms r
+  WHERE ((r.room_id = room_queue.room_id) AND r.is_public))));
+
+COMMENT ON POLICY room_queue_select_anon ON public.room_queue IS 'Anonymous callers see the queues of public rooms.';
+
+CREATE POLICY room_queue_select_authenticated ON public.room_queue FOR SELECT TO authenticated USING (((room_id IN ( SELECT watchium_private.my_room_ids() AS my_room_ids)) OR (EXISTS ( SELECT
+   FROM public.rooms r
+  WHERE ((r.room_id = room_queue.room_id) AND r.is_public)))));
+
+COMMENT ON POLICY room_queue_select_authenticated ON public.room_queue IS 'Signed-in callers see the queues of their rooms and of public rooms; a private room''s queue only its members.';
 
 ALTER TABLE public.rooms ENABLE ROW LEVEL SECURITY;
 
@@ -5876,6 +6530,14 @@ GRANT USAGE ON SCHEMA watchium_private TO service_role;
 GRANT USAGE ON SCHEMA watchium_rpc TO authenticated;
 GRANT USAGE ON SCHEMA watchium_rpc TO service_role;
 
+REVOKE ALL ON FUNCTION public.add_to_queue(p_room_id text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_duration numeric) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.add_to_queue(p_room_id text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_duration numeric) TO authenticated;
+GRANT ALL ON FUNCTION public.add_to_queue(p_room_id text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_duration numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION public.advance_queue(p_room_id text, p_from_item bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.advance_queue(p_room_id text, p_from_item bigint) TO authenticated;
+GRANT ALL ON FUNCTION public.advance_queue(p_room_id text, p_from_item bigint) TO service_role;
+
 REVOKE ALL ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) TO authenticated;
 GRANT ALL ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) TO service_role;
@@ -5918,6 +6580,10 @@ GRANT ALL ON FUNCTION public.get_comments(p_anime_id text, p_episode_number inte
 REVOKE ALL ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) TO authenticated;
 GRANT ALL ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) TO service_role;
+
+REVOKE ALL ON FUNCTION public.get_queue(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_queue(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.get_queue(p_room_id text) TO service_role;
 
 REVOKE ALL ON FUNCTION public.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer) TO authenticated;
@@ -5965,6 +6631,10 @@ GRANT ALL ON FUNCTION public.list_public_rooms(p_anime_id text, p_limit integer,
 REVOKE ALL ON FUNCTION public.maintain() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.maintain() TO service_role;
 
+REVOKE ALL ON FUNCTION public.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) TO authenticated;
+GRANT ALL ON FUNCTION public.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) TO service_role;
+
 REVOKE ALL ON FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) TO authenticated;
 GRANT ALL ON FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) TO service_role;
@@ -5982,6 +6652,10 @@ GRANT ALL ON FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[]
 REVOKE ALL ON FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) TO authenticated;
 GRANT ALL ON FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION public.remove_queue_item(p_room_id text, p_item_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.remove_queue_item(p_room_id text, p_item_id bigint) TO authenticated;
+GRANT ALL ON FUNCTION public.remove_queue_item(p_room_id text, p_item_id bigint) TO service_role;
 
 REVOKE ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) TO authenticated;
@@ -6010,9 +6684,13 @@ GRANT SELECT ON TABLE public.rooms TO anon;
 GRANT SELECT ON TABLE public.rooms TO authenticated;
 GRANT SELECT ON TABLE public.rooms TO service_role;
 
+REVOKE ALL ON FUNCTION watchium_private.advance_room_queue(p_room public.rooms, p_user_id text, p_reason text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[], p_client_times numeric[], p_rtts numeric[], p_episodes integer[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.auto_advance_queue(p_room_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.caller_is_trusted() FROM PUBLIC;
 
@@ -6066,7 +6744,11 @@ REVOKE ALL ON FUNCTION watchium_private.hide_private_room(p_room public.rooms, p
 
 REVOKE ALL ON FUNCTION watchium_private.install_realtime_authorization() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.lock_queue_room(p_room_id text, p_user_id text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.lock_room(p_room_id text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.maintain_queues() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.maintain_rooms() FROM PUBLIC;
 
@@ -6089,6 +6771,16 @@ REVOKE ALL ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_
 
 REVOKE ALL ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.queue_advance_due(p_room public.rooms) FROM PUBLIC;
+
+GRANT SELECT ON TABLE public.room_queue TO anon;
+GRANT SELECT ON TABLE public.room_queue TO authenticated;
+GRANT SELECT ON TABLE public.room_queue TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_private.queue_item_json(p_item public.room_queue) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.queue_json(p_room public.rooms) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.random_bytes(p_count integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.read_room_event(p_room_id text, p_event_id bigint) FROM PUBLIC;
@@ -6106,6 +6798,10 @@ REVOKE ALL ON FUNCTION watchium_private.remove_member(p_room public.rooms, p_use
 REVOKE ALL ON FUNCTION watchium_private.require_host(p_room public.rooms, p_user_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.require_playback_time(p_value numeric, p_argument text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.require_queue_item(p_room_id text, p_item_id bigint, p_argument text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.require_queue_permission(p_room public.rooms, p_user_id text, p_action text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.require_room_permission(p_room_id text, p_user_id text, p_permission text) FROM PUBLIC;
 
@@ -6149,9 +6845,19 @@ REVOKE ALL ON FUNCTION watchium_private.tg_room_members__sync_role() FROM PUBLIC
 
 REVOKE ALL ON FUNCTION watchium_private.tg_room_members__sync_room_host() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.tg_rooms__leave_queue_item() FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.tg_settings__apply_rpc_lock_timeout() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.validate_broadcast_payload(p_event_type text, p_payload jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_rpc.add_to_queue(p_room_id text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_duration numeric) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.add_to_queue(p_room_id text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_duration numeric) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.add_to_queue(p_room_id text, p_anime_id text, p_anime_title text, p_episode_number integer, p_video_url text, p_duration numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.advance_queue(p_room_id text, p_from_item bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.advance_queue(p_room_id text, p_from_item bigint) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.advance_queue(p_room_id text, p_from_item bigint) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) TO authenticated;
@@ -6195,6 +6901,10 @@ GRANT ALL ON FUNCTION watchium_rpc.get_comments(p_anime_id text, p_episode_numbe
 REVOKE ALL ON FUNCTION watchium_rpc.get_or_create_anchor(p_anime_id text, p_episode_number integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.get_or_create_anchor(p_anime_id text, p_episode_number integer) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.get_or_create_anchor(p_anime_id text, p_episode_number integer) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.get_queue(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.get_queue(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.get_queue(p_room_id text) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.get_realtime_metrics_summary(p_room_id text, p_window_minutes integer) TO authenticated;
@@ -6242,6 +6952,10 @@ GRANT ALL ON FUNCTION watchium_rpc.list_public_rooms(p_anime_id text, p_limit in
 REVOKE ALL ON FUNCTION watchium_rpc.maintain() FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.maintain() TO service_role;
 
+REVOKE ALL ON FUNCTION watchium_rpc.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) TO service_role;
+
 REVOKE ALL ON FUNCTION watchium_rpc.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) TO service_role;
@@ -6259,6 +6973,10 @@ GRANT ALL ON FUNCTION watchium_rpc.record_heartbeats(p_room_id text, p_user_ids 
 REVOKE ALL ON FUNCTION watchium_rpc.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.remove_queue_item(p_room_id text, p_item_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.remove_queue_item(p_room_id text, p_item_id bigint) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.remove_queue_item(p_room_id text, p_item_id bigint) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) TO authenticated;

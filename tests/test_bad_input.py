@@ -51,6 +51,10 @@ insert into public.room_members (room_id, user_id, username, is_host) values
   ('{PRIVATE_ROOM}', 'member', 'Member', false),
   ('{PUBLIC_ROOM}', 'host', 'Host', true),
   ('{PUBLIC_ROOM}', 'member', 'Member', false);
+insert into public.room_queue (room_id, position, anime_id, anime_title, episode_number, video_url,
+                               duration, added_by, added_by_username) values
+  ('{PRIVATE_ROOM}', 1, 'a1', 'Anime', 2, 'https://example.com/p2', 1440, 'member', 'Member'),
+  ('{PUBLIC_ROOM}', 1, 'a1', 'Anime', 2, 'https://example.com/q2', 1440, 'member', 'Member');
 """
 
 # -------------------------------------------------------------------------------------------
@@ -192,6 +196,14 @@ select array_remove(array[
   case when exists (select from public.comments where user_id is null
                     and not (is_system_message or is_anchor) and deleted_at is null)
        then 'an authorless user comment' end,
+  case when exists (select from public.room_queue q group by q.room_id
+                    having min(q.position) > 1 or max(q.position) - min(q.position) + 1 <> count(*))
+       then 'a queue with a gap in its positions' end,
+  case when exists (select from public.rooms r
+                    where r.queue_item_id is distinct from (
+                      select q.item_id from public.room_queue q
+                      where q.room_id = r.room_id and q.position = 0))
+       then 'rooms.queue_item_id disagrees with the item at position 0' end,
   case when exists (select from watchium_private.room_secrets s
                     join public.rooms r using (room_id) where r.is_public)
        then 'an access key of a public room' end
@@ -235,6 +247,11 @@ COVERED = {
     "install_maintenance_schedule",
     "sync_history_health",
     "forget_user",
+    "add_to_queue",
+    "move_queue_item",
+    "remove_queue_item",
+    "advance_queue",
+    "get_queue",
 }
 
 

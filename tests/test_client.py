@@ -119,6 +119,39 @@ def test_rooms_through_the_client(client: Client) -> None:
         alice.get_room(room_id)
 
 
+def test_queue_through_the_client(client: Client, watchium_db_url: str) -> None:
+    alice, bob = client.as_user("alice"), client.as_user("bob")
+    room_id = new_room(alice).room.room_id
+    bob.join_room(room_id, username="Bob")
+    first = bob.add_to_queue(
+        room_id, anime_id="a1", anime_title="Anime", episode_number=2, video_url=VIDEO,
+        duration=1420.5,
+    )  # fmt: skip
+    assert isinstance(first, wc.QueueItem) and first.position == 1 and first.duration == 1420.5
+    assert first.added_by == "bob" and isinstance(first.added_at, datetime)
+    second = alice.add_to_queue(
+        room_id, anime_id="a1", anime_title="Anime", episode_number=3, video_url=VIDEO,
+        duration=1400,
+    )  # fmt: skip
+    moved = alice.move_queue_item(room_id, second.item_id, 1)
+    assert [i.item_id for i in moved.items] == [second.item_id, first.item_id]
+    advanced = alice.advance_queue(room_id, None)
+    assert advanced.item is not None and advanced.item.item_id == second.item_id
+    assert advanced.from_item_id is None and advanced.playback["action"] == "episode"
+    with pytest.raises(Conflict):
+        alice.advance_queue(room_id, None)  # the second click from the same state
+    with pytest.raises(Forbidden):
+        bob.move_queue_item(room_id, first.item_id, 1)
+    queue = bob.get_queue(room_id)
+    assert queue.current_item_id == second.item_id and queue.advance_after == 1402
+    assert [i.item_id for i in queue.up_next] == [first.item_id]
+    left = alice.remove_queue_item(room_id, second.item_id)  # the one playing: advances
+    assert left.current_item_id == first.item_id and left.up_next == ()
+    with Client(watchium_db_url) as c:
+        report = c.service().maintain()
+    assert report.queues == {"queues_advanced": 0, "queues_skipped_busy": 0}
+
+
 def test_comments_through_the_client(client: Client) -> None:
     c = client
     alice = c.as_user("alice")

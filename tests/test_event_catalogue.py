@@ -51,6 +51,16 @@ def test_every_emitted_payload_matches_the_catalogue_and_every_event_is_emitted(
             json.dumps(payload))  # fmt: skip
     rpc(conn, "mio", "select public.broadcast_to_room(%s, 'chat_message', '{\"message\": \"yo\"}')",
         rid)  # fmt: skip
+    add = ("select public.add_to_queue(%s, 'a1', 'Anime', %s, 'https://example.com/e',"
+           " 1440::numeric)")
+    first = rpc(conn, "mio", add, rid, 3)["item_id"]
+    second = rpc(conn, "mio", add, rid, 4)["item_id"]
+    third = rpc(conn, "mio", add, rid, 5)["item_id"]
+    rpc(conn, "hana", "select public.move_queue_item(%s, %s, 1)", rid, third)
+    rpc(conn, "hana", "select public.remove_queue_item(%s, %s)", rid, second)
+    rpc(conn, "hana", "select public.advance_queue(%s, null)", rid)
+    rpc(conn, "hana", "select public.advance_queue(%s, %s)", rid, third)
+    assert first
     rpc(conn, "hana", "select public.update_room(%s, p_title => 'New', p_episode_number => 2)", rid)
     rpc(conn, "hana", "select public.set_room_sync_options(%s, '{\"episode_countdown\": 3}')", rid)
     rpc(conn, "hana", "select public.kick_member(%s, 'ren')", rid)

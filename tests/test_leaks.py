@@ -107,6 +107,13 @@ ROOM_CALLS = {
     "get_room_sync_metrics": "select public.get_room_sync_metrics(%(room)s)",
     "record_realtime_metrics": "select public.record_realtime_metrics(%(room)s, 1, 1, 1, 0)",
     "get_realtime_metrics_summary": "select public.get_realtime_metrics_summary(%(room)s)",
+    "add_to_queue": (
+        "select public.add_to_queue(%(room)s, 'a1', 'Anime', 2, 'https://example.com/v', 60)"
+    ),
+    "move_queue_item": "select public.move_queue_item(%(room)s, 1, 1)",
+    "remove_queue_item": "select public.remove_queue_item(%(room)s, 1)",
+    "advance_queue": "select public.advance_queue(%(room)s, null)",
+    "get_queue": "select public.get_queue(%(room)s)",
 }
 
 

@@ -60,6 +60,9 @@ insert into watchium_private.room_events_expired (room_id, xact_id, event_id)
 insert into watchium_private.realtime_metrics (room_id, user_id, active_connections, total_events,
                                                avg_latency_ms, error_rate)
   values ('roundtrip1', 'u1', 1, 1, 1, 0);
+insert into public.room_queue (room_id, position, anime_id, anime_title, episode_number, video_url,
+                               duration, added_by, added_by_username)
+  values ('roundtrip1', 1, 'a1', 'Anime', 2, 'https://example.com/v2', 1440, 'u1', 'One');
 insert into public.room_permissions (room_id, permission, min_role)
   values ('roundtrip1', 'chat', 'viewer');
 """

@@ -49,6 +49,10 @@ sync_records   select  denied  none      mine    mine    all
 sync_records   insert  denied  denied    denied  denied  denied
 sync_records   update  denied  denied    denied  denied  denied
 sync_records   delete  denied  denied    denied  denied  denied
+room_queue     select  public  public    all     all     all
+room_queue     insert  denied  denied    denied  denied  denied
+room_queue     update  denied  denied    denied  denied  denied
+room_queue     delete  denied  denied    denied  denied  denied
 room_permissions select  public  public    all     all     all
 room_permissions insert  denied  denied    denied  denied  denied
 room_permissions update  denied  denied    denied  denied  denied
@@ -78,6 +82,10 @@ insert into public.sync_states (room_id, user_id, host_time, member_time, time_d
 insert into public.sync_states (room_id, host_time, sync_event_type, member_ids, member_times) values
   ('{PRIVATE_ROOM}', 5, 'seek', '{{host,member}}', '{{5,4}}'),
   ('{PUBLIC_ROOM}', 5, 'seek', '{{other}}', '{{5}}');
+insert into public.room_queue (room_id, position, anime_id, anime_title, episode_number, video_url,
+                               duration, added_by, added_by_username) values
+  ('{PRIVATE_ROOM}', 1, 'a1', 'Anime', 2, 'https://example.com/p2', 1440, 'member', 'Member'),
+  ('{PUBLIC_ROOM}', 1, 'a1', 'Anime', 2, 'https://example.com/q2', 1440, 'other', 'Other');
 insert into public.room_permissions (room_id, permission, min_role) values
   ('{PRIVATE_ROOM}', 'chat', 'viewer'),
   ('{PUBLIC_ROOM}', 'chat', 'viewer');
@@ -92,6 +100,7 @@ WRITES = {
         "comments": "insert into public.comments (anime_id, episode_number, user_id, username, message) values ('a1', 1, 'x', 'X', 'forged')",
         "sync_states": f"insert into public.sync_states (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type) values ('{PRIVATE_ROOM}', 'x', 1, 1, 0, true, 'seek')",
         "sync_records": f"insert into public.sync_records (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type) values ('{PRIVATE_ROOM}', 'x', 1, 1, 0, true, 'seek')",
+        "room_queue": f"insert into public.room_queue (room_id, position, anime_id, anime_title, episode_number, video_url, duration, added_by_username) values ('{PRIVATE_ROOM}', 7, 'a1', 'A', 1, 'https://x.y/z', 10, 'X')",
         "room_permissions": f"insert into public.room_permissions (room_id, permission, min_role) values ('{PRIVATE_ROOM}', 'control_playback', 'viewer')",
     },
     "update": {
@@ -100,6 +109,7 @@ WRITES = {
         "comments": "update public.comments set message = 'edited'",
         "sync_states": "update public.sync_states set is_synced = false",
         "sync_records": "update public.sync_records set is_synced = false",
+        "room_queue": "update public.room_queue set position = position + 10",
         "room_permissions": "update public.room_permissions set min_role = 'viewer', permission = 'control_playback'",
     },
     "delete": {
@@ -108,6 +118,7 @@ WRITES = {
         "comments": "delete from public.comments",
         "sync_states": "delete from public.sync_states",
         "sync_records": "delete from public.sync_records",
+        "room_queue": "delete from public.room_queue",
         "room_permissions": "delete from public.room_permissions",
     },
 }
@@ -149,6 +160,7 @@ def test_matrix_covers_every_table_and_action():
         "sync_states",
         "sync_records",
         "room_permissions",
+        "room_queue",
     }
     assert declared == {(t, a) for t in tables for a in ("select", "insert", "update", "delete")}
 
@@ -241,6 +253,11 @@ public.maintain                      -     -              yes
 public.install_maintenance_schedule  -     -              yes
 public.sync_history_health           -     -              yes
 public.forget_user                   -     -              yes
+public.add_to_queue                  -     yes            yes
+public.move_queue_item               -     yes            yes
+public.remove_queue_item             -     yes            yes
+public.advance_queue                 -     yes            yes
+public.get_queue                     -     yes            yes
 watchium_private.my_room_ids         -     yes            -
 watchium_private.read_room_events    -     -              yes
 watchium_private.read_room_event     -     -              yes

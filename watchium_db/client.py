@@ -625,6 +625,8 @@ class MaintenanceReport:
     rate_limits: Mapping[str, Any]
     room_events: Mapping[str, Any]
     sync_history: Mapping[str, Any]
+    #: Automatic queue advances applied (revision 0012).
+    queues: Mapping[str, Any] | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -638,6 +640,61 @@ class ForgottenUser:
     comments_tombstoned: int
     rate_limit_counters_deleted: int
     realtime_metrics_deleted: int
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """An episode in a room's queue (position 0: the one playing)."""
+
+    item_id: int
+    position: int
+    anime_id: str
+    anime_title: str
+    episode_number: int
+    video_url: str
+    duration: float
+    added_by: str | None
+    added_by_username: str
+    added_at: datetime | None
+    raw: Mapping[str, Any] = _raw()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> QueueItem:
+        return _build(cls, data)
+
+
+def _queue_items(items: list[Mapping[str, Any]]) -> tuple[QueueItem, ...]:
+    return tuple(QueueItem.from_json(x) for x in items)
+
+
+@dataclass(frozen=True)
+class Queue:
+    """get_queue / move_queue_item / remove_queue_item: the room's queue in position order;
+    ``current_item_id`` is the item playing (None: the room's own episode)."""
+
+    room_id: str
+    current_item_id: int | None
+    advance_after: float | None
+    items: tuple[QueueItem, ...]
+    raw: Mapping[str, Any] = _raw()
+
+    @property
+    def up_next(self) -> tuple[QueueItem, ...]:
+        """The items after the one playing."""
+        return tuple(i for i in self.items if i.position > 0)
+
+
+@dataclass(frozen=True)
+class QueueAdvance:
+    """advance_queue: the item now playing (None when the queue ran out) and the new
+    playback reference."""
+
+    from_item_id: int | None
+    item: QueueItem | None
+    reason: str
+    advanced_by: str | None
+    playback: Mapping[str, Any]
     raw: Mapping[str, Any] = _raw()
 
 
@@ -879,6 +936,31 @@ MAINTAIN = Rpc("maintain", (), lambda d: _build(MaintenanceReport, d))
 SYNC_HISTORY_HEALTH: Rpc[dict[str, Any]] = Rpc("sync_history_health", (), dict)
 INSTALL_MAINTENANCE_SCHEDULE: Rpc[dict[str, Any]] = Rpc("install_maintenance_schedule", (), dict)
 FORGET_USER = Rpc("forget_user", _args("user_id:text"), lambda d: _build(ForgottenUser, d))
+ADD_TO_QUEUE = Rpc(
+    "add_to_queue",
+    _args(
+        "room_id:text anime_id:text anime_title:text episode_number:integer video_url:text"
+        " duration:numeric"
+    ),
+    QueueItem.from_json,
+)
+MOVE_QUEUE_ITEM = Rpc(
+    "move_queue_item",
+    _args("room_id:text item_id:bigint position:integer"),
+    lambda d: _build(Queue, d, items=_queue_items),
+)
+REMOVE_QUEUE_ITEM = Rpc(
+    "remove_queue_item",
+    _args("room_id:text item_id:bigint"),
+    lambda d: _build(Queue, d, items=_queue_items),
+)
+ADVANCE_QUEUE = Rpc(
+    "advance_queue",
+    _args("room_id:text from_item:bigint"),
+    lambda d: _build(QueueAdvance, d, item=QueueItem.from_json),
+    null_args=frozenset({"p_from_item"}),
+)
+GET_QUEUE = Rpc("get_queue", _args("room_id:text"), lambda d: _build(Queue, d, items=_queue_items))
 
 RPCS: tuple[Rpc[Any], ...] = (
     CREATE_ROOM, JOIN_ROOM, LEAVE_ROOM, KICK_MEMBER, TRANSFER_HOST, UPDATE_ROOM, DELETE_ROOM,
@@ -888,6 +970,7 @@ RPCS: tuple[Rpc[Any], ...] = (
     GET_ROOM_SYNC_METRICS, GET_ROOM_SYNC_OPTIONS, SET_ROOM_SYNC_OPTIONS, BROADCAST_TO_ROOM,
     RECORD_REALTIME_METRICS, GET_REALTIME_METRICS_SUMMARY, REALTIME_HEALTH, CHECK_RATE_LIMIT,
     MAINTAIN, FORGET_USER, SYNC_HISTORY_HEALTH, INSTALL_MAINTENANCE_SCHEDULE,
+    ADD_TO_QUEUE, MOVE_QUEUE_ITEM, REMOVE_QUEUE_ITEM, ADVANCE_QUEUE, GET_QUEUE,
 )  # fmt: skip
 RPC_BY_NAME: dict[str, Rpc[Any]] = {rpc.name: rpc for rpc in RPCS}
 
@@ -1195,6 +1278,39 @@ class RpcMethods:
     @rpc(FORGET_USER)
     def forget_user(self, user_id: str) -> ForgottenUser:
         """Service role: forget a deleted account (memberships, comments, counters)."""
+
+    # Episode queue -----------------------------------------------------------------------
+
+    @rpc(ADD_TO_QUEUE)
+    def add_to_queue(
+        self,
+        room_id: str,
+        *,
+        anime_id: str,
+        anime_title: str,
+        episode_number: int,
+        video_url: str,
+        duration: float,
+    ) -> QueueItem:
+        """Members: append an episode (``duration`` in seconds) to the room's queue."""
+
+    @rpc(MOVE_QUEUE_ITEM)
+    def move_queue_item(self, room_id: str, item_id: int, position: int) -> Queue:
+        """Host: move a queued item (not the one playing) to ``position`` (1 = next)."""
+
+    @rpc(REMOVE_QUEUE_ITEM)
+    def remove_queue_item(self, room_id: str, item_id: int) -> Queue:
+        """Host: remove an item; removing the one playing advances to the next."""
+
+    @rpc(ADVANCE_QUEUE)
+    def advance_queue(self, room_id: str, from_item: int | None) -> QueueAdvance:
+        """Host: play the next item, if ``from_item`` is still the one playing (None: the
+        room's own episode); :class:`~watchium_db.errors.Conflict` otherwise, so two clicks
+        never skip two episodes."""
+
+    @rpc(GET_QUEUE)
+    def get_queue(self, room_id: str) -> Queue:
+        """The room's queue (position 0: the item playing)."""
 
 
 class Session(Caller, RpcMethods):

@@ -6,8 +6,10 @@ own simulated players (one drifts slowly, one buffers) and the database answers 
 member's drift and sync level; members who fell behind catch up with the "Live" button, i.e.
 ``get_room_sync_state``'s ``expected_time``. Someone chats (``post_comment`` and a
 ``chat_message`` broadcast), a member goes silent and maintenance removes it as stale, the host
-leaves and the host role moves on. Two :class:`~watchium_db.listener.RoomListener` streams
-receive the private room's events on the side: the database's and the members' broadcasts.
+leaves and the host role moves on. In the public room, members queue two episodes and the first,
+a 2-second clip, ends: the queue advances by itself (maintenance applies it). Two
+:class:`~watchium_db.listener.RoomListener` streams receive the private room's events on the
+side: the database's and the members' broadcasts.
 
 Python only plays the users' video players (a position advancing with the clock). Every decision
 — drift, sync level, authority, host hand-over, staleness — is the database's answer.
@@ -228,6 +230,22 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
                 await sessions[n].join_room(party.public_room, username=n)
             party.say("Mika, Ren, Sora and Yuki joined; Ren and Yuki also joined the public room")
             await hana.change_playback_state(party.public_room, True, 0)
+            # The public room's queue: a 2-second clip, then the next episode. Hana starts the
+            # queue; the clip's end (plus the 2 s grace) is left to the database.
+            clip = await sessions["Ren"].add_to_queue(
+                party.public_room, anime_id=anime, anime_title="Frieren", episode_number=2,
+                video_url="https://example.com/frieren/2-preview.m3u8", duration=2,
+            )  # fmt: skip
+            await sessions["Yuki"].add_to_queue(
+                party.public_room, anime_id=anime, anime_title="Frieren", episode_number=3,
+                video_url="https://example.com/frieren/3.m3u8", duration=1440,
+            )  # fmt: skip
+            started_queue = await hana.advance_queue(party.public_room, None)
+            first = started_queue.item.episode_number if started_queue.item else "?"
+            party.say(
+                f"Ren and Yuki queued episodes 2 and 3 in the public room; Hana started the"
+                f" queue: episode {first} ({clip.duration:.0f} s) plays"
+            )
             live.update(party.render())
 
             # Play ---------------------------------------------------------------------------
@@ -304,6 +322,20 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
             removed = report.rooms.get("stale_members_removed")
             outcome = "removed" if sora_removed else "NOT removed"
             party.say(f"maintain(): Sora {outcome} ({removed} stale members in the database)")
+            queue = await hana.get_queue(party.public_room)
+            playing = next((i for i in queue.items if i.item_id == queue.current_item_id), None)
+            auto_advanced = bool(
+                report.queues
+                and report.queues.get("queues_advanced")
+                and playing is not None
+                and playing.episode_number == 3
+            )
+            party.say(
+                "maintain(): the public room's 2-second clip ended, the queue advanced by itself"
+                f" to episode {playing.episode_number if playing else '?'}"
+                if auto_advanced
+                else "maintain(): the public room's queue did NOT advance"
+            )
             await step()
 
             # The host leaves ----------------------------------------------------------------
@@ -351,6 +383,7 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
             "stale_member": uid("Sora"),
             "stale_member_removed": sora_removed,
             "stale_method": "aged the member's presence row past member_stale_after, as owner",
+            "queue_auto_advanced": auto_advanced,
             "events_received": len(party.events),
             "event_types": dict(sorted(kinds.items())),
             "seconds": round(time.monotonic() - started, 1),
@@ -369,6 +402,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"everyone ended in sync: {'yes' if summary['everyone_in_sync'] else 'NO'} ({levels})",
         f"stale member removed by maintenance: {'yes' if summary['stale_member_removed'] else 'NO'}"
         f" ({summary['stale_method']})",
+        "public room's queue advanced by itself after a 2-second clip: "
+        + ("yes" if summary.get("queue_auto_advanced") else "NO"),
         f"{summary['events_received']} events received by the listener: "
         + ", ".join(f"{k} {v}" for k, v in summary["event_types"].items()),
         f"done in {summary['seconds']} s (rooms {summary['private_room']},"

@@ -55,6 +55,19 @@ PLAYBACK_FIELDS = (
     "host_user_id",
 )
 
+QUEUE_ITEM_FIELDS = (
+    "item_id",
+    "position",
+    "anime_id",
+    "anime_title",
+    "episode_number",
+    "video_url",
+    "duration",
+    "added_by",
+    "added_by_username",
+    "added_at",
+)
+
 SYNC_STATUS_FIELDS = (
     "user_id",
     "sync_level",
@@ -108,8 +121,10 @@ _EVENTS = (
     ),
     Event(
         "playback",
-        "the host plays, pauses, seeks or changes speed (action play, pause, seek, speed), or "
-        "changes the episode with update_room (action episode: paused at 0)",
+        "the host plays, pauses, seeks or changes speed (action play, pause, seek, speed), "
+        "changes the episode with update_room (action episode: paused at 0), or the queue "
+        "advances (action episode: the next item from 0, still playing if the room was; action "
+        "pause when the queue ran out)",
         PLAYBACK_FIELDS,
     ),
     Event(
@@ -119,6 +134,28 @@ _EVENTS = (
         "episode than the room's",
         SYNC_STATUS_FIELDS,
         ("reason",),
+    ),
+    Event(
+        "queue_item_added",
+        "a member added an episode to the room's queue (the item)",
+        QUEUE_ITEM_FIELDS,
+    ),
+    Event(
+        "queue_item_moved",
+        "the host moved a queued item (the items between shift by one)",
+        ("item_id", "from_position", "to_position", "moved_by"),
+    ),
+    Event(
+        "queue_item_removed",
+        "the host removed a queued item (removing the one playing also advances the queue)",
+        ("item_id", "position", "removed_by"),
+    ),
+    Event(
+        "queue_advanced",
+        "the queue advanced: advance_queue (reason advance), its current item over (reason auto, "
+        "advanced_by null) or removed (reason removed); item: the item now playing, null when "
+        "the queue ran out",
+        ("from_item_id", "item", "reason", "advanced_by"),
     ),
     Event(
         "play",

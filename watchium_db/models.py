@@ -25,6 +25,7 @@ from sqlalchemy import (
     Numeric,
     PrimaryKeyConstraint,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP
@@ -100,6 +101,11 @@ class Room(Base):
             postgresql_where=text("is_public"),
         ),
         Index("rooms_replica_key_idx", "replica_key", unique=True),
+        Index(
+            "rooms_queue_advance_idx",
+            "room_id",
+            postgresql_where=text("queue_advance_after IS NOT NULL"),
+        ),
     )
 
     room_id: Mapped[str] = mapped_column(primary_key=True)
@@ -130,6 +136,10 @@ class Room(Base):
     sync_rebuffer_timeout: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
     sync_min_start_lead: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
     sync_episode_countdown: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+    #: The queue item playing (RoomQueueItem at position 0), or None (revision 0012).
+    queue_item_id: Mapped[int | None] = mapped_column(BigInteger)
+    #: The current item's duration plus the grace: past it the queue advances.
+    queue_advance_after: Mapped[Decimal | None]
 
 
 class RoomMember(Base):
@@ -224,6 +234,36 @@ class Comment(Base):
     deleted_at: Mapped[dt.datetime | None]
     #: Random; the replica identity, so a published DELETE carries nothing about the comment.
     replica_key: Mapped[uuid.UUID] = mapped_column(server_default=text("gen_random_uuid()"))
+
+
+class RoomQueueItem(Base):
+    """An episode in a room's queue: position 0 plays, 1..n follow (revision 0012)."""
+
+    __tablename__ = "room_queue"
+    __table_args__ = (
+        UniqueConstraint(
+            "room_id",
+            "position",
+            name="room_queue_position_key",
+            deferrable=True,
+            initially="IMMEDIATE",
+        ),
+        Index("room_queue_room_id_added_by_idx", "room_id", "added_by"),
+    )
+
+    item_id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("rooms.room_id", ondelete="CASCADE", name="room_queue_room_id_fkey")
+    )
+    position: Mapped[int]
+    anime_id: Mapped[str]
+    anime_title: Mapped[str]
+    episode_number: Mapped[int]
+    video_url: Mapped[str]
+    duration: Mapped[Decimal]
+    added_by: Mapped[str | None]
+    added_by_username: Mapped[str]
+    added_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
 
 
 class SyncState(Base):

@@ -1,4 +1,4 @@
-"""Latency-aware heartbeats: send time and RTT, smoothed RTT, clock offset, wrong episode.
+"""Episode queue: an ordered queue per room with guarded and automatic advances.
 
 Revision ID: 0012
 Revises: 0011
