@@ -464,7 +464,7 @@ def hb_room(i: int | str) -> str:
     return f"hbroom000{i}"
 
 
-#: The optional heartbeat arguments since 0013: a send time (the server clock, so plausible), a
+#: The optional heartbeat arguments since 0017: a send time (the server clock, so plausible), a
 #: measured RTT and the room's episode; the "with latency" baseline cases send them on head.
 HB_LATENCY_ARGS = (
     ", p_client_time => extract(epoch from now()) * 1000, p_rtt_ms => 80, p_episode_number => 1"
@@ -518,7 +518,7 @@ def batch_script(latency: bool = False) -> str:
     """An edge server relaying the heartbeats of a whole 50-member room in one call, as
     service_role (PostgREST's shape: role set, then the call). The arrays are literals, as a
     client sends them; pgbench puts the room number into the user ids. ``latency``: with a
-    send time (now), an RTT and the episode per member (0013's optional arrays)."""
+    send time (now), an RTT and the episode per member (0017's optional arrays)."""
     user_ids = ",".join(f"hb:r_{m}" for m in range(HB_MEMBERS))
     times = ",".join("100.5" for _ in range(HB_MEMBERS))
     playing = ",".join("t" for _ in range(HB_MEMBERS))
@@ -1049,6 +1049,18 @@ def _setup_room_of_1000(conn: Conn, _side: str) -> None:
         conn.execute("analyze")
 
 
+def _setup_co_host_room_of_1000(conn: Conn, side: str) -> None:
+    """The room of 1,000 with member bl1000_1 a co-host on head (0.1.0 has no roles: its side
+    measures the host's control, what a co-host's replaces)."""
+    _setup_room_of_1000(conn, side)
+    if side == "head":
+        conn.execute(
+            "update public.room_members set role = 'co_host'"
+            " where room_id = %s and user_id = 'bl1000_1' and role <> 'co_host'",
+            (BASELINE_ROOM_1000,),
+        )
+
+
 BASELINE_CASES: list[BaselineCase] = [
     BaselineCase(
         "single_heartbeat",
@@ -1067,7 +1079,7 @@ BASELINE_CASES: list[BaselineCase] = [
         _setup_heartbeat_rooms,
         scale=HB_MEMBERS,
     ),
-    # 0013: the same heartbeats carrying a send time, an RTT and the episode on head (the
+    # 0017: the same heartbeats carrying a send time, an RTT and the episode on head (the
     # release takes none of them): the cost of latency-aware drift itself.
     BaselineCase(
         "single_heartbeat_latency",
@@ -1095,6 +1107,16 @@ BASELINE_CASES: list[BaselineCase] = [
         1,
         lambda _side: host_control_scripts(BASELINE_ROOM_1000, "bl1000_0")["ours"],
         _setup_room_of_1000,
+    ),
+    BaselineCase(
+        "co_host_control_1000",
+        "co-host control in a room of 1,000 (0.1.0: the host's control)",
+        "latency",
+        1,
+        lambda side: host_control_scripts(
+            BASELINE_ROOM_1000, "bl1000_1" if side == "head" else "bl1000_0"
+        )["ours"],
+        _setup_co_host_room_of_1000,
     ),
 ]
 
