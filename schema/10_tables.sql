@@ -3,6 +3,63 @@
 -- run `make schema`. A test fails when this folder and the migrations disagree.
 -- Contents: types, tables, sequences, constraints, indexes, their comments and privileges.
 
+CREATE TABLE watchium_private.room_bans (
+    room_id text NOT NULL,
+    user_id text NOT NULL,
+    banned_by text,
+    reason text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    ends_at timestamp with time zone,
+    CONSTRAINT room_bans_banned_by_length_check CHECK (((char_length(banned_by) >= 1) AND (char_length(banned_by) <= 100))),
+    CONSTRAINT room_bans_ends_at_check CHECK ((ends_at > created_at)),
+    CONSTRAINT room_bans_reason_length_check CHECK (((char_length(reason) >= 1) AND (char_length(reason) <= 500))),
+    CONSTRAINT room_bans_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100)))
+);
+
+COMMENT ON TABLE watchium_private.room_bans IS 'Users banned from a room: until ends_at, or for good when null. join_room refuses them whatever the key; expired rows are ignored and deleted by maintain_rooms. Read by moderators through get_room_moderation.';
+
+COMMENT ON COLUMN watchium_private.room_bans.room_id IS 'The room.';
+
+COMMENT ON COLUMN watchium_private.room_bans.user_id IS 'The banned user (need not be a member).';
+
+COMMENT ON COLUMN watchium_private.room_bans.banned_by IS 'Who banned (null: a trusted caller without a user).';
+
+COMMENT ON COLUMN watchium_private.room_bans.reason IS 'Why, as the moderator wrote it; shown to the banned user by join_room.';
+
+COMMENT ON COLUMN watchium_private.room_bans.created_at IS 'When the ban was set (or last changed).';
+
+COMMENT ON COLUMN watchium_private.room_bans.ends_at IS 'When it ends; null: permanent. A ban with ends_at <= now() no longer counts.';
+
+CREATE TABLE watchium_private.room_mutes (
+    room_id text NOT NULL,
+    user_id text NOT NULL,
+    muted_by text,
+    reason text,
+    shadow boolean DEFAULT false NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    ends_at timestamp with time zone,
+    CONSTRAINT room_mutes_ends_at_check CHECK ((ends_at > created_at)),
+    CONSTRAINT room_mutes_muted_by_length_check CHECK (((char_length(muted_by) >= 1) AND (char_length(muted_by) <= 100))),
+    CONSTRAINT room_mutes_reason_length_check CHECK (((char_length(reason) >= 1) AND (char_length(reason) <= 500))),
+    CONSTRAINT room_mutes_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100)))
+);
+
+COMMENT ON TABLE watchium_private.room_mutes IS 'Members muted in a room: until ends_at, or until unmuted when null. Survives leaving and joining again. post_comment and broadcast_to_room refuse them, or for a shadow mute accept and deliver only to the author. Read by moderators through get_room_moderation.';
+
+COMMENT ON COLUMN watchium_private.room_mutes.room_id IS 'The room.';
+
+COMMENT ON COLUMN watchium_private.room_mutes.user_id IS 'The muted user.';
+
+COMMENT ON COLUMN watchium_private.room_mutes.muted_by IS 'Who muted (null: a trusted caller without a user).';
+
+COMMENT ON COLUMN watchium_private.room_mutes.reason IS 'Why, as the moderator wrote it (shown to the member for a mute that is not shadow).';
+
+COMMENT ON COLUMN watchium_private.room_mutes.shadow IS 'Shadow mute: what the member says is accepted but delivered only to the member; nobody tells the member.';
+
+COMMENT ON COLUMN watchium_private.room_mutes.created_at IS 'When the mute was set (or last changed).';
+
+COMMENT ON COLUMN watchium_private.room_mutes.ends_at IS 'When it ends; null: until unmuted. A mute with ends_at <= now() no longer counts.';
+
 CREATE TABLE public.rooms (
     room_id text NOT NULL,
     title text NOT NULL,
@@ -125,6 +182,8 @@ CREATE TABLE public.comments (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     deleted_at timestamp with time zone,
     replica_key uuid DEFAULT gen_random_uuid() NOT NULL,
+    hidden_at timestamp with time zone,
+    hidden_reason text,
     CONSTRAINT comments_anchor_root_check CHECK (((NOT is_anchor) OR ((parent_id IS NULL) AND (room_id IS NULL)))),
     CONSTRAINT comments_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
     CONSTRAINT comments_author_check CHECK (
@@ -135,6 +194,7 @@ CASE
 END),
     CONSTRAINT comments_avatar_url_check CHECK ((((char_length(avatar_url) >= 1) AND (char_length(avatar_url) <= 2048)) AND (avatar_url ~* '^https?://'::text))),
     CONSTRAINT comments_episode_number_check CHECK (((episode_number >= 1) AND (episode_number <= 100000))),
+    CONSTRAINT comments_hidden_check CHECK ((((hidden_at IS NULL) = (hidden_reason IS NULL)) AND (hidden_reason = ANY (ARRAY['shadow_muted'::text, 'moderated'::text])))),
     CONSTRAINT comments_message_length_check CHECK (
 CASE
     WHEN (deleted_at IS NULL) THEN ((char_length(message) >= 1) AND (char_length(message) <= 2000))
@@ -179,6 +239,10 @@ COMMENT ON COLUMN public.comments.updated_at IS 'When the comment was last edite
 COMMENT ON COLUMN public.comments.deleted_at IS 'Set when the author deleted a comment that has replies: the row stays as a tombstone (empty message, no avatar or video time) so the replies keep their thread. Comments without replies are deleted outright.';
 
 COMMENT ON COLUMN public.comments.replica_key IS 'Random, never changed: the replica identity (comments_replica_key_idx), so the old record of a published DELETE says nothing about the comment.';
+
+COMMENT ON COLUMN public.comments.hidden_at IS 'When the comment was hidden from everyone but its author (null: visible): a shadow-muted member''s comment, or a kicked or banned member''s hidden by a moderator.';
+
+COMMENT ON COLUMN public.comments.hidden_reason IS 'shadow_muted or moderated; null exactly when hidden_at is null.';
 
 CREATE TABLE public.room_queue (
     item_id bigint NOT NULL,
@@ -648,11 +712,17 @@ ALTER TABLE ONLY watchium_private.rate_limit_rules
 ALTER TABLE ONLY watchium_private.realtime_metrics
     ADD CONSTRAINT realtime_metrics_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY watchium_private.room_bans
+    ADD CONSTRAINT room_bans_pkey PRIMARY KEY (room_id, user_id);
+
 ALTER TABLE ONLY watchium_private.room_events_expired
     ADD CONSTRAINT room_events_expired_pkey PRIMARY KEY (room_id);
 
 ALTER TABLE ONLY watchium_private.room_events
     ADD CONSTRAINT room_events_pkey PRIMARY KEY (event_id);
+
+ALTER TABLE ONLY watchium_private.room_mutes
+    ADD CONSTRAINT room_mutes_pkey PRIMARY KEY (room_id, user_id);
 
 ALTER TABLE ONLY watchium_private.room_permission_catalogue
     ADD CONSTRAINT room_permission_catalogue_pkey PRIMARY KEY (permission);
@@ -707,9 +777,13 @@ CREATE INDEX realtime_metrics_recorded_at_idx ON watchium_private.realtime_metri
 
 CREATE INDEX realtime_metrics_room_id_recorded_at_idx ON watchium_private.realtime_metrics USING btree (room_id, recorded_at DESC);
 
+CREATE INDEX room_bans_ends_at_idx ON watchium_private.room_bans USING btree (ends_at) WHERE (ends_at IS NOT NULL);
+
 CREATE INDEX room_events_created_at_idx ON watchium_private.room_events USING btree (created_at);
 
 CREATE INDEX room_events_room_id_event_id_idx ON watchium_private.room_events USING btree (room_id, event_id);
+
+CREATE INDEX room_mutes_ends_at_idx ON watchium_private.room_mutes USING btree (ends_at) WHERE (ends_at IS NOT NULL);
 
 ALTER INDEX public.sync_states_room_id_created_at_idx ATTACH PARTITION public.sync_states_default_room_id_created_at_idx;
 
@@ -733,6 +807,12 @@ ALTER TABLE ONLY public.room_queue
 
 ALTER TABLE ONLY watchium_private.member_presence
     ADD CONSTRAINT member_presence_room_id_user_id_fkey FOREIGN KEY (room_id, user_id) REFERENCES public.room_members(room_id, user_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY watchium_private.room_bans
+    ADD CONSTRAINT room_bans_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY watchium_private.room_mutes
+    ADD CONSTRAINT room_mutes_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY watchium_private.room_secrets
     ADD CONSTRAINT room_secrets_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;

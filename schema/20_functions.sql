@@ -28,6 +28,18 @@ $$;
 
 COMMENT ON FUNCTION public.advance_queue(p_room_id text, p_from_item bigint) IS 'Host and co-hosts (permission edit_queue): plays the next queued item from 0, if p_from_item is still the current item (null: the room''s own episode); WD409 otherwise, so two clicks never skip two episodes. Resets the playback reference, opens the episode''s anchor, emits queue_advanced and playback (action episode). Returns {from_item_id, item, reason, advanced_by, playback}.';
 
+CREATE FUNCTION public.ban_member(p_room_id text, p_user_id text, p_duration_seconds integer DEFAULT NULL::integer, p_reason text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.ban_member(p_room_id, p_user_id, p_duration_seconds, p_reason);
+end;
+$$;
+
+COMMENT ON FUNCTION public.ban_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_reason text) IS 'Bans p_user_id from the room for p_duration_seconds (1 s to 10 years) or for good (null), with an optional reason. Needs the ban permission (default: co_host) and, for a member, a lower role than the caller''s; a member is removed at once. join_room refuses the user whatever the key. Events member_banned (and member_kicked). Returns {room_id, user_id, ends_at, removed}.';
+
 CREATE FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -211,6 +223,30 @@ $$;
 
 COMMENT ON FUNCTION public.get_room_access_key(p_room_id text) IS 'Host only: the room''s 6-digit access key (null for public rooms).';
 
+CREATE FUNCTION public.get_room_moderation(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.get_room_moderation(p_room_id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.get_room_moderation(p_room_id text) IS 'The bans (ban permission) and mutes (mute permission, shadow ones included) in force in the room: {room_id, bans: [{user_id, banned_by, reason, created_at, ends_at}] | null, mutes: [{..., shadow}] | null}. 42501 without either permission.';
+
+CREATE FUNCTION public.get_room_permissions(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.get_room_permissions(p_room_id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.get_room_permissions(p_room_id text) IS 'The room''s permission map as the caller may see the room: {room_id, role, permissions: [{permission, min_role, default_min_role, allowed, description}]}. P0002 for a missing or invisible room.';
+
 CREATE FUNCTION public.get_room_sync_metrics(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -247,6 +283,18 @@ $$;
 
 COMMENT ON FUNCTION public.get_room_sync_state(p_room_id text) IS 'The Live button: the expected host position now, playing state, speed, episode, host, the caller''s own sync status (its position extrapolated from its last heartbeat, needs_resync) and the room''s members / synced members / members needing a resync / sync percentage (derived: watchium_private.needs_resync). Members only.';
 
+CREATE FUNCTION public.hide_member_comments(p_room_id text, p_user_id text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.hide_member_comments(p_room_id, p_user_id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.hide_member_comments(p_room_id text, p_user_id text) IS 'Hides the room comments of p_user_id, who is no longer a member (kicked, banned or gone), from everyone but their author. moderate_comments permission (default co_host); WD409 while p_user_id is a member. Event comments_hidden. Returns {room_id, user_id, hidden}.';
+
 CREATE FUNCTION public.install_maintenance_schedule() RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -271,17 +319,17 @@ $$;
 
 COMMENT ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) IS 'Joins a room as the caller (idempotent). Private rooms need p_access_key; a wrong key returns {status: invalid_access_key, attempts_left} and is counted per user and per key (WD429 once either budget is spent; a rotated key starts a new budget). WD409 past max_memberships_per_user. Returns {status, room, membership}.';
 
-CREATE FUNCTION public.kick_member(p_room_id text, p_user_id text) RETURNS jsonb
+CREATE FUNCTION public.kick_member(p_room_id text, p_user_id text, p_ban_seconds integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
 begin
-  return watchium_rpc.kick_member(p_room_id, p_user_id);
+  return watchium_rpc.kick_member(p_room_id, p_user_id, p_ban_seconds);
 end;
 $$;
 
-COMMENT ON FUNCTION public.kick_member(p_room_id text, p_user_id text) IS 'Host only: removes member p_user_id from the room (event member_kicked). 42501 for non-hosts, P0002 when not a member.';
+COMMENT ON FUNCTION public.kick_member(p_room_id text, p_user_id text, p_ban_seconds integer) IS 'Removes member p_user_id from the room (event member_kicked). Needs the kick permission (default: co_host) and a member of a lower role than the caller''s. With p_ban_seconds, also bans them that long (ban permission; event member_banned). 42501 otherwise, P0002 when not a member. Returns {status, room_id, user_id, banned_until}.';
 
 CREATE FUNCTION public.leave_room(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql
@@ -329,6 +377,18 @@ end;
 $$;
 
 COMMENT ON FUNCTION public.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) IS 'Host and co-hosts (permission edit_queue): moves a queued item (not the one playing) to p_position (1 = next); the items between shift by one. Emits queue_item_moved; returns the queue.';
+
+CREATE FUNCTION public.mute_member(p_room_id text, p_user_id text, p_duration_seconds integer DEFAULT NULL::integer, p_shadow boolean DEFAULT false, p_reason text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.mute_member(p_room_id, p_user_id, p_duration_seconds, p_shadow, p_reason);
+end;
+$$;
+
+COMMENT ON FUNCTION public.mute_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_shadow boolean, p_reason text) IS 'Mutes member p_user_id (of a lower role; mute permission, default co_host) for p_duration_seconds or until unmuted (null). post_comment and broadcast_to_room refuse a muted member; a shadow mute accepts and delivers only to the author, and emits nothing (member_muted otherwise). Returns {room_id, user_id, ends_at, shadow}.';
 
 CREATE FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text, p_room_id text DEFAULT NULL::text, p_parent_id bigint DEFAULT NULL::bigint, p_video_timestamp numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql
@@ -416,6 +476,18 @@ $$;
 
 COMMENT ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) IS 'Host only: moves playback to p_time (0 to 86400 s). Writes one sync record per member, emits a playback event (members resync; see needs_resync) and returns the new state.';
 
+CREATE FUNCTION public.set_member_role(p_room_id text, p_user_id text, p_role text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.set_member_role(p_room_id, p_user_id, p_role);
+end;
+$$;
+
+COMMENT ON FUNCTION public.set_member_role(p_room_id text, p_user_id text, p_role text) IS 'Gives member p_user_id the role co_host, member or viewer. Needs manage_roles (default: host); the member and the new role must both rank below the caller (never host: transfer_host). Emits member_role_changed. Returns {room_id, user_id, role, previous_role}.';
+
 CREATE FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -427,6 +499,18 @@ end;
 $$;
 
 COMMENT ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) IS 'Host only: sets the playback speed (0.25 to 4.0, 2 decimals) from the expected position now. Writes one sync record per member, emits a playback event and returns the new state.';
+
+CREATE FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.set_room_permission(p_room_id, p_permission, p_min_role);
+end;
+$$;
+
+COMMENT ON FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text) IS 'Sets the minimum role (host, co_host, member, viewer; null: the default) of p_permission in the room. Needs manage_permissions (default: host) and both the current and the new minimum role. Emits room_permission_changed. Returns {room_id, permission, min_role, previous_min_role, is_default}.';
 
 CREATE FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) RETURNS jsonb
     LANGUAGE plpgsql
@@ -464,6 +548,30 @@ $$;
 
 COMMENT ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) IS 'Host only: makes member p_new_host the host (a no-op for yourself). 42501 for non-hosts, P0002 when p_new_host is not a member.';
 
+CREATE FUNCTION public.unban_member(p_room_id text, p_user_id text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.unban_member(p_room_id, p_user_id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.unban_member(p_room_id text, p_user_id text) IS 'Lifts the ban of p_user_id in the room (ban permission, default co_host). Returns {room_id, user_id, status: unbanned | not_banned}; event member_unbanned.';
+
+CREATE FUNCTION public.unmute_member(p_room_id text, p_user_id text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.unmute_member(p_room_id, p_user_id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.unmute_member(p_room_id text, p_user_id text) IS 'Lifts the mute of p_user_id in the room (mute permission, default co_host). Returns {room_id, user_id, status: unmuted | not_muted}; event member_unmuted (not for a shadow mute).';
+
 CREATE FUNCTION public.update_room(p_room_id text, p_title text DEFAULT NULL::text, p_episode_number integer DEFAULT NULL::integer, p_video_url text DEFAULT NULL::text, p_is_public boolean DEFAULT NULL::boolean, p_rotate_access_key boolean DEFAULT false) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -476,6 +584,40 @@ end;
 $$;
 
 COMMENT ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) IS 'Host only: changes title, episode (resets playback, creates the anchor), video URL or privacy (a new access key when made private or rotated). Emits room_updated, and playback (action episode) when the episode changed. Returns {room, access_key}.';
+
+CREATE FUNCTION watchium_private.active_ban(p_room_id text, p_user_id text) RETURNS watchium_private.room_bans
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_ban watchium_private.room_bans;
+begin
+  select * into v_ban
+  from watchium_private.room_bans as b
+  where b.room_id = p_room_id and b.user_id = p_user_id
+    and (b.ends_at is null or b.ends_at > pg_catalog.now());
+  return v_ban;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.active_ban(p_room_id text, p_user_id text) IS 'The ban of p_user_id in room p_room_id in force now (ends_at null or in the future), else a null row. Internal.';
+
+CREATE FUNCTION watchium_private.active_mute(p_room_id text, p_user_id text) RETURNS watchium_private.room_mutes
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_mute watchium_private.room_mutes;
+begin
+  select * into v_mute
+  from watchium_private.room_mutes as m
+  where m.room_id = p_room_id and m.user_id = p_user_id
+    and (m.ends_at is null or m.ends_at > pg_catalog.now());
+  return v_mute;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.active_mute(p_room_id text, p_user_id text) IS 'The mute of p_user_id in room p_room_id in force now (ends_at null or in the future), else a null row. Internal.';
 
 CREATE FUNCTION watchium_private.advance_room_queue(p_room public.rooms, p_user_id text, p_reason text) RETURNS jsonb
     LANGUAGE plpgsql
@@ -681,8 +823,13 @@ begin
     -- caller is not a member of, answers P0002 as everywhere else. The host is
     -- a member, so the check is skipped for it.
     perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
-    raise exception 'only the host of room % controls playback', p_room_id
-      using errcode = '42501', hint = 'Ask the host, or become host when the host leaves.';
+    -- Anyone else needs control_playback (default: co_host). The host holds
+    -- every permission (no minimum role ranks above host), so the host's
+    -- control reads nothing more than before.
+    if not watchium_private.has_room_permission(p_room_id, v_user_id, 'control_playback') then
+      raise exception 'only the host of room % controls playback (and members the room''s control_playback permission allows)', p_room_id
+        using errcode = '42501', hint = 'Ask the host, or become host when the host leaves.';
+    end if;
   end if;
 
   -- The new reference instant is when the change happens, after the room lock
@@ -721,14 +868,15 @@ begin
     'playback_speed', v_room.playback_speed,
     'playback_updated_at', v_room.playback_updated_at,
     'episode_number', v_room.episode_number,
-    'host_user_id', v_room.host_user_id
+    'host_user_id', v_room.host_user_id,
+    'controlled_by', v_user_id
   );
   perform watchium_private.emit_room_event(p_room_id, 'playback', v_state);
   return v_state || pg_catalog.jsonb_build_object('sync', v_sync);
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) IS 'Shared body of the host controls: rate limit, room lock, host check, new playback reference (last_activity refreshed when older than a minute), bulk sync, one playback event. Internal.';
+COMMENT ON FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) IS 'Shared body of the playback controls: rate limit, room lock, host check (anyone else needs the control_playback permission: co-hosts by default), new playback reference (last_activity refreshed when older than a minute), bulk sync, one playback event naming controlled_by. Internal.';
 
 CREATE FUNCTION watchium_private.auto_advance_queue(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql
@@ -748,6 +896,34 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.auto_advance_queue(p_room_id text) IS 'Advances the room''s queue when its current item is over (duration + grace), taking the room row with SKIP LOCKED; returns the advance or null. Internal.';
 
+CREATE FUNCTION watchium_private.ban_user(p_room public.rooms, p_actor text, p_user_id text, p_ends_at timestamp with time zone, p_reason text) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  perform watchium_private.require_room_permission(p_room.room_id, p_actor, 'ban');
+  if p_user_id = p_actor then
+    raise exception 'p_user_id must be another user: you cannot ban yourself'
+      using errcode = '22023', hint = 'Use leave_room.';
+  end if;
+  if exists (select from public.room_members as m
+             where m.room_id = p_room.room_id and m.user_id = p_user_id) then
+    perform watchium_private.require_outranks(p_room.room_id, p_actor, p_user_id, 'ban');
+  end if;
+  insert into watchium_private.room_bans as b (room_id, user_id, banned_by, reason, ends_at)
+  values (p_room.room_id, p_user_id, p_actor, p_reason, p_ends_at)
+  on conflict (room_id, user_id) do update
+    set banned_by = excluded.banned_by, reason = excluded.reason,
+        created_at = pg_catalog.now(), ends_at = excluded.ends_at;
+  perform watchium_private.emit_room_event(p_room.room_id, 'member_banned',
+    pg_catalog.jsonb_build_object('user_id', p_user_id, 'banned_by', p_actor, 'ends_at', p_ends_at));
+  return watchium_private.remove_member(p_room, p_user_id, 'member_kicked',
+    pg_catalog.jsonb_build_object('user_id', p_user_id, 'kicked_by', p_actor));
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.ban_user(p_room public.rooms, p_actor text, p_user_id text, p_ends_at timestamp with time zone, p_reason text) IS 'Bans p_user_id from the room until p_ends_at (null: for good): checks the ban permission and, for a member, its lower role; emits member_banned and removes a member (member_kicked). Caller holds the room lock. Internal.';
+
 CREATE FUNCTION watchium_private.caller_is_trusted() RETURNS boolean
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -758,6 +934,24 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.caller_is_trusted() IS 'True for service_role and direct owner connections; false for anon and authenticated callers.';
+
+CREATE FUNCTION watchium_private.check_duration(p_argument text, p_seconds integer) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  if p_seconds is null then
+    return null;
+  end if;
+  if p_seconds not between 1 and 315360000 then
+    raise exception '% must be 1 to 315360000 seconds (10 years), or null (got %)', p_argument, p_seconds
+      using errcode = '22023';
+  end if;
+  return pg_catalog.now() + pg_catalog.make_interval(secs => p_seconds);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.check_duration(p_argument text, p_seconds integer) IS 'now() + p_seconds (null for null); 22023 naming p_argument outside 1 .. 315360000 seconds. Internal.';
 
 CREATE FUNCTION watchium_private.check_episode(p_argument text, p_value integer) RETURNS integer
     LANGUAGE plpgsql IMMUTABLE
@@ -1267,6 +1461,32 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.expire_room_events() IS 'Deletes room events older than the room_event_retention setting (default 1 hour) and records per room the highest position deleted (room_events_expired); returns {"deleted": n, "retention": "..."}. Run by maintenance.';
 
+CREATE FUNCTION watchium_private.expire_room_moderation() RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_bans  integer;
+  v_mutes integer;
+begin
+  delete from watchium_private.room_bans as b
+  where (b.room_id, b.user_id) in (
+    select x.room_id, x.user_id from watchium_private.room_bans as x
+    where x.ends_at <= pg_catalog.now()
+    for update skip locked);
+  get diagnostics v_bans = row_count;
+  delete from watchium_private.room_mutes as m
+  where (m.room_id, m.user_id) in (
+    select x.room_id, x.user_id from watchium_private.room_mutes as x
+    where x.ends_at <= pg_catalog.now()
+    for update skip locked);
+  get diagnostics v_mutes = row_count;
+  return pg_catalog.jsonb_build_object('expired_bans_deleted', v_bans, 'expired_mutes_deleted', v_mutes);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.expire_room_moderation() IS 'Maintenance: deletes bans and mutes whose ends_at passed (SKIP LOCKED); returns {expired_bans_deleted, expired_mutes_deleted}. Internal.';
+
 CREATE FUNCTION watchium_private.generate_access_key() RETURNS text
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1523,6 +1743,7 @@ declare
   v_hosts        integer;
   v_deleted      integer;
   v_skipped      integer := 0;
+  v_moderation   jsonb;
 begin
   -- Stale members ------------------------------------------------------------
   select pg_catalog.array_agg(distinct p.room_id) into v_candidates
@@ -1586,8 +1807,9 @@ begin
       for update of p skip locked
     );
 
-    -- 4. Successors of departing hosts (their is_host is set by the trigger).
-    -- A room whose successor is locked by a caller keeps its members this run.
+    -- 4. Successors of departing hosts (their is_host is set by the trigger,
+    -- co-hosts first). A room whose successor is locked by a caller keeps its
+    -- members this run.
     with departing as (
       select s.room_id, s.user_id, s.is_host
       from pg_catalog.jsonb_to_recordset(v_stale) as s(room_id text, user_id text, is_host boolean)
@@ -1597,7 +1819,7 @@ begin
       from public.room_members as c
       where c.room_id in (select d.room_id from departing as d where d.is_host)
         and (c.room_id, c.user_id) not in (select d.room_id, d.user_id from departing as d)
-      order by c.room_id, c.joined_at, c.user_id
+      order by c.room_id, c.role <> 'co_host', c.joined_at, c.user_id
     ),
     locked as (
       select m.room_id
@@ -1688,7 +1910,10 @@ begin
                     where r.anime_id = c.anime_id and r.episode_number = c.episode_number);
   get diagnostics v_anchors_deleted = row_count;
 
-  return pg_catalog.jsonb_build_object(
+  -- Bans and mutes whose end passed (expiry itself is a comparison).
+  v_moderation := watchium_private.expire_room_moderation();
+
+  return v_moderation || pg_catalog.jsonb_build_object(
     'stale_members_removed', v_removed,
     'hosts_transferred', v_hosts,
     'empty_rooms_deleted', v_deleted,
@@ -1700,7 +1925,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Never waits for a lock: rooms, members and presence rows held by callers (lock order, SKIP LOCKED) are left for the next run and counted in rooms_skipped_busy / members_skipped_busy; staleness is re-checked under the presence row lock. Returns a jsonb summary.';
+COMMENT ON FUNCTION watchium_private.maintain_rooms() IS 'Maintenance: removes members without a heartbeat for member_stale_after (host handed to the longest-present co-host, else the longest-present member) and deletes rooms empty for longer than empty_room_grace (with their comments). Never waits for a lock: rooms, members and presence rows held by callers (lock order, SKIP LOCKED) are left for the next run and counted in rooms_skipped_busy / members_skipped_busy; staleness is re-checked under the presence row lock. Deletes bans and mutes whose end passed. Returns a jsonb summary.';
 
 CREATE FUNCTION watchium_private.maintain_sync_history() RETURNS jsonb
     LANGUAGE plpgsql
@@ -1945,12 +2170,15 @@ $$;
 COMMENT ON FUNCTION watchium_private.make_cursor(p_at timestamp with time zone, p_key text) IS 'Encodes a keyset position (timestamp, key) as an opaque cursor. Internal.';
 
 CREATE FUNCTION watchium_private.my_room_ids() RETURNS SETOF text
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-  select m.room_id
-  from public.room_members as m
-  where m.user_id = watchium_private.current_user_id()
+begin
+  return query
+    select m.room_id
+    from public.room_members as m
+    where m.user_id = watchium_private.current_user_id();
+end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.my_room_ids() IS 'Room ids the caller is a member of (empty when anonymous). Used by the RLS policies; security definer because room_members'' own policy calls it.';
@@ -2005,19 +2233,31 @@ begin
         p_comment_id, v_comment.room_id
         using errcode = '42501';
     end if;
+    if p_action = 'edit' and v_comment.room_id is not null then
+      -- Editing is speaking: a mute refuses it (a shadow mute too: an edit
+      -- of a visible comment could not be delivered to its author alone).
+      if watchium_private.require_not_muted(v_comment.room_id, p_user_id) then
+        raise exception 'comment % cannot be edited now', p_comment_id
+          using errcode = '42501';
+      end if;
+    end if;
     return v_comment;
   end if;
-  if p_action = 'delete' and v_comment.room_id is not null
-     and v_room.host_user_id is not distinct from p_user_id then
-    return v_comment;  -- the host moderates their room
+  if p_action = 'delete' and v_comment.room_id is not null and v_is_member
+     and watchium_private.has_room_permission(v_comment.room_id, p_user_id, 'moderate_comments')
+     and watchium_private.role_rank((select m.role from public.room_members as m
+                                     where m.room_id = v_comment.room_id and m.user_id = p_user_id))
+         > watchium_private.role_rank((select m.role from public.room_members as m
+                                       where m.room_id = v_comment.room_id and m.user_id = v_comment.user_id)) then
+    return v_comment;  -- moderators of the room (the host by default), over lower roles and non-members
   end if;
   raise exception 'comment % is not yours: only its author may change it%', p_comment_id,
-    case when p_action = 'delete' then ' (or the host of its room delete it)' else '' end
+    case when p_action = 'delete' then ' (or a moderator of its room delete it)' else '' end
     using errcode = '42501';
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text, p_action text) IS 'Locks and returns a comment p_user_id may p_action (edit: own comment, room comments only while a member; delete: own comment, or any member comment in a room p_user_id hosts). P0002 when missing, in a private room p_user_id is not a member of, or deleted; 42501 otherwise (system messages and anchors always). Internal.';
+COMMENT ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text, p_action text) IS 'Locks and returns a comment p_user_id may p_action (edit: own comment, room comments only while a member; delete: own comment, or in a room where p_user_id has moderate_comments, a comment of a lower role or a non-member). P0002 when missing, in a private room p_user_id is not a member of, or deleted; 42501 otherwise (system messages and anchors always). Internal.';
 
 CREATE FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) RETURNS record
     LANGUAGE plpgsql IMMUTABLE
@@ -2440,6 +2680,58 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.require_host(p_room public.rooms, p_user_id text) IS 'Raises 42501 unless p_user_id is the host of the room. Internal.';
+
+CREATE FUNCTION watchium_private.require_not_muted(p_room_id text, p_user_id text) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_mute watchium_private.room_mutes := watchium_private.active_mute(p_room_id, p_user_id);
+begin
+  if v_mute.user_id is null then
+    return false;
+  end if;
+  if v_mute.shadow then
+    return true;
+  end if;
+  raise exception 'you are muted in room % %', p_room_id,
+    case when v_mute.ends_at is null then 'until a moderator unmutes you'
+         else 'until ' || pg_catalog.to_char(v_mute.ends_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') end
+    using errcode = '42501',
+          hint = coalesce('Reason: ' || v_mute.reason, 'Ask a moderator of the room.');
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.require_not_muted(p_room_id text, p_user_id text) IS 'Raises 42501 (until when, and the reason) when p_user_id is muted in the room and the mute is not shadow; returns true for a shadow mute in force, false when not muted. Internal.';
+
+CREATE FUNCTION watchium_private.require_outranks(p_room_id text, p_actor text, p_target text, p_what text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_actor  text;
+  v_target text;
+begin
+  select m.role into v_target
+  from public.room_members as m
+  where m.room_id = p_room_id and m.user_id = p_target;
+  if v_target is null then
+    raise exception 'p_user_id % is not a member of room %', p_target, p_room_id
+      using errcode = 'P0002';
+  end if;
+  select m.role into v_actor
+  from public.room_members as m
+  where m.room_id = p_room_id and m.user_id = p_actor;
+  if watchium_private.role_rank(v_actor) <= watchium_private.role_rank(v_target) then
+    raise exception 'you may % only members of a lower role than yours (you are %, % is %)',
+      p_what, coalesce(v_actor, 'not a member'), p_target, v_target
+      using errcode = '42501';
+  end if;
+  return v_target;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.require_outranks(p_room_id text, p_actor text, p_target text, p_what text) IS 'Returns the role of member p_target of the room; P0002 when not a member, 42501 unless p_actor''s role ranks above it. Internal.';
 
 CREATE FUNCTION watchium_private.require_playback_time(p_value numeric, p_argument text) RETURNS numeric
     LANGUAGE plpgsql IMMUTABLE
@@ -2954,7 +3246,7 @@ begin
     join public.rooms as r on r.room_id = c.room_id
     where r.host_user_id is null
       and c.room_id in (select o.room_id from old_members as o where o.is_host)
-    order by c.room_id, c.joined_at, c.user_id
+    order by c.room_id, c.role <> 'co_host', c.joined_at, c.user_id
   ) as successor
   where m.room_id = successor.room_id and m.user_id = successor.user_id;
 
@@ -2962,7 +3254,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.tg_room_members__member_left() IS 'Trigger function (statement level): leave sync records, room activity, and host succession to the longest-present member when the host was removed.';
+COMMENT ON FUNCTION watchium_private.tg_room_members__member_left() IS 'Trigger function (statement level): leave sync records, room activity, and host succession when the host was removed: the longest-present co-host, else the longest-present member.';
 
 CREATE FUNCTION watchium_private.tg_room_members__sync_role() RETURNS trigger
     LANGUAGE plpgsql
@@ -3273,6 +3565,37 @@ $$;
 
 COMMENT ON FUNCTION watchium_rpc.advance_queue(p_room_id text, p_from_item bigint) IS 'Body of public.advance_queue (same arguments, result and errors; documented there). Security definer: writes public.rooms and public.room_queue, which no client may write. Callers reach it through public.advance_queue, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.ban_member(p_room_id text, p_user_id text, p_duration_seconds integer DEFAULT NULL::integer, p_reason text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+  v_reason  text;
+  v_ends_at timestamptz;
+  v_removed boolean;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
+  perform watchium_private.check_size('p_reason', pg_catalog.octet_length(p_reason), 2000);
+  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be a user id of 1 to 100 characters' using errcode = '22023';
+  end if;
+  v_reason := watchium_private.check_text('p_reason', p_reason, 1, 500);
+  v_ends_at := watchium_private.check_duration('p_duration_seconds', p_duration_seconds);
+  perform watchium_private.enforce_rate_limit(v_user_id, 'ban_member');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  v_removed := watchium_private.ban_user(v_room, v_user_id, p_user_id, v_ends_at, v_reason);
+  return pg_catalog.jsonb_build_object('room_id', v_room.room_id, 'user_id', p_user_id,
+                                       'ends_at', v_ends_at, 'removed', v_removed);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.ban_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_reason text) IS 'Body of public.ban_member (same arguments, result and errors; documented there). Security definer: writes room_bans and room_members, which no client may write. Callers reach it through public.ban_member, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 CREATE FUNCTION watchium_rpc.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -3283,6 +3606,7 @@ declare
   v_fields   jsonb;
   v_is_host  boolean;
   v_username text;
+  v_shadow   boolean;
 begin
   -- Sizes first (22001), before any other work.
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
@@ -3312,12 +3636,24 @@ begin
       using errcode = '42501',
             hint = 'Join the room first.';
   end if;
-  if p_event_type in ('play', 'pause', 'seek') and not v_is_host then
-    raise exception '% events may only be sent by the host of room %', p_event_type, p_room_id
-      using errcode = '42501';
+  if p_event_type in ('play', 'pause', 'seek') then
+    if not v_is_host
+       and not watchium_private.has_room_permission(p_room_id, v_user_id, 'control_playback') then
+      raise exception '% events may only be sent by the host of room % (or members its control_playback permission allows)',
+        p_event_type, p_room_id
+        using errcode = '42501';
+    end if;
+  else
+    perform watchium_private.require_room_permission(p_room_id, v_user_id, 'chat');
   end if;
+  -- 42501 for a mute; a shadow mute is answered as a sent broadcast (an
+  -- event id is drawn) and nothing is sent.
+  v_shadow := watchium_private.require_not_muted(p_room_id, v_user_id);
 
   perform watchium_private.enforce_rate_limit(v_user_id, 'broadcast');
+  if v_shadow then
+    return pg_catalog.nextval('watchium_private.room_events_event_id_seq');
+  end if;
 
   return watchium_private.emit_room_event(
     p_room_id,
@@ -3807,6 +4143,7 @@ declare
   v_items   jsonb;
   v_count   integer;
   v_last    jsonb;
+  v_viewer  text := watchium_private.current_user_id();
 begin
   -- Sizes first (22001), before any other work.
   perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
@@ -3841,6 +4178,7 @@ begin
     where c.anime_id = p_anime_id
       and c.episode_number = v_episode
       and c.room_id is not distinct from p_room_id
+      and (c.hidden_at is null or c.user_id = v_viewer)
       and (p_cursor is null or (c.created_at, c.id) < (v_before, v_before_id))
     order by c.created_at desc, c.id desc
     limit v_limit
@@ -4020,6 +4358,88 @@ $_$;
 
 COMMENT ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) IS 'Body of public.get_room_access_key (same arguments, result and errors; documented there). Security definer: reads room_secrets, which no client may read. Callers reach it through public.get_room_access_key, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.get_room_moderation(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_user_id  text := watchium_private.require_user_id();
+  v_room     public.rooms;
+  v_bans     boolean;
+  v_mutes    boolean;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = p_room_id;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  v_bans := watchium_private.has_room_permission(p_room_id, v_user_id, 'ban');
+  v_mutes := watchium_private.has_room_permission(p_room_id, v_user_id, 'mute');
+  if not (v_bans or v_mutes) then
+    perform watchium_private.require_room_permission(p_room_id, v_user_id, 'ban');
+  end if;
+  return pg_catalog.jsonb_build_object(
+    'room_id', p_room_id,
+    'bans', case when v_bans then (
+      select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'user_id', b.user_id, 'banned_by', b.banned_by, 'reason', b.reason,
+               'created_at', b.created_at, 'ends_at', b.ends_at) order by b.created_at, b.user_id), '[]'::jsonb)
+      from watchium_private.room_bans as b
+      where b.room_id = p_room_id and (b.ends_at is null or b.ends_at > pg_catalog.now())) end,
+    'mutes', case when v_mutes then (
+      select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'user_id', m.user_id, 'muted_by', m.muted_by, 'reason', m.reason, 'shadow', m.shadow,
+               'created_at', m.created_at, 'ends_at', m.ends_at) order by m.created_at, m.user_id), '[]'::jsonb)
+      from watchium_private.room_mutes as m
+      where m.room_id = p_room_id and (m.ends_at is null or m.ends_at > pg_catalog.now())) end
+  );
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_rpc.get_room_moderation(p_room_id text) IS 'Body of public.get_room_moderation (same arguments, result and errors; documented there). Security definer: reads room_bans and room_mutes, which no client may read. Callers reach it through public.get_room_moderation, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.get_room_permissions(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+  v_role    text;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = p_room_id;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  select m.role into v_role
+  from public.room_members as m
+  where m.room_id = p_room_id and m.user_id = v_user_id;
+  return pg_catalog.jsonb_build_object(
+    'room_id', p_room_id,
+    'role', v_role,
+    'permissions', (
+      select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'permission', c.permission,
+               'min_role', coalesce(o.min_role, c.default_min_role),
+               'default_min_role', c.default_min_role,
+               'allowed', v_role is not null and watchium_private.role_rank(v_role)
+                            >= watchium_private.role_rank(coalesce(o.min_role, c.default_min_role)),
+               'description', c.description)
+             order by c.permission)
+      from watchium_private.room_permission_catalogue as c
+      left join public.room_permissions as o on o.room_id = p_room_id and o.permission = c.permission
+    )
+  );
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_rpc.get_room_permissions(p_room_id text) IS 'Body of public.get_room_permissions (same arguments, result and errors; documented there). Security definer: reads the permission catalogue, which clients cannot read. Callers reach it through public.get_room_permissions, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 CREATE FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -4196,6 +4616,46 @@ $$;
 
 COMMENT ON FUNCTION watchium_rpc.get_room_sync_state(p_room_id text) IS 'Body of public.get_room_sync_state (same arguments, result and errors; documented there). Security definer: reads watchium_private.member_presence. Callers reach it through public.get_room_sync_state, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.hide_member_comments(p_room_id text, p_user_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+  v_count   integer;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
+  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be a user id of 1 to 100 characters' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'hide_member_comments');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'moderate_comments');
+  if exists (select from public.room_members as m
+             where m.room_id = v_room.room_id and m.user_id = p_user_id) then
+    raise exception 'p_user_id % is a member of room %: kick or ban them first', p_user_id, v_room.room_id
+      using errcode = 'WD409',
+            hint = 'Only the comments of kicked, banned or departed users are hidden.';
+  end if;
+  update public.comments as c
+  set hidden_at = pg_catalog.now(), hidden_reason = 'moderated'
+  where c.room_id = v_room.room_id and c.user_id = p_user_id
+    and c.hidden_at is null and not c.is_system_message and not c.is_anchor;
+  get diagnostics v_count = row_count;
+  if v_count > 0 then
+    perform watchium_private.emit_room_event(v_room.room_id, 'comments_hidden',
+      pg_catalog.jsonb_build_object('user_id', p_user_id, 'hidden_by', v_user_id, 'count', v_count));
+  end if;
+  return pg_catalog.jsonb_build_object('room_id', v_room.room_id, 'user_id', p_user_id, 'hidden', v_count);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.hide_member_comments(p_room_id text, p_user_id text) IS 'Body of public.hide_member_comments (same arguments, result and errors; documented there). Security definer: updates comments, which no client may write. Callers reach it through public.hide_member_comments, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 CREATE FUNCTION watchium_rpc.install_maintenance_schedule() RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -4265,6 +4725,7 @@ declare
   v_secret     watchium_private.room_secrets;
   v_budget     integer;
   v_user_left  integer;
+  v_ban        watchium_private.room_bans;
 begin
   -- Sizes first (22001), before any other work.
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
@@ -4337,6 +4798,18 @@ begin
     perform watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', -1);
   end if;
 
+  -- A ban in force refuses the join whatever the key: bans name users, so a
+  -- rotated key changes nothing. Checked after the key, so that a private
+  -- room is not revealed to someone without it.
+  v_ban := watchium_private.active_ban(v_room.room_id, v_user_id);
+  if v_ban.user_id is not null then
+    raise exception 'you are banned from room % %', v_room.room_id,
+      case when v_ban.ends_at is null then 'for good'
+           else 'until ' || pg_catalog.to_char(v_ban.ends_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') end
+      using errcode = '42501',
+            hint = coalesce('Reason: ' || v_ban.reason, 'Ask a moderator of the room.');
+  end if;
+
   perform watchium_private.check_membership_cap(v_user_id);
   -- An empty room: the joiner becomes host (the join trigger flags it).
   insert into public.room_members (room_id, user_id, username, avatar_url)
@@ -4356,13 +4829,14 @@ $_$;
 
 COMMENT ON FUNCTION watchium_rpc.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) IS 'Body of public.join_room (same arguments, result and errors; documented there). Security definer: writes room_members and reads room_secrets, which no client may touch. Callers reach it through public.join_room, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
-CREATE FUNCTION watchium_rpc.kick_member(p_room_id text, p_user_id text) RETURNS jsonb
+CREATE FUNCTION watchium_rpc.kick_member(p_room_id text, p_user_id text, p_ban_seconds integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id text := watchium_private.require_user_id();
   v_room    public.rooms;
+  v_ends_at timestamptz;
 begin
   -- Sizes first (22001), before any other work.
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
@@ -4370,24 +4844,28 @@ begin
   if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
     raise exception 'p_user_id must be a user id of 1 to 100 characters' using errcode = '22023';
   end if;
+  v_ends_at := watchium_private.check_duration('p_ban_seconds', p_ban_seconds);
   perform watchium_private.enforce_rate_limit(v_user_id, 'kick_member');
   v_room := watchium_private.lock_room(p_room_id);
   perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
-  perform watchium_private.require_host(v_room, v_user_id);
+  perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'kick');
   if p_user_id = v_user_id then
-    raise exception 'p_user_id must be another member: the host cannot kick itself'
+    raise exception 'p_user_id must be another member: you cannot kick yourself'
       using errcode = '22023', hint = 'Use leave_room.';
   end if;
-  if not watchium_private.remove_member(v_room, p_user_id, 'member_kicked',
-           pg_catalog.jsonb_build_object('user_id', p_user_id, 'kicked_by', v_user_id)) then
-    raise exception 'p_user_id % is not a member of room %', p_user_id, v_room.room_id
-      using errcode = 'P0002';
+  perform watchium_private.require_outranks(v_room.room_id, v_user_id, p_user_id, 'kick');
+  if p_ban_seconds is not null then
+    perform watchium_private.ban_user(v_room, v_user_id, p_user_id, v_ends_at, null);
+  else
+    perform watchium_private.remove_member(v_room, p_user_id, 'member_kicked',
+      pg_catalog.jsonb_build_object('user_id', p_user_id, 'kicked_by', v_user_id));
   end if;
-  return pg_catalog.jsonb_build_object('status', 'kicked', 'room_id', v_room.room_id, 'user_id', p_user_id);
+  return pg_catalog.jsonb_build_object('status', 'kicked', 'room_id', v_room.room_id, 'user_id', p_user_id,
+                                       'banned_until', v_ends_at);
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_rpc.kick_member(p_room_id text, p_user_id text) IS 'Body of public.kick_member (same arguments, result and errors; documented there). Security definer: deletes from room_members, which no client may write. Callers reach it through public.kick_member, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+COMMENT ON FUNCTION watchium_rpc.kick_member(p_room_id text, p_user_id text, p_ban_seconds integer) IS 'Body of public.kick_member (same arguments, result and errors; documented there). Security definer: deletes from room_members and writes room_bans, which no client may write. Callers reach it through public.kick_member, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
 CREATE FUNCTION watchium_rpc.leave_room(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -4598,6 +5076,52 @@ $$;
 
 COMMENT ON FUNCTION watchium_rpc.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) IS 'Body of public.move_queue_item (same arguments, result and errors; documented there). Security definer: writes public.room_queue, which no client may write. Callers reach it through public.move_queue_item, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.mute_member(p_room_id text, p_user_id text, p_duration_seconds integer DEFAULT NULL::integer, p_shadow boolean DEFAULT false, p_reason text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+  v_reason  text;
+  v_ends_at timestamptz;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
+  perform watchium_private.check_size('p_reason', pg_catalog.octet_length(p_reason), 2000);
+  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be a user id of 1 to 100 characters' using errcode = '22023';
+  end if;
+  if p_shadow is null then
+    raise exception 'p_shadow must be true or false' using errcode = '22023';
+  end if;
+  v_reason := watchium_private.check_text('p_reason', p_reason, 1, 500);
+  v_ends_at := watchium_private.check_duration('p_duration_seconds', p_duration_seconds);
+  perform watchium_private.enforce_rate_limit(v_user_id, 'mute_member');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'mute');
+  if p_user_id = v_user_id then
+    raise exception 'p_user_id must be another member: you cannot mute yourself' using errcode = '22023';
+  end if;
+  perform watchium_private.require_outranks(v_room.room_id, v_user_id, p_user_id, 'mute');
+  insert into watchium_private.room_mutes as m (room_id, user_id, muted_by, reason, shadow, ends_at)
+  values (v_room.room_id, p_user_id, v_user_id, v_reason, p_shadow, v_ends_at)
+  on conflict (room_id, user_id) do update
+    set muted_by = excluded.muted_by, reason = excluded.reason, shadow = excluded.shadow,
+        created_at = pg_catalog.now(), ends_at = excluded.ends_at;
+  if not p_shadow then
+    perform watchium_private.emit_room_event(v_room.room_id, 'member_muted',
+      pg_catalog.jsonb_build_object('user_id', p_user_id, 'muted_by', v_user_id, 'ends_at', v_ends_at));
+  end if;
+  return pg_catalog.jsonb_build_object('room_id', v_room.room_id, 'user_id', p_user_id,
+                                       'ends_at', v_ends_at, 'shadow', p_shadow);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.mute_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_shadow boolean, p_reason text) IS 'Body of public.mute_member (same arguments, result and errors; documented there). Security definer: writes room_mutes, which no client may write. Callers reach it through public.mute_member, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 CREATE FUNCTION watchium_rpc.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text DEFAULT NULL::text, p_avatar_url text DEFAULT NULL::text, p_room_id text DEFAULT NULL::text, p_parent_id bigint DEFAULT NULL::bigint, p_video_timestamp numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -4614,6 +5138,7 @@ declare
   v_member     public.room_members;
   v_parent     public.comments;
   v_comment    public.comments;
+  v_shadow     boolean := false;
 begin
   -- Sizes first (22001), before any other work.
   perform watchium_private.check_size('p_anime_id', pg_catalog.octet_length(p_anime_id), 400);
@@ -4639,6 +5164,10 @@ begin
       raise exception 'only members of room % may comment in it', v_room.room_id
         using errcode = '42501', hint = 'Join the room first.';
     end if;
+    perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'comment');
+    -- 42501 for a mute; a shadow mute stores the comment hidden (its author
+    -- alone sees it) and sends nothing.
+    v_shadow := watchium_private.require_not_muted(v_room.room_id, v_user_id);
     if v_room.anime_id <> v_anime_id or v_room.episode_number <> v_episode then
       raise exception 'p_anime_id and p_episode_number must be the room''s current anime and episode (% episode %)',
         v_room.anime_id, v_room.episode_number
@@ -4668,17 +5197,23 @@ begin
   end if;
 
   insert into public.comments
-    (anime_id, room_id, episode_number, parent_id, user_id, username, avatar_url, message, video_timestamp)
+    (anime_id, room_id, episode_number, parent_id, user_id, username, avatar_url, message, video_timestamp,
+     hidden_at, hidden_reason)
   values (v_anime_id, v_room.room_id, v_episode, p_parent_id, v_user_id, v_username, v_avatar_url,
-          v_message, v_timestamp)
+          v_message, v_timestamp,
+          case when v_shadow then pg_catalog.now() end, case when v_shadow then 'shadow_muted' end)
   returning * into v_comment;
 
   if v_room.room_id is not null then
     update public.rooms as r set last_activity = pg_catalog.now()
     where r.room_id = v_room.room_id and r.last_activity is distinct from pg_catalog.now();
-    perform watchium_private.emit_room_event(v_room.room_id, 'comment_added', pg_catalog.to_jsonb(v_comment));
+    if not v_shadow then
+      perform watchium_private.emit_room_event(v_room.room_id, 'comment_added', pg_catalog.to_jsonb(v_comment));
+    end if;
   end if;
-  return pg_catalog.to_jsonb(v_comment);
+  -- A shadow-muted author gets its comment back as if it were visible.
+  return pg_catalog.to_jsonb(v_comment) - 'hidden_at' - 'hidden_reason'
+         || pg_catalog.jsonb_build_object('hidden_at', null, 'hidden_reason', null);
 end;
 $$;
 
@@ -5022,6 +5557,55 @@ $$;
 
 COMMENT ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) IS 'Body of public.seek_to_time (same arguments, result and errors; documented there). Security definer: updates public.rooms and writes sync history, which clients cannot. Callers reach it through public.seek_to_time, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.set_member_role(p_room_id text, p_user_id text, p_role text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id  text := watchium_private.require_user_id();
+  v_room     public.rooms;
+  v_previous text;
+  v_mine     text;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
+  perform watchium_private.check_size('p_role', pg_catalog.octet_length(p_role), 40);
+  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be a user id of 1 to 100 characters' using errcode = '22023';
+  end if;
+  if p_role is null or p_role not in ('co_host', 'member', 'viewer') then
+    raise exception 'p_role must be co_host, member or viewer'
+      using errcode = '22023',
+            hint = 'The host changes only through transfer_host.';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'set_member_role');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'manage_roles');
+  v_previous := watchium_private.require_outranks(v_room.room_id, v_user_id, p_user_id, 'change the role of');
+  select m.role into v_mine
+  from public.room_members as m
+  where m.room_id = v_room.room_id and m.user_id = v_user_id;
+  if watchium_private.role_rank(p_role) >= watchium_private.role_rank(v_mine) then
+    raise exception 'p_role: you may give only roles lower than yours (you are %)', v_mine
+      using errcode = '42501';
+  end if;
+  if p_role <> v_previous then
+    update public.room_members as m
+    set role = p_role
+    where m.room_id = v_room.room_id and m.user_id = p_user_id;
+    perform watchium_private.emit_room_event(v_room.room_id, 'member_role_changed',
+      pg_catalog.jsonb_build_object('user_id', p_user_id, 'role', p_role,
+                                    'previous_role', v_previous, 'changed_by', v_user_id));
+  end if;
+  return pg_catalog.jsonb_build_object('room_id', v_room.room_id, 'user_id', p_user_id,
+                                       'role', p_role, 'previous_role', v_previous);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.set_member_role(p_room_id text, p_user_id text, p_role text) IS 'Body of public.set_member_role (same arguments, result and errors; documented there). Security definer: updates room_members, which no client may write. Callers reach it through public.set_member_role, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 CREATE FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -5045,6 +5629,69 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) IS 'Body of public.set_playback_speed (same arguments, result and errors; documented there). Security definer: updates public.rooms and writes sync history, which clients cannot. Callers reach it through public.set_playback_speed, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id  text := watchium_private.require_user_id();
+  v_room     public.rooms;
+  v_default  text;
+  v_previous text;
+  v_new      text;
+  v_mine     text;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_permission', pg_catalog.octet_length(p_permission), 160);
+  perform watchium_private.check_size('p_min_role', pg_catalog.octet_length(p_min_role), 40);
+  select c.default_min_role into v_default
+  from watchium_private.room_permission_catalogue as c
+  where c.permission = p_permission;
+  if v_default is null then
+    raise exception 'p_permission must be a room permission'
+      using errcode = '22023',
+            hint = 'get_room_permissions lists them.';
+  end if;
+  if p_min_role is not null and p_min_role not in ('host', 'co_host', 'member', 'viewer') then
+    raise exception 'p_min_role must be host, co_host, member, viewer or null (the default)'
+      using errcode = '22023';
+  end if;
+  v_new := coalesce(p_min_role, v_default);
+  perform watchium_private.enforce_rate_limit(v_user_id, 'set_room_permission');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'manage_permissions');
+  v_previous := watchium_private.room_permission_min_role(v_room.room_id, p_permission);
+  select m.role into v_mine
+  from public.room_members as m
+  where m.room_id = v_room.room_id and m.user_id = v_user_id;
+  if watchium_private.role_rank(v_mine) < greatest(watchium_private.role_rank(v_previous),
+                                                  watchium_private.role_rank(v_new)) then
+    raise exception 'p_permission: you may change only permissions you hold, to a role you hold (you are %)', v_mine
+      using errcode = '42501';
+  end if;
+  if v_new = v_default then
+    delete from public.room_permissions as p
+    where p.room_id = v_room.room_id and p.permission = p_permission;
+  else
+    insert into public.room_permissions as p (room_id, permission, min_role, updated_by)
+    values (v_room.room_id, p_permission, v_new, v_user_id)
+    on conflict (room_id, permission) do update
+      set min_role = excluded.min_role, updated_by = excluded.updated_by, updated_at = pg_catalog.now();
+  end if;
+  if v_new <> v_previous then
+    perform watchium_private.emit_room_event(v_room.room_id, 'room_permission_changed',
+      pg_catalog.jsonb_build_object('permission', p_permission, 'min_role', v_new,
+                                    'previous_min_role', v_previous, 'changed_by', v_user_id));
+  end if;
+  return pg_catalog.jsonb_build_object('room_id', v_room.room_id, 'permission', p_permission,
+    'min_role', v_new, 'previous_min_role', v_previous, 'is_default', v_new = v_default);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text) IS 'Body of public.set_room_permission (same arguments, result and errors; documented there). Security definer: writes room_permissions, which no client may write. Callers reach it through public.set_room_permission, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
 CREATE FUNCTION watchium_rpc.set_room_sync_options(p_room_id text, p_options jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -5298,6 +5945,74 @@ $$;
 
 COMMENT ON FUNCTION watchium_rpc.transfer_host(p_room_id text, p_new_host text) IS 'Body of public.transfer_host (same arguments, result and errors; documented there). Security definer: updates room_members, which no client may write. Callers reach it through public.transfer_host, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.unban_member(p_room_id text, p_user_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+  v_ban     watchium_private.room_bans;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
+  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be a user id of 1 to 100 characters' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'ban_member');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'ban');
+  delete from watchium_private.room_bans as b
+  where b.room_id = v_room.room_id and b.user_id = p_user_id
+  returning * into v_ban;
+  if v_ban.user_id is not null and (v_ban.ends_at is null or v_ban.ends_at > pg_catalog.now()) then
+    perform watchium_private.emit_room_event(v_room.room_id, 'member_unbanned',
+      pg_catalog.jsonb_build_object('user_id', p_user_id, 'unbanned_by', v_user_id));
+    return pg_catalog.jsonb_build_object('room_id', v_room.room_id, 'user_id', p_user_id, 'status', 'unbanned');
+  end if;
+  return pg_catalog.jsonb_build_object('room_id', v_room.room_id, 'user_id', p_user_id, 'status', 'not_banned');
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.unban_member(p_room_id text, p_user_id text) IS 'Body of public.unban_member (same arguments, result and errors; documented there). Security definer: deletes from room_bans, which no client may write. Callers reach it through public.unban_member, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.unmute_member(p_room_id text, p_user_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+  v_mute    watchium_private.room_mutes;
+  v_active  boolean;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
+  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be a user id of 1 to 100 characters' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'mute_member');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'mute');
+  delete from watchium_private.room_mutes as m
+  where m.room_id = v_room.room_id and m.user_id = p_user_id
+  returning * into v_mute;
+  v_active := v_mute.user_id is not null and (v_mute.ends_at is null or v_mute.ends_at > pg_catalog.now());
+  if v_active and not v_mute.shadow then
+    perform watchium_private.emit_room_event(v_room.room_id, 'member_unmuted',
+      pg_catalog.jsonb_build_object('user_id', p_user_id, 'unmuted_by', v_user_id));
+  end if;
+  return pg_catalog.jsonb_build_object('room_id', v_room.room_id, 'user_id', p_user_id,
+    'status', case when v_active then 'unmuted' else 'not_muted' end);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.unmute_member(p_room_id text, p_user_id text) IS 'Body of public.unmute_member (same arguments, result and errors; documented there). Security definer: deletes from room_mutes, which no client may write. Callers reach it through public.unmute_member, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 CREATE FUNCTION watchium_rpc.update_room(p_room_id text, p_title text DEFAULT NULL::text, p_episode_number integer DEFAULT NULL::integer, p_video_url text DEFAULT NULL::text, p_is_public boolean DEFAULT NULL::boolean, p_rotate_access_key boolean DEFAULT false) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -5403,6 +6118,10 @@ REVOKE ALL ON FUNCTION public.advance_queue(p_room_id text, p_from_item bigint) 
 GRANT ALL ON FUNCTION public.advance_queue(p_room_id text, p_from_item bigint) TO authenticated;
 GRANT ALL ON FUNCTION public.advance_queue(p_room_id text, p_from_item bigint) TO service_role;
 
+REVOKE ALL ON FUNCTION public.ban_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ban_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_reason text) TO authenticated;
+GRANT ALL ON FUNCTION public.ban_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_reason text) TO service_role;
+
 REVOKE ALL ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) TO authenticated;
 GRANT ALL ON FUNCTION public.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) TO service_role;
@@ -5462,6 +6181,14 @@ REVOKE ALL ON FUNCTION public.get_room_access_key(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room_access_key(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION public.get_room_access_key(p_room_id text) TO service_role;
 
+REVOKE ALL ON FUNCTION public.get_room_moderation(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_room_moderation(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.get_room_moderation(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.get_room_permissions(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_room_permissions(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.get_room_permissions(p_room_id text) TO service_role;
+
 REVOKE ALL ON FUNCTION public.get_room_sync_metrics(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room_sync_metrics(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION public.get_room_sync_metrics(p_room_id text) TO service_role;
@@ -5474,6 +6201,10 @@ REVOKE ALL ON FUNCTION public.get_room_sync_state(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room_sync_state(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION public.get_room_sync_state(p_room_id text) TO service_role;
 
+REVOKE ALL ON FUNCTION public.hide_member_comments(p_room_id text, p_user_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hide_member_comments(p_room_id text, p_user_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.hide_member_comments(p_room_id text, p_user_id text) TO service_role;
+
 REVOKE ALL ON FUNCTION public.install_maintenance_schedule() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.install_maintenance_schedule() TO service_role;
 
@@ -5481,9 +6212,9 @@ REVOKE ALL ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_use
 GRANT ALL ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) TO authenticated;
 GRANT ALL ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) TO service_role;
 
-REVOKE ALL ON FUNCTION public.kick_member(p_room_id text, p_user_id text) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.kick_member(p_room_id text, p_user_id text) TO authenticated;
-GRANT ALL ON FUNCTION public.kick_member(p_room_id text, p_user_id text) TO service_role;
+REVOKE ALL ON FUNCTION public.kick_member(p_room_id text, p_user_id text, p_ban_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.kick_member(p_room_id text, p_user_id text, p_ban_seconds integer) TO authenticated;
+GRANT ALL ON FUNCTION public.kick_member(p_room_id text, p_user_id text, p_ban_seconds integer) TO service_role;
 
 REVOKE ALL ON FUNCTION public.leave_room(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.leave_room(p_room_id text) TO authenticated;
@@ -5499,6 +6230,10 @@ GRANT ALL ON FUNCTION public.maintain() TO service_role;
 REVOKE ALL ON FUNCTION public.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) TO authenticated;
 GRANT ALL ON FUNCTION public.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) TO service_role;
+
+REVOKE ALL ON FUNCTION public.mute_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_shadow boolean, p_reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.mute_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_shadow boolean, p_reason text) TO authenticated;
+GRANT ALL ON FUNCTION public.mute_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_shadow boolean, p_reason text) TO service_role;
 
 REVOKE ALL ON FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) TO authenticated;
@@ -5526,9 +6261,17 @@ REVOKE ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) FROM 
 GRANT ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) TO authenticated;
 GRANT ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) TO service_role;
 
+REVOKE ALL ON FUNCTION public.set_member_role(p_room_id text, p_user_id text, p_role text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_member_role(p_room_id text, p_user_id text, p_role text) TO authenticated;
+GRANT ALL ON FUNCTION public.set_member_role(p_room_id text, p_user_id text, p_role text) TO service_role;
+
 REVOKE ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) TO authenticated;
 GRANT ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO authenticated;
+GRANT ALL ON FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO service_role;
 
 REVOKE ALL ON FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) TO authenticated;
@@ -5541,9 +6284,21 @@ REVOKE ALL ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) FRO
 GRANT ALL ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) TO authenticated;
 GRANT ALL ON FUNCTION public.transfer_host(p_room_id text, p_new_host text) TO service_role;
 
+REVOKE ALL ON FUNCTION public.unban_member(p_room_id text, p_user_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.unban_member(p_room_id text, p_user_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.unban_member(p_room_id text, p_user_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.unmute_member(p_room_id text, p_user_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.unmute_member(p_room_id text, p_user_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.unmute_member(p_room_id text, p_user_id text) TO service_role;
+
 REVOKE ALL ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) TO authenticated;
 GRANT ALL ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_private.active_ban(p_room_id text, p_user_id text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.active_mute(p_room_id text, p_user_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.advance_room_queue(p_room public.rooms, p_user_id text, p_reason text) FROM PUBLIC;
 
@@ -5553,7 +6308,11 @@ REVOKE ALL ON FUNCTION watchium_private.apply_host_control(p_user_id text, p_roo
 
 REVOKE ALL ON FUNCTION watchium_private.auto_advance_queue(p_room_id text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.ban_user(p_room public.rooms, p_actor text, p_user_id text, p_ends_at timestamp with time zone, p_reason text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.caller_is_trusted() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.check_duration(p_argument text, p_seconds integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.check_episode(p_argument text, p_value integer) FROM PUBLIC;
 
@@ -5580,6 +6339,7 @@ REVOKE ALL ON FUNCTION watchium_private.count_key_attempt(p_subject text, p_acti
 REVOKE ALL ON FUNCTION watchium_private.create_sync_history_table(p_name text, p_hour timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.current_user_id() FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_private.current_user_id() TO authenticated;
 
 REVOKE ALL ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) FROM PUBLIC;
 
@@ -5590,6 +6350,8 @@ REVOKE ALL ON FUNCTION watchium_private.ensure_anchor(p_anime_id text, p_episode
 REVOKE ALL ON FUNCTION watchium_private.expire_rate_limit_counters() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.expire_room_events() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.expire_room_moderation() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.generate_access_key() FROM PUBLIC;
 
@@ -5645,6 +6407,10 @@ REVOKE ALL ON FUNCTION watchium_private.realtime_health() FROM PUBLIC;
 REVOKE ALL ON FUNCTION watchium_private.remove_member(p_room public.rooms, p_user_id text, p_event text, p_payload jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.require_host(p_room public.rooms, p_user_id text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.require_not_muted(p_room_id text, p_user_id text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.require_outranks(p_room_id text, p_actor text, p_target text, p_what text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.require_playback_time(p_value numeric, p_argument text) FROM PUBLIC;
 
@@ -5708,6 +6474,10 @@ REVOKE ALL ON FUNCTION watchium_rpc.advance_queue(p_room_id text, p_from_item bi
 GRANT ALL ON FUNCTION watchium_rpc.advance_queue(p_room_id text, p_from_item bigint) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.advance_queue(p_room_id text, p_from_item bigint) TO service_role;
 
+REVOKE ALL ON FUNCTION watchium_rpc.ban_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.ban_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_reason text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.ban_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_reason text) TO service_role;
+
 REVOKE ALL ON FUNCTION watchium_rpc.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.broadcast_to_room(p_room_id text, p_event_type text, p_payload jsonb) TO service_role;
@@ -5767,6 +6537,14 @@ REVOKE ALL ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) FROM PUB
 GRANT ALL ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) TO service_role;
 
+REVOKE ALL ON FUNCTION watchium_rpc.get_room_moderation(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_moderation(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_moderation(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.get_room_permissions(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_permissions(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_permissions(p_room_id text) TO service_role;
+
 REVOKE ALL ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_metrics(p_room_id text) TO service_role;
@@ -5779,6 +6557,10 @@ REVOKE ALL ON FUNCTION watchium_rpc.get_room_sync_state(p_room_id text) FROM PUB
 GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_state(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_sync_state(p_room_id text) TO service_role;
 
+REVOKE ALL ON FUNCTION watchium_rpc.hide_member_comments(p_room_id text, p_user_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.hide_member_comments(p_room_id text, p_user_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.hide_member_comments(p_room_id text, p_user_id text) TO service_role;
+
 REVOKE ALL ON FUNCTION watchium_rpc.install_maintenance_schedule() FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.install_maintenance_schedule() TO service_role;
 
@@ -5786,9 +6568,9 @@ REVOKE ALL ON FUNCTION watchium_rpc.join_room(p_room_id text, p_access_key text,
 GRANT ALL ON FUNCTION watchium_rpc.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) TO service_role;
 
-REVOKE ALL ON FUNCTION watchium_rpc.kick_member(p_room_id text, p_user_id text) FROM PUBLIC;
-GRANT ALL ON FUNCTION watchium_rpc.kick_member(p_room_id text, p_user_id text) TO authenticated;
-GRANT ALL ON FUNCTION watchium_rpc.kick_member(p_room_id text, p_user_id text) TO service_role;
+REVOKE ALL ON FUNCTION watchium_rpc.kick_member(p_room_id text, p_user_id text, p_ban_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.kick_member(p_room_id text, p_user_id text, p_ban_seconds integer) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.kick_member(p_room_id text, p_user_id text, p_ban_seconds integer) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.leave_room(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.leave_room(p_room_id text) TO authenticated;
@@ -5804,6 +6586,10 @@ GRANT ALL ON FUNCTION watchium_rpc.maintain() TO service_role;
 REVOKE ALL ON FUNCTION watchium_rpc.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.mute_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_shadow boolean, p_reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.mute_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_shadow boolean, p_reason text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.mute_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_shadow boolean, p_reason text) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.post_comment(p_anime_id text, p_episode_number integer, p_message text, p_username text, p_avatar_url text, p_room_id text, p_parent_id bigint, p_video_timestamp numeric) TO authenticated;
@@ -5831,9 +6617,17 @@ REVOKE ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric)
 GRANT ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) TO service_role;
 
+REVOKE ALL ON FUNCTION watchium_rpc.set_member_role(p_room_id text, p_user_id text, p_role text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.set_member_role(p_room_id text, p_user_id text, p_role text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.set_member_role(p_room_id text, p_user_id text, p_role text) TO service_role;
+
 REVOKE ALL ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.set_room_sync_options(p_room_id text, p_options jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.set_room_sync_options(p_room_id text, p_options jsonb) TO authenticated;
@@ -5845,6 +6639,14 @@ GRANT ALL ON FUNCTION watchium_rpc.sync_history_health() TO service_role;
 REVOKE ALL ON FUNCTION watchium_rpc.transfer_host(p_room_id text, p_new_host text) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.transfer_host(p_room_id text, p_new_host text) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.transfer_host(p_room_id text, p_new_host text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.unban_member(p_room_id text, p_user_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.unban_member(p_room_id text, p_user_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.unban_member(p_room_id text, p_user_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.unmute_member(p_room_id text, p_user_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.unmute_member(p_room_id text, p_user_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.unmute_member(p_room_id text, p_user_id text) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) TO authenticated;

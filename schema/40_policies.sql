@@ -5,17 +5,17 @@
 
 ALTER TABLE public.comments ENABLE ROW LEVEL SECURITY;
 
-CREATE POLICY comments_select_anon ON public.comments FOR SELECT TO anon USING (((room_id IS NULL) OR (EXISTS ( SELECT
+CREATE POLICY comments_select_anon ON public.comments FOR SELECT TO anon USING (((hidden_at IS NULL) AND ((room_id IS NULL) OR (EXISTS ( SELECT
    FROM public.rooms r
-  WHERE ((r.room_id = comments.room_id) AND r.is_public)))));
+  WHERE ((r.room_id = comments.room_id) AND r.is_public))))));
 
-COMMENT ON POLICY comments_select_anon ON public.comments IS 'Anonymous callers see episode comments without a room and comments of public rooms.';
+COMMENT ON POLICY comments_select_anon ON public.comments IS 'Anonymous callers see visible episode comments without a room and visible comments of public rooms.';
 
-CREATE POLICY comments_select_authenticated ON public.comments FOR SELECT TO authenticated USING (((room_id IS NULL) OR (room_id IN ( SELECT watchium_private.my_room_ids() AS my_room_ids)) OR (EXISTS ( SELECT
+CREATE POLICY comments_select_authenticated ON public.comments FOR SELECT TO authenticated USING ((((hidden_at IS NULL) OR (user_id = ( SELECT watchium_private.current_user_id() AS current_user_id))) AND ((room_id IS NULL) OR (room_id IN ( SELECT watchium_private.my_room_ids() AS my_room_ids)) OR (EXISTS ( SELECT
    FROM public.rooms r
-  WHERE ((r.room_id = comments.room_id) AND r.is_public)))));
+  WHERE ((r.room_id = comments.room_id) AND r.is_public))))));
 
-COMMENT ON POLICY comments_select_authenticated ON public.comments IS 'Signed-in callers see episode comments, comments of public rooms and of their rooms.';
+COMMENT ON POLICY comments_select_authenticated ON public.comments IS 'Signed-in callers see episode comments, comments of public rooms and of their rooms; a hidden comment only when they wrote it.';
 
 ALTER TABLE public.room_members ENABLE ROW LEVEL SECURITY;
 
@@ -85,9 +85,13 @@ ALTER TABLE watchium_private.rate_limit_rules ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE watchium_private.realtime_metrics ENABLE ROW LEVEL SECURITY;
 
+ALTER TABLE watchium_private.room_bans ENABLE ROW LEVEL SECURITY;
+
 ALTER TABLE watchium_private.room_events ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE watchium_private.room_events_expired ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE watchium_private.room_mutes ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE watchium_private.room_permission_catalogue ENABLE ROW LEVEL SECURITY;
 

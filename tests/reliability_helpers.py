@@ -120,6 +120,19 @@ group by s.room_id, s.sync_event_type, s.created_at
 """
 )
 
+# Operations of room governance (revisions 0009-0014), added to the default mix by the
+# concurrency test: role changes, co-host controls, bans with a short expiry, kicks with a ban.
+GOVERNANCE_OPERATIONS = ("role", "role", "cohost_seek", "ban", "kick_ban")
+
+# A member with a ban in force: a ban removes the member in the same transaction, and
+# join_room refuses a banned user, so no snapshot may show one.
+BANNED_MEMBERS = """
+select 'banned_member', m.room_id, null, null, m.user_id, b.ends_at::text
+from public.room_members as m
+join watchium_private.room_bans as b on b.room_id = m.room_id and b.user_id = m.user_id
+where b.ends_at is null or b.ends_at > now()
+"""
+
 EXPECTED_POSITION = (
     "select watchium_private.room_expected_position(r) from public.rooms as r where r.room_id = %s"
 )
@@ -137,7 +150,9 @@ def connect(url: str, name: str) -> Conn:
     return psycopg.connect(url, autocommit=True, application_name=APP_PREFIX + name)
 
 
-def rpc(conn: Conn, user: str | None, sql: str, params: Any = (), role: str = "authenticated") -> Any:
+def rpc(
+    conn: Conn, user: str | None, sql: str, params: Any = (), role: str = "authenticated"
+) -> Any:
     with as_user(conn, user, role=role) as c:
         row = c.execute(sql, params).fetchone()
     assert row is not None
@@ -310,6 +325,43 @@ class Workload:
             ).fetchall()
         ]
 
+    def governance(self, c: Conn, rng: random.Random, op: str, room_id: str, host: str | None,
+                   members: list[tuple[str, bool]], pending: list[tuple[str, str]]) -> str:
+        """Role changes, co-host controls, bans (1 to 3 s) and kicks with a ban."""
+        others = [u for u, is_host in members if not is_host]
+        if host is None or not others:
+            return "skip"
+        target = rng.choice(others)
+        if op == "role":
+            role = rng.choice(["co_host", "member", "viewer"])
+            rpc(c, host, "select public.set_member_role(%s, %s, %s)", (room_id, target, role))
+            return op
+        if op == "cohost_seek":
+            row = c.execute(
+                "select user_id from public.room_members where room_id = %s and role = 'co_host'"
+                " order by random() limit 1",
+                (room_id,),
+            ).fetchone()
+            if row is None:
+                return "skip"
+            rpc(c, row[0], "select public.seek_to_time(%s, %s::numeric)",
+                (room_id, round(rng.uniform(0, 86400), 2)))  # fmt: skip
+            return op
+        pair = (room_id, target)
+        self.pending(pending, pair)
+        if op == "ban":
+            result = rpc(c, host, "select public.ban_member(%s, %s, %s)",
+                         (room_id, target, rng.randint(1, 3)))  # fmt: skip
+            removed = bool(result["removed"])
+        else:
+            rpc(c, host, "select public.kick_member(%s, %s, %s)", (room_id, target, rng.randint(1, 3)))
+            removed = True
+        pending.clear()
+        if removed:
+            with self.ledger.lock:
+                self.ledger.removed[pair] += 1
+        return op
+
     def pending(self, pending: list[tuple[str, str]], pair: tuple[str, str]) -> None:
         """Marks a membership change in flight: if the call is killed, nobody knows whether
         it committed, and the ledger leaves that (room, user) out of the exact comparison."""
@@ -374,7 +426,11 @@ class Workload:
                     c,
                     host,
                     "select public.change_playback_state(%s, %s, %s::numeric)",
-                    (room_id, rng.random() < 0.6, rng.choice([None, round(rng.uniform(0, 3000), 2)])),
+                    (
+                        room_id,
+                        rng.random() < 0.6,
+                        rng.choice([None, round(rng.uniform(0, 3000), 2)]),
+                    ),
                 )
             elif op == "seek":
                 rpc(
@@ -450,6 +506,8 @@ class Workload:
             if "NaN" in text or "Infinity" in text:
                 self.fail(f"get_room_sync_state returned a non-finite number: {text[:500]}")
             return op
+        if op in GOVERNANCE_OPERATIONS:
+            return self.governance(c, rng, op, room_id, host, members, pending)
         if op == "privacy":
             if host is None:
                 return "skip"

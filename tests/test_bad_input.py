@@ -145,7 +145,9 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "json": jsonb_values,
     # Arrays (record_heartbeats): ragged lengths, nulls, empty and too long.
     "text[]": st.one_of(
-        st.none(), st.lists(st.one_of(st.none(), ids, nasty_text), max_size=6), st.just(["m"] * 1001)
+        st.none(),
+        st.lists(st.one_of(st.none(), ids, nasty_text), max_size=6),
+        st.just(["m"] * 1001),
     ),
     "numeric[]": st.one_of(st.none(), st.lists(numeric_values, max_size=6)),
     "boolean[]": st.one_of(st.none(), st.lists(st.one_of(st.none(), st.booleans()), max_size=6)),
@@ -246,6 +248,15 @@ COVERED = {
     "install_maintenance_schedule",
     "sync_history_health",
     "forget_user",
+    "set_member_role",
+    "set_room_permission",
+    "get_room_permissions",
+    "ban_member",
+    "unban_member",
+    "mute_member",
+    "unmute_member",
+    "hide_member_comments",
+    "get_room_moderation",
     "add_to_queue",
     "move_queue_item",
     "remove_queue_item",

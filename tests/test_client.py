@@ -119,6 +119,38 @@ def test_rooms_through_the_client(client: Client) -> None:
         alice.get_room(room_id)
 
 
+def test_roles_and_permissions_through_the_client(client: Client) -> None:
+    alice, bob, carol = client.as_user("alice"), client.as_user("bob"), client.as_user("carol")
+    room_id = new_room(alice).room.room_id
+    bob.join_room(room_id, username="Bob")
+    carol.join_room(room_id, username="Carol")
+    change = alice.set_member_role(room_id, "bob", "co_host")
+    assert (change.role, change.previous_role) == ("co_host", "member")
+    assert bob.get_room(room_id).members[1].role == "co_host"
+    perm = alice.set_room_permission(room_id, "chat", "co_host")
+    assert (perm.min_role, perm.previous_min_role, perm.is_default) == ("co_host", "member", False)
+    mine = carol.get_room_permissions(room_id)
+    assert mine.role == "member"
+    by_name = {p.permission: p for p in mine.permissions}
+    assert not by_name["chat"].allowed and by_name["comment"].allowed
+    assert by_name["chat"].default_min_role == "member"
+    assert alice.set_room_permission(room_id, "chat", None).is_default
+    with pytest.raises(Forbidden):
+        carol.set_member_role(room_id, "bob", "viewer")
+    assert bob.kick_member(room_id, "carol").status == "kicked"
+    banned = alice.ban_member(room_id, "carol", duration_seconds=60, reason="spoilers")
+    assert banned.ends_at is not None and not banned.removed
+    muted = alice.mute_member(room_id, "bob", shadow=True)
+    assert muted.shadow and muted.ends_at is None
+    seen = bob.get_room_moderation(room_id)
+    assert seen.bans is not None and seen.bans[0]["user_id"] == "carol"
+    assert alice.unmute_member(room_id, "bob").status == "unmuted"
+    assert alice.unban_member(room_id, "carol").status == "unbanned"
+    assert alice.hide_member_comments(room_id, "carol").hidden == 0
+    carol.join_room(room_id, username="Carol")
+    assert alice.kick_member(room_id, "carol", ban_seconds=30).banned_until is not None
+
+
 def test_queue_through_the_client(client: Client, watchium_db_url: str) -> None:
     alice, bob = client.as_user("alice"), client.as_user("bob")
     room_id = new_room(alice).room.room_id

@@ -24,12 +24,18 @@ def test_demo_plays_a_watch_party_end_to_end(
 
     assert summary["host_changed"] and summary["host_after"] != summary["host_before"]
     assert summary["everyone_in_sync"] and len(summary["members"]) == 3
-    assert all(m["sync_level"] in ("perfect", "good", "minor_drift") for m in summary["members"].values())
+    assert all(
+        m["sync_level"] in ("perfect", "good", "minor_drift") for m in summary["members"].values()
+    )
     assert summary["stale_member_removed"]
     assert summary["queue_auto_advanced"]
     kinds = summary["event_types"]
     assert summary["events_received"] == sum(kinds.values()) > 0
-    assert kinds["playback"] == 3  # play, seek, speed
+    assert kinds["playback"] == 4  # play, seek, speed, and the co-host's pause
+    assert summary["co_host_paused"] and kinds["member_role_changed"] == 1
+    # The host left: the co-host, not the longest-present member, took over.
+    assert summary["host_after"] == summary["co_host"]
+    assert summary["ban_refused_rejoin"] and summary["ban_lapsed_rejoined"]
     assert kinds["chat_message"] == 1 and kinds["host_changed"] == 1
     assert kinds["member_left"] == 2  # the stale member and the host
 

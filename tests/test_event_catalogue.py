@@ -51,8 +51,9 @@ def test_every_emitted_payload_matches_the_catalogue_and_every_event_is_emitted(
             json.dumps(payload))  # fmt: skip
     rpc(conn, "mio", "select public.broadcast_to_room(%s, 'chat_message', '{\"message\": \"yo\"}')",
         rid)  # fmt: skip
-    add = ("select public.add_to_queue(%s, 'a1', 'Anime', %s, 'https://example.com/e',"
-           " 1440::numeric)")
+    add = (
+        "select public.add_to_queue(%s, 'a1', 'Anime', %s, 'https://example.com/e', 1440::numeric)"
+    )
     first = rpc(conn, "mio", add, rid, 3)["item_id"]
     second = rpc(conn, "mio", add, rid, 4)["item_id"]
     third = rpc(conn, "mio", add, rid, 5)["item_id"]
@@ -63,7 +64,15 @@ def test_every_emitted_payload_matches_the_catalogue_and_every_event_is_emitted(
     assert first
     rpc(conn, "hana", "select public.update_room(%s, p_title => 'New', p_episode_number => 2)", rid)
     rpc(conn, "hana", "select public.set_room_sync_options(%s, '{\"episode_countdown\": 3}')", rid)
-    rpc(conn, "hana", "select public.kick_member(%s, 'ren')", rid)
+    rpc(conn, "hana", "select public.set_member_role(%s, 'ren', 'viewer')", rid)
+    rpc(conn, "hana", "select public.set_room_permission(%s, 'chat', 'viewer')", rid)
+    rpc(conn, "hana", "select public.mute_member(%s, 'mio', 60)", rid)
+    rpc(conn, "hana", "select public.unmute_member(%s, 'mio')", rid)
+    rpc(conn, "hana", "select public.set_member_role(%s, 'ren', 'member')", rid)
+    rpc(conn, "ren", "select public.post_comment('a1', 2, 'bye', p_room_id => %s)", rid)
+    rpc(conn, "hana", "select public.kick_member(%s, 'ren', 60)", rid)
+    rpc(conn, "hana", "select public.hide_member_comments(%s, 'ren')", rid)
+    rpc(conn, "hana", "select public.unban_member(%s, 'ren')", rid)
     rpc(conn, "hana", "select public.transfer_host(%s, 'mio')", rid)
     rpc(conn, "mio", "select public.leave_room(%s)", rid)
     rpc(conn, "hana", "select public.delete_room(%s)", rid)

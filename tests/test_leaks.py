@@ -107,6 +107,19 @@ ROOM_CALLS = {
     "get_room_sync_metrics": "select public.get_room_sync_metrics(%(room)s)",
     "record_realtime_metrics": "select public.record_realtime_metrics(%(room)s, 1, 1, 1, 0)",
     "get_realtime_metrics_summary": "select public.get_realtime_metrics_summary(%(room)s)",
+    "set_member_role": "select public.set_member_role(%(room)s, 'm1', 'viewer')",
+    "set_room_permission": "select public.set_room_permission(%(room)s, 'chat', 'viewer')",
+    "get_room_permissions": "select public.get_room_permissions(%(room)s)",
+    "ban_member": "select public.ban_member(%(room)s, 'm1')",
+    "unban_member": "select public.unban_member(%(room)s, 'm1')",
+    "mute_member": "select public.mute_member(%(room)s, 'm1')",
+    "unmute_member": "select public.unmute_member(%(room)s, 'm1')",
+    "hide_member_comments": "select public.hide_member_comments(%(room)s, 'm1')",
+    "get_room_moderation": "select public.get_room_moderation(%(room)s)",
+    "get_room_sync_options": "select public.get_room_sync_options(%(room)s)",
+    "set_room_sync_options": (
+        "select public.set_room_sync_options(%(room)s, '{\"episode_countdown\": 3}')"
+    ),
     "add_to_queue": (
         "select public.add_to_queue(%(room)s, 'a1', 'Anime', 2, 'https://example.com/v', 60)"
     ),

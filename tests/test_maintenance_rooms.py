@@ -74,6 +74,8 @@ def test_stale_host_is_removed_and_longest_present_member_takes_over(conn):
         "empty_anchors_deleted": 0,
         "rooms_skipped_busy": 0,
         "members_skipped_busy": 0,
+        "expired_bans_deleted": 0,
+        "expired_mutes_deleted": 0,
     }
     assert conn.execute(
         "select user_id, is_host from public.room_members order by joined_at"

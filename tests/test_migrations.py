@@ -65,6 +65,8 @@ insert into public.room_queue (room_id, position, anime_id, anime_title, episode
   values ('roundtrip1', 1, 'a1', 'Anime', 2, 'https://example.com/v2', 1440, 'u1', 'One');
 insert into public.room_permissions (room_id, permission, min_role)
   values ('roundtrip1', 'chat', 'viewer');
+insert into watchium_private.room_bans (room_id, user_id, reason) values ('roundtrip1', 'u9', 'spam');
+insert into watchium_private.room_mutes (room_id, user_id, shadow) values ('roundtrip1', 'u1', true);
 """
 
 

@@ -253,6 +253,16 @@ public.maintain                      -     -              yes
 public.install_maintenance_schedule  -     -              yes
 public.sync_history_health           -     -              yes
 public.forget_user                   -     -              yes
+public.set_member_role               -     yes            yes
+public.set_room_permission           -     yes            yes
+public.get_room_permissions          -     yes            yes
+public.ban_member                    -     yes            yes
+public.unban_member                  -     yes            yes
+public.mute_member                   -     yes            yes
+public.unmute_member                 -     yes            yes
+public.hide_member_comments          -     yes            yes
+public.get_room_moderation           -     yes            yes
+watchium_private.current_user_id     -     yes            -
 public.add_to_queue                  -     yes            yes
 public.move_queue_item               -     yes            yes
 public.remove_queue_item             -     yes            yes

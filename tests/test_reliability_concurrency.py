@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import pytest
 from reliability_helpers import (
+    BANNED_MEMBERS,
+    GOVERNANCE_OPERATIONS,
+    STATE_VIOLATIONS,
     Ledger,
     Workload,
     check_state,
@@ -19,20 +22,43 @@ from reliability_helpers import (
     verify_membership,
 )
 
-KINDS = ("join", "leave", "kick", "transfer", "play_pause", "seek", "speed", "heartbeat",
-         "comment", "broadcast", "sync_state", "privacy")
+KINDS = (
+    "join",
+    "leave",
+    "kick",
+    "transfer",
+    "play_pause",
+    "seek",
+    "speed",
+    "heartbeat",
+    "comment",
+    "broadcast",
+    "sync_state",
+    "privacy",
+    *dict.fromkeys(GOVERNANCE_OPERATIONS),
+)
+# The default mix plus governance: role changes, co-host controls, bans and kicks with a ban.
+OPERATIONS = (
+    *("join", "join", "join", "join", "leave", "kick", "transfer", "play_pause", "seek"),
+    *("speed", "heartbeat", "heartbeat", "heartbeat", "comment", "broadcast", "sync_state"),
+    *("privacy", *GOVERNANCE_OPERATIONS),
+)
+CHECK_SQL = STATE_VIOLATIONS + "union all" + BANNED_MEMBERS
 
 
 def run_mixed(url, conn, *, workers, ops, seed, timeout):
     relax_limits(conn)
     ledger = Ledger()
     rooms = make_rooms(conn, 20, ledger)
-    load = Workload(url, rooms, ledger, workers=workers, ops_per_worker=ops, seed=seed)
+    load = Workload(
+        url, rooms, ledger, workers=workers, ops_per_worker=ops, seed=seed,
+        operations=OPERATIONS, check_sql=CHECK_SQL,
+    )  # fmt: skip
     elapsed = load.run(timeout=timeout)
     print(f"\nmixed workload: {ledger.summary()} maintain_runs={load.maintain_runs} {elapsed:.1f}s")
     assert ledger.failures == [], (ledger.failures[:5], ledger.summary())
     assert load.done == workers, ledger.summary()
-    assert check_state(conn) == []
+    assert check_state(conn, CHECK_SQL) == []
     verify_membership(conn, ledger)
     # Nothing outside the API's SQLSTATEs, and above all no deadlock or internal error.
     assert not {"40P01", "XX000"} & set(ledger.errors), ledger.summary()
@@ -69,12 +95,20 @@ def test_invariant_checks_catch_half_written_states(conn):
     conn.execute("set session_replication_role = replica")  # no triggers: write half-states
     conn.execute("delete from watchium_private.member_presence where room_id = %s", (public,))
     conn.execute("delete from watchium_private.room_secrets where room_id = %s", (private,))
-    conn.execute("update public.room_members set is_host = false where room_id = %s", (private,))
+    # role follows is_host (room_members_role_host_check holds without triggers too).
+    conn.execute(
+        "update public.room_members set is_host = false, role = 'member' where room_id = %s",
+        (private,),
+    )
     conn.execute(
         "insert into public.sync_states (room_id, user_id, host_time, member_time,"
         " time_difference, is_synced, sync_event_type) values (%s, 'x', 1, 1, 0, true, 'seek')",
         (public,),
     )
     kinds = {row[0] for row in check_state(conn)}
-    assert kinds == {"host", "member_without_presence", "secret_mismatch",
-                     "control_sync_without_event"}, kinds
+    assert kinds == {
+        "host",
+        "member_without_presence",
+        "secret_mismatch",
+        "control_sync_without_event",
+    }, kinds

@@ -290,6 +290,7 @@ PUBLIC_TABLES = {
     "sync_states_default",
     "sync_records",
     "room_permissions",
+    "room_queue",
 }
 
 

@@ -347,6 +347,8 @@ class Comment:
     updated_at: datetime | None
     #: Set on a tombstone: a deleted comment kept (with an empty message) for its replies.
     deleted_at: datetime | None = None
+    #: Set when the comment is hidden from everyone but its author (revision 0016).
+    hidden_at: datetime | None = None
     raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -396,7 +398,110 @@ class KickResult:
     status: str
     room_id: str
     user_id: str
+    #: When the ban that came with the kick ends (kick_member with ban_seconds).
+    banned_until: datetime | None = None
     raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class BanResult:
+    """ban_member: until when (None: for good), and whether a member was removed."""
+
+    room_id: str
+    user_id: str
+    ends_at: datetime | None
+    removed: bool
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class MuteResult:
+    """mute_member: until when (None: until unmuted) and whether it is a shadow mute."""
+
+    room_id: str
+    user_id: str
+    ends_at: datetime | None
+    shadow: bool
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class ModerationStatus:
+    """unban_member / unmute_member: unbanned | not_banned, unmuted | not_muted."""
+
+    room_id: str
+    user_id: str
+    status: str
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class HiddenComments:
+    """hide_member_comments: how many comments were hidden."""
+
+    room_id: str
+    user_id: str
+    hidden: int
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class RoomModeration:
+    """get_room_moderation: bans and mutes in force (None: the caller may not read that list)."""
+
+    room_id: str
+    bans: tuple[Mapping[str, Any], ...] | None
+    mutes: tuple[Mapping[str, Any], ...] | None
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    """set_member_role: the member's role now and before."""
+
+    room_id: str
+    user_id: str
+    role: str
+    previous_role: str
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class PermissionChange:
+    """set_room_permission: the permission's minimum role now and before."""
+
+    room_id: str
+    permission: str
+    min_role: str
+    previous_min_role: str
+    is_default: bool
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class RoomPermission:
+    """One permission of a room's map, and whether the caller has it."""
+
+    permission: str
+    min_role: str
+    default_min_role: str
+    allowed: bool
+    description: str
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class RoomPermissions:
+    """get_room_permissions: the caller's role (None for a non-member) and the room's map."""
+
+    room_id: str
+    role: str | None
+    permissions: tuple[RoomPermission, ...]
+    raw: Mapping[str, Any] = _raw()
+
+
+def _permissions(items: list[Mapping[str, Any]]) -> tuple[RoomPermission, ...]:
+    return tuple(_build(RoomPermission, p) for p in items)
 
 
 @dataclass(frozen=True)
@@ -624,7 +729,7 @@ class ForgottenUser:
     comments_tombstoned: int
     rate_limit_counters_deleted: int
     realtime_metrics_deleted: int
-    #: Queued episodes left in their queues without author (revision 0013).
+    #: Queued episodes left in their queues without author (revision 0017).
     queue_items_anonymized: int | None = None
     raw: Mapping[str, Any] = _raw()
 
@@ -794,7 +899,9 @@ JOIN_ROOM = Rpc(
 )
 LEAVE_ROOM = Rpc("leave_room", _args("room_id:text"), lambda d: _build(LeaveResult, d))
 KICK_MEMBER = Rpc(
-    "kick_member", _args("room_id:text user_id:text"), lambda d: _build(KickResult, d)
+    "kick_member",
+    _args("room_id:text user_id:text ban_seconds:integer"),
+    lambda d: _build(KickResult, d),
 )
 TRANSFER_HOST = Rpc(
     "transfer_host", _args("room_id:text new_host:text"), lambda d: _build(TransferResult, d)
@@ -906,6 +1013,43 @@ MAINTAIN = Rpc("maintain", (), lambda d: _build(MaintenanceReport, d))
 SYNC_HISTORY_HEALTH: Rpc[dict[str, Any]] = Rpc("sync_history_health", (), dict)
 INSTALL_MAINTENANCE_SCHEDULE: Rpc[dict[str, Any]] = Rpc("install_maintenance_schedule", (), dict)
 FORGET_USER = Rpc("forget_user", _args("user_id:text"), lambda d: _build(ForgottenUser, d))
+SET_MEMBER_ROLE = Rpc(
+    "set_member_role", _args("room_id:text user_id:text role:text"), lambda d: _build(RoleChange, d)
+)
+SET_ROOM_PERMISSION = Rpc(
+    "set_room_permission",
+    _args("room_id:text permission:text min_role:text"),
+    lambda d: _build(PermissionChange, d),
+)
+BAN_MEMBER = Rpc(
+    "ban_member",
+    _args("room_id:text user_id:text duration_seconds:integer reason:text"),
+    lambda d: _build(BanResult, d),
+)
+UNBAN_MEMBER = Rpc(
+    "unban_member", _args("room_id:text user_id:text"), lambda d: _build(ModerationStatus, d)
+)
+MUTE_MEMBER = Rpc(
+    "mute_member",
+    _args("room_id:text user_id:text duration_seconds:integer shadow:boolean reason:text"),
+    lambda d: _build(MuteResult, d),
+)
+UNMUTE_MEMBER = Rpc(
+    "unmute_member", _args("room_id:text user_id:text"), lambda d: _build(ModerationStatus, d)
+)
+HIDE_MEMBER_COMMENTS = Rpc(
+    "hide_member_comments", _args("room_id:text user_id:text"), lambda d: _build(HiddenComments, d)
+)
+GET_ROOM_MODERATION = Rpc(
+    "get_room_moderation",
+    _args("room_id:text"),
+    lambda d: _build(RoomModeration, d, bans=tuple, mutes=tuple),
+)
+GET_ROOM_PERMISSIONS = Rpc(
+    "get_room_permissions",
+    _args("room_id:text"),
+    lambda d: _build(RoomPermissions, d, permissions=_permissions),
+)
 ADD_TO_QUEUE = Rpc(
     "add_to_queue",
     _args(
@@ -940,6 +1084,8 @@ RPCS: tuple[Rpc[Any], ...] = (
     GET_ROOM_SYNC_METRICS, GET_ROOM_SYNC_OPTIONS, SET_ROOM_SYNC_OPTIONS, BROADCAST_TO_ROOM,
     RECORD_REALTIME_METRICS, GET_REALTIME_METRICS_SUMMARY, REALTIME_HEALTH, CHECK_RATE_LIMIT,
     MAINTAIN, FORGET_USER, SYNC_HISTORY_HEALTH, INSTALL_MAINTENANCE_SCHEDULE,
+    SET_MEMBER_ROLE, SET_ROOM_PERMISSION, GET_ROOM_PERMISSIONS,
+    BAN_MEMBER, UNBAN_MEMBER, MUTE_MEMBER, UNMUTE_MEMBER, HIDE_MEMBER_COMMENTS, GET_ROOM_MODERATION,
     ADD_TO_QUEUE, MOVE_QUEUE_ITEM, REMOVE_QUEUE_ITEM, ADVANCE_QUEUE, GET_QUEUE,
 )  # fmt: skip
 RPC_BY_NAME: dict[str, Rpc[Any]] = {rpc.name: rpc for rpc in RPCS}
@@ -1047,8 +1193,66 @@ class RpcMethods:
         """Leave a room; the host role moves on to the longest-present member."""
 
     @rpc(KICK_MEMBER)
-    def kick_member(self, room_id: str, user_id: str) -> KickResult:
-        """Host only: remove a member."""
+    def kick_member(
+        self, room_id: str, user_id: str, *, ban_seconds: int | None = None
+    ) -> KickResult:
+        """Remove a member of a lower role (kick permission); with ``ban_seconds`` also ban
+        them that long (ban permission)."""
+
+    @rpc(BAN_MEMBER)
+    def ban_member(
+        self,
+        room_id: str,
+        user_id: str,
+        *,
+        duration_seconds: int | None = None,
+        reason: str | None = None,
+    ) -> BanResult:
+        """Ban a user (a member of a lower role is removed); None: for good (ban permission)."""
+
+    @rpc(UNBAN_MEMBER)
+    def unban_member(self, room_id: str, user_id: str) -> ModerationStatus:
+        """Lift a ban (ban permission)."""
+
+    @rpc(MUTE_MEMBER)
+    def mute_member(
+        self,
+        room_id: str,
+        user_id: str,
+        *,
+        duration_seconds: int | None = None,
+        shadow: bool = False,
+        reason: str | None = None,
+    ) -> MuteResult:
+        """Mute a member of a lower role; None: until unmuted; shadow: accepted, delivered only
+        to the author (mute permission)."""
+
+    @rpc(UNMUTE_MEMBER)
+    def unmute_member(self, room_id: str, user_id: str) -> ModerationStatus:
+        """Lift a mute (mute permission)."""
+
+    @rpc(HIDE_MEMBER_COMMENTS)
+    def hide_member_comments(self, room_id: str, user_id: str) -> HiddenComments:
+        """Hide a kicked, banned or departed user's room comments (moderate_comments)."""
+
+    @rpc(GET_ROOM_MODERATION)
+    def get_room_moderation(self, room_id: str) -> RoomModeration:
+        """Bans and mutes in force, for moderators."""
+
+    @rpc(SET_MEMBER_ROLE)
+    def set_member_role(self, room_id: str, user_id: str, role: str) -> RoleChange:
+        """Give a member of a lower role the role co_host, member or viewer (manage_roles)."""
+
+    @rpc(SET_ROOM_PERMISSION)
+    def set_room_permission(
+        self, room_id: str, permission: str, min_role: str | None = None
+    ) -> PermissionChange:
+        """Set a permission's minimum role in the room; None: back to the default
+        (manage_permissions)."""
+
+    @rpc(GET_ROOM_PERMISSIONS)
+    def get_room_permissions(self, room_id: str) -> RoomPermissions:
+        """The room's permission map and the caller's role."""
 
     @rpc(TRANSFER_HOST)
     def transfer_host(self, room_id: str, new_host: str) -> TransferResult:

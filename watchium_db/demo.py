@@ -36,6 +36,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from watchium_db.client import AsyncClient, AsyncSession, Heartbeat
+from watchium_db.errors import Forbidden
 from watchium_db.listener import RoomEvent, RoomListener
 
 SYNC_STYLE = {
@@ -61,6 +62,7 @@ class Player:
     silent: bool = False  # stopped sending heartbeats (closed the laptop)
     last: Heartbeat | None = None
     status: str = "joined"
+    role: str = "member"
     clock: float = field(default_factory=time.monotonic)
 
     def advance(self) -> None:
@@ -104,7 +106,7 @@ class Party:
             level = hb.sync_level if hb else "—"
             table.add_row(
                 p.name,
-                "host" if p.user_id == self.host else "member",
+                "host" if p.user_id == self.host else p.role,
                 f"{p.position:7.2f}",
                 f"{hb.time_difference:5.2f}" if hb else "—",
                 f"[{SYNC_STYLE.get(level, 'white')}]{level}[/]",
@@ -315,6 +317,32 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
             )
             await step()
 
+            # A co-host pauses -------------------------------------------------------------
+            await hana.set_member_role(party.private_room, uid("Mika"), "co_host")
+            paused = await sessions["Mika"].change_playback_state(party.private_room, False)
+            cohost_paused = (paused.raw.get("controlled_by"), paused.is_playing) == (
+                uid("Mika"),
+                False,
+            )
+            party.players[uid("Mika")].role = "co-host"
+            party.say(f"Hana made Mika co-host; Mika paused at {paused.current_time:.0f} s")
+            await _follow(party)
+            await step()
+
+            # A ban with expiry (public room) ------------------------------------------------
+            await hana.ban_member(
+                party.public_room, uid("Ren"), duration_seconds=1, reason="spoilers"
+            )
+            try:
+                await sessions["Ren"].join_room(party.public_room, username="Ren")
+                ban_refused = False
+            except Forbidden:
+                ban_refused = True
+            party.say(f"Hana banned Ren from the public room for 1 s: rejoin refused={ban_refused}")
+            await asyncio.sleep(1.1)
+            rejoined = await sessions["Ren"].join_room(party.public_room, username="Ren")
+            party.say(f"the ban lapsed by itself: Ren {rejoined.status}")
+
             # The host leaves ----------------------------------------------------------------
             left = await hana.leave_room(party.private_room)
             party.players.pop(uid("Hana"))
@@ -355,6 +383,10 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
             "stale_member": uid("Sora"),
             "stale_member_removed": sora_removed,
             "stale_method": "aged the member's presence row past member_stale_after, as owner",
+            "co_host": uid("Mika"),
+            "co_host_paused": cohost_paused,
+            "ban_refused_rejoin": ban_refused,
+            "ban_lapsed_rejoined": rejoined.status == "joined",
             "queue_auto_advanced": auto_advanced,
             "events_received": len(party.events),
             "event_types": dict(sorted(kinds.items())),
@@ -376,6 +408,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f" ({summary['stale_method']})",
         "public room's queue advanced by itself after a 2-second clip: "
         + ("yes" if summary.get("queue_auto_advanced") else "NO"),
+        f"co-host paused: {'yes' if summary['co_host_paused'] else 'NO'}; ban refused the rejoin:"
+        f" {'yes' if summary['ban_refused_rejoin'] else 'NO'}, and lapsed:"
+        f" {'yes' if summary['ban_lapsed_rejoined'] else 'NO'}",
         f"{summary['events_received']} events received by the listener: "
         + ", ".join(f"{k} {v}" for k, v in summary["event_types"].items()),
         f"done in {summary['seconds']} s (rooms {summary['private_room']},"

@@ -42,6 +42,8 @@ COMMENT_FIELDS = (
     "updated_at",
     "deleted_at",
     "replica_key",
+    "hidden_at",
+    "hidden_reason",
 )
 
 PLAYBACK_FIELDS = (
@@ -89,7 +91,11 @@ _EVENTS = (
         "a member leaves (reason left) or maintenance removes it as stale (reason stale)",
         ("user_id", "reason"),
     ),
-    Event("member_kicked", "the host removes a member", ("user_id", "kicked_by")),
+    Event(
+        "member_kicked",
+        "a member is removed by someone with the kick permission (the host by default)",
+        ("user_id", "kicked_by"),
+    ),
     Event(
         "host_changed",
         "the host changes: transfer_host, the host leaving or removed as stale (the "
@@ -121,11 +127,12 @@ _EVENTS = (
     ),
     Event(
         "playback",
-        "the host plays, pauses, seeks or changes speed (action play, pause, seek, speed), "
-        "changes the episode with update_room (action episode: paused at 0), or the queue "
-        "advances (action episode: the next item from 0, still playing if the room was; action "
-        "pause when the queue ran out)",
+        "the host or a co-host plays, pauses, seeks or changes speed (action play, pause, seek, "
+        "speed; controlled_by: who), changes the episode with update_room (action episode: "
+        "paused at 0), or the queue advances (action episode: the next item from 0, still "
+        "playing if the room was; action pause when the queue ran out)",
         PLAYBACK_FIELDS,
+        ("controlled_by",),
     ),
     Event(
         "sync_status",
@@ -173,6 +180,38 @@ _EVENTS = (
         "chat_message",
         "custom event from a member via broadcast_to_room",
         ("message", "user_id", "username"),
+    ),
+    Event(
+        "member_role_changed",
+        "set_member_role gave a member another role (co_host, member or viewer)",
+        ("user_id", "role", "previous_role", "changed_by"),
+    ),
+    Event(
+        "room_permission_changed",
+        "set_room_permission changed the minimum role of a permission in the room",
+        ("permission", "min_role", "previous_min_role", "changed_by"),
+    ),
+    Event(
+        "member_banned",
+        "ban_member, or kick_member with a ban (ends_at null: for good); a member is then "
+        "removed (member_kicked follows)",
+        ("user_id", "banned_by", "ends_at"),
+    ),
+    Event("member_unbanned", "unban_member lifted a ban in force", ("user_id", "unbanned_by")),
+    Event(
+        "member_muted",
+        "mute_member muted a member (ends_at null: until unmuted); never for a shadow mute",
+        ("user_id", "muted_by", "ends_at"),
+    ),
+    Event(
+        "member_unmuted",
+        "unmute_member lifted a mute in force (never for a shadow mute)",
+        ("user_id", "unmuted_by"),
+    ),
+    Event(
+        "comments_hidden",
+        "hide_member_comments hid the room comments of a kicked, banned or departed user",
+        ("user_id", "hidden_by", "count"),
     ),
 )
 

@@ -234,6 +234,10 @@ class Comment(Base):
     deleted_at: Mapped[dt.datetime | None]
     #: Random; the replica identity, so a published DELETE carries nothing about the comment.
     replica_key: Mapped[uuid.UUID] = mapped_column(server_default=text("gen_random_uuid()"))
+    #: Hidden from everyone but the author (a shadow mute, or moderation); null: visible.
+    hidden_at: Mapped[dt.datetime | None]
+    #: shadow_muted or moderated; null exactly when hidden_at is null.
+    hidden_reason: Mapped[str | None]
 
 
 class RoomQueueItem(Base):
@@ -333,6 +337,47 @@ class RoomPermission(Base):
     min_role: Mapped[str]
     updated_by: Mapped[str | None]
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+
+
+class RoomBan(Base):
+    """A user banned from a room, until ends_at or for good."""
+
+    __tablename__ = "room_bans"
+    __table_args__ = (
+        PrimaryKeyConstraint("room_id", "user_id", name="room_bans_pkey"),
+        Index("room_bans_ends_at_idx", "ends_at", postgresql_where=text("ends_at IS NOT NULL")),
+        {"schema": PRIVATE},
+    )
+
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("rooms.room_id", ondelete="CASCADE", name="room_bans_room_id_fkey")
+    )
+    user_id: Mapped[str]
+    banned_by: Mapped[str | None]
+    reason: Mapped[str | None]
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    ends_at: Mapped[dt.datetime | None]
+
+
+class RoomMute(Base):
+    """A member muted in a room (optionally shadow), until ends_at or until unmuted."""
+
+    __tablename__ = "room_mutes"
+    __table_args__ = (
+        PrimaryKeyConstraint("room_id", "user_id", name="room_mutes_pkey"),
+        Index("room_mutes_ends_at_idx", "ends_at", postgresql_where=text("ends_at IS NOT NULL")),
+        {"schema": PRIVATE},
+    )
+
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("rooms.room_id", ondelete="CASCADE", name="room_mutes_room_id_fkey")
+    )
+    user_id: Mapped[str]
+    muted_by: Mapped[str | None]
+    reason: Mapped[str | None]
+    shadow: Mapped[bool] = mapped_column(server_default=text("false"))
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    ends_at: Mapped[dt.datetime | None]
 
 
 class RoomPermissionCatalogue(Base):

@@ -1079,6 +1079,18 @@ def auto_advance_script(side: str) -> str:
     )
 
 
+def _setup_co_host_room_of_1000(conn: Conn, side: str) -> None:
+    """The room of 1,000 with member bl1000_1 a co-host on head (0.1.0 has no roles: its side
+    measures the host's control, what a co-host's replaces)."""
+    _setup_room_of_1000(conn, side)
+    if side == "head":
+        conn.execute(
+            "update public.room_members set role = 'co_host'"
+            " where room_id = %s and user_id = 'bl1000_1' and role <> 'co_host'",
+            (BASELINE_ROOM_1000,),
+        )
+
+
 BASELINE_CASES: list[BaselineCase] = [
     BaselineCase(
         "single_heartbeat",
@@ -1112,6 +1124,16 @@ BASELINE_CASES: list[BaselineCase] = [
         1,
         auto_advance_script,
         _setup_queue_room_of_1000,
+    ),
+    BaselineCase(
+        "co_host_control_1000",
+        "co-host control in a room of 1,000 (0.1.0: the host's control)",
+        "latency",
+        1,
+        lambda side: host_control_scripts(
+            BASELINE_ROOM_1000, "bl1000_1" if side == "head" else "bl1000_0"
+        )["ours"],
+        _setup_co_host_room_of_1000,
     ),
 ]
 
