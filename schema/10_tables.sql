@@ -88,6 +88,10 @@ CREATE TABLE public.rooms (
     sync_episode_countdown numeric(6,2),
     queue_item_id bigint,
     queue_advance_after numeric(10,2),
+    waiting_since timestamp with time zone,
+    waiting_reason text,
+    sync_deadline timestamp with time zone,
+    ready_check_min_ready integer,
     CONSTRAINT rooms_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
     CONSTRAINT rooms_anime_title_length_check CHECK (((char_length(anime_title) >= 1) AND (char_length(anime_title) <= 300))),
     CONSTRAINT rooms_current_playback_time_check CHECK (((current_playback_time >= (0)::numeric) AND (current_playback_time <= (86400)::numeric))),
@@ -164,6 +168,14 @@ COMMENT ON COLUMN public.rooms.sync_episode_countdown IS 'Countdown before an ep
 COMMENT ON COLUMN public.rooms.queue_item_id IS 'The queue item playing (public.room_queue, position 0), or null when the room plays an episode that did not come from its queue. advance_queue''s guard.';
 
 COMMENT ON COLUMN public.rooms.queue_advance_after IS 'The current queue item''s duration plus queue_advance_grace: once the expected position passes it, the next call on the room (or maintenance) advances the queue. Null without a current item.';
+
+COMMENT ON COLUMN public.rooms.waiting_since IS 'When the room started waiting (paused for buffering members or a ready check); null when it is not waiting.';
+
+COMMENT ON COLUMN public.rooms.waiting_reason IS 'Why the room waits: buffering (members blocking, each until its excuse deadline) or ready_check; null when it is not waiting.';
+
+COMMENT ON COLUMN public.rooms.sync_deadline IS 'The earliest pending deadline of the room (a blocking member''s excuse, or the ready check''s end): the first call on the room at or after it applies it, and maintain() sweeps it. Null when nothing is pending.';
+
+COMMENT ON COLUMN public.rooms.ready_check_min_ready IS 'During a ready check: how many ready members start playback; null means every member.';
 
 CREATE TABLE public.comments (
     id bigint NOT NULL,
@@ -458,6 +470,50 @@ CREATE TABLE watchium_private.alembic_version (
     version_num character varying(32) NOT NULL
 );
 
+CREATE TABLE watchium_private.member_playback (
+    room_id text NOT NULL,
+    user_id text NOT NULL,
+    status text DEFAULT 'ready'::text NOT NULL,
+    reported_time numeric(10,2) DEFAULT 0 NOT NULL,
+    status_since timestamp with time zone DEFAULT now() NOT NULL,
+    wait_deadline timestamp with time zone,
+    skipped_at timestamp with time zone,
+    late_joiner boolean DEFAULT false NOT NULL,
+    loaded_at timestamp with time zone,
+    wait_opt_out boolean DEFAULT false NOT NULL,
+    ready_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT member_playback_reported_time_check CHECK (((reported_time >= (0)::numeric) AND (reported_time <= (86400)::numeric))),
+    CONSTRAINT member_playback_status_check CHECK ((status = ANY (ARRAY['buffering'::text, 'ready'::text]))),
+    CONSTRAINT member_playback_wait_deadline_check CHECK (((wait_deadline IS NULL) OR (status = 'buffering'::text)))
+);
+
+COMMENT ON TABLE watchium_private.member_playback IS 'Each member''s last buffering/ready report, its wait deadline, opt-out and ready-check answer. A row exists once the member reported, opted out or answered a ready check. Not published; read through get_room_sync_state.';
+
+COMMENT ON COLUMN watchium_private.member_playback.room_id IS 'The room.';
+
+COMMENT ON COLUMN watchium_private.member_playback.user_id IS 'The member.';
+
+COMMENT ON COLUMN watchium_private.member_playback.status IS 'buffering or ready, as last reported.';
+
+COMMENT ON COLUMN watchium_private.member_playback.reported_time IS 'The position the member reported with its status.';
+
+COMMENT ON COLUMN watchium_private.member_playback.status_since IS 'When the status last changed.';
+
+COMMENT ON COLUMN watchium_private.member_playback.wait_deadline IS 'While the member blocks the room: when it is excused (first load or re-buffer timeout after it started buffering). Null when it does not block.';
+
+COMMENT ON COLUMN watchium_private.member_playback.skipped_at IS 'When the room stopped waiting for this buffering member (deadline passed, or the host forced a resume); null otherwise.';
+
+COMMENT ON COLUMN watchium_private.member_playback.late_joiner IS 'This buffering is the first load of a member that joined while the room was playing: never waited for.';
+
+COMMENT ON COLUMN watchium_private.member_playback.loaded_at IS 'Last ready report: null means the member has not loaded yet, so its buffering is a first load.';
+
+COMMENT ON COLUMN watchium_private.member_playback.wait_opt_out IS 'The member asked never to be waited for.';
+
+COMMENT ON COLUMN watchium_private.member_playback.ready_at IS 'When the member answered ready to a ready check: ready for the check that started at or before it.';
+
+COMMENT ON COLUMN watchium_private.member_playback.updated_at IS 'When the row last changed.';
+
 CREATE TABLE watchium_private.member_presence (
     room_id text NOT NULL,
     user_id text NOT NULL,
@@ -697,8 +753,14 @@ ALTER TABLE ONLY public.room_queue
 ALTER TABLE ONLY public.rooms
     ADD CONSTRAINT rooms_pkey PRIMARY KEY (room_id);
 
+ALTER TABLE public.rooms
+    ADD CONSTRAINT rooms_waiting_state_check CHECK ((((waiting_since IS NULL) = (waiting_reason IS NULL)) AND ((waiting_reason IS NULL) OR (waiting_reason = ANY (ARRAY['buffering'::text, 'ready_check'::text]))) AND ((ready_check_min_ready IS NULL) OR ((waiting_reason = 'ready_check'::text) AND ((ready_check_min_ready >= 1) AND (ready_check_min_ready <= 100000)))))) NOT VALID;
+
 ALTER TABLE ONLY watchium_private.alembic_version
     ADD CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num);
+
+ALTER TABLE ONLY watchium_private.member_playback
+    ADD CONSTRAINT member_playback_pkey PRIMARY KEY (room_id, user_id);
 
 ALTER TABLE ONLY watchium_private.member_presence
     ADD CONSTRAINT member_presence_pkey PRIMARY KEY (room_id, user_id);
@@ -804,6 +866,9 @@ ALTER TABLE ONLY public.room_permissions
 
 ALTER TABLE ONLY public.room_queue
     ADD CONSTRAINT room_queue_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY watchium_private.member_playback
+    ADD CONSTRAINT member_playback_room_id_user_id_fkey FOREIGN KEY (room_id, user_id) REFERENCES public.room_members(room_id, user_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY watchium_private.member_presence
     ADD CONSTRAINT member_presence_room_id_user_id_fkey FOREIGN KEY (room_id, user_id) REFERENCES public.room_members(room_id, user_id) ON DELETE CASCADE;

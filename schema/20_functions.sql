@@ -138,6 +138,18 @@ $$;
 
 COMMENT ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) IS 'The author edits the message of their own comment (not system messages or anchors); room comments only while still a member of the room (42501 after leaving or being kicked). Returns the comment.';
 
+CREATE FUNCTION public.force_resume(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.force_resume(p_room_id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.force_resume(p_room_id text) IS 'Permission control_playback (the host; co-hosts by default): ends the room''s wait (buffering members or a ready check); members still blocking are skipped and playback starts at a scheduled start. resumed is false when the room was not waiting.';
+
 CREATE FUNCTION public.forget_user(p_user_id text) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -464,6 +476,18 @@ $$;
 
 COMMENT ON FUNCTION public.remove_queue_item(p_room_id text, p_item_id bigint) IS 'Host and co-hosts (permission edit_queue): removes a queued item; removing the item playing advances to the next (reason removed). Emits queue_item_removed; returns the queue.';
 
+CREATE FUNCTION public.report_playback_status(p_room_id text, p_status text, p_position numeric) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.report_playback_status(p_room_id, p_status, p_position);
+end;
+$$;
+
+COMMENT ON FUNCTION public.report_playback_status(p_room_id text, p_status text, p_position numeric) IS 'A member reports buffering or ready at p_position (0 to 86400 s). Buffering while the room plays makes the room wait for the member until its deadline (first load 60 s, re-buffer 10 s), unless it opted out or is a late joiner; the ready report that leaves nobody blocking resumes the room at a scheduled start. Returns the member''s status and the room''s waiting state.';
+
 CREATE FUNCTION public.seek_to_time(p_room_id text, p_time numeric) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -500,6 +524,18 @@ $$;
 
 COMMENT ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) IS 'Host only: sets the playback speed (0.25 to 4.0, 2 decimals) from the expected position now. Writes one sync record per member, emits a playback event and returns the new state.';
 
+CREATE FUNCTION public.set_ready(p_room_id text, p_ready boolean) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.set_ready(p_room_id, p_ready);
+end;
+$$;
+
+COMMENT ON FUNCTION public.set_ready(p_room_id text, p_ready boolean) IS 'A member answers the running ready check (p_ready true or false); the answer that reaches the needed count starts playback at a scheduled start. WD409 when no ready check runs. Returns the member''s status and the room''s waiting state.';
+
 CREATE FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -523,6 +559,30 @@ end;
 $$;
 
 COMMENT ON FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) IS 'Host only (the update_room permission): sets the room''s sync options from p_options {option: seconds, or null for the project default}: drift_perfect, drift_good, drift_minor (one set, perfect <= good <= minor, 0.01 to 60), first_load_timeout (0 to 3600), rebuffer_timeout (0 to 600), min_start_lead (0 to 10), episode_countdown (0 to 60). 22023 naming the option on bad input. Emits room_updated {sync_options}. Returns the effective options.';
+
+CREATE FUNCTION public.set_wait_opt_out(p_room_id text, p_opt_out boolean) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.set_wait_opt_out(p_room_id, p_opt_out);
+end;
+$$;
+
+COMMENT ON FUNCTION public.set_wait_opt_out(p_room_id text, p_opt_out boolean) IS 'The caller opts out of being waited for (p_opt_out true: its buffering never pauses the room; if it blocks now, it stops) or back in (false). Returns the member''s status and the room''s waiting state.';
+
+CREATE FUNCTION public.start_ready_check(p_room_id text, p_timeout_seconds numeric, p_min_ready integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.start_ready_check(p_room_id, p_timeout_seconds, p_min_ready);
+end;
+$$;
+
+COMMENT ON FUNCTION public.start_ready_check(p_room_id text, p_timeout_seconds numeric, p_min_ready integer) IS 'Permission control_playback (the host; co-hosts by default): pauses the room until p_min_ready members (null: every member; the host counts as ready) answered set_ready, or until now + p_timeout_seconds (1 to 3600); then playback starts at a scheduled start. WD409 while a ready check runs. Returns the room''s waiting state.';
 
 CREATE FUNCTION public.sync_history_health() RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -689,6 +749,32 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.advance_room_queue(p_room public.rooms, p_user_id text, p_reason text) IS 'Advances a locked room''s queue: deletes the current item, moves the others up, plays the next from 0 (new playback reference, its anime, episode and URL, its anchor) or pauses when the queue ran out; emits queue_advanced and playback. Internal.';
+
+CREATE FUNCTION watchium_private.apply_due_sync_deadlines() RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_room_id text;
+  v_applied integer := 0;
+  v_busy    integer := 0;
+begin
+  for v_room_id in
+    select r.room_id from public.rooms as r
+    where r.sync_deadline <= pg_catalog.clock_timestamp()
+    order by r.sync_deadline
+  loop
+    if watchium_private.apply_sync_deadlines(v_room_id, true) then
+      v_applied := v_applied + 1;
+    else
+      v_busy := v_busy + 1;
+    end if;
+  end loop;
+  return pg_catalog.jsonb_build_object('rooms_applied', v_applied, 'rooms_skipped_busy', v_busy);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.apply_due_sync_deadlines() IS 'Maintenance: applies the due deadlines of every room whose sync_deadline passed (rooms locked by callers are skipped; their call applies them). Returns {rooms_applied, rooms_skipped_busy}. Internal.';
 
 CREATE FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[]) RETURNS TABLE(user_id text, outcome text, reported_time numeric, expected_time numeric, time_difference numeric, is_synced boolean, sync_level text)
     LANGUAGE plpgsql
@@ -878,6 +964,32 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) IS 'Shared body of the playback controls: rate limit, room lock, host check (anyone else needs the control_playback permission: co-hosts by default), new playback reference (last_activity refreshed when older than a minute), bulk sync, one playback event naming controlled_by. Internal.';
 
+CREATE FUNCTION watchium_private.apply_sync_deadlines(p_room_id text, p_skip_locked boolean) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_room public.rooms;
+begin
+  if p_skip_locked then
+    select * into v_room from public.rooms as r
+    where r.room_id = p_room_id and r.sync_deadline <= pg_catalog.clock_timestamp()
+    for update skip locked;
+  else
+    select * into v_room from public.rooms as r
+    where r.room_id = p_room_id and r.sync_deadline <= pg_catalog.clock_timestamp()
+    for update;
+  end if;
+  if not found then
+    return false;
+  end if;
+  perform watchium_private.settle_room(v_room, null);
+  return true;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.apply_sync_deadlines(p_room_id text, p_skip_locked boolean) IS 'Locks room p_room_id when its sync_deadline has passed and applies its due deadlines (settle_room); with p_skip_locked a room locked by another transaction is skipped. True when it applied them. Internal.';
+
 CREATE FUNCTION watchium_private.auto_advance_queue(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -923,6 +1035,38 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.ban_user(p_room public.rooms, p_actor text, p_user_id text, p_ends_at timestamp with time zone, p_reason text) IS 'Bans p_user_id from the room until p_ends_at (null: for good): checks the ban permission and, for a member, its lower role; emits member_banned and removes a member (member_kicked). Caller holds the room lock. Internal.';
+
+CREATE FUNCTION watchium_private.begin_wait(p_room public.rooms, p_reason text, p_deadline timestamp with time zone, p_min_ready integer) RETURNS public.rooms
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_at   timestamptz := pg_catalog.clock_timestamp();
+  v_room public.rooms;
+begin
+  update public.rooms as r
+  set current_playback_time = watchium_private.room_expected_position(p_room, v_at),
+      is_playing = false,
+      playback_updated_at = v_at,
+      waiting_since = v_at,
+      waiting_reason = p_reason,
+      sync_deadline = p_deadline,
+      ready_check_min_ready = p_min_ready,
+      -- Refreshed at most once a minute: the update stays HOT (last_activity is
+      -- indexed), as a host control's does.
+      last_activity = case
+        when r.last_activity < pg_catalog.now() - interval '1 minute' then pg_catalog.now()
+        else r.last_activity
+      end
+  where r.room_id = p_room.room_id
+  returning * into v_room;
+  perform watchium_private.emit_room_event(
+    v_room.room_id, 'playback', watchium_private.playback_payload(v_room, 'wait'));
+  return v_room;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.begin_wait(p_room public.rooms, p_reason text, p_deadline timestamp with time zone, p_min_ready integer) IS 'The room starts waiting (reason buffering or ready_check): paused at its expected position, waiting_since now, sync_deadline p_deadline; emits playback (action wait). Caller holds the room lock. Internal.';
 
 CREATE FUNCTION watchium_private.caller_is_trusted() RETURNS boolean
     LANGUAGE plpgsql STABLE
@@ -1328,6 +1472,85 @@ $_$;
 
 COMMENT ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) IS 'Logs a room event and delivers it to its topic (room_event_topic: room:<room_id>, or room:<room_id>:members for member broadcasts) through Supabase Realtime, or to NOTIFY channel "watchium:" || topic (plain PostgreSQL). Returns the event id. Internal: called by the RPC functions and triggers.';
 
+CREATE FUNCTION watchium_private.emit_sync_wait(p_room public.rooms, p_state text, p_cause text, p_user_id text, p_skipped text[], p_waiting_since timestamp with time zone, p_reason text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_count integer := 0;
+  v_ids   text[] := '{}'::text[];
+begin
+  if p_state = 'waiting' then
+    select b.blocking_members, b.blocking into v_count, v_ids
+    from watchium_private.room_blockers(p_room.room_id) as b;
+  end if;
+  perform watchium_private.emit_room_event(
+    p_room.room_id,
+    'sync_wait',
+    pg_catalog.jsonb_build_object(
+      'state', p_state,
+      'reason', p_reason,
+      'cause', p_cause,
+      'user_id', p_user_id,
+      'blocking_members', v_count,
+      'blocking', pg_catalog.to_jsonb(v_ids),
+      'skipped', pg_catalog.to_jsonb(coalesce(p_skipped, '{}'::text[])),
+      'waiting_since', p_waiting_since,
+      'deadline', case when p_state = 'waiting' then p_room.sync_deadline end,
+      'starts_at', case when p_state = 'resumed' then p_room.playback_updated_at end
+    )
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.emit_sync_wait(p_room public.rooms, p_state text, p_cause text, p_user_id text, p_skipped text[], p_waiting_since timestamp with time zone, p_reason text) IS 'Emits the sync_wait room event for the room as it is now (p_room): state waiting (who blocks: count and first 50 ids, the deadline), resumed (starts_at) or cancelled, its cause, the member whose call caused it, the members skipped, since when and why (p_reason) the room waited. Internal.';
+
+CREATE FUNCTION watchium_private.end_wait(p_room public.rooms, p_cause text, p_user_id text, p_skipped text[]) RETURNS public.rooms
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_room    public.rooms;
+  v_skipped text[];
+  v_at      timestamptz := pg_catalog.clock_timestamp();
+begin
+  with skipped as (
+    update watchium_private.member_playback as b
+    set wait_deadline = null, skipped_at = v_at, updated_at = v_at
+    where b.room_id = p_room.room_id and b.wait_deadline is not null
+    returning b.user_id
+  )
+  select coalesce(p_skipped, '{}'::text[])
+           || coalesce(pg_catalog.array_agg(s.user_id order by s.user_id), '{}'::text[])
+  into v_skipped
+  from skipped as s;
+
+  update public.rooms as r
+  set is_playing = true,
+      playback_updated_at = watchium_private.scheduled_start_at(p_room, v_at, false),
+      waiting_since = null,
+      waiting_reason = null,
+      sync_deadline = null,
+      ready_check_min_ready = null,
+      -- Refreshed at most once a minute: the update stays HOT (last_activity is
+      -- indexed), as a host control's does.
+      last_activity = case
+        when r.last_activity < pg_catalog.now() - interval '1 minute' then pg_catalog.now()
+        else r.last_activity
+      end
+  where r.room_id = p_room.room_id
+  returning * into v_room;
+
+  perform watchium_private.emit_room_event(
+    v_room.room_id, 'playback', watchium_private.playback_payload(v_room, 'resume'));
+  perform watchium_private.emit_sync_wait(
+    v_room, 'resumed', p_cause, p_user_id, v_skipped, p_room.waiting_since, p_room.waiting_reason);
+  return v_room;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.end_wait(p_room public.rooms, p_cause text, p_user_id text, p_skipped text[]) IS 'The waiting room plays again from its frozen position at a scheduled start (scheduled_start_at); members still blocking are skipped; emits playback (action resume) and sync_wait (resumed). Caller holds the room lock. Internal.';
+
 CREATE FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action text) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1646,6 +1869,27 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.install_realtime_authorization() IS 'Creates (or re-creates) the watchium-db policies on realtime.messages: members of a room receive on room:<room_id> and room:<room_id>:members and send on room:<room_id>:members only. Returns false when the realtime schema is absent. Idempotent; run after installing Realtime later.';
+
+CREATE FUNCTION watchium_private.lock_member_room(p_room_id text, p_user_id text) RETURNS public.rooms
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_room public.rooms;
+begin
+  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
+  perform watchium_private.hide_private_room(v_room, p_room_id, p_user_id);
+  if not exists (
+    select from public.room_members as m where m.room_id = p_room_id and m.user_id = p_user_id
+  ) then
+    raise exception 'p_room_id: you are not a member of room %', p_room_id
+      using errcode = '42501', hint = 'Join the room first.';
+  end if;
+  return watchium_private.settle_room(v_room, p_user_id);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.lock_member_room(p_room_id text, p_user_id text) IS 'Locks room p_room_id for member p_user_id and applies its due deadlines; P0002 when absent or private to a non-member, 42501 for a non-member. Internal.';
 
 CREATE FUNCTION watchium_private.lock_queue_room(p_room_id text, p_user_id text) RETURNS public.rooms
     LANGUAGE plpgsql
@@ -2169,6 +2413,38 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.make_cursor(p_at timestamp with time zone, p_key text) IS 'Encodes a keyset position (timestamp, key) as an opaque cursor. Internal.';
 
+CREATE FUNCTION watchium_private.member_wait_reply(p_room public.rooms, p_user_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_me jsonb;
+begin
+  select pg_catalog.jsonb_build_object(
+           'status', b.status,
+           'reported_time', b.reported_time,
+           'is_blocking', b.wait_deadline is not null,
+           'wait_deadline', b.wait_deadline,
+           'skipped', b.skipped_at is not null,
+           'late_joiner', b.late_joiner,
+           'wait_opt_out', b.wait_opt_out,
+           'ready', p_room.waiting_reason = 'ready_check' and b.ready_at >= p_room.waiting_since)
+  into v_me
+  from watchium_private.member_playback as b
+  where b.room_id = p_room.room_id and b.user_id = p_user_id;
+  return pg_catalog.jsonb_build_object(
+    'room_id', p_room.room_id,
+    'me', v_me,
+    'is_playing', p_room.is_playing,
+    'current_time', p_room.current_playback_time,
+    'playback_updated_at', p_room.playback_updated_at,
+    'waiting', watchium_private.room_wait_state(p_room)
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.member_wait_reply(p_room public.rooms, p_user_id text) IS 'The reply of the waiting RPCs: the member''s playback status, the room''s playback reference and its waiting state (room_wait_state). Internal.';
+
 CREATE FUNCTION watchium_private.my_room_ids() RETURNS SETOF text
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2286,6 +2562,26 @@ end;
 $_$;
 
 COMMENT ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) IS 'Decodes a cursor made by make_cursor; raises 22023 naming p_cursor when malformed or out of the years 1 to 9999. Internal.';
+
+CREATE FUNCTION watchium_private.playback_payload(p_room public.rooms, p_action text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  return pg_catalog.jsonb_build_object(
+    'room_id', p_room.room_id,
+    'action', p_action,
+    'is_playing', p_room.is_playing,
+    'current_time', p_room.current_playback_time,
+    'playback_speed', p_room.playback_speed,
+    'playback_updated_at', p_room.playback_updated_at,
+    'episode_number', p_room.episode_number,
+    'host_user_id', p_room.host_user_id
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.playback_payload(p_room public.rooms, p_action text) IS 'The payload of a playback room event for the room''s current state and p_action. Internal.';
 
 CREATE FUNCTION watchium_private.queue_advance_due(p_room public.rooms) RETURNS boolean
     LANGUAGE plpgsql STABLE
@@ -2437,6 +2733,27 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_xact_id xid8, p_after_event_id bigint, p_limit integer) IS 'Reading of a room''s event log for trusted server-side listeners: the events after position (p_after_xact_id, p_after_event_id) whose transaction is below this snapshot''s xmin, in (xact_id, event_id) order (at most p_limit), whether more are held for older transactions, and whether trimming deleted events after the position ("expired").';
+
+CREATE FUNCTION watchium_private.ready_count(p_room public.rooms, OUT ready_members integer, OUT needed integer) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  select pg_catalog.count(*)::integer into ready_members
+  from watchium_private.member_playback as b
+  where b.room_id = p_room.room_id
+    and b.ready_at >= p_room.waiting_since;
+  if p_room.ready_check_min_ready is not null then
+    needed := p_room.ready_check_min_ready;
+  else
+    select pg_catalog.count(*)::integer into needed
+    from public.room_members as m
+    where m.room_id = p_room.room_id;
+  end if;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.ready_count(p_room public.rooms, OUT ready_members integer, OUT needed integer) IS 'Members ready for the room''s running ready check (ready_at at or after waiting_since) and how many are needed (ready_check_min_ready, else every member). Internal.';
 
 CREATE FUNCTION watchium_private.realtime_available() RETURNS boolean
     LANGUAGE plpgsql STABLE
@@ -2877,6 +3194,24 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.role_rank(p_role text) IS 'Rank of a room role: viewer 1, member 2, co_host 3, host 4; 0 for null or anything else (not a member). Internal.';
 
+CREATE FUNCTION watchium_private.room_blockers(p_room_id text, OUT blocking_members integer, OUT blocking text[], OUT next_deadline timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  select pg_catalog.count(*)::integer,
+         (pg_catalog.array_agg(b.user_id order by b.wait_deadline, b.user_id))[1:50],
+         pg_catalog.min(b.wait_deadline)
+  into blocking_members, blocking, next_deadline
+  from watchium_private.member_playback as b
+  where b.room_id = p_room_id
+    and b.wait_deadline is not null;
+  blocking := coalesce(blocking, '{}'::text[]);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.room_blockers(p_room_id text, OUT blocking_members integer, OUT blocking text[], OUT next_deadline timestamp with time zone) IS 'The members room p_room_id waits for (buffering with a pending excuse deadline): count, the first 50 user ids by deadline, the earliest deadline. Internal.';
+
 CREATE FUNCTION watchium_private.room_event_delivery() RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -3008,6 +3343,77 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.room_sync_options_json(p_room public.rooms) IS 'The effective sync options of a room as {drift_perfect, drift_good, drift_minor, first_load_timeout, rebuffer_timeout, min_start_lead, episode_countdown, defaults}: defaults lists the options following the project default. Internal.';
 
+CREATE FUNCTION watchium_private.room_wait_state(p_room public.rooms) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_now     timestamptz := pg_catalog.now();
+  v_block   record;
+  v_ready   integer;
+  v_needed  integer;
+begin
+  if p_room.waiting_reason is null then
+    return pg_catalog.jsonb_build_object(
+      'state', case
+        when p_room.is_playing and p_room.playback_updated_at > v_now then 'scheduled'
+        when p_room.is_playing then 'playing'
+        else 'paused' end,
+      'starts_at', case when p_room.is_playing and p_room.playback_updated_at > v_now
+                        then p_room.playback_updated_at end,
+      'reason', null, 'waiting_since', null, 'deadline', null,
+      'blocking_members', 0, 'blocking', '[]'::jsonb, 'ready_check', null
+    );
+  end if;
+  if p_room.waiting_reason = 'ready_check' then
+    select c.ready_members, c.needed into v_ready, v_needed
+    from watchium_private.ready_count(p_room) as c;
+  end if;
+  select pg_catalog.count(*)::integer as n,
+         coalesce((pg_catalog.array_agg(b.user_id order by b.wait_deadline, b.user_id))[1:50],
+                  '{}'::text[]) as ids
+  into v_block
+  from watchium_private.member_playback as b
+  where b.room_id = p_room.room_id
+    and b.wait_deadline > v_now;
+  return pg_catalog.jsonb_build_object(
+    'state', 'waiting',
+    'starts_at', null,
+    'reason', p_room.waiting_reason,
+    'waiting_since', p_room.waiting_since,
+    'deadline', p_room.sync_deadline,
+    'blocking_members', case when p_room.waiting_reason = 'buffering' then v_block.n else 0 end,
+    'blocking', case when p_room.waiting_reason = 'buffering'
+                     then pg_catalog.to_jsonb(v_block.ids) else '[]'::jsonb end,
+    'ready_check', case when p_room.waiting_reason = 'ready_check' then
+      pg_catalog.jsonb_build_object(
+        'ready_members', v_ready,
+        'needed', v_needed,
+        'min_ready', p_room.ready_check_min_ready,
+        'deadline', p_room.sync_deadline
+      ) end
+  );
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.room_wait_state(p_room public.rooms) IS 'The room''s waiting state for readers: state (playing, scheduled, paused, waiting), starts_at of a scheduled start, reason, waiting_since, deadline, blocking_members and the first 50 blocking user ids, ready_check {ready_members, needed, min_ready, deadline}. Internal.';
+
+CREATE FUNCTION watchium_private.scheduled_start_at(p_room public.rooms, p_at timestamp with time zone, p_episode_start boolean) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  o record := watchium_private.room_sync_options(p_room);
+begin
+  return p_at + pg_catalog.make_interval(secs => greatest(
+    o.min_start_lead,
+    case when p_episode_start then o.episode_countdown else 0 end
+  )::double precision);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.scheduled_start_at(p_room public.rooms, p_at timestamp with time zone, p_episode_start boolean) IS 'When a start decided at p_at takes effect: p_at + the room''s minimum start lead (for an episode start, at least its countdown). Stored as rooms.playback_updated_at with is_playing true. Internal.';
+
 CREATE FUNCTION watchium_private.setting_integer(p_key text) RETURNS integer
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -3037,6 +3443,59 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.setting_interval(p_key text) IS 'The setting p_key as an interval (null when absent). Internal.';
+
+CREATE FUNCTION watchium_private.settle_room(p_room public.rooms, p_user_id text) RETURNS public.rooms
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_room    public.rooms := p_room;
+  v_at      timestamptz := pg_catalog.clock_timestamp();
+  v_skipped text[];
+  v_block   record;
+  v_ready   record;
+begin
+  if v_room.sync_deadline is null or v_room.sync_deadline > v_at then
+    return v_room;
+  end if;
+
+  if v_room.waiting_reason = 'ready_check' then
+    v_ready := watchium_private.ready_count(v_room);
+    perform watchium_private.emit_room_event(
+      v_room.room_id, 'ready_check',
+      pg_catalog.jsonb_build_object(
+        'state', 'expired', 'user_id', null, 'ready', null,
+        'ready_members', v_ready.ready_members, 'needed', v_ready.needed,
+        'deadline', v_room.sync_deadline));
+    return watchium_private.end_wait(v_room, 'deadline', p_user_id, null);
+  end if;
+
+  with due as (
+    update watchium_private.member_playback as b
+    set wait_deadline = null, skipped_at = v_at, updated_at = v_at
+    where b.room_id = v_room.room_id and b.wait_deadline <= v_at
+    returning b.user_id
+  )
+  select pg_catalog.array_agg(d.user_id order by d.user_id) into v_skipped from due as d;
+
+  v_block := watchium_private.room_blockers(v_room.room_id);
+  if v_room.waiting_reason is not null and v_block.blocking_members = 0 then
+    return watchium_private.end_wait(v_room, 'deadline', p_user_id, v_skipped);
+  end if;
+
+  update public.rooms as r
+  set sync_deadline = v_block.next_deadline
+  where r.room_id = v_room.room_id
+  returning * into v_room;
+  if v_skipped is not null and v_room.waiting_reason is not null then
+    perform watchium_private.emit_sync_wait(
+      v_room, 'waiting', 'deadline', p_user_id, v_skipped, v_room.waiting_since, v_room.waiting_reason);
+  end if;
+  return v_room;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.settle_room(p_room public.rooms, p_user_id text) IS 'Applies the due deadlines of a room whose row the caller holds locked: an expired ready check starts playback; buffering members past their deadline are skipped and the room resumes when none blocks. Returns the room afterwards. Internal.';
 
 CREATE FUNCTION watchium_private.sync_level(p_time_difference numeric) RETURNS text
     LANGUAGE sql IMMUTABLE
@@ -4005,6 +4464,45 @@ $$;
 
 COMMENT ON FUNCTION watchium_rpc.edit_comment(p_comment_id bigint, p_message text) IS 'Body of public.edit_comment (same arguments, result and errors; documented there). Security definer: updates comments, which no client may write directly. Callers reach it through public.edit_comment, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.force_resume(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text;
+  v_room    public.rooms;
+  v_ready   record;
+  v_resumed boolean := false;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  v_user_id := watchium_private.require_user_id();
+  perform watchium_private.enforce_rate_limit(v_user_id, 'sync_control');
+  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  -- Whoever may control playback (the host; co-hosts by default).
+  perform watchium_private.require_room_permission(p_room_id, v_user_id, 'control_playback');
+  v_room := watchium_private.settle_room(v_room, v_user_id);
+  if v_room.waiting_reason is not null then
+    if v_room.waiting_reason = 'ready_check' then
+      v_ready := watchium_private.ready_count(v_room);
+      perform watchium_private.emit_room_event(
+        p_room_id, 'ready_check',
+        pg_catalog.jsonb_build_object(
+          'state', 'forced', 'user_id', v_user_id, 'ready', null,
+          'ready_members', v_ready.ready_members, 'needed', v_ready.needed,
+          'deadline', v_room.sync_deadline));
+    end if;
+    v_room := watchium_private.end_wait(v_room, 'host', v_user_id, null);
+    v_resumed := true;
+  end if;
+  return watchium_private.member_wait_reply(v_room, v_user_id)
+         || pg_catalog.jsonb_build_object('resumed', v_resumed);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.force_resume(p_room_id text) IS 'Body of public.force_resume (same arguments, result and errors; documented there). Security definer: writes public.rooms and watchium_private.member_playback. Callers reach it through public.force_resume, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 CREATE FUNCTION watchium_rpc.forget_user(p_user_id text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -4952,6 +5450,7 @@ declare
   v_events  jsonb;
   v_rates   jsonb;
   v_history jsonb;
+  v_waits   jsonb;
   v_skipped jsonb := '[]'::jsonb;
 begin
   perform pg_catalog.set_config('lock_timeout',
@@ -5001,6 +5500,19 @@ begin
     v_skipped := v_skipped || pg_catalog.jsonb_build_object('job', 'rate_limits', 'reason', 'lock timeout');
   end;
 
+  -- Deadlines of waiting rooms and ready checks that no call applied yet.
+  begin
+    v_waits := watchium_private.apply_due_sync_deadlines();
+  exception when lock_not_available then
+    v_waits := pg_catalog.jsonb_build_object('skipped', 'lock timeout');
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object('job', 'sync_deadlines', 'reason', 'lock timeout');
+  end;
+  if coalesce((v_waits ->> 'rooms_skipped_busy')::integer, 0) > 0 then
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'job', 'sync_deadlines', 'reason', (v_waits ->> 'rooms_skipped_busy')
+        || ' room(s) locked by callers (their call applies the deadline)');
+  end if;
+
   v_history := watchium_private.maintain_sync_history();
   v_skipped := v_skipped || coalesce((
     select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('job', 'sync_history') || s.x)
@@ -5012,6 +5524,7 @@ begin
     'room_events', v_events,
     'rate_limits', v_rates,
     'sync_history', v_history,
+    'sync_deadlines', v_waits,
     'skipped', v_skipped,
     'ran_at', pg_catalog.now()
   );
@@ -5539,6 +6052,127 @@ $$;
 
 COMMENT ON FUNCTION watchium_rpc.remove_queue_item(p_room_id text, p_item_id bigint) IS 'Body of public.remove_queue_item (same arguments, result and errors; documented there). Security definer: writes public.room_queue, which no client may write. Callers reach it through public.remove_queue_item, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.report_playback_status(p_room_id text, p_status text, p_position numeric) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id   text;
+  v_time      numeric;
+  v_room      public.rooms;
+  v_prev      watchium_private.member_playback;
+  v_joined_at timestamptz;
+  v_at        timestamptz;
+  v_waited    boolean;
+  v_late      boolean;
+  v_deadline  timestamptz;
+  v_timeout   numeric;
+  v_block     record;
+  o           record;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_status', pg_catalog.octet_length(p_status), 40);
+  v_user_id := watchium_private.require_user_id();
+  if p_status is null or p_status not in ('buffering', 'ready') then
+    raise exception 'p_status must be ''buffering'' or ''ready'' (got %)',
+      coalesce(pg_catalog.quote_literal(p_status), 'null')
+      using errcode = '22023';
+  end if;
+  v_time := watchium_private.require_playback_time(p_position, 'p_position');
+  perform watchium_private.enforce_rate_limit(v_user_id, 'playback_status');
+
+  v_room := watchium_private.lock_member_room(p_room_id, v_user_id);
+  v_at := pg_catalog.clock_timestamp();
+  select * into v_prev from watchium_private.member_playback as b
+  where b.room_id = p_room_id and b.user_id = v_user_id;
+
+  if p_status = 'ready' then
+    insert into watchium_private.member_playback as b
+      (room_id, user_id, status, reported_time, status_since, loaded_at, updated_at)
+    values (p_room_id, v_user_id, 'ready', v_time, v_at, v_at, v_at)
+    on conflict (room_id, user_id) do update
+      set status = 'ready',
+          reported_time = excluded.reported_time,
+          status_since = case when b.status = 'ready' then b.status_since else excluded.status_since end,
+          wait_deadline = null,
+          skipped_at = null,
+          late_joiner = false,
+          loaded_at = excluded.loaded_at,
+          updated_at = excluded.updated_at;
+    if v_prev.wait_deadline is not null and v_room.waiting_reason = 'buffering' then
+      v_block := watchium_private.room_blockers(p_room_id);
+      if v_block.blocking_members = 0 then
+        v_room := watchium_private.end_wait(v_room, 'reports', v_user_id, null);
+      else
+        update public.rooms as r set sync_deadline = v_block.next_deadline
+        where r.room_id = p_room_id returning * into v_room;
+        perform watchium_private.emit_sync_wait(
+          v_room, 'waiting', 'ready', v_user_id, null, v_room.waiting_since, v_room.waiting_reason);
+      end if;
+    end if;
+    return watchium_private.member_wait_reply(v_room, v_user_id);
+  end if;
+
+  -- Buffering.
+  if v_prev.status = 'buffering' then
+    -- Already buffering: the position is news, the deadline is not.
+    update watchium_private.member_playback as b
+    set reported_time = v_time, updated_at = v_at
+    where b.room_id = p_room_id and b.user_id = v_user_id;
+    return watchium_private.member_wait_reply(v_room, v_user_id);
+  end if;
+
+  select m.joined_at into v_joined_at from public.room_members as m
+  where m.room_id = p_room_id and m.user_id = v_user_id;
+  v_late := v_prev.loaded_at is null
+            and (v_room.is_playing or v_room.waiting_reason is not distinct from 'buffering')
+            and v_joined_at > coalesce(v_room.waiting_since, v_room.playback_updated_at);
+  v_waited := not coalesce(v_prev.wait_opt_out, false)
+              and not v_late
+              and ((v_room.is_playing and v_room.waiting_reason is null)
+                   or v_room.waiting_reason is not distinct from 'buffering');
+  if v_waited then
+    -- The room's timeouts (room options, else the settings): first load 60 s,
+    -- re-buffer 10 s by default; 0 means the room never waits for it.
+    o := watchium_private.room_sync_options(v_room);
+    v_timeout := case when v_prev.loaded_at is null then o.first_load_timeout
+                      else o.rebuffer_timeout end;
+    if v_timeout > 0 then
+      v_deadline := v_at + pg_catalog.make_interval(secs => v_timeout::double precision);
+    else
+      v_waited := false;
+    end if;
+  end if;
+
+  insert into watchium_private.member_playback as b
+    (room_id, user_id, status, reported_time, status_since, wait_deadline, late_joiner, updated_at)
+  values (p_room_id, v_user_id, 'buffering', v_time, v_at, v_deadline, v_late, v_at)
+  on conflict (room_id, user_id) do update
+    set status = 'buffering',
+        reported_time = excluded.reported_time,
+        status_since = excluded.status_since,
+        wait_deadline = excluded.wait_deadline,
+        skipped_at = null,
+        late_joiner = excluded.late_joiner,
+        updated_at = excluded.updated_at;
+
+  if v_waited then
+    if v_room.waiting_reason is null then
+      v_room := watchium_private.begin_wait(v_room, 'buffering', v_deadline, null);
+    else
+      update public.rooms as r set sync_deadline = least(r.sync_deadline, v_deadline)
+      where r.room_id = p_room_id returning * into v_room;
+    end if;
+    perform watchium_private.emit_sync_wait(
+      v_room, 'waiting', 'buffering', v_user_id, null, v_room.waiting_since, v_room.waiting_reason);
+  end if;
+  return watchium_private.member_wait_reply(v_room, v_user_id);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.report_playback_status(p_room_id text, p_status text, p_position numeric) IS 'Body of public.report_playback_status (same arguments, result and errors; documented there). Security definer: writes watchium_private.member_playback and public.rooms. Callers reach it through public.report_playback_status, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 CREATE FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -5629,6 +6263,64 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) IS 'Body of public.set_playback_speed (same arguments, result and errors; documented there). Security definer: updates public.rooms and writes sync history, which clients cannot. Callers reach it through public.set_playback_speed, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.set_ready(p_room_id text, p_ready boolean) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text;
+  v_room    public.rooms;
+  v_before  text;
+  v_at      timestamptz;
+  v_ready   record;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  v_user_id := watchium_private.require_user_id();
+  if p_ready is null then
+    raise exception 'p_ready must be true or false, not null' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'playback_status');
+  select r.waiting_reason into v_before from public.rooms as r where r.room_id = p_room_id;
+  v_room := watchium_private.lock_member_room(p_room_id, v_user_id);
+  if v_room.waiting_reason is distinct from 'ready_check' and v_before = 'ready_check' then
+    -- The check ended at its deadline, applied by this very call: the answer
+    -- comes too late and changes nothing (no error, so that the expiry this
+    -- call applied is kept).
+    return watchium_private.member_wait_reply(v_room, v_user_id);
+  end if;
+  if v_room.waiting_reason is distinct from 'ready_check' then
+    raise exception 'no ready check is running in room %', p_room_id
+      using errcode = 'WD409', hint = 'The host starts one with start_ready_check.';
+  end if;
+  v_at := pg_catalog.clock_timestamp();
+  insert into watchium_private.member_playback as b (room_id, user_id, ready_at, updated_at)
+  values (p_room_id, v_user_id, case when p_ready then v_at end, v_at)
+  on conflict (room_id, user_id) do update
+    set ready_at = excluded.ready_at, updated_at = excluded.updated_at;
+
+  v_ready := watchium_private.ready_count(v_room);
+  perform watchium_private.emit_room_event(
+    p_room_id, 'ready_check',
+    pg_catalog.jsonb_build_object(
+      'state', 'updated', 'user_id', v_user_id, 'ready', p_ready,
+      'ready_members', v_ready.ready_members, 'needed', v_ready.needed,
+      'deadline', v_room.sync_deadline));
+  if v_ready.ready_members >= v_ready.needed then
+    perform watchium_private.emit_room_event(
+      p_room_id, 'ready_check',
+      pg_catalog.jsonb_build_object(
+        'state', 'completed', 'user_id', v_user_id, 'ready', p_ready,
+        'ready_members', v_ready.ready_members, 'needed', v_ready.needed,
+        'deadline', v_room.sync_deadline));
+    v_room := watchium_private.end_wait(v_room, 'ready', v_user_id, null);
+  end if;
+  return watchium_private.member_wait_reply(v_room, v_user_id);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.set_ready(p_room_id text, p_ready boolean) IS 'Body of public.set_ready (same arguments, result and errors; documented there). Security definer: writes watchium_private.member_playback and public.rooms. Callers reach it through public.set_ready, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
 CREATE FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -5817,6 +6509,138 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_rpc.set_room_sync_options(p_room_id text, p_options jsonb) IS 'Body of public.set_room_sync_options (same arguments, result and errors; documented there). Security definer: updates rooms, which no client may write. Callers reach it through public.set_room_sync_options, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.set_wait_opt_out(p_room_id text, p_opt_out boolean) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text;
+  v_room    public.rooms;
+  v_was     timestamptz;
+  v_at      timestamptz;
+  v_block   record;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  v_user_id := watchium_private.require_user_id();
+  if p_opt_out is null then
+    raise exception 'p_opt_out must be true or false, not null' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'playback_status');
+  v_room := watchium_private.lock_member_room(p_room_id, v_user_id);
+  v_at := pg_catalog.clock_timestamp();
+
+  select b.wait_deadline into v_was from watchium_private.member_playback as b
+  where b.room_id = p_room_id and b.user_id = v_user_id;
+  insert into watchium_private.member_playback as b (room_id, user_id, wait_opt_out, updated_at)
+  values (p_room_id, v_user_id, p_opt_out, v_at)
+  on conflict (room_id, user_id) do update
+    set wait_opt_out = excluded.wait_opt_out,
+        wait_deadline = case when excluded.wait_opt_out then null else b.wait_deadline end,
+        updated_at = excluded.updated_at;
+
+  if p_opt_out and v_was is not null and v_room.waiting_reason = 'buffering' then
+    v_block := watchium_private.room_blockers(p_room_id);
+    if v_block.blocking_members = 0 then
+      v_room := watchium_private.end_wait(v_room, 'opt_out', v_user_id, null);
+    else
+      update public.rooms as r set sync_deadline = v_block.next_deadline
+      where r.room_id = p_room_id returning * into v_room;
+      perform watchium_private.emit_sync_wait(
+        v_room, 'waiting', 'opt_out', v_user_id, null, v_room.waiting_since, v_room.waiting_reason);
+    end if;
+  end if;
+  return watchium_private.member_wait_reply(v_room, v_user_id);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.set_wait_opt_out(p_room_id text, p_opt_out boolean) IS 'Body of public.set_wait_opt_out (same arguments, result and errors; documented there). Security definer: writes watchium_private.member_playback and public.rooms. Callers reach it through public.set_wait_opt_out, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.start_ready_check(p_room_id text, p_timeout_seconds numeric, p_min_ready integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text;
+  v_room    public.rooms;
+  v_members integer;
+  v_ready   record;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  v_user_id := watchium_private.require_user_id();
+  if p_timeout_seconds is null or p_timeout_seconds = 'NaN'::numeric
+     or p_timeout_seconds not between 1 and 3600 then
+    raise exception 'p_timeout_seconds must be a number of seconds from 1 to 3600 (got %)',
+      coalesce(p_timeout_seconds::text, 'null')
+      using errcode = '22023', hint = 'The ready check ends at now + p_timeout_seconds.';
+  end if;
+  if p_min_ready is not null and p_min_ready < 1 then
+    raise exception 'p_min_ready must be at least 1, or null for every member (got %)', p_min_ready
+      using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'sync_control');
+  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  -- Whoever may control playback (the host; co-hosts by default).
+  perform watchium_private.require_room_permission(p_room_id, v_user_id, 'control_playback');
+  select pg_catalog.count(*)::integer into v_members
+  from public.room_members as m where m.room_id = p_room_id;
+  if p_min_ready > v_members then
+    raise exception 'p_min_ready must be at most the room''s % member(s) (got %)', v_members, p_min_ready
+      using errcode = '22023', hint = 'Pass null to wait for every member.';
+  end if;
+  v_room := watchium_private.settle_room(v_room, v_user_id);
+  if v_room.waiting_reason = 'ready_check' then
+    raise exception 'a ready check is already running in room %', p_room_id
+      using errcode = 'WD409', hint = 'Wait for it to end, or call force_resume.';
+  end if;
+  if v_room.waiting_reason = 'buffering' then
+    -- The ready check takes over: the buffering members no longer block.
+    update watchium_private.member_playback as b
+    set wait_deadline = null, skipped_at = pg_catalog.clock_timestamp()
+    where b.room_id = p_room_id and b.wait_deadline is not null;
+    update public.rooms as r
+    set waiting_reason = 'ready_check',
+        waiting_since = pg_catalog.clock_timestamp(),
+        sync_deadline = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => p_timeout_seconds::double precision),
+        ready_check_min_ready = p_min_ready
+    where r.room_id = p_room_id
+    returning * into v_room;
+  else
+    v_room := watchium_private.begin_wait(
+      v_room, 'ready_check',
+      pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => p_timeout_seconds::double precision),
+      p_min_ready);
+  end if;
+  -- The host is ready.
+  insert into watchium_private.member_playback as b (room_id, user_id, ready_at, updated_at)
+  values (p_room_id, v_user_id, v_room.waiting_since, v_room.waiting_since)
+  on conflict (room_id, user_id) do update
+    set ready_at = excluded.ready_at, updated_at = excluded.updated_at;
+
+  v_ready := watchium_private.ready_count(v_room);
+  perform watchium_private.emit_room_event(
+    p_room_id, 'ready_check',
+    pg_catalog.jsonb_build_object(
+      'state', 'started', 'user_id', v_user_id, 'ready', true,
+      'ready_members', v_ready.ready_members, 'needed', v_ready.needed,
+      'deadline', v_room.sync_deadline));
+  if v_ready.ready_members >= v_ready.needed then
+    perform watchium_private.emit_room_event(
+      p_room_id, 'ready_check',
+      pg_catalog.jsonb_build_object(
+        'state', 'completed', 'user_id', v_user_id, 'ready', true,
+        'ready_members', v_ready.ready_members, 'needed', v_ready.needed,
+        'deadline', v_room.sync_deadline));
+    v_room := watchium_private.end_wait(v_room, 'ready', v_user_id, null);
+  end if;
+  return watchium_private.member_wait_reply(v_room, v_user_id);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.start_ready_check(p_room_id text, p_timeout_seconds numeric, p_min_ready integer) IS 'Body of public.start_ready_check (same arguments, result and errors; documented there). Security definer: writes public.rooms and watchium_private.member_playback. Callers reach it through public.start_ready_check, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
 CREATE FUNCTION watchium_rpc.sync_history_health() RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -6154,6 +6978,10 @@ REVOKE ALL ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) 
 GRANT ALL ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) TO authenticated;
 GRANT ALL ON FUNCTION public.edit_comment(p_comment_id bigint, p_message text) TO service_role;
 
+REVOKE ALL ON FUNCTION public.force_resume(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.force_resume(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.force_resume(p_room_id text) TO service_role;
+
 REVOKE ALL ON FUNCTION public.forget_user(p_user_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.forget_user(p_user_id text) TO service_role;
 
@@ -6257,6 +7085,10 @@ REVOKE ALL ON FUNCTION public.remove_queue_item(p_room_id text, p_item_id bigint
 GRANT ALL ON FUNCTION public.remove_queue_item(p_room_id text, p_item_id bigint) TO authenticated;
 GRANT ALL ON FUNCTION public.remove_queue_item(p_room_id text, p_item_id bigint) TO service_role;
 
+REVOKE ALL ON FUNCTION public.report_playback_status(p_room_id text, p_status text, p_position numeric) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.report_playback_status(p_room_id text, p_status text, p_position numeric) TO authenticated;
+GRANT ALL ON FUNCTION public.report_playback_status(p_room_id text, p_status text, p_position numeric) TO service_role;
+
 REVOKE ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) TO authenticated;
 GRANT ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) TO service_role;
@@ -6269,6 +7101,10 @@ REVOKE ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric
 GRANT ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) TO authenticated;
 GRANT ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric) TO service_role;
 
+REVOKE ALL ON FUNCTION public.set_ready(p_room_id text, p_ready boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_ready(p_room_id text, p_ready boolean) TO authenticated;
+GRANT ALL ON FUNCTION public.set_ready(p_room_id text, p_ready boolean) TO service_role;
+
 REVOKE ALL ON FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO authenticated;
 GRANT ALL ON FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO service_role;
@@ -6276,6 +7112,14 @@ GRANT ALL ON FUNCTION public.set_room_permission(p_room_id text, p_permission te
 REVOKE ALL ON FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) TO authenticated;
 GRANT ALL ON FUNCTION public.set_room_sync_options(p_room_id text, p_options jsonb) TO service_role;
+
+REVOKE ALL ON FUNCTION public.set_wait_opt_out(p_room_id text, p_opt_out boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_wait_opt_out(p_room_id text, p_opt_out boolean) TO authenticated;
+GRANT ALL ON FUNCTION public.set_wait_opt_out(p_room_id text, p_opt_out boolean) TO service_role;
+
+REVOKE ALL ON FUNCTION public.start_ready_check(p_room_id text, p_timeout_seconds numeric, p_min_ready integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.start_ready_check(p_room_id text, p_timeout_seconds numeric, p_min_ready integer) TO authenticated;
+GRANT ALL ON FUNCTION public.start_ready_check(p_room_id text, p_timeout_seconds numeric, p_min_ready integer) TO service_role;
 
 REVOKE ALL ON FUNCTION public.sync_history_health() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.sync_history_health() TO service_role;
@@ -6302,13 +7146,19 @@ REVOKE ALL ON FUNCTION watchium_private.active_mute(p_room_id text, p_user_id te
 
 REVOKE ALL ON FUNCTION watchium_private.advance_room_queue(p_room public.rooms, p_user_id text, p_reason text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.apply_due_sync_deadlines() FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.apply_sync_deadlines(p_room_id text, p_skip_locked boolean) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.auto_advance_queue(p_room_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.ban_user(p_room public.rooms, p_actor text, p_user_id text, p_ends_at timestamp with time zone, p_reason text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.begin_wait(p_room public.rooms, p_reason text, p_deadline timestamp with time zone, p_min_ready integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.caller_is_trusted() FROM PUBLIC;
 
@@ -6343,6 +7193,10 @@ GRANT ALL ON FUNCTION watchium_private.current_user_id() TO authenticated;
 
 REVOKE ALL ON FUNCTION watchium_private.emit_room_event(p_room_id text, p_event text, p_payload jsonb) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.emit_sync_wait(p_room public.rooms, p_state text, p_cause text, p_user_id text, p_skipped text[], p_waiting_since timestamp with time zone, p_reason text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.end_wait(p_room public.rooms, p_cause text, p_user_id text, p_skipped text[]) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.ensure_anchor(p_anime_id text, p_episode_number integer) FROM PUBLIC;
@@ -6365,6 +7219,8 @@ REVOKE ALL ON FUNCTION watchium_private.hide_private_room(p_room public.rooms, p
 
 REVOKE ALL ON FUNCTION watchium_private.install_realtime_authorization() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.lock_member_room(p_room_id text, p_user_id text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.lock_queue_room(p_room_id text, p_user_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.lock_room(p_room_id text) FROM PUBLIC;
@@ -6377,6 +7233,8 @@ REVOKE ALL ON FUNCTION watchium_private.maintain_sync_history() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.make_cursor(p_at timestamp with time zone, p_key text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.member_wait_reply(p_room public.rooms, p_user_id text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.my_room_ids() FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_private.my_room_ids() TO authenticated;
 
@@ -6385,6 +7243,8 @@ REVOKE ALL ON FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp 
 REVOKE ALL ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text, p_action text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.parse_cursor(p_cursor text, OUT at timestamp with time zone, OUT key text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.playback_payload(p_room public.rooms, p_action text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.queue_advance_due(p_room public.rooms) FROM PUBLIC;
 
@@ -6399,6 +7259,8 @@ GRANT ALL ON FUNCTION watchium_private.read_room_event(p_room_id text, p_event_i
 
 REVOKE ALL ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_xact_id xid8, p_after_event_id bigint, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_private.read_room_events(p_room_id text, p_after_xact_id xid8, p_after_event_id bigint, p_limit integer) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_private.ready_count(p_room public.rooms, OUT ready_members integer, OUT needed integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.realtime_available() FROM PUBLIC;
 
@@ -6426,6 +7288,8 @@ REVOKE ALL ON FUNCTION watchium_private.require_user_id() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.role_rank(p_role text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.room_blockers(p_room_id text, OUT blocking_members integer, OUT blocking text[], OUT next_deadline timestamp with time zone) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.room_event_delivery() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) FROM PUBLIC;
@@ -6438,9 +7302,15 @@ REVOKE ALL ON FUNCTION watchium_private.room_sync_options(p_room public.rooms, O
 
 REVOKE ALL ON FUNCTION watchium_private.room_sync_options_json(p_room public.rooms) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.room_wait_state(p_room public.rooms) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.scheduled_start_at(p_room public.rooms, p_at timestamp with time zone, p_episode_start boolean) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.setting_integer(p_key text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.setting_interval(p_key text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.settle_room(p_room public.rooms, p_user_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.sync_level(p_time_difference numeric) FROM PUBLIC;
 
@@ -6509,6 +7379,10 @@ GRANT ALL ON FUNCTION watchium_rpc.delete_room(p_room_id text) TO service_role;
 REVOKE ALL ON FUNCTION watchium_rpc.edit_comment(p_comment_id bigint, p_message text) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.edit_comment(p_comment_id bigint, p_message text) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.edit_comment(p_comment_id bigint, p_message text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.force_resume(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.force_resume(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.force_resume(p_room_id text) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.forget_user(p_user_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.forget_user(p_user_id text) TO service_role;
@@ -6613,6 +7487,10 @@ REVOKE ALL ON FUNCTION watchium_rpc.remove_queue_item(p_room_id text, p_item_id 
 GRANT ALL ON FUNCTION watchium_rpc.remove_queue_item(p_room_id text, p_item_id bigint) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.remove_queue_item(p_room_id text, p_item_id bigint) TO service_role;
 
+REVOKE ALL ON FUNCTION watchium_rpc.report_playback_status(p_room_id text, p_status text, p_position numeric) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.report_playback_status(p_room_id text, p_status text, p_position numeric) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.report_playback_status(p_room_id text, p_status text, p_position numeric) TO service_role;
+
 REVOKE ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) TO service_role;
@@ -6625,6 +7503,10 @@ REVOKE ALL ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed n
 GRANT ALL ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed numeric) TO service_role;
 
+REVOKE ALL ON FUNCTION watchium_rpc.set_ready(p_room_id text, p_ready boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.set_ready(p_room_id text, p_ready boolean) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.set_ready(p_room_id text, p_ready boolean) TO service_role;
+
 REVOKE ALL ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO service_role;
@@ -6632,6 +7514,14 @@ GRANT ALL ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permiss
 REVOKE ALL ON FUNCTION watchium_rpc.set_room_sync_options(p_room_id text, p_options jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.set_room_sync_options(p_room_id text, p_options jsonb) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.set_room_sync_options(p_room_id text, p_options jsonb) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.set_wait_opt_out(p_room_id text, p_opt_out boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.set_wait_opt_out(p_room_id text, p_opt_out boolean) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.set_wait_opt_out(p_room_id text, p_opt_out boolean) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.start_ready_check(p_room_id text, p_timeout_seconds numeric, p_min_ready integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.start_ready_check(p_room_id text, p_timeout_seconds numeric, p_min_ready integer) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.start_ready_check(p_room_id text, p_timeout_seconds numeric, p_min_ready integer) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.sync_history_health() FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.sync_history_health() TO service_role;

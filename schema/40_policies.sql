@@ -77,6 +77,8 @@ CREATE POLICY sync_states_select_authenticated ON public.sync_states FOR SELECT 
 
 COMMENT ON POLICY sync_states_select_authenticated ON public.sync_states IS 'Members see the sync history of their rooms.';
 
+ALTER TABLE watchium_private.member_playback ENABLE ROW LEVEL SECURITY;
+
 ALTER TABLE watchium_private.member_presence ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE watchium_private.rate_limit_counters ENABLE ROW LEVEL SECURITY;

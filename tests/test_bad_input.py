@@ -262,6 +262,11 @@ COVERED = {
     "remove_queue_item",
     "advance_queue",
     "get_queue",
+    "report_playback_status",
+    "set_wait_opt_out",
+    "force_resume",
+    "start_ready_check",
+    "set_ready",
 }
 
 

@@ -466,3 +466,27 @@ def test_a_call_inside_an_open_transaction_is_refused(
             return tuple(row)
 
     assert asyncio.run(via_async()) == (before[0],)
+
+
+def test_group_wait_and_ready_check_through_the_client(
+    client: Client, watchium_conn: psycopg.Connection[Any]
+) -> None:
+    room_id = make_room(watchium_conn, host="alice", members=["bob"]).room_id
+    alice, bob = client.as_user("alice"), client.as_user("bob")
+    alice.change_playback_state(room_id, True, 10.0)
+    waiting = bob.report_playback_status(room_id, "buffering", 10.0)
+    assert isinstance(waiting, wc.WaitState)
+    assert waiting.waiting["state"] == "waiting" and waiting.waiting["blocking"] == ["bob"]
+    assert waiting.me is not None and waiting.me["is_blocking"] and not waiting.is_playing
+    resumed = alice.force_resume(room_id)
+    assert resumed.resumed is True and resumed.is_playing
+    assert resumed.playback_updated_at is not None
+    opted = bob.set_wait_opt_out(room_id, True)
+    assert opted.me is not None and opted.me["wait_opt_out"] is True
+    started = alice.start_ready_check(room_id, 30, min_ready=2)
+    assert started.waiting["ready_check"]["needed"] == 2
+    assert bob.set_ready(room_id, True).waiting["state"] == "scheduled"
+    with pytest.raises(Conflict):
+        bob.set_ready(room_id, True)
+    with pytest.raises(InvalidInput):
+        bob.report_playback_status(room_id, "stalled", 1.0)

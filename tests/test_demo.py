@@ -31,11 +31,13 @@ def test_demo_plays_a_watch_party_end_to_end(
     assert summary["queue_auto_advanced"]
     kinds = summary["event_types"]
     assert summary["events_received"] == sum(kinds.values()) > 0
-    assert kinds["playback"] == 4  # play, seek, speed, and the co-host's pause
+    assert kinds["playback"] == 6  # play, wait, resume, seek, speed, and the co-host's pause
     assert summary["co_host_paused"] and kinds["member_role_changed"] == 1
     # The host left: the co-host, not the longest-present member, took over.
     assert summary["host_after"] == summary["co_host"]
     assert summary["ban_refused_rejoin"] and summary["ban_lapsed_rejoined"]
+    assert kinds["sync_wait"] == 2  # Mika blocks; Mika is ready: resumed
+    assert summary["group_wait"] == {"waited": True, "resumed": True, "scheduled_start": True}
     assert kinds["chat_message"] == 1 and kinds["host_changed"] == 1
     assert kinds["member_left"] == 2  # the stale member and the host
 

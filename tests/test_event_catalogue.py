@@ -45,6 +45,11 @@ def test_every_emitted_payload_matches_the_catalogue_and_every_event_is_emitted(
     rpc(conn, "hana", "select public.seek_to_time(%s, 300)", rid)
     rpc(conn, "hana", "select public.set_playback_speed(%s, 1.5)", rid)
     rpc(conn, "mio", "select public.record_heartbeat(%s, 5, true)", rid)  # far off: sync_status
+    rpc(conn, "mio", "select public.report_playback_status(%s, 'buffering', 5)", rid)  # sync_wait
+    rpc(conn, "mio", "select public.report_playback_status(%s, 'ready', 5)", rid)
+    rpc(conn, "hana", "select public.start_ready_check(%s, 30)", rid)  # ready_check
+    rpc(conn, "mio", "select public.set_ready(%s, true)", rid)
+    rpc(conn, "hana", "select public.force_resume(%s)", rid)
     for event, payload in (("play", {"current_time": 1}), ("pause", {"current_time": 2}),
                            ("seek", {"current_time": 3})):  # fmt: skip
         rpc(conn, "hana", "select public.broadcast_to_room(%s, %s, %s)", rid, event,

@@ -19,7 +19,8 @@ def test_maintain_runs_every_job(conn):
         " values ('u1', 'comment', 1, now() - interval '2 days', 5), ('u1', 'comment', 1, now(), 1)"
     )
     summary = conn.execute("select public.maintain()").fetchone()[0]
-    assert set(summary) == {"rooms", "sync_history", "room_events", "rate_limits", "skipped", "ran_at"}
+    assert set(summary) == {"rooms", "queues", "sync_history", "sync_deadlines", "room_events",
+                            "rate_limits", "skipped", "ran_at"}  # fmt: skip
     assert summary["skipped"] == []
     assert summary["rate_limits"] == {"rate_limit_windows_deleted": 1}
     assert conn.execute("select count(*) from watchium_private.rate_limit_counters").fetchone() == (1,)

@@ -67,6 +67,7 @@ insert into public.room_permissions (room_id, permission, min_role)
   values ('roundtrip1', 'chat', 'viewer');
 insert into watchium_private.room_bans (room_id, user_id, reason) values ('roundtrip1', 'u9', 'spam');
 insert into watchium_private.room_mutes (room_id, user_id, shadow) values ('roundtrip1', 'u1', true);
+insert into watchium_private.member_playback (room_id, user_id) values ('roundtrip1', 'u1');
 """
 
 

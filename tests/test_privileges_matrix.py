@@ -268,6 +268,11 @@ public.move_queue_item               -     yes            yes
 public.remove_queue_item             -     yes            yes
 public.advance_queue                 -     yes            yes
 public.get_queue                     -     yes            yes
+public.report_playback_status        -     yes            yes
+public.set_wait_opt_out              -     yes            yes
+public.force_resume                  -     yes            yes
+public.start_ready_check             -     yes            yes
+public.set_ready                     -     yes            yes
 watchium_private.my_room_ids         -     yes            -
 watchium_private.read_room_events    -     -              yes
 watchium_private.read_room_event     -     -              yes

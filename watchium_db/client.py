@@ -667,6 +667,22 @@ class SyncOptions:
     min_start_lead: float
     episode_countdown: float
     defaults: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WaitState:
+    """report_playback_status / set_wait_opt_out / force_resume / start_ready_check /
+    set_ready: the caller's playback status (``me``) and the room's waiting state
+    (``waiting``: state playing, scheduled, paused or waiting; reason, blockers, ready check).
+    ``playback_updated_at`` in the future is a scheduled start. ``resumed``: force_resume only."""
+
+    room_id: str
+    me: Mapping[str, Any] | None
+    is_playing: bool
+    current_time: float
+    playback_updated_at: datetime | None
+    waiting: Mapping[str, Any]
+    resumed: bool | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -729,7 +745,7 @@ class ForgottenUser:
     comments_tombstoned: int
     rate_limit_counters_deleted: int
     realtime_metrics_deleted: int
-    #: Queued episodes left in their queues without author (revision 0017).
+    #: Queued episodes left in their queues without author (revision 0018).
     queue_items_anonymized: int | None = None
     raw: Mapping[str, Any] = _raw()
 
@@ -987,6 +1003,21 @@ SET_ROOM_SYNC_OPTIONS = Rpc(
     _args("room_id:text options:jsonb"),
     lambda d: _build(SyncOptions, d, defaults=tuple),
 )
+REPORT_PLAYBACK_STATUS = Rpc(
+    "report_playback_status",
+    _args("room_id:text status:text position:numeric"),
+    lambda d: _build(WaitState, d),
+)
+SET_WAIT_OPT_OUT = Rpc(
+    "set_wait_opt_out", _args("room_id:text opt_out:boolean"), lambda d: _build(WaitState, d)
+)
+FORCE_RESUME = Rpc("force_resume", _args("room_id:text"), lambda d: _build(WaitState, d))
+START_READY_CHECK = Rpc(
+    "start_ready_check",
+    _args("room_id:text timeout_seconds:numeric min_ready:integer"),
+    lambda d: _build(WaitState, d),
+)
+SET_READY = Rpc("set_ready", _args("room_id:text ready:boolean"), lambda d: _build(WaitState, d))
 BROADCAST_TO_ROOM: Rpc[int] = Rpc(
     "broadcast_to_room", _args("room_id:text event_type:text payload:jsonb"), int
 )
@@ -1081,7 +1112,8 @@ RPCS: tuple[Rpc[Any], ...] = (
     GET_ROOM, GET_ROOM_ACCESS_KEY, LIST_PUBLIC_ROOMS, POST_COMMENT, EDIT_COMMENT, DELETE_COMMENT,
     GET_COMMENTS, GET_OR_CREATE_ANCHOR, CHANGE_PLAYBACK_STATE, SEEK_TO_TIME, SET_PLAYBACK_SPEED,
     BULK_SYNC_UPDATE, RECORD_HEARTBEAT, RECORD_HEARTBEATS, GET_ROOM_SYNC_STATE,
-    GET_ROOM_SYNC_METRICS, GET_ROOM_SYNC_OPTIONS, SET_ROOM_SYNC_OPTIONS, BROADCAST_TO_ROOM,
+    GET_ROOM_SYNC_METRICS, GET_ROOM_SYNC_OPTIONS, SET_ROOM_SYNC_OPTIONS, REPORT_PLAYBACK_STATUS,
+    SET_WAIT_OPT_OUT, FORCE_RESUME, START_READY_CHECK, SET_READY, BROADCAST_TO_ROOM,
     RECORD_REALTIME_METRICS, GET_REALTIME_METRICS_SUMMARY, REALTIME_HEALTH, CHECK_RATE_LIMIT,
     MAINTAIN, FORGET_USER, SYNC_HISTORY_HEALTH, INSTALL_MAINTENANCE_SCHEDULE,
     SET_MEMBER_ROLE, SET_ROOM_PERMISSION, GET_ROOM_PERMISSIONS,
@@ -1382,6 +1414,34 @@ class RpcMethods:
     ) -> SyncOptions:
         """Host only: set some of the room's sync options (seconds; None = back to the project
         default). The three drift thresholds are one set. Returns the effective options."""
+
+    # Group wait and ready check ----------------------------------------------------------
+
+    @rpc(REPORT_PLAYBACK_STATUS)
+    def report_playback_status(self, room_id: str, status: str, position: float) -> WaitState:
+        """Report ``buffering`` or ``ready`` at ``position``: buffering while the room plays makes
+        it wait for the caller until its deadline (first load 60 s, re-buffer 10 s); the ready
+        report that leaves nobody blocking resumes it at a scheduled start."""
+
+    @rpc(SET_WAIT_OPT_OUT)
+    def set_wait_opt_out(self, room_id: str, opt_out: bool) -> WaitState:
+        """Opt out of being waited for (True) or back in (False)."""
+
+    @rpc(FORCE_RESUME)
+    def force_resume(self, room_id: str) -> WaitState:
+        """Host only: end the room's wait (blockers skipped); ``resumed`` False when it was
+        not waiting."""
+
+    @rpc(START_READY_CHECK)
+    def start_ready_check(
+        self, room_id: str, timeout_seconds: float, min_ready: int | None = None
+    ) -> WaitState:
+        """Host only: pause until ``min_ready`` members (None: all) are ready or the timeout
+        (1 to 3600 s) passes; then playback starts at a scheduled start."""
+
+    @rpc(SET_READY)
+    def set_ready(self, room_id: str, ready: bool) -> WaitState:
+        """Answer the running ready check (Conflict when none runs)."""
 
     # Realtime ----------------------------------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 A host and four members, one private room (joined with its access key, after one wrong try) and
 one public room. The host plays, seeks and changes speed; members report heartbeats from their
-own simulated players (one drifts slowly, one buffers) and the database answers with each
-member's drift and sync level; members who fell behind catch up with the "Live" button, i.e.
+own simulated players (one drifts slowly, one buffers: it reports buffering, the room waits for
+it, and its ready report resumes the room at a scheduled start) and the database answers with
+each member's drift and sync level; members who fell behind catch up with the "Live" button, i.e.
 ``get_room_sync_state``'s ``expected_time``. Someone chats (``post_comment`` and a
 ``chat_message`` broadcast), a member goes silent and maintenance removes it as stale, the host
 leaves and the host role moves on. In the public room, members queue two episodes and the first,
@@ -27,6 +28,7 @@ import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -240,6 +242,11 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
             live.update(party.render())
 
             # Play ---------------------------------------------------------------------------
+            group_wait: dict[str, bool] = {
+                "waited": False,
+                "resumed": False,
+                "scheduled_start": False,
+            }
             await hana.change_playback_state(party.private_room, True, 0)
             for p in party.players.values():
                 p.jump(0.0, True, 1.0)
@@ -249,9 +256,36 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
             ticks = party.ticks
             for i in range(ticks):
                 if i == 1:
-                    party.players[uid("Mika")].buffering = True
-                    party.players[uid("Mika")].status = "buffering"
-                    party.say("Mika's video is buffering")
+                    mika = party.players[uid("Mika")]
+                    mika.advance()
+                    mika.buffering = True
+                    mika.status = "buffering"
+                    waiting = await mika.session.report_playback_status(
+                        party.private_room, "buffering", round(mika.position, 2)
+                    )
+                    wait = waiting.waiting
+                    party.say(
+                        f"Mika's video is buffering: the room {wait['state']} for"
+                        f" {wait['blocking_members']} member(s) (excused at {wait['deadline']})"
+                    )
+                    await _follow(party)  # everyone pauses at the frozen position
+                    group_wait["waited"] = wait["state"] == "waiting"
+                if i == 2:
+                    mika = party.players[uid("Mika")]
+                    mika.buffering = False
+                    mika.status = "loaded"
+                    resumed = await mika.session.report_playback_status(
+                        party.private_room, "ready", round(mika.position, 2)
+                    )
+                    starts = resumed.playback_updated_at
+                    lead = (starts - datetime.now(UTC)).total_seconds() * 1000 if starts else None
+                    party.say(
+                        f"Mika is ready: the room resumes at a scheduled start"
+                        f" ({resumed.current_time:.1f} s, in about {lead or 0:.0f} ms)"
+                    )
+                    await _follow(party)
+                    group_wait["resumed"] = resumed.waiting["state"] in ("scheduled", "playing")
+                    group_wait["scheduled_start"] = resumed.waiting["state"] == "scheduled"
                 if i == ticks // 4:
                     st = await hana.seek_to_time(party.private_room, 120)
                     party.say(f"Hana seeked to {st.current_time:.0f} s")
@@ -388,6 +422,7 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
             "ban_refused_rejoin": ban_refused,
             "ban_lapsed_rejoined": rejoined.status == "joined",
             "queue_auto_advanced": auto_advanced,
+            "group_wait": group_wait,
             "events_received": len(party.events),
             "event_types": dict(sorted(kinds.items())),
             "seconds": round(time.monotonic() - started, 1),
@@ -404,6 +439,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     return [
         f"host {host}",
         f"everyone ended in sync: {'yes' if summary['everyone_in_sync'] else 'NO'} ({levels})",
+        "a buffering member made the room wait, its ready report resumed it at a scheduled start:"
+        f" {'yes' if all(summary['group_wait'].values()) else 'NO'}",
         f"stale member removed by maintenance: {'yes' if summary['stale_member_removed'] else 'NO'}"
         f" ({summary['stale_method']})",
         "public room's queue advanced by itself after a 2-second clip: "

@@ -79,6 +79,28 @@ SYNC_STATUS_FIELDS = (
     "expected_time",
 )
 
+SYNC_WAIT_FIELDS = (
+    "state",
+    "reason",
+    "cause",
+    "user_id",
+    "blocking_members",
+    "blocking",
+    "skipped",
+    "waiting_since",
+    "deadline",
+    "starts_at",
+)
+
+READY_CHECK_FIELDS = (
+    "state",
+    "user_id",
+    "ready",
+    "ready_members",
+    "needed",
+    "deadline",
+)
+
 _EVENTS = (
     Event(
         "member_joined",
@@ -130,9 +152,26 @@ _EVENTS = (
         "the host or a co-host plays, pauses, seeks or changes speed (action play, pause, seek, "
         "speed; controlled_by: who), changes the episode with update_room (action episode: "
         "paused at 0), or the queue advances (action episode: the next item from 0, still "
-        "playing if the room was; action pause when the queue ran out)",
+        "playing if the room was; action pause when the queue ran out); the room starts "
+        "waiting (action wait: paused at the expected position) or stops (action resume: "
+        "playing from `playback_updated_at`, a scheduled start in the future)",
         PLAYBACK_FIELDS,
         ("controlled_by",),
+    ),
+    Event(
+        "sync_wait",
+        "the room waits for buffering members: state waiting when a member starts or stops "
+        "blocking or is skipped at its deadline (cause buffering, ready, deadline, opt_out), "
+        "state resumed when the wait ends (cause reports, deadline, host, opt_out, ready); "
+        "`blocking`: the first 50 blockers, `skipped`: members no longer waited for",
+        SYNC_WAIT_FIELDS,
+    ),
+    Event(
+        "ready_check",
+        "a ready check changes: started (the host), updated (a member answered set_ready), "
+        "completed (enough members ready: playback starts), expired (deadline: playback "
+        "starts), forced (force_resume)",
+        READY_CHECK_FIELDS,
     ),
     Event(
         "sync_status",

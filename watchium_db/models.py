@@ -140,6 +140,11 @@ class Room(Base):
     queue_item_id: Mapped[int | None] = mapped_column(BigInteger)
     #: The current item's duration plus the grace: past it the queue advances.
     queue_advance_after: Mapped[Decimal | None]
+    #: Waiting state (group wait for buffering members, ready check); see docs/sync.md.
+    waiting_since: Mapped[dt.datetime | None]
+    waiting_reason: Mapped[str | None]
+    sync_deadline: Mapped[dt.datetime | None]
+    ready_check_min_ready: Mapped[int | None]
 
 
 class RoomMember(Base):
@@ -415,6 +420,35 @@ class MemberPresence(Base):
     sync_level: Mapped[str | None]
     previous_sync_level: Mapped[str | None]
     last_sample_at: Mapped[dt.datetime | None]
+
+
+class MemberPlayback(Base):
+    """A member's last buffering/ready report, wait deadline, opt-out and ready answer."""
+
+    __tablename__ = "member_playback"
+    __table_args__ = (
+        PrimaryKeyConstraint("room_id", "user_id", name="member_playback_pkey"),
+        ForeignKeyConstraint(
+            ["room_id", "user_id"],
+            ["room_members.room_id", "room_members.user_id"],
+            ondelete="CASCADE",
+            name="member_playback_room_id_user_id_fkey",
+        ),
+        {"schema": PRIVATE},
+    )
+
+    room_id: Mapped[str]
+    user_id: Mapped[str]
+    status: Mapped[str] = mapped_column(server_default=text("'ready'::text"))
+    reported_time: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    status_since: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    wait_deadline: Mapped[dt.datetime | None]
+    skipped_at: Mapped[dt.datetime | None]
+    late_joiner: Mapped[bool] = mapped_column(server_default=text("false"))
+    loaded_at: Mapped[dt.datetime | None]
+    wait_opt_out: Mapped[bool] = mapped_column(server_default=text("false"))
+    ready_at: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
 
 
 class Setting(Base):

@@ -64,6 +64,7 @@ BENCHMARKS = (
     "heartbeat_costs",
     "expiry",
     "rls_read",
+    "group_wait",
     "release_baseline",
 )
 
@@ -368,6 +369,107 @@ def bench_host_control(conn: Conn, url: str, sizes: Sizes, workdir: Path) -> dic
         }
         conn.execute("truncate seed_ref.floor_sync_states")
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# group wait and ready check in a room of 1,000
+# ---------------------------------------------------------------------------------------------
+GROUP_WAIT_MEMBERS = 1000
+
+
+def bench_group_wait(conn: Conn, sizes: Sizes) -> dict[str, Any]:
+    """Each waiting transition as one call in a room of 1,000 members who have all loaded:
+    a buffering report that makes the playing room wait, a second blocker, the ready report
+    that leaves one blocker, the one that resumes; a ready check started by the host, a
+    member's answer, the answer that completes it; and 999 blockers' deadlines applied at
+    once (apply_sync_deadlines: all skipped, the room resumes). Median ms per call over the
+    rounds, client-side, claims and role included."""
+    room, prefix, n = "gw00001000", "gw_", GROUP_WAIT_MEMBERS
+    make_room(conn, room, n, prefix)
+    conn.execute(
+        "insert into watchium_private.member_playback (room_id, user_id, loaded_at)"
+        " select room_id, user_id, now() from public.room_members where room_id = %s",
+        (room,),
+    )
+    conn.execute("analyze")
+    host = f"{prefix}0"
+
+    def call(user: str, sql: str, *params: Any) -> float:
+        def run() -> None:
+            with conn.transaction():
+                _as_member(conn, user)
+                conn.execute(sql, (room, *params))
+
+        return _ms(run)
+
+    def play() -> None:
+        conn.execute(
+            "update public.rooms set is_playing = true, playback_updated_at = now(),"
+            " waiting_since = null, waiting_reason = null, sync_deadline = null,"
+            " ready_check_min_ready = null where room_id = %s",
+            (room,),
+        )
+
+    report = "select public.report_playback_status(%s, %s, 100)"
+    times: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "wait_start",
+            "second_blocker",
+            "ready_one_left",
+            "resume",
+            "ready_check_start",
+            "set_ready",
+            "ready_check_complete",
+            "deadlines_999_blockers",
+            "host_control_reference",
+        )
+    }
+    rounds = sizes.control_rounds
+    for i in range(rounds + 1):
+        a, b = f"{prefix}{1 + 2 * i}", f"{prefix}{2 + 2 * i}"
+        play()
+        sample = {
+            "wait_start": call(a, report, "buffering"),
+            "second_blocker": call(b, report, "buffering"),
+            "ready_one_left": call(a, report, "ready"),
+            "resume": call(b, report, "ready"),
+        }
+        # Reference: a host control timed the same way (the room's snapshot of 1,000 members).
+        sample["host_control_reference"] = call(
+            host, "select public.change_playback_state(%s, true, 100)"
+        )
+        play()
+        sample["ready_check_start"] = call(host, "select public.start_ready_check(%s, 60, 3)")
+        sample["set_ready"] = call(a, "select public.set_ready(%s, true)")
+        sample["ready_check_complete"] = call(b, "select public.set_ready(%s, true)")
+        conn.execute(
+            "update watchium_private.member_playback set status = 'buffering',"
+            " wait_deadline = now() - interval '1 second' where room_id = %s and user_id <> %s",
+            (room, host),
+        )
+        conn.execute(
+            "update public.rooms set is_playing = false, waiting_since = now(),"
+            " waiting_reason = 'buffering', sync_deadline = now() - interval '1 second'"
+            " where room_id = %s",
+            (room,),
+        )
+        sample["deadlines_999_blockers"] = _ms(
+            lambda: conn.execute("select watchium_private.apply_sync_deadlines(%s, false)", (room,))
+        )
+        conn.execute(
+            "update watchium_private.member_playback set status = 'ready', skipped_at = null"
+            " where room_id = %s",
+            (room,),
+        )
+        if i:  # round 0 warms up
+            for k, v in sample.items():
+                times[k].append(v)
+    return {
+        "members": n,
+        "rounds": rounds,
+        "ms": {k: _median(v) for k, v in times.items()},
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1206,6 +1308,12 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ours_costs = costs.get("ours", {})
     expiry = _get(results, "expiry") or {}
     rls = _get(results, "rls_read") or {}
+    gw_ms = (_get(results, "group_wait") or {}).get("ms", {})
+    gw_calls = [
+        v for k, v in gw_ms.items() if k not in ("deadlines_999_blockers", "host_control_reference")
+    ]
+    gw_ref = gw_ms.get("host_control_reference")
+    gw_ratio = _ratio(max(gw_calls), gw_ref) if gw_calls and gw_ref else None
 
     def t(what: str, target: str, measured: Any, ok: bool | None) -> dict[str, Any]:
         status = "not measured" if ok is None else ("met" if ok else "missed")
@@ -1325,6 +1433,19 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "<= 1.5x",
             rls.get("member_over_service_role"),
             cmp(rls.get("member_over_service_role"), lambda v: v <= 1.5),
+        ),
+        t(
+            "slowest waiting or ready-check transition in a room of 1,000 / a host control "
+            "timed the same way",
+            "<= 1.5x",
+            gw_ratio,
+            cmp(gw_ratio, lambda v: v <= 1.5),
+        ),
+        t(
+            "999 blockers' deadlines applied at once in a room of 1,000 (median)",
+            "<= 50 ms",
+            gw_ms.get("deadlines_999_blockers"),
+            cmp(gw_ms.get("deadlines_999_blockers"), lambda v: v <= 50),
         ),
         t(
             "MultiXact ids consumed by heartbeats in one hot room",
@@ -1607,6 +1728,30 @@ def render_markdown(results: dict[str, Any], charts: list[str]) -> str:
             ),
             "",
         ]
+    gw = results.get("group_wait")
+    if gw:
+        labels = {
+            "wait_start": "a member buffers: the playing room waits",
+            "second_blocker": "a second member buffers",
+            "ready_one_left": "a blocker is ready, one still blocks",
+            "resume": "the last blocker is ready: the room resumes (scheduled start)",
+            "ready_check_start": "the host starts a ready check",
+            "set_ready": "a member answers ready",
+            "ready_check_complete": "the answer that completes the check (playback starts)",
+            "deadlines_999_blockers": "999 blockers' deadlines applied at once, room resumes",
+            "host_control_reference": "reference: a host control (change_playback_state)",
+        }
+        out += [
+            f"## Group wait and ready check in a room of {gw['members']:,}",
+            "",
+            "Each transition as one call (`report_playback_status`, `start_ready_check`, "
+            "`set_ready` as the member, claims and role per transaction; the deadline sweep is "
+            "`watchium_private.apply_sync_deadlines`), every member having loaded once; "
+            f"median of {gw['rounds']} rounds, ms per call, client-side.",
+            "",
+            _table(["transition", "ms"], [[labels.get(k, k), v] for k, v in gw["ms"].items()]),
+            "",
+        ]
     bl = results.get("release_baseline")
     if bl:
         out += [
@@ -1721,6 +1866,7 @@ def run(
                 "heartbeat_costs": lambda: bench_heartbeat_costs(conn, url, sizes, Path(workdir)),
                 "expiry": lambda: bench_expiry(conn, sizes),
                 "rls_read": lambda: bench_rls_read(conn, sizes),
+                "group_wait": lambda: bench_group_wait(conn, sizes),
                 "release_baseline": lambda: bench_release_baseline(
                     baseline_databases(server), sizes, Path(workdir), baseline_cases
                 ),
