@@ -168,7 +168,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.forget_user(p_user_id text) IS 'service_role only: forgets a deleted account. Leaves every room (host handed on), deletes the user''s comments (those with replies become authorless tombstones), removes presence, rate limit counters and realtime metrics. Ids in sync history and room events stay until they expire. Returns a summary.';
+COMMENT ON FUNCTION public.forget_user(p_user_id text) IS 'service_role only: forgets a deleted account. Leaves every room (host handed on), deletes the user''s comments (those with replies become authorless tombstones), removes presence, rate limit counters and realtime metrics, and leaves the user''s queued episodes in their queues without author. Ids in sync history and room events stay until they expire. Returns a summary.';
 
 CREATE FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text DEFAULT NULL::text, p_cursor text DEFAULT NULL::text, p_limit integer DEFAULT 50) RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -4897,6 +4897,7 @@ declare
   v_tombstoned  integer := 0;
   v_counters    integer := 0;
   v_metrics     integer := 0;
+  v_queued      integer := 0;
   v_ids         bigint[];
   v_removed     jsonb;
   v_count       integer;
@@ -4987,13 +4988,22 @@ begin
   delete from watchium_private.realtime_metrics as m where m.user_id = p_user_id;
   get diagnostics v_metrics = row_count;
 
+  -- Queued episodes stay in their rooms' queues (other members chose to watch
+  -- them too), without their author. Row locks only: a queue edit holding the
+  -- room lock is waited for, and it waits for nothing of ours.
+  update public.room_queue as q
+  set added_by = null, added_by_username = 'deleted'
+  where q.added_by = p_user_id;
+  get diagnostics v_queued = row_count;
+
   return pg_catalog.jsonb_build_object(
     'user_id', p_user_id,
     'rooms_left', v_rooms,
     'comments_deleted', v_deleted,
     'comments_tombstoned', v_tombstoned,
     'rate_limit_counters_deleted', v_counters,
-    'realtime_metrics_deleted', v_metrics
+    'realtime_metrics_deleted', v_metrics,
+    'queue_items_anonymized', v_queued
   );
 end;
 $$;

@@ -761,6 +761,8 @@ class ForgottenUser:
     comments_tombstoned: int
     rate_limit_counters_deleted: int
     realtime_metrics_deleted: int
+    #: Queued episodes left in their queues without author (revision 0018).
+    queue_items_anonymized: int | None = None
     raw: Mapping[str, Any] = _raw()
 
 

@@ -1151,6 +1151,56 @@ def _setup_room_of_1000(conn: Conn, _side: str) -> None:
         conn.execute("analyze")
 
 
+BASELINE_QUEUE_ROOM = "bq00001000"
+
+
+def _setup_queue_room_of_1000(conn: Conn, side: str) -> None:
+    """A room of 1,000; on head it plays a queue item (revision 0012), so that each
+    transaction of the script has an advance to make."""
+    if not _one(
+        conn, "select count(*) from public.rooms where room_id = %s", (BASELINE_QUEUE_ROOM,)
+    ):
+        make_room(conn, BASELINE_QUEUE_ROOM, 1000, "bq1000_")
+        if side == "head":
+            item = _one(
+                conn,
+                "insert into public.room_queue (room_id, position, anime_id, anime_title,"
+                " episode_number, video_url, duration, added_by, added_by_username)"
+                " values (%s, 0, 'a1', 'Anime', 2, 'https://example.com/v2', 60, 'bq1000_1',"
+                " 'U1') returning item_id",
+                (BASELINE_QUEUE_ROOM,),
+            )
+            conn.execute(
+                "update public.rooms set queue_item_id = %s, queue_advance_after = 62"
+                " where room_id = %s",
+                (item, BASELINE_QUEUE_ROOM),
+            )
+        conn.execute("analyze")
+
+
+def auto_advance_script(side: str) -> str:
+    """Head: one automatic advance in the queue room of 1,000 per transaction: the item after
+    the current one is queued, the room's reference is set past the current item's end, and
+    ``auto_advance_queue`` (what a heartbeat or ``maintain()`` calls) advances, resets the
+    reference, opens the anchor and emits the events. The queueing and the update are part of
+    the measured transaction, so head pays more than the advance alone. The release has no
+    queue; its side is a host control in a room of 1,000 (the operation an advance replaces:
+    a new playback reference and a playback event)."""
+    room = BASELINE_QUEUE_ROOM
+    if side != "head":
+        return host_control_scripts(room, "bq1000_0")["ours"]
+    return (
+        "begin;\n"
+        "insert into public.room_queue (room_id, position, anime_id, anime_title, episode_number,"
+        f" video_url, duration, added_by, added_by_username) values ('{room}', 1, 'a1', 'Anime',"
+        " 2, 'https://example.com/v2', 60, 'bq1000_1', 'U1');\n"
+        "update public.rooms set is_playing = true, current_playback_time = 0,"
+        f" playback_updated_at = now() - interval '1 hour' where room_id = '{room}';\n"
+        f"select watchium_private.auto_advance_queue('{room}');\n"
+        "commit;\n"
+    )
+
+
 def _setup_co_host_room_of_1000(conn: Conn, side: str) -> None:
     """The room of 1,000 with member bl1000_1 a co-host on head (0.1.0 has no roles: its side
     measures the host's control, what a co-host's replaces)."""
@@ -1209,6 +1259,14 @@ BASELINE_CASES: list[BaselineCase] = [
         1,
         lambda _side: host_control_scripts(BASELINE_ROOM_1000, "bl1000_0")["ours"],
         _setup_room_of_1000,
+    ),
+    BaselineCase(
+        "queue_auto_advance_1000",
+        "automatic queue advance in a room of 1,000 (0.1.0: a host control there)",
+        "latency",
+        1,
+        auto_advance_script,
+        _setup_queue_room_of_1000,
     ),
     BaselineCase(
         "co_host_control_1000",
