@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0018 latency-aware heartbeats (downgrade): removes exactly what the upgrade
+-- 0019 latency-aware heartbeats (downgrade): removes exactly what the upgrade
 -- added and restores the 0007 definitions. Presence rows at the level
 -- wrong_episode (which 0007 does not know) become out_of_sync with no drift:
 -- their next heartbeat measures them again.

@@ -1,7 +1,7 @@
 """Latency-aware heartbeats: send time and RTT, smoothed RTT, clock offset, wrong episode.
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0018"
-down_revision = "0017"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

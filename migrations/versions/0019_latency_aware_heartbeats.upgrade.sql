@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0018 latency-aware heartbeats
+-- 0019 latency-aware heartbeats
 --
 -- Heartbeats (record_heartbeat, record_heartbeats) may carry
 --   * the client's send time (p_client_time: milliseconds since 1970 on the
