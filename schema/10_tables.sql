@@ -524,8 +524,14 @@ CREATE TABLE watchium_private.member_presence (
     sync_level text,
     previous_sync_level text,
     last_sample_at timestamp with time zone,
+    rtt_ms numeric(8,1),
+    clock_offset_ms numeric(6,1),
+    reported_episode integer,
+    CONSTRAINT member_presence_clock_offset_ms_check CHECK (((clock_offset_ms >= ('-2000'::integer)::numeric) AND (clock_offset_ms <= (2000)::numeric))),
+    CONSTRAINT member_presence_reported_episode_check CHECK (((reported_episode >= 1) AND (reported_episode <= 100000))),
     CONSTRAINT member_presence_reported_time_check CHECK (((reported_time >= (0)::numeric) AND (reported_time <= (86400)::numeric))),
-    CONSTRAINT member_presence_sync_level_check CHECK (((sync_level = ANY (ARRAY['perfect'::text, 'good'::text, 'minor_drift'::text, 'out_of_sync'::text])) AND (previous_sync_level = ANY (ARRAY['perfect'::text, 'good'::text, 'minor_drift'::text, 'out_of_sync'::text])))),
+    CONSTRAINT member_presence_rtt_ms_check CHECK (((rtt_ms >= (0)::numeric) AND (rtt_ms <= (60000)::numeric))),
+    CONSTRAINT member_presence_sync_level_check CHECK (((sync_level = ANY (ARRAY['perfect'::text, 'good'::text, 'minor_drift'::text, 'out_of_sync'::text, 'wrong_episode'::text])) AND (previous_sync_level = ANY (ARRAY['perfect'::text, 'good'::text, 'minor_drift'::text, 'out_of_sync'::text, 'wrong_episode'::text])))),
     CONSTRAINT member_presence_time_difference_check CHECK (((time_difference >= (0)::numeric) AND (time_difference <= (86400)::numeric)))
 )
 WITH (fillfactor='70');
@@ -549,6 +555,12 @@ COMMENT ON COLUMN watchium_private.member_presence.sync_level IS 'perfect (<= 0.
 COMMENT ON COLUMN watchium_private.member_presence.previous_sync_level IS 'Sync level of the heartbeat before the last one: the last heartbeat changed level when it differs from sync_level.';
 
 COMMENT ON COLUMN watchium_private.member_presence.last_sample_at IS 'When a heartbeat of this member was last sampled into public.sync_states.';
+
+COMMENT ON COLUMN watchium_private.member_presence.rtt_ms IS 'Smoothed round-trip time of the member''s client, ms: EWMA of the reported samples (0.85 × previous + 0.15 × sample). Null until one is reported.';
+
+COMMENT ON COLUMN watchium_private.member_presence.clock_offset_ms IS 'Server clock minus the client''s, ms, at the last heartbeat with a plausible send time (server time − client time − RTT/2). Null until one is reported.';
+
+COMMENT ON COLUMN watchium_private.member_presence.reported_episode IS 'The episode the member said it plays at its last heartbeat (null: not said). Differs from rooms.episode_number: wrong episode, not drift.';
 
 CREATE TABLE watchium_private.rate_limit_counters (
     subject text NOT NULL,

@@ -160,7 +160,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.forget_user(p_user_id text) IS 'service_role only: forgets a deleted account. Leaves every room (host handed on), deletes the user''s comments (those with replies become authorless tombstones), removes presence, rate limit counters and realtime metrics. Ids in sync history and room events stay until they expire. Returns a summary.';
+COMMENT ON FUNCTION public.forget_user(p_user_id text) IS 'service_role only: forgets a deleted account. Leaves every room (host handed on), deletes the user''s comments (those with replies become authorless tombstones), removes presence, rate limit counters and realtime metrics, and leaves the user''s queued episodes in their queues without author. Ids in sync history and room events stay until they expire. Returns a summary.';
 
 CREATE FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text DEFAULT NULL::text, p_cursor text DEFAULT NULL::text, p_limit integer DEFAULT 50) RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -269,7 +269,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.get_room_sync_metrics(p_room_id text) IS 'Sync metrics of p_room_id over the last minute: samples, avg / p95 / max drift (sync_states), reporting / synced / out-of-sync / resyncing members (presence, derived rule watchium_private.needs_resync), sync percentage over measured (not resyncing) members, healthy = sync percentage >= 80. Members only.';
+COMMENT ON FUNCTION public.get_room_sync_metrics(p_room_id text) IS 'Sync metrics of p_room_id over the last minute: samples, avg / p95 / max drift (sync_states), reporting / synced / out-of-sync / resyncing members (presence, derived rule watchium_private.needs_resync), sync percentage over measured (not resyncing) members, healthy = sync percentage >= 80; per reporting member its smoothed RTT, clock offset and wrong episode (member_latency), avg / max RTT, wrong_episode_members. Members only.';
 
 CREATE FUNCTION public.get_room_sync_options(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -293,7 +293,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.get_room_sync_state(p_room_id text) IS 'The Live button: the expected host position now, playing state, speed, episode, host, the caller''s own sync status (its position extrapolated from its last heartbeat, needs_resync) and the room''s members / synced members / members needing a resync / sync percentage (derived: watchium_private.needs_resync). Members only.';
+COMMENT ON FUNCTION public.get_room_sync_state(p_room_id text) IS 'The Live button: the expected host position now, playing state, speed, episode, host, the caller''s own sync status (its position extrapolated from its last heartbeat, level by the room''s boundaries, needs_resync, smoothed RTT, clock offset, episode_mismatch), the room''s sync options and the room''s members / synced members / members needing a resync / sync percentage (derived: watchium_private.needs_resync). Members only.';
 
 CREATE FUNCTION public.hide_member_comments(p_room_id text, p_user_id text) RETURNS jsonb
     LANGUAGE plpgsql
@@ -426,30 +426,31 @@ $$;
 
 COMMENT ON FUNCTION public.realtime_health() IS 'Realtime health report (see watchium_private.realtime_health). service_role only.';
 
-CREATE FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) RETURNS jsonb
+CREATE FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean, p_client_time numeric DEFAULT NULL::numeric, p_rtt_ms numeric DEFAULT NULL::numeric, p_episode_number integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
 begin
-  return watchium_rpc.record_heartbeat(p_room_id, p_current_time, p_is_playing);
+  return watchium_rpc.record_heartbeat(p_room_id, p_current_time, p_is_playing, p_client_time,
+    p_rtt_ms, p_episode_number);
 end;
 $$;
 
-COMMENT ON FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) IS 'The caller''s heartbeat in p_room_id: stores presence (no published write unless is_synced flips) and returns time_difference, is_synced (<= 2 s) and sync_level (perfect <= 0.5, good <= 1, minor_drift <= 2, out_of_sync) against the expected host position. WD429 when sooner than heartbeat_min_interval.';
+COMMENT ON FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean, p_client_time numeric, p_rtt_ms numeric, p_episode_number integer) IS 'The caller''s heartbeat in p_room_id, optionally with its send time (p_client_time, ms since 1970), measured RTT (p_rtt_ms) and the episode it plays: stores presence (no published write unless is_synced flips) and returns time_difference, is_synced and sync_level (the room''s boundaries; wrong_episode when p_episode_number is not the room''s) against the expected host position, the position corrected by the one-way delay, the smoothed RTT, the clock offset and whether the send time was ignored (more than 2 s off). WD429 when sooner than heartbeat_min_interval.';
 
-CREATE FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) RETURNS TABLE(user_id text, outcome text, reported_time numeric, expected_time numeric, time_difference numeric, is_synced boolean, sync_level text, server_time timestamp with time zone)
+CREATE FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[], p_client_times numeric[] DEFAULT NULL::numeric[], p_rtts_ms numeric[] DEFAULT NULL::numeric[], p_episode_numbers integer[] DEFAULT NULL::integer[]) RETURNS TABLE(user_id text, outcome text, reported_time numeric, expected_time numeric, time_difference numeric, is_synced boolean, sync_level text, rtt_ms numeric, clock_offset_ms numeric, client_time_ignored boolean, episode_mismatch boolean, server_time timestamp with time zone)
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET lock_timeout TO '2s'
     AS $$
 begin
   return query select * from watchium_rpc.record_heartbeats(p_room_id, p_user_ids, p_current_times,
-    p_is_playing);
+    p_is_playing, p_client_times, p_rtts_ms, p_episode_numbers);
 end;
 $$;
 
-COMMENT ON FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) IS 'service_role only: many members'' heartbeats of one room in one call (element i of p_user_ids, p_current_times, p_is_playing; 1 to 1000). One row per member: outcome (ok, throttled, not_member) and sync status. Rate limited per member by heartbeat_min_interval (too early: throttled, nothing written).';
+COMMENT ON FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[], p_client_times numeric[], p_rtts_ms numeric[], p_episode_numbers integer[]) IS 'service_role only: many members'' heartbeats of one room in one call (element i of p_user_ids, p_current_times, p_is_playing and, optionally, p_client_times, p_rtts_ms, p_episode_numbers; 1 to 1000). One row per member: outcome (ok, throttled, not_member), sync status (as record_heartbeat: latency-corrected, the room''s boundaries, wrong_episode), smoothed RTT, clock offset. Rate limited per member by heartbeat_min_interval (too early: throttled, nothing written).';
 
 CREATE FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) RETURNS bigint
     LANGUAGE plpgsql
@@ -776,7 +777,7 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.apply_due_sync_deadlines() IS 'Maintenance: applies the due deadlines of every room whose sync_deadline passed (rooms locked by callers are skipped; their call applies them). Returns {rooms_applied, rooms_skipped_busy}. Internal.';
 
-CREATE FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[]) RETURNS TABLE(user_id text, outcome text, reported_time numeric, expected_time numeric, time_difference numeric, is_synced boolean, sync_level text)
+CREATE FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[], p_client_times numeric[], p_rtts numeric[], p_episodes integer[]) RETURNS TABLE(user_id text, outcome text, reported_time numeric, expected_time numeric, time_difference numeric, is_synced boolean, sync_level text, rtt_ms numeric, clock_offset_ms numeric, client_time_ignored boolean, episode_mismatch boolean)
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
@@ -785,21 +786,56 @@ CREATE FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_id
     AS $$
 #variable_conflict use_column
 declare
-  v_expected  numeric := watchium_private.room_expected_position(p_room);
-  v_intervals record := watchium_private.heartbeat_intervals();
+  v_expected numeric := watchium_private.room_expected_position(p_room);
+  v_settings record := watchium_private.heartbeat_settings();
+  v_perfect  numeric;
+  v_good     numeric;
+  v_minor    numeric;
+  v_now_ms   numeric := extract(epoch from pg_catalog.now()) * 1000;
 begin
+  v_perfect := coalesce(p_room.sync_drift_perfect, v_settings.drift_perfect);
+  v_good := coalesce(p_room.sync_drift_good, v_settings.drift_good);
+  v_minor := coalesce(p_room.sync_drift_minor, v_settings.drift_minor);
   return query
   with beat as materialized (
-    select b.user_id, b.reported, b.is_playing, d.drift,
-           -- watchium_private.sync_level, inlined.
-           case when d.drift <= 0.5 then 'perfect'
-                when d.drift <= 1 then 'good'
-                when d.drift <= 2 then 'minor_drift'
-                else 'out_of_sync' end as level
-    from rows from (pg_catalog.unnest(p_user_ids), pg_catalog.unnest(p_times), pg_catalog.unnest(p_playing))
-      as a(user_id, t, is_playing)
-    cross join lateral (select a.user_id, pg_catalog.round(a.t, 2) as reported, a.is_playing) as b
-    cross join lateral (select pg_catalog.round(abs(b.reported - v_expected), 2) as drift) as d
+    select b.user_id, b.is_playing, b.episode, c.corrected as reported, t.rtt, o.offset_ms,
+           o.offset_ms is not null and abs(o.offset_ms) <= 2000 as plausible, w.wrong, x.drift,
+           -- watchium_private.sync_level with the room's boundaries, inlined.
+           case when w.wrong then 'wrong_episode'
+                when x.drift <= v_perfect then 'perfect'
+                when x.drift <= v_good then 'good'
+                when x.drift <= v_minor then 'minor_drift'
+                else 'out_of_sync' end as level,
+           coalesce(x.drift <= v_minor, false) as synced
+    from rows from (pg_catalog.unnest(p_user_ids), pg_catalog.unnest(p_times), pg_catalog.unnest(p_playing),
+                    pg_catalog.unnest(p_client_times), pg_catalog.unnest(p_rtts), pg_catalog.unnest(p_episodes))
+      as a(user_id, t, is_playing, client_time, rtt, episode)
+    cross join lateral (select a.user_id, a.t, a.is_playing, a.episode) as b
+    left join watchium_private.member_presence as q
+      on q.room_id = p_room.room_id and q.user_id = b.user_id
+    cross join lateral (
+      select case when a.rtt is null then q.rtt_ms
+                  when q.rtt_ms is null then pg_catalog.round(a.rtt, 1)
+                  else pg_catalog.round(0.85 * q.rtt_ms + 0.15 * a.rtt, 1) end as rtt
+    ) as t
+    cross join lateral (
+      select pg_catalog.round(v_now_ms - a.client_time - coalesce(t.rtt, 0) / 2, 1) as offset_ms
+    ) as o
+    cross join lateral (
+      select case
+        when not b.is_playing then 0
+        when t.rtt is not null then t.rtt / 2000
+        when abs(o.offset_ms) <= 2000 then greatest(v_now_ms - a.client_time, 0) / 1000
+        else 0
+      end * p_room.playback_speed as advance
+    ) as v
+    cross join lateral (select least(86400::numeric, pg_catalog.round(b.t + v.advance, 2)) as corrected) as c
+    cross join lateral (
+      select b.episode is not null and b.episode <> p_room.episode_number as wrong
+    ) as w
+    cross join lateral (
+      select case when w.wrong then null else pg_catalog.round(abs(c.corrected - v_expected), 2) end as drift
+    ) as x
     order by b.user_id  -- key order: two batches of one room never deadlock
   ),
   presence as (
@@ -810,10 +846,14 @@ begin
         time_difference = b.drift,
         previous_sync_level = p.sync_level,
         sync_level = b.level,
+        rtt_ms = b.rtt,
+        clock_offset_ms = case when b.plausible then b.offset_ms else p.clock_offset_ms end,
+        reported_episode = b.episode,
         last_sample_at = case
+          when b.level = 'wrong_episode' then coalesce(p.last_sample_at, '-infinity'::timestamptz)
           when p.sync_level is distinct from b.level
             or p.last_sample_at is null
-            or p.last_sample_at <= pg_catalog.now() - v_intervals.sample_interval
+            or p.last_sample_at <= pg_catalog.now() - v_settings.sample_interval
             then pg_catalog.now()
           else p.last_sample_at
         end
@@ -821,24 +861,24 @@ begin
     where p.room_id = p_room.room_id
       and p.user_id = b.user_id
       and (p.last_sample_at is null
-           or p.last_heartbeat <= pg_catalog.now() - v_intervals.min_interval)
+           or p.last_heartbeat <= pg_catalog.now() - v_settings.min_interval)
     returning p.user_id, p.reported_time, p.time_difference, p.sync_level, p.previous_sync_level,
-              p.last_sample_at = pg_catalog.now() as sampled
+              b.synced, b.wrong, p.last_sample_at = pg_catalog.now() as sampled
   ),
   history as (
     insert into public.sync_states
       (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type)
     select p_room.room_id, u.user_id, v_expected, u.reported_time, u.time_difference,
-           u.time_difference <= 2, 'heartbeat'
+           u.synced, 'heartbeat'
     from presence as u
     where u.sampled
   ),
   flipped as (
-    select rm.user_id, u.reported_time, u.time_difference <= 2 as synced
+    select rm.user_id, u.reported_time, u.synced
     from public.room_members as rm
     join presence as u on u.user_id = rm.user_id
     where rm.room_id = p_room.room_id
-      and rm.is_synced is distinct from (u.time_difference <= 2)
+      and rm.is_synced is distinct from u.synced
     for no key update of rm skip locked
   ),
   published as (
@@ -858,10 +898,10 @@ begin
                'user_id', u.user_id,
                'sync_level', u.sync_level,
                'previous_level', u.previous_sync_level,
-               'is_synced', u.time_difference <= 2,
+               'is_synced', u.synced,
                'time_difference', u.time_difference,
                'expected_time', v_expected
-             )
+             ) || case when u.wrong then '{"reason": "wrong_episode"}'::jsonb else '{}'::jsonb end
            ) as event_id
     from presence as u
     where u.sync_level is distinct from u.previous_sync_level
@@ -875,7 +915,8 @@ begin
            ) then 'throttled'
            else 'not_member'
          end,
-         b.reported, v_expected, b.drift, b.drift <= 2, b.level
+         b.reported, v_expected, b.drift, b.synced, b.level, b.rtt, b.offset_ms,
+         b.offset_ms is not null and not b.plausible, b.wrong
   from beat as b
   left join presence as u on u.user_id = b.user_id
   -- events is a SELECT: it runs only when read.
@@ -884,7 +925,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[]) IS 'Batched heartbeat write path of one room, one statement: presence (HOT), sampled history, published snapshot only on is_synced flips, sync_status events only on level changes; outcome ok, throttled or not_member per member. Arguments validated by the caller. Never touches public.rooms. Internal.';
+COMMENT ON FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[], p_client_times numeric[], p_rtts numeric[], p_episodes integer[]) IS 'Batched heartbeat write path of one room, one statement: presence (HOT; smoothed RTT, clock offset, reported episode), sampled history, published snapshot only on is_synced flips, sync_status events only on level changes; the same rules as record_heartbeat (latency correction, room boundaries, wrong episode); outcome ok, throttled or not_member per member. Arguments validated by the caller. Never touches public.rooms. Internal.';
 
 CREATE FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) RETURNS jsonb
     LANGUAGE plpgsql
@@ -1856,6 +1897,25 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.heartbeat_intervals(OUT min_interval interval, OUT sample_interval interval) IS 'The settings heartbeat_min_interval and heartbeat_sample_interval, read in one statement. Internal.';
 
+CREATE FUNCTION watchium_private.heartbeat_settings(OUT min_interval interval, OUT sample_interval interval, OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  select pg_catalog.min((s.value #>> '{}')::interval) filter (where s.key = 'heartbeat_min_interval'),
+         pg_catalog.min((s.value #>> '{}')::interval) filter (where s.key = 'heartbeat_sample_interval'),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_drift_perfect'), 0.5),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_drift_good'), 1),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_drift_minor'), 2)
+  into min_interval, sample_interval, drift_perfect, drift_good, drift_minor
+  from watchium_private.settings as s
+  where s.key in ('heartbeat_min_interval', 'heartbeat_sample_interval',
+                  'sync_drift_perfect', 'sync_drift_good', 'sync_drift_minor');
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.heartbeat_settings(OUT min_interval interval, OUT sample_interval interval, OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric) IS 'The settings heartbeat_min_interval, heartbeat_sample_interval and the default drift boundaries (sync_drift_perfect, sync_drift_good, sync_drift_minor), read in one statement. Internal.';
+
 CREATE FUNCTION watchium_private.hide_private_room(p_room public.rooms, p_room_id text, p_user_id text) RETURNS void
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2525,6 +2585,21 @@ CREATE FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with ti
 $$;
 
 COMMENT ON FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with time zone, p_time_difference numeric, p_playback_updated_at timestamp with time zone, p_is_host boolean) IS 'True when a member must resync: its last heartbeat predates the room''s playback_updated_at or it never reported (unless it is the host), or its last drift was > 2 s. The one definition of the derived rule. Internal.';
+
+CREATE FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with time zone, p_time_difference numeric, p_playback_updated_at timestamp with time zone, p_is_host boolean, p_synced_max numeric) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select case
+    when coalesce(p_last_heartbeat, '-infinity'::timestamptz) < p_playback_updated_at
+      then not coalesce(p_is_host, false)
+    when p_time_difference is null
+      then not coalesce(p_is_host, false)
+    else p_time_difference > p_synced_max
+  end
+$$;
+
+COMMENT ON FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with time zone, p_time_difference numeric, p_playback_updated_at timestamp with time zone, p_is_host boolean, p_synced_max numeric) IS 'needs_resync with the room''s synced boundary: true when the last heartbeat predates playback_updated_at or no drift was measured (never reported, wrong episode; unless the host), or the last drift was > p_synced_max. Internal.';
 
 CREATE FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text, p_action text) RETURNS public.comments
     LANGUAGE plpgsql
@@ -4567,6 +4642,7 @@ declare
   v_tombstoned  integer := 0;
   v_counters    integer := 0;
   v_metrics     integer := 0;
+  v_queued      integer := 0;
   v_ids         bigint[];
   v_removed     jsonb;
   v_count       integer;
@@ -4657,13 +4733,22 @@ begin
   delete from watchium_private.realtime_metrics as m where m.user_id = p_user_id;
   get diagnostics v_metrics = row_count;
 
+  -- Queued episodes stay in their rooms' queues (other members chose to watch
+  -- them too), without their author. Row locks only: a queue edit holding the
+  -- room lock is waited for, and it waits for nothing of ours.
+  update public.room_queue as q
+  set added_by = null, added_by_username = 'deleted'
+  where q.added_by = p_user_id;
+  get diagnostics v_queued = row_count;
+
   return pg_catalog.jsonb_build_object(
     'user_id', p_user_id,
     'rooms_left', v_rooms,
     'comments_deleted', v_deleted,
     'comments_tombstoned', v_tombstoned,
     'rate_limit_counters_deleted', v_counters,
-    'realtime_metrics_deleted', v_metrics
+    'realtime_metrics_deleted', v_metrics,
+    'queue_items_anonymized', v_queued
   );
 end;
 $$;
@@ -4990,6 +5075,8 @@ declare
   v_room    public.rooms;
   v_drift   jsonb;
   v_members jsonb;
+  v_latency jsonb;
+  v_minor   numeric;
 begin
   -- Sizes first (22001), before any other work.
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
@@ -4997,6 +5084,7 @@ begin
     v_user_id := watchium_private.require_user_id();
   end if;
   v_room := watchium_private.require_sync_room(p_room_id, v_user_id);
+  v_minor := (watchium_private.room_sync_options(v_room)).drift_minor;
 
   select pg_catalog.jsonb_build_object(
            'samples', pg_catalog.count(*),
@@ -5032,7 +5120,8 @@ begin
   cross join lateral (
     select case
       when not watchium_private.needs_resync(p.last_heartbeat, p.time_difference,
-                                             v_room.playback_updated_at, p.user_id = v_room.host_user_id)
+                                             v_room.playback_updated_at, p.user_id = v_room.host_user_id,
+                                             v_minor)
         then 'synced'
       when p.last_heartbeat < v_room.playback_updated_at then 'resyncing'
       else 'out_of_sync'
@@ -5042,8 +5131,27 @@ begin
     and p.last_heartbeat >= v_since
     and p.sync_level is not null;
 
+  -- Latency per reporting member: smoothed RTT, clock offset, wrong episode.
+  select pg_catalog.jsonb_build_object(
+           'member_latency', coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'user_id', p.user_id,
+             'rtt_ms', p.rtt_ms,
+             'clock_offset_ms', p.clock_offset_ms,
+             'episode_mismatch', coalesce(p.reported_episode <> v_room.episode_number, false)
+           ) order by p.user_id), '[]'::jsonb),
+           'avg_rtt_ms', pg_catalog.round(pg_catalog.avg(p.rtt_ms), 1),
+           'max_rtt_ms', pg_catalog.max(p.rtt_ms),
+           'wrong_episode_members', pg_catalog.count(*) filter (
+             where p.reported_episode <> v_room.episode_number)
+         )
+  into v_latency
+  from watchium_private.member_presence as p
+  where p.room_id = p_room_id
+    and p.last_heartbeat >= v_since
+    and p.sync_level is not null;
+
   return pg_catalog.jsonb_build_object('room_id', p_room_id, 'window', '1 minute', 'since', v_since)
-         || v_drift || v_members;
+         || v_drift || v_members || v_latency;
 end;
 $$;
 
@@ -5078,6 +5186,7 @@ declare
   v_expected numeric;
   v_me       jsonb;
   v_stats    jsonb;
+  v_options  record;
 begin
   -- Sizes first (22001), before any other work.
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
@@ -5086,18 +5195,27 @@ begin
   end if;
   v_room := watchium_private.require_sync_room(p_room_id, v_user_id);
   v_expected := watchium_private.room_expected_position(v_room);
+  v_options := watchium_private.room_sync_options(v_room);
 
   if v_user_id is not null then
     select pg_catalog.jsonb_build_object(
              'user_id', p.user_id,
              'estimated_time', x.estimated,
              'time_difference', pg_catalog.round(abs(x.estimated - v_expected), 2),
-             'is_synced', abs(x.estimated - v_expected) <= 2,
-             'sync_level', watchium_private.sync_level(pg_catalog.round(abs(x.estimated - v_expected), 2)),
+             'is_synced', not l.wrong and abs(x.estimated - v_expected) <= v_options.drift_minor,
+             'sync_level', case
+               when l.wrong then 'wrong_episode'
+               when pg_catalog.round(abs(x.estimated - v_expected), 2) <= v_options.drift_perfect then 'perfect'
+               when pg_catalog.round(abs(x.estimated - v_expected), 2) <= v_options.drift_good then 'good'
+               when pg_catalog.round(abs(x.estimated - v_expected), 2) <= v_options.drift_minor then 'minor_drift'
+               else 'out_of_sync' end,
              'needs_resync', watchium_private.needs_resync(
                p.last_heartbeat, p.time_difference, v_room.playback_updated_at,
-               p.user_id = v_room.host_user_id),
-             'last_heartbeat', p.last_heartbeat
+               p.user_id = v_room.host_user_id, v_options.drift_minor),
+             'last_heartbeat', p.last_heartbeat,
+             'rtt_ms', p.rtt_ms,
+             'clock_offset_ms', p.clock_offset_ms,
+             'episode_mismatch', l.wrong
            )
     into v_me
     from watchium_private.member_presence as p
@@ -5114,6 +5232,9 @@ begin
                else 0 end), 2)
       end as estimated
     ) as x
+    cross join lateral (
+      select coalesce(p.reported_episode <> v_room.episode_number, false) as wrong
+    ) as l
     where p.room_id = p_room_id and p.user_id = v_user_id;
   end if;
 
@@ -5133,7 +5254,7 @@ begin
   cross join lateral (
     select watchium_private.needs_resync(
              p.last_heartbeat, p.time_difference, v_room.playback_updated_at,
-             m.user_id = v_room.host_user_id) as needs_resync
+             m.user_id = v_room.host_user_id, v_options.drift_minor) as needs_resync
   ) as r
   where m.room_id = p_room_id;
 
@@ -5149,7 +5270,8 @@ begin
     'host_username', v_room.host_username,
     'server_time', pg_catalog.now(),
     'me', v_me,
-    'stats', v_stats
+    'stats', v_stats,
+    'sync_options', watchium_private.room_sync_options_json(v_room)
   );
 end;
 $$;
@@ -5783,14 +5905,14 @@ $$;
 
 COMMENT ON FUNCTION watchium_rpc.realtime_health() IS 'Body of public.realtime_health (same arguments, result and errors; documented there). Security definer: reads the private presence table and event log for service_role. Callers reach it through public.realtime_health, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
-CREATE FUNCTION watchium_rpc.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) RETURNS jsonb
+CREATE FUNCTION watchium_rpc.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean, p_client_time numeric DEFAULT NULL::numeric, p_rtt_ms numeric DEFAULT NULL::numeric, p_episode_number integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_user_id   text := watchium_private.require_user_id();
-  v_time      numeric := watchium_private.require_playback_time(p_current_time, 'p_current_time');
-  v_intervals record;
+  v_user_id  text := watchium_private.require_user_id();
+  v_time     numeric := watchium_private.require_playback_time(p_current_time, 'p_current_time');
+  v_settings record;
   v          record;
 begin
   -- Sizes first (22001), before any other work; inline on this hot path.
@@ -5799,6 +5921,19 @@ begin
   end if;
   if p_is_playing is null then
     raise exception 'p_is_playing must be true or false, not null' using errcode = '22023';
+  end if;
+  -- `between` is false for NaN and the infinities.
+  if p_client_time is not null and not p_client_time between 0 and 100000000000000 then
+    raise exception 'p_client_time must be the send time in milliseconds since 1970 (got %)', p_client_time
+      using errcode = '22023', hint = 'Pass the client''s clock when it sent the heartbeat (Date.now()), or null.';
+  end if;
+  if p_rtt_ms is not null and not p_rtt_ms between 0 and 60000 then
+    raise exception 'p_rtt_ms must be a round-trip time from 0 to 60000 ms (got %)', p_rtt_ms
+      using errcode = '22023', hint = 'Pass the measured round-trip time in milliseconds, or null.';
+  end if;
+  if p_episode_number is not null and not p_episode_number between 1 and 100000 then
+    raise exception 'p_episode_number must be an episode number from 1 to 100000 (got %)', p_episode_number
+      using errcode = '22023', hint = 'Pass the episode the player is playing, or null.';
   end if;
   -- Soft state: a heartbeat that starts its transaction commits without
   -- waiting for the WAL flush (the next one, seconds later, restates it). A
@@ -5809,37 +5944,78 @@ begin
                                   pg_catalog.current_setting('synchronous_commit'), true),
             pg_catalog.set_config('synchronous_commit', 'off', true);
   end if;
-  v_intervals := watchium_private.heartbeat_intervals();
+  v_settings := watchium_private.heartbeat_settings();
 
-  -- One statement: the room (expected position), the member's published
-  -- flag and the presence update. Nothing is updated when the caller is not
-  -- a member, the room does not exist, or the heartbeat is too soon.
+  -- One statement: the room (expected position, boundaries), the member's
+  -- published flag, its previous RTT and the presence update. Nothing is
+  -- updated when the caller is not a member, the room does not exist, or the
+  -- heartbeat is too soon.
   update watchium_private.member_presence as p
   set last_heartbeat = pg_catalog.now(),
-      reported_time = v_time,
+      reported_time = d.corrected,
       is_playing = p_is_playing,
       time_difference = d.drift,
       previous_sync_level = p.sync_level,
       sync_level = d.level,
+      rtt_ms = d.rtt,
+      clock_offset_ms = case when d.plausible then d.offset_ms else p.clock_offset_ms end,
+      reported_episode = p_episode_number,
+      -- A wrong episode is not sampled (no drift); '-infinity' keeps the
+      -- throttle below (last_sample_at is null only before the first heartbeat).
       last_sample_at = case
+        when d.level = 'wrong_episode' then coalesce(p.last_sample_at, '-infinity'::timestamptz)
         when p.sync_level is distinct from d.level
           or p.last_sample_at is null
-          or p.last_sample_at <= pg_catalog.now() - v_intervals.sample_interval
+          or p.last_sample_at <= pg_catalog.now() - v_settings.sample_interval
           then pg_catalog.now()
         else p.last_sample_at
       end
   from (
-    select r.is_playing as room_is_playing, r.playback_speed, e.expected, x.drift,
-           -- watchium_private.sync_level, inlined.
-           case when x.drift <= 0.5 then 'perfect'
-                when x.drift <= 1 then 'good'
-                when x.drift <= 2 then 'minor_drift'
+    select r.is_playing as room_is_playing, r.playback_speed, e.expected, c.corrected, x.drift,
+           t.rtt, o.offset_ms, o.offset_ms is not null and abs(o.offset_ms) <= 2000 as plausible,
+           -- watchium_private.sync_level with the room's boundaries, inlined.
+           case when w.wrong then 'wrong_episode'
+                when x.drift <= coalesce(r.sync_drift_perfect, v_settings.drift_perfect) then 'perfect'
+                when x.drift <= coalesce(r.sync_drift_good, v_settings.drift_good) then 'good'
+                when x.drift <= coalesce(r.sync_drift_minor, v_settings.drift_minor) then 'minor_drift'
                 else 'out_of_sync' end as level,
+           coalesce(x.drift <= coalesce(r.sync_drift_minor, v_settings.drift_minor), false) as synced,
+           w.wrong,
            m.is_synced as published_is_synced
     from public.rooms as r
     join public.room_members as m on m.room_id = r.room_id and m.user_id = v_user_id
+    join watchium_private.member_presence as q on q.room_id = r.room_id and q.user_id = v_user_id
     cross join lateral (select watchium_private.room_expected_position(r) as expected) as e
-    cross join lateral (select pg_catalog.round(abs(v_time - e.expected), 2) as drift) as x
+    -- The smoothed RTT with this heartbeat's sample.
+    cross join lateral (
+      select case when p_rtt_ms is null then q.rtt_ms
+                  when q.rtt_ms is null then pg_catalog.round(p_rtt_ms, 1)
+                  else pg_catalog.round(0.85 * q.rtt_ms + 0.15 * p_rtt_ms, 1) end as rtt
+    ) as t
+    -- Server clock minus client clock, NTP-style: the heartbeat left the
+    -- client one one-way delay (RTT / 2) ago. Null without a client time.
+    cross join lateral (
+      select pg_catalog.round(extract(epoch from pg_catalog.now()) * 1000 - p_client_time
+                              - coalesce(t.rtt, 0) / 2, 1) as offset_ms
+    ) as o
+    -- How far the member played since it sent the heartbeat: the one-way
+    -- delay (RTT / 2, else the age of a plausible send time) × speed.
+    cross join lateral (
+      select case
+        when not p_is_playing then 0
+        when t.rtt is not null then t.rtt / 2000
+        when abs(o.offset_ms) <= 2000
+          then greatest(extract(epoch from pg_catalog.now()) * 1000 - p_client_time, 0) / 1000
+        else 0
+      end * r.playback_speed as advance
+    ) as a
+    cross join lateral (select least(86400::numeric, pg_catalog.round(v_time + a.advance, 2)) as corrected) as c
+    cross join lateral (
+      select p_episode_number is not null and p_episode_number <> r.episode_number as wrong
+    ) as w
+    cross join lateral (
+      select case when w.wrong then null else pg_catalog.round(abs(c.corrected - e.expected), 2) end as drift
+    ) as x
     where r.room_id = p_room_id
   ) as d
   where p.room_id = p_room_id
@@ -5847,30 +6023,30 @@ begin
     -- last_sample_at is set by heartbeats only: the first heartbeat right
     -- after joining (last_heartbeat = join time) is never throttled.
     and (p.last_sample_at is null
-         or p.last_heartbeat <= pg_catalog.now() - v_intervals.min_interval)
-  returning d.expected, d.drift, d.level, d.room_is_playing, d.playback_speed,
-            d.published_is_synced, p.previous_sync_level,
-            p.last_sample_at = pg_catalog.now() as sampled
+         or p.last_heartbeat <= pg_catalog.now() - v_settings.min_interval)
+  returning d.expected, d.corrected, d.drift, d.level, d.synced, d.wrong, d.rtt, d.offset_ms,
+            d.plausible, d.room_is_playing, d.playback_speed, d.published_is_synced,
+            p.previous_sync_level, p.last_sample_at = pg_catalog.now() as sampled
   into v;
 
   if not found then
     perform watchium_private.require_sync_room(p_room_id, v_user_id);  -- P0002, 42501
     raise exception 'heartbeats of one member are accepted at most once per %',
-      v_intervals.min_interval
+      v_settings.min_interval
       using errcode = 'WD429',
             hint = pg_catalog.format('Send heartbeats every few seconds; retry after %s.',
-                                     v_intervals.min_interval);
+                                     v_settings.min_interval);
   end if;
 
   if v.sampled then
     insert into public.sync_states
       (room_id, user_id, host_time, member_time, time_difference, is_synced, sync_event_type)
-    values (p_room_id, v_user_id, v.expected, v_time, v.drift, v.drift <= 2, 'heartbeat');
+    values (p_room_id, v_user_id, v.expected, v.corrected, v.drift, v.synced, 'heartbeat');
   end if;
-  if v.published_is_synced is distinct from (v.drift <= 2) then
+  if v.published_is_synced is distinct from v.synced then
     update public.room_members as rm
-    set is_synced = v.drift <= 2,
-        current_playback_time = v_time,
+    set is_synced = v.synced,
+        current_playback_time = v.corrected,
         last_heartbeat = pg_catalog.now()
     where rm.ctid = (
       select m.ctid from public.room_members as m
@@ -5886,30 +6062,36 @@ begin
         'user_id', v_user_id,
         'sync_level', v.level,
         'previous_level', v.previous_sync_level,
-        'is_synced', v.drift <= 2,
+        'is_synced', v.synced,
         'time_difference', v.drift,
         'expected_time', v.expected
-      )
+      ) || case when v.wrong then '{"reason": "wrong_episode"}'::jsonb else '{}'::jsonb end
     );
   end if;
 
   return pg_catalog.jsonb_build_object(
     'room_id', p_room_id,
     'current_time', v_time,
+    'reported_time', v.corrected,
     'expected_time', v.expected,
     'time_difference', v.drift,
-    'is_synced', v.drift <= 2,
+    'is_synced', v.synced,
     'sync_level', v.level,
     'is_playing', v.room_is_playing,
     'playback_speed', v.playback_speed,
+    'rtt_ms', v.rtt,
+    'clock_offset_ms', v.offset_ms,
+    'client_time_ignored', p_client_time is not null and not v.plausible,
+    'episode_mismatch', v.wrong,
+    'reason', case when v.wrong then 'wrong_episode' end,
     'server_time', pg_catalog.now()
   );
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_rpc.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) IS 'Body of public.record_heartbeat (same arguments, result and errors; documented there). Security definer: writes watchium_private.member_presence and sync history. Callers reach it through public.record_heartbeat, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+COMMENT ON FUNCTION watchium_rpc.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean, p_client_time numeric, p_rtt_ms numeric, p_episode_number integer) IS 'Body of public.record_heartbeat (same arguments, result and errors; documented there). Security definer: writes watchium_private.member_presence and sync history. Callers reach it through public.record_heartbeat, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
-CREATE FUNCTION watchium_rpc.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) RETURNS TABLE(user_id text, outcome text, reported_time numeric, expected_time numeric, time_difference numeric, is_synced boolean, sync_level text, server_time timestamp with time zone)
+CREATE FUNCTION watchium_rpc.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[], p_client_times numeric[] DEFAULT NULL::numeric[], p_rtts_ms numeric[] DEFAULT NULL::numeric[], p_episode_numbers integer[] DEFAULT NULL::integer[]) RETURNS TABLE(user_id text, outcome text, reported_time numeric, expected_time numeric, time_difference numeric, is_synced boolean, sync_level text, rtt_ms numeric, clock_offset_ms numeric, client_time_ignored boolean, episode_mismatch boolean, server_time timestamp with time zone)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -5931,6 +6113,15 @@ begin
   end if;
   if pg_catalog.pg_column_size(p_is_playing) > 2048 then
     perform watchium_private.check_size('p_is_playing', pg_catalog.pg_column_size(p_is_playing), 2048);
+  end if;
+  if pg_catalog.pg_column_size(p_client_times) > 65536 then
+    perform watchium_private.check_size('p_client_times', pg_catalog.pg_column_size(p_client_times), 65536);
+  end if;
+  if pg_catalog.pg_column_size(p_rtts_ms) > 65536 then
+    perform watchium_private.check_size('p_rtts_ms', pg_catalog.pg_column_size(p_rtts_ms), 65536);
+  end if;
+  if pg_catalog.pg_column_size(p_episode_numbers) > 8192 then
+    perform watchium_private.check_size('p_episode_numbers', pg_catalog.pg_column_size(p_episode_numbers), 8192);
   end if;
   if not watchium_private.caller_is_trusted() then
     raise exception 'record_heartbeats relays other users'' heartbeats: service_role only'
@@ -5954,6 +6145,24 @@ begin
       v_n, coalesce(pg_catalog.cardinality(p_is_playing)::text, 'null')
       using errcode = '22023';
   end if;
+  if p_client_times is not null and (pg_catalog.cardinality(p_client_times) <> v_n
+                                     or pg_catalog.array_ndims(p_client_times) <> 1) then
+    raise exception 'p_client_times must be null or have one send time (or null) per user id (% expected, got %)',
+      v_n, pg_catalog.cardinality(p_client_times)
+      using errcode = '22023';
+  end if;
+  if p_rtts_ms is not null and (pg_catalog.cardinality(p_rtts_ms) <> v_n
+                                or pg_catalog.array_ndims(p_rtts_ms) <> 1) then
+    raise exception 'p_rtts_ms must be null or have one round-trip time (or null) per user id (% expected, got %)',
+      v_n, pg_catalog.cardinality(p_rtts_ms)
+      using errcode = '22023';
+  end if;
+  if p_episode_numbers is not null and (pg_catalog.cardinality(p_episode_numbers) <> v_n
+                                        or pg_catalog.array_ndims(p_episode_numbers) <> 1) then
+    raise exception 'p_episode_numbers must be null or have one episode (or null) per user id (% expected, got %)',
+      v_n, pg_catalog.cardinality(p_episode_numbers)
+      using errcode = '22023';
+  end if;
 
   -- Cheap checks of the whole batch first; the first bad element is looked
   -- up only when one fails, so that the message can name it. 'NaN' passes
@@ -5961,10 +6170,15 @@ begin
   if exists (
        select
        from rows from (pg_catalog.unnest(p_user_ids), pg_catalog.unnest(p_current_times),
-                       pg_catalog.unnest(p_is_playing)) as x(user_id, t, playing)
+                       pg_catalog.unnest(p_is_playing), pg_catalog.unnest(p_client_times),
+                       pg_catalog.unnest(p_rtts_ms), pg_catalog.unnest(p_episode_numbers))
+         as x(user_id, t, playing, ct, rtt, ep)
        where x.user_id is null or pg_catalog.char_length(x.user_id) not between 1 and 100
           or x.t is null or x.t = 'NaN'::numeric or x.t not between 0 and 86400
           or x.playing is null
+          or not coalesce(x.ct between 0 and 100000000000000, true)
+          or not coalesce(x.rtt between 0 and 60000, true)
+          or not coalesce(x.ep between 1 and 100000, true)
      )
      or (select pg_catalog.count(distinct u) from pg_catalog.unnest(p_user_ids) as u) <> v_n
   then
@@ -5979,12 +6193,20 @@ begin
                                         x.i, coalesce(x.t::text, 'null'))
                when x.playing is null
                  then pg_catalog.format('p_is_playing[%s] must be true or false, not null', x.i)
+               when not coalesce(x.ct between 0 and 100000000000000, true)
+                 then pg_catalog.format('p_client_times[%s] must be a send time in milliseconds since 1970 or null (got %s)', x.i, x.ct)
+               when not coalesce(x.rtt between 0 and 60000, true)
+                 then pg_catalog.format('p_rtts_ms[%s] must be a round-trip time from 0 to 60000 ms or null (got %s)', x.i, x.rtt)
+               when not coalesce(x.ep between 1 and 100000, true)
+                 then pg_catalog.format('p_episode_numbers[%s] must be an episode number from 1 to 100000 or null (got %s)', x.i, x.ep)
                when pg_catalog.count(*) over (partition by x.user_id) > 1
                  then pg_catalog.format('p_user_ids[%s]: %s appears more than once', x.i,
                                         pg_catalog.quote_literal(x.user_id))
              end as problem
       from rows from (pg_catalog.unnest(p_user_ids), pg_catalog.unnest(p_current_times),
-                      pg_catalog.unnest(p_is_playing)) with ordinality as x(user_id, t, playing, i)
+                      pg_catalog.unnest(p_is_playing), pg_catalog.unnest(p_client_times),
+                      pg_catalog.unnest(p_rtts_ms), pg_catalog.unnest(p_episode_numbers))
+        with ordinality as x(user_id, t, playing, ct, rtt, ep, i)
     ) as b
     where b.problem is not null
     order by b.i
@@ -6010,12 +6232,14 @@ begin
 
   return query
   select h.user_id, h.outcome, h.reported_time, h.expected_time, h.time_difference,
-         h.is_synced, h.sync_level, pg_catalog.now()
-  from watchium_private.apply_heartbeats(v_room, p_user_ids, p_current_times, p_is_playing) as h;
+         h.is_synced, h.sync_level, h.rtt_ms, h.clock_offset_ms, h.client_time_ignored,
+         h.episode_mismatch, pg_catalog.now()
+  from watchium_private.apply_heartbeats(v_room, p_user_ids, p_current_times, p_is_playing,
+                                         p_client_times, p_rtts_ms, p_episode_numbers) as h;
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_rpc.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) IS 'Body of public.record_heartbeats (same arguments, result and errors; documented there). Security definer: writes watchium_private.member_presence and sync history. Callers reach it through public.record_heartbeats, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+COMMENT ON FUNCTION watchium_rpc.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[], p_client_times numeric[], p_rtts_ms numeric[], p_episode_numbers integer[]) IS 'Body of public.record_heartbeats (same arguments, result and errors; documented there). Security definer: writes watchium_private.member_presence and sync history. Callers reach it through public.record_heartbeats, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
 CREATE FUNCTION watchium_rpc.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -7118,12 +7342,12 @@ GRANT ALL ON FUNCTION public.post_comment(p_anime_id text, p_episode_number inte
 REVOKE ALL ON FUNCTION public.realtime_health() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.realtime_health() TO service_role;
 
-REVOKE ALL ON FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) TO authenticated;
-GRANT ALL ON FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) TO service_role;
+REVOKE ALL ON FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean, p_client_time numeric, p_rtt_ms numeric, p_episode_number integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean, p_client_time numeric, p_rtt_ms numeric, p_episode_number integer) TO authenticated;
+GRANT ALL ON FUNCTION public.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean, p_client_time numeric, p_rtt_ms numeric, p_episode_number integer) TO service_role;
 
-REVOKE ALL ON FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) TO service_role;
+REVOKE ALL ON FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[], p_client_times numeric[], p_rtts_ms numeric[], p_episode_numbers integer[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[], p_client_times numeric[], p_rtts_ms numeric[], p_episode_numbers integer[]) TO service_role;
 
 REVOKE ALL ON FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) TO authenticated;
@@ -7196,7 +7420,7 @@ REVOKE ALL ON FUNCTION watchium_private.advance_room_queue(p_room public.rooms, 
 
 REVOKE ALL ON FUNCTION watchium_private.apply_due_sync_deadlines() FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[], p_client_times numeric[], p_rtts numeric[], p_episodes integer[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.apply_host_control(p_user_id text, p_room_id text, p_action text, p_is_playing boolean, p_time numeric, p_speed numeric) FROM PUBLIC;
 
@@ -7263,6 +7487,8 @@ REVOKE ALL ON FUNCTION watchium_private.has_room_permission(p_room_id text, p_us
 
 REVOKE ALL ON FUNCTION watchium_private.heartbeat_intervals(OUT min_interval interval, OUT sample_interval interval) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.heartbeat_settings(OUT min_interval interval, OUT sample_interval interval, OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.hide_private_room(p_room public.rooms, p_room_id text, p_user_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.install_realtime_authorization() FROM PUBLIC;
@@ -7287,6 +7513,8 @@ REVOKE ALL ON FUNCTION watchium_private.my_room_ids() FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_private.my_room_ids() TO authenticated;
 
 REVOKE ALL ON FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with time zone, p_time_difference numeric, p_playback_updated_at timestamp with time zone, p_is_host boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.needs_resync(p_last_heartbeat timestamp with time zone, p_time_difference numeric, p_playback_updated_at timestamp with time zone, p_is_host boolean, p_synced_max numeric) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.own_comment(p_comment_id bigint, p_user_id text, p_action text) FROM PUBLIC;
 
@@ -7520,12 +7748,12 @@ GRANT ALL ON FUNCTION watchium_rpc.post_comment(p_anime_id text, p_episode_numbe
 REVOKE ALL ON FUNCTION watchium_rpc.realtime_health() FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.realtime_health() TO service_role;
 
-REVOKE ALL ON FUNCTION watchium_rpc.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) FROM PUBLIC;
-GRANT ALL ON FUNCTION watchium_rpc.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) TO authenticated;
-GRANT ALL ON FUNCTION watchium_rpc.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean) TO service_role;
+REVOKE ALL ON FUNCTION watchium_rpc.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean, p_client_time numeric, p_rtt_ms numeric, p_episode_number integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean, p_client_time numeric, p_rtt_ms numeric, p_episode_number integer) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.record_heartbeat(p_room_id text, p_current_time numeric, p_is_playing boolean, p_client_time numeric, p_rtt_ms numeric, p_episode_number integer) TO service_role;
 
-REVOKE ALL ON FUNCTION watchium_rpc.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) FROM PUBLIC;
-GRANT ALL ON FUNCTION watchium_rpc.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[]) TO service_role;
+REVOKE ALL ON FUNCTION watchium_rpc.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[], p_client_times numeric[], p_rtts_ms numeric[], p_episode_numbers integer[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[], p_client_times numeric[], p_rtts_ms numeric[], p_episode_numbers integer[]) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) TO authenticated;

@@ -151,6 +151,7 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     ),
     "numeric[]": st.one_of(st.none(), st.lists(numeric_values, max_size=6)),
     "boolean[]": st.one_of(st.none(), st.lists(st.one_of(st.none(), st.booleans()), max_size=6)),
+    "integer[]": st.one_of(st.none(), st.lists(st.one_of(st.none(), int_values), max_size=6)),
 }
 
 

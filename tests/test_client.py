@@ -223,6 +223,10 @@ def test_sync_realtime_and_service_rpcs_through_the_client(
     age_presence(watchium_conn, room_id, 5)
     caught_up = bob.record_heartbeat(room_id, state.expected_time, True)
     assert caught_up.is_synced  # "Live": the expected position is in sync
+    age_presence(watchium_conn, room_id, 5)
+    wrong = bob.record_heartbeat(room_id, state.expected_time, True, rtt_ms=80, episode_number=99)
+    assert wrong.episode_mismatch and wrong.reason == "wrong_episode" and wrong.rtt_ms == 80
+    assert wrong.time_difference is None and wrong.client_time_ignored is False
     metrics = alice.get_room_sync_metrics(room_id)
     assert metrics.room_id == room_id and metrics.members == 2
     options = alice.set_room_sync_options(room_id, {"drift_minor": 3, "rebuffer_timeout": None})
@@ -232,11 +236,13 @@ def test_sync_realtime_and_service_rpcs_through_the_client(
 
     age_presence(watchium_conn, room_id, 5)
     batch = service.record_heartbeats(
-        room_id, [{"user_id": "bob", "current_time": state.expected_time, "is_playing": True}]
+        room_id,
+        [{"user_id": "bob", "current_time": state.expected_time, "is_playing": True, "rtt_ms": 80}],
     )
     assert (batch.accepted, batch.throttled, batch.not_members) == (1, 0, 0)
     assert batch.results[0].user_id == "bob" and batch.results[0].outcome == "ok"
     assert batch.results[0].is_synced and isinstance(batch.results[0].server_time, datetime)
+    assert batch.results[0].rtt_ms == 80 and batch.results[0].episode_mismatch is False
 
     event_id = bob.broadcast_to_room(room_id, "chat_message", {"message": "hi"})
     stored = watchium_conn.execute(

@@ -28,6 +28,9 @@ def test_demo_plays_a_watch_party_end_to_end(
         m["sync_level"] in ("perfect", "good", "minor_drift") for m in summary["members"].values()
     )
     assert summary["stale_member_removed"]
+    # A member's lag is corrected with its RTT; a wrong episode is reported as such.
+    assert summary["rtt_member"]["rtt_ms"] == 240
+    assert summary["wrong_episode_reports"] >= 1
     assert summary["queue_auto_advanced"]
     kinds = summary["event_types"]
     assert summary["events_received"] == sum(kinds.values()) > 0

@@ -499,3 +499,17 @@ def test_the_room_permission_map_decides_who_edits_the_queue(conn):
     )
     assert sqlstate(conn, "ren", ADD, room.room_id, 4, "https://example.com/4", 100) == "42501"
     add(conn, "mio", room.room_id, 4)
+
+
+def test_forget_user_leaves_queued_items_without_their_author(conn):
+    room = make_room(conn, host="hana", members=["mio"])
+    a = add(conn, "mio", room.room_id, 2)
+    b = add(conn, "hana", room.room_id, 3)
+    with as_user(conn, None, role="service_role") as c:
+        row = c.execute("select public.forget_user('mio')").fetchone()
+    assert row is not None and row[0]["queue_items_anonymized"] == 1
+    assert conn.execute(
+        "select item_id, added_by, added_by_username from public.room_queue where room_id = %s"
+        " order by position",
+        (room.room_id,),
+    ).fetchall() == [(a, None, "deleted"), (b, "hana", "Hana")]

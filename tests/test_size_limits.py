@@ -31,6 +31,7 @@ PLAUSIBLE: dict[str, Any] = {
     "text[]": ["x"],
     "numeric[]": [0],
     "boolean[]": [False],
+    "integer[]": [1],
 }
 
 
@@ -45,6 +46,8 @@ def _oversized(type_name: str) -> Any:
         return [1] * 200_000
     if type_name == "boolean[]":
         return [True] * 200_000
+    if type_name == "integer[]":
+        return [1] * 200_000
     raise AssertionError(f"no oversized value for {type_name}: add one")
 
 

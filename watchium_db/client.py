@@ -589,12 +589,24 @@ class Heartbeat:
     room_id: str
     current_time: float
     expected_time: float
-    time_difference: float
+    #: None when the member plays another episode (``episode_mismatch``): no drift measured.
+    time_difference: float | None
     is_synced: bool
     sync_level: str
     is_playing: bool
     playback_speed: float
     server_time: datetime | None
+    #: The reported position corrected by the one-way delay (while playing).
+    reported_time: float | None = None
+    #: The member's smoothed round-trip time (ms), when it ever reported one.
+    rtt_ms: float | None = None
+    #: Server clock minus client clock (ms), when a send time was given.
+    clock_offset_ms: float | None = None
+    #: The send time was more than 2 s from the server clock: not used.
+    client_time_ignored: bool | None = None
+    #: The member plays another episode than the room's (sync_level wrong_episode).
+    episode_mismatch: bool | None = None
+    reason: str | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -606,10 +618,14 @@ class HeartbeatOutcome:
     outcome: str
     reported_time: float
     expected_time: float
-    time_difference: float
+    time_difference: float | None
     is_synced: bool
     sync_level: str
     server_time: datetime | None
+    rtt_ms: float | None = None
+    clock_offset_ms: float | None = None
+    client_time_ignored: bool | None = None
+    episode_mismatch: bool | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -745,6 +761,8 @@ class ForgottenUser:
     comments_tombstoned: int
     rate_limit_counters_deleted: int
     realtime_metrics_deleted: int
+    #: Queued episodes left in their queues without author (revision 0018).
+    queue_items_anonymized: int | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -883,6 +901,16 @@ def _batch_arguments(values: dict[str, Any]) -> dict[str, Any]:
         "user_ids": [h.get("user_id") for h in heartbeats],
         "current_times": [h.get("current_time") for h in heartbeats],
         "is_playing": [h.get("is_playing") for h in heartbeats],
+        # Optional fields: an array only when some heartbeat carries one.
+        **{
+            key: [h.get(field) for h in heartbeats]
+            for key, field in (
+                ("client_times", "client_time"),
+                ("rtts_ms", "rtt_ms"),
+                ("episode_numbers", "episode_number"),
+            )
+            if any(h.get(field) is not None for h in heartbeats)
+        },
     }
 
 
@@ -975,12 +1003,18 @@ BULK_SYNC_UPDATE = Rpc(
 )
 RECORD_HEARTBEAT = Rpc(
     "record_heartbeat",
-    _args("room_id:text current_time:numeric is_playing:boolean"),
+    _args(
+        "room_id:text current_time:numeric is_playing:boolean client_time:numeric rtt_ms:numeric"
+        " episode_number:integer"
+    ),
     lambda d: _build(Heartbeat, d),
 )
 RECORD_HEARTBEATS = Rpc(
     "record_heartbeats",
-    _args("room_id:text user_ids:text[] current_times:numeric[] is_playing:boolean[]"),
+    _args(
+        "room_id:text user_ids:text[] current_times:numeric[] is_playing:boolean[]"
+        " client_times:numeric[] rtts_ms:numeric[] episode_numbers:integer[]"
+    ),
     lambda rows: HeartbeatBatch(tuple(_build(HeartbeatOutcome, r) for r in rows)),
     returns_rows=True,
     prepare=_batch_arguments,
@@ -1383,15 +1417,27 @@ class RpcMethods:
         ``sync_event_type``: heartbeat, seek, play_pause, speed, episode, join or leave."""
 
     @rpc(RECORD_HEARTBEAT)
-    def record_heartbeat(self, room_id: str, current_time: float, is_playing: bool) -> Heartbeat:
-        """Report the caller's position; the database answers with its drift and sync level."""
+    def record_heartbeat(
+        self,
+        room_id: str,
+        current_time: float,
+        is_playing: bool,
+        client_time: float | None = None,
+        rtt_ms: float | None = None,
+        episode_number: int | None = None,
+    ) -> Heartbeat:
+        """Report the caller's position; the database answers with its drift and sync level.
+
+        Optionally the send time (``client_time``, ms since 1970), the measured round-trip time
+        (``rtt_ms``) and the episode being played: the drift is then corrected for the network
+        delay, and another episode is reported as ``episode_mismatch``, not as drift."""
 
     @rpc(RECORD_HEARTBEATS)
     def record_heartbeats(
         self, room_id: str, heartbeats: Sequence[Mapping[str, Any]]
     ) -> HeartbeatBatch:
         """Service role: many members' heartbeats at once (``user_id``, ``current_time``,
-        ``is_playing`` each)."""
+        ``is_playing`` each; optionally ``client_time``, ``rtt_ms``, ``episode_number``)."""
 
     @rpc(GET_ROOM_SYNC_STATE)
     def get_room_sync_state(self, room_id: str) -> SyncState:

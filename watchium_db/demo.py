@@ -46,6 +46,7 @@ SYNC_STYLE = {
     "good": "green",
     "minor_drift": "yellow",
     "out_of_sync": "red",
+    "wrong_episode": "magenta",
 }
 
 
@@ -64,6 +65,8 @@ class Player:
     silent: bool = False  # stopped sending heartbeats (closed the laptop)
     last: Heartbeat | None = None
     status: str = "joined"
+    rtt_ms: float | None = None  # the round-trip time its app measured, sent with heartbeats
+    episode: int | None = None  # the episode its player has loaded, sent with heartbeats
     role: str = "member"
     clock: float = field(default_factory=time.monotonic)
 
@@ -94,6 +97,7 @@ class Party:
     events: list[RoomEvent] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     host: str = ""
+    wrong_episode_reports: int = 0
 
     def say(self, text: str) -> None:
         self.log.append(text)
@@ -110,7 +114,7 @@ class Party:
                 p.name,
                 "host" if p.user_id == self.host else p.role,
                 f"{p.position:7.2f}",
-                f"{hb.time_difference:5.2f}" if hb else "—",
+                f"{hb.time_difference:5.2f}" if hb and hb.time_difference is not None else "—",
                 f"[{SYNC_STYLE.get(level, 'white')}]{level}[/]",
                 p.status,
             )
@@ -137,10 +141,17 @@ async def _heartbeats(party: Party) -> None:
     for p in live:
         p.advance()
     results = await asyncio.gather(
-        *(p.session.record_heartbeat(party.private_room, p.position, p.playing) for p in live)
+        *(
+            p.session.record_heartbeat(
+                party.private_room, p.position, p.playing, rtt_ms=p.rtt_ms, episode_number=p.episode
+            )
+            for p in live
+        )
     )
     for p, hb in zip(live, results, strict=True):
         p.last = hb
+        if hb.episode_mismatch:
+            party.wrong_episode_reports += 1
 
 
 async def _catch_up(party: Party, p: Player) -> None:
@@ -251,6 +262,9 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
             for p in party.players.values():
                 p.jump(0.0, True, 1.0)
             party.say("Hana pressed play")
+            yuki = party.players[uid("Yuki")]
+            yuki.rtt_ms, yuki.episode = 240.0, episode  # a far-away member: lag is not drift
+            party.say("Yuki is on a slow network (240 ms round trip, sent with heartbeats)")
             party.players[uid("Ren")].rate = 0.6  # a slow device: drifts behind
             party.players[uid("Ren")].status = "slow device"
             ticks = party.ticks
@@ -290,6 +304,15 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
                     st = await hana.seek_to_time(party.private_room, 120)
                     party.say(f"Hana seeked to {st.current_time:.0f} s")
                     await _follow(party)
+                if i == 2:
+                    party.players[uid("Sora")].episode = episode + 1
+                    party.players[uid("Sora")].status = "next episode loaded"
+                    party.say("Sora's player loaded the next episode by mistake")
+                if i == 3:
+                    sora = party.players[uid("Sora")]
+                    seen = sora.last.sync_level if sora.last else None
+                    sora.episode, sora.status = episode, "back on the episode"
+                    party.say(f"the database said {seen} for Sora, not drift; Sora went back")
                 if i == ticks // 3:
                     st = await hana.set_playback_speed(party.private_room, 1.5)
                     party.say(f"Hana set speed {st.playback_speed}x")
@@ -414,6 +437,11 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
             "host_changed": left.host_user_id not in (None, uid("Hana")),
             "members": final,
             "everyone_in_sync": bool(final) and all(m["is_synced"] for m in final.values()),
+            "wrong_episode_reports": party.wrong_episode_reports,
+            "rtt_member": {
+                "user_id": uid("Yuki"),
+                "rtt_ms": getattr(party.players[uid("Yuki")].last, "rtt_ms", None),
+            },
             "stale_member": uid("Sora"),
             "stale_member_removed": sora_removed,
             "stale_method": "aged the member's presence row past member_stale_after, as owner",

@@ -175,8 +175,11 @@ _EVENTS = (
     ),
     Event(
         "sync_status",
-        "a member's sync level changes at a heartbeat (never for one that changes nothing)",
+        "a member's sync level changes at a heartbeat (never for one that changes nothing); "
+        "level wrong_episode (reason wrong_episode, time_difference null) when it plays another "
+        "episode than the room's",
         SYNC_STATUS_FIELDS,
+        ("reason",),
     ),
     Event(
         "queue_item_added",

@@ -566,9 +566,19 @@ def hb_room(i: int | str) -> str:
     return f"hbroom000{i}"
 
 
-def heartbeat_script(rooms: int, call: str = "public.record_heartbeat") -> str:
+#: The optional heartbeat arguments since 0019: a send time (the server clock, so plausible), a
+#: measured RTT and the room's episode; the "with latency" baseline cases send them on head.
+HB_LATENCY_ARGS = (
+    ", p_client_time => extract(epoch from now()) * 1000, p_rtt_ms => 80, p_episode_number => 1"
+)
+
+
+def heartbeat_script(
+    rooms: int, call: str = "public.record_heartbeat", extra_args: str = ""
+) -> str:
     """One member's heartbeat per transaction, acting as that member. Shaped as PostgREST's
-    transaction: one statement sets the role and the claims, the next calls the function."""
+    transaction: one statement sets the role and the claims, the next calls the function.
+    ``extra_args`` (named arguments) follow the three positional ones."""
     return (
         f"\\set r random(1, {rooms})\n"
         f"\\set m :client_id + 8 * random(0, {HB_MEMBERS // 8 - 1})\n"
@@ -576,7 +586,7 @@ def heartbeat_script(rooms: int, call: str = "public.record_heartbeat") -> str:
         "select set_config('role', 'authenticated', true), set_config('request.jwt.claims',"
         " json_build_object('sub', 'hb' || :r || '_' || :m, 'role', 'authenticated')::text,"
         " true);\n"
-        f"select {call}('hbroom000' || :r, 100.5, true);\n"
+        f"select {call}('hbroom000' || :r, 100.5, true{extra_args});\n"
         "commit;\n"
     )
 
@@ -606,19 +616,29 @@ def seed_same_shape_script(rooms: int) -> str:
     )
 
 
-def batch_script() -> str:
+def batch_script(latency: bool = False) -> str:
     """An edge server relaying the heartbeats of a whole 50-member room in one call, as
     service_role (PostgREST's shape: role set, then the call). The arrays are literals, as a
-    client sends them; pgbench puts the room number into the user ids."""
+    client sends them; pgbench puts the room number into the user ids. ``latency``: with a
+    send time (now), an RTT and the episode per member (0019's optional arrays)."""
     user_ids = ",".join(f"hb:r_{m}" for m in range(HB_MEMBERS))
     times = ",".join("100.5" for _ in range(HB_MEMBERS))
     playing = ",".join("t" for _ in range(HB_MEMBERS))
+    extra = ""
+    if latency:
+        rtts = ",".join("80" for _ in range(HB_MEMBERS))
+        episodes = ",".join("1" for _ in range(HB_MEMBERS))
+        extra = (
+            ", p_client_times => array_fill(extract(epoch from now()) * 1000,"
+            f" array[{HB_MEMBERS}]), p_rtts_ms => '{{{rtts}}}',"
+            f" p_episode_numbers => '{{{episodes}}}'"
+        )
     return (
         "\\set r 1 + :client_id + 4 * random(0, 1)\n"
         "begin;\n"
         "select set_config('role', 'service_role', true);\n"
         f"select * from public.record_heartbeats('hbroom000' || :r, '{{{user_ids}}}',"
-        f" '{{{times}}}', '{{{playing}}}');\n"
+        f" '{{{times}}}', '{{{playing}}}'{extra});\n"
         "commit;\n"
     )
 
@@ -1131,6 +1151,56 @@ def _setup_room_of_1000(conn: Conn, _side: str) -> None:
         conn.execute("analyze")
 
 
+BASELINE_QUEUE_ROOM = "bq00001000"
+
+
+def _setup_queue_room_of_1000(conn: Conn, side: str) -> None:
+    """A room of 1,000; on head it plays a queue item (revision 0012), so that each
+    transaction of the script has an advance to make."""
+    if not _one(
+        conn, "select count(*) from public.rooms where room_id = %s", (BASELINE_QUEUE_ROOM,)
+    ):
+        make_room(conn, BASELINE_QUEUE_ROOM, 1000, "bq1000_")
+        if side == "head":
+            item = _one(
+                conn,
+                "insert into public.room_queue (room_id, position, anime_id, anime_title,"
+                " episode_number, video_url, duration, added_by, added_by_username)"
+                " values (%s, 0, 'a1', 'Anime', 2, 'https://example.com/v2', 60, 'bq1000_1',"
+                " 'U1') returning item_id",
+                (BASELINE_QUEUE_ROOM,),
+            )
+            conn.execute(
+                "update public.rooms set queue_item_id = %s, queue_advance_after = 62"
+                " where room_id = %s",
+                (item, BASELINE_QUEUE_ROOM),
+            )
+        conn.execute("analyze")
+
+
+def auto_advance_script(side: str) -> str:
+    """Head: one automatic advance in the queue room of 1,000 per transaction: the item after
+    the current one is queued, the room's reference is set past the current item's end, and
+    ``auto_advance_queue`` (what a heartbeat or ``maintain()`` calls) advances, resets the
+    reference, opens the anchor and emits the events. The queueing and the update are part of
+    the measured transaction, so head pays more than the advance alone. The release has no
+    queue; its side is a host control in a room of 1,000 (the operation an advance replaces:
+    a new playback reference and a playback event)."""
+    room = BASELINE_QUEUE_ROOM
+    if side != "head":
+        return host_control_scripts(room, "bq1000_0")["ours"]
+    return (
+        "begin;\n"
+        "insert into public.room_queue (room_id, position, anime_id, anime_title, episode_number,"
+        f" video_url, duration, added_by, added_by_username) values ('{room}', 1, 'a1', 'Anime',"
+        " 2, 'https://example.com/v2', 60, 'bq1000_1', 'U1');\n"
+        "update public.rooms set is_playing = true, current_playback_time = 0,"
+        f" playback_updated_at = now() - interval '1 hour' where room_id = '{room}';\n"
+        f"select watchium_private.auto_advance_queue('{room}');\n"
+        "commit;\n"
+    )
+
+
 def _setup_co_host_room_of_1000(conn: Conn, side: str) -> None:
     """The room of 1,000 with member bl1000_1 a co-host on head (0.1.0 has no roles: its side
     measures the host's control, what a co-host's replaces)."""
@@ -1161,6 +1231,27 @@ BASELINE_CASES: list[BaselineCase] = [
         _setup_heartbeat_rooms,
         scale=HB_MEMBERS,
     ),
+    # 0019: the same heartbeats carrying a send time, an RTT and the episode on head (the
+    # release takes none of them): the cost of latency-aware drift itself.
+    BaselineCase(
+        "single_heartbeat_latency",
+        "single heartbeat with send time, RTT and episode (8 clients, 8 rooms)",
+        "tps",
+        8,
+        lambda side: heartbeat_script(
+            HB_ROOMS, extra_args=HB_LATENCY_ARGS if side == "head" else ""
+        ),
+        _setup_heartbeat_rooms,
+    ),
+    BaselineCase(
+        "batched_heartbeat_latency",
+        "batched heartbeats with send times, RTTs and episodes (50 per call, 4 clients)",
+        "tps",
+        4,
+        lambda side: batch_script(latency=side == "head"),
+        _setup_heartbeat_rooms,
+        scale=HB_MEMBERS,
+    ),
     BaselineCase(
         "host_control_1000",
         "host control in a room of 1,000",
@@ -1168,6 +1259,14 @@ BASELINE_CASES: list[BaselineCase] = [
         1,
         lambda _side: host_control_scripts(BASELINE_ROOM_1000, "bl1000_0")["ours"],
         _setup_room_of_1000,
+    ),
+    BaselineCase(
+        "queue_auto_advance_1000",
+        "automatic queue advance in a room of 1,000 (0.1.0: a host control there)",
+        "latency",
+        1,
+        auto_advance_script,
+        _setup_queue_room_of_1000,
     ),
     BaselineCase(
         "co_host_control_1000",

@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0018 scheduled starts in the host controls
+-- 0020 scheduled starts in the host controls
 --
 -- apply_host_control (the definition of 0015, co-host control) now:
 --   * applies the room's due sync deadlines first (one comparison of

@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0018 scheduled starts (downgrade): apply_host_control as 0015 defined it.
+-- 0020 scheduled starts (downgrade): apply_host_control as 0015 defined it.
 -- =============================================================================
 create or replace function watchium_private.apply_host_control(
   p_user_id text,
