@@ -127,6 +127,11 @@ ROOM_CALLS = {
     "remove_queue_item": "select public.remove_queue_item(%(room)s, 1)",
     "advance_queue": "select public.advance_queue(%(room)s, null)",
     "get_queue": "select public.get_queue(%(room)s)",
+    "report_playback_status": "select public.report_playback_status(%(room)s, 'buffering', 1)",
+    "set_wait_opt_out": "select public.set_wait_opt_out(%(room)s, true)",
+    "force_resume": "select public.force_resume(%(room)s)",
+    "start_ready_check": "select public.start_ready_check(%(room)s, 30, 1)",
+    "set_ready": "select public.set_ready(%(room)s, true)",
 }
 
 

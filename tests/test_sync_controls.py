@@ -376,7 +376,7 @@ SYNC_RPCS = [
     "public.seek_to_time(text, numeric)",
     "public.set_playback_speed(text, numeric)",
     "public.bulk_sync_update(text, numeric, text)",
-    "public.record_heartbeat(text, numeric, boolean)",
+    "public.record_heartbeat(text, numeric, boolean, numeric, numeric, integer)",
     "public.get_room_sync_state(text)",
     "public.get_room_sync_metrics(text)",
     "public.record_realtime_metrics(text, integer, bigint, numeric, numeric)",
@@ -389,7 +389,7 @@ def test_privileges_hold_under_supabase_default_grants(conn):
         assert not one(conn, "select has_function_privilege('anon', %s, 'execute')", (fn,)), fn
         assert one(conn, "select has_function_privilege('authenticated', %s, 'execute')", (fn,)), fn
         assert one(conn, "select has_function_privilege('service_role', %s, 'execute')", (fn,)), fn
-    batch = "public.record_heartbeats(text, text[], numeric[], boolean[])"
+    batch = "public.record_heartbeats(text, text[], numeric[], boolean[], numeric[], numeric[], integer[])"
     assert not one(conn, "select has_function_privilege('authenticated', %s, 'execute')", (batch,))
     assert one(conn, "select has_function_privilege('service_role', %s, 'execute')", (batch,))
     # Internal functions and the metrics table: nobody but the owner.
@@ -400,7 +400,7 @@ def test_privileges_hold_under_supabase_default_grants(conn):
         " 'apply_host_control', 'apply_heartbeats', 'maintain_sync_history', 'needs_resync',"
         " 'heartbeat_intervals')"
     ).fetchall()
-    assert len(private) == 10
+    assert len(private) == 11  # needs_resync has a second form (the room's synced boundary)
     for (fn,) in private:
         for role in ("anon", "authenticated", "service_role"):
             assert not one(conn, "select has_function_privilege(%s, %s, 'execute')", (role, fn)), (

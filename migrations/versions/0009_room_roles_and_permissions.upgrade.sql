@@ -37,8 +37,9 @@ comment on column public.room_members.role is
 -- update fires no host trigger (_200_sync_room_host watches is_host and username).
 update public.room_members set role = 'host' where is_host and role <> 'host';
 
--- NOT VALID then VALIDATE: the scan that checks existing rows holds only a
--- SHARE UPDATE EXCLUSIVE lock, so reads, heartbeats and joins go on meanwhile.
+-- NOT VALID then VALIDATE in one transaction: the ACCESS EXCLUSIVE lock of
+-- the ADD is held until commit, so the validating scan (one row per member)
+-- blocks readers for its length; lock_timeout bounds the wait for the lock.
 alter table public.room_members
   add constraint room_members_role_check
   check (role in ('host', 'co_host', 'member', 'viewer')) not valid;

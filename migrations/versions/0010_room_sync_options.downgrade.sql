@@ -8,11 +8,17 @@ drop function watchium_rpc.set_room_sync_options(text, jsonb);
 drop function watchium_private.room_sync_options_json(public.rooms);
 drop function watchium_private.room_sync_options(public.rooms);
 drop function watchium_private.sync_option_defaults();
+-- The constraints go with the columns they check (dropped next).
 alter table public.rooms
+  -- squawk-ignore ban-drop-constraint
   drop constraint rooms_sync_drift_check,
+  -- squawk-ignore ban-drop-constraint
   drop constraint rooms_sync_first_load_timeout_check,
+  -- squawk-ignore ban-drop-constraint
   drop constraint rooms_sync_rebuffer_timeout_check,
+  -- squawk-ignore ban-drop-constraint
   drop constraint rooms_sync_min_start_lead_check,
+  -- squawk-ignore ban-drop-constraint
   drop constraint rooms_sync_episode_countdown_check;
 alter table public.rooms
   drop column sync_drift_perfect,
