@@ -420,6 +420,9 @@ class MemberPresence(Base):
     sync_level: Mapped[str | None]
     previous_sync_level: Mapped[str | None]
     last_sample_at: Mapped[dt.datetime | None]
+    rtt_ms: Mapped[Decimal | None] = mapped_column(Numeric(8, 1))
+    clock_offset_ms: Mapped[Decimal | None] = mapped_column(Numeric(6, 1))
+    reported_episode: Mapped[int | None]
 
 
 class MemberPlayback(Base):
