@@ -88,10 +88,17 @@ def test_no_function_takes_the_callers_identity_as_an_argument(conn):
         where n.nspname = 'public' and a.name in ('p_user_id', 'p_caller', 'p_host_user_id', 'p_sender')
         """
     ).fetchall()
+    # Every other p_user_id names the member acted upon (roles, bans, mutes, hidden comments).
     assert sorted(rows) == [
+        ("ban_member", "p_user_id"),
         ("check_rate_limit", "p_user_id"),
         ("forget_user", "p_user_id"),
+        ("hide_member_comments", "p_user_id"),
         ("kick_member", "p_user_id"),
+        ("mute_member", "p_user_id"),
+        ("set_member_role", "p_user_id"),
+        ("unban_member", "p_user_id"),
+        ("unmute_member", "p_user_id"),
     ]
 
 

@@ -388,8 +388,11 @@ def test_leave_is_idempotent_and_hands_host_on(conn):
 def test_non_hosts_cannot_kick_transfer_update_or_delete(conn):
     room_id = create_room(conn)["room"]["room_id"]
     join(conn, "bob", room_id)
+    # kick_member goes by the room's kick permission (default: co-host and up).
+    kick = "select public.kick_member(%s, 'alice')"
+    expect_error(conn, "bob", kick, (room_id,), "42501", "needs the co_host role")
+    expect_error(conn, "stranger", kick, (room_id,), "42501", "needs the co_host role")
     for sql, params in [
-        ("select public.kick_member(%s, 'alice')", (room_id,)),
         ("select public.transfer_host(%s, 'bob')", (room_id,)),
         ("select public.update_room(%s, p_title => 'Mine')", (room_id,)),
         ("select public.delete_room(%s)", (room_id,)),

@@ -192,6 +192,40 @@ def test_anchor_stores_anime_id_as_given(conn, anime_id):
         assert stored == (anime_id,)
 
 
+@SETTINGS
+@given(anime_id=valid_text(100), anime_title=valid_text(300), video_url=valid_url)
+@example(anime_id="v", anime_title="vivid v", video_url="https://x.y/v")
+def test_queue_stores_text_as_given(conn, anime_id, anime_title, video_url):
+    with conn.transaction(force_rollback=True):
+        room_id = create_room(conn)
+        item = rpc(
+            conn, "host", "add_to_queue", p_room_id=room_id, p_anime_id=anime_id,
+            p_anime_title=anime_title, p_episode_number=2, p_video_url=video_url, p_duration=60,
+        )  # fmt: skip
+        assert item is not None
+        stored = conn.execute(
+            "select anime_id, anime_title, video_url from public.room_queue where room_id = %s",
+            (room_id,),
+        ).fetchall()
+        assert stored == [(anime_id, anime_title, video_url)]
+
+
+@SETTINGS
+@given(ban_reason=valid_text(500), mute_reason=valid_text(500))
+@example(ban_reason="v", mute_reason="vv v")
+def test_ban_and_mute_store_their_reason_as_given(conn, ban_reason, mute_reason):
+    with conn.transaction(force_rollback=True):
+        room_id = create_room(conn)
+        rpc(conn, "muted", "join_room", p_room_id=room_id, p_username="Muted")
+        rpc(conn, "host", "mute_member", p_room_id=room_id, p_user_id="muted",
+            p_reason=mute_reason)  # fmt: skip
+        rpc(conn, "host", "ban_member", p_room_id=room_id, p_user_id="banned",
+            p_reason=ban_reason)  # fmt: skip
+        moderation = rpc(conn, "host", "get_room_moderation", p_room_id=room_id)
+        assert [m["reason"] for m in moderation["mutes"]] == [mute_reason]
+        assert [b["reason"] for b in moderation["bans"]] == [ban_reason]
+
+
 def test_every_checked_text_argument_is_covered(conn):
     """Every text argument of a public RPC that check_text / check_url checks is exercised
     above: a new one fails here until it is added."""
@@ -206,6 +240,9 @@ def test_every_checked_text_argument_is_covered(conn):
         ("post_comment", "p_username"), ("post_comment", "p_avatar_url"),
         ("edit_comment", "p_message"),
         ("get_or_create_anchor", "p_anime_id"),
+        ("add_to_queue", "p_anime_id"), ("add_to_queue", "p_anime_title"),
+        ("add_to_queue", "p_video_url"),
+        ("ban_member", "p_reason"), ("mute_member", "p_reason"),
     }  # fmt: skip
     rows = conn.execute(
         r"""
