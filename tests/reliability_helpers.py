@@ -125,12 +125,14 @@ group by s.room_id, s.sync_event_type, s.created_at
 GOVERNANCE_OPERATIONS = ("role", "role", "cohost_seek", "ban", "kick_ban")
 
 # A member with a ban in force: a ban removes the member in the same transaction, and
-# join_room refuses a banned user, so no snapshot may show one.
+# join_room refuses a banned user, so no snapshot may show one. "In force" is judged at this
+# statement's start, when its snapshot is taken (now() would be the start of the checker's
+# transaction, which may predate a short ban's end and a join made after it).
 BANNED_MEMBERS = """
 select 'banned_member', m.room_id, null, null, m.user_id, b.ends_at::text
 from public.room_members as m
 join watchium_private.room_bans as b on b.room_id = m.room_id and b.user_id = m.user_id
-where b.ends_at is null or b.ends_at > now()
+where b.ends_at is null or b.ends_at > statement_timestamp()
 """
 
 EXPECTED_POSITION = (
