@@ -130,6 +130,21 @@ def test_no_rpc_policy_or_trigger_resolves_to_temporary_objects(attacked):
     bob.broadcast_to_room(room.room_id, "chat_message", {"message": "hi"})
     bob.check_rate_limit("bob", "custom_action")
     bob.delete_comment(posted.id)
+    # Governance and coordination (revisions 0009-0020).
+    alice.set_member_role(room.room_id, "bob", "co_host")
+    alice.set_room_sync_options(room.room_id, {"episode_countdown": 3})
+    bob.add_to_queue(
+        room_id=room.room_id, anime_id="a1", anime_title="Anime", episode_number=2,
+        video_url="https://example.com/v", duration=60,
+    )  # fmt: skip
+    bob.get_queue(room.room_id)
+    bob.report_playback_status(room.room_id, "buffering", 30)
+    bob.report_playback_status(room.room_id, "ready", 30)
+    alice.start_ready_check(room.room_id, 30)
+    bob.set_ready(room.room_id, True)
+    alice.mute_member(room_id=room.room_id, user_id="bob", duration_seconds=60)
+    alice.ban_member(room_id=room.room_id, user_id="mallory", duration_seconds=60)
+    alice.get_room_moderation(room.room_id)
     alice.transfer_host(room.room_id, "bob")
     bob.kick_member(room.room_id, "alice")
     client.as_user("dave").leave_room(public.room_id)
