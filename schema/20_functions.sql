@@ -6729,7 +6729,7 @@ begin
   perform watchium_private.enforce_rate_limit(v_user_id, 'update_room');
   v_room := watchium_private.lock_room(p_room_id);
   perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
-  -- The room's settings: the update_room permission (host by default; 0009).
+  -- The room's settings: the update_room permission (host by default; 0010).
   perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'update_room');
 
   o := watchium_private.room_sync_options(v_room);

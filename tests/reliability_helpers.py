@@ -120,7 +120,7 @@ group by s.room_id, s.sync_event_type, s.created_at
 """
 )
 
-# Operations of room governance (revisions 0009-0014), added to the default mix by the
+# Operations of room governance (revisions 0009-0015), added to the default mix by the
 # concurrency test: role changes, co-host controls, bans with a short expiry, kicks with a ban.
 GOVERNANCE_OPERATIONS = ("role", "role", "cohost_seek", "ban", "kick_ban")
 

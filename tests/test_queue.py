@@ -1,4 +1,4 @@
-"""The episode queue (revision 0012): order under concurrency, caps, the guarded advance,
+"""The episode queue (revision 0013): order under concurrency, caps, the guarded advance,
 automatic advances (maintenance, the next queue call), removal of the item playing, who may do
 what, and what a client could try (a member reordering, a non-member reading a private room's
 queue, a huge URL)."""

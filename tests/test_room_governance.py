@@ -1,4 +1,4 @@
-"""Roles and permissions through the RPCs (revision 0010): set_member_role, set_room_permission,
+"""Roles and permissions through the RPCs (revision 0015): set_member_role, set_room_permission,
 get_room_permissions, kick by permission, co-hosts first in host succession. Each attack a client
 could try has a test."""
 
@@ -239,7 +239,7 @@ def test_a_former_host_is_a_member_again(conn, party):
 
 
 # -------------------------------------------------------------------------------------------
-# Co-host control (revision 0015): the same reference, under the same lock, one host.
+# Co-host control (revision 0016): the same reference, under the same lock, one host.
 # -------------------------------------------------------------------------------------------
 def reference(conn: Conn, room_id: str) -> tuple[Any, ...]:
     row = conn.execute(

@@ -1,4 +1,4 @@
-"""Room roles (host, co_host, member, viewer) and the per-room permission map (revision 0009)."""
+"""Room roles (host, co_host, member, viewer) and the per-room permission map (revisions 0009, 0010)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Room sync options (revision 0010): drift thresholds, wait timeouts, start lead and episode
+"""Room sync options (revision 0011): drift thresholds, wait timeouts, start lead and episode
 countdown per room, with project-wide defaults in the settings; the host sets them, members read
 them, bad input is refused by name and nothing invalid is stored."""
 

@@ -347,7 +347,7 @@ class Comment:
     updated_at: datetime | None
     #: Set on a tombstone: a deleted comment kept (with an empty message) for its replies.
     deleted_at: datetime | None = None
-    #: Set when the comment is hidden from everyone but its author (revision 0016).
+    #: Set when the comment is hidden from everyone but its author (revision 0017).
     hidden_at: datetime | None = None
     raw: Mapping[str, Any] = _raw()
 
@@ -746,7 +746,7 @@ class MaintenanceReport:
     rate_limits: Mapping[str, Any]
     room_events: Mapping[str, Any]
     sync_history: Mapping[str, Any]
-    #: Automatic queue advances applied (revision 0012).
+    #: Automatic queue advances applied (revision 0013).
     queues: Mapping[str, Any] | None = None
     raw: Mapping[str, Any] = _raw()
 
@@ -761,7 +761,7 @@ class ForgottenUser:
     comments_tombstoned: int
     rate_limit_counters_deleted: int
     realtime_metrics_deleted: int
-    #: Queued episodes left in their queues without author (revision 0018).
+    #: Queued episodes left in their queues without author (revision 0021).
     queue_items_anonymized: int | None = None
     raw: Mapping[str, Any] = _raw()
 

@@ -136,7 +136,7 @@ class Room(Base):
     sync_rebuffer_timeout: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
     sync_min_start_lead: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
     sync_episode_countdown: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
-    #: The queue item playing (RoomQueueItem at position 0), or None (revision 0012).
+    #: The queue item playing (RoomQueueItem at position 0), or None (revision 0013).
     queue_item_id: Mapped[int | None] = mapped_column(BigInteger)
     #: The current item's duration plus the grace: past it the queue advances.
     queue_advance_after: Mapped[Decimal | None]
@@ -246,7 +246,7 @@ class Comment(Base):
 
 
 class RoomQueueItem(Base):
-    """An episode in a room's queue: position 0 plays, 1..n follow (revision 0012)."""
+    """An episode in a room's queue: position 0 plays, 1..n follow (revision 0013)."""
 
     __tablename__ = "room_queue"
     __table_args__ = (
