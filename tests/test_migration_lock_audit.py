@@ -45,7 +45,7 @@ where c.relkind in ('r', 'p', 'v', 'm') and n.nspname in ('public', 'watchium_pr
 """
 
 
-def unreleased_revisions() -> list[tuple[str, str]]:
+def unreleased_revisions() -> list[tuple[str, str, Path]]:
     """(revision, file) of the revisions not frozen by a release, oldest first."""
     released = json.loads((ROOT / "migrations" / "checksums.json").read_text())
     script = ScriptDirectory.from_config(migrate.alembic_config())
@@ -72,13 +72,15 @@ def busy_tables(held: list[tuple[str, str]]) -> set[str]:
 
 
 @pytest.mark.parametrize("direction", ["upgrade", "downgrade"])
-def test_each_unreleased_revision_strongly_locks_one_existing_table_at_most(empty_db_url, direction):
+def test_each_unreleased_revision_strongly_locks_one_existing_table_at_most(
+    empty_db_url, direction
+):
     revisions = unreleased_revisions()
     assert revisions, "no unreleased revision to audit"
     first_parent = revisions[0][1]
     migrate.upgrade(empty_db_url, first_parent)
     report = {}
-    for revision, parent, path in revisions:
+    for revision, _parent, path in revisions:
         if direction == "upgrade":
             report[revision] = strong_locks(empty_db_url, path, "upgrade")
         migrate.upgrade(empty_db_url, revision)
@@ -87,6 +89,8 @@ def test_each_unreleased_revision_strongly_locks_one_existing_table_at_most(empt
             report[revision] = strong_locks(empty_db_url, path, "downgrade")
             migrate.downgrade(empty_db_url, parent)
     offenders = {rev: held for rev, held in report.items() if len(busy_tables(held)) > 1}
-    assert offenders == {}, f"{direction}: revisions that strongly lock more than one table: {offenders}"
+    assert offenders == {}, (
+        f"{direction}: revisions that strongly lock more than one table: {offenders}"
+    )
     # The audit sees locks at all: some revision alters an existing table.
     assert any(report.values()), report
