@@ -11,10 +11,10 @@ from typing import Any
 
 import psycopg
 
-from tests.test_group_wait import expire
 from tests.sync_factories import as_service
+from tests.test_group_wait import expire
 from tests.test_queue import add, events, play_past_the_end, room_row, rpc, sqlstate
-from watchium_db.testing import as_user, make_room
+from watchium_db.testing import make_room
 
 Conn = psycopg.Connection[Any]
 BEAT = "select public.record_heartbeat(%s, %s::numeric, true)"
