@@ -243,6 +243,18 @@ $$;
 
 COMMENT ON FUNCTION public.get_room_access_key(p_room_id text) IS 'Host only: the room''s 6-digit access key (null for public rooms).';
 
+CREATE FUNCTION public.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text DEFAULT NULL::text, p_limit integer DEFAULT 200) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.get_room_events(p_room_id, p_after_xact_id, p_after_event_id, p_snapshot, p_limit);
+end;
+$$;
+
+COMMENT ON FUNCTION public.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text, p_limit integer) IS 'A member''s catch-up of its room''s events after a position (from get_room_sync_state''s events_position, then the position each call returns), in (xact_id, event_id) order, only of ended transactions, without the events the given snapshot contains: a snapshot plus these events misses nothing and repeats nothing. Events from the minute before the member joined onwards. {events, position, more, held, expired}. 22023 for a bad position, snapshot or limit; P0002/42501 for a room the caller cannot see or is not a member of.';
+
 CREATE FUNCTION public.get_room_moderation(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -301,7 +313,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.get_room_sync_state(p_room_id text) IS 'The Live button: the expected host position now, playing state, speed, episode, host, the caller''s own sync status (its position extrapolated from its last heartbeat, level by the room''s boundaries, needs_resync, smoothed RTT, clock offset, episode_mismatch), the room''s sync options and the room''s members / synced members / members needing a resync / sync percentage (derived: watchium_private.needs_resync). Members only.';
+COMMENT ON FUNCTION public.get_room_sync_state(p_room_id text) IS 'The Live button: the expected host position now, playing state, speed, episode, host, the caller''s own sync status (its position extrapolated from its last heartbeat, level by the room''s boundaries, needs_resync, smoothed RTT, clock offset, episode_mismatch), the room''s sync options, its waiting state (waiting: group wait, ready check or scheduled start), events_position (resume get_room_events there: no gap, no duplicate) and the room''s members / synced members / members needing a resync / sync percentage (derived: watchium_private.needs_resync). Members only.';
 
 CREATE FUNCTION public.hide_member_comments(p_room_id text, p_user_id text) RETURNS jsonb
     LANGUAGE plpgsql
@@ -1943,6 +1955,20 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.ensure_anchor(p_anime_id text, p_episode_number integer) IS 'Returns the anchor comment of an episode thread, creating it once ("Discussion for Episode N"); race-free. Internal.';
+
+CREATE FUNCTION watchium_private.events_position() RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select pg_catalog.jsonb_build_object(
+    'xact_id', pg_catalog.pg_snapshot_xmin(c.s)::text,
+    'event_id', 0,
+    'snapshot', c.s::text
+  )
+  from (select pg_catalog.pg_current_snapshot() as s) as c
+$$;
+
+COMMENT ON FUNCTION watchium_private.events_position() IS 'The position in the room event log where the current snapshot ends: {xact_id (the snapshot''s xmin), event_id 0, snapshot (text)}; get_room_events from it, with the snapshot, returns exactly the events the snapshot does not contain. Internal.';
 
 CREATE FUNCTION watchium_private.expire_rate_limit_counters() RETURNS jsonb
     LANGUAGE sql
@@ -5323,6 +5349,115 @@ $_$;
 
 COMMENT ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) IS 'Body of public.get_room_access_key (same arguments, result and errors; documented there). Security definer: reads room_secrets, which no client may read. Callers reach it through public.get_room_access_key, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text DEFAULT NULL::text, p_limit integer DEFAULT 200) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_user_id text;
+  v_after   xid8;
+  v_snap    pg_catalog.pg_snapshot;
+  v_since   timestamptz := '-infinity'::timestamptz;
+  v_xmin    xid8 := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
+  v_events  jsonb;
+  v_count   integer;
+  v_last    record;
+  v_expired jsonb;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_after_xact_id', pg_catalog.octet_length(p_after_xact_id), 20);
+  perform watchium_private.check_size('p_snapshot', pg_catalog.octet_length(p_snapshot), 65536);
+  if p_limit is null or p_limit not between 1 and 1000 then
+    raise exception 'p_limit must be from 1 to 1000 (got %)', coalesce(p_limit::text, 'null')
+      using errcode = '22023';
+  end if;
+  if p_after_xact_id is null or p_after_event_id is null or p_after_event_id < 0 then
+    raise exception 'p_after_xact_id and p_after_event_id must be a position in the room''s events (got %, %)',
+      coalesce(p_after_xact_id, 'null'), coalesce(p_after_event_id::text, 'null')
+      using errcode = '22023',
+            hint = 'Start from get_room_sync_state''s events_position, then pass back the position each call returns.';
+  end if;
+  -- xid8's input function does not validate on PostgreSQL 15 (garbage reads
+  -- as 0, '-1' as 2^64 - 1): checked here, digits only, within 64 bits.
+  if p_after_xact_id !~ '^[0-9]{1,20}$'
+     or p_after_xact_id::numeric > 18446744073709551615 then
+    raise exception 'p_after_xact_id must be a transaction id as events_position returned it (got %)',
+      pg_catalog.quote_literal(p_after_xact_id)
+      using errcode = '22023';
+  end if;
+  v_after := p_after_xact_id::xid8;
+  if p_snapshot is not null then
+    begin
+      v_snap := p_snapshot::pg_catalog.pg_snapshot;
+    exception when invalid_text_representation or numeric_value_out_of_range then
+      raise exception 'p_snapshot must be a snapshot as events_position returned it (got %)',
+        pg_catalog.quote_literal(pg_catalog.left(p_snapshot, 100))
+        using errcode = '22023';
+    end;
+  end if;
+  if not watchium_private.caller_is_trusted() then
+    v_user_id := watchium_private.require_user_id();
+    select m.joined_at - interval '1 minute' into v_since
+    from public.room_members as m
+    where m.room_id = p_room_id and m.user_id = v_user_id;
+    if not found then
+      perform watchium_private.require_sync_room(p_room_id, v_user_id);  -- P0002, 42501
+      raise exception 'p_room_id: you are not a member of room %', p_room_id
+        using errcode = '42501', hint = 'Join the room first.';
+    end if;
+  end if;
+
+  select pg_catalog.jsonb_build_object(
+           'xact_id', x.xact_id::text, 'event_id', x.event_id, 'expired_at', x.expired_at
+         )
+    into v_expired
+    from watchium_private.room_events_expired as x
+   where x.room_id = p_room_id
+     and (x.xact_id, x.event_id) > (v_after, p_after_event_id);
+
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'event_id', e.event_id, 'room_id', e.room_id, 'event', e.event,
+             'payload', e.payload, 'created_at', e.created_at, 'xact_id', e.xact_id::text
+           ) order by e.xact_id, e.event_id), '[]'::jsonb),
+         pg_catalog.count(*)
+    into v_events, v_count
+    from (
+      select * from watchium_private.room_events as r
+       where r.room_id = p_room_id
+         and r.xact_id < v_xmin
+         and (r.xact_id, r.event_id) > (v_after, p_after_event_id)
+         and r.created_at >= v_since
+         and (v_snap is null or not pg_catalog.pg_visible_in_snapshot(r.xact_id, v_snap))
+       order by r.xact_id, r.event_id
+       limit p_limit + 1
+    ) as e;
+
+  if v_count > p_limit then
+    v_events := v_events - p_limit;  -- drop the extra one read to know there is more
+  end if;
+  select (v_events -> -1 ->> 'xact_id') as xact_id, (v_events -> -1 ->> 'event_id')::bigint as event_id
+    into v_last;
+
+  return pg_catalog.jsonb_build_object(
+    'events', v_events,
+    'position', pg_catalog.jsonb_build_object(
+      'xact_id', coalesce(v_last.xact_id, v_after::text),
+      'event_id', coalesce(v_last.event_id, p_after_event_id),
+      'snapshot', p_snapshot),
+    'more', v_count > p_limit,
+    'held', exists (
+      select from watchium_private.room_events as r
+       where r.room_id = p_room_id and r.xact_id >= v_xmin
+         and (v_snap is null or not pg_catalog.pg_visible_in_snapshot(r.xact_id, v_snap))
+    ),
+    'expired', v_expired
+  );
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_rpc.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text, p_limit integer) IS 'Body of public.get_room_events (same arguments, result and errors; documented there). Security definer: reads the private event log. Callers reach it through public.get_room_events, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 CREATE FUNCTION watchium_rpc.get_room_moderation(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -5611,7 +5746,12 @@ begin
     'server_time', pg_catalog.now(),
     'me', v_me,
     'stats', v_stats,
-    'sync_options', watchium_private.room_sync_options_json(v_room)
+    'sync_options', watchium_private.room_sync_options_json(v_room),
+    -- Waiting (group wait, ready check) or a scheduled start (0020).
+    'waiting', watchium_private.room_wait_state(v_room),
+    -- Where this snapshot ends in the room's event log: get_room_events from
+    -- here returns exactly the events this state does not include.
+    'events_position', watchium_private.events_position()
   );
 end;
 $$;
@@ -8422,6 +8562,10 @@ REVOKE ALL ON FUNCTION public.get_room_access_key(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room_access_key(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION public.get_room_access_key(p_room_id text) TO service_role;
 
+REVOKE ALL ON FUNCTION public.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text, p_limit integer) TO authenticated;
+GRANT ALL ON FUNCTION public.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text, p_limit integer) TO service_role;
+
 REVOKE ALL ON FUNCTION public.get_room_moderation(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room_moderation(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION public.get_room_moderation(p_room_id text) TO service_role;
@@ -8619,6 +8763,8 @@ REVOKE ALL ON FUNCTION watchium_private.end_wait(p_room public.rooms, p_cause te
 REVOKE ALL ON FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.ensure_anchor(p_anime_id text, p_episode_number integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.events_position() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.expire_rate_limit_counters() FROM PUBLIC;
 
@@ -8841,6 +8987,10 @@ GRANT ALL ON FUNCTION watchium_rpc.get_room(p_room_id text) TO service_role;
 REVOKE ALL ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text, p_limit integer) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text, p_limit integer) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.get_room_moderation(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_moderation(p_room_id text) TO authenticated;

@@ -240,6 +240,7 @@ COVERED = {
     "record_heartbeat",
     "record_heartbeats",
     "get_room_sync_state",
+    "get_room_events",
     "get_room_sync_options",
     "set_room_sync_options",
     "get_room_sync_metrics",

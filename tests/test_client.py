@@ -220,6 +220,17 @@ def test_sync_realtime_and_service_rpcs_through_the_client(
     state = bob.get_room_sync_state(room_id)
     assert state.expected_time >= 100 and state.host_user_id == "alice" and state.me is not None
     assert state.stats["members"] == 2
+    assert state.waiting is not None and state.waiting["state"] == "playing"
+    assert state.events_position is not None
+    pos = state.events_position
+    alice.seek_to_time(room_id, 120.0)
+    caught = bob.get_room_events(room_id, pos["xact_id"], pos["event_id"], pos["snapshot"])
+    assert [(e["event"], e["payload"]["current_time"]) for e in caught.events] == [
+        ("playback", 120)
+    ]
+    assert not caught.more and not caught.held and caught.expired is None
+    assert caught.position["event_id"] == caught.events[-1]["event_id"]
+    state = bob.get_room_sync_state(room_id)
     age_presence(watchium_conn, room_id, 5)
     caught_up = bob.record_heartbeat(room_id, state.expected_time, True)
     assert caught_up.is_synced  # "Live": the expected position is in sync

@@ -104,6 +104,7 @@ ROOM_CALLS = {
         "select public.record_heartbeats(%(room)s, array['m1'], array[1]::numeric[], array[true])"
     ),
     "get_room_sync_state": "select public.get_room_sync_state(%(room)s)",
+    "get_room_events": "select public.get_room_events(%(room)s, '1', 0)",
     "get_room_sync_metrics": "select public.get_room_sync_metrics(%(room)s)",
     "record_realtime_metrics": "select public.record_realtime_metrics(%(room)s, 1, 1, 1, 0)",
     "get_realtime_metrics_summary": "select public.get_realtime_metrics_summary(%(room)s)",

@@ -243,6 +243,7 @@ public.bulk_sync_update              -     yes            yes
 public.record_heartbeat              -     yes            yes
 public.record_heartbeats             -     -              yes
 public.get_room_sync_state           -     yes            yes
+public.get_room_events               -     yes            yes
 public.get_room_sync_options         -     yes            yes
 public.set_room_sync_options         -     yes            yes
 public.get_room_sync_metrics         -     yes            yes

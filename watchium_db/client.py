@@ -667,6 +667,27 @@ class SyncState:
     server_time: datetime | None
     me: Mapping[str, Any] | None
     stats: Mapping[str, Any]
+    #: The room's waiting state: state playing, scheduled, paused or waiting; reason,
+    #: blockers, ready check, scheduled start (revision 0020).
+    waiting: Mapping[str, Any] | None = None
+    #: Where this snapshot ends in the room's events: pass it to get_room_events to follow the
+    #: room from here without a gap or a duplicate (revision 0025).
+    events_position: Mapping[str, Any] | None = None
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class RoomEvents:
+    """get_room_events: a member's catch-up of its room's events after a position.
+    ``position`` is passed back as is on the next call; ``more``: call again at once;
+    ``held``: events of transactions still running come later; ``expired``: events after the
+    position were trimmed (take a new snapshot)."""
+
+    events: tuple[Mapping[str, Any], ...]
+    position: Mapping[str, Any]
+    more: bool
+    held: bool
+    expired: Mapping[str, Any] | None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -1022,6 +1043,11 @@ RECORD_HEARTBEATS = Rpc(
 GET_ROOM_SYNC_STATE = Rpc(
     "get_room_sync_state", _args("room_id:text"), lambda d: _build(SyncState, d)
 )
+GET_ROOM_EVENTS = Rpc(
+    "get_room_events",
+    _args("room_id:text after_xact_id:text after_event_id:bigint snapshot:text limit:integer"),
+    lambda d: _build(RoomEvents, d, events=tuple),
+)
 GET_ROOM_SYNC_METRICS = Rpc(
     "get_room_sync_metrics", _args("room_id:text"), lambda d: _build(SyncMetrics, d)
 )
@@ -1143,7 +1169,7 @@ RPCS: tuple[Rpc[Any], ...] = (
     CREATE_ROOM, JOIN_ROOM, LEAVE_ROOM, KICK_MEMBER, TRANSFER_HOST, UPDATE_ROOM, DELETE_ROOM,
     GET_ROOM, GET_ROOM_ACCESS_KEY, LIST_PUBLIC_ROOMS, POST_COMMENT, EDIT_COMMENT, DELETE_COMMENT,
     GET_COMMENTS, GET_OR_CREATE_ANCHOR, CHANGE_PLAYBACK_STATE, SEEK_TO_TIME, SET_PLAYBACK_SPEED,
-    BULK_SYNC_UPDATE, RECORD_HEARTBEAT, RECORD_HEARTBEATS, GET_ROOM_SYNC_STATE,
+    BULK_SYNC_UPDATE, RECORD_HEARTBEAT, RECORD_HEARTBEATS, GET_ROOM_SYNC_STATE, GET_ROOM_EVENTS,
     GET_ROOM_SYNC_METRICS, GET_ROOM_SYNC_OPTIONS, SET_ROOM_SYNC_OPTIONS, REPORT_PLAYBACK_STATUS,
     SET_WAIT_OPT_OUT, FORCE_RESUME, START_READY_CHECK, SET_READY, BROADCAST_TO_ROOM,
     RECORD_REALTIME_METRICS, GET_REALTIME_METRICS_SUMMARY, REALTIME_HEALTH, CHECK_RATE_LIMIT,
@@ -1442,6 +1468,19 @@ class RpcMethods:
     @rpc(GET_ROOM_SYNC_STATE)
     def get_room_sync_state(self, room_id: str) -> SyncState:
         """The "Live" state: the host's expected position now and the room's sync stats."""
+
+    @rpc(GET_ROOM_EVENTS)
+    def get_room_events(
+        self,
+        room_id: str,
+        after_xact_id: str,
+        after_event_id: int,
+        snapshot: str | None = None,
+        limit: int | None = None,
+    ) -> RoomEvents:
+        """The room's events after a position (start from ``get_room_sync_state``'s
+        ``events_position``; then pass back each ``position``), without those the snapshot
+        already contains. Members only; events from shortly before the caller joined on."""
 
     @rpc(GET_ROOM_SYNC_METRICS)
     def get_room_sync_metrics(self, room_id: str) -> SyncMetrics:
