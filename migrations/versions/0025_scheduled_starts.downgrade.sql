@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0024 scheduled starts (downgrade): apply_host_control as 0016 defined it.
+-- 0025 scheduled starts (downgrade): apply_host_control as 0016 defined it.
 -- =============================================================================
 create or replace function watchium_private.apply_host_control(
   p_user_id text,

@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0024 scheduled starts in the host controls
+-- 0025 scheduled starts in the host controls
 --
 -- apply_host_control (the definition of 0016, co-host control) now:
 --   * applies the room's due sync deadlines first (one comparison of

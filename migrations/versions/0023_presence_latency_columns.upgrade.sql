@@ -1,16 +1,16 @@
 -- =============================================================================
--- 0022 presence latency columns
+-- 0023 presence latency columns
 --
 -- watchium_private.member_presence gets the smoothed RTT, the clock offset and
 -- the reported episode of each member, and the level wrong_episode, for the
--- latency-aware heartbeats of 0023. Nothing writes them before 0023.
+-- latency-aware heartbeats of 0024. Nothing writes them before 0024.
 -- The new columns are nullable without a default (no rewrite); the new checks
 -- are added NOT VALID and validated in this transaction (every existing row
 -- passes: the columns are null).
 --
--- A revision of its own: 0023's downgrade puts back the heartbeat functions
+-- A revision of its own: 0024's downgrade puts back the heartbeat functions
 -- that do not read these columns and commits before this one drops them, so
--- a heartbeat that started on 0023's functions never finds its columns gone.
+-- a heartbeat that started on 0024's functions never finds its columns gone.
 -- =============================================================================
 
 alter table watchium_private.member_presence

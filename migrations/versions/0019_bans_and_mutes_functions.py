@@ -1,7 +1,7 @@
-"""Presence latency columns: smoothed RTT, clock offset, reported episode, level wrong_episode.
+"""Bans and mutes: the RPCs, and the functions that check bans and mutes.
 
-Revision ID: 0022
-Revises: 0021
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0022"
-down_revision = "0021"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

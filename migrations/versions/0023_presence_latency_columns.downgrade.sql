@@ -1,4 +1,4 @@
--- Reverts 0022: presence rows at the level wrong_episode (which 0.1.0 does not
+-- Reverts 0023: presence rows at the level wrong_episode (which 0.1.0 does not
 -- know) become out_of_sync with no drift; the columns and checks go.
 update watchium_private.member_presence
 set sync_level = case when sync_level = 'wrong_episode' then 'out_of_sync' else sync_level end,

@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0023 latency-aware heartbeats
+-- 0024 latency-aware heartbeats
 --
 -- Heartbeats (record_heartbeat, record_heartbeats) may carry
 --   * the client's send time (p_client_time: milliseconds since 1970 on the
@@ -19,7 +19,7 @@
 -- wrong_episode (flag episode_mismatch, reason wrong_episode): no drift is
 -- measured or sampled for it.
 -- The level boundaries are the room's (0011 room sync options).
--- The presence columns and the level wrong_episode come from 0022.
+-- The presence columns and the level wrong_episode come from 0023.
 -- lock_timeout and statement_timeout are set by migrations/env.py.
 -- =============================================================================
 

@@ -1,6 +1,6 @@
 -- =============================================================================
--- 0023 latency-aware heartbeats (downgrade): removes exactly what the upgrade
--- added and restores the 0007 definitions (0022's downgrade then maps the
+-- 0024 latency-aware heartbeats (downgrade): removes exactly what the upgrade
+-- added and restores the 0007 definitions (0023's downgrade then maps the
 -- level wrong_episode back and drops the presence columns).
 -- =============================================================================
 drop function public.record_heartbeat(text, numeric, boolean, numeric, numeric, integer);
