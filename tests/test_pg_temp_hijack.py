@@ -130,7 +130,7 @@ def test_no_rpc_policy_or_trigger_resolves_to_temporary_objects(attacked):
     bob.broadcast_to_room(room.room_id, "chat_message", {"message": "hi"})
     bob.check_rate_limit("bob", "custom_action")
     bob.delete_comment(posted.id)
-    # Governance and coordination (revisions 0009-0023).
+    # Governance and coordination (revisions 0009-0025).
     alice.set_member_role(room.room_id, "bob", "co_host")
     alice.set_room_sync_options(room.room_id, {"episode_countdown": 3})
     bob.add_to_queue(

@@ -782,7 +782,7 @@ class ForgottenUser:
     comments_tombstoned: int
     rate_limit_counters_deleted: int
     realtime_metrics_deleted: int
-    #: Queued episodes left in their queues without author (revision 0021).
+    #: Queued episodes left in their queues without author (revision 0022).
     queue_items_anonymized: int | None = None
     raw: Mapping[str, Any] = _raw()
 

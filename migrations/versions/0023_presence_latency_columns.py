@@ -1,7 +1,7 @@
-"""The room's waiting state: columns of public.rooms for the group wait and ready check.
+"""Presence latency columns: smoothed RTT, clock offset, reported episode, level wrong_episode.
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0023
+Revises: 0022
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0019"
-down_revision = "0018"
+revision = "0023"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 

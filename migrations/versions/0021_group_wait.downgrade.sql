@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0020 group wait and ready check (downgrade): removes exactly what the
+-- 0021 group wait and ready check (downgrade): removes exactly what the
 -- upgrade added and restores maintain() of 0013 (episode queue).
 -- =============================================================================
 create or replace function watchium_rpc.maintain()

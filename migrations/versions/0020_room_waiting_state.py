@@ -1,7 +1,7 @@
-"""Scheduled starts in the host controls; play and pause end a wait.
+"""The room's waiting state: columns of public.rooms for the group wait and ready check.
 
-Revision ID: 0023
-Revises: 0022
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0023"
-down_revision = "0022"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
