@@ -5440,7 +5440,7 @@ begin
     'me', v_me,
     'stats', v_stats,
     'sync_options', watchium_private.room_sync_options_json(v_room),
-    -- Waiting (group wait, ready check) or a scheduled start (0020).
+    -- Waiting (group wait, ready check) or a scheduled start (0021).
     'waiting', watchium_private.room_wait_state(v_room),
     -- Where this snapshot ends in the room's event log: get_room_events from
     -- here returns exactly the events this state does not include.

@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0025 gapless resync for members
+-- 0027 gapless resync for members
 --
 -- A reconnecting client takes a snapshot (get_room_sync_state) and follows
 -- the room's events from where that snapshot ends, without a gap or a
@@ -313,7 +313,7 @@ begin
     'me', v_me,
     'stats', v_stats,
     'sync_options', watchium_private.room_sync_options_json(v_room),
-    -- Waiting (group wait, ready check) or a scheduled start (0020).
+    -- Waiting (group wait, ready check) or a scheduled start (0021).
     'waiting', watchium_private.room_wait_state(v_room),
     -- Where this snapshot ends in the room's event log: get_room_events from
     -- here returns exactly the events this state does not include.

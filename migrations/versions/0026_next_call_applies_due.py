@@ -1,7 +1,7 @@
 """Heartbeats apply what fell due in a room; a queue advance starts at a scheduled start.
 
-Revision ID: 0024
-Revises: 0023
+Revision ID: 0026
+Revises: 0025
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0024"
-down_revision = "0023"
+revision = "0026"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
