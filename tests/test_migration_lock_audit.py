@@ -78,7 +78,7 @@ def test_each_unreleased_revision_strongly_locks_one_existing_table_at_most(empt
     first_parent = revisions[0][1]
     migrate.upgrade(empty_db_url, first_parent)
     report = {}
-    for revision, parent, path in revisions:
+    for revision, _parent, path in revisions:
         if direction == "upgrade":
             report[revision] = strong_locks(empty_db_url, path, "upgrade")
         migrate.upgrade(empty_db_url, revision)
