@@ -133,6 +133,10 @@ ROOM_CALLS = {
     "force_resume": "select public.force_resume(%(room)s)",
     "start_ready_check": "select public.start_ready_check(%(room)s, 30, 1)",
     "set_ready": "select public.set_ready(%(room)s, true)",
+    "set_room_join_policy": "select public.set_room_join_policy(%(room)s, 'approval')",
+    "request_to_join": "select public.request_to_join(%(room)s, 'Eve', 'hi')",
+    "get_join_requests": "select public.get_join_requests(%(room)s)",
+    "answer_join_request": "select public.answer_join_request(%(room)s, 'm1', true)",
 }
 
 

@@ -274,6 +274,10 @@ public.set_wait_opt_out              -     yes            yes
 public.force_resume                  -     yes            yes
 public.start_ready_check             -     yes            yes
 public.set_ready                     -     yes            yes
+public.set_room_join_policy          -     yes            yes
+public.request_to_join               -     yes            yes
+public.get_join_requests             -     yes            yes
+public.answer_join_request           -     yes            yes
 watchium_private.my_room_ids         -     yes            -
 watchium_private.read_room_events    -     -              yes
 watchium_private.read_room_event     -     -              yes

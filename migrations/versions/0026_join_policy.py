@@ -1,4 +1,4 @@
-"""Heartbeats apply what fell due in a room; a queue advance starts at a scheduled start.
+"""A room's join policy: open, access key, or approval by a moderator.
 
 Revision ID: 0026
 Revises: 0025
