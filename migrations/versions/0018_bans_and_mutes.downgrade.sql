@@ -1,4 +1,10 @@
 -- Reverts 0018: the helpers, tables and rate limits of bans and mutes go.
+-- Lock order: the busy table first, then the one dropped here. Dropping a
+-- table with a foreign key locks the table it references too; clients lock
+-- public.rooms first (a delete there cascades into the other), so taking them in
+-- that order, at once, closes no deadlock with them.
+lock table public.rooms, watchium_private.room_bans, watchium_private.room_mutes in access exclusive mode;
+
 drop function watchium_private.expire_room_moderation();
 drop function watchium_private.require_not_muted(text, text);
 drop function watchium_private.active_mute(text, text);

@@ -2,6 +2,12 @@
 -- 0026 join policy (downgrade): the helpers, the join requests and
 -- rooms.join_policy go.
 -- =============================================================================
+-- Lock order: the busy table first, then the one dropped here. Dropping a
+-- table with a foreign key locks the table it references too; clients lock
+-- public.rooms first (a delete there cascades into the other), so taking them in
+-- that order, at once, closes no deadlock with them.
+lock table public.rooms, watchium_private.room_join_requests in access exclusive mode;
+
 drop function watchium_private.live_join_request(text, text);
 drop function watchium_private.require_not_banned(text, text);
 drop function watchium_private.check_access_key(public.rooms, text, text);
