@@ -117,17 +117,6 @@ comment on function watchium_private.needs_resync(timestamptz, numeric, timestam
   'needs_resync with the room''s synced boundary: true when the last heartbeat predates playback_updated_at or no drift was measured (never reported, wrong episode; unless the host), or the last drift was > p_synced_max. Internal.';
 revoke all on function watchium_private.needs_resync(timestamptz, numeric, timestamptz, boolean, numeric) from public;
 
--- squawk-ignore ban-drop-function
-drop function public.record_heartbeat(text, numeric, boolean);
--- squawk-ignore ban-drop-function
-drop function watchium_rpc.record_heartbeat(text, numeric, boolean);
--- squawk-ignore ban-drop-function
-drop function public.record_heartbeats(text, text[], numeric[], boolean[]);
--- squawk-ignore ban-drop-function
-drop function watchium_rpc.record_heartbeats(text, text[], numeric[], boolean[]);
--- squawk-ignore ban-drop-function
-drop function watchium_private.apply_heartbeats(public.rooms, text[], numeric[], boolean[]);
-
 -- -----------------------------------------------------------------------------
 -- watchium_private.apply_heartbeats(room, user_ids, times, playing,
 -- client_times, rtts, episodes): the batched write path, one statement, the

@@ -23,6 +23,17 @@
 -- lock_timeout and statement_timeout are set by migrations/env.py.
 -- =============================================================================
 
+-- squawk-ignore ban-drop-function
+drop function public.record_heartbeat(text, numeric, boolean);
+-- squawk-ignore ban-drop-function
+drop function watchium_rpc.record_heartbeat(text, numeric, boolean);
+-- squawk-ignore ban-drop-function
+drop function public.record_heartbeats(text, text[], numeric[], boolean[]);
+-- squawk-ignore ban-drop-function
+drop function watchium_rpc.record_heartbeats(text, text[], numeric[], boolean[]);
+-- squawk-ignore ban-drop-function
+drop function watchium_private.apply_heartbeats(public.rooms, text[], numeric[], boolean[]);
+
 -- -----------------------------------------------------------------------------
 -- public.record_heartbeat(room_id, current_time, is_playing, client_time,
 -- rtt_ms, episode_number): the caller's own heartbeat (every 3 s). Returns
