@@ -1,5 +1,9 @@
 -- Reverts 0023: presence rows at the level wrong_episode (which 0.1.0 does not
 -- know) become out_of_sync with no drift; the columns and checks go.
+-- Calls that began before the revisions above were downgraded may still run
+-- their bodies, which call the helpers dropped here: they end first.
+select watchium_private.await_older_transactions();
+
 -- The heartbeat helpers first (apply_heartbeats reads the columns).
 drop function watchium_private.apply_heartbeats(public.rooms, text[], numeric[], boolean[], numeric[], numeric[], integer[]);
 drop function watchium_private.needs_resync(timestamptz, numeric, timestamptz, boolean, numeric);

@@ -123,4 +123,3 @@ comment on function public.get_room_sync_state(text) is
 
 drop function public.get_room_events(text, text, bigint, text, integer);
 drop function watchium_rpc.get_room_events(text, text, bigint, text, integer);
-drop function watchium_private.events_position();
