@@ -7318,6 +7318,21 @@ begin
     raise exception 'p_username is required to request to join a room'
       using errcode = '22023';
   end if;
+  -- The user's waiting requests, all rooms, serialized per user by a transaction
+  -- advisory lock (as memberships are): taken after the room lock, and no room
+  -- lock is taken after it, so it adds no lock cycle.
+  perform pg_catalog.pg_advisory_xact_lock(
+    pg_catalog.hashtext('watchium_private.room_join_requests:' || v_user_id));
+  v_cap := watchium_private.setting_integer('max_join_requests_per_user');
+  select pg_catalog.count(*) into v_count
+  from watchium_private.room_join_requests as q
+  where q.user_id = v_user_id and q.status = 'pending';
+  if v_count >= v_cap then
+    raise exception 'you have % join requests waiting, the most one user may have (max_join_requests_per_user = %)',
+      v_count, v_cap
+      using errcode = 'WD409',
+            hint = 'Wait for answers (request_to_join tells the status) before asking other rooms.';
+  end if;
   -- Requests that no longer count (an acceptance not used in time, a refusal
   -- whose wait is over) go first: they hold no place.
   delete from watchium_private.room_join_requests as q
@@ -8771,6 +8786,8 @@ CREATE INDEX room_bans_ends_at_idx ON watchium_private.room_bans USING btree (en
 CREATE INDEX room_events_created_at_idx ON watchium_private.room_events USING btree (created_at);
 
 CREATE INDEX room_events_room_id_event_id_idx ON watchium_private.room_events USING btree (room_id, event_id);
+
+CREATE INDEX room_join_requests_user_id_idx ON watchium_private.room_join_requests USING btree (user_id);
 
 CREATE INDEX room_mutes_ends_at_idx ON watchium_private.room_mutes USING btree (ends_at) WHERE (ends_at IS NOT NULL);
 
