@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0029 gapless resync for members
+-- 0030 gapless resync for members
 --
 -- A reconnecting client takes a snapshot (get_room_sync_state) and follows
 -- the room's events from where that snapshot ends, without a gap or a

@@ -1,23 +1,6 @@
 -- =============================================================================
--- 0028 the next call applies what fell due
---
--- A room's deadlines (a buffering member's excuse, a ready check's end: 0021)
--- and the automatic advance of its queue (0013) were applied by host
--- controls, queue calls, the waiting functions and maintain(). Heartbeats
--- are the calls a room receives most: now they apply them too.
---   record_heartbeat    the room columns it already reads decide (one
---                       comparison each when nothing is due); a due room is
---                       settled first, then the heartbeat is measured against
---                       it. Never waits: the room row is taken SKIP LOCKED.
---   record_heartbeats   the same, once per batch.
---   advance_room_queue  a playing room starts the next item at a scheduled
---                       start (scheduled_start_at, 0025: the episode
---                       countdown), like a host's play at 0.
+-- 0029 (downgrade): the definitions of 0024 (heartbeats) and 0013 (advance).
 -- =============================================================================
-
--- -----------------------------------------------------------------------------
--- watchium_rpc.record_heartbeat: 0024's body; a due room is settled first.
--- -----------------------------------------------------------------------------
 create or replace function watchium_rpc.record_heartbeat(
   p_room_id text,
   p_current_time numeric,
@@ -37,10 +20,6 @@ declare
   v_time     numeric := watchium_private.require_playback_time(p_current_time, 'p_current_time');
   v_settings record;
   v          record;
-  v_apply    boolean := true;
-  v_written  boolean;
-  v_room     public.rooms;
-  v_due      boolean := false;
 begin
   -- Sizes first (22001), before any other work; inline on this hot path.
   if pg_catalog.octet_length(p_room_id) > 40 then
@@ -73,123 +52,91 @@ begin
   end if;
   v_settings := watchium_private.heartbeat_settings();
 
-  <<beat>>
-  loop
-    -- One statement: the room (expected position, boundaries), the member's
-    -- published flag, its previous RTT and the presence update. Nothing is
-    -- updated when the caller is not a member, the room does not exist, or the
-    -- heartbeat is too soon.
-    update watchium_private.member_presence as p
-    set last_heartbeat = pg_catalog.now(),
-        reported_time = d.corrected,
-        is_playing = p_is_playing,
-        time_difference = d.drift,
-        previous_sync_level = p.sync_level,
-        sync_level = d.level,
-        rtt_ms = d.rtt,
-        clock_offset_ms = case when d.plausible then d.offset_ms else p.clock_offset_ms end,
-        reported_episode = p_episode_number,
-        -- A wrong episode is not sampled (no drift); '-infinity' keeps the
-        -- throttle below (last_sample_at is null only before the first heartbeat).
-        last_sample_at = case
-          when d.level = 'wrong_episode' then coalesce(p.last_sample_at, '-infinity'::timestamptz)
-          when p.sync_level is distinct from d.level
-            or p.last_sample_at is null
-            or p.last_sample_at <= pg_catalog.now() - v_settings.sample_interval
-            then pg_catalog.now()
-          else p.last_sample_at
-        end
-    from (
-      select r.is_playing as room_is_playing, r.playback_speed, e.expected, c.corrected, x.drift,
-             t.rtt, o.offset_ms, o.offset_ms is not null and abs(o.offset_ms) <= 2000 as plausible,
-             -- watchium_private.sync_level with the room's boundaries, inlined.
-             case when w.wrong then 'wrong_episode'
-                  when x.drift <= coalesce(r.sync_drift_perfect, v_settings.drift_perfect) then 'perfect'
-                  when x.drift <= coalesce(r.sync_drift_good, v_settings.drift_good) then 'good'
-                  when x.drift <= coalesce(r.sync_drift_minor, v_settings.drift_minor) then 'minor_drift'
-                  else 'out_of_sync' end as level,
-             coalesce(x.drift <= coalesce(r.sync_drift_minor, v_settings.drift_minor), false) as synced,
-             w.wrong,
-             m.is_synced as published_is_synced,
-             -- Something of the room fell due since the last call on it: a
-             -- deadline (group wait, ready check) or the end of the queue item.
-             coalesce(r.sync_deadline <= pg_catalog.now(), false)
-               or coalesce(e.expected > r.queue_advance_after, false) as due
-      from public.rooms as r
-      join public.room_members as m on m.room_id = r.room_id and m.user_id = v_user_id
-      join watchium_private.member_presence as q on q.room_id = r.room_id and q.user_id = v_user_id
-      cross join lateral (select watchium_private.room_expected_position(r) as expected) as e
-      -- The smoothed RTT with this heartbeat's sample.
-      cross join lateral (
-        select case when p_rtt_ms is null then q.rtt_ms
-                    when q.rtt_ms is null then pg_catalog.round(p_rtt_ms, 1)
-                    else pg_catalog.round(0.85 * q.rtt_ms + 0.15 * p_rtt_ms, 1) end as rtt
-      ) as t
-      -- Server clock minus client clock, NTP-style: the heartbeat left the
-      -- client one one-way delay (RTT / 2) ago. Null without a client time.
-      cross join lateral (
-        select pg_catalog.round(extract(epoch from pg_catalog.now()) * 1000 - p_client_time
-                                - coalesce(t.rtt, 0) / 2, 1) as offset_ms
-      ) as o
-      -- How far the member played since it sent the heartbeat: the one-way
-      -- delay (RTT / 2, else the age of a plausible send time) × speed.
-      cross join lateral (
-        select case
-          when not p_is_playing then 0
-          when t.rtt is not null then t.rtt / 2000
-          when abs(o.offset_ms) <= 2000
-            then greatest(extract(epoch from pg_catalog.now()) * 1000 - p_client_time, 0) / 1000
-          else 0
-        end * r.playback_speed as advance
-      ) as a
-      cross join lateral (select least(86400::numeric, pg_catalog.round(v_time + a.advance, 2)) as corrected) as c
-      cross join lateral (
-        select p_episode_number is not null and p_episode_number <> r.episode_number as wrong
-      ) as w
-      cross join lateral (
-        select case when w.wrong then null else pg_catalog.round(abs(c.corrected - e.expected), 2) end as drift
-      ) as x
-      where r.room_id = p_room_id
-    ) as d
-    where p.room_id = p_room_id
-      and p.user_id = v_user_id
-      -- last_sample_at is set by heartbeats only: the first heartbeat right
-      -- after joining (last_heartbeat = join time) is never throttled.
-      and (p.last_sample_at is null
-           or p.last_heartbeat <= pg_catalog.now() - v_settings.min_interval)
-      -- A due room is settled first (below), then the heartbeat is measured
-      -- against the room as it is after that.
-      and not (v_apply and d.due)
-    returning d.expected, d.corrected, d.drift, d.level, d.synced, d.wrong, d.rtt, d.offset_ms,
-              d.plausible, d.room_is_playing, d.playback_speed, d.published_is_synced,
-              p.previous_sync_level, p.last_sample_at = pg_catalog.now() as sampled
-    into v;
-    v_written := found;
-    exit beat when v_written;
-    perform watchium_private.require_sync_room(p_room_id, v_user_id);  -- P0002, 42501
-    -- A member's heartbeat is the next call on the room: it applies what fell
-    -- due (never waiting: a room row someone holds is left to that caller),
-    -- then is measured once more, against the room as it is now.
-    exit beat when not v_apply;
-    -- Its sync deadlines (apply_sync_deadlines), then its queue's automatic
-    -- advance (auto_advance_queue), each taking the row SKIP LOCKED. Written
-    -- out here, not as a helper of this revision: a heartbeat that began
-    -- before this revision's downgrade could still call a helper it drops.
-    select * into v_room from public.rooms as r where r.room_id = p_room_id;
-    if v_room.sync_deadline <= pg_catalog.clock_timestamp() then
-      perform watchium_private.apply_sync_deadlines(p_room_id, true);
-      v_due := true;
-      select * into v_room from public.rooms as r where r.room_id = p_room_id;
-    end if;
-    if watchium_private.queue_advance_due(v_room) then
-      perform watchium_private.auto_advance_queue(p_room_id);
-      v_due := true;
-    end if;
-    exit beat when not v_due;
-    v_apply := false;
-  end loop;
+  -- One statement: the room (expected position, boundaries), the member's
+  -- published flag, its previous RTT and the presence update. Nothing is
+  -- updated when the caller is not a member, the room does not exist, or the
+  -- heartbeat is too soon.
+  update watchium_private.member_presence as p
+  set last_heartbeat = pg_catalog.now(),
+      reported_time = d.corrected,
+      is_playing = p_is_playing,
+      time_difference = d.drift,
+      previous_sync_level = p.sync_level,
+      sync_level = d.level,
+      rtt_ms = d.rtt,
+      clock_offset_ms = case when d.plausible then d.offset_ms else p.clock_offset_ms end,
+      reported_episode = p_episode_number,
+      -- A wrong episode is not sampled (no drift); '-infinity' keeps the
+      -- throttle below (last_sample_at is null only before the first heartbeat).
+      last_sample_at = case
+        when d.level = 'wrong_episode' then coalesce(p.last_sample_at, '-infinity'::timestamptz)
+        when p.sync_level is distinct from d.level
+          or p.last_sample_at is null
+          or p.last_sample_at <= pg_catalog.now() - v_settings.sample_interval
+          then pg_catalog.now()
+        else p.last_sample_at
+      end
+  from (
+    select r.is_playing as room_is_playing, r.playback_speed, e.expected, c.corrected, x.drift,
+           t.rtt, o.offset_ms, o.offset_ms is not null and abs(o.offset_ms) <= 2000 as plausible,
+           -- watchium_private.sync_level with the room's boundaries, inlined.
+           case when w.wrong then 'wrong_episode'
+                when x.drift <= coalesce(r.sync_drift_perfect, v_settings.drift_perfect) then 'perfect'
+                when x.drift <= coalesce(r.sync_drift_good, v_settings.drift_good) then 'good'
+                when x.drift <= coalesce(r.sync_drift_minor, v_settings.drift_minor) then 'minor_drift'
+                else 'out_of_sync' end as level,
+           coalesce(x.drift <= coalesce(r.sync_drift_minor, v_settings.drift_minor), false) as synced,
+           w.wrong,
+           m.is_synced as published_is_synced
+    from public.rooms as r
+    join public.room_members as m on m.room_id = r.room_id and m.user_id = v_user_id
+    join watchium_private.member_presence as q on q.room_id = r.room_id and q.user_id = v_user_id
+    cross join lateral (select watchium_private.room_expected_position(r) as expected) as e
+    -- The smoothed RTT with this heartbeat's sample.
+    cross join lateral (
+      select case when p_rtt_ms is null then q.rtt_ms
+                  when q.rtt_ms is null then pg_catalog.round(p_rtt_ms, 1)
+                  else pg_catalog.round(0.85 * q.rtt_ms + 0.15 * p_rtt_ms, 1) end as rtt
+    ) as t
+    -- Server clock minus client clock, NTP-style: the heartbeat left the
+    -- client one one-way delay (RTT / 2) ago. Null without a client time.
+    cross join lateral (
+      select pg_catalog.round(extract(epoch from pg_catalog.now()) * 1000 - p_client_time
+                              - coalesce(t.rtt, 0) / 2, 1) as offset_ms
+    ) as o
+    -- How far the member played since it sent the heartbeat: the one-way
+    -- delay (RTT / 2, else the age of a plausible send time) × speed.
+    cross join lateral (
+      select case
+        when not p_is_playing then 0
+        when t.rtt is not null then t.rtt / 2000
+        when abs(o.offset_ms) <= 2000
+          then greatest(extract(epoch from pg_catalog.now()) * 1000 - p_client_time, 0) / 1000
+        else 0
+      end * r.playback_speed as advance
+    ) as a
+    cross join lateral (select least(86400::numeric, pg_catalog.round(v_time + a.advance, 2)) as corrected) as c
+    cross join lateral (
+      select p_episode_number is not null and p_episode_number <> r.episode_number as wrong
+    ) as w
+    cross join lateral (
+      select case when w.wrong then null else pg_catalog.round(abs(c.corrected - e.expected), 2) end as drift
+    ) as x
+    where r.room_id = p_room_id
+  ) as d
+  where p.room_id = p_room_id
+    and p.user_id = v_user_id
+    -- last_sample_at is set by heartbeats only: the first heartbeat right
+    -- after joining (last_heartbeat = join time) is never throttled.
+    and (p.last_sample_at is null
+         or p.last_heartbeat <= pg_catalog.now() - v_settings.min_interval)
+  returning d.expected, d.corrected, d.drift, d.level, d.synced, d.wrong, d.rtt, d.offset_ms,
+            d.plausible, d.room_is_playing, d.playback_speed, d.published_is_synced,
+            p.previous_sync_level, p.last_sample_at = pg_catalog.now() as sampled
+  into v;
 
-  if not v_written then
+  if not found then
+    perform watchium_private.require_sync_room(p_room_id, v_user_id);  -- P0002, 42501
     raise exception 'heartbeats of one member are accepted at most once per %',
       v_settings.min_interval
       using errcode = 'WD429',
@@ -250,9 +197,6 @@ $$;
 comment on function watchium_rpc.record_heartbeat(text, numeric, boolean, numeric, numeric, integer) is
   'Body of public.record_heartbeat (same arguments, result and errors; documented there). Security definer: writes watchium_private.member_presence and sync history. Callers reach it through public.record_heartbeat, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
--- -----------------------------------------------------------------------------
--- watchium_rpc.record_heartbeats: 0024's body; a due room is settled first.
--- -----------------------------------------------------------------------------
 create or replace function watchium_rpc.record_heartbeats(
   p_room_id text,
   p_user_ids text[],
@@ -407,17 +351,6 @@ begin
     raise exception 'p_room_id % does not name a room', pg_catalog.quote_nullable(p_room_id)
       using errcode = 'P0002';
   end if;
-  -- The batch is the next call on the room: what fell due is applied first
-  -- (never waiting), and the batch is measured against the room after it.
-  -- (As record_heartbeat: sync deadlines, then the queue's advance, SKIP LOCKED.)
-  if v_room.sync_deadline <= pg_catalog.clock_timestamp() then
-    perform watchium_private.apply_sync_deadlines(p_room_id, true);
-    select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  end if;
-  if watchium_private.queue_advance_due(v_room) then
-    perform watchium_private.auto_advance_queue(p_room_id);
-    select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  end if;
 
   -- Soft state, as in record_heartbeat: no wait for the WAL flush unless the
   -- transaction wrote before us or a member's level change writes an event.
@@ -438,9 +371,6 @@ $$;
 comment on function watchium_rpc.record_heartbeats(text, text[], numeric[], boolean[], numeric[], numeric[], integer[]) is
   'Body of public.record_heartbeats (same arguments, result and errors; documented there). Security definer: writes watchium_private.member_presence and sync history. Callers reach it through public.record_heartbeats, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
--- -----------------------------------------------------------------------------
--- watchium_private.advance_room_queue: 0013's body; a scheduled start.
--- -----------------------------------------------------------------------------
 create or replace function watchium_private.advance_room_queue(
   p_room public.rooms,
   p_user_id text,
@@ -473,13 +403,7 @@ begin
         video_url = v_next.video_url,
         source_id = null,
         current_playback_time = 0,
-        -- A playing room starts the next episode at a scheduled start (the
-        -- room's episode countdown, at least its minimum lead): every client
-        -- has loaded the new video before the position moves.
-        playback_updated_at = case
-          when v_room.is_playing then watchium_private.scheduled_start_at(v_room, v_at, true)
-          else v_at
-        end,
+        playback_updated_at = v_at,
         queue_item_id = v_next.item_id,
         -- The expected position stops at 86400: an item that long ends when
         -- the position reaches the cap.
@@ -522,4 +446,5 @@ begin
 end;
 $$;
 comment on function watchium_private.advance_room_queue(public.rooms, text, text) is
-  'Advances a locked room''s queue: deletes the current item, moves the others up, plays the next from 0 (new playback reference, at a scheduled start when playing, its anime, episode and URL, its anchor) or pauses when the queue ran out; emits queue_advanced and playback. Internal.';
+  'Advances a locked room''s queue: deletes the current item, moves the others up, plays the next from 0 (new playback reference, its anime, episode and URL, its anchor) or pauses when the queue ran out; emits queue_advanced and playback. Internal.';
+

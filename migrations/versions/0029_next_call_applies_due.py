@@ -1,7 +1,7 @@
-"""A cap on the waiting join requests of one user, all rooms together.
+"""Heartbeats apply what fell due in a room; a queue advance starts at a scheduled start.
 
-Revision ID: 0025
-Revises: 0024
+Revision ID: 0029
+Revises: 0028
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0025"
-down_revision = "0024"
+revision = "0029"
+down_revision = "0028"
 branch_labels = None
 depends_on = None
 

@@ -1,29 +1,6 @@
 -- =============================================================================
--- 0025 join requests per user
---
--- 0024 capped the requests one room holds, not the rooms one user asks: an
--- account could leave a waiting request in every approval room it can find,
--- each kept until a moderator answers. request_to_join now refuses a new
--- request (WD409) while the user has max_join_requests_per_user (20) waiting,
--- all rooms together; counted under a per-user advisory lock, so concurrent
--- requests of one user cannot pass the cap together. The count, and
--- forget_user's delete, read room_join_requests_user_id_idx.
---
--- The index is built plainly (not concurrently: a revision runs in one
--- transaction): the table is new in 0024 and holds at most
--- max_join_requests_per_room waiting and accepted rows per room, and its
--- SHARE lock blocks only request writes for the build. It is the only
--- existing table this revision locks.
+-- 0028 join requests per user (downgrade): request_to_join as 0027 defined it.
 -- =============================================================================
-
-insert into watchium_private.settings (key, value, description) values
-  ('max_join_requests_per_user', '20',
-   'Waiting join requests one user may have, all rooms together; past it request_to_join raises WD409.');
-
--- squawk-ignore require-concurrent-index-creation
-create index room_join_requests_user_id_idx on watchium_private.room_join_requests (user_id);
-
--- request_to_join (0024): the per-user cap on a new request.
 create or replace function watchium_rpc.request_to_join(
   p_room_id text,
   p_username text default null,
@@ -106,21 +83,6 @@ begin
     raise exception 'p_username is required to request to join a room'
       using errcode = '22023';
   end if;
-  -- The user's waiting requests, all rooms, serialized per user by a transaction
-  -- advisory lock (as memberships are): taken after the room lock, and no room
-  -- lock is taken after it, so it adds no lock cycle.
-  perform pg_catalog.pg_advisory_xact_lock(
-    pg_catalog.hashtext('watchium_private.room_join_requests:' || v_user_id));
-  v_cap := watchium_private.setting_integer('max_join_requests_per_user');
-  select pg_catalog.count(*) into v_count
-  from watchium_private.room_join_requests as q
-  where q.user_id = v_user_id and q.status = 'pending';
-  if v_count >= v_cap then
-    raise exception 'you have % join requests waiting, the most one user may have (max_join_requests_per_user = %)',
-      v_count, v_cap
-      using errcode = 'WD409',
-            hint = 'Wait for answers (request_to_join tells the status) before asking other rooms.';
-  end if;
   -- Requests that no longer count (an acceptance not used in time, a refusal
   -- whose wait is over) go first: they hold no place.
   delete from watchium_private.room_join_requests as q
@@ -150,3 +112,10 @@ end;
 $$;
 comment on function watchium_rpc.request_to_join(text, text, text, text) is
   'Body of public.request_to_join (same arguments, result and errors; documented there). Security definer: reads room_secrets and writes room_join_requests, which no client may touch. Callers reach it through public.request_to_join, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+-- A short ACCESS EXCLUSIVE lock on the small join request table (one transaction: no
+-- DROP INDEX CONCURRENTLY).
+-- squawk-ignore require-concurrent-index-deletion
+drop index watchium_private.room_join_requests_user_id_idx;
+
+delete from watchium_private.settings where key = 'max_join_requests_per_user';

@@ -1,7 +1,7 @@
-"""Heartbeats apply what fell due in a room; a queue advance starts at a scheduled start.
+"""Gapless resync for members: get_room_sync_state's events position and get_room_events.
 
-Revision ID: 0028
-Revises: 0027
+Revision ID: 0030
+Revises: 0029
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0028"
-down_revision = "0027"
+revision = "0030"
+down_revision = "0029"
 branch_labels = None
 depends_on = None
 
