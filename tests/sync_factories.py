@@ -93,7 +93,9 @@ def as_service(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any
         yield c
 
 
-BATCH_SQL = "select * from public.record_heartbeats(%s, %s::text[], %s::numeric[], %s::boolean[])"
+BATCH_SQL = (
+    "select * from public.record_heartbeats(%s, %s::text[], %s::numeric[], %s::boolean[])"
+)
 
 
 def batch_arguments(beats: list[tuple[Any, Any, Any]], room_id: str = ROOM_ID) -> tuple[Any, ...]:

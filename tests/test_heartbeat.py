@@ -274,9 +274,7 @@ def test_single_and_batched_heartbeats_write_the_same(conn):
         "select host_time, member_time, time_difference, is_synced from public.sync_states"
         " where user_id = %s and sync_event_type = 'heartbeat' order by created_at"
     )
-    published = (
-        "select is_synced, current_playback_time from public.room_members where user_id = %s"
-    )
+    published = "select is_synced, current_playback_time from public.room_members where user_id = %s"
     make_room(conn, playing=False, position=100, members=members)
     conn.execute("delete from watchium_private.room_events")
     for position in ("100.4", "100.9", "101.5", "103", "99.2", "99.2"):
@@ -289,28 +287,22 @@ def test_single_and_batched_heartbeats_write_the_same(conn):
             relayed["is_synced"],
             relayed["sync_level"],
         )
-        assert (
-            conn.execute(presence, ("alice",)).fetchone()
-            == conn.execute(presence, ("bob",)).fetchone()
-        )
-        assert (
-            conn.execute(published, ("alice",)).fetchone()
-            == conn.execute(published, ("bob",)).fetchone()
-        )
+        assert conn.execute(presence, ("alice",)).fetchone() == conn.execute(
+            presence, ("bob",)
+        ).fetchone()
+        assert conn.execute(published, ("alice",)).fetchone() == conn.execute(
+            published, ("bob",)
+        ).fetchone()
         age(conn, ROOM_ID, 3)
-    assert (
-        conn.execute(history, ("alice",)).fetchall() == conn.execute(history, ("bob",)).fetchall()
-    )
+    assert conn.execute(history, ("alice",)).fetchall() == conn.execute(
+        history, ("bob",)
+    ).fetchall()
     by_member: dict[str, list[tuple[str, str | None]]] = {"alice": [], "bob": []}
     for _, payload in events(conn, event="sync_status"):
         by_member[payload["user_id"]].append((payload["sync_level"], payload["previous_level"]))
     assert by_member["alice"] == by_member["bob"]
     assert [level for level, _ in by_member["alice"]] == [
-        "perfect",
-        "good",
-        "minor_drift",
-        "out_of_sync",
-        "good",
+        "perfect", "good", "minor_drift", "out_of_sync", "good",
     ]
 
 
@@ -365,14 +357,8 @@ def test_batched_heartbeats_validate_every_element(conn, arguments, message):
         c.execute(BATCH_SQL, arguments)
     assert exc.value.sqlstate == "22023"
     assert message in str(exc.value)
-    assert (
-        one(
-            conn,
-            "select count(*) from watchium_private.member_presence"
-            " where last_sample_at is not null",
-        )
-        == 0
-    )
+    assert one(conn, "select count(*) from watchium_private.member_presence"
+               " where last_sample_at is not null") == 0
 
 
 def test_batched_heartbeats_name_a_missing_room(conn):

@@ -17,18 +17,13 @@ def test_sub_claim_is_the_user(conn):
         assert c.execute("select current_user").fetchone() == ("authenticated",)
     assert conn.execute(WHO).fetchone() == (None,)  # claims were transaction-local
     with conn.transaction():
-        conn.execute(
-            "select set_config('request.jwt.claims', %s, true)", (json.dumps({"sub": "alice"}),)
-        )
+        conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps({"sub": "alice"}),))
         assert conn.execute(WHO).fetchone() == ("alice",)
 
 
 def test_text_user_ids_are_not_uuids(conn):
     with conn.transaction():
-        conn.execute(
-            "select set_config('request.jwt.claims', %s, true)",
-            (json.dumps({"sub": "discord|1234"}),),
-        )
+        conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps({"sub": "discord|1234"}),))
         assert conn.execute(WHO).fetchone() == ("discord|1234",)
 
 
@@ -42,9 +37,7 @@ def test_plain_postgres_fallback_setting(conn):
 def test_claims_win_over_fallback_and_anonymous_jwt_stays_anonymous(conn):
     with conn.transaction():
         conn.execute("set local app.current_user_id = 'bob'")
-        conn.execute(
-            "select set_config('request.jwt.claims', %s, true)", (json.dumps({"role": "anon"}),)
-        )
+        conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps({"role": "anon"}),))
         assert conn.execute(WHO).fetchone() == (None,)
 
 
@@ -58,9 +51,7 @@ def test_require_user_id_rejects_anonymous_with_28000(conn):
 
 def test_caller_is_trusted_only_for_service_role_and_owner(conn):
     assert conn.execute("select watchium_private.caller_is_trusted()").fetchone() == (True,)
-    conn.execute(
-        "grant execute on function watchium_private.caller_is_trusted() to anon, authenticated, service_role"
-    )
+    conn.execute("grant execute on function watchium_private.caller_is_trusted() to anon, authenticated, service_role")
     for role, trusted in (("anon", False), ("authenticated", False), ("service_role", True)):
         with as_user(conn, "x", role=role) as c:
             assert c.execute("select watchium_private.caller_is_trusted()").fetchone() == (trusted,)
@@ -71,17 +62,11 @@ def test_nobody_can_spend_another_users_rate_limit(conn):
     with pytest.raises(errors.InsufficientPrivilege) as exc, as_user(conn, "mallory") as c:
         c.execute("select public.check_rate_limit('alice', 'comment', 1, 1)")
     assert "p_user_id" in str(exc.value)
-    assert conn.execute("select count(*) from watchium_private.rate_limit_counters").fetchone() == (
-        0,
-    )
+    assert conn.execute("select count(*) from watchium_private.rate_limit_counters").fetchone() == (0,)
     with as_user(conn, "alice") as c:
-        assert c.execute("select public.check_rate_limit('alice', 'comment', 1, 1)").fetchone() == (
-            True,
-        )
+        assert c.execute("select public.check_rate_limit('alice', 'comment', 1, 1)").fetchone() == (True,)
     with as_user(conn, None, role="service_role") as c:
-        assert c.execute("select public.check_rate_limit('alice', 'comment', 1, 1)").fetchone() == (
-            False,
-        )
+        assert c.execute("select public.check_rate_limit('alice', 'comment', 1, 1)").fetchone() == (False,)
 
 
 def test_anon_cannot_call_check_rate_limit(conn):

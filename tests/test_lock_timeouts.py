@@ -112,9 +112,7 @@ def test_rpc_lock_timeout_setting_retunes_every_rpc(conn, holder):
     with pytest.raises(werrors.Busy):
         Client(conn).as_user("hana").seek_to_time(room.room_id, 30)
     holder.rollback()
-    conn.execute(
-        "update watchium_private.settings set value = '\"3s\"' where key = 'rpc_lock_timeout'"
-    )
+    conn.execute("update watchium_private.settings set value = '\"3s\"' where key = 'rpc_lock_timeout'")
     assert _configured(conn) == {"lock_timeout=3s"}
 
 

@@ -23,9 +23,7 @@ def test_maintain_runs_every_job(conn):
                             "rate_limits", "skipped", "ran_at"}  # fmt: skip
     assert summary["skipped"] == []
     assert summary["rate_limits"] == {"rate_limit_windows_deleted": 1}
-    assert conn.execute("select count(*) from watchium_private.rate_limit_counters").fetchone() == (
-        1,
-    )
+    assert conn.execute("select count(*) from watchium_private.rate_limit_counters").fetchone() == (1,)
     # Partitions ahead were created by the sync history job.
     partitions = conn.execute(
         "select count(*) from pg_inherits where inhparent = 'public.sync_states'::regclass"
@@ -35,10 +33,7 @@ def test_maintain_runs_every_job(conn):
 
 @pytest.mark.parametrize("role", ["anon", "authenticated"])
 def test_clients_cannot_run_maintenance(conn, role):
-    with (
-        pytest.raises(psycopg.errors.InsufficientPrivilege),
-        as_user(conn, "alice", role=role) as c,
-    ):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), as_user(conn, "alice", role=role) as c:
         c.execute("select public.maintain()")
 
 
@@ -51,17 +46,11 @@ def test_cli_maintain(watchium_db_url):
     env = {**os.environ, "WATCHIUM_DATABASE_URL": watchium_db_url}
     out = subprocess.run(
         [sys.executable, "-m", "watchium_db.cli", "maintain", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
+        capture_output=True, text=True, env=env, check=True,
     ).stdout
     assert set(json.loads(out)) >= {"rooms", "sync_history", "room_events", "rate_limits"}
     text = subprocess.run(
         [sys.executable, "-m", "watchium_db.cli", "maintain"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
+        capture_output=True, text=True, env=env, check=True,
     ).stdout
     assert "rooms:" in text and "sync history:" in text

@@ -127,23 +127,14 @@ class Traffic:
                 i += 1
                 try:
                     rpc(c, "guest", "select public.join_room(%s, null, 'Guest')", (self.room_id,))
-                    rpc(
-                        c,
-                        "host",
-                        "select public.seek_to_time(%s, %s::numeric)",
-                        (self.room_id, i % 500),
-                    )
+                    rpc(c, "host", "select public.seek_to_time(%s, %s::numeric)", (self.room_id, i % 500))
                     c.execute(
                         "update watchium_private.member_presence set last_heartbeat = now() - interval '2 seconds'"
                         " where room_id = %s and user_id = 'guest'",
                         (self.room_id,),
                     )
-                    rpc(
-                        c,
-                        "guest",
-                        "select public.record_heartbeat(%s, %s::numeric, false)",
-                        (self.room_id, i % 500),
-                    )
+                    rpc(c, "guest", "select public.record_heartbeat(%s, %s::numeric, false)",
+                        (self.room_id, i % 500))
                     rpc(c, "guest", "select public.leave_room(%s)", (self.room_id,))
                     self.calls += 4
                 except psycopg.Error as exc:
@@ -180,18 +171,14 @@ def test_long_transaction_does_not_stall_rpcs_behind_partition_ddl(watchium_db_u
                 time.sleep(0.05)
             while traffic.calls < 20 and not traffic.errors:
                 time.sleep(0.05)
-        print(
-            f"\nlong {holder}: rpc calls={traffic.calls} errors={len(traffic.errors)}"
-            f" maintain runs={len(results)}"
-            f" skipped={Counter(s['step'] for r in results for s in r['skipped'])}"
-        )
+        print(f"\nlong {holder}: rpc calls={traffic.calls} errors={len(traffic.errors)}"
+              f" maintain runs={len(results)}"
+              f" skipped={Counter(s['step'] for r in results for s in r['skipped'])}")
         assert traffic.errors == [], traffic.errors
         assert traffic.calls >= 20
         skipped = [s for r in results for s in r["skipped"] if s["job"] == "sync_history"]
         # Every run skipped what it could not lock (and then tried no further DDL that run).
-        assert all(any(s["reason"] == "lock timeout" for s in r["skipped"]) for r in results), (
-            results
-        )
+        assert all(any(s["reason"] == "lock timeout" for s in r["skipped"]) for r in results), results
         # The expired partition could not be detached behind the long transaction.
         assert all(old not in r["sync_history"]["dropped"] for r in results)
         assert attached(conn, old)
@@ -200,24 +187,16 @@ def test_long_transaction_does_not_stall_rpcs_behind_partition_ddl(watchium_db_u
         assert any(old in w for w in health["warnings"]), health
         if holder == "reader":
             # ATTACH needs the (empty) default partition, which the reader holds: skipped too.
-            assert {
-                "job": "sync_history",
-                "step": "attach",
-                "table": ahead,
-                "reason": "lock timeout",
-            } in skipped
+            assert {"job": "sync_history", "step": "attach", "table": ahead,
+                    "reason": "lock timeout"} in skipped
             assert not attached(conn, ahead)
             assert ahead in health["missing_ahead"]
         else:
             # ATTACH takes SHARE UPDATE EXCLUSIVE on the parent: the writer does not stop it;
             # DETACH needs ACCESS EXCLUSIVE on the parent: skipped.
             assert attached(conn, ahead)
-            assert {
-                "job": "sync_history",
-                "step": "retire",
-                "table": old,
-                "reason": "lock timeout",
-            } in skipped
+            assert {"job": "sync_history", "step": "retire", "table": old,
+                    "reason": "lock timeout"} in skipped
         long_tx.rollback()
     # Once the long transaction is gone, the next run does what was skipped.
     done = maintain(watchium_db_url)
@@ -239,16 +218,14 @@ def test_locked_presence_row_of_a_stale_member_is_skipped_not_waited_for(watchiu
         result = maintain(watchium_db_url)  # neither fails nor waits on bob's row
         assert result["rooms"]["stale_members_removed"] == 1
         assert result["rooms"]["members_skipped_busy"] == 1
-        assert any(
-            s["job"] == "rooms" and "locked by callers" in s["reason"] for s in result["skipped"]
-        ), result
+        assert any(s["job"] == "rooms" and "locked by callers" in s["reason"]
+                   for s in result["skipped"]), result
         holder.rollback()
     members = conn.execute("select room_id, user_id from public.room_members").fetchall()
     assert (other_room, "dave") not in members and (busy_room, "bob") in members
     assert maintain(watchium_db_url)["rooms"]["stale_members_removed"] == 1
     assert (busy_room, "bob") not in conn.execute(
-        "select room_id, user_id from public.room_members"
-    ).fetchall()
+        "select room_id, user_id from public.room_members").fetchall()
 
 
 def test_member_whose_heartbeat_commits_during_maintenance_is_not_removed(watchium_db_url, conn):
@@ -284,8 +261,7 @@ def test_member_whose_heartbeat_commits_during_maintenance_is_not_removed(watchi
         thread.join(30)
     assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
     assert (room_id, "bob") in conn.execute(
-        "select room_id, user_id from public.room_members"
-    ).fetchall()
+        "select room_id, user_id from public.room_members").fetchall()
     # And it stays: its heartbeat is fresh.
     assert maintain(watchium_db_url)["rooms"]["stale_members_removed"] == 0
 
@@ -295,7 +271,9 @@ def test_stale_host_whose_successor_is_busy_waits_for_the_next_run(watchium_db_u
     go_stale(conn, "alice")
     with psycopg.connect(watchium_db_url) as holder:
         # bob, the longest-present member, has his member row locked (an is_synced flip).
-        holder.execute("select 1 from public.room_members where user_id = 'bob' for no key update")
+        holder.execute(
+            "select 1 from public.room_members where user_id = 'bob' for no key update"
+        )
         result = maintain(watchium_db_url)
         assert result["rooms"]["stale_members_removed"] == 0
         holder.rollback()
@@ -306,9 +284,7 @@ def test_stale_host_whose_successor_is_busy_waits_for_the_next_run(watchium_db_u
 
 
 def test_default_partition_is_drained_in_bounded_batches(conn):
-    conn.execute(
-        "update watchium_private.settings set value = '100' where key = 'sync_history_drain_batch'"
-    )
+    conn.execute("update watchium_private.settings set value = '100' where key = 'sync_history_drain_batch'")
     conn.execute(INSERT_AT, (hour_start(conn, "-2 hours"), 250))
     name = hour_name(conn, "-2 hours")
     runs = []
@@ -359,10 +335,8 @@ def test_a_lock_on_an_empty_rooms_comment_skips_that_room_only(watchium_db_url, 
     empty_room = room_with_members(conn, "alice", [])
     rpc(conn, "alice", "select public.post_comment('a1', 1, 'bye', p_room_id => %s)", (empty_room,))
     rpc(conn, "alice", "select public.leave_room(%s)", (empty_room,))
-    conn.execute(
-        "update public.rooms set last_activity = now() - interval '2 hours' where room_id = %s",
-        (empty_room,),
-    )
+    conn.execute("update public.rooms set last_activity = now() - interval '2 hours'"
+                 " where room_id = %s", (empty_room,))
     other_room = room_with_members(conn, "carol", ["dave"])
     go_stale(conn, "dave")
     with psycopg.connect(watchium_db_url) as holder:
@@ -376,6 +350,5 @@ def test_a_lock_on_an_empty_rooms_comment_skips_that_room_only(watchium_db_url, 
         assert result["rooms"]["stale_members_removed"] == 1
         holder.rollback()
     assert (other_room, "dave") not in conn.execute(
-        "select room_id, user_id from public.room_members"
-    ).fetchall()
+        "select room_id, user_id from public.room_members").fetchall()
     assert maintain(watchium_db_url)["rooms"]["empty_rooms_deleted"] == 1

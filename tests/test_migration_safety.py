@@ -21,11 +21,7 @@ def test_blocked_migration_fails_fast_on_lock_timeout(empty_db_url):
         # A long-running reader holds ACCESS SHARE on rooms; 0003 needs ACCESS EXCLUSIVE
         # (enable row level security).
         reader.execute("select count(*) from public.rooms").fetchone()
-        env = {
-            **os.environ,
-            "WATCHIUM_DATABASE_URL": empty_db_url,
-            "WATCHIUM_MIGRATION_LOCK_TIMEOUT": "1s",
-        }
+        env = {**os.environ, "WATCHIUM_DATABASE_URL": empty_db_url, "WATCHIUM_MIGRATION_LOCK_TIMEOUT": "1s"}
         proc = subprocess.run(
             [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "0003"],
             capture_output=True,
@@ -46,16 +42,9 @@ def test_blocked_migration_fails_fast_on_lock_timeout(empty_db_url):
 def test_queries_are_not_queued_behind_a_blocked_migration(empty_db_url):
     """While a migration waits for its lock, other readers still get through quickly."""
     migrate.upgrade(empty_db_url, "0002")
-    with (
-        psycopg.connect(empty_db_url) as holder,
-        psycopg.connect(empty_db_url, autocommit=True) as other,
-    ):
+    with psycopg.connect(empty_db_url) as holder, psycopg.connect(empty_db_url, autocommit=True) as other:
         holder.execute("select count(*) from public.rooms").fetchone()
-        env = {
-            **os.environ,
-            "WATCHIUM_DATABASE_URL": empty_db_url,
-            "WATCHIUM_MIGRATION_LOCK_TIMEOUT": "2s",
-        }
+        env = {**os.environ, "WATCHIUM_DATABASE_URL": empty_db_url, "WATCHIUM_MIGRATION_LOCK_TIMEOUT": "2s"}
         proc = subprocess.Popen(
             [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "0003"],
             stdout=subprocess.PIPE,

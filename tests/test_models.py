@@ -28,9 +28,7 @@ def test_every_table_has_a_model(conn):
         " where n.nspname in ('public', 'watchium_private') and c.relkind in ('r', 'p')"
         " and not c.relispartition and c.relname <> 'alembic_version'"
     ).fetchall()
-    assert {name for (name,) in rows} == {
-        f"{t.schema or 'public'}.{t.name}" for t in Base.metadata.sorted_tables
-    }
+    assert {name for (name,) in rows} == {f"{t.schema or 'public'}.{t.name}" for t in Base.metadata.sorted_tables}
 
 
 def test_models_read_rows(watchium_db_url, conn):

@@ -111,21 +111,15 @@ def test_private_room_and_its_key_do_not_leak(conn, private_room):
     for user in ("eve", None):
         role = "anon" if user is None else "authenticated"
         with as_user(conn, user, role=role) as c:
-            assert c.execute(
-                "select count(*) from public.rooms where room_id = %s", (room_id,)
-            ).fetchone() == (0,)
-            assert c.execute(
-                "select count(*) from public.room_members where room_id = %s", (room_id,)
-            ).fetchone() == (0,)
+            assert c.execute("select count(*) from public.rooms where room_id = %s", (room_id,)).fetchone() == (0,)
+            assert c.execute("select count(*) from public.room_members where room_id = %s", (room_id,)).fetchone() == (0,)
     with pytest.raises(errors.NoDataFound):
         call(conn, "eve", "select public.get_room(%s)", room_id)
     listed = call(conn, "eve", "select public.list_public_rooms()")
     assert room_id not in json.dumps(listed)
     # A member sees the room, but no key anywhere: not in the row, not from the functions.
     with as_user(conn, "mio") as c:
-        row = c.execute(
-            "select to_jsonb(r) from public.rooms r where room_id = %s", (room_id,)
-        ).fetchone()
+        row = c.execute("select to_jsonb(r) from public.rooms r where room_id = %s", (room_id,)).fetchone()
     assert row is not None and key not in json.dumps(row[0])
     assert "access_key" not in row[0]
     seen = call(conn, "mio", "select public.get_room(%s)", room_id)
@@ -141,7 +135,9 @@ def test_private_room_and_its_key_do_not_leak(conn, private_room):
         " where table_schema = 'public' and column_name like '%%key%%'"
         " order by 1"
     ).fetchall()
-    assert columns == [(t, "replica_key", "uuid") for t in ("comments", "room_members", "rooms")]
+    assert columns == [
+        (t, "replica_key", "uuid") for t in ("comments", "room_members", "rooms")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -164,11 +160,7 @@ def test_anonymous_writes(conn, private_room, sql):
 def test_self_promotion_to_host(conn, private_room):
     room_id, _ = private_room
     with pytest.raises(errors.InsufficientPrivilege):
-        call(
-            conn,
-            "mio",
-            "update public.room_members set is_host = true where user_id = 'mio' returning 1",
-        )
+        call(conn, "mio", "update public.room_members set is_host = true where user_id = 'mio' returning 1")
     with pytest.raises(errors.InsufficientPrivilege):
         call(conn, "mio", "select public.transfer_host(%s, 'mio')", room_id)
     assert room_row(conn, room_id)[0] == "hana"

@@ -96,9 +96,7 @@ def test_pg_cron_enabled_after_migrating_is_reported_and_scheduled_by_the_cli(
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("update cron.job set active = false")
     problems, _ = _schedule_problems(url)
-    assert (
-        len(problems) == 1 and "inactive" in problems[0] and "watchium-db schedule" in problems[0]
-    )
+    assert len(problems) == 1 and "inactive" in problems[0] and "watchium-db schedule" in problems[0]
     assert cli.main(["schedule", "--json"]) == 0
     assert '"status": "replaced"' in capsys.readouterr().out
     with psycopg.connect(url, autocommit=True) as conn:

@@ -62,7 +62,7 @@ def plant(conn: psycopg.Connection[Any]) -> list[str]:
             )
         for name in relations:
             conn.execute(f'create temporary table "{name}" (hijack pg_catalog.int4)')
-            conn.execute(f'insert into pg_temp."{name}" values (1)')
+            conn.execute(f"insert into pg_temp.\"{name}\" values (1)")
     finally:
         conn.execute("reset role")
     return relations
@@ -120,10 +120,7 @@ def test_no_rpc_policy_or_trigger_resolves_to_temporary_objects(attacked):
     alice.get_room_sync_state(room.room_id)
     alice.get_room_sync_metrics(room.room_id)
     posted = bob.post_comment(
-        anime_id="a1",
-        episode_number=1,
-        room_id=room.room_id,
-        message="vicky: ep1.mkv",
+        anime_id="a1", episode_number=1, room_id=room.room_id, message="vicky: ep1.mkv",
         video_timestamp=31,
     )
     bob.edit_comment(posted.id, "edited")
@@ -166,8 +163,7 @@ def test_no_rpc_policy_or_trigger_resolves_to_temporary_objects(attacked):
         with as_user(attacked, user, role=role):
             for table in ("rooms", "room_members", "comments", "sync_states", "sync_records"):
                 if attacked.execute(
-                    "select pg_catalog.has_table_privilege(%s, %s, 'select')",
-                    (role, f"public.{table}"),
+                    "select pg_catalog.has_table_privilege(%s, %s, 'select')", (role, f"public.{table}")
                 ).fetchone()[0]:
                     attacked.execute(f"select count(*) from public.{table}").fetchone()
     client.as_user("carol").delete_room(public.room_id)

@@ -155,9 +155,7 @@ def test_plpgsql_check_reports_a_trigger_function_against_its_table(watchium_con
           for each row execute function public.tg_broken_for_the_checker();
         """
     )
-    rows = [
-        r for r in watchium_conn.execute(FUNCTIONS, (["public"],)).fetchall() if "tg_broken" in r[0]
-    ]
+    rows = [r for r in watchium_conn.execute(FUNCTIONS, (["public"],)).fetchall() if "tg_broken" in r[0]]
     assert [str(r[2]) for r in rows] == ["public.rooms"]
     found = check_function(watchium_conn, rows[0][1], "public.rooms")
     assert any(str(r[0]) == "error" for r in found), found
@@ -165,6 +163,4 @@ def test_plpgsql_check_reports_a_trigger_function_against_its_table(watchium_con
 
 @pytest.mark.parametrize("schema", SCHEMAS)
 def test_checked_schemas_exist(watchium_conn, schema):
-    assert watchium_conn.execute(
-        "select 1 from pg_namespace where nspname = %s", (schema,)
-    ).fetchone()
+    assert watchium_conn.execute("select 1 from pg_namespace where nspname = %s", (schema,)).fetchone()

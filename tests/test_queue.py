@@ -16,7 +16,9 @@ from watchium_db.testing import as_user, make_room
 
 Conn = psycopg.Connection[Any]
 
-ADD = "select public.add_to_queue(%s, 'frieren', 'Frieren', %s, %s, %s::numeric)"
+ADD = (
+    "select public.add_to_queue(%s, 'frieren', 'Frieren', %s, %s, %s::numeric)"
+)
 
 
 def rpc(conn: Conn, user: str | None, sql: str, *params: Any) -> Any:
@@ -132,12 +134,8 @@ def test_concurrent_adds_keep_a_dense_order(watchium_db_url, conn):
 
 
 def test_per_user_and_per_room_caps(conn):
-    conn.execute(
-        "update watchium_private.settings set value = '2' where key = 'max_queue_items_per_user'"
-    )
-    conn.execute(
-        "update watchium_private.settings set value = '3' where key = 'max_queue_items_per_room'"
-    )
+    conn.execute("update watchium_private.settings set value = '2' where key = 'max_queue_items_per_user'")
+    conn.execute("update watchium_private.settings set value = '3' where key = 'max_queue_items_per_room'")
     room = make_room(conn, host="hana", members=["mio", "ren"])
     add(conn, "mio", room.room_id, 2)
     add(conn, "mio", room.room_id, 3)
@@ -153,9 +151,7 @@ def test_per_user_and_per_room_caps(conn):
 
 
 def test_concurrent_adds_never_pass_the_per_user_cap(watchium_db_url, conn):
-    conn.execute(
-        "update watchium_private.settings set value = '3' where key = 'max_queue_items_per_user'"
-    )
+    conn.execute("update watchium_private.settings set value = '3' where key = 'max_queue_items_per_user'")
     room = make_room(conn, host="hana", members=["mio"])
     barrier = threading.Barrier(8)
     states: list[str] = []
@@ -351,22 +347,17 @@ def test_host_moves_items_and_positions_stay_dense(conn):
     rpc(conn, "hana", "select public.move_queue_item(%s, %s, 1)", room.room_id, ids[3])
     assert [e for _, e, _ in queue(conn, room.room_id)] == [5, 2, 3, 4]
     rpc(conn, "hana", "select public.move_queue_item(%s, %s, 4)", room.room_id, ids[0])
-    assert queue(conn, room.room_id) == [
-        (1, 5, ids[3]),
-        (2, 3, ids[1]),
-        (3, 4, ids[2]),
-        (4, 2, ids[0]),
-    ]
-    assert sqlstate(
-        conn, "hana", "select public.move_queue_item(%s, %s, 5)", room.room_id, ids[0]
-    ) == ("22023")
+    assert queue(conn, room.room_id) == [(1, 5, ids[3]), (2, 3, ids[1]), (3, 4, ids[2]), (4, 2, ids[0])]
+    assert sqlstate(conn, "hana", "select public.move_queue_item(%s, %s, 5)", room.room_id, ids[0]) == (
+        "22023"
+    )
     moved = [p for _, p in events(conn, room.room_id, "queue_item_moved")]
     assert [(p["from_position"], p["to_position"]) for p in moved] == [(4, 1), (2, 4)]
     # The item playing does not move.
     rpc(conn, "hana", "select public.advance_queue(%s, null)", room.room_id)
-    assert sqlstate(
-        conn, "hana", "select public.move_queue_item(%s, %s, 2)", room.room_id, ids[3]
-    ) == ("22023")
+    assert sqlstate(conn, "hana", "select public.move_queue_item(%s, %s, 2)", room.room_id, ids[3]) == (
+        "22023"
+    )
 
 
 def test_removing_the_current_item_advances_past_it(conn):
@@ -385,10 +376,7 @@ def test_removing_the_current_item_advances_past_it(conn):
     # Removing a later item only closes the gap.
     rpc(conn, "hana", "select public.remove_queue_item(%s, %s)", room.room_id, c)
     assert queue(conn, room.room_id) == [(0, 3, b)]
-    assert (
-        sqlstate(conn, "hana", "select public.remove_queue_item(%s, %s)", room.room_id, c)
-        == "P0002"
-    )
+    assert sqlstate(conn, "hana", "select public.remove_queue_item(%s, %s)", room.room_id, c) == "P0002"
 
 
 # -------------------------------------------------------------------------------------------
@@ -499,10 +487,9 @@ def test_the_room_permission_map_decides_who_edits_the_queue(conn):
     a = add(conn, "ren", room.room_id, 2)
     b = add(conn, "ren", room.room_id, 3)
     rpc(conn, "mio", "select public.move_queue_item(%s, %s, 1)", room.room_id, b)
-    assert (
-        rpc(conn, "mio", "select public.advance_queue(%s, null)", room.room_id)["item"]["item_id"]
-        == b
-    )
+    assert rpc(conn, "mio", "select public.advance_queue(%s, null)", room.room_id)["item"][
+        "item_id"
+    ] == b
     rpc(conn, "mio", "select public.remove_queue_item(%s, %s)", room.room_id, a)
     assert sqlstate(conn, "kai", ADD, room.room_id, 4, "https://example.com/4", 100) == "42501"
     conn.execute(

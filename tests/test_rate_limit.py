@@ -268,6 +268,4 @@ def test_the_custom_counter_cap_is_exact_under_concurrent_new_actions(watchium_d
             assert sorted(outcomes) == ["WD429"] * 7 + ["ok"]
             assert _custom_counters(admin, user) == cap
         finally:
-            admin.execute(
-                "delete from watchium_private.rate_limit_counters where subject = %s", (user,)
-            )
+            admin.execute("delete from watchium_private.rate_limit_counters where subject = %s", (user,))

@@ -36,26 +36,17 @@ def test_checksums_are_recorded_once_a_release_is_tagged():
 @pytest.fixture
 def migrations_copy(tmp_path):
     copy = tmp_path / "migrations"
-    shutil.copytree(
-        ROOT / "migrations" / "versions",
-        copy / "versions",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
+    shutil.copytree(ROOT / "migrations" / "versions", copy / "versions",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     (copy / rc.CHECKSUMS_FILE).write_text("{}\n")
     return copy
 
 
 def test_write_records_every_revision_file(migrations_copy):
     recorded = rc.write(migrations_copy)
-    names = {
-        p.name
-        for p in (ROOT / "migrations" / "versions").iterdir()
-        if p.name.endswith(rc.REVISION_SUFFIXES)
-    }
+    names = {p.name for p in (ROOT / "migrations" / "versions").iterdir() if p.name.endswith(rc.REVISION_SUFFIXES)}
     assert {Path(n).name for n in recorded} == names
-    assert any(n.endswith(".upgrade.sql") for n in recorded) and any(
-        n.endswith(".py") for n in recorded
-    )
+    assert any(n.endswith(".upgrade.sql") for n in recorded) and any(n.endswith(".py") for n in recorded)
     assert rc.problems(migrations_copy) == []
 
 
@@ -87,16 +78,8 @@ def test_new_revisions_after_a_release_are_added_and_old_entries_kept(migrations
 def test_cli_check_fails_on_a_modified_file(migrations_copy):
     rc.write(migrations_copy)
     run = lambda: subprocess.run(  # noqa: E731
-        [
-            sys.executable,
-            "-m",
-            "watchium_db.devtools.release_checksums",
-            "check",
-            "--migrations",
-            str(migrations_copy),
-        ],
-        capture_output=True,
-        text=True,
+        [sys.executable, "-m", "watchium_db.devtools.release_checksums", "check", "--migrations", str(migrations_copy)],
+        capture_output=True, text=True,
     )
     assert run().returncode == 0
     target = sorted((migrations_copy / "versions").glob("*.py"))[0]

@@ -38,7 +38,9 @@ CREATE = (
     "select public.create_room(p_title => 'Party', p_anime_id => 'a1', p_anime_title => 'Anime',"
     " p_episode_number => 1, p_video_url => 'https://example.com/v', p_username => %s)"
 )
-COMMENT = "select public.post_comment(%s, %s, %s, %s, null, %s, null, %s::numeric)"
+COMMENT = (
+    "select public.post_comment(%s, %s, %s, %s, null, %s, null, %s::numeric)"
+)
 
 
 @dataclass
@@ -64,13 +66,8 @@ def one(conn: psycopg.Connection[Any], sql: str, params: Any = ()) -> Any:
     return row[0]
 
 
-def call(
-    conn: psycopg.Connection[Any],
-    user: str | None,
-    sql: str,
-    params: Any = (),
-    role: str = "authenticated",
-) -> Any:
+def call(conn: psycopg.Connection[Any], user: str | None, sql: str, params: Any = (),
+         role: str = "authenticated") -> Any:
     with as_user(conn, user, role=role) as c:
         return one(c, sql, params)
 
@@ -88,9 +85,7 @@ def worker(url: str, owner: Owner, stop: threading.Event, seed: int) -> None:
                     if kind == "join":
                         user = rng.choice(owner.users)
                         owner.in_flight = ("user", user)
-                        r = call(
-                            c, user, "select public.join_room(%s, null, %s)", (owner.room_id, user)
-                        )
+                        r = call(c, user, "select public.join_room(%s, null, %s)", (owner.room_id, user))
                         if r["status"] == "joined":
                             owner.joins[user] += 1
                         owner.members[user] = True
@@ -102,28 +97,18 @@ def worker(url: str, owner: Owner, stop: threading.Event, seed: int) -> None:
                     elif kind == "seek":
                         value = float(n % 5000)
                         owner.in_flight = ("seek", value)
-                        call(
-                            c,
-                            owner.host,
-                            "select public.seek_to_time(%s, %s::numeric)",
-                            (owner.room_id, value),
-                        )
+                        call(c, owner.host, "select public.seek_to_time(%s, %s::numeric)",
+                             (owner.room_id, value))
                         owner.last_seek = value
                     elif kind == "comment":
                         message = f"c {owner.room_id} {n}"
                         owner.in_flight = ("comment", message)
-                        call(
-                            c, owner.host, COMMENT, ("a1", 1, message, owner.host, owner.room_id, 1)
-                        )
+                        call(c, owner.host, COMMENT, ("a1", 1, message, owner.host, owner.room_id, 1))
                         owner.comments.append(message)
                     else:
                         owner.in_flight = ("heartbeat", None)
-                        call(
-                            c,
-                            owner.host,
-                            "select public.record_heartbeat(%s, 1, false)",
-                            (owner.room_id,),
-                        )
+                        call(c, owner.host, "select public.record_heartbeat(%s, 1, false)",
+                             (owner.room_id,))
                     owner.in_flight = None
                     owner.succeeded[kind] += 1
                 except psycopg.Error as exc:
@@ -177,14 +162,10 @@ def test_no_acknowledged_write_is_lost_in_a_crash(crash):
         owners = []
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("update watchium_private.rate_limit_rules set max_requests = 1000000")
-            conn.execute(
-                "update watchium_private.settings set value = '\"1 hour\"'"
-                " where key = 'member_stale_after'"
-            )
-            conn.execute(
-                "update watchium_private.settings set value = '\"0 seconds\"'"
-                " where key = 'heartbeat_min_interval'"
-            )
+            conn.execute("update watchium_private.settings set value = '\"1 hour\"'"
+                         " where key = 'member_stale_after'")
+            conn.execute("update watchium_private.settings set value = '\"0 seconds\"'"
+                         " where key = 'heartbeat_min_interval'")
             conn.execute("select public.maintain()")
             for i in range(6):
                 host = f"host{i}"
@@ -192,10 +173,8 @@ def test_no_acknowledged_write_is_lost_in_a_crash(crash):
                 owners.append(Owner(room_id, host, [f"u{i}x{j}" for j in range(6)]))
         stop = threading.Event()
         runs: Counter[str] = Counter()
-        threads = [
-            threading.Thread(target=worker, args=(url, o, stop, 100 + i))
-            for i, o in enumerate(owners)
-        ]
+        threads = [threading.Thread(target=worker, args=(url, o, stop, 100 + i))
+                   for i, o in enumerate(owners)]
         threads.append(threading.Thread(target=maintainer, args=(url, stop, runs)))
         for t in threads:
             t.start()
@@ -219,9 +198,8 @@ def test_no_acknowledged_write_is_lost_in_a_crash(crash):
             # The postmaster resets every backend and recovers from the WAL.
             os.kill(pid, signal.SIGKILL)
         else:
-            server._run(
-                str(server.bindir / "pg_ctl"), "stop", "-D", str(server.data_dir), "-m", "immediate"
-            )
+            server._run(str(server.bindir / "pg_ctl"), "stop", "-D", str(server.data_dir),
+                        "-m", "immediate")
         for t in threads:
             t.join(30)
         stop.set()
@@ -234,33 +212,19 @@ def test_no_acknowledged_write_is_lost_in_a_crash(crash):
             for o in owners:
                 uncertain = o.in_flight
                 # The room's position: the last acknowledged seek (or the one in flight).
-                position = float(
-                    one(
-                        conn,
-                        "select current_playback_time from public.rooms where room_id = %s",
-                        (o.room_id,),
-                    )
-                )
+                position = float(one(conn, "select current_playback_time from public.rooms"
+                                           " where room_id = %s", (o.room_id,)))
                 allowed = {o.last_seek if o.last_seek is not None else 0.0}
                 if uncertain and uncertain[0] == "seek":
                     allowed.add(uncertain[1])
                 if position not in allowed:
                     lost.append(("seek", o.room_id, o.last_seek, position))
                 # Membership and the member_joined events of every user.
-                present = {
-                    u
-                    for (u,) in conn.execute(
-                        "select user_id from public.room_members where room_id = %s", (o.room_id,)
-                    )
-                }
-                events = Counter(
-                    u
-                    for (u,) in conn.execute(
-                        "select payload->>'user_id' from watchium_private.room_events"
-                        " where room_id = %s and event = 'member_joined'",
-                        (o.room_id,),
-                    )
-                )
+                present = {u for (u,) in conn.execute(
+                    "select user_id from public.room_members where room_id = %s", (o.room_id,))}
+                events = Counter(u for (u,) in conn.execute(
+                    "select payload->>'user_id' from watchium_private.room_events"
+                    " where room_id = %s and event = 'member_joined'", (o.room_id,)))
                 for user in o.users:
                     if uncertain == ("user", user):
                         continue
@@ -269,17 +233,11 @@ def test_no_acknowledged_write_is_lost_in_a_crash(crash):
                     if events[user] < o.joins[user]:
                         lost.append(("member_joined", o.room_id, user, o.joins[user], events[user]))
                     if events[user] > o.joins[user]:
-                        duplicated.append(
-                            ("member_joined", o.room_id, user, o.joins[user], events[user])
-                        )
+                        duplicated.append(("member_joined", o.room_id, user, o.joins[user], events[user]))
                 # Comments: every acknowledged one, exactly once.
-                stored = Counter(
-                    m
-                    for (m,) in conn.execute(
-                        "select message from public.comments where room_id = %s and not is_system_message",
-                        (o.room_id,),
-                    )
-                )
+                stored = Counter(m for (m,) in conn.execute(
+                    "select message from public.comments where room_id = %s and not is_system_message",
+                    (o.room_id,)))
                 for message in o.comments:
                     if stored[message] == 0:
                         lost.append(("comment", message))
@@ -289,12 +247,10 @@ def test_no_acknowledged_write_is_lost_in_a_crash(crash):
             succeeded = sum((o.succeeded for o in owners), Counter())
             errors = sum((o.errors for o in owners), Counter())
             violations = conn.execute(STATE_VIOLATIONS).fetchall()
-            print(
-                f"\ncrash ({crash}): attempted={sum(attempted.values())} {dict(attempted)}"
-                f" succeeded={sum(succeeded.values())} errors={dict(errors)}"
-                f" maintain={dict(runs)} lost={len(lost)} duplicated={len(duplicated)}"
-                f" violations={len(violations)}"
-            )
+            print(f"\ncrash ({crash}): attempted={sum(attempted.values())} {dict(attempted)}"
+                  f" succeeded={sum(succeeded.values())} errors={dict(errors)}"
+                  f" maintain={dict(runs)} lost={len(lost)} duplicated={len(duplicated)}"
+                  f" violations={len(violations)}")
             assert sum(succeeded.values()) > 100, succeeded
             assert lost == [] and duplicated == [], (lost[:5], duplicated[:5])
             assert violations == []

@@ -20,10 +20,8 @@ from reliability_helpers import (
 
 
 def finish(conn, ledger, load, label):
-    print(
-        f"\n{label}: {ledger.summary()} kills_by={dict(load.kills_by_name)}"
-        f" maintain_runs={load.maintain_runs}"
-    )
+    print(f"\n{label}: {ledger.summary()} kills_by={dict(load.kills_by_name)}"
+          f" maintain_runs={load.maintain_runs}")
     assert ledger.failures == [], (ledger.failures[:5], ledger.summary())
     assert not {"40P01", "XX000"} & set(ledger.errors), ledger.summary()
     # After the storm, maintenance completes and everything still holds.
@@ -36,16 +34,8 @@ def test_backends_killed_during_rpcs_and_maintenance(watchium_db_url, conn):
     relax_limits(conn)
     ledger = Ledger()
     rooms = make_rooms(conn, 20, ledger)
-    load = Workload(
-        watchium_db_url,
-        rooms,
-        ledger,
-        workers=8,
-        ops_per_worker=150,
-        kill_interval=0.03,
-        seed=11,
-        maintain_pause=0.05,
-    )
+    load = Workload(watchium_db_url, rooms, ledger, workers=8, ops_per_worker=150,
+                    kill_interval=0.03, seed=11, maintain_pause=0.05)
     load.run(timeout=90)
     finish(conn, ledger, load, "kills during RPCs")
     assert ledger.kills >= 20, ledger.summary()
@@ -66,29 +56,14 @@ def test_maintenance_killed_while_cleaning_up_stale_members(watchium_db_url, con
         ).fetchone()
         for j in range(20):
             user = f"m{i:02d}x{j:02d}"
-            result = rpc(
-                conn,
-                user,
-                "select public.join_room(%s, %s, %s)",
-                (room_id, key[0] if key else None, user),
-            )
+            result = rpc(conn, user, "select public.join_room(%s, %s, %s)",
+                         (room_id, key[0] if key else None, user))
             assert result["status"] == "joined"
             ledger.joined[(room_id, user)] += 1
-    conn.execute(
-        "update watchium_private.member_presence set last_heartbeat = now() - interval '1 minute'"
-    )
-    load = Workload(
-        watchium_db_url,
-        rooms,
-        ledger,
-        workers=6,
-        ops_per_worker=120,
-        kill_interval=0.04,
-        kill_names="maint",
-        seed=12,
-        maintain_pause=0.0,
-        operations=("join", "leave", "play_pause", "seek", "heartbeat", "transfer"),
-    )
+    conn.execute("update watchium_private.member_presence set last_heartbeat = now() - interval '1 minute'")
+    load = Workload(watchium_db_url, rooms, ledger, workers=6, ops_per_worker=120,
+                    kill_interval=0.04, kill_names="maint", seed=12, maintain_pause=0.0,
+                    operations=("join", "leave", "play_pause", "seek", "heartbeat", "transfer"))
     load.run(timeout=90)
     finish(conn, ledger, load, "kills during maintenance")
     assert load.kills_by_name["maint"] >= 2, ledger.summary()
@@ -104,16 +79,8 @@ def test_backends_killed_during_rpcs_and_maintenance_long(watchium_db_url, conn)
     relax_limits(conn)
     ledger = Ledger()
     rooms = make_rooms(conn, 20, ledger)
-    load = Workload(
-        watchium_db_url,
-        rooms,
-        ledger,
-        workers=10,
-        ops_per_worker=800,
-        kill_interval=0.02,
-        seed=13,
-        maintain_pause=0.05,
-    )
+    load = Workload(watchium_db_url, rooms, ledger, workers=10, ops_per_worker=800,
+                    kill_interval=0.02, seed=13, maintain_pause=0.05)
     load.run(timeout=110)
     finish(conn, ledger, load, "kills during RPCs (long)")
     assert ledger.kills >= 200, ledger.summary()

@@ -33,20 +33,8 @@ from reliability_helpers import (
 )
 
 SECONDS = 20
-OPERATIONS = (
-    "join",
-    "join",
-    "leave",
-    "kick",
-    "transfer",
-    "play_pause",
-    "seek",
-    "speed",
-    "heartbeat",
-    "heartbeat",
-    "heartbeat",
-    "heartbeat",
-)
+OPERATIONS = ("join", "join", "leave", "kick", "transfer", "play_pause", "seek", "speed",
+              "heartbeat", "heartbeat", "heartbeat", "heartbeat")
 
 
 class Maintenance:
@@ -138,24 +126,13 @@ class PartitionChurn:
 
 def test_maintenance_interleaved_with_heartbeats_controls_joins_and_leaves(watchium_db_url, conn):
     relax_limits(conn, stale_after="1 second")
-    conn.execute(
-        "update watchium_private.settings set value = '\"10 milliseconds\"'"
-        " where key = 'heartbeat_min_interval'"
-    )
+    conn.execute("update watchium_private.settings set value = '\"10 milliseconds\"'"
+                 " where key = 'heartbeat_min_interval'")
     conn.execute("select public.maintain()")
     ledger = Ledger()
     rooms = make_rooms(conn, 6, ledger)
-    load = Workload(
-        watchium_db_url,
-        rooms,
-        ledger,
-        workers=8,
-        ops_per_worker=10**6,
-        users=16,
-        maintenance=False,
-        operations=OPERATIONS,
-        seed=21,
-    )
+    load = Workload(watchium_db_url, rooms, ledger, workers=8, ops_per_worker=10**6, users=16,
+                    maintenance=False, operations=OPERATIONS, seed=21)
     maint = Maintenance(watchium_db_url, load.stop)
     churn = PartitionChurn(watchium_db_url, load.stop, seed=22)
     extra = [threading.Thread(target=maint.run), threading.Thread(target=churn.run)]
@@ -180,9 +157,7 @@ def test_maintenance_interleaved_with_heartbeats_controls_joins_and_leaves(watch
     verify_membership(conn, ledger)
     # It really interleaved: many runs, stale members removed, partitions made and retired.
     assert maint.runs >= 20 and maint.done["stale_members_removed"] > 0, maint.done
-    assert maint.done["created"] + maint.done["attached"] > 0 and maint.done["dropped"] > 0, (
-        maint.done
-    )
+    assert maint.done["created"] + maint.done["attached"] > 0 and maint.done["dropped"] > 0, maint.done
     assert ledger.ops["heartbeat"] > 100 and ledger.ops["join"] > 20, ledger.summary()
     # Once the load stops, maintenance catches up with everything it skipped.
     # (Two runs: the first may end its DDL at a lock the last callers still held.)

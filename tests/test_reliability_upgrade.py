@@ -66,18 +66,9 @@ def run_under_load(url, start, steps, operations, check_sql, monkeypatch, conn_f
         conn.execute("update watchium_private.rate_limit_rules set max_requests = 1000000")
         ledger = Ledger()
         rooms = make_rooms(conn, 12, ledger)
-    load = Workload(
-        url,
-        rooms,
-        ledger,
-        workers=6,
-        ops_per_worker=10**6,
-        maintenance=False,
-        operations=operations,
-        allowed=API_ERRORS | {"55P03"},
-        check_sql=check_sql,
-        seed=21,
-    )
+    load = Workload(url, rooms, ledger, workers=6, ops_per_worker=10**6, maintenance=False,
+                    operations=operations, allowed=API_ERRORS | {"55P03"}, check_sql=check_sql,
+                    seed=21)
     runner = threading.Thread(target=load.run, kwargs={"timeout": 100})
     runner.start()
     attempts = []
@@ -85,9 +76,7 @@ def run_under_load(url, start, steps, operations, check_sql, monkeypatch, conn_f
         time.sleep(1.0)  # traffic before the migration
         before_ops = sum(ledger.ops.values())
         for action, revision in steps:
-            attempts.append(
-                f"{action.__name__} {revision}: {migrate_retrying(action, url, revision)} try"
-            )
+            attempts.append(f"{action.__name__} {revision}: {migrate_retrying(action, url, revision)} try")
             time.sleep(0.5)  # traffic on the new revision
     finally:
         load.stop.set()
@@ -107,8 +96,7 @@ def run_under_load(url, start, steps, operations, check_sql, monkeypatch, conn_f
 
 def test_upgrade_0007_to_head_and_back_under_load(db_at, monkeypatch):
     ledger = run_under_load(
-        db_at,
-        "0007",
+        db_at, "0007",
         [(migrate.upgrade, "head"), (migrate.downgrade, "0007"), (migrate.upgrade, "head")],
         ("join", "join", "leave", "play_pause", "seek", "heartbeat", "heartbeat", "comment"),
         STATE_VIOLATIONS,
@@ -121,8 +109,7 @@ def test_upgrade_0007_to_head_and_back_under_load(db_at, monkeypatch):
 @pytest.mark.slow
 def test_upgrade_0005_to_head_under_load(db_at, monkeypatch):
     ledger = run_under_load(
-        db_at,
-        "0005",
+        db_at, "0005",
         [(migrate.upgrade, "head")],
         ("join", "join", "leave", "kick", "transfer", "comment", "privacy"),
         HOST_VIOLATIONS,

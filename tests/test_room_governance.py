@@ -74,12 +74,7 @@ def party(conn: Conn) -> str:
 
 def test_the_host_appoints_a_co_host_and_an_event_says_so(conn, party):
     result = set_role(conn, "alice", party, "bob", "co_host")
-    assert result == {
-        "room_id": party,
-        "user_id": "bob",
-        "role": "co_host",
-        "previous_role": "member",
-    }
+    assert result == {"room_id": party, "user_id": "bob", "role": "co_host", "previous_role": "member"}
     assert roles(conn, party)["bob"] == "co_host"
     assert events(conn, party, "member_role_changed") == [
         {"user_id": "bob", "role": "co_host", "previous_role": "member", "changed_by": "alice"}
@@ -108,12 +103,7 @@ def test_a_co_host_cannot_promote_itself_or_others(conn, party):
     with pytest.raises(errors.InsufficientPrivilege, match="lower role"):
         set_role(conn, "bob", party, "alice", "viewer")
     set_role(conn, "bob", party, "carol", "viewer")
-    assert roles(conn, party) == {
-        "alice": "host",
-        "bob": "co_host",
-        "carol": "viewer",
-        "dave": "member",
-    }
+    assert roles(conn, party) == {"alice": "host", "bob": "co_host", "carol": "viewer", "dave": "member"}
 
 
 def test_a_co_host_cannot_demote_another_co_host(conn, party):
@@ -156,16 +146,13 @@ def test_set_room_permission_stores_only_overrides_and_reports_changes(conn, par
     result = set_permission(conn, "alice", party, "control_playback", "member")
     assert result == {"room_id": party, "permission": "control_playback", "min_role": "member",
                       "previous_min_role": "co_host", "is_default": False}  # fmt: skip
-    assert conn.execute(
-        "select permission, min_role, updated_by from public.room_permissions"
-    ).fetchall() == [("control_playback", "member", "alice")]
+    assert conn.execute("select permission, min_role, updated_by from public.room_permissions").fetchall() == [
+        ("control_playback", "member", "alice")
+    ]
     back = set_permission(conn, "alice", party, "control_playback", None)
     assert back["min_role"] == "co_host" and back["is_default"]
     assert conn.execute("select count(*) from public.room_permissions").fetchone() == (0,)
-    assert [e["min_role"] for e in events(conn, party, "room_permission_changed")] == [
-        "member",
-        "co_host",
-    ]
+    assert [e["min_role"] for e in events(conn, party, "room_permission_changed")] == ["member", "co_host"]
 
 
 def test_unknown_permission_and_role_are_22023(conn, party):
@@ -267,11 +254,7 @@ def test_a_co_host_pauses_and_moves_the_one_reference(conn, party):
     rpc(conn, "alice", "select public.change_playback_state(%s, true, 10)", party)
     set_role(conn, "alice", party, "bob", "co_host")
     state = rpc(conn, "bob", "select public.change_playback_state(%s, false, 42)", party)
-    assert (state["is_playing"], state["host_user_id"], state["controlled_by"]) == (
-        False,
-        "alice",
-        "bob",
-    )
+    assert (state["is_playing"], state["host_user_id"], state["controlled_by"]) == (False, "alice", "bob")
     assert reference(conn, party) == (False, 42, "alice")
     rpc(conn, "bob", "select public.seek_to_time(%s, 100)", party)
     rpc(conn, "bob", "select public.set_playback_speed(%s, 1.5)", party)
@@ -279,9 +262,7 @@ def test_a_co_host_pauses_and_moves_the_one_reference(conn, party):
     last = events(conn, party, "playback")[-1]
     assert last["controlled_by"] == "bob" and last["action"] == "speed"
     # The host's control still names the host.
-    assert (
-        rpc(conn, "alice", "select public.seek_to_time(%s, 5)", party)["controlled_by"] == "alice"
-    )
+    assert rpc(conn, "alice", "select public.seek_to_time(%s, 5)", party)["controlled_by"] == "alice"
     assert roles(conn, party)["alice"] == "host"
 
 
@@ -295,9 +276,7 @@ def test_members_and_viewers_do_not_control_by_default(conn, party):
 
 def test_the_map_can_give_control_to_every_member(conn, party):
     set_permission(conn, "alice", party, "control_playback", "member")
-    assert (
-        rpc(conn, "carol", "select public.seek_to_time(%s, 7)", party)["controlled_by"] == "carol"
-    )
+    assert rpc(conn, "carol", "select public.seek_to_time(%s, 7)", party)["controlled_by"] == "carol"
     set_role(conn, "alice", party, "dave", "viewer")
     with pytest.raises(errors.InsufficientPrivilege):
         rpc(conn, "dave", "select public.seek_to_time(%s, 8)", party)

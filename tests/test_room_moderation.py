@@ -101,9 +101,9 @@ def test_a_banned_user_cannot_rejoin_with_a_new_key(conn):
     room, key = created["room"]["room_id"], created["access_key"]
     join(conn, "bob", room, key)
     rpc(conn, "alice", "select public.ban_member(%s, 'bob')", room)
-    new_key = rpc(
-        conn, "alice", "select public.update_room(%s, p_rotate_access_key => true)", room
-    )["access_key"]
+    new_key = rpc(conn, "alice", "select public.update_room(%s, p_rotate_access_key => true)", room)[
+        "access_key"
+    ]
     with pytest.raises(errors.InsufficientPrivilege, match=r"banned from room .* for good"):
         join(conn, "bob", room, new_key)
     # Without the key the ban is not told: a private room stays hidden.
@@ -156,9 +156,7 @@ def test_kick_may_ban_and_needs_the_ban_permission_for_it(conn, party):
 def test_unban_lets_the_user_back(conn, party):
     rpc(conn, "alice", "select public.ban_member(%s, 'bob')", party)
     assert rpc(conn, "dave", "select public.unban_member(%s, 'bob')", party)["status"] == "unbanned"
-    assert (
-        rpc(conn, "dave", "select public.unban_member(%s, 'bob')", party)["status"] == "not_banned"
-    )
+    assert rpc(conn, "dave", "select public.unban_member(%s, 'bob')", party)["status"] == "not_banned"
     assert events(conn, party, "member_unbanned") == [{"user_id": "bob", "unbanned_by": "dave"}]
     assert join(conn, "bob", party)["status"] == "joined"
 
@@ -189,12 +187,9 @@ def test_a_mute_lapses_by_itself(conn, party):
     rpc(conn, "alice", "select public.mute_member(%s, 'bob', 60)", party)
     expire(conn, "room_mutes", party, "bob")
     assert rpc(conn, "bob", POST, "free", party)["message"] == "free"
-    assert (
-        conn.execute("select watchium_private.maintain_rooms()").fetchone()[0][
-            "expired_mutes_deleted"
-        ]
-        == 1
-    )
+    assert conn.execute("select watchium_private.maintain_rooms()").fetchone()[0][
+        "expired_mutes_deleted"
+    ] == 1
 
 
 def test_a_shadow_mute_delivers_only_to_the_author(conn, party):
@@ -219,17 +214,11 @@ def test_a_shadow_mute_delivers_only_to_the_author(conn, party):
     assert listed("bob") == ["nobody hears me"]
     assert listed("carol") == []
     with as_user(conn, "carol") as c:
-        assert c.execute(
-            "select count(*) from public.comments where user_id = 'bob' and not is_system_message"
-        ).fetchone() == (0,)
+        assert c.execute("select count(*) from public.comments where user_id = 'bob' and not is_system_message").fetchone() == (0,)
     with as_user(conn, "bob") as c:
-        assert c.execute(
-            "select count(*) from public.comments where user_id = 'bob' and not is_system_message"
-        ).fetchone() == (1,)
+        assert c.execute("select count(*) from public.comments where user_id = 'bob' and not is_system_message").fetchone() == (1,)
     with as_user(conn, None, role="anon") as c:
-        assert c.execute(
-            "select count(*) from public.comments where user_id = 'bob' and not is_system_message"
-        ).fetchone() == (0,)
+        assert c.execute("select count(*) from public.comments where user_id = 'bob' and not is_system_message").fetchone() == (0,)
 
 
 def test_mutes_are_for_lower_roles_and_moderators(conn, party):
@@ -251,16 +240,9 @@ def test_viewers_read_but_do_not_speak_by_default(conn, party):
 
 
 def test_a_co_host_may_send_playback_broadcasts(conn, party):
-    rpc(
-        conn, "dave", "select public.broadcast_to_room(%s, 'pause', '{\"current_time\": 3}')", party
-    )
+    rpc(conn, "dave", "select public.broadcast_to_room(%s, 'pause', '{\"current_time\": 3}')", party)
     with pytest.raises(errors.InsufficientPrivilege):
-        rpc(
-            conn,
-            "bob",
-            "select public.broadcast_to_room(%s, 'pause', '{\"current_time\": 3}')",
-            party,
-        )
+        rpc(conn, "bob", "select public.broadcast_to_room(%s, 'pause', '{\"current_time\": 3}')", party)
 
 
 # Moderating comments ------------------------------------------------------------------------
@@ -276,9 +258,7 @@ def test_the_host_hides_a_banned_members_comments(conn, party):
     with pytest.raises(errors.InsufficientPrivilege):
         rpc(conn, "carol", "select public.hide_member_comments(%s, 'bob')", party)
     assert rpc(conn, "alice", "select public.hide_member_comments(%s, 'bob')", party)["hidden"] == 2
-    assert events(conn, party, "comments_hidden") == [
-        {"user_id": "bob", "hidden_by": "alice", "count": 2}
-    ]
+    assert events(conn, party, "comments_hidden") == [{"user_id": "bob", "hidden_by": "alice", "count": 2}]
     page = rpc(conn, "carol", "select public.get_comments('a1', 1, %s)", party)
     assert [c for c in page["items"] if c["user_id"] == "bob" and not c["is_system_message"]] == []
 

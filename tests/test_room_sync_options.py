@@ -52,9 +52,7 @@ def test_defaults_come_from_the_settings_and_members_read_them(conn):
     assert {k: float(v) for k, v in got.items() if k != "defaults"} == DEFAULTS
     assert sorted(got["defaults"]) == sorted(DEFAULTS)
     # A project-wide change reaches every room that did not choose its own value.
-    conn.execute(
-        "update watchium_private.settings set value = '15' where key = 'sync_rebuffer_timeout'"
-    )
+    conn.execute("update watchium_private.settings set value = '15' where key = 'sync_rebuffer_timeout'")
     got = call(conn, "hana", "select public.get_room_sync_options(%s)", room.room_id)
     assert got["rebuffer_timeout"] == 15
 
@@ -144,6 +142,4 @@ def test_the_columns_refuse_invalid_values_written_directly(conn):
         # numeric(6,2) itself refuses an infinity (22003); the CHECKs refuse the rest.
         refused = (psycopg.errors.CheckViolation, psycopg.errors.NumericValueOutOfRange)
         with pytest.raises(refused), conn.transaction():
-            conn.execute(
-                f"update public.rooms set {assignment} where room_id = %s", (room.room_id,)
-            )
+            conn.execute(f"update public.rooms set {assignment} where room_id = %s", (room.room_id,))

@@ -50,9 +50,7 @@ def test_schema_folder_alone_builds_the_same_schema(watchium_server, baseline, r
     diff = "".join(
         difflib.unified_diff(
             schema_dump.flatten_boolean_chains(committed).splitlines(keepends=True),
-            schema_dump.flatten_boolean_chains(rebuilt[schema_dump.SNAPSHOT]).splitlines(
-                keepends=True
-            ),
+            schema_dump.flatten_boolean_chains(rebuilt[schema_dump.SNAPSHOT]).splitlines(keepends=True),
             "schema/snapshot.sql (from the migrations)",
             "dump of a database built from schema/[0-9]*.sql",
         )
@@ -110,18 +108,9 @@ def test_split_sends_each_object_to_its_concern():
     groups = schema_dump.split(schema_dump.parse(dump))
     flat = {name: [e.sql for e in entries] for name, entries in groups.items()}
     assert flat == {
-        "20_functions.sql": [
-            "CREATE FUNCTION public.f() ...;",
-            "REVOKE ALL ON FUNCTION public.f() FROM PUBLIC;",
-        ],
-        "10_tables.sql": [
-            "CREATE TABLE public.t (a int);",
-            "GRANT SELECT ON TABLE public.t TO anon;",
-        ],
-        "40_policies.sql": [
-            "ALTER TABLE public.t ENABLE ROW LEVEL SECURITY;",
-            "CREATE POLICY p ON public.t;",
-        ],
+        "20_functions.sql": ["CREATE FUNCTION public.f() ...;", "REVOKE ALL ON FUNCTION public.f() FROM PUBLIC;"],
+        "10_tables.sql": ["CREATE TABLE public.t (a int);", "GRANT SELECT ON TABLE public.t TO anon;"],
+        "40_policies.sql": ["ALTER TABLE public.t ENABLE ROW LEVEL SECURITY;", "CREATE POLICY p ON public.t;"],
         "30_triggers.sql": ["CREATE TRIGGER tg ...;"],
         "60_realtime.sql": ["CREATE PUBLICATION supabase_realtime;"],
         "50_privileges.sql": ["ALTER DEFAULT PRIVILEGES ...;"],
@@ -131,14 +120,8 @@ def test_split_sends_each_object_to_its_concern():
 @pytest.mark.parametrize(
     ("printed", "flat"),
     [
-        (
-            "CHECK ((((a >= 1) AND (a <= 2)) AND (b ~ '(x'::text)))",
-            "CHECK (((a >= 1) AND (a <= 2) AND (b ~ '(x'::text)))",
-        ),
-        (
-            "CHECK ((((a < 1) OR (a > 2)) OR (b IS NULL)))",
-            "CHECK (((a < 1) OR (a > 2) OR (b IS NULL)))",
-        ),
+        ("CHECK ((((a >= 1) AND (a <= 2)) AND (b ~ '(x'::text)))", "CHECK (((a >= 1) AND (a <= 2) AND (b ~ '(x'::text)))"),
+        ("CHECK ((((a < 1) OR (a > 2)) OR (b IS NULL)))", "CHECK (((a < 1) OR (a > 2) OR (b IS NULL)))"),
         # Different operators keep their parentheses: the meaning depends on them.
         ("CHECK ((((a) OR (b)) AND (c)))", "CHECK ((((a) OR (b)) AND (c)))"),
         ("CHECK ((((a) AND (b)) OR (c)))", "CHECK ((((a) AND (b)) OR (c)))"),

@@ -343,9 +343,7 @@ def find_private_schema_tables_unreadable_by_api_roles(conn):
     return rows
 
 
-CHECKS = {
-    name[len("find_") :]: fn for name, fn in dict(globals()).items() if name.startswith("find_")
-}
+CHECKS = {name[len("find_"):]: fn for name, fn in dict(globals()).items() if name.startswith("find_")}
 
 
 def test_schema_passes_every_check(conn):

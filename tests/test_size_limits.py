@@ -51,9 +51,7 @@ def _oversized(type_name: str) -> Any:
     raise AssertionError(f"no oversized value for {type_name}: add one")
 
 
-def _public_arguments(
-    conn: psycopg.Connection[Any],
-) -> list[tuple[str, str, list[tuple[str, str]]]]:
+def _public_arguments(conn: psycopg.Connection[Any]) -> list[tuple[str, str, list[tuple[str, str]]]]:
     """(function, argument under test, [(name, type) of every input argument])."""
     rows = conn.execute(
         """

@@ -19,12 +19,7 @@ VERSIONS = ROOT / "migrations" / "versions"
 SQUAWK = Path(sys.executable).with_name("squawk")
 
 #: Rules a downgrade breaks by design (it drops what its upgrade created); see .squawk.toml.
-DOWNGRADE_ONLY_EXCLUDED = (
-    "ban-drop-table",
-    "ban-drop-view",
-    "ban-drop-function",
-    "ban-drop-column",
-)
+DOWNGRADE_ONLY_EXCLUDED = ("ban-drop-table", "ban-drop-view", "ban-drop-function", "ban-drop-column")
 
 SQL_FILES = sorted(VERSIONS.glob("*.upgrade.sql")) + sorted(VERSIONS.glob("*.downgrade.sql"))
 
@@ -93,7 +88,5 @@ def test_downgrade_exclusions_do_not_apply_to_upgrades(tmp_path):
 def test_index_on_a_table_of_the_same_revision_is_accepted(tmp_path):
     # A new table is empty: building its index without CONCURRENTLY blocks nobody.
     path = tmp_path / "0099_new.upgrade.sql"
-    path.write_text(
-        "create table public.t (id bigint primary key, a text);\ncreate index t_a_idx on public.t (a);\n"
-    )
+    path.write_text("create table public.t (id bigint primary key, a text);\ncreate index t_a_idx on public.t (a);\n")
     assert squawk(path) == []
