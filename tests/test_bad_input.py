@@ -268,6 +268,7 @@ COVERED = {
     "force_resume",
     "start_ready_check",
     "set_ready",
+    "cancel_ready_check",
 }
 
 

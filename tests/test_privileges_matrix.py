@@ -273,6 +273,7 @@ public.set_wait_opt_out              -     yes            yes
 public.force_resume                  -     yes            yes
 public.start_ready_check             -     yes            yes
 public.set_ready                     -     yes            yes
+public.cancel_ready_check            -     yes            yes
 watchium_private.my_room_ids         -     yes            -
 watchium_private.read_room_events    -     -              yes
 watchium_private.read_room_event     -     -              yes
