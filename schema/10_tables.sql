@@ -92,6 +92,7 @@ CREATE TABLE public.rooms (
     waiting_reason text,
     sync_deadline timestamp with time zone,
     ready_check_min_ready integer,
+    join_policy text,
     CONSTRAINT rooms_anime_id_length_check CHECK (((char_length(anime_id) >= 1) AND (char_length(anime_id) <= 100))),
     CONSTRAINT rooms_anime_title_length_check CHECK (((char_length(anime_title) >= 1) AND (char_length(anime_title) <= 300))),
     CONSTRAINT rooms_current_playback_time_check CHECK (((current_playback_time >= (0)::numeric) AND (current_playback_time <= (86400)::numeric))),
@@ -176,6 +177,43 @@ COMMENT ON COLUMN public.rooms.waiting_reason IS 'Why the room waits: buffering 
 COMMENT ON COLUMN public.rooms.sync_deadline IS 'The earliest pending deadline of the room (a blocking member''s excuse, or the ready check''s end): the first call on the room at or after it applies it, and maintain() sweeps it. Null when nothing is pending.';
 
 COMMENT ON COLUMN public.rooms.ready_check_min_ready IS 'During a ready check: how many ready members start playback; null means every member.';
+
+COMMENT ON COLUMN public.rooms.join_policy IS 'How non-members get in: null follows visibility (public: open, private: key); open (public rooms: join_room admits anyone), key (private rooms: join_room with the access key), approval (request_to_join, a member with approve_joins accepts, then join_room; a private room asks the requester for its key too). Set with set_room_join_policy.';
+
+CREATE TABLE watchium_private.room_join_requests (
+    room_id text NOT NULL,
+    user_id text NOT NULL,
+    username text NOT NULL,
+    message text,
+    status text DEFAULT 'pending'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    answered_by text,
+    answered_at timestamp with time zone,
+    CONSTRAINT room_join_requests_answer_check CHECK ((((status = 'pending'::text) = (answered_at IS NULL)) AND ((answered_by IS NULL) OR (answered_at IS NOT NULL)) AND ((status = 'pending'::text) OR (message IS NULL)))),
+    CONSTRAINT room_join_requests_answered_by_length_check CHECK (((char_length(answered_by) >= 1) AND (char_length(answered_by) <= 100))),
+    CONSTRAINT room_join_requests_message_length_check CHECK (((char_length(message) >= 1) AND (char_length(message) <= 200))),
+    CONSTRAINT room_join_requests_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'approved'::text, 'refused'::text]))),
+    CONSTRAINT room_join_requests_user_id_length_check CHECK (((char_length(user_id) >= 1) AND (char_length(user_id) <= 100))),
+    CONSTRAINT room_join_requests_username_length_check CHECK (((char_length(username) >= 1) AND (char_length(username) <= 50)))
+);
+
+COMMENT ON TABLE watchium_private.room_join_requests IS 'Requests to join rooms whose join policy is approval, one per room and user: pending, approved (admits the user once through join_room, within join_approval_valid_for) or refused (told to the requester when it asks again). Read by members with approve_joins through get_join_requests. Deleted with the room, by a ban, by the join, and by forget_user.';
+
+COMMENT ON COLUMN watchium_private.room_join_requests.room_id IS 'The room.';
+
+COMMENT ON COLUMN watchium_private.room_join_requests.user_id IS 'The requester (from its token).';
+
+COMMENT ON COLUMN watchium_private.room_join_requests.username IS 'The name the requester gave (check_username).';
+
+COMMENT ON COLUMN watchium_private.room_join_requests.message IS 'A short note to the moderators (1 to 200 characters), erased once answered.';
+
+COMMENT ON COLUMN watchium_private.room_join_requests.status IS 'pending, approved or refused.';
+
+COMMENT ON COLUMN watchium_private.room_join_requests.created_at IS 'When the request was made (or made anew).';
+
+COMMENT ON COLUMN watchium_private.room_join_requests.answered_by IS 'Who answered (null: pending, or a trusted caller without a user).';
+
+COMMENT ON COLUMN watchium_private.room_join_requests.answered_at IS 'When it was answered; null while pending.';
 
 CREATE TABLE public.comments (
     id bigint NOT NULL,
@@ -762,6 +800,9 @@ ALTER TABLE ONLY public.room_queue
 ALTER TABLE ONLY public.room_queue
     ADD CONSTRAINT room_queue_position_key UNIQUE (room_id, "position") DEFERRABLE;
 
+ALTER TABLE public.rooms
+    ADD CONSTRAINT rooms_join_policy_check CHECK (((join_policy = ANY (ARRAY['approval'::text, 'open'::text, 'key'::text])) AND ((join_policy = 'approval'::text) OR ((join_policy = 'open'::text) = is_public)))) NOT VALID;
+
 ALTER TABLE ONLY public.rooms
     ADD CONSTRAINT rooms_pkey PRIMARY KEY (room_id);
 
@@ -794,6 +835,9 @@ ALTER TABLE ONLY watchium_private.room_events_expired
 
 ALTER TABLE ONLY watchium_private.room_events
     ADD CONSTRAINT room_events_pkey PRIMARY KEY (event_id);
+
+ALTER TABLE ONLY watchium_private.room_join_requests
+    ADD CONSTRAINT room_join_requests_pkey PRIMARY KEY (room_id, user_id);
 
 ALTER TABLE ONLY watchium_private.room_mutes
     ADD CONSTRAINT room_mutes_pkey PRIMARY KEY (room_id, user_id);
@@ -887,6 +931,9 @@ ALTER TABLE ONLY watchium_private.member_presence
 
 ALTER TABLE ONLY watchium_private.room_bans
     ADD CONSTRAINT room_bans_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY watchium_private.room_join_requests
+    ADD CONSTRAINT room_join_requests_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY watchium_private.room_mutes
     ADD CONSTRAINT room_mutes_room_id_fkey FOREIGN KEY (room_id) REFERENCES public.rooms(room_id) ON DELETE CASCADE;

@@ -28,6 +28,18 @@ $$;
 
 COMMENT ON FUNCTION public.advance_queue(p_room_id text, p_from_item bigint) IS 'Host and co-hosts (permission edit_queue): plays the next queued item from 0, if p_from_item is still the current item (null: the room''s own episode); WD409 otherwise, so two clicks never skip two episodes. Resets the playback reference, opens the episode''s anchor, emits queue_advanced and playback (action episode). Returns {from_item_id, item, reason, advanced_by, playback}.';
 
+CREATE FUNCTION public.answer_join_request(p_room_id text, p_user_id text, p_accept boolean) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.answer_join_request(p_room_id, p_user_id, p_accept);
+end;
+$$;
+
+COMMENT ON FUNCTION public.answer_join_request(p_room_id text, p_user_id text, p_accept boolean) IS 'Accepts (p_accept true: the user may then join once with join_room) or refuses a pending join request. Needs approve_joins (default co_host). P0002 without a pending request, WD409 when it was already accepted: a request is answered once. Returns {room_id, user_id, status: approved | refused}. Event join_request_answered {user_id, answered_by}.';
+
 CREATE FUNCTION public.ban_member(p_room_id text, p_user_id text, p_duration_seconds integer DEFAULT NULL::integer, p_reason text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -172,7 +184,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.forget_user(p_user_id text) IS 'service_role only: forgets a deleted account. Leaves every room (host handed on), deletes the user''s comments (those with replies become authorless tombstones), removes presence, rate limit counters and realtime metrics, and leaves the user''s queued episodes in their queues without author. Ids in sync history and room events stay until they expire. Returns a summary.';
+COMMENT ON FUNCTION public.forget_user(p_user_id text) IS 'service_role only: forgets a deleted account. Leaves every room (host handed on), deletes the user''s comments (those with replies become authorless tombstones), removes presence, rate limit counters and realtime metrics, deletes the user''s join requests, and leaves the user''s queued episodes in their queues without author. Ids in sync history and room events stay until they expire. Returns a summary.';
 
 CREATE FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text DEFAULT NULL::text, p_cursor text DEFAULT NULL::text, p_limit integer DEFAULT 50) RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -186,6 +198,18 @@ end;
 $$;
 
 COMMENT ON FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) IS 'Comments of an episode thread (or of one room the caller may see), newest first: {items, next_cursor}. Keyset pagination: pass next_cursor back as p_cursor.';
+
+CREATE FUNCTION public.get_join_requests(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.get_join_requests(p_room_id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.get_join_requests(p_room_id text) IS 'The room''s pending and accepted (not yet used) join requests, oldest first: {room_id, join_policy, requests: [{user_id, username, message, status, created_at, answered_by, answered_at}]}. Needs approve_joins (default co_host); 42501 otherwise.';
 
 CREATE FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) RETURNS jsonb
     LANGUAGE plpgsql
@@ -247,6 +271,18 @@ $$;
 
 COMMENT ON FUNCTION public.get_room_access_key(p_room_id text) IS 'Host only: the room''s 6-digit access key (null for public rooms).';
 
+CREATE FUNCTION public.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text DEFAULT NULL::text, p_limit integer DEFAULT 200) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.get_room_events(p_room_id, p_after_xact_id, p_after_event_id, p_snapshot, p_limit);
+end;
+$$;
+
+COMMENT ON FUNCTION public.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text, p_limit integer) IS 'A member''s catch-up of its room''s events after a position (from get_room_sync_state''s events_position, then the position each call returns), in (xact_id, event_id) order, only of ended transactions, without the events the given snapshot contains: a snapshot plus these events misses nothing and repeats nothing. Events from the minute before the member joined onwards. {events, position, more, held, expired}. 22023 for a bad position, snapshot or limit; P0002/42501 for a room the caller cannot see or is not a member of.';
+
 CREATE FUNCTION public.get_room_moderation(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -305,7 +341,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.get_room_sync_state(p_room_id text) IS 'The Live button: the expected host position now, playing state, speed, episode, host, the caller''s own sync status (its position extrapolated from its last heartbeat, level by the room''s boundaries, needs_resync, smoothed RTT, clock offset, episode_mismatch), the room''s sync options and the room''s members / synced members / members needing a resync / sync percentage (derived: watchium_private.needs_resync). Members only.';
+COMMENT ON FUNCTION public.get_room_sync_state(p_room_id text) IS 'The Live button: the expected host position now, playing state, speed, episode, host, the caller''s own sync status (its position extrapolated from its last heartbeat, level by the room''s boundaries, needs_resync, smoothed RTT, clock offset, episode_mismatch), the room''s sync options, its waiting state (waiting: group wait, ready check or scheduled start), events_position (resume get_room_events there: no gap, no duplicate) and the room''s members / synced members / members needing a resync / sync percentage (derived: watchium_private.needs_resync). Members only.';
 
 CREATE FUNCTION public.hide_member_comments(p_room_id text, p_user_id text) RETURNS jsonb
     LANGUAGE plpgsql
@@ -341,7 +377,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) IS 'Joins a room as the caller (idempotent). Private rooms need p_access_key; a wrong key returns {status: invalid_access_key, attempts_left} and is counted per user and per key (WD429 once either budget is spent; a rotated key starts a new budget). WD409 past max_memberships_per_user. Returns {status, room, membership}.';
+COMMENT ON FUNCTION public.join_room(p_room_id text, p_access_key text, p_username text, p_avatar_url text) IS 'Joins a room as the caller (idempotent). Private rooms need p_access_key; a wrong key returns {status: invalid_access_key, attempts_left} and is counted per user and per key (WD429 once either budget is spent; a rotated key starts a new budget). A room whose join policy is approval admits only a user whose request_to_join a moderator accepted (42501 otherwise, whatever the key; the join consumes the acceptance). 42501 for a banned user. WD409 past max_memberships_per_user. Returns {status, room, membership}.';
 
 CREATE FUNCTION public.kick_member(p_room_id text, p_user_id text, p_ban_seconds integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql
@@ -501,6 +537,18 @@ $$;
 
 COMMENT ON FUNCTION public.report_playback_status(p_room_id text, p_status text, p_position numeric) IS 'A member reports buffering or ready at p_position (0 to 86400 s). Buffering while the room plays makes the room wait for the member until its deadline (first load 60 s, re-buffer 10 s), unless it opted out or is a late joiner; the ready report that leaves nobody blocking resumes the room at a scheduled start. Returns the member''s status and the room''s waiting state.';
 
+CREATE FUNCTION public.request_to_join(p_room_id text, p_username text DEFAULT NULL::text, p_message text DEFAULT NULL::text, p_access_key text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.request_to_join(p_room_id, p_username, p_message, p_access_key);
+end;
+$$;
+
+COMMENT ON FUNCTION public.request_to_join(p_room_id text, p_username text, p_message text, p_access_key text) IS 'Asks to join a room whose join policy is approval (idempotent: asking again returns the status). A private room needs p_access_key for a new request (as join_room: invalid_access_key, WD429). Returns {status: pending | approved | refused | member | invalid_access_key, room_id, ...}. 42501 for a banned user; WD409 when the room needs no approval, or past max_join_requests_per_room. Event join_requested {user_id, username}.';
+
 CREATE FUNCTION public.seek_to_time(p_room_id text, p_time numeric) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -548,6 +596,18 @@ end;
 $$;
 
 COMMENT ON FUNCTION public.set_ready(p_room_id text, p_ready boolean) IS 'A member answers the running ready check (p_ready true or false); the answer that reaches the needed count starts playback at a scheduled start. WD409 when no ready check runs. Returns the member''s status and the room''s waiting state.';
+
+CREATE FUNCTION public.set_room_join_policy(p_room_id text, p_policy text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.set_room_join_policy(p_room_id, p_policy);
+end;
+$$;
+
+COMMENT ON FUNCTION public.set_room_join_policy(p_room_id text, p_policy text) IS 'Sets the room''s join policy: open (public rooms), key (private rooms), approval (a member with approve_joins accepts each newcomer), or null (by visibility). Needs update_room (default host). Leaving approval drops pending and refused requests. Returns {room_id, join_policy, previous_join_policy, requests_dropped}; event room_updated {join_policy}.';
 
 CREATE FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql
@@ -1165,6 +1225,9 @@ begin
   on conflict (room_id, user_id) do update
     set banned_by = excluded.banned_by, reason = excluded.reason,
         created_at = pg_catalog.now(), ends_at = excluded.ends_at;
+  -- A banned user's join request goes (request_to_join refuses it anyway).
+  delete from watchium_private.room_join_requests as q
+  where q.room_id = p_room.room_id and q.user_id = p_user_id;
   perform watchium_private.emit_room_event(p_room.room_id, 'member_banned',
     pg_catalog.jsonb_build_object('user_id', p_user_id, 'banned_by', p_actor, 'ends_at', p_ends_at));
   return watchium_private.remove_member(p_room, p_user_id, 'member_kicked',
@@ -1172,7 +1235,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.ban_user(p_room public.rooms, p_actor text, p_user_id text, p_ends_at timestamp with time zone, p_reason text) IS 'Bans p_user_id from the room until p_ends_at (null: for good): checks the ban permission and, for a member, its lower role; emits member_banned and removes a member (member_kicked). Caller holds the room lock. Internal.';
+COMMENT ON FUNCTION watchium_private.ban_user(p_room public.rooms, p_actor text, p_user_id text, p_ends_at timestamp with time zone, p_reason text) IS 'Bans p_user_id from the room until p_ends_at (null: for good): checks the ban permission and, for a member, its lower role; deletes the user''s join request, emits member_banned and removes a member (member_kicked). Caller holds the room lock. Internal.';
 
 CREATE FUNCTION watchium_private.begin_wait(p_room public.rooms, p_reason text, p_deadline timestamp with time zone, p_min_ready integer) RETURNS public.rooms
     LANGUAGE plpgsql
@@ -1216,6 +1279,55 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.caller_is_trusted() IS 'True for service_role and direct owner connections; false for anon and authenticated callers.';
+
+CREATE FUNCTION watchium_private.check_access_key(p_room public.rooms, p_user_id text, p_access_key text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_secret    watchium_private.room_secrets;
+  v_budget    integer;
+  v_user_left integer;
+begin
+  if p_access_key is null or p_access_key !~ '^[0-9]{6}$' then
+    raise exception 'p_access_key must be the room''s 6-digit access key'
+      using errcode = '22023',
+            hint = 'Private rooms need the access key the host shares (a room id that names no room gets the same answer).';
+  end if;
+  -- Count the user's attempt first (locks the counter), compare, refund if right.
+  v_user_left := watchium_private.count_key_attempt(p_user_id, 'join_room_key_user', 1);
+  if v_user_left < 0 then
+    raise exception 'too many wrong access keys for this user'
+      using errcode = 'WD429',
+            hint = 'Retry within the hour.';
+  end if;
+  select * into v_secret
+  from watchium_private.room_secrets as s
+  where s.room_id = p_room.room_id;
+  v_budget := watchium_private.setting_integer('access_key_guess_budget')
+            + watchium_private.setting_integer('access_key_guess_budget_per_hour')
+              * pg_catalog.floor(extract(epoch from pg_catalog.now() - v_secret.created_at) / 3600)::integer;
+  if v_secret.wrong_attempts >= v_budget then
+    raise exception 'too many wrong access keys for this room''s key'
+      using errcode = 'WD429',
+            hint = 'Ask the host for a new key (update_room with p_rotate_access_key); a new key works at once.';
+  end if;
+  if v_secret.access_key is null or v_secret.access_key <> p_access_key then
+    update watchium_private.room_secrets as s
+    set wrong_attempts = s.wrong_attempts + 1
+    where s.room_id = p_room.room_id;
+    return pg_catalog.jsonb_build_object(
+      'status', 'invalid_access_key',
+      'room_id', p_room.room_id,
+      'attempts_left', least(v_user_left, v_budget - v_secret.wrong_attempts - 1)
+    );
+  end if;
+  perform watchium_private.count_key_attempt(p_user_id, 'join_room_key_user', -1);
+  return null;
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_private.check_access_key(p_room public.rooms, p_user_id text, p_access_key text) IS 'The access key check of join_room and request_to_join: null for the right key; {status: invalid_access_key, room_id, attempts_left} for a wrong one (counted per user and per key); 22023 without a 6-digit key, WD429 once a budget is spent. Caller holds the room lock. Internal.';
 
 CREATE FUNCTION watchium_private.check_duration(p_argument text, p_seconds integer) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
@@ -1774,6 +1886,20 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.ensure_anchor(p_anime_id text, p_episode_number integer) IS 'Returns the anchor comment of an episode thread, creating it once ("Discussion for Episode N"); race-free. Internal.';
 
+CREATE FUNCTION watchium_private.events_position() RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select pg_catalog.jsonb_build_object(
+    'xact_id', pg_catalog.pg_snapshot_xmin(c.s)::text,
+    'event_id', 0,
+    'snapshot', c.s::text
+  )
+  from (select pg_catalog.pg_current_snapshot() as s) as c
+$$;
+
+COMMENT ON FUNCTION watchium_private.events_position() IS 'The position in the room event log where the current snapshot ends: {xact_id (the snapshot''s xmin), event_id 0, snapshot (text)}; get_room_events from it, with the snapshot, returns exactly the events the snapshot does not contain. Internal.';
+
 CREATE FUNCTION watchium_private.expire_rate_limit_counters() RETURNS jsonb
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2026,6 +2152,27 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.install_realtime_authorization() IS 'Creates (or re-creates) the watchium-db policies on realtime.messages: members of a room receive on room:<room_id> and room:<room_id>:members and send on room:<room_id>:members only. Returns false when the realtime schema is absent. Idempotent; run after installing Realtime later.';
+
+CREATE FUNCTION watchium_private.live_join_request(p_room_id text, p_user_id text) RETURNS watchium_private.room_join_requests
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_request watchium_private.room_join_requests;
+begin
+  select * into v_request
+  from watchium_private.room_join_requests as q
+  where q.room_id = p_room_id and q.user_id = p_user_id
+    and (q.status = 'pending'
+         or (q.status = 'approved'
+             and q.answered_at > pg_catalog.now() - watchium_private.setting_interval('join_approval_valid_for'))
+         or (q.status = 'refused'
+             and q.answered_at > pg_catalog.now() - watchium_private.setting_interval('join_request_retry_after')));
+  return v_request;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.live_join_request(p_room_id text, p_user_id text) IS 'The join request of p_user_id in the room that still counts (pending; approved within join_approval_valid_for; refused within join_request_retry_after), else a null row. Internal.';
 
 CREATE FUNCTION watchium_private.lock_member_room(p_room_id text, p_user_id text) RETURNS public.rooms
     LANGUAGE plpgsql
@@ -3170,6 +3317,25 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.require_host(p_room public.rooms, p_user_id text) IS 'Raises 42501 unless p_user_id is the host of the room. Internal.';
 
+CREATE FUNCTION watchium_private.require_not_banned(p_room_id text, p_user_id text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_ban watchium_private.room_bans := watchium_private.active_ban(p_room_id, p_user_id);
+begin
+  if v_ban.user_id is not null then
+    raise exception 'you are banned from room % %', p_room_id,
+      case when v_ban.ends_at is null then 'for good'
+           else 'until ' || pg_catalog.to_char(v_ban.ends_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') end
+      using errcode = '42501',
+            hint = coalesce('Reason: ' || v_ban.reason, 'Ask a moderator of the room.');
+  end if;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.require_not_banned(p_room_id text, p_user_id text) IS 'Raises 42501 (until when; the reason in the hint) when p_user_id has a ban in force in the room: the answer of join_room and request_to_join. Internal.';
+
 CREATE FUNCTION watchium_private.require_not_muted(p_room_id text, p_user_id text) RETURNS boolean
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -3435,6 +3601,15 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone) IS 'The expected host position at p_at (default: now): current_playback_time + elapsed since playback_updated_at * playback_speed while playing (at most 86400), else current_playback_time. Internal.';
+
+CREATE FUNCTION watchium_private.room_join_policy(p_room public.rooms) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select coalesce(p_room.join_policy, case when p_room.is_public then 'open' else 'key' end)
+$$;
+
+COMMENT ON FUNCTION watchium_private.room_join_policy(p_room public.rooms) IS 'The join policy in force in the room: rooms.join_policy, or for null open (public rooms) or key (private rooms). Internal.';
 
 CREATE FUNCTION watchium_private.room_permission_min_role(p_room_id text, p_permission text) RETURNS text
     LANGUAGE plpgsql STABLE
@@ -3988,6 +4163,18 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.tg_room_members__sync_room_host() IS 'Trigger function: keeps rooms.host_user_id/host_username equal to the member flagged is_host; on a new host writes the system comment "became the new host" (user_id: the new host) and emits host_changed.';
 
+CREATE FUNCTION watchium_private.tg_rooms__align_join_policy() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  new.join_policy := case when new.is_public then 'open' else 'key' end;
+  return new;
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.tg_rooms__align_join_policy() IS 'Trigger function: a room whose visibility changes while its join policy is open or key gets the policy of its new visibility (public: open, private: key).';
+
 CREATE FUNCTION watchium_private.tg_rooms__leave_queue_item() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -4228,6 +4415,57 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_rpc.advance_queue(p_room_id text, p_from_item bigint) IS 'Body of public.advance_queue (same arguments, result and errors; documented there). Security definer: writes public.rooms and public.room_queue, which no client may write. Callers reach it through public.advance_queue, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.answer_join_request(p_room_id text, p_user_id text, p_accept boolean) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+  v_request watchium_private.room_join_requests;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_user_id', pg_catalog.octet_length(p_user_id), 400);
+  if p_user_id is null or pg_catalog.char_length(p_user_id) not between 1 and 100 then
+    raise exception 'p_user_id must be a user id of 1 to 100 characters' using errcode = '22023';
+  end if;
+  if p_accept is null then
+    raise exception 'p_accept must be true (accept) or false (refuse)' using errcode = '22023';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'answer_join_request');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'approve_joins');
+
+  v_request := watchium_private.live_join_request(v_room.room_id, p_user_id);
+  if v_request.status is null or v_request.status = 'refused'
+     or (watchium_private.active_ban(v_room.room_id, p_user_id)).user_id is not null then
+    raise exception 'user % has no pending request to join room %', p_user_id, v_room.room_id
+      using errcode = 'P0002';
+  end if;
+  if v_request.status = 'approved' then
+    raise exception 'the request of user % to join room % was already accepted', p_user_id, v_room.room_id
+      using errcode = 'WD409',
+            hint = 'A request is answered once; ban the user to keep it out.';
+  end if;
+
+  update watchium_private.room_join_requests as q
+  set status = case when p_accept then 'approved' else 'refused' end,
+      message = null,
+      answered_by = v_user_id,
+      answered_at = pg_catalog.now()
+  where q.room_id = v_room.room_id and q.user_id = p_user_id;
+  perform watchium_private.emit_room_event(v_room.room_id, 'join_request_answered',
+    pg_catalog.jsonb_build_object('user_id', p_user_id, 'answered_by', v_user_id));
+  return pg_catalog.jsonb_build_object(
+    'room_id', v_room.room_id, 'user_id', p_user_id,
+    'status', case when p_accept then 'approved' else 'refused' end);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.answer_join_request(p_room_id text, p_user_id text, p_accept boolean) IS 'Body of public.answer_join_request (same arguments, result and errors; documented there). Security definer: writes room_join_requests, which no client may write. Callers reach it through public.answer_join_request, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
 CREATE FUNCTION watchium_rpc.ban_member(p_room_id text, p_user_id text, p_duration_seconds integer DEFAULT NULL::integer, p_reason text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -4775,6 +5013,7 @@ declare
   v_counters    integer := 0;
   v_metrics     integer := 0;
   v_queued      integer := 0;
+  v_requests    integer := 0;
   v_ids         bigint[];
   v_removed     jsonb;
   v_count       integer;
@@ -4873,6 +5112,10 @@ begin
   where q.added_by = p_user_id;
   get diagnostics v_queued = row_count;
 
+  -- Join requests carry the user's name and message: they go.
+  delete from watchium_private.room_join_requests as q where q.user_id = p_user_id;
+  get diagnostics v_requests = row_count;
+
   return pg_catalog.jsonb_build_object(
     'user_id', p_user_id,
     'rooms_left', v_rooms,
@@ -4880,7 +5123,8 @@ begin
     'comments_tombstoned', v_tombstoned,
     'rate_limit_counters_deleted', v_counters,
     'realtime_metrics_deleted', v_metrics,
-    'queue_items_anonymized', v_queued
+    'queue_items_anonymized', v_queued,
+    'join_requests_deleted', v_requests
   );
 end;
 $$;
@@ -4950,6 +5194,43 @@ end;
 $_$;
 
 COMMENT ON FUNCTION watchium_rpc.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) IS 'Body of public.get_comments (same arguments, result and errors; documented there). Security definer: calls internal helpers; checks the room''s visibility itself. Callers reach it through public.get_comments, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.get_join_requests(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_user_id text := watchium_private.require_user_id();
+  v_room    public.rooms;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]' using errcode = '22023';
+  end if;
+  select * into v_room from public.rooms as r where r.room_id = p_room_id;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  perform watchium_private.require_room_permission(p_room_id, v_user_id, 'approve_joins');
+  return pg_catalog.jsonb_build_object(
+    'room_id', p_room_id,
+    'join_policy', watchium_private.room_join_policy(v_room),
+    'requests', (
+      select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'user_id', q.user_id, 'username', q.username, 'message', q.message,
+               'status', q.status, 'created_at', q.created_at,
+               'answered_by', q.answered_by, 'answered_at', q.answered_at)
+             order by q.created_at, q.user_id), '[]'::jsonb)
+      from watchium_private.room_join_requests as q
+      where q.room_id = p_room_id
+        and (q.status = 'pending'
+             or (q.status = 'approved'
+                 and q.answered_at > pg_catalog.now() - watchium_private.setting_interval('join_approval_valid_for')))
+        and (watchium_private.active_ban(q.room_id, q.user_id)).user_id is null)
+  );
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_rpc.get_join_requests(p_room_id text) IS 'Body of public.get_join_requests (same arguments, result and errors; documented there). Security definer: reads room_join_requests, which no client may read. Callers reach it through public.get_join_requests, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
 CREATE FUNCTION watchium_rpc.get_or_create_anchor(p_anime_id text, p_episode_number integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -5114,6 +5395,115 @@ end;
 $_$;
 
 COMMENT ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) IS 'Body of public.get_room_access_key (same arguments, result and errors; documented there). Security definer: reads room_secrets, which no client may read. Callers reach it through public.get_room_access_key, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text DEFAULT NULL::text, p_limit integer DEFAULT 200) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_user_id text;
+  v_after   xid8;
+  v_snap    pg_catalog.pg_snapshot;
+  v_since   timestamptz := '-infinity'::timestamptz;
+  v_xmin    xid8 := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
+  v_events  jsonb;
+  v_count   integer;
+  v_last    record;
+  v_expired jsonb;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_after_xact_id', pg_catalog.octet_length(p_after_xact_id), 20);
+  perform watchium_private.check_size('p_snapshot', pg_catalog.octet_length(p_snapshot), 65536);
+  if p_limit is null or p_limit not between 1 and 1000 then
+    raise exception 'p_limit must be from 1 to 1000 (got %)', coalesce(p_limit::text, 'null')
+      using errcode = '22023';
+  end if;
+  if p_after_xact_id is null or p_after_event_id is null or p_after_event_id < 0 then
+    raise exception 'p_after_xact_id and p_after_event_id must be a position in the room''s events (got %, %)',
+      coalesce(p_after_xact_id, 'null'), coalesce(p_after_event_id::text, 'null')
+      using errcode = '22023',
+            hint = 'Start from get_room_sync_state''s events_position, then pass back the position each call returns.';
+  end if;
+  -- xid8's input function does not validate on PostgreSQL 15 (garbage reads
+  -- as 0, '-1' as 2^64 - 1): checked here, digits only, within 64 bits.
+  if p_after_xact_id !~ '^[0-9]{1,20}$'
+     or p_after_xact_id::numeric > 18446744073709551615 then
+    raise exception 'p_after_xact_id must be a transaction id as events_position returned it (got %)',
+      pg_catalog.quote_literal(p_after_xact_id)
+      using errcode = '22023';
+  end if;
+  v_after := p_after_xact_id::xid8;
+  if p_snapshot is not null then
+    begin
+      v_snap := p_snapshot::pg_catalog.pg_snapshot;
+    exception when invalid_text_representation or numeric_value_out_of_range then
+      raise exception 'p_snapshot must be a snapshot as events_position returned it (got %)',
+        pg_catalog.quote_literal(pg_catalog.left(p_snapshot, 100))
+        using errcode = '22023';
+    end;
+  end if;
+  if not watchium_private.caller_is_trusted() then
+    v_user_id := watchium_private.require_user_id();
+    select m.joined_at - interval '1 minute' into v_since
+    from public.room_members as m
+    where m.room_id = p_room_id and m.user_id = v_user_id;
+    if not found then
+      perform watchium_private.require_sync_room(p_room_id, v_user_id);  -- P0002, 42501
+      raise exception 'p_room_id: you are not a member of room %', p_room_id
+        using errcode = '42501', hint = 'Join the room first.';
+    end if;
+  end if;
+
+  select pg_catalog.jsonb_build_object(
+           'xact_id', x.xact_id::text, 'event_id', x.event_id, 'expired_at', x.expired_at
+         )
+    into v_expired
+    from watchium_private.room_events_expired as x
+   where x.room_id = p_room_id
+     and (x.xact_id, x.event_id) > (v_after, p_after_event_id);
+
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'event_id', e.event_id, 'room_id', e.room_id, 'event', e.event,
+             'payload', e.payload, 'created_at', e.created_at, 'xact_id', e.xact_id::text
+           ) order by e.xact_id, e.event_id), '[]'::jsonb),
+         pg_catalog.count(*)
+    into v_events, v_count
+    from (
+      select * from watchium_private.room_events as r
+       where r.room_id = p_room_id
+         and r.xact_id < v_xmin
+         and (r.xact_id, r.event_id) > (v_after, p_after_event_id)
+         and r.created_at >= v_since
+         and (v_snap is null or not pg_catalog.pg_visible_in_snapshot(r.xact_id, v_snap))
+       order by r.xact_id, r.event_id
+       limit p_limit + 1
+    ) as e;
+
+  if v_count > p_limit then
+    v_events := v_events - p_limit;  -- drop the extra one read to know there is more
+  end if;
+  select (v_events -> -1 ->> 'xact_id') as xact_id, (v_events -> -1 ->> 'event_id')::bigint as event_id
+    into v_last;
+
+  return pg_catalog.jsonb_build_object(
+    'events', v_events,
+    'position', pg_catalog.jsonb_build_object(
+      'xact_id', coalesce(v_last.xact_id, v_after::text),
+      'event_id', coalesce(v_last.event_id, p_after_event_id),
+      'snapshot', p_snapshot),
+    'more', v_count > p_limit,
+    'held', exists (
+      select from watchium_private.room_events as r
+       where r.room_id = p_room_id and r.xact_id >= v_xmin
+         and (v_snap is null or not pg_catalog.pg_visible_in_snapshot(r.xact_id, v_snap))
+    ),
+    'expired', v_expired
+  );
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_rpc.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text, p_limit integer) IS 'Body of public.get_room_events (same arguments, result and errors; documented there). Security definer: reads the private event log. Callers reach it through public.get_room_events, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
 CREATE FUNCTION watchium_rpc.get_room_moderation(p_room_id text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -5403,7 +5793,12 @@ begin
     'server_time', pg_catalog.now(),
     'me', v_me,
     'stats', v_stats,
-    'sync_options', watchium_private.room_sync_options_json(v_room)
+    'sync_options', watchium_private.room_sync_options_json(v_room),
+    -- Waiting (group wait, ready check) or a scheduled start (0021).
+    'waiting', watchium_private.room_wait_state(v_room),
+    -- Where this snapshot ends in the room's event log: get_room_events from
+    -- here returns exactly the events this state does not include.
+    'events_position', watchium_private.events_position()
   );
 end;
 $$;
@@ -5516,10 +5911,9 @@ declare
   v_avatar_url text := watchium_private.check_url('p_avatar_url', p_avatar_url);
   v_room       public.rooms;
   v_member     public.room_members;
-  v_secret     watchium_private.room_secrets;
-  v_budget     integer;
-  v_user_left  integer;
-  v_ban        watchium_private.room_bans;
+  v_request    watchium_private.room_join_requests;
+  v_approved   boolean;
+  v_refused    jsonb;
 begin
   -- Sizes first (22001), before any other work.
   perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
@@ -5555,59 +5949,39 @@ begin
       using errcode = '22023';
   end if;
 
-  if not v_room.is_public then
-    if p_access_key is null or p_access_key !~ '^[0-9]{6}$' then
-      raise exception 'p_access_key must be the room''s 6-digit access key'
-        using errcode = '22023',
-              hint = 'Private rooms need the access key the host shares (a room id that names no room gets the same answer).';
+  v_request := watchium_private.live_join_request(v_room.room_id, v_user_id);
+  v_approved := v_request.status is not distinct from 'approved';
+
+  -- A private room needs its key, unless a moderator accepted the user's
+  -- request (which the user could only make with the key).
+  if not v_room.is_public and not v_approved then
+    v_refused := watchium_private.check_access_key(v_room, v_user_id, p_access_key);
+    if v_refused is not null then
+      return v_refused;
     end if;
-    -- Count the user's attempt first (locks the counter), compare, refund if right.
-    v_user_left := watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', 1);
-    if v_user_left < 0 then
-      raise exception 'too many wrong access keys for this user'
-        using errcode = 'WD429',
-              hint = 'Retry within the hour.';
-    end if;
-    select * into v_secret
-    from watchium_private.room_secrets as s
-    where s.room_id = v_room.room_id;
-    v_budget := watchium_private.setting_integer('access_key_guess_budget')
-              + watchium_private.setting_integer('access_key_guess_budget_per_hour')
-                * pg_catalog.floor(extract(epoch from pg_catalog.now() - v_secret.created_at) / 3600)::integer;
-    if v_secret.wrong_attempts >= v_budget then
-      raise exception 'too many wrong access keys for this room''s key'
-        using errcode = 'WD429',
-              hint = 'Ask the host for a new key (update_room with p_rotate_access_key); a new key works at once.';
-    end if;
-    if v_secret.access_key is null or v_secret.access_key <> p_access_key then
-      update watchium_private.room_secrets as s
-      set wrong_attempts = s.wrong_attempts + 1
-      where s.room_id = v_room.room_id;
-      return pg_catalog.jsonb_build_object(
-        'status', 'invalid_access_key',
-        'room_id', v_room.room_id,
-        'attempts_left', least(v_user_left, v_budget - v_secret.wrong_attempts - 1)
-      );
-    end if;
-    perform watchium_private.count_key_attempt(v_user_id, 'join_room_key_user', -1);
   end if;
 
   -- A ban in force refuses the join whatever the key: bans name users, so a
   -- rotated key changes nothing. Checked after the key, so that a private
   -- room is not revealed to someone without it.
-  v_ban := watchium_private.active_ban(v_room.room_id, v_user_id);
-  if v_ban.user_id is not null then
-    raise exception 'you are banned from room % %', v_room.room_id,
-      case when v_ban.ends_at is null then 'for good'
-           else 'until ' || pg_catalog.to_char(v_ban.ends_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') end
+  perform watchium_private.require_not_banned(v_room.room_id, v_user_id);
+
+  -- Approval: the key alone admits nobody.
+  if watchium_private.room_join_policy(v_room) = 'approval' and not v_approved then
+    raise exception 'room % admits new members by approval: call request_to_join, then join_room once a moderator accepts', v_room.room_id
       using errcode = '42501',
-            hint = coalesce('Reason: ' || v_ban.reason, 'Ask a moderator of the room.');
+            hint = case when v_request.status = 'pending' then 'Your request is pending.'
+                        when v_request.status = 'refused' then 'Your request was refused.'
+                        else 'The access key alone does not admit anyone to this room.' end;
   end if;
 
   perform watchium_private.check_membership_cap(v_user_id);
   -- An empty room: the joiner becomes host (the join trigger flags it).
   insert into public.room_members (room_id, user_id, username, avatar_url)
   values (v_room.room_id, v_user_id, v_username, v_avatar_url);
+  -- The join consumes an acceptance (and ends any other request of the user).
+  delete from watchium_private.room_join_requests as q
+  where q.room_id = v_room.room_id and q.user_id = v_user_id;
 
   select * into v_member
   from public.room_members as m
@@ -6603,6 +6977,110 @@ $$;
 
 COMMENT ON FUNCTION watchium_rpc.report_playback_status(p_room_id text, p_status text, p_position numeric) IS 'Body of public.report_playback_status (same arguments, result and errors; documented there). Security definer: writes watchium_private.member_playback and public.rooms. Callers reach it through public.report_playback_status, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.request_to_join(p_room_id text, p_username text DEFAULT NULL::text, p_message text DEFAULT NULL::text, p_access_key text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_user_id  text := watchium_private.require_user_id();
+  v_username text;
+  v_message  text;
+  v_room     public.rooms;
+  v_request  watchium_private.room_join_requests;
+  v_refused  jsonb;
+  v_cap      integer;
+  v_count    integer;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_username', pg_catalog.octet_length(p_username), 200);
+  perform watchium_private.check_size('p_message', pg_catalog.octet_length(p_message), 800);
+  perform watchium_private.check_size('p_access_key', pg_catalog.octet_length(p_access_key), 24);
+  v_username := watchium_private.check_username('p_username', p_username);
+  v_message := watchium_private.check_text('p_message', p_message, 1, 200);
+  perform watchium_private.enforce_rate_limit(v_user_id, 'request_to_join');
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
+      using errcode = '22023';
+  end if;
+  -- The room lock serializes requests and answers of the room (the cap is exact).
+  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
+  if not found then
+    -- As join_room: a missing room is a private room whose key the caller lacks.
+    v_room.room_id := p_room_id;
+    v_room.is_public := false;
+  end if;
+
+  if exists (select from public.room_members as m
+             where m.room_id = v_room.room_id and m.user_id = v_user_id) then
+    return pg_catalog.jsonb_build_object('status', 'member', 'room_id', v_room.room_id);
+  end if;
+
+  v_request := watchium_private.live_join_request(v_room.room_id, v_user_id);
+  if not v_room.is_public and v_request.user_id is null then
+    v_refused := watchium_private.check_access_key(v_room, v_user_id, p_access_key);
+    if v_refused is not null then
+      return v_refused;
+    end if;
+  end if;
+  perform watchium_private.require_not_banned(v_room.room_id, v_user_id);
+
+  if v_request.status = 'approved' then
+    return pg_catalog.jsonb_build_object(
+      'status', 'approved', 'room_id', v_room.room_id, 'answered_at', v_request.answered_at,
+      'valid_until', v_request.answered_at + watchium_private.setting_interval('join_approval_valid_for'));
+  end if;
+  if watchium_private.room_join_policy(v_room) <> 'approval' then
+    raise exception 'room % does not need approval to join: call join_room', v_room.room_id
+      using errcode = 'WD409',
+            hint = case when v_room.is_public then 'Anyone may join this room.'
+                        else 'Join with the access key.' end;
+  end if;
+  if v_request.status = 'pending' then
+    return pg_catalog.jsonb_build_object(
+      'status', 'pending', 'room_id', v_room.room_id, 'requested_at', v_request.created_at);
+  end if;
+  if v_request.status = 'refused' then
+    return pg_catalog.jsonb_build_object(
+      'status', 'refused', 'room_id', v_room.room_id,
+      'retry_after', v_request.answered_at + watchium_private.setting_interval('join_request_retry_after'));
+  end if;
+
+  -- A new request.
+  if v_username is null then
+    raise exception 'p_username is required to request to join a room'
+      using errcode = '22023';
+  end if;
+  -- Requests that no longer count (an acceptance not used in time, a refusal
+  -- whose wait is over) go first: they hold no place.
+  delete from watchium_private.room_join_requests as q
+  where q.room_id = v_room.room_id
+    and ((q.status = 'approved'
+          and q.answered_at <= pg_catalog.now() - watchium_private.setting_interval('join_approval_valid_for'))
+         or (q.status = 'refused'
+             and q.answered_at <= pg_catalog.now() - watchium_private.setting_interval('join_request_retry_after')));
+  v_cap := watchium_private.setting_integer('max_join_requests_per_room');
+  select pg_catalog.count(*) into v_count
+  from watchium_private.room_join_requests as q
+  where q.room_id = v_room.room_id and q.status <> 'refused';
+  if v_count >= v_cap then
+    raise exception 'room % has % join requests waiting, the most a room holds (max_join_requests_per_room = %)',
+      v_room.room_id, v_count, v_cap
+      using errcode = 'WD409',
+            hint = 'Retry once the room''s moderators have answered some.';
+  end if;
+  insert into watchium_private.room_join_requests as q (room_id, user_id, username, message)
+  values (v_room.room_id, v_user_id, v_username, v_message)
+  returning * into v_request;
+  perform watchium_private.emit_room_event(v_room.room_id, 'join_requested',
+    pg_catalog.jsonb_build_object('user_id', v_user_id, 'username', v_username));
+  return pg_catalog.jsonb_build_object(
+    'status', 'pending', 'room_id', v_room.room_id, 'requested_at', v_request.created_at);
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_rpc.request_to_join(p_room_id text, p_username text, p_message text, p_access_key text) IS 'Body of public.request_to_join (same arguments, result and errors; documented there). Security definer: reads room_secrets and writes room_join_requests, which no client may touch. Callers reach it through public.request_to_join, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 CREATE FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -6751,6 +7229,66 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_rpc.set_ready(p_room_id text, p_ready boolean) IS 'Body of public.set_ready (same arguments, result and errors; documented there). Security definer: writes watchium_private.member_playback and public.rooms. Callers reach it through public.set_ready, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.set_room_join_policy(p_room_id text, p_policy text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id  text := watchium_private.require_user_id();
+  v_room     public.rooms;
+  v_previous text;
+  v_policy   text;
+  v_dropped  integer := 0;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.check_size('p_policy', pg_catalog.octet_length(p_policy), 40);
+  if p_policy is not null and p_policy not in ('open', 'key', 'approval') then
+    raise exception 'p_policy must be open, key, approval or null (got %)', p_policy
+      using errcode = '22023',
+            hint = 'null follows the room''s visibility: open when public, key when private.';
+  end if;
+  perform watchium_private.enforce_rate_limit(v_user_id, 'set_room_join_policy');
+  v_room := watchium_private.lock_room(p_room_id);
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  perform watchium_private.require_room_permission(v_room.room_id, v_user_id, 'update_room');
+  if p_policy = 'open' and not v_room.is_public then
+    raise exception 'p_policy open needs a public room: a private room is reached with its access key'
+      using errcode = '22023',
+            hint = 'Make the room public first (update_room with p_is_public => true).';
+  end if;
+  if p_policy = 'key' and v_room.is_public then
+    raise exception 'p_policy key needs a private room: public rooms have no access key'
+      using errcode = '22023',
+            hint = 'Make the room private first (update_room with p_is_public => false); it then gets a key.';
+  end if;
+
+  v_previous := watchium_private.room_join_policy(v_room);
+  update public.rooms as r
+  set join_policy = p_policy
+  where r.room_id = v_room.room_id and r.join_policy is distinct from p_policy
+  returning * into v_room;
+  if not found then
+    select * into v_room from public.rooms as r where r.room_id = p_room_id;
+  end if;
+  v_policy := watchium_private.room_join_policy(v_room);
+  if v_previous = 'approval' and v_policy <> 'approval' then
+    delete from watchium_private.room_join_requests as q
+    where q.room_id = v_room.room_id and q.status <> 'approved';
+    get diagnostics v_dropped = row_count;
+  end if;
+  if v_policy <> v_previous then
+    perform watchium_private.emit_room_event(v_room.room_id, 'room_updated',
+      pg_catalog.jsonb_build_object('join_policy', v_policy));
+  end if;
+  return pg_catalog.jsonb_build_object(
+    'room_id', v_room.room_id, 'join_policy', v_policy, 'previous_join_policy', v_previous,
+    'requests_dropped', v_dropped);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.set_room_join_policy(p_room_id text, p_policy text) IS 'Body of public.set_room_join_policy (same arguments, result and errors; documented there). Security definer: updates rooms and room_join_requests, which no client may write. Callers reach it through public.set_room_join_policy, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
 CREATE FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -7372,6 +7910,10 @@ REVOKE ALL ON FUNCTION public.advance_queue(p_room_id text, p_from_item bigint) 
 GRANT ALL ON FUNCTION public.advance_queue(p_room_id text, p_from_item bigint) TO authenticated;
 GRANT ALL ON FUNCTION public.advance_queue(p_room_id text, p_from_item bigint) TO service_role;
 
+REVOKE ALL ON FUNCTION public.answer_join_request(p_room_id text, p_user_id text, p_accept boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.answer_join_request(p_room_id text, p_user_id text, p_accept boolean) TO authenticated;
+GRANT ALL ON FUNCTION public.answer_join_request(p_room_id text, p_user_id text, p_accept boolean) TO service_role;
+
 REVOKE ALL ON FUNCTION public.ban_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_reason text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ban_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_reason text) TO authenticated;
 GRANT ALL ON FUNCTION public.ban_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_reason text) TO service_role;
@@ -7423,6 +7965,10 @@ REVOKE ALL ON FUNCTION public.get_comments(p_anime_id text, p_episode_number int
 GRANT ALL ON FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) TO authenticated;
 GRANT ALL ON FUNCTION public.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) TO service_role;
 
+REVOKE ALL ON FUNCTION public.get_join_requests(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_join_requests(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.get_join_requests(p_room_id text) TO service_role;
+
 REVOKE ALL ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) TO authenticated;
 GRANT ALL ON FUNCTION public.get_or_create_anchor(p_anime_id text, p_episode_number integer) TO service_role;
@@ -7442,6 +7988,10 @@ GRANT ALL ON FUNCTION public.get_room(p_room_id text) TO service_role;
 REVOKE ALL ON FUNCTION public.get_room_access_key(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room_access_key(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION public.get_room_access_key(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text, p_limit integer) TO authenticated;
+GRANT ALL ON FUNCTION public.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text, p_limit integer) TO service_role;
 
 REVOKE ALL ON FUNCTION public.get_room_moderation(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_room_moderation(p_room_id text) TO authenticated;
@@ -7523,6 +8073,10 @@ REVOKE ALL ON FUNCTION public.report_playback_status(p_room_id text, p_status te
 GRANT ALL ON FUNCTION public.report_playback_status(p_room_id text, p_status text, p_position numeric) TO authenticated;
 GRANT ALL ON FUNCTION public.report_playback_status(p_room_id text, p_status text, p_position numeric) TO service_role;
 
+REVOKE ALL ON FUNCTION public.request_to_join(p_room_id text, p_username text, p_message text, p_access_key text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.request_to_join(p_room_id text, p_username text, p_message text, p_access_key text) TO authenticated;
+GRANT ALL ON FUNCTION public.request_to_join(p_room_id text, p_username text, p_message text, p_access_key text) TO service_role;
+
 REVOKE ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) TO authenticated;
 GRANT ALL ON FUNCTION public.seek_to_time(p_room_id text, p_time numeric) TO service_role;
@@ -7538,6 +8092,10 @@ GRANT ALL ON FUNCTION public.set_playback_speed(p_room_id text, p_speed numeric)
 REVOKE ALL ON FUNCTION public.set_ready(p_room_id text, p_ready boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.set_ready(p_room_id text, p_ready boolean) TO authenticated;
 GRANT ALL ON FUNCTION public.set_ready(p_room_id text, p_ready boolean) TO service_role;
+
+REVOKE ALL ON FUNCTION public.set_room_join_policy(p_room_id text, p_policy text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_room_join_policy(p_room_id text, p_policy text) TO authenticated;
+GRANT ALL ON FUNCTION public.set_room_join_policy(p_room_id text, p_policy text) TO service_role;
 
 REVOKE ALL ON FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO authenticated;
@@ -7598,6 +8156,8 @@ REVOKE ALL ON FUNCTION watchium_private.begin_wait(p_room public.rooms, p_reason
 
 REVOKE ALL ON FUNCTION watchium_private.caller_is_trusted() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.check_access_key(p_room public.rooms, p_user_id text, p_access_key text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.check_duration(p_argument text, p_seconds integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.check_episode(p_argument text, p_value integer) FROM PUBLIC;
@@ -7637,6 +8197,8 @@ REVOKE ALL ON FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_act
 
 REVOKE ALL ON FUNCTION watchium_private.ensure_anchor(p_anime_id text, p_episode_number integer) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.events_position() FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.expire_rate_limit_counters() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.expire_room_events() FROM PUBLIC;
@@ -7656,6 +8218,8 @@ REVOKE ALL ON FUNCTION watchium_private.heartbeat_settings(OUT min_interval inte
 REVOKE ALL ON FUNCTION watchium_private.hide_private_room(p_room public.rooms, p_room_id text, p_user_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.install_realtime_authorization() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.live_join_request(p_room_id text, p_user_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.lock_member_room(p_room_id text, p_user_id text) FROM PUBLIC;
 
@@ -7710,6 +8274,8 @@ REVOKE ALL ON FUNCTION watchium_private.remove_member(p_room public.rooms, p_use
 
 REVOKE ALL ON FUNCTION watchium_private.require_host(p_room public.rooms, p_user_id text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.require_not_banned(p_room_id text, p_user_id text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.require_not_muted(p_room_id text, p_user_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.require_outranks(p_room_id text, p_actor text, p_target text, p_what text) FROM PUBLIC;
@@ -7735,6 +8301,8 @@ REVOKE ALL ON FUNCTION watchium_private.room_event_delivery() FROM PUBLIC;
 REVOKE ALL ON FUNCTION watchium_private.room_event_topic(p_room_id text, p_event text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_expected_position(p_room public.rooms, p_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.room_join_policy(p_room public.rooms) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_permission_min_role(p_room_id text, p_permission text) FROM PUBLIC;
 
@@ -7772,6 +8340,8 @@ REVOKE ALL ON FUNCTION watchium_private.tg_room_members__sync_role() FROM PUBLIC
 
 REVOKE ALL ON FUNCTION watchium_private.tg_room_members__sync_room_host() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.tg_rooms__align_join_policy() FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.tg_rooms__leave_queue_item() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.tg_settings__apply_rpc_lock_timeout() FROM PUBLIC;
@@ -7785,6 +8355,10 @@ GRANT ALL ON FUNCTION watchium_rpc.add_to_queue(p_room_id text, p_anime_id text,
 REVOKE ALL ON FUNCTION watchium_rpc.advance_queue(p_room_id text, p_from_item bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.advance_queue(p_room_id text, p_from_item bigint) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.advance_queue(p_room_id text, p_from_item bigint) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.answer_join_request(p_room_id text, p_user_id text, p_accept boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.answer_join_request(p_room_id text, p_user_id text, p_accept boolean) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.answer_join_request(p_room_id text, p_user_id text, p_accept boolean) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.ban_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_reason text) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.ban_member(p_room_id text, p_user_id text, p_duration_seconds integer, p_reason text) TO authenticated;
@@ -7837,6 +8411,10 @@ REVOKE ALL ON FUNCTION watchium_rpc.get_comments(p_anime_id text, p_episode_numb
 GRANT ALL ON FUNCTION watchium_rpc.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.get_comments(p_anime_id text, p_episode_number integer, p_room_id text, p_cursor text, p_limit integer) TO service_role;
 
+REVOKE ALL ON FUNCTION watchium_rpc.get_join_requests(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.get_join_requests(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.get_join_requests(p_room_id text) TO service_role;
+
 REVOKE ALL ON FUNCTION watchium_rpc.get_or_create_anchor(p_anime_id text, p_episode_number integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.get_or_create_anchor(p_anime_id text, p_episode_number integer) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.get_or_create_anchor(p_anime_id text, p_episode_number integer) TO service_role;
@@ -7856,6 +8434,10 @@ GRANT ALL ON FUNCTION watchium_rpc.get_room(p_room_id text) TO service_role;
 REVOKE ALL ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_access_key(p_room_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text, p_limit integer) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.get_room_events(p_room_id text, p_after_xact_id text, p_after_event_id bigint, p_snapshot text, p_limit integer) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.get_room_moderation(p_room_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.get_room_moderation(p_room_id text) TO authenticated;
@@ -7937,6 +8519,10 @@ REVOKE ALL ON FUNCTION watchium_rpc.report_playback_status(p_room_id text, p_sta
 GRANT ALL ON FUNCTION watchium_rpc.report_playback_status(p_room_id text, p_status text, p_position numeric) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.report_playback_status(p_room_id text, p_status text, p_position numeric) TO service_role;
 
+REVOKE ALL ON FUNCTION watchium_rpc.request_to_join(p_room_id text, p_username text, p_message text, p_access_key text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.request_to_join(p_room_id text, p_username text, p_message text, p_access_key text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.request_to_join(p_room_id text, p_username text, p_message text, p_access_key text) TO service_role;
+
 REVOKE ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.seek_to_time(p_room_id text, p_time numeric) TO service_role;
@@ -7952,6 +8538,10 @@ GRANT ALL ON FUNCTION watchium_rpc.set_playback_speed(p_room_id text, p_speed nu
 REVOKE ALL ON FUNCTION watchium_rpc.set_ready(p_room_id text, p_ready boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.set_ready(p_room_id text, p_ready boolean) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.set_ready(p_room_id text, p_ready boolean) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.set_room_join_policy(p_room_id text, p_policy text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.set_room_join_policy(p_room_id text, p_policy text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.set_room_join_policy(p_room_id text, p_policy text) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.set_room_permission(p_room_id text, p_permission text, p_min_role text) TO authenticated;

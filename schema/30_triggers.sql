@@ -7,6 +7,8 @@ CREATE TRIGGER _050_sync_role BEFORE INSERT OR UPDATE OF is_host, role ON public
 
 COMMENT ON TRIGGER _050_sync_role ON public.room_members IS 'role = host exactly for the is_host member; the host losing the flag becomes member.';
 
+CREATE TRIGGER _060_align_join_policy BEFORE UPDATE OF is_public ON public.rooms FOR EACH ROW WHEN (((new.is_public IS DISTINCT FROM old.is_public) AND (new.join_policy = ANY (ARRAY['open'::text, 'key'::text])))) EXECUTE FUNCTION watchium_private.tg_rooms__align_join_policy();
+
 CREATE TRIGGER _100_create_presence AFTER INSERT ON public.room_members FOR EACH ROW EXECUTE FUNCTION watchium_private.tg_room_members__create_presence();
 
 CREATE TRIGGER _100_touch_updated_at BEFORE UPDATE ON public.comments FOR EACH ROW EXECUTE FUNCTION watchium_private.tg__touch_updated_at();

@@ -93,6 +93,8 @@ ALTER TABLE watchium_private.room_events ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE watchium_private.room_events_expired ENABLE ROW LEVEL SECURITY;
 
+ALTER TABLE watchium_private.room_join_requests ENABLE ROW LEVEL SECURITY;
+
 ALTER TABLE watchium_private.room_mutes ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE watchium_private.room_permission_catalogue ENABLE ROW LEVEL SECURITY;

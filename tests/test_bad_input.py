@@ -39,6 +39,7 @@ CALLERS = ("host", "member", "stranger", "anon")
 
 PRIVATE_ROOM = "privroom01"
 PUBLIC_ROOM = "pubroom001"
+APPROVAL_ROOM = "apprroom01"
 
 FIXTURE_SQL = f"""
 insert into public.rooms (room_id, title, anime_id, anime_title, episode_number, video_url,
@@ -55,6 +56,15 @@ insert into public.room_queue (room_id, position, anime_id, anime_title, episode
                                duration, added_by, added_by_username) values
   ('{PRIVATE_ROOM}', 1, 'a1', 'Anime', 2, 'https://example.com/p2', 1440, 'member', 'Member'),
   ('{PUBLIC_ROOM}', 1, 'a1', 'Anime', 2, 'https://example.com/q2', 1440, 'member', 'Member');
+insert into public.rooms (room_id, title, anime_id, anime_title, episode_number, video_url,
+                          host_user_id, host_username, is_public, join_policy) values
+  ('{APPROVAL_ROOM}', 'Approval', 'a1', 'Anime', 1, 'https://example.com/r', 'host', 'Host', true,
+   'approval');
+insert into public.room_members (room_id, user_id, username, is_host) values
+  ('{APPROVAL_ROOM}', 'host', 'Host', true),
+  ('{APPROVAL_ROOM}', 'member', 'Member', false);
+insert into watchium_private.room_join_requests (room_id, user_id, username) values
+  ('{APPROVAL_ROOM}', 'stranger', 'Stranger');
 """
 
 # -------------------------------------------------------------------------------------------
@@ -71,7 +81,9 @@ nasty_text = st.one_of(
         ["x" * 101, "ABCDEFGHIJ", "abc", "room:1", "'; drop table rooms; --", "🎬" * 30]
     ),
 )
-ids = st.sampled_from([PRIVATE_ROOM, PUBLIC_ROOM, "nosuchroom", "host", "member", "stranger"])
+ids = st.sampled_from(
+    [PRIVATE_ROOM, PUBLIC_ROOM, APPROVAL_ROOM, "nosuchroom", "host", "member", "stranger"]
+)
 text_values = st.one_of(st.none(), ids, nasty_text, st.from_regex(r"\A[a-z0-9]{10}\Z"))
 numeric_values = st.one_of(
     st.none(),
@@ -208,7 +220,14 @@ select array_remove(array[
        then 'rooms.queue_item_id disagrees with the item at position 0' end,
   case when exists (select from watchium_private.room_secrets s
                     join public.rooms r using (room_id) where r.is_public)
-       then 'an access key of a public room' end
+       then 'an access key of a public room' end,
+  case when exists (select from watchium_private.room_join_requests q
+                    join public.room_members m using (room_id, user_id))
+       then 'a join request of a member of its room' end,
+  case when exists (select from watchium_private.room_join_requests q
+                    join public.rooms r using (room_id)
+                    where q.status = 'pending' and watchium_private.room_join_policy(r) <> 'approval')
+       then 'a pending join request in a room that needs no approval' end
 ], null)
 """
 
@@ -240,6 +259,7 @@ COVERED = {
     "record_heartbeat",
     "record_heartbeats",
     "get_room_sync_state",
+    "get_room_events",
     "get_room_sync_options",
     "set_room_sync_options",
     "get_room_sync_metrics",
@@ -269,6 +289,10 @@ COVERED = {
     "start_ready_check",
     "set_ready",
     "cancel_ready_check",
+    "set_room_join_policy",
+    "request_to_join",
+    "get_join_requests",
+    "answer_join_request",
 }
 
 

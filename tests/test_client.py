@@ -151,6 +151,38 @@ def test_roles_and_permissions_through_the_client(client: Client) -> None:
     assert alice.kick_member(room_id, "carol", ban_seconds=30).banned_until is not None
 
 
+def test_join_policy_through_the_client(client: Client) -> None:
+    alice, bob, carol = client.as_user("alice"), client.as_user("bob"), client.as_user("carol")
+    room_id = new_room(alice).room.room_id
+    change = alice.set_room_join_policy(room_id, "approval")
+    assert isinstance(change, wc.JoinPolicyChange)
+    assert (change.join_policy, change.previous_join_policy) == ("approval", "open")
+    with pytest.raises(Forbidden):
+        bob.join_room(room_id, username="Bob")
+    asked = bob.request_to_join(room_id, username="Bob", message="hi")
+    assert asked.status == "pending" and isinstance(asked.requested_at, datetime)
+    assert not asked.approved
+    listed = alice.get_join_requests(room_id)
+    assert listed.join_policy == "approval"
+    assert [(r.user_id, r.message, r.status) for r in listed.requests] == [("bob", "hi", "pending")]
+    assert isinstance(listed.requests[0].created_at, datetime)
+    with pytest.raises(Forbidden):
+        carol.get_join_requests(room_id)
+    assert alice.answer_join_request(room_id, "bob", True).status == "approved"
+    again = bob.request_to_join(room_id)
+    assert again.approved and isinstance(again.valid_until, datetime)
+    assert bob.join_room(room_id, username="Bob").joined
+    assert bob.request_to_join(room_id).status == "member"
+    carol.request_to_join(room_id, username="Carol")
+    assert alice.answer_join_request(room_id, "carol", False).status == "refused"
+    refused = carol.request_to_join(room_id)
+    assert refused.status == "refused" and isinstance(refused.retry_after, datetime)
+    open_room = new_room(alice).room.room_id
+    with pytest.raises(Conflict):
+        carol.request_to_join(open_room, username="Carol")  # a room that needs no approval
+    assert alice.get_room(room_id).room.join_policy == "approval"
+
+
 def test_queue_through_the_client(client: Client, watchium_db_url: str) -> None:
     alice, bob = client.as_user("alice"), client.as_user("bob")
     room_id = new_room(alice).room.room_id
@@ -220,6 +252,17 @@ def test_sync_realtime_and_service_rpcs_through_the_client(
     state = bob.get_room_sync_state(room_id)
     assert state.expected_time >= 100 and state.host_user_id == "alice" and state.me is not None
     assert state.stats["members"] == 2
+    assert state.waiting is not None and state.waiting["state"] == "playing"
+    assert state.events_position is not None
+    pos = state.events_position
+    alice.seek_to_time(room_id, 120.0)
+    caught = bob.get_room_events(room_id, pos["xact_id"], pos["event_id"], pos["snapshot"])
+    assert [(e["event"], e["payload"]["current_time"]) for e in caught.events] == [
+        ("playback", 120)
+    ]
+    assert not caught.more and not caught.held and caught.expired is None
+    assert caught.position["event_id"] == caught.events[-1]["event_id"]
+    state = bob.get_room_sync_state(room_id)
     age_presence(watchium_conn, room_id, 5)
     caught_up = bob.record_heartbeat(room_id, state.expected_time, True)
     assert caught_up.is_synced  # "Live": the expected position is in sync

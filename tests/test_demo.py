@@ -39,6 +39,8 @@ def test_demo_plays_a_watch_party_end_to_end(
     # The host left: the co-host, not the longest-present member, took over.
     assert summary["host_after"] == summary["co_host"]
     assert summary["ban_refused_rejoin"] and summary["ban_lapsed_rejoined"]
+    assert summary["join_approval"] == {
+        "join_refused": True, "requested": True, "listed": True, "joined": True}  # fmt: skip
     assert kinds["sync_wait"] == 2  # Mika blocks; Mika is ready: resumed
     assert summary["group_wait"] == {"waited": True, "resumed": True, "scheduled_start": True}
     assert kinds["chat_message"] == 1 and kinds["host_changed"] == 1

@@ -1,4 +1,4 @@
-"""Latency-aware heartbeats (revision 0022): send time and RTT, the smoothed RTT and clock offset
+"""Latency-aware heartbeats (revision 0024): send time and RTT, the smoothed RTT and clock offset
 per member, the drift corrected by the one-way delay while playing, implausible send times
 ignored, the room's drift thresholds, and a wrong episode reported as such, never as drift."""
 

@@ -104,6 +104,7 @@ ROOM_CALLS = {
         "select public.record_heartbeats(%(room)s, array['m1'], array[1]::numeric[], array[true])"
     ),
     "get_room_sync_state": "select public.get_room_sync_state(%(room)s)",
+    "get_room_events": "select public.get_room_events(%(room)s, '1', 0)",
     "get_room_sync_metrics": "select public.get_room_sync_metrics(%(room)s)",
     "record_realtime_metrics": "select public.record_realtime_metrics(%(room)s, 1, 1, 1, 0)",
     "get_realtime_metrics_summary": "select public.get_realtime_metrics_summary(%(room)s)",
@@ -133,6 +134,10 @@ ROOM_CALLS = {
     "cancel_ready_check": "select public.cancel_ready_check(%(room)s)",
     "start_ready_check": "select public.start_ready_check(%(room)s, 30, 1)",
     "set_ready": "select public.set_ready(%(room)s, true)",
+    "set_room_join_policy": "select public.set_room_join_policy(%(room)s, 'approval')",
+    "request_to_join": "select public.request_to_join(%(room)s, 'Eve', 'hi')",
+    "get_join_requests": "select public.get_join_requests(%(room)s)",
+    "answer_join_request": "select public.answer_join_request(%(room)s, 'm1', true)",
 }
 
 

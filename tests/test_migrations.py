@@ -68,6 +68,9 @@ insert into public.room_permissions (room_id, permission, min_role)
 insert into watchium_private.room_bans (room_id, user_id, reason) values ('roundtrip1', 'u9', 'spam');
 insert into watchium_private.room_mutes (room_id, user_id, shadow) values ('roundtrip1', 'u1', true);
 insert into watchium_private.member_playback (room_id, user_id) values ('roundtrip1', 'u1');
+update public.rooms set join_policy = 'approval' where room_id = 'roundtrip1';
+insert into watchium_private.room_join_requests (room_id, user_id, username, message)
+  values ('roundtrip1', 'u8', 'Eight', 'let me in');
 """
 
 

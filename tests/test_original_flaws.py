@@ -88,8 +88,10 @@ def test_no_function_takes_the_callers_identity_as_an_argument(conn):
         where n.nspname = 'public' and a.name in ('p_user_id', 'p_caller', 'p_host_user_id', 'p_sender')
         """
     ).fetchall()
-    # Every other p_user_id names the member acted upon (roles, bans, mutes, hidden comments).
+    # Every other p_user_id names the member acted upon (roles, bans, mutes, hidden comments),
+    # or the requester whose join request a moderator answers.
     assert sorted(rows) == [
+        ("answer_join_request", "p_user_id"),
         ("ban_member", "p_user_id"),
         ("check_rate_limit", "p_user_id"),
         ("forget_user", "p_user_id"),

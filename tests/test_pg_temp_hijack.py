@@ -130,7 +130,7 @@ def test_no_rpc_policy_or_trigger_resolves_to_temporary_objects(attacked):
     bob.broadcast_to_room(room.room_id, "chat_message", {"message": "hi"})
     bob.check_rate_limit("bob", "custom_action")
     bob.delete_comment(posted.id)
-    # Governance and coordination (revisions 0009-0023).
+    # Governance and coordination (revisions 0009-0025).
     alice.set_member_role(room.room_id, "bob", "co_host")
     alice.set_room_sync_options(room.room_id, {"episode_countdown": 3})
     bob.add_to_queue(
@@ -147,6 +147,12 @@ def test_no_rpc_policy_or_trigger_resolves_to_temporary_objects(attacked):
     alice.mute_member(room_id=room.room_id, user_id="bob", duration_seconds=60)
     alice.ban_member(room_id=room.room_id, user_id="mallory", duration_seconds=60)
     alice.get_room_moderation(room.room_id)
+    alice.set_room_join_policy(room.room_id, "approval")
+    erin = client.as_user("erin")
+    erin.request_to_join(room.room_id, username="Erin", message="hi", access_key=room.access_key)
+    alice.get_join_requests(room.room_id)
+    alice.answer_join_request(room.room_id, "erin", True)
+    erin.join_room(room.room_id, username="Erin")
     alice.transfer_host(room.room_id, "bob")
     bob.kick_member(room.room_id, "alice")
     client.as_user("dave").leave_room(public.room_id)

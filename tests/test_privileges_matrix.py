@@ -243,6 +243,7 @@ public.bulk_sync_update              -     yes            yes
 public.record_heartbeat              -     yes            yes
 public.record_heartbeats             -     -              yes
 public.get_room_sync_state           -     yes            yes
+public.get_room_events               -     yes            yes
 public.get_room_sync_options         -     yes            yes
 public.set_room_sync_options         -     yes            yes
 public.get_room_sync_metrics         -     yes            yes
@@ -274,6 +275,10 @@ public.force_resume                  -     yes            yes
 public.start_ready_check             -     yes            yes
 public.set_ready                     -     yes            yes
 public.cancel_ready_check            -     yes            yes
+public.set_room_join_policy          -     yes            yes
+public.request_to_join               -     yes            yes
+public.get_join_requests             -     yes            yes
+public.answer_join_request           -     yes            yes
 watchium_private.my_room_ids         -     yes            -
 watchium_private.read_room_events    -     -              yes
 watchium_private.read_room_event     -     -              yes

@@ -1,4 +1,4 @@
-"""Bans and mutes with expiry, kick with a ban, hidden comments (revisions 0017, 0018). Each way round
+"""Bans and mutes with expiry, kick with a ban, hidden comments (revisions 0017-0019). Each way round
 a ban or a mute that a client could try has a test."""
 
 from __future__ import annotations

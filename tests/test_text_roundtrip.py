@@ -226,6 +226,19 @@ def test_ban_and_mute_store_their_reason_as_given(conn, ban_reason, mute_reason)
         assert [b["reason"] for b in moderation["bans"]] == [ban_reason]
 
 
+@SETTINGS
+@given(username=valid_text(50), message=valid_text(200))
+@example(username="vicky", message="v v")
+def test_join_requests_store_text_as_given(conn, username, message):
+    with conn.transaction(force_rollback=True):
+        room_id = create_room(conn)
+        rpc(conn, "host", "set_room_join_policy", p_room_id=room_id, p_policy="approval")
+        rpc(conn, "asker", "request_to_join", p_room_id=room_id, p_username=username,
+            p_message=message)  # fmt: skip
+        requests = rpc(conn, "host", "get_join_requests", p_room_id=room_id)["requests"]
+        assert [(r["username"], r["message"]) for r in requests] == [(username, message)]
+
+
 def test_every_checked_text_argument_is_covered(conn):
     """Every text argument of a public RPC that check_text / check_url checks is exercised
     above: a new one fails here until it is added."""
@@ -243,6 +256,7 @@ def test_every_checked_text_argument_is_covered(conn):
         ("add_to_queue", "p_anime_id"), ("add_to_queue", "p_anime_title"),
         ("add_to_queue", "p_video_url"),
         ("ban_member", "p_reason"), ("mute_member", "p_reason"),
+        ("request_to_join", "p_username"), ("request_to_join", "p_message"),
     }  # fmt: skip
     rows = conn.execute(
         r"""

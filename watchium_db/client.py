@@ -293,6 +293,8 @@ class Room:
     updated_at: datetime | None
     last_activity: datetime | None
     member_count: int | None = None
+    #: None follows visibility (public: open, private: key); open, key or approval (0026).
+    join_policy: str | None = None
     raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -442,6 +444,72 @@ class HiddenComments:
     room_id: str
     user_id: str
     hidden: int
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class JoinPolicyChange:
+    """set_room_join_policy: the policy in force now and before, and the waiting requests
+    dropped by leaving approval."""
+
+    room_id: str
+    join_policy: str
+    previous_join_policy: str
+    requests_dropped: int
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class JoinRequestStatus:
+    """request_to_join: 'pending', 'approved', 'refused', 'member' or 'invalid_access_key' (a
+    result, as in join_room, so the counted attempt commits)."""
+
+    status: str
+    room_id: str
+    requested_at: datetime | None = None
+    answered_at: datetime | None = None
+    valid_until: datetime | None = None
+    retry_after: datetime | None = None
+    attempts_left: int | None = None
+    raw: Mapping[str, Any] = _raw()
+
+    @property
+    def approved(self) -> bool:
+        """Whether join_room now admits the caller (or it is a member already)."""
+        return self.status in ("approved", "member")
+
+
+@dataclass(frozen=True)
+class JoinRequest:
+    """One entry of get_join_requests."""
+
+    user_id: str
+    username: str
+    message: str | None
+    status: str
+    created_at: datetime | None
+    answered_by: str | None
+    answered_at: datetime | None
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class JoinRequests:
+    """get_join_requests: pending and accepted (not yet used) requests, oldest first."""
+
+    room_id: str
+    join_policy: str
+    requests: tuple[JoinRequest, ...]
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class JoinRequestAnswer:
+    """answer_join_request: 'approved' or 'refused'."""
+
+    room_id: str
+    user_id: str
+    status: str
     raw: Mapping[str, Any] = _raw()
 
 
@@ -667,6 +735,27 @@ class SyncState:
     server_time: datetime | None
     me: Mapping[str, Any] | None
     stats: Mapping[str, Any]
+    #: The room's waiting state: state playing, scheduled, paused or waiting; reason,
+    #: blockers, ready check, scheduled start (revision 0020).
+    waiting: Mapping[str, Any] | None = None
+    #: Where this snapshot ends in the room's events: pass it to get_room_events to follow the
+    #: room from here without a gap or a duplicate (revision 0029).
+    events_position: Mapping[str, Any] | None = None
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
+class RoomEvents:
+    """get_room_events: a member's catch-up of its room's events after a position.
+    ``position`` is passed back as is on the next call; ``more``: call again at once;
+    ``held``: events of transactions still running come later; ``expired``: events after the
+    position were trimmed (take a new snapshot)."""
+
+    events: tuple[Mapping[str, Any], ...]
+    position: Mapping[str, Any]
+    more: bool
+    held: bool
+    expired: Mapping[str, Any] | None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -763,8 +852,10 @@ class ForgottenUser:
     comments_tombstoned: int
     rate_limit_counters_deleted: int
     realtime_metrics_deleted: int
-    #: Queued episodes left in their queues without author (revision 0021).
+    #: Queued episodes left in their queues without author (revision 0022).
     queue_items_anonymized: int | None = None
+    #: Join requests deleted (revision 0027).
+    join_requests_deleted: int | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -1024,6 +1115,11 @@ RECORD_HEARTBEATS = Rpc(
 GET_ROOM_SYNC_STATE = Rpc(
     "get_room_sync_state", _args("room_id:text"), lambda d: _build(SyncState, d)
 )
+GET_ROOM_EVENTS = Rpc(
+    "get_room_events",
+    _args("room_id:text after_xact_id:text after_event_id:bigint snapshot:text limit:integer"),
+    lambda d: _build(RoomEvents, d, events=tuple),
+)
 GET_ROOM_SYNC_METRICS = Rpc(
     "get_room_sync_metrics", _args("room_id:text"), lambda d: _build(SyncMetrics, d)
 )
@@ -1113,6 +1209,28 @@ GET_ROOM_MODERATION = Rpc(
     _args("room_id:text"),
     lambda d: _build(RoomModeration, d, bans=tuple, mutes=tuple),
 )
+SET_ROOM_JOIN_POLICY = Rpc(
+    "set_room_join_policy",
+    _args("room_id:text policy:text"),
+    lambda d: _build(JoinPolicyChange, d),
+)
+REQUEST_TO_JOIN = Rpc(
+    "request_to_join",
+    _args("room_id:text username:text message:text access_key:text"),
+    lambda d: _build(JoinRequestStatus, d),
+)
+GET_JOIN_REQUESTS = Rpc(
+    "get_join_requests",
+    _args("room_id:text"),
+    lambda d: _build(
+        JoinRequests, d, requests=lambda rs: tuple(_build(JoinRequest, r) for r in rs)
+    ),
+)
+ANSWER_JOIN_REQUEST = Rpc(
+    "answer_join_request",
+    _args("room_id:text user_id:text accept:boolean"),
+    lambda d: _build(JoinRequestAnswer, d),
+)
 GET_ROOM_PERMISSIONS = Rpc(
     "get_room_permissions",
     _args("room_id:text"),
@@ -1148,7 +1266,7 @@ RPCS: tuple[Rpc[Any], ...] = (
     CREATE_ROOM, JOIN_ROOM, LEAVE_ROOM, KICK_MEMBER, TRANSFER_HOST, UPDATE_ROOM, DELETE_ROOM,
     GET_ROOM, GET_ROOM_ACCESS_KEY, LIST_PUBLIC_ROOMS, POST_COMMENT, EDIT_COMMENT, DELETE_COMMENT,
     GET_COMMENTS, GET_OR_CREATE_ANCHOR, CHANGE_PLAYBACK_STATE, SEEK_TO_TIME, SET_PLAYBACK_SPEED,
-    BULK_SYNC_UPDATE, RECORD_HEARTBEAT, RECORD_HEARTBEATS, GET_ROOM_SYNC_STATE,
+    BULK_SYNC_UPDATE, RECORD_HEARTBEAT, RECORD_HEARTBEATS, GET_ROOM_SYNC_STATE, GET_ROOM_EVENTS,
     GET_ROOM_SYNC_METRICS, GET_ROOM_SYNC_OPTIONS, SET_ROOM_SYNC_OPTIONS, REPORT_PLAYBACK_STATUS,
     SET_WAIT_OPT_OUT, FORCE_RESUME, START_READY_CHECK, SET_READY, CANCEL_READY_CHECK,
     BROADCAST_TO_ROOM,
@@ -1157,6 +1275,7 @@ RPCS: tuple[Rpc[Any], ...] = (
     SET_MEMBER_ROLE, SET_ROOM_PERMISSION, GET_ROOM_PERMISSIONS,
     BAN_MEMBER, UNBAN_MEMBER, MUTE_MEMBER, UNMUTE_MEMBER, HIDE_MEMBER_COMMENTS, GET_ROOM_MODERATION,
     ADD_TO_QUEUE, MOVE_QUEUE_ITEM, REMOVE_QUEUE_ITEM, ADVANCE_QUEUE, GET_QUEUE,
+    SET_ROOM_JOIN_POLICY, REQUEST_TO_JOIN, GET_JOIN_REQUESTS, ANSWER_JOIN_REQUEST,
 )  # fmt: skip
 RPC_BY_NAME: dict[str, Rpc[Any]] = {rpc.name: rpc for rpc in RPCS}
 
@@ -1309,6 +1428,31 @@ class RpcMethods:
     def get_room_moderation(self, room_id: str) -> RoomModeration:
         """Bans and mutes in force, for moderators."""
 
+    @rpc(SET_ROOM_JOIN_POLICY)
+    def set_room_join_policy(self, room_id: str, policy: str | None) -> JoinPolicyChange:
+        """Set how non-members get in: 'open' (public rooms), 'key' (private rooms),
+        'approval', or None to follow visibility (update_room permission)."""
+
+    @rpc(REQUEST_TO_JOIN)
+    def request_to_join(
+        self,
+        room_id: str,
+        *,
+        username: str | None = None,
+        message: str | None = None,
+        access_key: str | None = None,
+    ) -> JoinRequestStatus:
+        """Ask to join an approval room (a private one also needs its key); asking again
+        returns the status."""
+
+    @rpc(GET_JOIN_REQUESTS)
+    def get_join_requests(self, room_id: str) -> JoinRequests:
+        """Pending and accepted join requests, for members with approve_joins."""
+
+    @rpc(ANSWER_JOIN_REQUEST)
+    def answer_join_request(self, room_id: str, user_id: str, accept: bool) -> JoinRequestAnswer:
+        """Accept (the user may then join once) or refuse a pending request (approve_joins)."""
+
     @rpc(SET_MEMBER_ROLE)
     def set_member_role(self, room_id: str, user_id: str, role: str) -> RoleChange:
         """Give a member of a lower role the role co_host, member or viewer (manage_roles)."""
@@ -1448,6 +1592,19 @@ class RpcMethods:
     @rpc(GET_ROOM_SYNC_STATE)
     def get_room_sync_state(self, room_id: str) -> SyncState:
         """The "Live" state: the host's expected position now and the room's sync stats."""
+
+    @rpc(GET_ROOM_EVENTS)
+    def get_room_events(
+        self,
+        room_id: str,
+        after_xact_id: str,
+        after_event_id: int,
+        snapshot: str | None = None,
+        limit: int | None = None,
+    ) -> RoomEvents:
+        """The room's events after a position (start from ``get_room_sync_state``'s
+        ``events_position``; then pass back each ``position``), without those the snapshot
+        already contains. Members only; events from shortly before the caller joined on."""
 
     @rpc(GET_ROOM_SYNC_METRICS)
     def get_room_sync_metrics(self, room_id: str) -> SyncMetrics:

@@ -8,7 +8,8 @@ each member's drift and sync level; members who fell behind catch up with the "L
 ``get_room_sync_state``'s ``expected_time``. Someone chats (``post_comment`` and a
 ``chat_message`` broadcast), a member goes silent and maintenance removes it as stale, the host
 leaves and the host role moves on. In the public room, members queue two episodes and the first,
-a 2-second clip, ends: the queue advances by itself (maintenance applies it). Two
+a 2-second clip, ends: the queue advances by itself (maintenance applies it); the host then
+makes the public room join by approval, and accepts a member's request. Two
 :class:`~watchium_db.listener.RoomListener` streams receive the private room's events on the
 side: the database's and the members' broadcasts.
 
@@ -400,6 +401,31 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
             rejoined = await sessions["Ren"].join_room(party.public_room, username="Ren")
             party.say(f"the ban lapsed by itself: Ren {rejoined.status}")
 
+            # Approval by the host (public room) -----------------------------------------------
+            await hana.set_room_join_policy(party.public_room, "approval")
+            asker = sessions["Mika"]
+            try:
+                await asker.join_room(party.public_room, username="Mika")
+                approval_refused = False
+            except Forbidden:
+                approval_refused = True
+            asked = await asker.request_to_join(
+                party.public_room, username="Mika", message="Hana's friend from the other room"
+            )
+            requests = await hana.get_join_requests(party.public_room)
+            await hana.answer_join_request(party.public_room, uid("Mika"), True)
+            admitted = await asker.join_room(party.public_room, username="Mika")
+            approval = {
+                "join_refused": approval_refused,
+                "requested": asked.status == "pending",
+                "listed": [r.user_id for r in requests.requests] == [uid("Mika")],
+                "joined": admitted.status == "joined",
+            }
+            party.say(
+                "Hana made the public room join by approval: Mika's join refused, Mika asked,"
+                f" Hana accepted, Mika {admitted.status}"
+            )
+
             # The host leaves ----------------------------------------------------------------
             left = await hana.leave_room(party.private_room)
             party.players.pop(uid("Hana"))
@@ -449,6 +475,7 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
             "co_host_paused": cohost_paused,
             "ban_refused_rejoin": ban_refused,
             "ban_lapsed_rejoined": rejoined.status == "joined",
+            "join_approval": approval,
             "queue_auto_advanced": auto_advanced,
             "group_wait": group_wait,
             "events_received": len(party.events),
@@ -476,6 +503,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"co-host paused: {'yes' if summary['co_host_paused'] else 'NO'}; ban refused the rejoin:"
         f" {'yes' if summary['ban_refused_rejoin'] else 'NO'}, and lapsed:"
         f" {'yes' if summary['ban_lapsed_rejoined'] else 'NO'}",
+        "approval room: join refused, request accepted, then joined: "
+        + ("yes" if all(summary.get("join_approval", {"": False}).values()) else "NO"),
         f"{summary['events_received']} events received by the listener: "
         + ", ".join(f"{k} {v}" for k, v in summary["event_types"].items()),
         f"done in {summary['seconds']} s (rooms {summary['private_room']},"

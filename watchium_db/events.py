@@ -129,9 +129,18 @@ _EVENTS = (
         "room_updated",
         "update_room changed the title, episode, video URL or privacy, or rotated the key, or "
         "set_room_sync_options changed the room's sync options (sync_options: the changed "
-        "options' new effective values, seconds) (only the changed fields are sent)",
+        "options' new effective values, seconds), or set_room_join_policy changed the join "
+        "policy in force (join_policy: open, key or approval) (only the changed fields are sent)",
         (),
-        ("title", "episode_number", "video_url", "is_public", "access_key_rotated", "sync_options"),
+        (
+            "title",
+            "episode_number",
+            "video_url",
+            "is_public",
+            "access_key_rotated",
+            "sync_options",
+            "join_policy",
+        ),
     ),
     Event(
         "room_deleted",
@@ -256,6 +265,17 @@ _EVENTS = (
         "comments_hidden",
         "hide_member_comments hid the room comments of a kicked, banned or departed user",
         ("user_id", "hidden_by", "count"),
+    ),
+    Event(
+        "join_requested",
+        "request_to_join made a new request to join an approval room (never the message)",
+        ("user_id", "username"),
+    ),
+    Event(
+        "join_request_answered",
+        "answer_join_request answered a pending request (not how: an accepted user's "
+        "member_joined follows when it joins)",
+        ("user_id", "answered_by"),
     ),
 )
 

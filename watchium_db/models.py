@@ -145,6 +145,9 @@ class Room(Base):
     waiting_reason: Mapped[str | None]
     sync_deadline: Mapped[dt.datetime | None]
     ready_check_min_ready: Mapped[int | None]
+    #: How non-members get in: None follows visibility (public: open, private: key), or
+    #: ``open``, ``key``, ``approval`` (revision 0026; set with ``set_room_join_policy``).
+    join_policy: Mapped[str | None]
 
 
 class RoomMember(Base):
@@ -383,6 +386,27 @@ class RoomMute(Base):
     shadow: Mapped[bool] = mapped_column(server_default=text("false"))
     created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
     ends_at: Mapped[dt.datetime | None]
+
+
+class RoomJoinRequest(Base):
+    """A request to join an approval room: pending, approved (admits once) or refused."""
+
+    __tablename__ = "room_join_requests"
+    __table_args__ = (
+        PrimaryKeyConstraint("room_id", "user_id", name="room_join_requests_pkey"),
+        {"schema": PRIVATE},
+    )
+
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("rooms.room_id", ondelete="CASCADE", name="room_join_requests_room_id_fkey")
+    )
+    user_id: Mapped[str]
+    username: Mapped[str]
+    message: Mapped[str | None]
+    status: Mapped[str] = mapped_column(server_default=text("'pending'::text"))
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    answered_by: Mapped[str | None]
+    answered_at: Mapped[dt.datetime | None]
 
 
 class RoomPermissionCatalogue(Base):

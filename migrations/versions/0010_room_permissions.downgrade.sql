@@ -1,4 +1,10 @@
 -- Reverts 0010: the permission map.
+-- Lock order: the busy table first, then the one dropped here. Dropping a
+-- table with a foreign key locks the table it references too; clients lock
+-- public.rooms first (a delete there cascades into the other), so taking them in
+-- that order, at once, closes no deadlock with them.
+lock table public.rooms, public.room_permissions, watchium_private.room_permission_catalogue in access exclusive mode;
+
 drop function watchium_private.require_room_permission(text, text, text);
 drop function watchium_private.has_room_permission(text, text, text);
 drop function watchium_private.room_permission_min_role(text, text);

@@ -2,6 +2,12 @@
 -- 0013 episode queue (downgrade): removes exactly what the upgrade added.
 -- Queued items are lost; rooms keep the episode they play.
 -- =============================================================================
+-- Lock order: the busy table first, then the one dropped here. Dropping a
+-- table with a foreign key locks the table it references too; clients lock
+-- public.rooms first (a delete there cascades into the other), so taking them in
+-- that order, at once, closes no deadlock with them.
+lock table public.rooms, public.room_queue in access exclusive mode;
+
 drop function public.get_queue(text);
 drop function watchium_rpc.get_queue(text);
 drop function public.advance_queue(text, bigint);

@@ -3,7 +3,7 @@
 --
 -- comments.hidden_at / hidden_reason: a comment hidden from everyone but its
 -- author (a shadow-muted member's, or a kicked or banned member's hidden by a
--- moderator: 0018 sets them). The select policies show a hidden comment to
+-- moderator: 0019 sets them). The select policies show a hidden comment to
 -- its author only.
 --
 -- This revision changes public.comments alone (the only busy table it locks);

@@ -566,7 +566,7 @@ def hb_room(i: int | str) -> str:
     return f"hbroom000{i}"
 
 
-#: The optional heartbeat arguments since 0022: a send time (the server clock, so plausible), a
+#: The optional heartbeat arguments since 0024: a send time (the server clock, so plausible), a
 #: measured RTT and the room's episode; the "with latency" baseline cases send them on head.
 HB_LATENCY_ARGS = (
     ", p_client_time => extract(epoch from now()) * 1000, p_rtt_ms => 80, p_episode_number => 1"
@@ -620,7 +620,7 @@ def batch_script(latency: bool = False) -> str:
     """An edge server relaying the heartbeats of a whole 50-member room in one call, as
     service_role (PostgREST's shape: role set, then the call). The arrays are literals, as a
     client sends them; pgbench puts the room number into the user ids. ``latency``: with a
-    send time (now), an RTT and the episode per member (0022's optional arrays)."""
+    send time (now), an RTT and the episode per member (0024's optional arrays)."""
     user_ids = ",".join(f"hb:r_{m}" for m in range(HB_MEMBERS))
     times = ",".join("100.5" for _ in range(HB_MEMBERS))
     playing = ",".join("t" for _ in range(HB_MEMBERS))
@@ -1149,8 +1149,8 @@ def _setup_room_of_1000(conn: Conn, side: str) -> None:
     ):
         make_room(conn, BASELINE_ROOM_1000, 1000, "bl1000_")
         if side == "head":
-            # Every member reported an RTT (20 to 275 ms; revision 0022) and stays live for
-            # the run: a play's scheduled start ranks them all (revision 0025).
+            # Every member reported an RTT (20 to 275 ms; revision 0023) and stays live for
+            # the run: a play's scheduled start ranks them all (revision 0030).
             conn.execute(
                 "update watchium_private.member_presence"
                 " set rtt_ms = 20 + (hashtext(user_id) & 255),"
@@ -1240,7 +1240,7 @@ BASELINE_CASES: list[BaselineCase] = [
         _setup_heartbeat_rooms,
         scale=HB_MEMBERS,
     ),
-    # 0022: the same heartbeats carrying a send time, an RTT and the episode on head (the
+    # 0024: the same heartbeats carrying a send time, an RTT and the episode on head (the
     # release takes none of them): the cost of latency-aware drift itself.
     BaselineCase(
         "single_heartbeat_latency",

@@ -1,7 +1,7 @@
-"""The room's waiting state: columns of public.rooms for the group wait and ready check.
+"""Gapless resync for members: get_room_sync_state's events position and get_room_events.
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0029
+Revises: 0028
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0019"
-down_revision = "0018"
+revision = "0029"
+down_revision = "0028"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
-"""Group wait for buffering members, ready check, scheduled resumes.
+"""Presence latency columns: smoothed RTT, clock offset, reported episode, level wrong_episode.
 
-Revision ID: 0020
-Revises: 0019
+Revision ID: 0023
+Revises: 0022
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0020"
-down_revision = "0019"
+revision = "0023"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 

@@ -1,29 +1,6 @@
 -- =============================================================================
--- 0023 scheduled starts in the host controls
---
--- apply_host_control (the definition of 0016, co-host control) now:
---   * applies the room's due sync deadlines first (one comparison of
---     rooms.sync_deadline when none is due);
---   * starts (play, or a seek while playing) at a scheduled start: the
---     reference playback_updated_at is in the future (scheduled_start_at: the
---     room's minimum start lead, an episode's countdown for a play at 0);
---   * ends a wait on play (blockers skipped, as force_resume) or pause (the
---     wait is cancelled: a later ready report does not start a paused room);
---     seek and speed keep the room waiting.
+-- 0025 scheduled starts (downgrade): apply_host_control as 0016 defined it.
 -- =============================================================================
--- -----------------------------------------------------------------------------
--- watchium_private.apply_host_control: scheduled starts and the waiting state.
---   * due deadlines of the room are applied first (settle_room), under the
---     room lock the control takes anyway;
---   * a start (play, or a seek while playing) takes effect at a scheduled
---     start (scheduled_start_at): playback_updated_at in the future, the
---     expected position before it is the start position; a play at 0 is an
---     episode start (at least the room's episode countdown);
---   * play ends a wait as a force resume does (blockers skipped, sync_wait
---     resumed, cause host; a ready check: 'forced'); pause ends it without
---     resuming (sync_wait cancelled; a ready check: 'cancelled'); seek and
---     speed keep the room waiting, paused at the new position.
--- -----------------------------------------------------------------------------
 create or replace function watchium_private.apply_host_control(
   p_user_id text,
   p_room_id text,
@@ -40,15 +17,9 @@ as $$
 declare
   v_user_id  text := p_user_id;
   v_room     public.rooms;
-  v_waiting  public.rooms;
   v_old_speed numeric;
   v_position numeric;
   v_at       timestamptz;
-  v_starts   timestamptz;
-  v_playing  boolean;
-  v_ends_wait boolean;
-  v_skipped  text[];
-  v_ready    record;
   v_sync     jsonb;
   v_state    jsonb;
 begin
@@ -70,11 +41,6 @@ begin
         using errcode = '42501', hint = 'Ask the host, or become host when the host leaves.';
     end if;
   end if;
-  -- Deadlines that passed since the last call on the room: one comparison
-  -- when there is none.
-  if v_room.sync_deadline <= pg_catalog.clock_timestamp() then
-    v_room := watchium_private.settle_room(v_room, v_user_id);
-  end if;
 
   -- The new reference instant is when the change happens, after the room lock
   -- was granted, not when the transaction began: a control that waited behind
@@ -83,39 +49,12 @@ begin
   v_at := pg_catalog.clock_timestamp();
   v_position := coalesce(p_time, watchium_private.room_expected_position(v_room, v_at));
   v_old_speed := v_room.playback_speed;  -- members were playing at the old speed
-  v_playing := coalesce(p_is_playing, v_room.is_playing);
-  v_ends_wait := v_room.waiting_reason is not null and p_action in ('play', 'pause');
-  -- A start (play, or a seek while playing) takes effect at a scheduled
-  -- start; a play at 0 starts the episode (its countdown applies).
-  v_starts := case
-    when v_playing and p_action in ('play', 'seek')
-      then watchium_private.scheduled_start_at(v_room, v_at, p_action = 'play' and v_position = 0)
-    else v_at
-  end;
-
-  if v_ends_wait then
-    v_waiting := v_room;
-    with skipped as (
-      update watchium_private.member_playback as b
-      set wait_deadline = null, skipped_at = v_at, updated_at = v_at
-      where b.room_id = p_room_id and b.wait_deadline is not null
-      returning b.user_id
-    )
-    select pg_catalog.array_agg(s.user_id order by s.user_id) into v_skipped from skipped as s;
-    if v_room.waiting_reason = 'ready_check' then
-      v_ready := watchium_private.ready_count(v_room);
-    end if;
-  end if;
 
   update public.rooms as r
-  set is_playing = v_playing,
+  set is_playing = coalesce(p_is_playing, r.is_playing),
       current_playback_time = v_position,
       playback_speed = coalesce(p_speed, r.playback_speed),
-      playback_updated_at = v_starts,
-      waiting_since = case when v_ends_wait then null else r.waiting_since end,
-      waiting_reason = case when v_ends_wait then null else r.waiting_reason end,
-      sync_deadline = case when v_ends_wait then null else r.sync_deadline end,
-      ready_check_min_ready = case when v_ends_wait then null else r.ready_check_min_ready end,
+      playback_updated_at = v_at,
       last_activity = case
         when r.last_activity < pg_catalog.now() - interval '1 minute' then pg_catalog.now()
         else r.last_activity
@@ -143,30 +82,12 @@ begin
     'controlled_by', v_user_id
   );
   perform watchium_private.emit_room_event(p_room_id, 'playback', v_state);
-  if v_ends_wait then
-    if v_waiting.waiting_reason = 'ready_check' then
-      perform watchium_private.emit_room_event(
-        p_room_id, 'ready_check',
-        pg_catalog.jsonb_build_object(
-          'state', case when p_action = 'play' then 'forced' else 'cancelled' end,
-          'user_id', v_user_id, 'ready', null,
-          'ready_members', v_ready.ready_members, 'needed', v_ready.needed,
-          'deadline', v_waiting.sync_deadline));
-    end if;
-    perform watchium_private.emit_sync_wait(
-      v_room, case when p_action = 'play' then 'resumed' else 'cancelled' end, 'host', v_user_id,
-      v_skipped, v_waiting.waiting_since, v_waiting.waiting_reason);
-  end if;
   return v_state || pg_catalog.jsonb_build_object('sync', v_sync);
 end;
 $$;
 comment on function watchium_private.apply_host_control(text, text, text, boolean, numeric, numeric) is
-  'Shared body of the host controls: rate limit, room lock, host or control_playback check, due sync deadlines applied, new playback reference (a start — play, or seek while playing — at a scheduled start; last_activity refreshed when older than a minute), play or pause ending a wait, bulk sync, one playback event. Internal.';
+  'Shared body of the playback controls: rate limit, room lock, host check (anyone else needs the control_playback permission: co-hosts by default), new playback reference (last_activity refreshed when older than a minute), bulk sync, one playback event naming controlled_by. Internal.';
 
--- -----------------------------------------------------------------------------
--- report_playback_status: a late joiner is one that joined after the start was
--- decided; with scheduled starts the reference lies ahead of the decision.
--- -----------------------------------------------------------------------------
 create or replace function watchium_rpc.report_playback_status(
   p_room_id text,
   p_status text,
@@ -249,13 +170,7 @@ begin
   where m.room_id = p_room_id and m.user_id = v_user_id;
   v_late := v_prev.loaded_at is null
             and (v_room.is_playing or v_room.waiting_reason is not distinct from 'buffering')
-            -- Joined after the start was decided: the reference of a scheduled
-            -- start lies ahead of that decision by at most the room's longest lead.
-            and v_joined_at > coalesce(
-              v_room.waiting_since,
-              v_room.playback_updated_at
-                - (watchium_private.scheduled_start_at(v_room, v_room.playback_updated_at, true)
-                   - v_room.playback_updated_at));
+            and v_joined_at > coalesce(v_room.waiting_since, v_room.playback_updated_at);
   v_waited := not coalesce(v_prev.wait_opt_out, false)
               and not v_late
               and ((v_room.is_playing and v_room.waiting_reason is null)

@@ -1,5 +1,11 @@
 -- =============================================================================
--- 0021 forget_user and the episode queue (downgrade): 0007's forget_user.
+-- 0022 forget_user and the episode queue
+--
+-- forget_user (0007) predates the queue (0013): a forgotten account's queued
+-- episodes kept its user id and name in public.room_queue. They stay in the
+-- queue (other members may be waiting for them) with added_by null and
+-- added_by_username 'deleted', as its authorless comment tombstones; the
+-- result counts them (queue_items_anonymized). Otherwise 0007's definition.
 -- =============================================================================
 create or replace function watchium_rpc.forget_user(p_user_id text)
 returns jsonb
@@ -16,6 +22,7 @@ declare
   v_tombstoned  integer := 0;
   v_counters    integer := 0;
   v_metrics     integer := 0;
+  v_queued      integer := 0;
   v_ids         bigint[];
   v_removed     jsonb;
   v_count       integer;
@@ -106,17 +113,26 @@ begin
   delete from watchium_private.realtime_metrics as m where m.user_id = p_user_id;
   get diagnostics v_metrics = row_count;
 
+  -- Queued episodes stay in their rooms' queues (other members chose to watch
+  -- them too), without their author. Row locks only: a queue edit holding the
+  -- room lock is waited for, and it waits for nothing of ours.
+  update public.room_queue as q
+  set added_by = null, added_by_username = 'deleted'
+  where q.added_by = p_user_id;
+  get diagnostics v_queued = row_count;
+
   return pg_catalog.jsonb_build_object(
     'user_id', p_user_id,
     'rooms_left', v_rooms,
     'comments_deleted', v_deleted,
     'comments_tombstoned', v_tombstoned,
     'rate_limit_counters_deleted', v_counters,
-    'realtime_metrics_deleted', v_metrics
+    'realtime_metrics_deleted', v_metrics,
+    'queue_items_anonymized', v_queued
   );
 end;
 $$;
 comment on function watchium_rpc.forget_user(text) is
   'Body of public.forget_user (same arguments, result and errors; documented there). Security definer: deletes from tables that no client may write. Callers reach it through public.forget_user, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 comment on function public.forget_user(text) is
-  'service_role only: forgets a deleted account. Leaves every room (host handed on), deletes the user''s comments (those with replies become authorless tombstones), removes presence, rate limit counters and realtime metrics. Ids in sync history and room events stay until they expire. Returns a summary.';
+  'service_role only: forgets a deleted account. Leaves every room (host handed on), deletes the user''s comments (those with replies become authorless tombstones), removes presence, rate limit counters and realtime metrics, and leaves the user''s queued episodes in their queues without author. Ids in sync history and room events stay until they expire. Returns a summary.';

@@ -1,7 +1,7 @@
-"""Latency-aware heartbeats: send time and RTT, smoothed RTT, clock offset, wrong episode.
+"""Group wait for buffering members, ready check, scheduled resumes.
 
-Revision ID: 0022
-Revises: 0021
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0022"
-down_revision = "0021"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

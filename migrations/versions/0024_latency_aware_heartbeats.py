@@ -1,7 +1,7 @@
-"""forget_user anonymizes the forgotten account's queued episodes.
+"""Latency-aware heartbeats: send time and RTT, smoothed RTT, clock offset, wrong episode.
 
-Revision ID: 0021
-Revises: 0020
+Revision ID: 0024
+Revises: 0023
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0021"
-down_revision = "0020"
+revision = "0024"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
-"""Heartbeats apply what fell due in a room; a queue advance starts at a scheduled start.
+"""The room's waiting state: columns of public.rooms for the group wait and ready check.
 
-Revision ID: 0024
-Revises: 0023
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0024"
-down_revision = "0023"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

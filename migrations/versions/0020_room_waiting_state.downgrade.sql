@@ -1,4 +1,4 @@
--- Reverts 0019: the waiting-state columns of public.rooms go (their check
+-- Reverts 0020: the waiting-state columns of public.rooms go (their check
 -- with them).
 alter table public.rooms
   drop column ready_check_min_ready,

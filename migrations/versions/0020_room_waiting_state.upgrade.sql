@@ -1,12 +1,12 @@
 -- =============================================================================
--- 0019 the room's waiting state
+-- 0020 the room's waiting state
 --
 -- Four columns of public.rooms for the group wait and the ready check of
--- 0020: why and since when the room waits, its earliest pending deadline,
--- and a ready check's threshold. Nothing writes them before 0020.
+-- 0021: why and since when the room waits, its earliest pending deadline,
+-- and a ready check's threshold. Nothing writes them before 0021.
 --
 -- This revision changes public.rooms alone (the only busy table it locks);
--- 0020's member_playback references public.room_members, so it comes in its
+-- 0021's member_playback references public.room_members, so it comes in its
 -- own revision.
 -- =============================================================================
 

@@ -1,7 +1,7 @@
-"""The host cancels a running ready check: the room stays paused (cancel_ready_check).
+"""forget_user anonymizes the forgotten account's queued episodes.
 
-Revision ID: 0026
-Revises: 0025
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0026"
-down_revision = "0025"
+revision = "0022"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 

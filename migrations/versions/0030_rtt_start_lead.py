@@ -1,7 +1,7 @@
 """Scheduled starts lead by twice the 90th percentile of the members' round-trip time.
 
-Revision ID: 0025
-Revises: 0024
+Revision ID: 0030
+Revises: 0029
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0025"
-down_revision = "0024"
+revision = "0030"
+down_revision = "0029"
 branch_labels = None
 depends_on = None
 

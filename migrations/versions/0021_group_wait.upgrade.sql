@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0020 group wait and ready check
+-- 0021 group wait and ready check
 --
 -- A bounded group wait for buffering members, and the host's ready check,
 -- sharing one waiting state of the room:

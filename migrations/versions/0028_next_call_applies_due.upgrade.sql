@@ -1,7 +1,7 @@
 -- =============================================================================
--- 0024 the next call applies what fell due
+-- 0028 the next call applies what fell due
 --
--- A room's deadlines (a buffering member's excuse, a ready check's end: 0020)
+-- A room's deadlines (a buffering member's excuse, a ready check's end: 0021)
 -- and the automatic advance of its queue (0013) were applied by host
 -- controls, queue calls, the waiting functions and maintain(). Heartbeats
 -- are the calls a room receives most: now they apply them too.
@@ -11,7 +11,7 @@
 --                       it. Never waits: the room row is taken SKIP LOCKED.
 --   record_heartbeats   the same, once per batch.
 --   advance_room_queue  a playing room starts the next item at a scheduled
---                       start (scheduled_start_at, 0023: the episode
+--                       start (scheduled_start_at, 0025: the episode
 --                       countdown), like a host's play at 0.
 -- =============================================================================
 
@@ -55,7 +55,7 @@ comment on function watchium_private.apply_due_room_changes(text) is
 revoke all on function watchium_private.apply_due_room_changes(text) from public;
 
 -- -----------------------------------------------------------------------------
--- watchium_rpc.record_heartbeat: 0022's body; a due room is settled first.
+-- watchium_rpc.record_heartbeat: 0024's body; a due room is settled first.
 -- -----------------------------------------------------------------------------
 create or replace function watchium_rpc.record_heartbeat(
   p_room_id text,
@@ -273,7 +273,7 @@ comment on function watchium_rpc.record_heartbeat(text, numeric, boolean, numeri
   'Body of public.record_heartbeat (same arguments, result and errors; documented there). Security definer: writes watchium_private.member_presence and sync history. Callers reach it through public.record_heartbeat, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
 -- -----------------------------------------------------------------------------
--- watchium_rpc.record_heartbeats: 0022's body; a due room is settled first.
+-- watchium_rpc.record_heartbeats: 0024's body; a due room is settled first.
 -- -----------------------------------------------------------------------------
 create or replace function watchium_rpc.record_heartbeats(
   p_room_id text,

@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0024 (downgrade): the definitions of 0022 (heartbeats) and 0013 (advance).
+-- 0028 (downgrade): the definitions of 0024 (heartbeats) and 0013 (advance).
 -- =============================================================================
 create or replace function watchium_rpc.record_heartbeat(
   p_room_id text,

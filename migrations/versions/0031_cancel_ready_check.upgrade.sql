@@ -1,12 +1,12 @@
 -- =============================================================================
--- 0026 cancel_ready_check
+-- 0031 cancel_ready_check
 --
 -- public.cancel_ready_check(room_id): whoever may start a ready check (the
 -- control_playback permission: the host, co-hosts by default) ends the
 -- running one without starting playback. The room stays paused at the
 -- position it froze at; 'ready_check' (state cancelled) and 'sync_wait'
 -- (state cancelled, cause host) are emitted, as for a host's pause during the
--- check (0023). No playback event: playback does not change.
+-- check (0025, scheduled starts). No playback event: playback does not change.
 -- When no ready check runs (none was started, it completed or expired, or
 -- the room waits for buffering members) nothing changes and the answer says
 -- cancelled false: not an error, so that a cancel racing the check's end has

@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0025 scheduled starts lead by the members' round-trip time
+-- 0030 scheduled starts lead by the members' round-trip time
 --
 -- A scheduled start (resume, play after a seek, episode start, queue advance
 -- while playing) takes effect at p_at + lead, so that every client has heard
@@ -9,7 +9,7 @@
 --     least(2 × the 90th percentile of the live members' smoothed RTT,
 --           the setting sync_max_rtt_start_lead, default 5 s),
 --     for an episode start: the room's episode countdown)
--- Live members: a known rtt_ms (0022) and a heartbeat within
+-- Live members: a known rtt_ms (0023) and a heartbeat within
 -- member_stale_after (default 30 s) of p_at; stale presences are ignored. The
 -- percentile is percentile_disc: a value some member has. Below 10 members it
 -- is the worst RTT; from 10 members on, the slowest tenth does not hold the
@@ -69,7 +69,8 @@ revoke all on function watchium_private.rtt_start_lead(text, timestamptz) from p
 
 -- -----------------------------------------------------------------------------
 -- watchium_private.scheduled_start_at(room, at, episode_start): the definition
--- of 0020 with the round-trip lead (rtt_start_lead) as a third candidate.
+-- of 0021 (group wait) with the round-trip lead (rtt_start_lead) as a third
+-- candidate.
 -- -----------------------------------------------------------------------------
 create or replace function watchium_private.scheduled_start_at(
   p_room public.rooms,

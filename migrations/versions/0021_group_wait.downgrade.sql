@@ -1,7 +1,13 @@
 -- =============================================================================
--- 0020 group wait and ready check (downgrade): removes exactly what the
+-- 0021 group wait and ready check (downgrade): removes exactly what the
 -- upgrade added and restores maintain() of 0013 (episode queue).
 -- =============================================================================
+-- Lock order: the busy table first, then the one dropped here. Dropping a
+-- table with a foreign key locks the table it references too; clients lock
+-- public.room_members first (a delete there cascades into the other), so taking them in
+-- that order, at once, closes no deadlock with them.
+lock table public.room_members, watchium_private.member_playback in access exclusive mode;
+
 create or replace function watchium_rpc.maintain()
 returns jsonb
 language plpgsql

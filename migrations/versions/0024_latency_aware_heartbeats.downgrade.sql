@@ -1,8 +1,7 @@
 -- =============================================================================
--- 0022 latency-aware heartbeats (downgrade): removes exactly what the upgrade
--- added and restores the 0007 definitions. Presence rows at the level
--- wrong_episode (which 0007 does not know) become out_of_sync with no drift:
--- their next heartbeat measures them again.
+-- 0024 latency-aware heartbeats (downgrade): removes exactly what the upgrade
+-- added and restores the 0007 definitions (0023's downgrade then maps the
+-- level wrong_episode back and drops the presence columns).
 -- =============================================================================
 drop function public.record_heartbeat(text, numeric, boolean, numeric, numeric, integer);
 drop function watchium_rpc.record_heartbeat(text, numeric, boolean, numeric, numeric, integer);
@@ -736,27 +735,3 @@ grant execute on function public.get_room_sync_metrics(text) to authenticated, s
 drop function watchium_private.needs_resync(timestamptz, numeric, timestamptz, boolean, numeric);
 drop function watchium_private.heartbeat_settings();
 
-update watchium_private.member_presence
-set sync_level = case when sync_level = 'wrong_episode' then 'out_of_sync' else sync_level end,
-    previous_sync_level = case when previous_sync_level = 'wrong_episode' then 'out_of_sync'
-                               else previous_sync_level end
-where sync_level = 'wrong_episode' or previous_sync_level = 'wrong_episode';
--- The downgrade restores 0.1.0's checks: the rows were mapped back to its levels just above.
-alter table watchium_private.member_presence
-  -- squawk-ignore ban-drop-constraint
-  drop constraint member_presence_sync_level_check,
-  -- squawk-ignore constraint-missing-not-valid
-  add constraint member_presence_sync_level_check check (
-    sync_level in ('perfect', 'good', 'minor_drift', 'out_of_sync')
-    and previous_sync_level in ('perfect', 'good', 'minor_drift', 'out_of_sync')
-  ),
-  -- squawk-ignore ban-drop-constraint
-  drop constraint member_presence_rtt_ms_check,
-  -- squawk-ignore ban-drop-constraint
-  drop constraint member_presence_clock_offset_ms_check,
-  -- squawk-ignore ban-drop-constraint
-  drop constraint member_presence_reported_episode_check;
-alter table watchium_private.member_presence
-  drop column rtt_ms,
-  drop column clock_offset_ms,
-  drop column reported_episode;
