@@ -901,6 +901,8 @@ CREATE INDEX room_events_created_at_idx ON watchium_private.room_events USING bt
 
 CREATE INDEX room_events_room_id_event_id_idx ON watchium_private.room_events USING btree (room_id, event_id);
 
+CREATE INDEX room_join_requests_user_id_idx ON watchium_private.room_join_requests USING btree (user_id);
+
 CREATE INDEX room_mutes_ends_at_idx ON watchium_private.room_mutes USING btree (ends_at) WHERE (ends_at IS NOT NULL);
 
 ALTER INDEX public.sync_states_room_id_created_at_idx ATTACH PARTITION public.sync_states_default_room_id_created_at_idx;

@@ -1014,33 +1014,6 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.advance_room_queue(p_room public.rooms, p_user_id text, p_reason text) IS 'Advances a locked room''s queue: deletes the current item, moves the others up, plays the next from 0 (new playback reference, at a scheduled start when playing, its anime, episode and URL, its anchor) or pauses when the queue ran out; emits queue_advanced and playback. Internal.';
 
-CREATE FUNCTION watchium_private.apply_due_room_changes(p_room_id text) RETURNS boolean
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-declare
-  v_room public.rooms;
-  v_due  boolean := false;
-begin
-  select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  if not found then
-    return false;
-  end if;
-  if v_room.sync_deadline <= pg_catalog.clock_timestamp() then
-    perform watchium_private.apply_sync_deadlines(p_room_id, true);
-    v_due := true;
-    select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  end if;
-  if watchium_private.queue_advance_due(v_room) then
-    perform watchium_private.auto_advance_queue(p_room_id);
-    v_due := true;
-  end if;
-  return v_due;
-end;
-$$;
-
-COMMENT ON FUNCTION watchium_private.apply_due_room_changes(p_room_id text) IS 'Applies the due sync deadlines and the due automatic queue advance of room p_room_id, taking its row with SKIP LOCKED (a room held by a caller is left to it); true when something was due. For callers holding no room lock (heartbeats). Internal.';
-
 CREATE FUNCTION watchium_private.apply_due_sync_deadlines() RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1390,6 +1363,41 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.auto_advance_queue(p_room_id text) IS 'Advances the room''s queue when its current item is over (duration + grace), taking the room row with SKIP LOCKED; returns the advance or null. Internal.';
+
+CREATE FUNCTION watchium_private.await_older_transactions() RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_older    text[];
+  v_deadline timestamptz := pg_catalog.clock_timestamp()
+    + coalesce(nullif(pg_catalog.current_setting('lock_timeout'), '0')::interval,
+               interval '1 minute');
+begin
+  select coalesce(pg_catalog.array_agg(l.virtualxid), '{}')
+    into v_older
+    from pg_catalog.pg_locks as l
+    join pg_catalog.pg_stat_activity as a on a.pid = l.pid
+   where l.locktype = 'virtualxid'
+     and l.granted
+     and l.pid <> pg_catalog.pg_backend_pid()
+     and a.datname = pg_catalog.current_database();
+  while exists (
+    select from pg_catalog.pg_locks as l
+    where l.locktype = 'virtualxid' and l.granted and l.virtualxid = any(v_older)
+  ) loop
+    if pg_catalog.clock_timestamp() > v_deadline then
+      raise exception 'lock timeout: transactions that began before this migration are still running'
+        using errcode = '55P03',
+              hint = 'A downgrade waits for calls that may still run the functions it removes. Retry when they have ended (a session idle in transaction holds it up).';
+    end if;
+    perform pg_catalog.pg_sleep(0.01);
+  end loop;
+  return pg_catalog.cardinality(v_older);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.await_older_transactions() IS 'For downgrades: waits until every transaction of this database running at the call has ended (55P03 after lock_timeout, 1 minute when 0); returns how many there were. Holds no lock while waiting. Internal.';
 
 CREATE FUNCTION watchium_private.ban_user(p_room public.rooms, p_actor text, p_user_id text, p_ends_at timestamp with time zone, p_reason text) RETURNS boolean
     LANGUAGE plpgsql
@@ -2070,20 +2078,6 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.ensure_anchor(p_anime_id text, p_episode_number integer) IS 'Returns the anchor comment of an episode thread, creating it once ("Discussion for Episode N"); race-free. Internal.';
-
-CREATE FUNCTION watchium_private.events_position() RETURNS jsonb
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-  select pg_catalog.jsonb_build_object(
-    'xact_id', pg_catalog.pg_snapshot_xmin(c.s)::text,
-    'event_id', 0,
-    'snapshot', c.s::text
-  )
-  from (select pg_catalog.pg_current_snapshot() as s) as c
-$$;
-
-COMMENT ON FUNCTION watchium_private.events_position() IS 'The position in the room event log where the current snapshot ends: {xact_id (the snapshot''s xmin), event_id 0, snapshot (text)}; get_room_events from it, with the snapshot, returns exactly the events the snapshot does not contain. Internal.';
 
 CREATE FUNCTION watchium_private.expire_rate_limit_counters() RETURNS jsonb
     LANGUAGE sql
@@ -6143,7 +6137,13 @@ begin
     'waiting', watchium_private.room_wait_state(v_room),
     -- Where this snapshot ends in the room's event log: get_room_events from
     -- here returns exactly the events this state does not include.
-    'events_position', watchium_private.events_position()
+    -- {xact_id: the snapshot's xmin, event_id: 0, snapshot}: every event of a
+    -- transaction below xmin is in this state; of the others, exactly those
+    -- of transactions visible in the snapshot (pg_visible_in_snapshot).
+    'events_position', pg_catalog.jsonb_build_object(
+      'xact_id', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text,
+      'event_id', 0,
+      'snapshot', pg_catalog.pg_current_snapshot()::text)
   );
 end;
 $$;
@@ -6767,6 +6767,8 @@ declare
   v          record;
   v_apply    boolean := true;
   v_written  boolean;
+  v_room     public.rooms;
+  v_due      boolean := false;
 begin
   -- Sizes first (22001), before any other work; inline on this hot path.
   if pg_catalog.octet_length(p_room_id) > 40 then
@@ -6896,7 +6898,22 @@ begin
     -- A member's heartbeat is the next call on the room: it applies what fell
     -- due (never waiting: a room row someone holds is left to that caller),
     -- then is measured once more, against the room as it is now.
-    exit beat when not v_apply or not watchium_private.apply_due_room_changes(p_room_id);
+    exit beat when not v_apply;
+    -- Its sync deadlines (apply_sync_deadlines), then its queue's automatic
+    -- advance (auto_advance_queue), each taking the row SKIP LOCKED. Written
+    -- out here, not as a helper of this revision: a heartbeat that began
+    -- before this revision's downgrade could still call a helper it drops.
+    select * into v_room from public.rooms as r where r.room_id = p_room_id;
+    if v_room.sync_deadline <= pg_catalog.clock_timestamp() then
+      perform watchium_private.apply_sync_deadlines(p_room_id, true);
+      v_due := true;
+      select * into v_room from public.rooms as r where r.room_id = p_room_id;
+    end if;
+    if watchium_private.queue_advance_due(v_room) then
+      perform watchium_private.auto_advance_queue(p_room_id);
+      v_due := true;
+    end if;
+    exit beat when not v_due;
     v_apply := false;
   end loop;
 
@@ -7093,9 +7110,13 @@ begin
   end if;
   -- The batch is the next call on the room: what fell due is applied first
   -- (never waiting), and the batch is measured against the room after it.
-  if (v_room.sync_deadline <= pg_catalog.now()
-      or watchium_private.room_expected_position(v_room) > v_room.queue_advance_after)
-     and watchium_private.apply_due_room_changes(p_room_id) then
+  -- (As record_heartbeat: sync deadlines, then the queue's advance, SKIP LOCKED.)
+  if v_room.sync_deadline <= pg_catalog.clock_timestamp() then
+    perform watchium_private.apply_sync_deadlines(p_room_id, true);
+    select * into v_room from public.rooms as r where r.room_id = p_room_id;
+  end if;
+  if watchium_private.queue_advance_due(v_room) then
+    perform watchium_private.auto_advance_queue(p_room_id);
     select * into v_room from public.rooms as r where r.room_id = p_room_id;
   end if;
 
@@ -7395,6 +7416,21 @@ begin
   if v_username is null then
     raise exception 'p_username is required to request to join a room'
       using errcode = '22023';
+  end if;
+  -- The user's waiting requests, all rooms, serialized per user by a transaction
+  -- advisory lock (as memberships are): taken after the room lock, and no room
+  -- lock is taken after it, so it adds no lock cycle.
+  perform pg_catalog.pg_advisory_xact_lock(
+    pg_catalog.hashtext('watchium_private.room_join_requests:' || v_user_id));
+  v_cap := watchium_private.setting_integer('max_join_requests_per_user');
+  select pg_catalog.count(*) into v_count
+  from watchium_private.room_join_requests as q
+  where q.user_id = v_user_id and q.status = 'pending';
+  if v_count >= v_cap then
+    raise exception 'you have % join requests waiting, the most one user may have (max_join_requests_per_user = %)',
+      v_count, v_cap
+      using errcode = 'WD409',
+            hint = 'Wait for answers (request_to_join tells the status) before asking other rooms.';
   end if;
   -- Requests that no longer count (an acceptance not used in time, a refusal
   -- whose wait is over) go first: they hold no place.
@@ -8850,6 +8886,8 @@ CREATE INDEX room_events_created_at_idx ON watchium_private.room_events USING bt
 
 CREATE INDEX room_events_room_id_event_id_idx ON watchium_private.room_events USING btree (room_id, event_id);
 
+CREATE INDEX room_join_requests_user_id_idx ON watchium_private.room_join_requests USING btree (user_id);
+
 CREATE INDEX room_mutes_ends_at_idx ON watchium_private.room_mutes USING btree (ends_at) WHERE (ends_at IS NOT NULL);
 
 ALTER INDEX public.sync_states_room_id_created_at_idx ATTACH PARTITION public.sync_states_default_room_id_created_at_idx;
@@ -9275,8 +9313,6 @@ GRANT SELECT ON TABLE public.rooms TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_private.advance_room_queue(p_room public.rooms, p_user_id text, p_reason text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION watchium_private.apply_due_room_changes(p_room_id text) FROM PUBLIC;
-
 REVOKE ALL ON FUNCTION watchium_private.apply_due_sync_deadlines() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_ids text[], p_times numeric[], p_playing boolean[], p_client_times numeric[], p_rtts numeric[], p_episodes integer[]) FROM PUBLIC;
@@ -9286,6 +9322,8 @@ REVOKE ALL ON FUNCTION watchium_private.apply_host_control(p_user_id text, p_roo
 REVOKE ALL ON FUNCTION watchium_private.apply_sync_deadlines(p_room_id text, p_skip_locked boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.auto_advance_queue(p_room_id text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.await_older_transactions() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.ban_user(p_room public.rooms, p_actor text, p_user_id text, p_ends_at timestamp with time zone, p_reason text) FROM PUBLIC;
 
@@ -9333,8 +9371,6 @@ REVOKE ALL ON FUNCTION watchium_private.end_wait(p_room public.rooms, p_cause te
 REVOKE ALL ON FUNCTION watchium_private.enforce_rate_limit(p_subject text, p_action text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.ensure_anchor(p_anime_id text, p_episode_number integer) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION watchium_private.events_position() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.expire_rate_limit_counters() FROM PUBLIC;
 

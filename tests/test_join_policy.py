@@ -367,6 +367,51 @@ def test_the_per_room_cap_counts_waiting_and_accepted_requests(conn):
     assert sqlstate(conn, "u5", REQUEST, rid, "U5", None, None) == "WD409"
 
 
+def test_one_user_has_few_requests_waiting_across_rooms(conn):
+    conn.execute(
+        "update watchium_private.settings set value = '2' where key = 'max_join_requests_per_user'"
+    )
+    rooms = [approval_room(conn).room_id for _ in range(3)]
+    request(conn, "ren", rooms[0])
+    request(conn, "ren", rooms[1])
+    with pytest.raises(psycopg.Error, match="max_join_requests_per_user") as caught:
+        request(conn, "ren", rooms[2])
+    assert caught.value.sqlstate == "WD409"
+    assert request(conn, "ren", rooms[0])["status"] == "pending"  # asking again is no new request
+    rpc(conn, "cora", ANSWER, rooms[0], "ren", True)  # answered: no longer waiting
+    assert request(conn, "ren", rooms[2])["status"] == "pending"
+
+
+def test_concurrent_requests_of_one_user_never_pass_its_cap(watchium_db_url, conn):
+    conn.execute(
+        "update watchium_private.settings set value = '3' where key = 'max_join_requests_per_user'"
+    )
+    rooms = [make_room(conn, host=f"host{i}").room_id for i in range(8)]
+    for i, rid in enumerate(rooms):
+        rpc(conn, f"host{i}", POLICY, rid, "approval")
+    barrier = threading.Barrier(len(rooms))
+    states: list[str | None] = []
+    lock = threading.Lock()
+
+    def worker(rid: str) -> None:
+        with psycopg.connect(watchium_db_url, autocommit=True) as c:
+            barrier.wait()
+            state = sqlstate(c, "ren", REQUEST, rid, "Ren", None, None)
+        with lock:
+            states.append(state)
+
+    threads = [threading.Thread(target=worker, args=(rid,)) for rid in rooms]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(states, key=str) == [None] * 3 + ["WD409"] * 5
+    waiting = conn.execute(
+        "select count(*) from watchium_private.room_join_requests where user_id = 'ren'"
+    ).fetchone()
+    assert waiting == (3,)
+
+
 def test_request_to_join_is_rate_limited(conn):
     conn.execute(
         "update watchium_private.rate_limit_rules set max_requests = 3 where action = 'request_to_join'"

@@ -1,4 +1,4 @@
-"""Gapless resync for members (revision 0029): a snapshot (get_room_sync_state) and the room's
+"""Gapless resync for members (revision 0030): a snapshot (get_room_sync_state) and the room's
 events from its events_position (get_room_events) miss nothing and repeat nothing, whatever
 order transactions commit in; members read only their room's events, from shortly before they
 joined; bad positions are refused cleanly."""

@@ -83,6 +83,8 @@ def locked_up_front(revision_file: Path, direction: str) -> set[str]:
     code = "\n".join(
         line for line in sql.splitlines() if line.strip() and not line.lstrip().startswith("--")
     )
+    # A downgrade may first wait for older calls to end (it holds no lock while it waits).
+    code = re.sub(r"^\s*select watchium_private\.await_older_transactions\(\);", "", code)
     first = re.match(r"\s*lock table ([a-z_., ]+?) in access exclusive mode;", code)
     return {name.strip() for name in first.group(1).split(",")} if first else set()
 

@@ -1,4 +1,4 @@
-"""The next call on a room applies what fell due (revision 0028): a member's heartbeat (or an
+"""The next call on a room applies what fell due (revision 0029): a member's heartbeat (or an
 edge server's batch) advances a queue whose item is over and applies passed wait deadlines,
 then measures the heartbeat against the room as it is afterwards; it never waits for a room
 row someone holds; a non-member's heartbeat applies nothing. A queue advance in a playing room

@@ -739,7 +739,7 @@ class SyncState:
     #: blockers, ready check, scheduled start (revision 0020).
     waiting: Mapping[str, Any] | None = None
     #: Where this snapshot ends in the room's events: pass it to get_room_events to follow the
-    #: room from here without a gap or a duplicate (revision 0029).
+    #: room from here without a gap or a duplicate (revision 0030).
     events_position: Mapping[str, Any] | None = None
     raw: Mapping[str, Any] = _raw()
 

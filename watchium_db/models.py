@@ -394,6 +394,7 @@ class RoomJoinRequest(Base):
     __tablename__ = "room_join_requests"
     __table_args__ = (
         PrimaryKeyConstraint("room_id", "user_id", name="room_join_requests_pkey"),
+        Index("room_join_requests_user_id_idx", "user_id"),
         {"schema": PRIVATE},
     )
 

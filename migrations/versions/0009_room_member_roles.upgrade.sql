@@ -13,6 +13,9 @@
 --
 -- This revision changes public.room_members alone (the only busy table it
 -- locks); the permission map that reads the role follows in 0010.
+--
+-- It also adds watchium_private.await_older_transactions(), which the
+-- downgrades of later revisions call before dropping a helper (see there).
 -- =============================================================================
 
 -- -----------------------------------------------------------------------------
@@ -72,3 +75,52 @@ create trigger _050_sync_role
 comment on trigger _050_sync_role on public.room_members is
   'role = host exactly for the is_host member; the host losing the flag becomes member.';
 
+-- -----------------------------------------------------------------------------
+-- watchium_private.await_older_transactions(): for downgrades. Waits until
+-- every transaction of this database that was running when it was called has
+-- ended, then returns how many there were. A downgrade that drops a helper
+-- calls it first: an earlier revision's downgrade has put back functions that
+-- no longer call the helper and committed, but a call that began before that
+-- commit still runs the newer body and may yet call the helper. Gives up with
+-- 55P03 ("lock timeout") after the session's lock_timeout (1 minute when it
+-- is 0), like a migration that cannot get its lock: retry later. Reads
+-- pg_locks (every transaction holds a lock on its virtual transaction id);
+-- holds no lock while it waits.
+-- -----------------------------------------------------------------------------
+create function watchium_private.await_older_transactions()
+returns integer
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_older    text[];
+  v_deadline timestamptz := pg_catalog.clock_timestamp()
+    + coalesce(nullif(pg_catalog.current_setting('lock_timeout'), '0')::interval,
+               interval '1 minute');
+begin
+  select coalesce(pg_catalog.array_agg(l.virtualxid), '{}')
+    into v_older
+    from pg_catalog.pg_locks as l
+    join pg_catalog.pg_stat_activity as a on a.pid = l.pid
+   where l.locktype = 'virtualxid'
+     and l.granted
+     and l.pid <> pg_catalog.pg_backend_pid()
+     and a.datname = pg_catalog.current_database();
+  while exists (
+    select from pg_catalog.pg_locks as l
+    where l.locktype = 'virtualxid' and l.granted and l.virtualxid = any(v_older)
+  ) loop
+    if pg_catalog.clock_timestamp() > v_deadline then
+      raise exception 'lock timeout: transactions that began before this migration are still running'
+        using errcode = '55P03',
+              hint = 'A downgrade waits for calls that may still run the functions it removes. Retry when they have ended (a session idle in transaction holds it up).';
+    end if;
+    perform pg_catalog.pg_sleep(0.01);
+  end loop;
+  return pg_catalog.cardinality(v_older);
+end;
+$$;
+comment on function watchium_private.await_older_transactions() is
+  'For downgrades: waits until every transaction of this database running at the call has ended (55P03 after lock_timeout, 1 minute when 0); returns how many there were. Holds no lock while waiting. Internal.';
+revoke all on function watchium_private.await_older_transactions() from public;

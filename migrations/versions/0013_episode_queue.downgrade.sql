@@ -2,6 +2,10 @@
 -- 0013 episode queue (downgrade): removes exactly what the upgrade added.
 -- Queued items are lost; rooms keep the episode they play.
 -- =============================================================================
+-- Calls that began before the revisions above were downgraded may still run
+-- their bodies, which call the helpers dropped here: they end first.
+select watchium_private.await_older_transactions();
+
 -- Lock order: the busy table first, then the one dropped here. Dropping a
 -- table with a foreign key locks the table it references too; clients lock
 -- public.rooms first (a delete there cascades into the other), so taking them in

@@ -1,5 +1,9 @@
 -- Reverts 0015: the role functions go; kick_member, host succession and
 -- maintain_rooms get their 0005 definitions back.
+-- Calls that began before the revisions above were downgraded may still run
+-- their bodies, which call the helpers dropped here: they end first.
+select watchium_private.await_older_transactions();
+
 drop function public.get_room_permissions(text);
 drop function watchium_rpc.get_room_permissions(text);
 drop function public.set_room_permission(text, text, text);

@@ -2,6 +2,10 @@
 -- 0021 group wait and ready check (downgrade): removes exactly what the
 -- upgrade added and restores maintain() of 0013 (episode queue).
 -- =============================================================================
+-- Calls that began before the revisions above were downgraded may still run
+-- their bodies, which call the helpers dropped here: they end first.
+select watchium_private.await_older_transactions();
+
 -- Lock order: the busy table first, then the one dropped here. Dropping a
 -- table with a foreign key locks the table it references too; clients lock
 -- public.room_members first (a delete there cascades into the other), so taking them in

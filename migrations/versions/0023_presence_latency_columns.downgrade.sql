@@ -1,5 +1,14 @@
 -- Reverts 0023: presence rows at the level wrong_episode (which 0.1.0 does not
 -- know) become out_of_sync with no drift; the columns and checks go.
+-- Calls that began before the revisions above were downgraded may still run
+-- their bodies, which call the helpers dropped here: they end first.
+select watchium_private.await_older_transactions();
+
+-- The heartbeat helpers first (apply_heartbeats reads the columns).
+drop function watchium_private.apply_heartbeats(public.rooms, text[], numeric[], boolean[], numeric[], numeric[], integer[]);
+drop function watchium_private.needs_resync(timestamptz, numeric, timestamptz, boolean, numeric);
+drop function watchium_private.heartbeat_settings();
+
 update watchium_private.member_presence
 set sync_level = case when sync_level = 'wrong_episode' then 'out_of_sync' else sync_level end,
     previous_sync_level = case when previous_sync_level = 'wrong_episode' then 'out_of_sync'

@@ -7,7 +7,6 @@ drop function public.record_heartbeat(text, numeric, boolean, numeric, numeric, 
 drop function watchium_rpc.record_heartbeat(text, numeric, boolean, numeric, numeric, integer);
 drop function public.record_heartbeats(text, text[], numeric[], boolean[], numeric[], numeric[], integer[]);
 drop function watchium_rpc.record_heartbeats(text, text[], numeric[], boolean[], numeric[], numeric[], integer[]);
-drop function watchium_private.apply_heartbeats(public.rooms, text[], numeric[], boolean[], numeric[], numeric[], integer[]);
 
 -- -----------------------------------------------------------------------------
 -- public.record_heartbeat(room_id, current_time, is_playing): the caller's
@@ -732,6 +731,4 @@ comment on function public.get_room_sync_metrics(text) is
 revoke all on function public.get_room_sync_metrics(text) from public, anon;
 grant execute on function public.get_room_sync_metrics(text) to authenticated, service_role;
 
-drop function watchium_private.needs_resync(timestamptz, numeric, timestamptz, boolean, numeric);
-drop function watchium_private.heartbeat_settings();
 

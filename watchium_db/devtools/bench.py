@@ -1150,7 +1150,7 @@ def _setup_room_of_1000(conn: Conn, side: str) -> None:
         make_room(conn, BASELINE_ROOM_1000, 1000, "bl1000_")
         if side == "head":
             # Every member reported an RTT (20 to 275 ms; revision 0023) and stays live for
-            # the run: a play's scheduled start ranks them all (revision 0030).
+            # the run: a play's scheduled start ranks them all (revision 0031).
             conn.execute(
                 "update watchium_private.member_presence"
                 " set rtt_ms = 20 + (hashtext(user_id) & 255),"

@@ -1,7 +1,7 @@
-"""Gapless resync for members: get_room_sync_state's events position and get_room_events.
+"""Scheduled starts lead by twice the 90th percentile of the members' round-trip time.
 
-Revision ID: 0029
-Revises: 0028
+Revision ID: 0031
+Revises: 0030
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0029"
-down_revision = "0028"
+revision = "0031"
+down_revision = "0030"
 branch_labels = None
 depends_on = None
 

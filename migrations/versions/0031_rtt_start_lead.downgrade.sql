@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0030 (downgrade): scheduled_start_at of 0021 (minimum lead and countdown
+-- 0031 (downgrade): scheduled_start_at of 0021 (minimum lead and countdown
 -- only); the round-trip lead and its setting go.
 -- =============================================================================
 create or replace function watchium_private.scheduled_start_at(

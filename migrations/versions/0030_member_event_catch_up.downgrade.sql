@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0029 (downgrade): get_room_sync_state as 0024 defined it.
+-- 0030 (downgrade): get_room_sync_state as 0024 defined it.
 -- =============================================================================
 create or replace function watchium_rpc.get_room_sync_state(p_room_id text)
 returns jsonb
@@ -123,4 +123,3 @@ comment on function public.get_room_sync_state(text) is
 
 drop function public.get_room_events(text, text, bigint, text, integer);
 drop function watchium_rpc.get_room_events(text, text, bigint, text, integer);
-drop function watchium_private.events_position();

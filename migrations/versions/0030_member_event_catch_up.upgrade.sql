@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0029 gapless resync for members
+-- 0030 gapless resync for members
 --
 -- A reconnecting client takes a snapshot (get_room_sync_state) and follows
 -- the room's events from where that snapshot ends, without a gap or a
@@ -16,31 +16,6 @@
 --                        contained. Members read events from the minute
 --                        before they joined onwards, nothing older.
 -- =============================================================================
-
--- -----------------------------------------------------------------------------
--- watchium_private.events_position(): where the calling statement's snapshot
--- ends in the event log: {xact_id: the snapshot's xmin, event_id: 0,
--- snapshot: the snapshot as text}. Every event of a transaction below xmin
--- is in that snapshot; of the others, exactly those of transactions visible
--- in it (pg_visible_in_snapshot). STABLE: in a STABLE caller it is the
--- caller's snapshot.
--- -----------------------------------------------------------------------------
-create function watchium_private.events_position()
-returns jsonb
-language sql
-stable
-set search_path = pg_catalog, pg_temp
-as $$
-  select pg_catalog.jsonb_build_object(
-    'xact_id', pg_catalog.pg_snapshot_xmin(c.s)::text,
-    'event_id', 0,
-    'snapshot', c.s::text
-  )
-  from (select pg_catalog.pg_current_snapshot() as s) as c
-$$;
-comment on function watchium_private.events_position() is
-  'The position in the room event log where the current snapshot ends: {xact_id (the snapshot''s xmin), event_id 0, snapshot (text)}; get_room_events from it, with the snapshot, returns exactly the events the snapshot does not contain. Internal.';
-revoke all on function watchium_private.events_position() from public;
 
 -- -----------------------------------------------------------------------------
 -- public.get_room_events(room_id, after_xact_id, after_event_id, snapshot
@@ -317,7 +292,13 @@ begin
     'waiting', watchium_private.room_wait_state(v_room),
     -- Where this snapshot ends in the room's event log: get_room_events from
     -- here returns exactly the events this state does not include.
-    'events_position', watchium_private.events_position()
+    -- {xact_id: the snapshot's xmin, event_id: 0, snapshot}: every event of a
+    -- transaction below xmin is in this state; of the others, exactly those
+    -- of transactions visible in the snapshot (pg_visible_in_snapshot).
+    'events_position', pg_catalog.jsonb_build_object(
+      'xact_id', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text,
+      'event_id', 0,
+      'snapshot', pg_catalog.pg_current_snapshot()::text)
   );
 end;
 $$;

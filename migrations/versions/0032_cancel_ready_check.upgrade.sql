@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0031 cancel_ready_check
+-- 0032 cancel_ready_check
 --
 -- public.cancel_ready_check(room_id): whoever may start a ready check (the
 -- control_playback permission: the host, co-hosts by default) ends the

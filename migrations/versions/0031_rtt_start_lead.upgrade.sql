@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0030 scheduled starts lead by the members' round-trip time
+-- 0031 scheduled starts lead by the members' round-trip time
 --
 -- A scheduled start (resume, play after a seek, episode start, queue advance
 -- while playing) takes effect at p_at + lead, so that every client has heard

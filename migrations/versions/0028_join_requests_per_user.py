@@ -1,7 +1,7 @@
-"""Scheduled starts lead by twice the 90th percentile of the members' round-trip time.
+"""A cap on the waiting join requests of one user, all rooms together.
 
-Revision ID: 0030
-Revises: 0029
+Revision ID: 0028
+Revises: 0027
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0030"
-down_revision = "0029"
+revision = "0028"
+down_revision = "0027"
 branch_labels = None
 depends_on = None
 

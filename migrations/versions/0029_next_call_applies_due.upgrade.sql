@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0028 the next call applies what fell due
+-- 0029 the next call applies what fell due
 --
 -- A room's deadlines (a buffering member's excuse, a ready check's end: 0021)
 -- and the automatic advance of its queue (0013) were applied by host
@@ -14,45 +14,6 @@
 --                       start (scheduled_start_at, 0025: the episode
 --                       countdown), like a host's play at 0.
 -- =============================================================================
-
--- -----------------------------------------------------------------------------
--- watchium_private.apply_due_room_changes(room_id): applies what fell due in
--- a room since the last call on it: its sync deadlines (a buffering member's
--- excuse, a ready check's end: apply_sync_deadlines) and the automatic advance
--- of its queue (auto_advance_queue). Both take the room row with SKIP LOCKED:
--- a caller holding it applies them itself, and the next call or maintain()
--- does otherwise. True when something was due (applied or left to the holder).
--- For callers that hold no room lock: heartbeats.
--- -----------------------------------------------------------------------------
-create function watchium_private.apply_due_room_changes(p_room_id text)
-returns boolean
-language plpgsql
-volatile
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-  v_room public.rooms;
-  v_due  boolean := false;
-begin
-  select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  if not found then
-    return false;
-  end if;
-  if v_room.sync_deadline <= pg_catalog.clock_timestamp() then
-    perform watchium_private.apply_sync_deadlines(p_room_id, true);
-    v_due := true;
-    select * into v_room from public.rooms as r where r.room_id = p_room_id;
-  end if;
-  if watchium_private.queue_advance_due(v_room) then
-    perform watchium_private.auto_advance_queue(p_room_id);
-    v_due := true;
-  end if;
-  return v_due;
-end;
-$$;
-comment on function watchium_private.apply_due_room_changes(text) is
-  'Applies the due sync deadlines and the due automatic queue advance of room p_room_id, taking its row with SKIP LOCKED (a room held by a caller is left to it); true when something was due. For callers holding no room lock (heartbeats). Internal.';
-revoke all on function watchium_private.apply_due_room_changes(text) from public;
 
 -- -----------------------------------------------------------------------------
 -- watchium_rpc.record_heartbeat: 0024's body; a due room is settled first.
@@ -78,6 +39,8 @@ declare
   v          record;
   v_apply    boolean := true;
   v_written  boolean;
+  v_room     public.rooms;
+  v_due      boolean := false;
 begin
   -- Sizes first (22001), before any other work; inline on this hot path.
   if pg_catalog.octet_length(p_room_id) > 40 then
@@ -207,7 +170,22 @@ begin
     -- A member's heartbeat is the next call on the room: it applies what fell
     -- due (never waiting: a room row someone holds is left to that caller),
     -- then is measured once more, against the room as it is now.
-    exit beat when not v_apply or not watchium_private.apply_due_room_changes(p_room_id);
+    exit beat when not v_apply;
+    -- Its sync deadlines (apply_sync_deadlines), then its queue's automatic
+    -- advance (auto_advance_queue), each taking the row SKIP LOCKED. Written
+    -- out here, not as a helper of this revision: a heartbeat that began
+    -- before this revision's downgrade could still call a helper it drops.
+    select * into v_room from public.rooms as r where r.room_id = p_room_id;
+    if v_room.sync_deadline <= pg_catalog.clock_timestamp() then
+      perform watchium_private.apply_sync_deadlines(p_room_id, true);
+      v_due := true;
+      select * into v_room from public.rooms as r where r.room_id = p_room_id;
+    end if;
+    if watchium_private.queue_advance_due(v_room) then
+      perform watchium_private.auto_advance_queue(p_room_id);
+      v_due := true;
+    end if;
+    exit beat when not v_due;
     v_apply := false;
   end loop;
 
@@ -431,9 +409,13 @@ begin
   end if;
   -- The batch is the next call on the room: what fell due is applied first
   -- (never waiting), and the batch is measured against the room after it.
-  if (v_room.sync_deadline <= pg_catalog.now()
-      or watchium_private.room_expected_position(v_room) > v_room.queue_advance_after)
-     and watchium_private.apply_due_room_changes(p_room_id) then
+  -- (As record_heartbeat: sync deadlines, then the queue's advance, SKIP LOCKED.)
+  if v_room.sync_deadline <= pg_catalog.clock_timestamp() then
+    perform watchium_private.apply_sync_deadlines(p_room_id, true);
+    select * into v_room from public.rooms as r where r.room_id = p_room_id;
+  end if;
+  if watchium_private.queue_advance_due(v_room) then
+    perform watchium_private.auto_advance_queue(p_room_id);
     select * into v_room from public.rooms as r where r.room_id = p_room_id;
   end if;
 

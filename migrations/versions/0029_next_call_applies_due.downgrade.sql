@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0028 (downgrade): the definitions of 0024 (heartbeats) and 0013 (advance).
+-- 0029 (downgrade): the definitions of 0024 (heartbeats) and 0013 (advance).
 -- =============================================================================
 create or replace function watchium_rpc.record_heartbeat(
   p_room_id text,
@@ -448,4 +448,3 @@ $$;
 comment on function watchium_private.advance_room_queue(public.rooms, text, text) is
   'Advances a locked room''s queue: deletes the current item, moves the others up, plays the next from 0 (new playback reference, its anime, episode and URL, its anchor) or pauses when the queue ran out; emits queue_advanced and playback. Internal.';
 
-drop function watchium_private.apply_due_room_changes(text);

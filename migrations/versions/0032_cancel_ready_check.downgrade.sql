@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0031 (downgrade): cancel_ready_check goes.
+-- 0032 (downgrade): cancel_ready_check goes.
 -- =============================================================================
 -- squawk-ignore ban-drop-function
 drop function public.cancel_ready_check(text);
