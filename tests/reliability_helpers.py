@@ -120,9 +120,32 @@ group by s.room_id, s.sync_event_type, s.created_at
 """
 )
 
-# Operations of room governance (revisions 0009-0015), added to the default mix by the
-# concurrency test: role changes, co-host controls, bans with a short expiry, kicks with a ban.
-GOVERNANCE_OPERATIONS = ("role", "role", "cohost_seek", "ban", "kick_ban")
+# Operations of room governance (revisions 0009-0019), added to the default mix by the
+# concurrency test: role changes, co-host controls, bans with a short expiry, kicks with a ban,
+# and queue edits (members add short items; the host moves, removes and advances them).
+GOVERNANCE_OPERATIONS = (
+    "role", "role", "cohost_seek", "ban", "kick_ban",
+    "queue_add", "queue_add", "queue_move", "queue_remove", "queue_advance",
+)  # fmt: skip
+
+# Each room's queue: positions dense from 0 (the item playing, exactly rooms.queue_item_id)
+# or from 1 (nothing from the queue playing), never a gap or a duplicate.
+QUEUE_VIOLATIONS = """
+select 'queue_positions', q.room_id, count(*), null, null,
+       string_agg(q.position::text, ',' order by q.position)
+from public.room_queue as q
+join public.rooms as r on r.room_id = q.room_id
+group by q.room_id, r.queue_item_id
+having max(q.position) - min(q.position) + 1 <> count(*)
+    or count(distinct q.position) <> count(*)
+    or min(q.position) <> case when r.queue_item_id is null then 1 else 0 end
+union all
+select 'queue_current', r.room_id, null, null, null, r.queue_item_id::text
+from public.rooms as r
+where r.queue_item_id is not null
+  and not exists (select from public.room_queue as q
+                  where q.room_id = r.room_id and q.item_id = r.queue_item_id and q.position = 0)
+"""
 
 # A member with a ban in force: a ban removes the member in the same transaction, and
 # join_room refuses a banned user, so no snapshot may show one. "In force" is judged at this
@@ -327,8 +350,16 @@ class Workload:
             ).fetchall()
         ]
 
-    def governance(self, c: Conn, rng: random.Random, op: str, room_id: str, host: str | None,
-                   members: list[tuple[str, bool]], pending: list[tuple[str, str]]) -> str:
+    def governance(
+        self,
+        c: Conn,
+        rng: random.Random,
+        op: str,
+        room_id: str,
+        host: str | None,
+        members: list[tuple[str, bool]],
+        pending: list[tuple[str, str]],
+    ) -> str:
         """Role changes, co-host controls, bans (1 to 3 s) and kicks with a ban."""
         others = [u for u, is_host in members if not is_host]
         if host is None or not others:
@@ -349,6 +380,8 @@ class Workload:
             rpc(c, row[0], "select public.seek_to_time(%s, %s::numeric)",
                 (room_id, round(rng.uniform(0, 86400), 2)))  # fmt: skip
             return op
+        if op.startswith("queue_"):
+            return self.queue_edit(c, rng, op, room_id, host, target)
         pair = (room_id, target)
         self.pending(pending, pair)
         if op == "ban":
@@ -356,12 +389,47 @@ class Workload:
                          (room_id, target, rng.randint(1, 3)))  # fmt: skip
             removed = bool(result["removed"])
         else:
-            rpc(c, host, "select public.kick_member(%s, %s, %s)", (room_id, target, rng.randint(1, 3)))
+            rpc(
+                c,
+                host,
+                "select public.kick_member(%s, %s, %s)",
+                (room_id, target, rng.randint(1, 3)),
+            )
             removed = True
         pending.clear()
         if removed:
             with self.ledger.lock:
                 self.ledger.removed[pair] += 1
+        return op
+
+    def queue_edit(
+        self, c: Conn, rng: random.Random, op: str, room_id: str, host: str, member: str
+    ) -> str:
+        """A member adds a short item; the host moves or removes a random one, or advances from
+        the item playing (the guarded advance: WD409 when another advance came first)."""
+        if op == "queue_add":
+            rpc(c, member, "select public.add_to_queue(%s, 'rel', 'Reliability', %s,"
+                " 'https://example.com/r.m3u8', %s::numeric)",
+                (room_id, rng.randint(1, 500), rng.choice([1, 5, 60])))  # fmt: skip
+            return op
+        row = c.execute(
+            "select (select item_id from public.room_queue where room_id = %s"
+            " order by random() limit 1), (select queue_item_id from public.rooms"
+            " where room_id = %s), (select count(*) from public.room_queue where room_id = %s)",
+            (room_id, room_id, room_id),
+        ).fetchone()
+        assert row is not None
+        item, current, count = row
+        if op == "queue_advance":
+            rpc(c, host, "select public.advance_queue(%s, %s)", (room_id, current))
+            return op
+        if item is None:
+            return "skip"
+        if op == "queue_move":
+            rpc(c, host, "select public.move_queue_item(%s, %s, %s)",
+                (room_id, item, rng.randint(1, max(1, count))))  # fmt: skip
+        else:
+            rpc(c, host, "select public.remove_queue_item(%s, %s)", (room_id, item))
         return op
 
     def pending(self, pending: list[tuple[str, str]], pair: tuple[str, str]) -> None:

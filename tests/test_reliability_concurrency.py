@@ -13,12 +13,14 @@ import pytest
 from reliability_helpers import (
     BANNED_MEMBERS,
     GOVERNANCE_OPERATIONS,
+    QUEUE_VIOLATIONS,
     STATE_VIOLATIONS,
     Ledger,
     Workload,
     check_state,
     make_rooms,
     relax_limits,
+    rpc,
     verify_membership,
 )
 
@@ -37,13 +39,14 @@ KINDS = (
     "privacy",
     *dict.fromkeys(GOVERNANCE_OPERATIONS),
 )
-# The default mix plus governance: role changes, co-host controls, bans and kicks with a ban.
+# The default mix plus governance: role changes, co-host controls, bans and kicks with a ban,
+# queue edits.
 OPERATIONS = (
     *("join", "join", "join", "join", "leave", "kick", "transfer", "play_pause", "seek"),
     *("speed", "heartbeat", "heartbeat", "heartbeat", "comment", "broadcast", "sync_state"),
     *("privacy", *GOVERNANCE_OPERATIONS),
 )
-CHECK_SQL = STATE_VIOLATIONS + "union all" + BANNED_MEMBERS
+CHECK_SQL = STATE_VIOLATIONS + "union all" + BANNED_MEMBERS + "union all" + QUEUE_VIOLATIONS
 
 
 def run_mixed(url, conn, *, workers, ops, seed, timeout):
@@ -70,7 +73,7 @@ def run_mixed(url, conn, *, workers, ops, seed, timeout):
 
 
 def test_mixed_workload_keeps_invariants(watchium_db_url, conn):
-    ledger = run_mixed(watchium_db_url, conn, workers=8, ops=150, seed=1, timeout=90)
+    ledger = run_mixed(watchium_db_url, conn, workers=8, ops=180, seed=1, timeout=90)
     assert sum(ledger.ops.values()) - ledger.ops["skip"] > 800, ledger.summary()
 
 
@@ -112,3 +115,23 @@ def test_invariant_checks_catch_half_written_states(conn):
         "secret_mismatch",
         "control_sync_without_event",
     }, kinds
+
+
+def test_queue_check_catches_gaps_and_a_wrong_current_item(conn):
+    relax_limits(conn)
+    ledger = Ledger()
+    (room,) = make_rooms(conn, 1, ledger)
+    host = conn.execute(
+        "select user_id from public.room_members where room_id = %s and is_host", (room,)
+    ).fetchone()[0]
+    for episode in (1, 2, 3):
+        rpc(conn, host, "select public.add_to_queue(%s, 'a', 'A', %s, 'https://example.com/v', 60)",
+            (room, episode))  # fmt: skip
+    assert check_state(conn, QUEUE_VIOLATIONS) == []
+    conn.execute("set session_replication_role = replica")  # no triggers: write half-states
+    conn.execute("update public.room_queue set position = 5 where room_id = %s and position = 3",
+                 (room,))  # fmt: skip
+    conn.execute("update public.rooms set queue_item_id = 999999, queue_advance_after = 62"
+                 " where room_id = %s", (room,))  # fmt: skip
+    kinds = {row[0] for row in check_state(conn, QUEUE_VIOLATIONS)}
+    assert kinds == {"queue_positions", "queue_current"}, kinds
