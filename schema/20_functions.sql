@@ -76,6 +76,18 @@ $$;
 
 COMMENT ON FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) IS 'Writes one sync record per member of p_room_id against p_host_time (null: the expected host position) in one statement, as one snapshot row of sync_states (read per member through sync_records); nothing else per member. Host (rate limited as sync_control) or service_role only.';
 
+CREATE FUNCTION public.cancel_ready_check(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.cancel_ready_check(p_room_id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.cancel_ready_check(p_room_id text) IS 'Permission control_playback (the host; co-hosts by default): ends the running ready check without starting playback; the room stays paused (events ready_check and sync_wait, state cancelled). cancelled is false, and nothing changes, when no ready check runs (none started, or it already completed or expired). Returns the room''s waiting state.';
+
 CREATE FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -3727,6 +3739,38 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.room_wait_state(p_room public.rooms) IS 'The room''s waiting state for readers: state (playing, scheduled, paused, waiting), starts_at of a scheduled start, reason, waiting_since, deadline, blocking_members and the first 50 blocking user ids, ready_check {ready_members, needed, min_ready, deadline}. Internal.';
 
+CREATE FUNCTION watchium_private.rtt_start_lead(p_room_id text, p_at timestamp with time zone) RETURNS numeric
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_stale_after interval;
+  v_cap         numeric;
+  v_p90         numeric;
+begin
+  select coalesce(pg_catalog.min((s.value #>> '{}')::interval) filter (where s.key = 'member_stale_after'),
+                  interval '30 seconds'),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_max_rtt_start_lead'),
+                  5)
+  into v_stale_after, v_cap
+  from watchium_private.settings as s
+  where s.key in ('member_stale_after', 'sync_max_rtt_start_lead');
+
+  -- Sorted as double precision (cheaper to compare than numeric); an rtt_ms
+  -- (numeric(8,1)) comes back unchanged from a double (15 significant digits).
+  select (pg_catalog.percentile_disc(0.9) within group (order by p.rtt_ms::double precision))::numeric
+  into v_p90
+  from watchium_private.member_presence as p
+  where p.room_id = p_room_id
+    and p.rtt_ms is not null
+    and p.last_heartbeat >= p_at - v_stale_after;
+
+  return least(coalesce(2 * v_p90 / 1000, 0), v_cap);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_private.rtt_start_lead(p_room_id text, p_at timestamp with time zone) IS 'Seconds: 2 × the 90th percentile (percentile_disc) of the smoothed RTT of room p_room_id''s members with a known RTT and a heartbeat within member_stale_after of p_at, at most the setting sync_max_rtt_start_lead (5 s); 0 when none. The network part of a scheduled start''s lead. Internal.';
+
 CREATE FUNCTION watchium_private.scheduled_start_at(p_room public.rooms, p_at timestamp with time zone, p_episode_start boolean) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -3736,12 +3780,13 @@ declare
 begin
   return p_at + pg_catalog.make_interval(secs => greatest(
     o.min_start_lead,
+    watchium_private.rtt_start_lead(p_room.room_id, p_at),
     case when p_episode_start then o.episode_countdown else 0 end
   )::double precision);
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.scheduled_start_at(p_room public.rooms, p_at timestamp with time zone, p_episode_start boolean) IS 'When a start decided at p_at takes effect: p_at + the room''s minimum start lead (for an episode start, at least its countdown). Stored as rooms.playback_updated_at with is_playing true. Internal.';
+COMMENT ON FUNCTION watchium_private.scheduled_start_at(p_room public.rooms, p_at timestamp with time zone, p_episode_start boolean) IS 'When a start decided at p_at takes effect: p_at + the greatest of the room''s minimum start lead, the round-trip lead (rtt_start_lead: 2 × the live members'' 90th percentile RTT, capped by sync_max_rtt_start_lead) and, for an episode start, its countdown. Stored as rooms.playback_updated_at with is_playing true. Internal.';
 
 CREATE FUNCTION watchium_private.setting_integer(p_key text) RETURNS integer
     LANGUAGE plpgsql STABLE
@@ -4563,6 +4608,60 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_rpc.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) IS 'Body of public.bulk_sync_update (same arguments, result and errors; documented there). Security definer: writes public.sync_states, reads watchium_private.member_presence. Callers reach it through public.bulk_sync_update, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
+CREATE FUNCTION watchium_rpc.cancel_ready_check(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id   text;
+  v_room      public.rooms;
+  v_checked   public.rooms;
+  v_ready     record;
+  v_cancelled boolean := false;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  v_user_id := watchium_private.require_user_id();
+  perform watchium_private.enforce_rate_limit(v_user_id, 'sync_control');
+  select * into v_room from public.rooms as r where r.room_id = p_room_id for update;
+  perform watchium_private.hide_private_room(v_room, p_room_id, v_user_id);
+  -- Whoever may start a ready check (the host; co-hosts by default).
+  perform watchium_private.require_room_permission(p_room_id, v_user_id, 'control_playback');
+  v_room := watchium_private.settle_room(v_room, v_user_id);
+  if v_room.waiting_reason = 'ready_check' then
+    v_checked := v_room;
+    v_ready := watchium_private.ready_count(v_room);
+    -- Paused already (begin_wait): only the waiting state goes.
+    update public.rooms as r
+    set waiting_since = null,
+        waiting_reason = null,
+        sync_deadline = null,
+        ready_check_min_ready = null,
+        -- Refreshed at most once a minute: the update stays HOT (last_activity is
+        -- indexed), as a host control's does.
+        last_activity = case
+          when r.last_activity < pg_catalog.now() - interval '1 minute' then pg_catalog.now()
+          else r.last_activity
+        end
+    where r.room_id = p_room_id
+    returning * into v_room;
+    perform watchium_private.emit_room_event(
+      p_room_id, 'ready_check',
+      pg_catalog.jsonb_build_object(
+        'state', 'cancelled', 'user_id', v_user_id, 'ready', null,
+        'ready_members', v_ready.ready_members, 'needed', v_ready.needed,
+        'deadline', v_checked.sync_deadline));
+    perform watchium_private.emit_sync_wait(
+      v_room, 'cancelled', 'host', v_user_id, null, v_checked.waiting_since, v_checked.waiting_reason);
+    v_cancelled := true;
+  end if;
+  return watchium_private.member_wait_reply(v_room, v_user_id)
+         || pg_catalog.jsonb_build_object('cancelled', v_cancelled);
+end;
+$$;
+
+COMMENT ON FUNCTION watchium_rpc.cancel_ready_check(p_room_id text) IS 'Body of public.cancel_ready_check (same arguments, result and errors; documented there). Security definer: writes public.rooms. Callers reach it through public.cancel_ready_check, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
 CREATE FUNCTION watchium_rpc.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric DEFAULT NULL::numeric) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -7863,6 +7962,10 @@ REVOKE ALL ON FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numer
 GRANT ALL ON FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) TO authenticated;
 GRANT ALL ON FUNCTION public.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) TO service_role;
 
+REVOKE ALL ON FUNCTION public.cancel_ready_check(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.cancel_ready_check(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.cancel_ready_check(p_room_id text) TO service_role;
+
 REVOKE ALL ON FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric) TO authenticated;
 GRANT ALL ON FUNCTION public.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric) TO service_role;
@@ -8243,6 +8346,8 @@ REVOKE ALL ON FUNCTION watchium_private.room_sync_options_json(p_room public.roo
 
 REVOKE ALL ON FUNCTION watchium_private.room_wait_state(p_room public.rooms) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION watchium_private.rtt_start_lead(p_room_id text, p_at timestamp with time zone) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION watchium_private.scheduled_start_at(p_room public.rooms, p_at timestamp with time zone, p_episode_start boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.setting_integer(p_key text) FROM PUBLIC;
@@ -8300,6 +8405,10 @@ GRANT ALL ON FUNCTION watchium_rpc.broadcast_to_room(p_room_id text, p_event_typ
 REVOKE ALL ON FUNCTION watchium_rpc.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.bulk_sync_update(p_room_id text, p_host_time numeric, p_sync_event_type text) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.cancel_ready_check(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.cancel_ready_check(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.cancel_ready_check(p_room_id text) TO service_role;
 
 REVOKE ALL ON FUNCTION watchium_rpc.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.change_playback_state(p_room_id text, p_is_playing boolean, p_current_time numeric) TO authenticated;

@@ -288,6 +288,7 @@ COVERED = {
     "force_resume",
     "start_ready_check",
     "set_ready",
+    "cancel_ready_check",
     "set_room_join_policy",
     "request_to_join",
     "get_join_requests",

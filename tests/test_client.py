@@ -535,6 +535,12 @@ def test_group_wait_and_ready_check_through_the_client(
     started = alice.start_ready_check(room_id, 30, min_ready=2)
     assert started.waiting["ready_check"]["needed"] == 2
     assert bob.set_ready(room_id, True).waiting["state"] == "scheduled"
+    alice.change_playback_state(room_id, False)
+    alice.start_ready_check(room_id, 30)
+    cancelled = alice.cancel_ready_check(room_id)
+    assert cancelled.cancelled is True and cancelled.resumed is None
+    assert cancelled.waiting["state"] == "paused" and not cancelled.is_playing
+    assert alice.cancel_ready_check(room_id).cancelled is False
     with pytest.raises(Conflict):
         bob.set_ready(room_id, True)
     with pytest.raises(InvalidInput):

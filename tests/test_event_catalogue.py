@@ -50,6 +50,9 @@ def test_every_emitted_payload_matches_the_catalogue_and_every_event_is_emitted(
     rpc(conn, "hana", "select public.start_ready_check(%s, 30)", rid)  # ready_check
     rpc(conn, "mio", "select public.set_ready(%s, true)", rid)
     rpc(conn, "hana", "select public.force_resume(%s)", rid)
+    rpc(conn, "hana", "select public.change_playback_state(%s, false)", rid)
+    rpc(conn, "hana", "select public.start_ready_check(%s, 30)", rid)
+    rpc(conn, "hana", "select public.cancel_ready_check(%s)", rid)  # ready_check cancelled
     for event, payload in (("play", {"current_time": 1}), ("pause", {"current_time": 2}),
                            ("seek", {"current_time": 3})):  # fmt: skip
         rpc(conn, "hana", "select public.broadcast_to_room(%s, %s, %s)", rid, event,

@@ -131,6 +131,7 @@ ROOM_CALLS = {
     "report_playback_status": "select public.report_playback_status(%(room)s, 'buffering', 1)",
     "set_wait_opt_out": "select public.set_wait_opt_out(%(room)s, true)",
     "force_resume": "select public.force_resume(%(room)s)",
+    "cancel_ready_check": "select public.cancel_ready_check(%(room)s)",
     "start_ready_check": "select public.start_ready_check(%(room)s, 30, 1)",
     "set_ready": "select public.set_ready(%(room)s, true)",
     "set_room_join_policy": "select public.set_room_join_policy(%(room)s, 'approval')",

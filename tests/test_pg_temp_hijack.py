@@ -142,6 +142,8 @@ def test_no_rpc_policy_or_trigger_resolves_to_temporary_objects(attacked):
     bob.report_playback_status(room.room_id, "ready", 30)
     alice.start_ready_check(room.room_id, 30)
     bob.set_ready(room.room_id, True)
+    alice.start_ready_check(room.room_id, 30)
+    alice.cancel_ready_check(room.room_id)
     alice.mute_member(room_id=room.room_id, user_id="bob", duration_seconds=60)
     alice.ban_member(room_id=room.room_id, user_id="mallory", duration_seconds=60)
     alice.get_room_moderation(room.room_id)

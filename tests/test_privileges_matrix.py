@@ -274,6 +274,7 @@ public.set_wait_opt_out              -     yes            yes
 public.force_resume                  -     yes            yes
 public.start_ready_check             -     yes            yes
 public.set_ready                     -     yes            yes
+public.cancel_ready_check            -     yes            yes
 public.set_room_join_policy          -     yes            yes
 public.request_to_join               -     yes            yes
 public.get_join_requests             -     yes            yes

@@ -777,9 +777,10 @@ class SyncOptions:
 @dataclass(frozen=True)
 class WaitState:
     """report_playback_status / set_wait_opt_out / force_resume / start_ready_check /
-    set_ready: the caller's playback status (``me``) and the room's waiting state
-    (``waiting``: state playing, scheduled, paused or waiting; reason, blockers, ready check).
-    ``playback_updated_at`` in the future is a scheduled start. ``resumed``: force_resume only."""
+    set_ready / cancel_ready_check: the caller's playback status (``me``) and the room's
+    waiting state (``waiting``: state playing, scheduled, paused or waiting; reason, blockers,
+    ready check). ``playback_updated_at`` in the future is a scheduled start. ``resumed``:
+    force_resume only; ``cancelled``: cancel_ready_check only."""
 
     room_id: str
     me: Mapping[str, Any] | None
@@ -788,6 +789,7 @@ class WaitState:
     playback_updated_at: datetime | None
     waiting: Mapping[str, Any]
     resumed: bool | None = None
+    cancelled: bool | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -1146,6 +1148,9 @@ START_READY_CHECK = Rpc(
     lambda d: _build(WaitState, d),
 )
 SET_READY = Rpc("set_ready", _args("room_id:text ready:boolean"), lambda d: _build(WaitState, d))
+CANCEL_READY_CHECK = Rpc(
+    "cancel_ready_check", _args("room_id:text"), lambda d: _build(WaitState, d)
+)
 BROADCAST_TO_ROOM: Rpc[int] = Rpc(
     "broadcast_to_room", _args("room_id:text event_type:text payload:jsonb"), int
 )
@@ -1263,7 +1268,8 @@ RPCS: tuple[Rpc[Any], ...] = (
     GET_COMMENTS, GET_OR_CREATE_ANCHOR, CHANGE_PLAYBACK_STATE, SEEK_TO_TIME, SET_PLAYBACK_SPEED,
     BULK_SYNC_UPDATE, RECORD_HEARTBEAT, RECORD_HEARTBEATS, GET_ROOM_SYNC_STATE, GET_ROOM_EVENTS,
     GET_ROOM_SYNC_METRICS, GET_ROOM_SYNC_OPTIONS, SET_ROOM_SYNC_OPTIONS, REPORT_PLAYBACK_STATUS,
-    SET_WAIT_OPT_OUT, FORCE_RESUME, START_READY_CHECK, SET_READY, BROADCAST_TO_ROOM,
+    SET_WAIT_OPT_OUT, FORCE_RESUME, START_READY_CHECK, SET_READY, CANCEL_READY_CHECK,
+    BROADCAST_TO_ROOM,
     RECORD_REALTIME_METRICS, GET_REALTIME_METRICS_SUMMARY, REALTIME_HEALTH, CHECK_RATE_LIMIT,
     MAINTAIN, FORGET_USER, SYNC_HISTORY_HEALTH, INSTALL_MAINTENANCE_SCHEDULE,
     SET_MEMBER_ROLE, SET_ROOM_PERMISSION, GET_ROOM_PERMISSIONS,
@@ -1643,6 +1649,11 @@ class RpcMethods:
     @rpc(SET_READY)
     def set_ready(self, room_id: str, ready: bool) -> WaitState:
         """Answer the running ready check (Conflict when none runs)."""
+
+    @rpc(CANCEL_READY_CHECK)
+    def cancel_ready_check(self, room_id: str) -> WaitState:
+        """Host only: end the running ready check without starting playback (the room stays
+        paused); ``cancelled`` False when none runs (it may just have completed or expired)."""
 
     # Realtime ----------------------------------------------------------------------------
 

@@ -171,7 +171,8 @@ _EVENTS = (
         "sync_wait",
         "the room waits for buffering members: state waiting when a member starts or stops "
         "blocking or is skipped at its deadline (cause buffering, ready, deadline, opt_out), "
-        "state resumed when the wait ends (cause reports, deadline, host, opt_out, ready); "
+        "state resumed when the wait ends (cause reports, deadline, host, opt_out, ready), "
+        "state cancelled when the host ends it without playing (pause, cancel_ready_check); "
         "`blocking`: the first 50 blockers, `skipped`: members no longer waited for",
         SYNC_WAIT_FIELDS,
     ),
@@ -179,7 +180,8 @@ _EVENTS = (
         "ready_check",
         "a ready check changes: started (the host), updated (a member answered set_ready), "
         "completed (enough members ready: playback starts), expired (deadline: playback "
-        "starts), forced (force_resume)",
+        "starts), forced (force_resume, or the host's play), cancelled (cancel_ready_check, or "
+        "the host's pause: the room stays paused)",
         READY_CHECK_FIELDS,
     ),
     Event(
