@@ -4084,15 +4084,22 @@ $$;
 
 COMMENT ON FUNCTION watchium_private.room_wait_state(p_room public.rooms) IS 'The room''s waiting state for readers: state (playing, scheduled, paused, waiting), starts_at of a scheduled start, reason, waiting_since, deadline, blocking_members and the first 50 blocking user ids, ready_check {ready_members, needed, min_ready, deadline}. Internal.';
 
-CREATE FUNCTION watchium_private.rtt_start_lead(p_room_id text, p_at timestamp with time zone) RETURNS numeric
+CREATE FUNCTION watchium_private.scheduled_start_at(p_room public.rooms, p_at timestamp with time zone, p_episode_start boolean) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
+  o             record := watchium_private.room_sync_options(p_room);
   v_stale_after interval;
   v_cap         numeric;
   v_p90         numeric;
 begin
+  -- The round-trip lead: 2 × the 90th percentile (percentile_disc: a value
+  -- some member has) of the smoothed RTT of the room's members with a known
+  -- RTT and a heartbeat within member_stale_after of p_at, at most the
+  -- setting sync_max_rtt_start_lead (5 s); 0 when none. Written out here, not
+  -- as a helper: a host control that began before this revision's downgrade
+  -- could still call a helper the downgrade drops.
   select coalesce(pg_catalog.min((s.value #>> '{}')::interval) filter (where s.key = 'member_stale_after'),
                   interval '30 seconds'),
          coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_max_rtt_start_lead'),
@@ -4103,35 +4110,23 @@ begin
 
   -- Sorted as double precision (cheaper to compare than numeric); an rtt_ms
   -- (numeric(8,1)) comes back unchanged from a double (15 significant digits).
+  -- One aggregate over the room's presence rows through their primary key.
   select (pg_catalog.percentile_disc(0.9) within group (order by p.rtt_ms::double precision))::numeric
   into v_p90
   from watchium_private.member_presence as p
-  where p.room_id = p_room_id
+  where p.room_id = p_room.room_id
     and p.rtt_ms is not null
     and p.last_heartbeat >= p_at - v_stale_after;
 
-  return least(coalesce(2 * v_p90 / 1000, 0), v_cap);
-end;
-$$;
-
-COMMENT ON FUNCTION watchium_private.rtt_start_lead(p_room_id text, p_at timestamp with time zone) IS 'Seconds: 2 × the 90th percentile (percentile_disc) of the smoothed RTT of room p_room_id''s members with a known RTT and a heartbeat within member_stale_after of p_at, at most the setting sync_max_rtt_start_lead (5 s); 0 when none. The network part of a scheduled start''s lead. Internal.';
-
-CREATE FUNCTION watchium_private.scheduled_start_at(p_room public.rooms, p_at timestamp with time zone, p_episode_start boolean) RETURNS timestamp with time zone
-    LANGUAGE plpgsql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-declare
-  o record := watchium_private.room_sync_options(p_room);
-begin
   return p_at + pg_catalog.make_interval(secs => greatest(
     o.min_start_lead,
-    watchium_private.rtt_start_lead(p_room.room_id, p_at),
+    least(coalesce(2 * v_p90 / 1000, 0), v_cap),
     case when p_episode_start then o.episode_countdown else 0 end
   )::double precision);
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.scheduled_start_at(p_room public.rooms, p_at timestamp with time zone, p_episode_start boolean) IS 'When a start decided at p_at takes effect: p_at + the greatest of the room''s minimum start lead, the round-trip lead (rtt_start_lead: 2 × the live members'' 90th percentile RTT, capped by sync_max_rtt_start_lead) and, for an episode start, its countdown. Stored as rooms.playback_updated_at with is_playing true. Internal.';
+COMMENT ON FUNCTION watchium_private.scheduled_start_at(p_room public.rooms, p_at timestamp with time zone, p_episode_start boolean) IS 'When a start decided at p_at takes effect: p_at + the greatest of the room''s minimum start lead, the round-trip lead (2 × the live members'' 90th percentile RTT, capped by sync_max_rtt_start_lead) and, for an episode start, its countdown. Stored as rooms.playback_updated_at with is_playing true. Internal.';
 
 CREATE FUNCTION watchium_private.setting_integer(p_key text) RETURNS integer
     LANGUAGE plpgsql STABLE
@@ -9492,8 +9487,6 @@ REVOKE ALL ON FUNCTION watchium_private.room_sync_options(p_room public.rooms, O
 REVOKE ALL ON FUNCTION watchium_private.room_sync_options_json(p_room public.rooms) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.room_wait_state(p_room public.rooms) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION watchium_private.rtt_start_lead(p_room_id text, p_at timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.scheduled_start_at(p_room public.rooms, p_at timestamp with time zone, p_episode_start boolean) FROM PUBLIC;
 

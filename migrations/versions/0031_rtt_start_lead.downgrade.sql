@@ -25,6 +25,5 @@ comment on function watchium_private.scheduled_start_at(public.rooms, timestampt
   'When a start decided at p_at takes effect: p_at + the room''s minimum start lead (for an episode start, at least its countdown). Stored as rooms.playback_updated_at with is_playing true. Internal.';
 
 -- squawk-ignore ban-drop-function
-drop function watchium_private.rtt_start_lead(text, timestamptz);
 
 delete from watchium_private.settings where key = 'sync_max_rtt_start_lead';
