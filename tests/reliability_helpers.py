@@ -148,14 +148,16 @@ where r.queue_item_id is not null
 """
 
 # A member with a ban in force: a ban removes the member in the same transaction, and
-# join_room refuses a banned user, so no snapshot may show one. "In force" is judged at this
-# statement's start, when its snapshot is taken (now() would be the start of the checker's
-# transaction, which may predate a short ban's end and a join made after it).
+# join_room refuses a user whose ban ends after the join's now(), so no snapshot may show one.
+# "In force" is judged at clock_timestamp(), read while the statement runs, after its snapshot
+# was taken: a join visible in the snapshot judged the ban before that. statement_timestamp()
+# is earlier than the snapshot by the planning of this union (milliseconds), long enough for a
+# short ban to end and a join to commit in between; now() is earlier still.
 BANNED_MEMBERS = """
 select 'banned_member', m.room_id, null, null, m.user_id, b.ends_at::text
 from public.room_members as m
 join watchium_private.room_bans as b on b.room_id = m.room_id and b.user_id = m.user_id
-where b.ends_at is null or b.ends_at > statement_timestamp()
+where b.ends_at is null or b.ends_at > clock_timestamp()
 """
 
 EXPECTED_POSITION = (
