@@ -80,6 +80,22 @@ def test_quick_bench_host_control_and_rate_limit(tmp_path: Path) -> None:
     assert "public.sync_states" not in decoded
     published = set(costs["published_relations_ours"])
     assert set(costs["ours"]["published_change_rows_by_relation"]) <= published
+    # The same measurement for heartbeats carrying a send time, an RTT and the episode: every
+    # one updated a presence row, sampled at the production rate too, with its target rows.
+    latency = costs["ours_latency"]
+    assert latency["heartbeats"] == costs["ours"]["heartbeats"]
+    assert latency["presence_updates"] == latency["heartbeats"]
+    assert 0.01 <= costs["history_samples_per_heartbeat_latency"] <= 0.25
+    assert set(latency["published_change_rows_by_relation"]) <= published
+    rows = {t["what"]: t for t in results["targets"]}
+    assert (
+        rows["HOT share of presence updates, heartbeats with RTT"]["measured"]
+        == latency["hot_share"]
+    )
+    assert (
+        rows["published change rows per heartbeat, heartbeats with RTT"]["measured"]
+        == latency["published_change_rows_per_heartbeat"]
+    )
     assert (tmp_path / "bench_host_control.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "bench_rate_limit.png").read_bytes()[:4] == b"\x89PNG"
 

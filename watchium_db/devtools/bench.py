@@ -890,19 +890,9 @@ def bench_heartbeat_costs(conn: Conn, url: str, sizes: Sizes, workdir: Path) -> 
     setup_heartbeat_rooms(conn)
     conn.execute("vacuum analyze watchium_private.member_presence")
     conn.execute("vacuum analyze seed_ref.room_members")
-    # One hot room: all 8 clients heartbeat the 50 members of room 1, history sampled at the
-    # production rate.
-    with _production_sampling(conn, url, workdir, heartbeat_script(1)) as interval:
-        ours = _measure_heartbeats(
-            conn,
-            url,
-            workdir,
-            heartbeat_script(1),
-            sizes.cost_heartbeats,
-            "watchium_private.member_presence",
-            ["public", "watchium_private"],
-        )
-        samples = int(
+
+    def history_samples() -> int:
+        return int(
             _one(
                 conn,
                 "select count(*) from public.sync_states where room_id = %s"
@@ -910,6 +900,28 @@ def bench_heartbeat_costs(conn: Conn, url: str, sizes: Sizes, workdir: Path) -> 
                 (hb_room(1),),
             )
         )
+
+    def measure_ours(script: str) -> tuple[dict[str, Any], float, int]:
+        # One hot room: all 8 clients heartbeat the 50 members of room 1, history sampled at
+        # the production rate (scaled to this script's own pace).
+        with _production_sampling(conn, url, workdir, script) as interval:
+            before = history_samples()
+            measured = _measure_heartbeats(
+                conn,
+                url,
+                workdir,
+                script,
+                sizes.cost_heartbeats,
+                "watchium_private.member_presence",
+                ["public", "watchium_private"],
+            )
+            return measured, interval, history_samples() - before
+
+    ours, interval, samples = measure_ours(heartbeat_script(1))
+    # The same heartbeats carrying a send time, an RTT and the room's episode (0024).
+    ours_latency, interval_latency, samples_latency = measure_ours(
+        heartbeat_script(1, extra_args=HB_LATENCY_ARGS)
+    )
     seed = _measure_heartbeats(
         conn,
         url,
@@ -929,7 +941,12 @@ def bench_heartbeat_costs(conn: Conn, url: str, sizes: Sizes, workdir: Path) -> 
         "sample_interval_seconds": round(interval, 4),
         "heartbeats_per_sample_in_production": PRODUCTION_HEARTBEATS_PER_SAMPLE,
         "history_samples_per_heartbeat": round(samples / max(ours["heartbeats"], 1), 4),
+        "sample_interval_seconds_latency": round(interval_latency, 4),
+        "history_samples_per_heartbeat_latency": round(
+            samples_latency / max(ours_latency["heartbeats"], 1), 4
+        ),
         "ours": ours,
+        "ours_latency": ours_latency,
         "seed": seed,
         "wal_ours_over_seed": _ratio(
             ours["wal_bytes_per_heartbeat"], seed["wal_bytes_per_heartbeat"]
@@ -1356,6 +1373,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     batch = _get(results, "heartbeat_batch") or {}
     costs = _get(results, "heartbeat_costs") or {}
     ours_costs = costs.get("ours", {})
+    latency_costs = costs.get("ours_latency", {})
     expiry = _get(results, "expiry") or {}
     rls = _get(results, "rls_read") or {}
     gw_ms = (_get(results, "group_wait") or {}).get("ms", {})
@@ -1465,6 +1483,18 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "<= 0.05",
             ours_costs.get("published_change_rows_per_heartbeat"),
             cmp(ours_costs.get("published_change_rows_per_heartbeat"), lambda v: v <= 0.05),
+        ),
+        t(
+            "HOT share of presence updates, heartbeats with RTT",
+            ">= 95 %",
+            latency_costs.get("hot_share"),
+            cmp(latency_costs.get("hot_share"), lambda v: v >= 0.95),
+        ),
+        t(
+            "published change rows per heartbeat, heartbeats with RTT",
+            "<= 0.05",
+            latency_costs.get("published_change_rows_per_heartbeat"),
+            cmp(latency_costs.get("published_change_rows_per_heartbeat"), lambda v: v <= 0.05),
         ),
         t(
             "expiring an hour of history, full (median)",
@@ -1682,6 +1712,7 @@ def render_markdown(results: dict[str, Any], charts: list[str]) -> str:
     costs = results.get("heartbeat_costs")
     if costs:
         o, s = costs["ours"], costs["seed"]
+        ol = costs.get("ours_latency")
         out += [
             "## Cost per heartbeat (one hot room of 50, 8 clients)",
             "",
@@ -1707,7 +1738,11 @@ def render_markdown(results: dict[str, Any], charts: list[str]) -> str:
                         r["multixact_ids_consumed"],
                         r["hot_share"],
                     ]
-                    for name, r in (("ours", o), ("seed", s))
+                    for name, r in (
+                        ("ours", o),
+                        *((("ours, with send time, RTT and episode", ol),) if ol else ()),
+                        ("seed", s),
+                    )
                 ],
             ),
             "",
@@ -1725,6 +1760,30 @@ def render_markdown(results: dict[str, Any], charts: list[str]) -> str:
             + ".",
             "",
         ]
+        if ol:
+            out += [
+                "With a send time, an RTT and the room's episode (`p_client_time`, `p_rtt_ms`, "
+                "`p_episode_number`), sampled at the same production rate "
+                f"({_fmt(costs.get('sample_interval_seconds_latency'))} s here): history "
+                "samples per heartbeat "
+                f"{_fmt(costs.get('history_samples_per_heartbeat_latency'))}; published change "
+                "rows by relation: "
+                + (
+                    ", ".join(
+                        f"`{k}` {v}" for k, v in ol["published_change_rows_by_relation"].items()
+                    )
+                    or "none"
+                )
+                + "; all decoded changes by relation: "
+                + (
+                    ", ".join(
+                        f"`{k}` {v}" for k, v in ol["decoded_change_rows_by_relation"].items()
+                    )
+                    or "none"
+                )
+                + ".",
+                "",
+            ]
     ex = results.get("expiry")
     if ex:
         out += [
