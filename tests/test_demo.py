@@ -34,15 +34,22 @@ def test_demo_plays_a_watch_party_end_to_end(
     assert summary["queue_auto_advanced"]
     kinds = summary["event_types"]
     assert summary["events_received"] == sum(kinds.values()) > 0
-    assert kinds["playback"] == 6  # play, wait, resume, seek, speed, and the co-host's pause
+    # play, wait, resume, seek, speed, the co-host's pause, and the ready check's start
+    assert kinds["playback"] == 7
     assert summary["co_host_paused"] and kinds["member_role_changed"] == 1
     # The host left: the co-host, not the longest-present member, took over.
     assert summary["host_after"] == summary["co_host"]
     assert summary["ban_refused_rejoin"] and summary["ban_lapsed_rejoined"]
     assert summary["join_approval"] == {
         "join_refused": True, "requested": True, "listed": True, "joined": True}  # fmt: skip
-    assert kinds["sync_wait"] == 2  # Mika blocks; Mika is ready: resumed
+    # Mika blocks; Mika is ready: resumed; the host cancels the ready check: cancelled
+    assert kinds["sync_wait"] == 3
     assert summary["group_wait"] == {"waited": True, "resumed": True, "scheduled_start": True}
+    # The host's ready check: started (the room waits for it), Yuki answered, the host cancelled
+    # it and the room stayed paused; started, updated and cancelled reached the listener.
+    assert summary["ready_check"] == {
+        "started": True, "answered": True, "cancelled": True, "stayed_paused": True}  # fmt: skip
+    assert kinds["ready_check"] == 3, kinds
     assert kinds["chat_message"] == 1 and kinds["host_changed"] == 1
     assert kinds["member_left"] == 2  # the stale member and the host
 

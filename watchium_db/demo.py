@@ -6,10 +6,11 @@ own simulated players (one drifts slowly, one buffers: it reports buffering, the
 it, and its ready report resumes the room at a scheduled start) and the database answers with
 each member's drift and sync level; members who fell behind catch up with the "Live" button, i.e.
 ``get_room_sync_state``'s ``expected_time``. Someone chats (``post_comment`` and a
-``chat_message`` broadcast), a member goes silent and maintenance removes it as stale, the host
-leaves and the host role moves on. In the public room, members queue two episodes and the first,
-a 2-second clip, ends: the queue advances by itself (maintenance applies it); the host then
-makes the public room join by approval, and accepts a member's request. Two
+``chat_message`` broadcast), a member goes silent and maintenance removes it as stale, a co-host
+pauses, the host starts a ready check that a member answers and then cancels it (the room stays
+paused), the host leaves and the host role moves on. In the public room, members queue two
+episodes and the first, a 2-second clip, ends: the queue advances by itself (maintenance applies
+it); the host then makes the public room join by approval, and accepts a member's request. Two
 :class:`~watchium_db.listener.RoomListener` streams receive the private room's events on the
 side: the database's and the members' broadcasts.
 
@@ -387,6 +388,37 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
             await _follow(party)
             await step()
 
+            # A ready check, cancelled by the host -------------------------------------------
+            check = await hana.start_ready_check(party.private_room, 30)
+            asked_ready = check.waiting.get("ready_check") or {}
+            party.say(
+                f"Hana started a ready check (30 s): the room {check.waiting['state']}"
+                f" ({check.waiting.get('reason')}), {asked_ready.get('ready_members')}"
+                f" of {asked_ready.get('needed')} ready"
+            )
+            answered = await sessions["Yuki"].set_ready(party.private_room, True)
+            now_ready = answered.waiting.get("ready_check") or {}
+            party.say(
+                f"Yuki is ready: {now_ready.get('ready_members')} of {now_ready.get('needed')}"
+            )
+            cancelled = await hana.cancel_ready_check(party.private_room)
+            party.say(
+                f"Hana cancelled the ready check: cancelled={cancelled.cancelled}, the room"
+                f" {cancelled.waiting['state']} at {cancelled.current_time:.0f} s"
+                f" (playing={cancelled.is_playing})"
+            )
+            ready_check = {
+                "started": check.waiting["state"] == "waiting"
+                and check.waiting.get("reason") == "ready_check",
+                "answered": now_ready.get("ready_members", 0)
+                > asked_ready.get("ready_members", 0),
+                "cancelled": cancelled.cancelled is True,
+                "stayed_paused": not cancelled.is_playing
+                and cancelled.waiting["state"] == "paused",
+            }
+            await _follow(party)
+            await step()
+
             # A ban with expiry (public room) ------------------------------------------------
             await hana.ban_member(
                 party.public_room, uid("Ren"), duration_seconds=1, reason="spoilers"
@@ -478,6 +510,7 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
             "join_approval": approval,
             "queue_auto_advanced": auto_advanced,
             "group_wait": group_wait,
+            "ready_check": ready_check,
             "events_received": len(party.events),
             "event_types": dict(sorted(kinds.items())),
             "seconds": round(time.monotonic() - started, 1),
@@ -496,6 +529,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"everyone ended in sync: {'yes' if summary['everyone_in_sync'] else 'NO'} ({levels})",
         "a buffering member made the room wait, its ready report resumed it at a scheduled start:"
         f" {'yes' if all(summary['group_wait'].values()) else 'NO'}",
+        "the host started a ready check, a member answered, the host cancelled it (the room"
+        f" stayed paused): {'yes' if all(summary['ready_check'].values()) else 'NO'}",
         f"stale member removed by maintenance: {'yes' if summary['stale_member_removed'] else 'NO'}"
         f" ({summary['stale_method']})",
         "public room's queue advanced by itself after a 2-second clip: "
