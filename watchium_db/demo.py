@@ -410,8 +410,7 @@ async def run(url: str, *, fast: bool, seconds: float | None, console: Console) 
             ready_check = {
                 "started": check.waiting["state"] == "waiting"
                 and check.waiting.get("reason") == "ready_check",
-                "answered": now_ready.get("ready_members", 0)
-                > asked_ready.get("ready_members", 0),
+                "answered": now_ready.get("ready_members", 0) > asked_ready.get("ready_members", 0),
                 "cancelled": cancelled.cancelled is True,
                 "stayed_paused": not cancelled.is_playing
                 and cancelled.waiting["state"] == "paused",
