@@ -20,7 +20,9 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,6 +65,7 @@ BENCHMARKS = (
     "heartbeat_batch",
     "heartbeat_costs",
     "expiry",
+    "maintain_waits",
     "rls_read",
     "group_wait",
     "release_baseline",
@@ -90,6 +93,10 @@ class Sizes:
     control_seconds: int
     baseline_seconds: int = 5
     baseline_rounds: int = 3
+    maintain_rounds: int = 8
+    maintain_round_seconds: int = 4
+    maintain_hours_per_round: int = 2
+    maintain_rows_per_hour: int = 20_000
 
     @classmethod
     def for_run(cls, quick: bool) -> Sizes:
@@ -110,6 +117,9 @@ class Sizes:
                 1,
                 baseline_seconds=2,
                 baseline_rounds=1,
+                maintain_rounds=2,
+                maintain_round_seconds=2,
+                maintain_rows_per_hour=2_000,
             )
         return cls(
             (10, 100, 1000, 5000),
@@ -1053,6 +1063,335 @@ def bench_expiry(conn: Conn, sizes: Sizes) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# maintain() against concurrent member RPCs
+# ---------------------------------------------------------------------------------------------
+MW_ROOM = "mw00000001"
+MW_CLIENTS = 4
+#: Member RPCs that touch what maintain() touches: presence and history (the heartbeat, which
+#: writes history samples), the room (sync state), history (the metrics read sync_states) and
+#: the published snapshot. Each runs as PostgREST runs it: role and claims, call, commit.
+MW_CALLS = {
+    "record_heartbeat": "select public.record_heartbeat(%s, 100.5, true)",
+    "get_room_sync_state": "select public.get_room_sync_state(%s)",
+    "get_room_sync_metrics": "select public.get_room_sync_metrics(%s)",
+    "read_sync_records": "select count(*) from public.sync_records where room_id = %s",
+}
+_WAIT_LOG = re.compile(r"^\S+ \S+ \S+ \[(\d+)\] (LOG|DETAIL|CONTEXT|STATEMENT):\s+(.*)$")
+_STILL_WAITING = re.compile(r"process (\d+) still waiting for (\S+) on (.+) after ([0-9.]+) ms")
+_ACQUIRED = re.compile(r"process (\d+) acquired (\S+) on (.+) after ([0-9.]+) ms")
+
+
+def parse_lock_waits(log: str) -> list[dict[str, Any]]:
+    """The lock waits of a server log written with ``log_lock_waits`` (prefix ``%m [%p]``):
+    per wait the waiting pid, the lock mode and object, the holders and the queue ahead, the
+    waiting statement (and its PL/pgSQL context), and how long it waited (the ``acquired``
+    line's figure when there is one, else the time it had waited when it was logged)."""
+    waits: list[dict[str, Any]] = []
+    current: dict[int, dict[str, Any]] = {}
+    last: tuple[dict[str, Any], str] | None = None
+    for line in log.splitlines():
+        match = _WAIT_LOG.match(line)
+        if not match:
+            if last and line.startswith("\t"):  # a continuation of the previous field
+                last[0][last[1]] += " " + line.strip()
+            continue
+        pid, kind, text = int(match.group(1)), match.group(2), match.group(3)
+        last = None
+        if kind == "LOG":
+            still = _STILL_WAITING.match(text)
+            acquired = _ACQUIRED.match(text)
+            current.pop(pid, None)
+            if still:
+                wait: dict[str, Any] = {
+                    "pid": int(still.group(1)),
+                    "mode": still.group(2),
+                    "object": still.group(3),
+                    "waited_ms": float(still.group(4)),
+                    "holders": [],
+                    "queue": [],
+                    "context": "",
+                    "statement": "",
+                }
+                waits.append(wait)
+                current[pid] = wait
+            elif acquired:
+                for wait in reversed(waits):
+                    if wait["pid"] == pid and wait["object"] == acquired.group(3):
+                        wait["waited_ms"] = float(acquired.group(4))
+                        break
+            continue
+        found = current.get(pid)
+        if found is None:
+            continue
+        wait = found
+        if kind == "DETAIL" and "holding the lock" in text:
+            holders, _, queue = text.partition("Wait queue:")
+            wait["holders"] = [int(n) for n in re.findall(r"\d+", holders.split(":", 1)[-1])]
+            wait["queue"] = [int(n) for n in re.findall(r"\d+", queue)]
+        elif kind in ("CONTEXT", "STATEMENT"):
+            field_name = kind.lower()
+            wait[field_name] = text
+            last = (wait, field_name)
+    return waits
+
+
+def _percentiles(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"calls": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return {
+        "calls": len(ordered),
+        "p50_ms": round(statistics.median(ordered), 3),
+        "p99_ms": round(p99, 3),
+        "max_ms": round(ordered[-1], 3),
+    }
+
+
+def bench_maintain_waits(conn: Conn, url: str, sizes: Sizes) -> dict[str, Any]:
+    """Does a maintain() run make a member RPC wait? MW_CLIENTS threads, each a member of one
+    room with its own connection, call the MW_CALLS RPCs in turn, first without maintenance
+    (the baseline), then while one more connection runs ``public.maintain()`` back to back, as
+    service_role. Before each round of that phase the RPCs are held (no call in flight) while
+    hourly history partitions two days old, filled, are attached, so that maintain() really
+    retires (detaches and drops) partitions in every round, beside its other jobs; heartbeats
+    write history samples (``heartbeat_sample_interval`` 0.5 s for the run).
+
+    Lock waits are measured by the server itself: each RPC connection sets ``log_lock_waits``
+    with ``deadlock_timeout = 1ms``, so every lock wait of an RPC backend that lasts 1 ms or
+    more is written to the server log with the lock, the holders and the queue ahead of it, the
+    waiting statement and, once it is granted, how long it waited. A wait counts as caused by
+    maintain() when maintain's backend holds the lock or queues for it ahead of the RPC (an RPC
+    queued behind maintain's request waits for it too). Shorter waits are not logged; they are
+    inside the per-call latencies, which are reported per phase (client-side)."""
+    make_room(conn, MW_ROOM, MW_CLIENTS, "mw")
+    size0 = int(_one(conn, "select size from pg_stat_file('server.log')"))
+    before = _one(
+        conn, "select value from watchium_private.settings where key = 'heartbeat_sample_interval'"
+    )
+    conn.execute(
+        "update watchium_private.settings set value = '\"0.5 seconds\"'"
+        " where key = 'heartbeat_sample_interval'"
+    )
+    gate = threading.Condition()
+    state: dict[str, Any] = {"paused": False, "stop": False, "phase": "baseline", "active": 0}
+    calls: list[tuple[str, str, float]] = []
+    errors: dict[str, int] = {}
+    rpc_pids: list[int] = []
+
+    def worker(i: int) -> None:
+        claims = json.dumps({"sub": f"mw{i}", "role": "authenticated"})
+        names = list(MW_CALLS)
+        with psycopg.connect(url) as c:
+            c.execute("set deadlock_timeout = '1ms'")
+            c.execute("set log_lock_waits = on")
+            c.commit()
+            rpc_pids.append(c.info.backend_pid)
+            n = i
+            while True:
+                with gate:
+                    while state["paused"] and not state["stop"]:
+                        gate.wait()
+                    if state["stop"]:
+                        return
+                    state["active"] += 1
+                    phase = state["phase"]
+                name = names[n % len(names)]
+                n += 1
+                start = time.perf_counter()
+                try:
+                    c.execute(
+                        "select set_config('role', 'authenticated', true),"
+                        " set_config('request.jwt.claims', %s, true)",
+                        (claims,),
+                    )
+                    c.execute(MW_CALLS[name], (MW_ROOM,))
+                    c.commit()
+                except psycopg.Error as exc:
+                    c.rollback()
+                    key = f"{phase} {name} {exc.sqlstate}"
+                    errors[key] = errors.get(key, 0) + 1
+                elapsed = (time.perf_counter() - start) * 1000
+                calls.append((phase, name, elapsed))
+                with gate:
+                    state["active"] -= 1
+                    gate.notify_all()
+
+    def hold() -> None:
+        with gate:
+            state["paused"] = True
+            while state["active"]:
+                gate.wait()
+
+    def release(phase: str) -> None:
+        with gate:
+            state["paused"], state["phase"] = False, phase
+            gate.notify_all()
+
+    day = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    columns = (
+        "(room_id, user_id, host_time, member_time, time_difference, is_synced,"
+        " sync_event_type, created_at)"
+    )
+
+    def expired_hours(first: int) -> list[str]:
+        names = []
+        for h in range(first, first + sizes.maintain_hours_per_round):
+            start = day - timedelta(hours=h)
+            name = "sync_states_p" + start.strftime("%Y%m%d%H")
+            names.append(name)
+            conn.execute(
+                f"create table public.{name}"
+                " (like public.sync_states including defaults including constraints)"
+            )
+            conn.execute(
+                f"alter table public.sync_states attach partition public.{name}"
+                f" for values from ('{start.isoformat()}') to"
+                f" ('{(start + timedelta(hours=1)).isoformat()}')"
+            )
+            conn.execute(
+                f"insert into public.{name} {columns}"
+                " select %(room)s, 'mw' || (i %% 4), 100, 100, 0, true, 'heartbeat',"
+                " %(start)s::timestamptz + (i::float8 * 3599 / %(rows)s) * interval '1 second'"
+                " from generate_series(1, %(rows)s) as i",
+                {"room": MW_ROOM, "start": start, "rows": sizes.maintain_rows_per_hour},
+            )
+        conn.execute("checkpoint")
+        return names
+
+    runs: list[float] = []
+    retired = left = 0
+    skipped: dict[str, int] = {}
+    maintain_errors: dict[str, int] = {}
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(MW_CLIENTS)]
+    mconn = psycopg.connect(url)
+    maintain_pid = mconn.info.backend_pid
+    try:
+        hold()
+        for th in threads:
+            th.start()
+        release("baseline")
+        time.sleep(sizes.maintain_rounds * sizes.maintain_round_seconds)
+        for r in range(sizes.maintain_rounds):
+            hold()
+            names = expired_hours(r * sizes.maintain_hours_per_round)
+            release("maintain")
+            end = time.perf_counter() + sizes.maintain_round_seconds
+            while time.perf_counter() < end:
+                start = time.perf_counter()
+                try:
+                    _as_member(mconn, "bench-maintenance", "service_role")
+                    report = mconn.execute("select public.maintain()").fetchone()[0]  # type: ignore[index]
+                    mconn.commit()
+                except psycopg.Error as exc:
+                    mconn.rollback()
+                    key = str(exc.sqlstate)
+                    maintain_errors[key] = maintain_errors.get(key, 0) + 1
+                    continue
+                runs.append((time.perf_counter() - start) * 1000)
+                for skip in report.get("skipped", []):
+                    key = f"{skip.get('job')} {skip.get('step', '')} {skip.get('reason')}"
+                    skipped[key] = skipped.get(key, 0) + 1
+            attached = int(
+                _one(
+                    conn,
+                    "select count(*) from pg_class where relnamespace = 'public'::regnamespace"
+                    " and relname = any(%s)",
+                    (names,),
+                )
+            )
+            retired += len(names) - attached
+            left += attached
+    finally:
+        with gate:
+            state["stop"] = True
+            gate.notify_all()
+        for th in threads:
+            if th.is_alive():
+                th.join()
+        mconn.close()
+        conn.execute(
+            "update watchium_private.settings set value = %s"
+            " where key = 'heartbeat_sample_interval'",
+            (Jsonb(before),),
+        )
+    time.sleep(0.2)  # the log's last lines
+    size1 = int(_one(conn, "select size from pg_stat_file('server.log')"))
+    log = str(_one(conn, "select pg_read_file('server.log', %s, %s)", (size0, size1 - size0)))
+    waits = [w for w in parse_lock_waits(log) if w["pid"] in rpc_pids]
+
+    def by_maintain(w: dict[str, Any]) -> bool:
+        queue = w["queue"]
+        ahead = queue[: queue.index(w["pid"])] if w["pid"] in queue else queue
+        return maintain_pid in w["holders"] or maintain_pid in ahead
+
+    def relation(obj: str) -> str:
+        match = re.match(r"relation (\d+) of database", obj)
+        if not match:
+            return obj
+        name = _one(conn, "select %s::oid::regclass::text", (int(match.group(1)),))
+        return f"relation {name}"
+
+    blocked = [w for w in waits if by_maintain(w)]
+    described = [
+        {
+            "mode": w["mode"],
+            "object": relation(w["object"]),
+            "waited_ms": w["waited_ms"],
+            "maintain": "holds it" if maintain_pid in w["holders"] else "queued ahead",
+            "statement": w["statement"][:200],
+            "context": w["context"][:300],
+        }
+        for w in blocked
+    ]
+    phases = {
+        phase: {
+            "all": _percentiles([ms for p, _, ms in calls if p == phase]),
+            "by_rpc": {
+                name: _percentiles([ms for p, n, ms in calls if p == phase and n == name])
+                for name in MW_CALLS
+            },
+        }
+        for phase in ("baseline", "maintain")
+    }
+    base_p99 = phases["baseline"]["all"]["p99_ms"]
+    maint_p99 = phases["maintain"]["all"]["p99_ms"]
+    return {
+        "clients": MW_CLIENTS,
+        "rpcs": list(MW_CALLS),
+        "seconds_per_phase": sizes.maintain_rounds * sizes.maintain_round_seconds,
+        "rounds": sizes.maintain_rounds,
+        "expired_partitions_per_round": sizes.maintain_hours_per_round,
+        "rows_per_expired_partition": sizes.maintain_rows_per_hour,
+        "expired_partitions_retired": retired,
+        "expired_partitions_left": left,
+        "maintain_runs": len(runs),
+        "maintain_median_ms": _median(runs) if runs else None,
+        "maintain_max_ms": round(max(runs), 3) if runs else None,
+        "maintain_errors": maintain_errors,
+        "maintain_skipped": skipped,
+        "phases": phases,
+        "p99_during_maintain_over_baseline": _ratio(maint_p99, base_p99)
+        if maint_p99 and base_p99
+        else None,
+        "rpc_errors": errors,
+        "rpc_lock_waits_logged": len(waits),
+        "rpc_lock_waits_on_maintain": len(blocked),
+        "rpc_lock_waits_on_maintain_by_lock": dict(
+            sorted(
+                Counter(
+                    f"{d['mode']} on {d['object']} ({d['maintain']}): {d['statement'][:60]}"
+                    for d in described
+                ).items()
+            )
+        ),
+        "rpc_lock_waits_on_maintain_max_ms": max((d["waited_ms"] for d in described), default=None),
+        "rpc_lock_waits_on_maintain_detail": described[:20],
+        "rpc_lock_waits_other": len(waits) - len(blocked),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # reading a room as a member (RLS) vs as service_role
 # ---------------------------------------------------------------------------------------------
 def bench_rls_read(conn: Conn, sizes: Sizes) -> dict[str, Any]:
@@ -1363,7 +1702,8 @@ def _get(results: dict[str, Any], *path: str) -> Any:
 
 
 def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target with the measured figure and met / missed / not measured."""
+    """Each target with the measured figure and met / missed / not measured (informational
+    rows: a figure without a threshold)."""
     hc = _get(results, "host_control", "by_members", "1000") or {}
     hc10 = _get(results, "host_control", "by_members", "10") or {}
     rl = _get(results, "rate_limit") or {}
@@ -1376,6 +1716,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     latency_costs = costs.get("ours_latency", {})
     expiry = _get(results, "expiry") or {}
     rls = _get(results, "rls_read") or {}
+    mw = _get(results, "maintain_waits") or {}
     gw_ms = (_get(results, "group_wait") or {}).get("ms", {})
     gw_calls = [
         v for k, v in gw_ms.items() if k not in ("deadlines_999_blockers", "host_control_reference")
@@ -1383,8 +1724,12 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     gw_ref = gw_ms.get("host_control_reference")
     gw_ratio = _ratio(max(gw_calls), gw_ref) if gw_calls and gw_ref else None
 
-    def t(what: str, target: str, measured: Any, ok: bool | None) -> dict[str, Any]:
+    def t(
+        what: str, target: str, measured: Any, ok: bool | None, info: bool = False
+    ) -> dict[str, Any]:
         status = "not measured" if ok is None else ("met" if ok else "missed")
+        if info and measured is not None:
+            status = "informational"
         return {"what": what, "target": target, "measured": measured, "status": status}
 
     def cmp(value: Any, op: Callable[[float], bool]) -> bool | None:
@@ -1507,6 +1852,19 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "<= 10 ms",
             expiry.get("ours_hour_empty_median_ms"),
             cmp(expiry.get("ours_hour_empty_median_ms"), lambda v: v <= 10),
+        ),
+        t(
+            "RPC calls that waited on a lock held by maintain()",
+            "0",
+            mw.get("rpc_lock_waits_on_maintain"),
+            cmp(mw.get("rpc_lock_waits_on_maintain"), lambda v: v == 0),
+        ),
+        t(
+            "RPC latency p99 while maintain() runs / without",
+            "informational",
+            mw.get("p99_during_maintain_over_baseline"),
+            None,
+            info=True,
         ),
         t(
             "reading a room: member (RLS) / service_role",
@@ -1821,6 +2179,71 @@ def render_markdown(results: dict[str, Any], charts: list[str]) -> str:
             ),
             "",
         ]
+    mw = results.get("maintain_waits")
+    if mw:
+        ph = mw["phases"]
+        out += [
+            "## maintain() beside member RPCs",
+            "",
+            f"{mw['clients']} members of one room, each on its own connection, call "
+            + ", ".join(f"`{n}`" for n in mw["rpcs"])
+            + " in turn (PostgREST's transaction: role and claims, the call, commit; "
+            "`read_sync_records` reads the history view), for "
+            f"{mw['seconds_per_phase']} s without maintenance, then {mw['seconds_per_phase']} s "
+            "while one more connection runs `public.maintain()` back to back as service_role. "
+            f"Before each of the {mw['rounds']} rounds, with no RPC in flight, "
+            f"{mw['expired_partitions_per_round']} filled history partitions two days old "
+            f"({mw['rows_per_expired_partition']:,} rows each) are attached, so that maintain() "
+            "retires partitions (DETACH, DROP) in every round; heartbeats write history samples "
+            "(`heartbeat_sample_interval` 0.5 s). Lock waits are the server's own record: the "
+            "RPC connections set `log_lock_waits` with `deadlock_timeout = 1ms`, so every wait "
+            "of 1 ms or more is logged with the lock, its holders and the queue; a wait counts "
+            "against maintain() when its backend holds the lock or queues for it ahead of the "
+            "RPC. Latencies client-side, per call.",
+            "",
+            _table(
+                ["", "calls", "p50 ms", "p99 ms", "max ms"],
+                [
+                    [label, r["calls"], r["p50_ms"], r["p99_ms"], r["max_ms"]]
+                    for label, r in (
+                        ("without maintain()", ph["baseline"]["all"]),
+                        ("while maintain() runs", ph["maintain"]["all"]),
+                    )
+                ],
+            ),
+            "",
+            _table(
+                ["RPC", "p99 ms without", "p99 ms while maintain() runs"],
+                [
+                    [
+                        f"`{name}`",
+                        ph["baseline"]["by_rpc"][name]["p99_ms"],
+                        ph["maintain"]["by_rpc"][name]["p99_ms"],
+                    ]
+                    for name in mw["rpcs"]
+                ],
+            ),
+            "",
+            f"maintain(): {mw['maintain_runs']} runs, median {_fmt(mw['maintain_median_ms'])} "
+            f"ms, max {_fmt(mw['maintain_max_ms'])} ms; {mw['expired_partitions_retired']} "
+            f"expired partitions retired, {mw['expired_partitions_left']} left; steps skipped: "
+            + (", ".join(f"{k} {v}" for k, v in mw["maintain_skipped"].items()) or "none")
+            + ". RPC errors: "
+            + (", ".join(f"{k} {v}" for k, v in mw["rpc_errors"].items()) or "none")
+            + f". RPC lock waits logged: {mw['rpc_lock_waits_logged']}, on maintain() "
+            f"{mw['rpc_lock_waits_on_maintain']} (longest "
+            f"{_fmt(mw['rpc_lock_waits_on_maintain_max_ms'])} ms)"
+            + (
+                ": "
+                + "; ".join(
+                    f"{k}: {v}" for k, v in mw["rpc_lock_waits_on_maintain_by_lock"].items()
+                )
+                if mw["rpc_lock_waits_on_maintain_by_lock"]
+                else ""
+            )
+            + ".",
+            "",
+        ]
     rls = results.get("rls_read")
     if rls:
         out += [
@@ -1974,6 +2397,7 @@ def run(
                 "heartbeat_batch": lambda: bench_heartbeat_batch(conn, url, sizes, Path(workdir)),
                 "heartbeat_costs": lambda: bench_heartbeat_costs(conn, url, sizes, Path(workdir)),
                 "expiry": lambda: bench_expiry(conn, sizes),
+                "maintain_waits": lambda: bench_maintain_waits(conn, url, sizes),
                 "rls_read": lambda: bench_rls_read(conn, sizes),
                 "group_wait": lambda: bench_group_wait(conn, sizes),
                 "release_baseline": lambda: bench_release_baseline(
