@@ -1060,6 +1060,8 @@ begin
   v_good := coalesce(p_room.sync_drift_good, v_settings.drift_good);
   v_minor := coalesce(p_room.sync_drift_minor, v_settings.drift_minor);
   return query
+  -- Each step of beat is a subquery with OFFSET 0, evaluated once per member:
+  -- pulled up, a step's expression is copied into every reference to it.
   with beat as materialized (
     select b.user_id, b.is_playing, b.episode, c.corrected as reported, t.rtt, o.offset_ms,
            o.offset_ms is not null and abs(o.offset_ms) <= 2000 as plausible, w.wrong, x.drift,
@@ -1080,9 +1082,11 @@ begin
       select case when a.rtt is null then q.rtt_ms
                   when q.rtt_ms is null then pg_catalog.round(a.rtt, 1)
                   else pg_catalog.round(0.85 * q.rtt_ms + 0.15 * a.rtt, 1) end as rtt
+      offset 0
     ) as t
     cross join lateral (
       select pg_catalog.round(v_now_ms - a.client_time - coalesce(t.rtt, 0) / 2, 1) as offset_ms
+      offset 0
     ) as o
     cross join lateral (
       select case
@@ -1092,12 +1096,15 @@ begin
         else 0
       end * p_room.playback_speed as advance
     ) as v
-    cross join lateral (select least(86400::numeric, pg_catalog.round(b.t + v.advance, 2)) as corrected) as c
+    cross join lateral (
+      select least(86400::numeric, pg_catalog.round(b.t + v.advance, 2)) as corrected offset 0
+    ) as c
     cross join lateral (
       select b.episode is not null and b.episode <> p_room.episode_number as wrong
     ) as w
     cross join lateral (
       select case when w.wrong then null else pg_catalog.round(abs(c.corrected - v_expected), 2) end as drift
+      offset 0
     ) as x
     order by b.user_id  -- key order: two batches of one room never deadlock
   ),
@@ -6761,29 +6768,35 @@ declare
   v_settings record;
   v          record;
   v_apply    boolean := true;
-  v_written  boolean;
   v_room     public.rooms;
   v_due      boolean := false;
 begin
-  -- Sizes first (22001), before any other work; inline on this hot path.
-  if pg_catalog.octet_length(p_room_id) > 40 then
-    perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  end if;
-  if p_is_playing is null then
-    raise exception 'p_is_playing must be true or false, not null' using errcode = '22023';
-  end if;
-  -- `between` is false for NaN and the infinities.
-  if p_client_time is not null and not p_client_time between 0 and 100000000000000 then
-    raise exception 'p_client_time must be the send time in milliseconds since 1970 (got %)', p_client_time
-      using errcode = '22023', hint = 'Pass the client''s clock when it sent the heartbeat (Date.now()), or null.';
-  end if;
-  if p_rtt_ms is not null and not p_rtt_ms between 0 and 60000 then
-    raise exception 'p_rtt_ms must be a round-trip time from 0 to 60000 ms (got %)', p_rtt_ms
-      using errcode = '22023', hint = 'Pass the measured round-trip time in milliseconds, or null.';
-  end if;
-  if p_episode_number is not null and not p_episode_number between 1 and 100000 then
-    raise exception 'p_episode_number must be an episode number from 1 to 100000 (got %)', p_episode_number
-      using errcode = '22023', hint = 'Pass the episode the player is playing, or null.';
+  -- One guard on the valid path; the checks inside name the argument, sizes
+  -- first (22001). (Each expression of a PL/pgSQL function is set up again in
+  -- every transaction: on this path fewer is faster.)
+  if pg_catalog.octet_length(p_room_id) > 40 or p_is_playing is null
+     or not coalesce(p_client_time between 0 and 100000000000000, true)
+     or not coalesce(p_rtt_ms between 0 and 60000, true)
+     or not coalesce(p_episode_number between 1 and 100000, true) then
+    if pg_catalog.octet_length(p_room_id) > 40 then
+      perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+    end if;
+    if p_is_playing is null then
+      raise exception 'p_is_playing must be true or false, not null' using errcode = '22023';
+    end if;
+    -- `between` is false for NaN and the infinities.
+    if p_client_time is not null and not p_client_time between 0 and 100000000000000 then
+      raise exception 'p_client_time must be the send time in milliseconds since 1970 (got %)', p_client_time
+        using errcode = '22023', hint = 'Pass the client''s clock when it sent the heartbeat (Date.now()), or null.';
+    end if;
+    if p_rtt_ms is not null and not p_rtt_ms between 0 and 60000 then
+      raise exception 'p_rtt_ms must be a round-trip time from 0 to 60000 ms (got %)', p_rtt_ms
+        using errcode = '22023', hint = 'Pass the measured round-trip time in milliseconds, or null.';
+    end if;
+    if p_episode_number is not null and not p_episode_number between 1 and 100000 then
+      raise exception 'p_episode_number must be an episode number from 1 to 100000 (got %)', p_episode_number
+        using errcode = '22023', hint = 'Pass the episode the player is playing, or null.';
+    end if;
   end if;
   -- Soft state: a heartbeat that starts its transaction commits without
   -- waiting for the WAL flush (the next one, seconds later, restates it). A
@@ -6794,12 +6807,15 @@ begin
                                   pg_catalog.current_setting('synchronous_commit'), true),
             pg_catalog.set_config('synchronous_commit', 'off', true);
   end if;
-  v_settings := watchium_private.heartbeat_settings();
 
   <<beat>>
   loop
-    -- One statement: the room (expected position, boundaries), the member's
-    -- published flag, its previous RTT and the presence update. Nothing is
+    -- One statement: the settings, the room (expected position, boundaries),
+    -- the member's published flag, its previous RTT and the presence update.
+    -- Each step below is a subquery with OFFSET 0, evaluated once: pulled up,
+    -- a step's expression is copied into every reference to it (the drift
+    -- into each level comparison, and the expected position, a PL/pgSQL
+    -- call, into all of them: 19 calls per heartbeat). Nothing is
     -- updated when the caller is not a member, the room does not exist, or the
     -- heartbeat is too soon.
     update watchium_private.member_presence as p
@@ -6818,20 +6834,20 @@ begin
           when d.level = 'wrong_episode' then coalesce(p.last_sample_at, '-infinity'::timestamptz)
           when p.sync_level is distinct from d.level
             or p.last_sample_at is null
-            or p.last_sample_at <= pg_catalog.now() - v_settings.sample_interval
+            or p.last_sample_at <= pg_catalog.now() - d.sample_interval
             then pg_catalog.now()
           else p.last_sample_at
         end
     from (
-      select r.is_playing as room_is_playing, r.playback_speed, e.expected, c.corrected, x.drift,
+      select st.min_interval, st.sample_interval, r.is_playing as room_is_playing, r.playback_speed, e.expected, c.corrected, x.drift,
              t.rtt, o.offset_ms, o.offset_ms is not null and abs(o.offset_ms) <= 2000 as plausible,
              -- watchium_private.sync_level with the room's boundaries, inlined.
              case when w.wrong then 'wrong_episode'
-                  when x.drift <= coalesce(r.sync_drift_perfect, v_settings.drift_perfect) then 'perfect'
-                  when x.drift <= coalesce(r.sync_drift_good, v_settings.drift_good) then 'good'
-                  when x.drift <= coalesce(r.sync_drift_minor, v_settings.drift_minor) then 'minor_drift'
+                  when x.drift <= coalesce(r.sync_drift_perfect, st.drift_perfect) then 'perfect'
+                  when x.drift <= coalesce(r.sync_drift_good, st.drift_good) then 'good'
+                  when x.drift <= coalesce(r.sync_drift_minor, st.drift_minor) then 'minor_drift'
                   else 'out_of_sync' end as level,
-             coalesce(x.drift <= coalesce(r.sync_drift_minor, v_settings.drift_minor), false) as synced,
+             coalesce(x.drift <= coalesce(r.sync_drift_minor, st.drift_minor), false) as synced,
              w.wrong,
              m.is_synced as published_is_synced,
              -- Something of the room fell due since the last call on it: a
@@ -6841,18 +6857,39 @@ begin
       from public.rooms as r
       join public.room_members as m on m.room_id = r.room_id and m.user_id = v_user_id
       join watchium_private.member_presence as q on q.room_id = r.room_id and q.user_id = v_user_id
-      cross join lateral (select watchium_private.room_expected_position(r) as expected) as e
+      -- watchium_private.heartbeat_settings(), inlined.
+      cross join (
+        select pg_catalog.min((s.value #>> '{}')::interval) filter (where s.key = 'heartbeat_min_interval') as min_interval,
+               pg_catalog.min((s.value #>> '{}')::interval) filter (where s.key = 'heartbeat_sample_interval') as sample_interval,
+               coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_drift_perfect'), 0.5) as drift_perfect,
+               coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_drift_good'), 1) as drift_good,
+               coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_drift_minor'), 2) as drift_minor
+        from watchium_private.settings as s
+        where s.key in ('heartbeat_min_interval', 'heartbeat_sample_interval',
+                        'sync_drift_perfect', 'sync_drift_good', 'sync_drift_minor')
+      ) as st
+      -- watchium_private.room_expected_position(r), inlined.
+      cross join lateral (
+        select case when r.is_playing
+                    then pg_catalog.round(least(86400::numeric, r.current_playback_time
+                           + extract(epoch from greatest(pg_catalog.now() - r.playback_updated_at, interval '0'))
+                             * r.playback_speed), 2)
+                    else r.current_playback_time end as expected
+        offset 0
+      ) as e
       -- The smoothed RTT with this heartbeat's sample.
       cross join lateral (
         select case when p_rtt_ms is null then q.rtt_ms
                     when q.rtt_ms is null then pg_catalog.round(p_rtt_ms, 1)
                     else pg_catalog.round(0.85 * q.rtt_ms + 0.15 * p_rtt_ms, 1) end as rtt
+        offset 0
       ) as t
       -- Server clock minus client clock, NTP-style: the heartbeat left the
       -- client one one-way delay (RTT / 2) ago. Null without a client time.
       cross join lateral (
         select pg_catalog.round(extract(epoch from pg_catalog.now()) * 1000 - p_client_time
                                 - coalesce(t.rtt, 0) / 2, 1) as offset_ms
+        offset 0
       ) as o
       -- How far the member played since it sent the heartbeat: the one-way
       -- delay (RTT / 2, else the age of a plausible send time) × speed.
@@ -6865,12 +6902,15 @@ begin
           else 0
         end * r.playback_speed as advance
       ) as a
-      cross join lateral (select least(86400::numeric, pg_catalog.round(v_time + a.advance, 2)) as corrected) as c
+      cross join lateral (
+        select least(86400::numeric, pg_catalog.round(v_time + a.advance, 2)) as corrected offset 0
+      ) as c
       cross join lateral (
         select p_episode_number is not null and p_episode_number <> r.episode_number as wrong
       ) as w
       cross join lateral (
         select case when w.wrong then null else pg_catalog.round(abs(c.corrected - e.expected), 2) end as drift
+        offset 0
       ) as x
       where r.room_id = p_room_id
     ) as d
@@ -6879,16 +6919,15 @@ begin
       -- last_sample_at is set by heartbeats only: the first heartbeat right
       -- after joining (last_heartbeat = join time) is never throttled.
       and (p.last_sample_at is null
-           or p.last_heartbeat <= pg_catalog.now() - v_settings.min_interval)
+           or p.last_heartbeat <= pg_catalog.now() - d.min_interval)
       -- A due room is settled first (below), then the heartbeat is measured
       -- against the room as it is after that.
       and not (v_apply and d.due)
     returning d.expected, d.corrected, d.drift, d.level, d.synced, d.wrong, d.rtt, d.offset_ms,
               d.plausible, d.room_is_playing, d.playback_speed, d.published_is_synced,
-              p.previous_sync_level, p.last_sample_at = pg_catalog.now() as sampled
+              p.previous_sync_level, p.last_sample_at = pg_catalog.now() as sampled, true as written
     into v;
-    v_written := found;
-    exit beat when v_written;
+    exit beat when found;
     perform watchium_private.require_sync_room(p_room_id, v_user_id);  -- P0002, 42501
     -- A member's heartbeat is the next call on the room: it applies what fell
     -- due (never waiting: a room row someone holds is left to that caller),
@@ -6904,7 +6943,7 @@ begin
       v_due := true;
       select * into v_room from public.rooms as r where r.room_id = p_room_id;
     end if;
-    if watchium_private.queue_advance_due(v_room) then
+    if v_room.queue_advance_after is not null and watchium_private.queue_advance_due(v_room) then
       perform watchium_private.auto_advance_queue(p_room_id);
       v_due := true;
     end if;
@@ -6912,7 +6951,8 @@ begin
     v_apply := false;
   end loop;
 
-  if not v_written then
+  if v.written is null then
+    v_settings := watchium_private.heartbeat_settings();
     raise exception 'heartbeats of one member are accepted at most once per %',
       v_settings.min_interval
       using errcode = 'WD429',
@@ -7110,7 +7150,7 @@ begin
     perform watchium_private.apply_sync_deadlines(p_room_id, true);
     select * into v_room from public.rooms as r where r.room_id = p_room_id;
   end if;
-  if watchium_private.queue_advance_due(v_room) then
+  if v_room.queue_advance_after is not null and watchium_private.queue_advance_due(v_room) then
     perform watchium_private.auto_advance_queue(p_room_id);
     select * into v_room from public.rooms as r where r.room_id = p_room_id;
   end if;
