@@ -1063,7 +1063,7 @@ begin
   -- Each step of beat is a subquery with OFFSET 0, evaluated once per member:
   -- pulled up, a step's expression is copied into every reference to it.
   with beat as materialized (
-    select b.user_id, b.is_playing, b.episode, c.corrected as reported, t.rtt, o.offset_ms,
+    select b.user_id, q.ctid as presence_ctid, b.is_playing, b.episode, c.corrected as reported, t.rtt, o.offset_ms,
            o.offset_ms is not null and abs(o.offset_ms) <= 2000 as plausible, w.wrong, x.drift,
            -- watchium_private.sync_level with the room's boundaries, inlined.
            case when w.wrong then 'wrong_episode'
@@ -1128,7 +1128,13 @@ begin
           else p.last_sample_at
         end
     from beat as b
-    where p.room_id = p_room.room_id
+    -- The row beat read (its previous RTT) is updated by its address, not
+    -- looked up again. Should a concurrent transaction update the same
+    -- member's presence meanwhile, the address no longer matches the row's
+    -- latest version and this member's heartbeat is not written: outcome
+    -- 'throttled', as for any heartbeat that comes too soon after another.
+    where p.ctid = b.presence_ctid
+      and p.room_id = p_room.room_id
       and p.user_id = b.user_id
       and (p.last_sample_at is null
            or p.last_heartbeat <= pg_catalog.now() - v_settings.min_interval)
