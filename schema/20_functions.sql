@@ -866,14 +866,7 @@ CREATE FUNCTION watchium_private.apply_heartbeats(p_room public.rooms, p_user_id
 declare
   v_expected numeric := watchium_private.room_expected_position(p_room);
   v_settings record := watchium_private.heartbeat_settings();
-  v_perfect  numeric;
-  v_good     numeric;
-  v_minor    numeric;
-  v_now_ms   numeric := extract(epoch from pg_catalog.now()) * 1000;
 begin
-  v_perfect := coalesce(p_room.sync_drift_perfect, v_settings.drift_perfect);
-  v_good := coalesce(p_room.sync_drift_good, v_settings.drift_good);
-  v_minor := coalesce(p_room.sync_drift_minor, v_settings.drift_minor);
   return query
   -- Each step of beat is a subquery with OFFSET 0, evaluated once per member:
   -- pulled up, a step's expression is copied into every reference to it.
@@ -882,11 +875,11 @@ begin
            o.offset_ms is not null and abs(o.offset_ms) <= 2000 as plausible, w.wrong, x.drift,
            -- watchium_private.sync_level with the room's boundaries, inlined.
            case when w.wrong then 'wrong_episode'
-                when x.drift <= v_perfect then 'perfect'
-                when x.drift <= v_good then 'good'
-                when x.drift <= v_minor then 'minor_drift'
+                when x.drift <= coalesce(p_room.sync_drift_perfect, v_settings.drift_perfect) then 'perfect'
+                when x.drift <= coalesce(p_room.sync_drift_good, v_settings.drift_good) then 'good'
+                when x.drift <= coalesce(p_room.sync_drift_minor, v_settings.drift_minor) then 'minor_drift'
                 else 'out_of_sync' end as level,
-           coalesce(x.drift <= v_minor, false) as synced
+           coalesce(x.drift <= coalesce(p_room.sync_drift_minor, v_settings.drift_minor), false) as synced
     from rows from (pg_catalog.unnest(p_user_ids), pg_catalog.unnest(p_times), pg_catalog.unnest(p_playing),
                     pg_catalog.unnest(p_client_times), pg_catalog.unnest(p_rtts), pg_catalog.unnest(p_episodes))
       as a(user_id, t, is_playing, client_time, rtt, episode)
@@ -900,14 +893,14 @@ begin
       offset 0
     ) as t
     cross join lateral (
-      select pg_catalog.round(v_now_ms - a.client_time - coalesce(t.rtt, 0) / 2, 1) as offset_ms
+      select pg_catalog.round(extract(epoch from pg_catalog.now()) * 1000 - a.client_time - coalesce(t.rtt, 0) / 2, 1) as offset_ms
       offset 0
     ) as o
     cross join lateral (
       select case
         when not b.is_playing then 0
         when t.rtt is not null then t.rtt / 2000
-        when abs(o.offset_ms) <= 2000 then greatest(v_now_ms - a.client_time, 0) / 1000
+        when abs(o.offset_ms) <= 2000 then greatest(extract(epoch from pg_catalog.now()) * 1000 - a.client_time, 0) / 1000
         else 0
       end * p_room.playback_speed as advance
     ) as v
@@ -6684,27 +6677,37 @@ declare
   v_room public.rooms;
   v_bad  text;
 begin
-  -- Sizes first (22001), before any other work; inline on this hot path.
-  if pg_catalog.octet_length(p_room_id) > 40 then
-    perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
-  end if;
-  if pg_catalog.pg_column_size(p_user_ids) > 409600 then
-    perform watchium_private.check_size('p_user_ids', pg_catalog.pg_column_size(p_user_ids), 409600);
-  end if;
-  if pg_catalog.pg_column_size(p_current_times) > 65536 then
-    perform watchium_private.check_size('p_current_times', pg_catalog.pg_column_size(p_current_times), 65536);
-  end if;
-  if pg_catalog.pg_column_size(p_is_playing) > 2048 then
-    perform watchium_private.check_size('p_is_playing', pg_catalog.pg_column_size(p_is_playing), 2048);
-  end if;
-  if pg_catalog.pg_column_size(p_client_times) > 65536 then
-    perform watchium_private.check_size('p_client_times', pg_catalog.pg_column_size(p_client_times), 65536);
-  end if;
-  if pg_catalog.pg_column_size(p_rtts_ms) > 65536 then
-    perform watchium_private.check_size('p_rtts_ms', pg_catalog.pg_column_size(p_rtts_ms), 65536);
-  end if;
-  if pg_catalog.pg_column_size(p_episode_numbers) > 8192 then
-    perform watchium_private.check_size('p_episode_numbers', pg_catalog.pg_column_size(p_episode_numbers), 8192);
+  -- Sizes first (22001), before any other work: one guard on the valid path
+  -- (each expression of a PL/pgSQL function is set up again in every
+  -- transaction), the checks inside name the argument.
+  if pg_catalog.octet_length(p_room_id) > 40
+     or pg_catalog.pg_column_size(p_user_ids) > 409600
+     or pg_catalog.pg_column_size(p_current_times) > 65536
+     or pg_catalog.pg_column_size(p_is_playing) > 2048
+     or pg_catalog.pg_column_size(p_client_times) > 65536
+     or pg_catalog.pg_column_size(p_rtts_ms) > 65536
+     or pg_catalog.pg_column_size(p_episode_numbers) > 8192 then
+    if pg_catalog.octet_length(p_room_id) > 40 then
+      perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+    end if;
+    if pg_catalog.pg_column_size(p_user_ids) > 409600 then
+      perform watchium_private.check_size('p_user_ids', pg_catalog.pg_column_size(p_user_ids), 409600);
+    end if;
+    if pg_catalog.pg_column_size(p_current_times) > 65536 then
+      perform watchium_private.check_size('p_current_times', pg_catalog.pg_column_size(p_current_times), 65536);
+    end if;
+    if pg_catalog.pg_column_size(p_is_playing) > 2048 then
+      perform watchium_private.check_size('p_is_playing', pg_catalog.pg_column_size(p_is_playing), 2048);
+    end if;
+    if pg_catalog.pg_column_size(p_client_times) > 65536 then
+      perform watchium_private.check_size('p_client_times', pg_catalog.pg_column_size(p_client_times), 65536);
+    end if;
+    if pg_catalog.pg_column_size(p_rtts_ms) > 65536 then
+      perform watchium_private.check_size('p_rtts_ms', pg_catalog.pg_column_size(p_rtts_ms), 65536);
+    end if;
+    if pg_catalog.pg_column_size(p_episode_numbers) > 8192 then
+      perform watchium_private.check_size('p_episode_numbers', pg_catalog.pg_column_size(p_episode_numbers), 8192);
+    end if;
   end if;
   if not watchium_private.caller_is_trusted() then
     raise exception 'record_heartbeats relays other users'' heartbeats: service_role only'
@@ -6728,23 +6731,25 @@ begin
       v_n, coalesce(pg_catalog.cardinality(p_is_playing)::text, 'null')
       using errcode = '22023';
   end if;
-  if p_client_times is not null and (pg_catalog.cardinality(p_client_times) <> v_n
-                                     or pg_catalog.array_ndims(p_client_times) <> 1) then
-    raise exception 'p_client_times must be null or have one send time (or null) per user id (% expected, got %)',
-      v_n, pg_catalog.cardinality(p_client_times)
-      using errcode = '22023';
-  end if;
-  if p_rtts_ms is not null and (pg_catalog.cardinality(p_rtts_ms) <> v_n
-                                or pg_catalog.array_ndims(p_rtts_ms) <> 1) then
-    raise exception 'p_rtts_ms must be null or have one round-trip time (or null) per user id (% expected, got %)',
-      v_n, pg_catalog.cardinality(p_rtts_ms)
-      using errcode = '22023';
-  end if;
-  if p_episode_numbers is not null and (pg_catalog.cardinality(p_episode_numbers) <> v_n
-                                        or pg_catalog.array_ndims(p_episode_numbers) <> 1) then
-    raise exception 'p_episode_numbers must be null or have one episode (or null) per user id (% expected, got %)',
-      v_n, pg_catalog.cardinality(p_episode_numbers)
-      using errcode = '22023';
+  if p_client_times is not null or p_rtts_ms is not null or p_episode_numbers is not null then
+    if p_client_times is not null and (pg_catalog.cardinality(p_client_times) <> v_n
+                                       or pg_catalog.array_ndims(p_client_times) <> 1) then
+      raise exception 'p_client_times must be null or have one send time (or null) per user id (% expected, got %)',
+        v_n, pg_catalog.cardinality(p_client_times)
+        using errcode = '22023';
+    end if;
+    if p_rtts_ms is not null and (pg_catalog.cardinality(p_rtts_ms) <> v_n
+                                  or pg_catalog.array_ndims(p_rtts_ms) <> 1) then
+      raise exception 'p_rtts_ms must be null or have one round-trip time (or null) per user id (% expected, got %)',
+        v_n, pg_catalog.cardinality(p_rtts_ms)
+        using errcode = '22023';
+    end if;
+    if p_episode_numbers is not null and (pg_catalog.cardinality(p_episode_numbers) <> v_n
+                                          or pg_catalog.array_ndims(p_episode_numbers) <> 1) then
+      raise exception 'p_episode_numbers must be null or have one episode (or null) per user id (% expected, got %)',
+        v_n, pg_catalog.cardinality(p_episode_numbers)
+        using errcode = '22023';
+    end if;
   end if;
 
   -- Cheap checks of the whole batch first; the first bad element is looked
