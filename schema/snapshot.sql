@@ -4119,9 +4119,12 @@ begin
   --     (rooms.sync_episode_countdown, else the setting, default 0 s)).
   -- Written out here, not through room_sync_options or a helper: one
   -- statement, and a host control that began before this revision's
-  -- downgrade could still call a helper the downgrade drops. RTTs are sorted
-  -- as double precision (cheaper to compare than numeric); an rtt_ms
-  -- (numeric(8,1)) comes back unchanged from a double. The percentile reads
+  -- downgrade could still call a helper the downgrade drops. The live bound
+  -- (p_at - member_stale_after) is computed once, not once per presence row.
+  -- RTTs are sorted as they are stored (numeric; 0031 sorted them as double
+  -- precision, but the cast goes through text for every row): the same
+  -- value, since percentile_disc returns one of its inputs and an rtt_ms
+  -- (numeric(8,1)) came back unchanged from a double. The percentile reads
   -- the room's presence rows through their primary key.
   return (
     select p_at + pg_catalog.make_interval(secs => greatest(
@@ -4132,8 +4135,8 @@ begin
                   else 0 end
            )::double precision)
     from (
-      select coalesce(pg_catalog.min((s.value #>> '{}')::interval) filter (where s.key = 'member_stale_after'),
-                      interval '30 seconds') as stale_after,
+      select p_at - coalesce(pg_catalog.min((s.value #>> '{}')::interval) filter (where s.key = 'member_stale_after'),
+                             interval '30 seconds') as live_since,
              coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_max_rtt_start_lead'),
                       5) as cap,
              coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_min_start_lead'),
@@ -4145,11 +4148,11 @@ begin
                       'sync_min_start_lead', 'sync_episode_countdown')
     ) as st
     cross join lateral (
-      select (pg_catalog.percentile_disc(0.9) within group (order by p.rtt_ms::double precision))::numeric as p90
+      select pg_catalog.percentile_disc(0.9) within group (order by p.rtt_ms) as p90
       from watchium_private.member_presence as p
       where p.room_id = p_room.room_id
         and p.rtt_ms is not null
-        and p.last_heartbeat >= p_at - st.stale_after
+        and p.last_heartbeat >= st.live_since
     ) as lead
   );
 end;

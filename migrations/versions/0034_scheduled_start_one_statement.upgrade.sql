@@ -7,17 +7,20 @@
 -- (which calls sync_option_defaults: seven settings), a second settings read
 -- (member_stale_after, sync_max_rtt_start_lead), then the percentile over the
 -- room's presence rows. About 180 µs per play in a room of 10 on the bench
--- machine, a quarter of the host control.
+-- machine, a fifth of the play's time in the database.
 --
 -- Now one statement: the four settings it uses (member_stale_after,
--- sync_max_rtt_start_lead, sync_min_start_lead, sync_episode_countdown) in one
--- read, the room's own minimum lead and countdown taken from p_room, and the
--- percentile joined to them, planned once per session (a generic plan through
--- the presence primary key) instead of on every call. The result is the same instant for every room
--- and setting: the same candidates, the same defaults (30 s, 5 s, 0.5 s, 0 s),
--- the same casts and types. Only settings it does not use (the drift
--- boundaries and the load timeouts) are no longer read, so a malformed value
--- of one of those no longer fails a start (it still fails what uses it).
+-- sync_max_rtt_start_lead, sync_min_start_lead, sync_episode_countdown) read
+-- once, the room's own minimum lead and countdown taken from p_room, and the
+-- percentile joined to them. It is planned once per session (a generic plan
+-- through the presence primary key), not on every call; the live bound is
+-- computed once, not once per presence row; the RTTs are sorted as stored,
+-- not cast to double precision row by row (that cast goes through text).
+-- The result is the same instant for every room and setting: the same
+-- candidates and defaults (30 s, 5 s, 0.5 s, 0 s), and percentile_disc returns
+-- the same member's RTT. Settings it does not use (the drift boundaries, the
+-- load timeouts) are no longer read, so a malformed value of one of those no
+-- longer fails a start (it still fails what uses it).
 -- No table lock; functions only.
 -- lock_timeout and statement_timeout are set by migrations/env.py.
 -- =============================================================================
@@ -52,9 +55,12 @@ begin
   --     (rooms.sync_episode_countdown, else the setting, default 0 s)).
   -- Written out here, not through room_sync_options or a helper: one
   -- statement, and a host control that began before this revision's
-  -- downgrade could still call a helper the downgrade drops. RTTs are sorted
-  -- as double precision (cheaper to compare than numeric); an rtt_ms
-  -- (numeric(8,1)) comes back unchanged from a double. The percentile reads
+  -- downgrade could still call a helper the downgrade drops. The live bound
+  -- (p_at - member_stale_after) is computed once, not once per presence row.
+  -- RTTs are sorted as they are stored (numeric; 0031 sorted them as double
+  -- precision, but the cast goes through text for every row): the same
+  -- value, since percentile_disc returns one of its inputs and an rtt_ms
+  -- (numeric(8,1)) came back unchanged from a double. The percentile reads
   -- the room's presence rows through their primary key.
   return (
     select p_at + pg_catalog.make_interval(secs => greatest(
@@ -65,8 +71,8 @@ begin
                   else 0 end
            )::double precision)
     from (
-      select coalesce(pg_catalog.min((s.value #>> '{}')::interval) filter (where s.key = 'member_stale_after'),
-                      interval '30 seconds') as stale_after,
+      select p_at - coalesce(pg_catalog.min((s.value #>> '{}')::interval) filter (where s.key = 'member_stale_after'),
+                             interval '30 seconds') as live_since,
              coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_max_rtt_start_lead'),
                       5) as cap,
              coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_min_start_lead'),
@@ -78,11 +84,11 @@ begin
                       'sync_min_start_lead', 'sync_episode_countdown')
     ) as st
     cross join lateral (
-      select (pg_catalog.percentile_disc(0.9) within group (order by p.rtt_ms::double precision))::numeric as p90
+      select pg_catalog.percentile_disc(0.9) within group (order by p.rtt_ms) as p90
       from watchium_private.member_presence as p
       where p.room_id = p_room.room_id
         and p.rtt_ms is not null
-        and p.last_heartbeat >= p_at - st.stale_after
+        and p.last_heartbeat >= st.live_since
     ) as lead
   );
 end;
