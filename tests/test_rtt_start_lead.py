@@ -151,7 +151,9 @@ def test_the_project_settings_decide_when_the_room_sets_nothing(conn):
     assert lead(conn, rid, episode_start=True) == 4
     assert lead(conn, rid, episode_start=False) == 1.25
     # A shorter member_stale_after: members last heard from 15 s ago no longer count.
-    conn.execute("update watchium_private.settings set value = '0' where key = 'sync_min_start_lead'")
+    conn.execute(
+        "update watchium_private.settings set value = '0' where key = 'sync_min_start_lead'"
+    )
     conn.execute(
         "update watchium_private.member_presence set rtt_ms = 900,"
         " last_heartbeat = now() - interval '15 seconds' where room_id = %s and user_id = %s",
