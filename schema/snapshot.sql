@@ -2108,6 +2108,7 @@ declare
     watchium_private.setting_interval('room_event_retention'), interval '1 hour'
   );
   v_deleted bigint;
+  v_pruned  bigint;
 begin
   with deleted as (
     delete from watchium_private.room_events as e
@@ -2127,11 +2128,33 @@ begin
     returning 1
   )
   select pg_catalog.count(*) into v_deleted from deleted;
-  return pg_catalog.jsonb_build_object('deleted', v_deleted, 'retention', v_retention::text);
+
+  -- Rows of deleted rooms with nothing left in the log, unchanged for a
+  -- retention period (a listener resuming within it is still told). The
+  -- events deleted above are gone for this statement; a row trimming just
+  -- moved has expired_at = now() and stays.
+  with gone as (
+    select x.room_id
+      from watchium_private.room_events_expired as x
+     where x.expired_at < pg_catalog.now() - v_retention
+       and not exists (select from public.rooms as r where r.room_id = x.room_id)
+       and not exists (select from watchium_private.room_events as e where e.room_id = x.room_id)
+     limit 1000
+       for update of x skip locked
+  ), pruned as (
+    delete from watchium_private.room_events_expired as x
+     using gone as g
+     where x.room_id = g.room_id
+    returning 1
+  )
+  select pg_catalog.count(*) into v_pruned from pruned;
+
+  return pg_catalog.jsonb_build_object(
+    'deleted', v_deleted, 'retention', v_retention::text, 'positions_pruned', v_pruned);
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.expire_room_events() IS 'Deletes room events older than the room_event_retention setting (default 1 hour) and records per room the highest position deleted (room_events_expired); returns {"deleted": n, "retention": "..."}. Run by maintenance.';
+COMMENT ON FUNCTION watchium_private.expire_room_events() IS 'Deletes room events older than the room_event_retention setting (default 1 hour), records per room the highest position deleted (room_events_expired), and deletes at most 1000 such rows of rooms that no longer exist, have no event left and were not trimmed for room_event_retention; returns {"deleted": n, "retention": "...", "positions_pruned": n}. Run by maintenance.';
 
 CREATE FUNCTION watchium_private.expire_room_moderation() RETURNS jsonb
     LANGUAGE plpgsql
@@ -8754,7 +8777,7 @@ CREATE TABLE watchium_private.room_events_expired (
     expired_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
-COMMENT ON TABLE watchium_private.room_events_expired IS 'Per room, the highest position (xact_id, event_id) deleted from room_events by expire_room_events: a listener resuming from a lower position has lost events and is told so (read_room_events returns "expired"). One row per room whose events were ever trimmed.';
+COMMENT ON TABLE watchium_private.room_events_expired IS 'Per room, the highest position (xact_id, event_id) deleted from room_events by expire_room_events: a listener resuming from a lower position has lost events and is told so (read_room_events returns "expired"). One row per room whose events were trimmed; kept while the room exists, deleted by expire_room_events once the room is gone, none of its events is left and the row was not moved for room_event_retention.';
 
 COMMENT ON COLUMN watchium_private.room_events_expired.room_id IS 'The room whose events were trimmed.';
 
