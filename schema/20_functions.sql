@@ -595,7 +595,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.set_ready(p_room_id text, p_ready boolean) IS 'A member answers the running ready check (p_ready true or false); the answer that reaches the needed count starts playback at a scheduled start. WD409 when no ready check runs. Returns the member''s status and the room''s waiting state.';
+COMMENT ON FUNCTION public.set_ready(p_room_id text, p_ready boolean) IS 'A member answers the running ready check (p_ready true or false); the answer that reaches the needed count starts playback at a scheduled start. Returns the member''s status, the room''s waiting state, ready_check_state (running, or how the check ended: completed, expired, forced, cancelled) and answer_counted (false: the check had ended, the answer changed nothing). WD409 when no ready check runs and none ended among the room''s last 1000 logged events.';
 
 CREATE FUNCTION public.set_room_join_policy(p_room_id text, p_policy text) RETURNS jsonb
     LANGUAGE plpgsql
@@ -7284,7 +7284,7 @@ CREATE FUNCTION watchium_rpc.set_ready(p_room_id text, p_ready boolean) RETURNS 
 declare
   v_user_id text;
   v_room    public.rooms;
-  v_before  text;
+  v_ended   text;
   v_at      timestamptz;
   v_ready   record;
 begin
@@ -7295,15 +7295,28 @@ begin
     raise exception 'p_ready must be true or false, not null' using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'playback_status');
-  select r.waiting_reason into v_before from public.rooms as r where r.room_id = p_room_id;
   v_room := watchium_private.lock_member_room(p_room_id, v_user_id);
-  if v_room.waiting_reason is distinct from 'ready_check' and v_before = 'ready_check' then
-    -- The check ended at its deadline, applied by this very call: the answer
-    -- comes too late and changes nothing (no error, so that the expiry this
-    -- call applied is kept).
-    return watchium_private.member_wait_reply(v_room, v_user_id);
-  end if;
   if v_room.waiting_reason is distinct from 'ready_check' then
+    -- No check runs (any more): how did the last one end? Its end was logged
+    -- under the room lock this call now holds (the expiry perhaps by this very
+    -- call); read among the room's last 1000 events (bounded).
+    select e.payload ->> 'state' into v_ended
+      from (
+        select l.event_id, l.event, l.payload
+          from watchium_private.room_events as l
+         where l.room_id = p_room_id
+         order by l.event_id desc
+         limit 1000
+      ) as e
+     where e.event = 'ready_check'
+     order by e.event_id desc
+     limit 1;
+    if v_ended in ('completed', 'expired', 'forced', 'cancelled') then
+      -- The answer comes too late and changes nothing (no error, so that an
+      -- expiry this call applied is kept); the reply says how the check ended.
+      return watchium_private.member_wait_reply(v_room, v_user_id)
+             || pg_catalog.jsonb_build_object('ready_check_state', v_ended, 'answer_counted', false);
+    end if;
     raise exception 'no ready check is running in room %', p_room_id
       using errcode = 'WD409', hint = 'The host starts one with start_ready_check.';
   end if;
@@ -7328,8 +7341,11 @@ begin
         'ready_members', v_ready.ready_members, 'needed', v_ready.needed,
         'deadline', v_room.sync_deadline));
     v_room := watchium_private.end_wait(v_room, 'ready', v_user_id, null);
+    return watchium_private.member_wait_reply(v_room, v_user_id)
+           || pg_catalog.jsonb_build_object('ready_check_state', 'completed', 'answer_counted', true);
   end if;
-  return watchium_private.member_wait_reply(v_room, v_user_id);
+  return watchium_private.member_wait_reply(v_room, v_user_id)
+         || pg_catalog.jsonb_build_object('ready_check_state', 'running', 'answer_counted', true);
 end;
 $$;
 
