@@ -595,7 +595,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.set_ready(p_room_id text, p_ready boolean) IS 'A member answers the running ready check (p_ready true or false); the answer that reaches the needed count starts playback at a scheduled start. WD409 when no ready check runs. Returns the member''s status and the room''s waiting state.';
+COMMENT ON FUNCTION public.set_ready(p_room_id text, p_ready boolean) IS 'A member answers the running ready check (p_ready true or false); the answer that reaches the needed count starts playback at a scheduled start. Returns the member''s status, the room''s waiting state, ready_check_state (running, or how the check ended: completed, expired, forced, cancelled) and answer_counted (false: the check had ended, the answer changed nothing). WD409 when no ready check runs and none ended among the room''s last 1000 logged events.';
 
 CREATE FUNCTION public.set_room_join_policy(p_room_id text, p_policy text) RETURNS jsonb
     LANGUAGE plpgsql
@@ -1923,6 +1923,7 @@ declare
     watchium_private.setting_interval('room_event_retention'), interval '1 hour'
   );
   v_deleted bigint;
+  v_pruned  bigint;
 begin
   with deleted as (
     delete from watchium_private.room_events as e
@@ -1942,11 +1943,33 @@ begin
     returning 1
   )
   select pg_catalog.count(*) into v_deleted from deleted;
-  return pg_catalog.jsonb_build_object('deleted', v_deleted, 'retention', v_retention::text);
+
+  -- Rows of deleted rooms with nothing left in the log, unchanged for a
+  -- retention period (a listener resuming within it is still told). The
+  -- events deleted above are gone for this statement; a row trimming just
+  -- moved has expired_at = now() and stays.
+  with gone as (
+    select x.room_id
+      from watchium_private.room_events_expired as x
+     where x.expired_at < pg_catalog.now() - v_retention
+       and not exists (select from public.rooms as r where r.room_id = x.room_id)
+       and not exists (select from watchium_private.room_events as e where e.room_id = x.room_id)
+     limit 1000
+       for update of x skip locked
+  ), pruned as (
+    delete from watchium_private.room_events_expired as x
+     using gone as g
+     where x.room_id = g.room_id
+    returning 1
+  )
+  select pg_catalog.count(*) into v_pruned from pruned;
+
+  return pg_catalog.jsonb_build_object(
+    'deleted', v_deleted, 'retention', v_retention::text, 'positions_pruned', v_pruned);
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.expire_room_events() IS 'Deletes room events older than the room_event_retention setting (default 1 hour) and records per room the highest position deleted (room_events_expired); returns {"deleted": n, "retention": "..."}. Run by maintenance.';
+COMMENT ON FUNCTION watchium_private.expire_room_events() IS 'Deletes room events older than the room_event_retention setting (default 1 hour), records per room the highest position deleted (room_events_expired), and deletes at most 1000 such rows of rooms that no longer exist, have no event left and were not trimmed for room_event_retention; returns {"deleted": n, "retention": "...", "positions_pruned": n}. Run by maintenance.';
 
 CREATE FUNCTION watchium_private.expire_room_moderation() RETURNS jsonb
     LANGUAGE plpgsql
@@ -7352,7 +7375,7 @@ CREATE FUNCTION watchium_rpc.set_ready(p_room_id text, p_ready boolean) RETURNS 
 declare
   v_user_id text;
   v_room    public.rooms;
-  v_before  text;
+  v_ended   text;
   v_at      timestamptz;
   v_ready   record;
 begin
@@ -7363,15 +7386,28 @@ begin
     raise exception 'p_ready must be true or false, not null' using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'playback_status');
-  select r.waiting_reason into v_before from public.rooms as r where r.room_id = p_room_id;
   v_room := watchium_private.lock_member_room(p_room_id, v_user_id);
-  if v_room.waiting_reason is distinct from 'ready_check' and v_before = 'ready_check' then
-    -- The check ended at its deadline, applied by this very call: the answer
-    -- comes too late and changes nothing (no error, so that the expiry this
-    -- call applied is kept).
-    return watchium_private.member_wait_reply(v_room, v_user_id);
-  end if;
   if v_room.waiting_reason is distinct from 'ready_check' then
+    -- No check runs (any more): how did the last one end? Its end was logged
+    -- under the room lock this call now holds (the expiry perhaps by this very
+    -- call); read among the room's last 1000 events (bounded).
+    select e.payload ->> 'state' into v_ended
+      from (
+        select l.event_id, l.event, l.payload
+          from watchium_private.room_events as l
+         where l.room_id = p_room_id
+         order by l.event_id desc
+         limit 1000
+      ) as e
+     where e.event = 'ready_check'
+     order by e.event_id desc
+     limit 1;
+    if v_ended in ('completed', 'expired', 'forced', 'cancelled') then
+      -- The answer comes too late and changes nothing (no error, so that an
+      -- expiry this call applied is kept); the reply says how the check ended.
+      return watchium_private.member_wait_reply(v_room, v_user_id)
+             || pg_catalog.jsonb_build_object('ready_check_state', v_ended, 'answer_counted', false);
+    end if;
     raise exception 'no ready check is running in room %', p_room_id
       using errcode = 'WD409', hint = 'The host starts one with start_ready_check.';
   end if;
@@ -7396,8 +7432,11 @@ begin
         'ready_members', v_ready.ready_members, 'needed', v_ready.needed,
         'deadline', v_room.sync_deadline));
     v_room := watchium_private.end_wait(v_room, 'ready', v_user_id, null);
+    return watchium_private.member_wait_reply(v_room, v_user_id)
+           || pg_catalog.jsonb_build_object('ready_check_state', 'completed', 'answer_counted', true);
   end if;
-  return watchium_private.member_wait_reply(v_room, v_user_id);
+  return watchium_private.member_wait_reply(v_room, v_user_id)
+         || pg_catalog.jsonb_build_object('ready_check_state', 'running', 'answer_counted', true);
 end;
 $$;
 
