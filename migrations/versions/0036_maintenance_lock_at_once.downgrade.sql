@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0034 downgrade: maintain_sync_history() as 0007 defined it; lock_at_once
+-- 0036 downgrade: maintain_sync_history() as 0007 defined it; lock_at_once
 -- dropped.
 -- =============================================================================
 

@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0034 maintenance never queues a lock that RPCs need
+-- 0036 maintenance never queues a lock that RPCs need
 --
 -- maintain_sync_history() detached expired partitions with a plain DETACH
 -- PARTITION under lock_timeout = maintenance_lock_timeout (50 ms). DETACH
