@@ -723,7 +723,7 @@ CREATE TABLE watchium_private.room_events_expired (
     expired_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
-COMMENT ON TABLE watchium_private.room_events_expired IS 'Per room, the highest position (xact_id, event_id) deleted from room_events by expire_room_events: a listener resuming from a lower position has lost events and is told so (read_room_events returns "expired"). One row per room whose events were ever trimmed.';
+COMMENT ON TABLE watchium_private.room_events_expired IS 'Per room, the highest position (xact_id, event_id) deleted from room_events by expire_room_events: a listener resuming from a lower position has lost events and is told so (read_room_events returns "expired"). One row per room whose events were trimmed; kept while the room exists, deleted by expire_room_events once the room is gone, none of its events is left and the row was not moved for room_event_retention.';
 
 COMMENT ON COLUMN watchium_private.room_events_expired.room_id IS 'The room whose events were trimmed.';
 

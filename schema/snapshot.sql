@@ -432,7 +432,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.maintain() IS 'Runs every periodic job (stale members, empty rooms, event log, rate-limit windows, sync history partitions) and returns a summary; "skipped" lists what could not get its lock within maintenance_lock_timeout (retried by the next run). Never waits longer than that for a lock. Run it every minute: pg_cron does where installed; otherwise `watchium-db maintain`. Its body, watchium_rpc.maintain(), is security definer: it removes rows and partitions clients cannot touch.';
+COMMENT ON FUNCTION public.maintain() IS 'Runs every periodic job (stale members, empty rooms, event log, rate-limit windows, sync history partitions) and returns a summary; "skipped" lists what could not get its lock (retried by the next run). Never queues for a lock that RPCs conflict with (takes it only when it is free at once) and waits at most maintenance_lock_timeout for any other. Run it every minute: pg_cron does where installed; otherwise `watchium-db maintain`. Its body, watchium_rpc.maintain(), is security definer: it removes rows and partitions clients cannot touch.';
 
 CREATE FUNCTION public.move_queue_item(p_room_id text, p_item_id bigint, p_position integer) RETURNS jsonb
     LANGUAGE plpgsql
@@ -603,7 +603,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.set_ready(p_room_id text, p_ready boolean) IS 'A member answers the running ready check (p_ready true or false); the answer that reaches the needed count starts playback at a scheduled start. WD409 when no ready check runs. Returns the member''s status and the room''s waiting state.';
+COMMENT ON FUNCTION public.set_ready(p_room_id text, p_ready boolean) IS 'A member answers the running ready check (p_ready true or false); the answer that reaches the needed count starts playback at a scheduled start. Returns the member''s status, the room''s waiting state, ready_check_state (running, or how the check ended: completed, expired, forced, cancelled) and answer_counted (false: the check had ended, the answer changed nothing). WD409 when no ready check runs and none ended among the room''s last 1000 logged events.';
 
 CREATE FUNCTION public.set_room_join_policy(p_room_id text, p_policy text) RETURNS jsonb
     LANGUAGE plpgsql
@@ -2108,6 +2108,7 @@ declare
     watchium_private.setting_interval('room_event_retention'), interval '1 hour'
   );
   v_deleted bigint;
+  v_pruned  bigint;
 begin
   with deleted as (
     delete from watchium_private.room_events as e
@@ -2127,11 +2128,33 @@ begin
     returning 1
   )
   select pg_catalog.count(*) into v_deleted from deleted;
-  return pg_catalog.jsonb_build_object('deleted', v_deleted, 'retention', v_retention::text);
+
+  -- Rows of deleted rooms with nothing left in the log, unchanged for a
+  -- retention period (a listener resuming within it is still told). The
+  -- events deleted above are gone for this statement; a row trimming just
+  -- moved has expired_at = now() and stays.
+  with gone as (
+    select x.room_id
+      from watchium_private.room_events_expired as x
+     where x.expired_at < pg_catalog.now() - v_retention
+       and not exists (select from public.rooms as r where r.room_id = x.room_id)
+       and not exists (select from watchium_private.room_events as e where e.room_id = x.room_id)
+     limit 1000
+       for update of x skip locked
+  ), pruned as (
+    delete from watchium_private.room_events_expired as x
+     using gone as g
+     where x.room_id = g.room_id
+    returning 1
+  )
+  select pg_catalog.count(*) into v_pruned from pruned;
+
+  return pg_catalog.jsonb_build_object(
+    'deleted', v_deleted, 'retention', v_retention::text, 'positions_pruned', v_pruned);
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.expire_room_events() IS 'Deletes room events older than the room_event_retention setting (default 1 hour) and records per room the highest position deleted (room_events_expired); returns {"deleted": n, "retention": "..."}. Run by maintenance.';
+COMMENT ON FUNCTION watchium_private.expire_room_events() IS 'Deletes room events older than the room_event_retention setting (default 1 hour), records per room the highest position deleted (room_events_expired), and deletes at most 1000 such rows of rooms that no longer exist, have no event left and were not trimmed for room_event_retention; returns {"deleted": n, "retention": "...", "positions_pruned": n}. Run by maintenance.';
 
 CREATE FUNCTION watchium_private.expire_room_moderation() RETURNS jsonb
     LANGUAGE plpgsql
@@ -2393,6 +2416,37 @@ end;
 $$;
 
 COMMENT ON FUNCTION watchium_private.live_join_request(p_room_id text, p_user_id text) IS 'The join request of p_user_id in the room that still counts (pending; approved within join_approval_valid_for; refused within join_request_retry_after), else a null row. Internal.';
+
+CREATE FUNCTION watchium_private.lock_at_once(p_lock text, p_within interval) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_until timestamptz := pg_catalog.clock_timestamp() + p_within;
+begin
+  if p_lock is null or p_lock !~ '^lock table [a-z_., ]+ in [a-z ]+ mode nowait$' then
+    raise exception 'p_lock must be a LOCK TABLE ... NOWAIT statement (got %)', p_lock
+      using errcode = '22023';
+  end if;
+  if p_within is null or p_within < interval '0' then
+    raise exception 'p_within must be an interval of 0 or more (got %)', p_within
+      using errcode = '22023';
+  end if;
+  loop
+    begin
+      execute p_lock;
+      return true;
+    exception when lock_not_available then
+      null;  -- this try holds nothing: its subtransaction is rolled back
+    end;
+    exit when pg_catalog.clock_timestamp() >= v_until;
+    perform pg_catalog.pg_sleep(0.001);
+  end loop;
+  return false;
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_private.lock_at_once(p_lock text, p_within interval) IS 'Runs p_lock, a LOCK TABLE ... NOWAIT statement, every millisecond until it gets its locks or p_within has passed; true once they are held (until the transaction ends), false otherwise. Never waits in a lock queue, so nobody queues behind it. Internal; used by maintenance.';
 
 CREATE FUNCTION watchium_private.lock_member_room(p_room_id text, p_user_id text) RETURNS public.rooms
     LANGUAGE plpgsql
@@ -2720,6 +2774,8 @@ declare
   v_created   text[] := '{}'::text[];
   v_attached_names text[] := '{}'::text[];
   v_dropped   text[] := '{}'::text[];
+  v_detached  text[] := '{}'::text[];
+  v_parent_locked boolean := false;
   v_skipped   jsonb := '[]'::jsonb;
   v_moved_total bigint := 0;
   v_expired   bigint := 0;
@@ -2783,6 +2839,56 @@ begin
     end;
   end loop;
 
+  -- Client metrics: rows of their own table, nothing an RPC waits for.
+  begin
+    delete from watchium_private.realtime_metrics as rm where rm.recorded_at < v_now - v_metrics;
+    get diagnostics v_metrics_expired = row_count;
+  exception when lock_not_available then
+    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+      'step', 'metrics', 'table', 'realtime_metrics', 'reason', 'lock timeout');
+  end;
+
+  -- Drop: expired tables of ours that are not attached (detached by an
+  -- earlier run, below, or by hand). Nothing reads them; DROP locks only
+  -- that table.
+  for v_name in
+    select c.relname
+    from pg_catalog.pg_class as c
+    where c.relnamespace = 'public'::pg_catalog.regnamespace
+      and c.relkind = 'r'
+      and c.relname ~ '^sync_states_p[0-9]{10}$'
+      and not c.relispartition
+      and (pg_catalog.to_timestamp(pg_catalog.substr(c.relname, 14), 'YYYYMMDDHH24')::timestamp
+             at time zone 'UTC') + interval '1 hour' <= v_cutoff
+    order by c.relname
+  loop
+    exit when not v_ddl_ok;
+    begin
+      execute pg_catalog.format('drop table public.%I', v_name);
+      v_dropped := v_dropped || v_name;
+    exception
+      when lock_not_available then
+        v_ddl_ok := false;
+        v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+          'step', 'retire', 'table', v_name, 'reason', 'lock timeout');
+      when others then
+        v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+          'step', 'retire', 'table', v_name, 'reason', sqlerrm, 'sqlstate', sqlstate);
+    end;
+  end loop;
+
+  -- Attach and detach take locks that RPCs conflict with: ACCESS EXCLUSIVE
+  -- on the default partition (attach), on the parent and the default
+  -- partition (detach), EXCLUSIVE on the parent (catching up). Each is taken
+  -- only when it is free at once (lock_at_once: NOWAIT, tried every
+  -- millisecond for maintenance_lock_timeout): a request that waited would
+  -- make every RPC that arrives meanwhile queue behind it. Once taken, such a
+  -- lock is held until commit, so these steps are the run's last work, and a
+  -- run that dropped tables leaves them to the next run: its commit, which
+  -- unlinks the dropped files and waits for the WAL flush, holds them about
+  -- ten times longer (detach and commit: about 2 ms; with a drop: 15-35 ms).
+  v_ddl_ok := v_ddl_ok and pg_catalog.cardinality(v_dropped) = 0;
+
   -- Create and attach: this hour and the premake window ahead, plus every
   -- unexpired table of ours that is not attached (drained above, or detached).
   for v_hour in
@@ -2824,15 +2930,21 @@ begin
       -- after it and fail (23514). EXCLUSIVE on the parent makes writers wait
       -- for the attach instead (then they route to the new partition); readers
       -- go on. Never needed for partitions made ahead.
-      if v_hour < pg_catalog.clock_timestamp() + interval '5 minutes' then
-        lock table public.sync_states in exclusive mode;
+      if v_hour < pg_catalog.clock_timestamp() + interval '5 minutes'
+         and not watchium_private.lock_at_once('lock table public.sync_states in exclusive mode nowait', v_timeout) then
+        raise exception using errcode = '55P03', message = 'lock busy';
+      end if;
+      -- ATTACH locks the default partition (ACCESS EXCLUSIVE: it checks that
+      -- the partition holds no row of the new bound), which every reader of
+      -- the parent holds (ACCESS SHARE) while it runs.
+      if not watchium_private.lock_at_once('lock table public.sync_states_default in access exclusive mode nowait',
+                                           v_timeout) then
+        raise exception using errcode = '55P03', message = 'lock busy';
       end if;
       -- The default partition must hold no row of this hour (ATTACH checks it):
-      -- only then lock it (ATTACH needs that lock anyway) and move what came
-      -- in meanwhile, if that is a bounded amount.
+      -- move what came in meanwhile, if that is a bounded amount.
       if exists (select from public.sync_states_default as d
                  where d.created_at >= v_hour and d.created_at < v_hour + interval '1 hour') then
-        lock table public.sync_states_default in access exclusive mode;
         select pg_catalog.count(*) into v_count
         from (select from public.sync_states_default as d
               where d.created_at >= v_hour and d.created_at < v_hour + interval '1 hour'
@@ -2856,7 +2968,8 @@ begin
       when lock_not_available then
         v_ddl_ok := false;
         v_skipped := v_skipped || pg_catalog.jsonb_build_object(
-          'step', 'attach', 'table', v_name, 'reason', 'lock timeout');
+          'step', 'attach', 'table', v_name,
+          'reason', case when sqlerrm = 'lock busy' then 'lock busy' else 'lock timeout' end);
       when others then
         v_skipped := v_skipped || pg_catalog.jsonb_build_object(
           'step', 'attach', 'table', v_name, 'reason', sqlerrm, 'sqlstate', sqlstate);
@@ -2870,27 +2983,35 @@ begin
   v_attached_names := array(select n from pg_catalog.unnest(v_attached_names) as n
                             where n <> all (v_created) order by n);
 
-  -- Retire: expired tables of ours, attached (detach, then drop) or not (drop).
-  for v_name, v_attached in
-    select c.relname, c.relispartition
+  -- Retire: partitions that expired are detached, under ACCESS EXCLUSIVE on
+  -- the parent and on the default partition (DETACH takes both), taken at
+  -- once for all of them; the next run drops them (above).
+  for v_name in
+    select c.relname
     from pg_catalog.pg_class as c
-    where c.relnamespace = 'public'::pg_catalog.regnamespace
-      and c.relkind = 'r'
+    join pg_catalog.pg_inherits as i on i.inhrelid = c.oid
+    where i.inhparent = 'public.sync_states'::pg_catalog.regclass
+      and c.relnamespace = 'public'::pg_catalog.regnamespace
       and c.relname ~ '^sync_states_p[0-9]{10}$'
-      and (c.relispartition = false
-           or exists (select from pg_catalog.pg_inherits as i
-                      where i.inhrelid = c.oid and i.inhparent = 'public.sync_states'::pg_catalog.regclass))
       and (pg_catalog.to_timestamp(pg_catalog.substr(c.relname, 14), 'YYYYMMDDHH24')::timestamp
              at time zone 'UTC') + interval '1 hour' <= v_cutoff
     order by c.relname
   loop
     exit when not v_ddl_ok;
-    begin
-      if v_attached then
-        execute pg_catalog.format('alter table public.sync_states detach partition public.%I', v_name);
+    if not v_parent_locked then
+      if not watchium_private.lock_at_once(
+               'lock table only public.sync_states, public.sync_states_default in access exclusive mode nowait',
+               v_timeout) then
+        v_ddl_ok := false;
+        v_skipped := v_skipped || pg_catalog.jsonb_build_object(
+          'step', 'retire', 'table', v_name, 'reason', 'lock busy');
+        exit;
       end if;
-      execute pg_catalog.format('drop table public.%I', v_name);
-      v_dropped := v_dropped || v_name;
+      v_parent_locked := true;
+    end if;
+    begin
+      execute pg_catalog.format('alter table public.sync_states detach partition public.%I', v_name);
+      v_detached := v_detached || v_name;
     exception
       when lock_not_available then
         v_ddl_ok := false;
@@ -2902,20 +3023,13 @@ begin
     end;
   end loop;
 
-  begin
-    delete from watchium_private.realtime_metrics as rm where rm.recorded_at < v_now - v_metrics;
-    get diagnostics v_metrics_expired = row_count;
-  exception when lock_not_available then
-    v_skipped := v_skipped || pg_catalog.jsonb_build_object(
-      'step', 'metrics', 'table', 'realtime_metrics', 'reason', 'lock timeout');
-  end;
-
   -- Bounded count: a default partition that needs more than one run says so.
   select pg_catalog.count(*) into v_count
   from (select from public.sync_states_default limit v_batch + 1) as x;
   return pg_catalog.jsonb_build_object(
     'created', pg_catalog.to_jsonb(v_created),
     'attached', pg_catalog.to_jsonb(v_attached_names),
+    'detached', pg_catalog.to_jsonb(v_detached),
     'dropped', pg_catalog.to_jsonb(v_dropped),
     'moved_from_default', v_moved_total,
     'expired_from_default', v_expired,
@@ -2926,7 +3040,7 @@ begin
 end;
 $_$;
 
-COMMENT ON FUNCTION watchium_private.maintain_sync_history() IS 'The partition lifecycle of public.sync_states: creates hourly partitions this hour + sync_history_premake ahead (CREATE TABLE with the bound as CHECK, then ATTACH PARTITION), re-attaches tables of ours that are detached, moves at most sync_history_drain_batch rows out of the default partition per run, detaches and drops partitions older than sync_history_retention, expires old realtime metrics. Each DDL step under lock_timeout = maintenance_lock_timeout; a step that cannot get its lock is skipped (listed in "skipped") and retried by the next run. Returns what it did. Internal; run by maintenance.';
+COMMENT ON FUNCTION watchium_private.maintain_sync_history() IS 'The partition lifecycle of public.sync_states: creates hourly partitions this hour + sync_history_premake ahead (CREATE TABLE with the bound as CHECK, then ATTACH PARTITION), re-attaches tables of ours that are detached, moves at most sync_history_drain_batch rows out of the default partition per run, detaches partitions older than sync_history_retention ("detached") and drops them in the next run ("dropped"), expires old realtime metrics. A lock that RPCs conflict with (the default partition for ATTACH, the parent for DETACH or a catch-up) is never waited for: taken only when it is free at once (lock_at_once, tried every millisecond for maintenance_lock_timeout), as the run''s last work, and not in a run that dropped tables; other DDL steps run under lock_timeout = maintenance_lock_timeout. A step that cannot get its lock is skipped (listed in "skipped", reason "lock busy" or "lock timeout") and retried by the next run. Returns what it did. Internal; run by maintenance.';
 
 CREATE FUNCTION watchium_private.make_cursor(p_at timestamp with time zone, p_key text) RETURNS text
     LANGUAGE sql IMMUTABLE
@@ -7632,7 +7746,7 @@ CREATE FUNCTION watchium_rpc.set_ready(p_room_id text, p_ready boolean) RETURNS 
 declare
   v_user_id text;
   v_room    public.rooms;
-  v_before  text;
+  v_ended   text;
   v_at      timestamptz;
   v_ready   record;
 begin
@@ -7643,15 +7757,28 @@ begin
     raise exception 'p_ready must be true or false, not null' using errcode = '22023';
   end if;
   perform watchium_private.enforce_rate_limit(v_user_id, 'playback_status');
-  select r.waiting_reason into v_before from public.rooms as r where r.room_id = p_room_id;
   v_room := watchium_private.lock_member_room(p_room_id, v_user_id);
-  if v_room.waiting_reason is distinct from 'ready_check' and v_before = 'ready_check' then
-    -- The check ended at its deadline, applied by this very call: the answer
-    -- comes too late and changes nothing (no error, so that the expiry this
-    -- call applied is kept).
-    return watchium_private.member_wait_reply(v_room, v_user_id);
-  end if;
   if v_room.waiting_reason is distinct from 'ready_check' then
+    -- No check runs (any more): how did the last one end? Its end was logged
+    -- under the room lock this call now holds (the expiry perhaps by this very
+    -- call); read among the room's last 1000 events (bounded).
+    select e.payload ->> 'state' into v_ended
+      from (
+        select l.event_id, l.event, l.payload
+          from watchium_private.room_events as l
+         where l.room_id = p_room_id
+         order by l.event_id desc
+         limit 1000
+      ) as e
+     where e.event = 'ready_check'
+     order by e.event_id desc
+     limit 1;
+    if v_ended in ('completed', 'expired', 'forced', 'cancelled') then
+      -- The answer comes too late and changes nothing (no error, so that an
+      -- expiry this call applied is kept); the reply says how the check ended.
+      return watchium_private.member_wait_reply(v_room, v_user_id)
+             || pg_catalog.jsonb_build_object('ready_check_state', v_ended, 'answer_counted', false);
+    end if;
     raise exception 'no ready check is running in room %', p_room_id
       using errcode = 'WD409', hint = 'The host starts one with start_ready_check.';
   end if;
@@ -7676,8 +7803,11 @@ begin
         'ready_members', v_ready.ready_members, 'needed', v_ready.needed,
         'deadline', v_room.sync_deadline));
     v_room := watchium_private.end_wait(v_room, 'ready', v_user_id, null);
+    return watchium_private.member_wait_reply(v_room, v_user_id)
+           || pg_catalog.jsonb_build_object('ready_check_state', 'completed', 'answer_counted', true);
   end if;
-  return watchium_private.member_wait_reply(v_room, v_user_id);
+  return watchium_private.member_wait_reply(v_room, v_user_id)
+         || pg_catalog.jsonb_build_object('ready_check_state', 'running', 'answer_counted', true);
 end;
 $$;
 
@@ -8780,7 +8910,7 @@ CREATE TABLE watchium_private.room_events_expired (
     expired_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
-COMMENT ON TABLE watchium_private.room_events_expired IS 'Per room, the highest position (xact_id, event_id) deleted from room_events by expire_room_events: a listener resuming from a lower position has lost events and is told so (read_room_events returns "expired"). One row per room whose events were ever trimmed.';
+COMMENT ON TABLE watchium_private.room_events_expired IS 'Per room, the highest position (xact_id, event_id) deleted from room_events by expire_room_events: a listener resuming from a lower position has lost events and is told so (read_room_events returns "expired"). One row per room whose events were trimmed; kept while the room exists, deleted by expire_room_events once the room is gone, none of its events is left and the row was not moved for room_event_retention.';
 
 COMMENT ON COLUMN watchium_private.room_events_expired.room_id IS 'The room whose events were trimmed.';
 
@@ -9465,6 +9595,8 @@ REVOKE ALL ON FUNCTION watchium_private.hide_private_room(p_room public.rooms, p
 REVOKE ALL ON FUNCTION watchium_private.install_realtime_authorization() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.live_join_request(p_room_id text, p_user_id text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION watchium_private.lock_at_once(p_lock text, p_within interval) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.lock_member_room(p_room_id text, p_user_id text) FROM PUBLIC;
 

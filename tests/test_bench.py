@@ -103,7 +103,13 @@ def test_quick_bench_host_control_and_rate_limit(tmp_path: Path) -> None:
     assert mw["expired_partitions_retired"] + mw["expired_partitions_left"] == (
         mw["rounds"] * mw["expired_partitions_per_round"]
     )
-    assert mw["expired_partitions_retired"] > 0
+    # What a round left (the parent never free at once beside the RPCs) the runs between rounds,
+    # with no RPC in flight, retired: maintain() does retire when it can.
+    assert mw["expired_partitions_retired_after_round"] == mw["expired_partitions_left"]
+    assert mw["expired_partitions_never_retired"] == 0
+    assert mw["rpc_lock_waits_queued_behind_maintain"] + mw["rpc_lock_waits_maintain_holds"] == (
+        mw["rpc_lock_waits_on_maintain"]
+    )
     for phase in ("baseline", "maintain"):
         assert mw["phases"][phase]["all"]["calls"] == sum(
             r["calls"] for r in mw["phases"][phase]["by_rpc"].values()

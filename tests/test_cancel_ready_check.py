@@ -87,10 +87,11 @@ def test_the_host_cancels_a_ready_check_and_the_room_stays_paused(conn, checking
     )  # fmt: skip
     wait = events(conn, rid, "sync_wait")[-1]
     assert (wait["state"], wait["cause"], wait["reason"]) == ("cancelled", "host", "ready_check")
-    # The check is over: a late answer is refused, the room does not start.
-    with pytest.raises(psycopg.Error) as exc:
-        rpc(conn, "ren", "select public.set_ready(%s, true)", rid)
-    assert exc.value.sqlstate == "WD409"
+    # The check is over: a late answer changes nothing, and is told it was cancelled (not
+    # expired); the room does not start.
+    late = rpc(conn, "ren", "select public.set_ready(%s, true)", rid)
+    assert (late["ready_check_state"], late["answer_counted"]) == ("cancelled", False)
+    assert late["waiting"]["state"] == "paused"
     assert room_state(conn, rid)[0] is False
     # Nothing runs any more: nothing to cancel, nothing emitted.
     before = len(events(conn, rid, "ready_check"))
@@ -151,19 +152,62 @@ def test_a_cancel_racing_the_last_ready_answer_has_one_outcome(watchium_db_url, 
             [("ren", "select public.set_ready(%s, true)"),
              ("hana", "select public.cancel_ready_check(%s)")],
         )  # fmt: skip
-        assert "hana" not in errors
         new = [p["state"] for p in events(conn, rid, "ready_check")[before:]]
         playing, _, reason, _, _ = room_state(conn, rid)
         assert reason is None
+        assert errors == {}
         if replies["hana"]["cancelled"]:
-            # The cancel came first: ren's answer arrived after the check and changed nothing
-            # (refused with WD409, or answered normally when it had seen the check running).
+            # The cancel came first: ren's answer arrived after the check, changed nothing and
+            # is told so: cancelled, not expired.
             assert new == ["cancelled"] and playing is False
-            assert errors.get("ren") in (None, "WD409")
+            assert (replies["ren"]["ready_check_state"], replies["ren"]["answer_counted"]) == (
+                "cancelled", False,
+            )  # fmt: skip
         else:
             assert new == ["updated", "completed"] and playing is True
-            assert errors == {} and replies["ren"]["waiting"]["state"] == "scheduled"
+            assert replies["ren"]["waiting"]["state"] == "scheduled"
+            assert (replies["ren"]["ready_check_state"], replies["ren"]["answer_counted"]) == (
+                "completed", True,
+            )  # fmt: skip
         # Next round: paused, a new check with mio (and the host) ready.
         rpc(conn, "hana", "select public.change_playback_state(%s, false)", rid)
         rpc(conn, "hana", "select public.start_ready_check(%s, 60)", rid)
         rpc(conn, "mio", "select public.set_ready(%s, true)", rid)
+
+
+def test_a_late_answer_tells_cancelled_from_expired(conn, checking):
+    """set_ready after the check ended says how: cancelled (cancel_ready_check or the host's
+    pause: the room stays paused) is not expired (the deadline passed: playback started),
+    whether the end was applied by the answer itself or before it (maintenance)."""
+    rid = checking
+    rpc(conn, "hana", "select public.cancel_ready_check(%s)", rid)
+    late = rpc(conn, "mio", "select public.set_ready(%s, true)", rid)
+    assert (late["ready_check_state"], late["answer_counted"]) == ("cancelled", False)
+
+    # Cancelled by the host's pause.
+    rpc(conn, "hana", "select public.start_ready_check(%s, 60)", rid)
+    rpc(conn, "hana", "select public.change_playback_state(%s, false)", rid)
+    late = rpc(conn, "ren", "select public.set_ready(%s, true)", rid)
+    assert (late["ready_check_state"], late["answer_counted"]) == ("cancelled", False)
+    assert late["waiting"]["state"] == "paused"
+
+    # Expired, the deadline applied by maintenance before the answer came.
+    rpc(conn, "hana", "select public.start_ready_check(%s, 60)", rid)
+    conn.execute(
+        "update public.rooms set sync_deadline = now() - interval '1 second' where room_id = %s",
+        (rid,),
+    )
+    conn.execute("select public.maintain()")
+    assert room_state(conn, rid)[2] is None
+    late = rpc(conn, "mio", "select public.set_ready(%s, true)", rid)
+    assert (late["ready_check_state"], late["answer_counted"]) == ("expired", False)
+    assert late["waiting"]["state"] in ("scheduled", "playing")
+    states = [p["state"] for p in events(conn, rid, "ready_check")]
+    assert states[-1] == "expired" and states.count("cancelled") == 2
+
+
+def test_an_answer_in_a_room_that_never_ran_a_check_is_refused(conn):
+    rid = make_room(conn, host="hana", members=["mio"]).room_id
+    with pytest.raises(psycopg.Error) as exc:
+        rpc(conn, "mio", "select public.set_ready(%s, true)", rid)
+    assert exc.value.sqlstate == "WD409"

@@ -541,7 +541,8 @@ def test_group_wait_and_ready_check_through_the_client(
     assert cancelled.cancelled is True and cancelled.resumed is None
     assert cancelled.waiting["state"] == "paused" and not cancelled.is_playing
     assert alice.cancel_ready_check(room_id).cancelled is False
-    with pytest.raises(Conflict):
-        bob.set_ready(room_id, True)
+    late = bob.set_ready(room_id, True)
+    assert late.ready_check_state == "cancelled" and late.answer_counted is False
+    assert late.ready_check_state in wc.READY_CHECK_STATES and not late.is_playing
     with pytest.raises(InvalidInput):
         bob.report_playback_status(room_id, "stalled", 1.0)

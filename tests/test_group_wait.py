@@ -264,11 +264,13 @@ def test_ready_check_starts_playback_when_enough_members_are_ready(conn, playing
     with pytest.raises(psycopg.Error) as exc:
         rpc(conn, "hana", "select public.start_ready_check(%s, 30)", rid)
     assert exc.value.sqlstate == "WD409"
-    rpc(conn, "mio", "select public.set_ready(%s, true)", rid)
+    reply = rpc(conn, "mio", "select public.set_ready(%s, true)", rid)
+    assert (reply["ready_check_state"], reply["answer_counted"]) == ("running", True)
     rpc(conn, "ren", "select public.set_ready(%s, false)", rid)
     assert room_row(conn, rid)["waiting_reason"] == "ready_check"
     reply = rpc(conn, "kai", "select public.set_ready(%s, true)", rid)
     assert reply["waiting"]["state"] == "scheduled"
+    assert (reply["ready_check_state"], reply["answer_counted"]) == ("completed", True)
     states = [
         (p["state"], p["user_id"], p["ready_members"]) for _, p in events(conn, rid, "ready_check")
     ]
@@ -279,9 +281,10 @@ def test_ready_check_starts_playback_when_enough_members_are_ready(conn, playing
         ("updated", "kai", 3),
         ("completed", "kai", 3),
     ]
-    with pytest.raises(psycopg.Error) as exc:
-        rpc(conn, "mio", "select public.set_ready(%s, true)", rid)
-    assert exc.value.sqlstate == "WD409"
+    # An answer after the end changes nothing and says how the check ended.
+    late = rpc(conn, "mio", "select public.set_ready(%s, false)", rid)
+    assert (late["ready_check_state"], late["answer_counted"]) == ("completed", False)
+    assert len(events(conn, rid, "ready_check")) == 5
 
 
 def test_ready_check_expires_and_starts_playback(conn, playing):
@@ -293,6 +296,7 @@ def test_ready_check_expires_and_starts_playback(conn, playing):
     # the expiry it applied is kept).
     reply = rpc(conn, "ren", "select public.set_ready(%s, true)", rid)
     assert reply["waiting"]["state"] == "scheduled"
+    assert (reply["ready_check_state"], reply["answer_counted"]) == ("expired", False)
     room = room_row(conn, rid)
     assert room["is_playing"] is True and room["scheduled"] is True
     last = events(conn, rid, "ready_check")[-1][1]

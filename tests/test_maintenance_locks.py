@@ -1,7 +1,8 @@
 """Maintenance never stalls a busy database (issue 17, items 1, 2 and 8).
 
 - Partition DDL (create a day ahead with CREATE TABLE + ATTACH PARTITION, retire with DETACH +
-  DROP) runs under maintenance_lock_timeout: with a long reader or a long writer open,
+  DROP) takes the locks RPCs conflict with only when they are free at once (never queues for
+  them), its other locks under maintenance_lock_timeout: with a long reader or a long writer open,
   maintain() skips the step it cannot lock, says so in "skipped" (and sync_history_health()
   for doctor), and RPCs run with lock_timeout = 100ms meanwhile still succeed.
 - Stale-member removal takes its locks in the documented order with SKIP LOCKED: a presence row
@@ -178,9 +179,9 @@ def test_long_transaction_does_not_stall_rpcs_behind_partition_ddl(watchium_db_u
         assert traffic.calls >= 20
         skipped = [s for r in results for s in r["skipped"] if s["job"] == "sync_history"]
         # Every run skipped what it could not lock (and then tried no further DDL that run).
-        assert all(any(s["reason"] == "lock timeout" for s in r["skipped"]) for r in results), results
+        assert all(any(s["reason"] == "lock busy" for s in r["skipped"]) for r in results), results
         # The expired partition could not be detached behind the long transaction.
-        assert all(old not in r["sync_history"]["dropped"] for r in results)
+        assert all(old not in r["sync_history"]["detached"] for r in results)
         assert attached(conn, old)
         health = conn.execute("select public.sync_history_health()").fetchone()[0]
         assert health["expired_attached"] == [old], health
@@ -188,7 +189,7 @@ def test_long_transaction_does_not_stall_rpcs_behind_partition_ddl(watchium_db_u
         if holder == "reader":
             # ATTACH needs the (empty) default partition, which the reader holds: skipped too.
             assert {"job": "sync_history", "step": "attach", "table": ahead,
-                    "reason": "lock timeout"} in skipped
+                    "reason": "lock busy"} in skipped
             assert not attached(conn, ahead)
             assert ahead in health["missing_ahead"]
         else:
@@ -196,14 +197,98 @@ def test_long_transaction_does_not_stall_rpcs_behind_partition_ddl(watchium_db_u
             # DETACH needs ACCESS EXCLUSIVE on the parent: skipped.
             assert attached(conn, ahead)
             assert {"job": "sync_history", "step": "retire", "table": old,
-                    "reason": "lock timeout"} in skipped
+                    "reason": "lock busy"} in skipped
         long_tx.rollback()
-    # Once the long transaction is gone, the next run does what was skipped.
+    # Once the long transaction is gone, the next run does what was skipped, and the run after
+    # it drops the partition that run detached.
     done = maintain(watchium_db_url)
     assert done["skipped"] == [], done
-    assert old in done["sync_history"]["dropped"] and attached(conn, ahead)
+    assert old in done["sync_history"]["detached"] and attached(conn, ahead)
+    assert old in maintain(watchium_db_url)["sync_history"]["dropped"]
     health = conn.execute("select public.sync_history_health()").fetchone()[0]
     assert health["ok"] and health["warnings"] == [] and health["missing_ahead"] == [], health
+
+
+class LockWatch:
+    """Polls pg_locks for lock requests of one backend that are waiting (not granted)."""
+
+    def __init__(self, url: str, pid: int) -> None:
+        self.url, self.pid = url, pid
+        self.stop = threading.Event()
+        self.polls = 0
+        self.waiting: list[tuple[str, str]] = []
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as c:
+            while not self.stop.is_set():
+                self.waiting += c.execute(
+                    "select mode, relation::regclass::text from pg_locks"
+                    " where pid = %s and not granted",
+                    (self.pid,),
+                ).fetchall()
+                self.polls += 1
+
+    def __enter__(self) -> LockWatch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+
+
+@pytest.mark.parametrize("holder", ["reader", "writer"])
+def test_maintain_never_queues_for_a_lock_rpcs_need(watchium_db_url, conn, holder):
+    # A lock request that waits lets nobody conflicting pass it: every heartbeat sample or
+    # history read arriving meanwhile would queue behind it. So maintain() must find such a lock
+    # taken and skip, never wait for it, however long maintenance_lock_timeout is.
+    ahead, old = prepare_ddl_work(conn)
+    conn.execute(
+        "update watchium_private.settings set value = '\"5s\"' where key = 'maintenance_lock_timeout'"
+    )
+    with psycopg.connect(watchium_db_url) as long_tx:
+        if holder == "reader":
+            long_tx.execute("select count(*) from public.sync_states")
+        else:
+            long_tx.execute(INSERT_AT, (hour_start(conn, "0 hours"), 1))
+        with (
+            psycopg.connect(watchium_db_url, autocommit=True) as m,
+            as_user(m, None, role="service_role") as s,
+        ):
+            with LockWatch(watchium_db_url, m.info.backend_pid) as watch:
+                while watch.polls == 0:
+                    time.sleep(0.01)
+                row = s.execute("select public.maintain()").fetchone()
+            assert row is not None
+            result: dict[str, Any] = row[0]
+        assert watch.waiting == [], watch.waiting
+        step = "attach" if holder == "reader" else "retire"
+        table = ahead if holder == "reader" else old
+        assert {"job": "sync_history", "step": step, "table": table, "reason": "lock busy"} in (
+            result["skipped"]
+        ), result
+        assert attached(conn, old)
+        long_tx.rollback()
+    done = maintain(watchium_db_url)
+    assert done["skipped"] == [], done
+    assert old in done["sync_history"]["detached"] and attached(conn, ahead)
+
+
+def test_lock_at_once_takes_only_lock_statements(conn):
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="p_lock must be a LOCK TABLE"):
+        conn.execute("select watchium_private.lock_at_once('drop table public.sync_states', '1ms')")
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="p_lock must be a LOCK TABLE"):
+        conn.execute(
+            "select watchium_private.lock_at_once("
+            "'lock table public.sync_states in access exclusive mode', '1ms')"
+        )
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="p_within must be"):
+        conn.execute(
+            "select watchium_private.lock_at_once("
+            "'lock table public.sync_states in access exclusive mode nowait', '-1s')"
+        )
+    assert conn.execute("select to_regclass('public.sync_states') is not null").fetchone() == (True,)
 
 
 def test_locked_presence_row_of_a_stale_member_is_skipped_not_waited_for(watchium_db_url, conn):

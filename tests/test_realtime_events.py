@@ -142,5 +142,5 @@ def test_expire_room_events_keeps_recent_and_reports(conn):
         " where event_id = (select min(event_id) from watchium_private.room_events)"
     )
     result = conn.execute("select watchium_private.expire_room_events()").fetchone()
-    assert result == ({"deleted": 1, "retention": "01:00:00"},)
+    assert result == ({"deleted": 1, "retention": "01:00:00", "positions_pruned": 0},)
     assert conn.execute("select count(*) from watchium_private.room_events").fetchone() == (1,)

@@ -96,7 +96,7 @@ def test_maintenance_creates_partitions_ahead_locked_down(conn):
             ), (role, name)
     # A second run has nothing to do.
     again = one(conn, "select watchium_private.maintain_sync_history()")
-    assert again["created"] == [] and again["dropped"] == []
+    assert again["created"] == [] and again["detached"] == [] and again["dropped"] == []
     # New history lands in the hourly partition, not in the default one.
     make_room(conn)
     heartbeat(conn, "alice", 0, is_playing=False)
@@ -174,9 +174,14 @@ def test_maintenance_moves_default_rows_and_drops_expired_partitions(conn):
     conn.execute(
         "update watchium_private.settings set value = '\"30 minutes\"' where key = 'sync_history_retention'"
     )
+    # A run detaches expired partitions (the parent's lock held only for that); the next run
+    # drops them, and takes no lock RPCs need in that run.
     second = one(conn, "select watchium_private.maintain_sync_history()")
-    assert old_name in second["dropped"] and len(second["dropped"]) >= 2
-    for name in second["dropped"]:
+    assert old_name in second["detached"] and len(second["detached"]) >= 2
+    assert second["dropped"] == []
+    third = one(conn, "select watchium_private.maintain_sync_history()")
+    assert sorted(third["dropped"]) == sorted(second["detached"]) and third["detached"] == []
+    for name in third["dropped"]:
         assert one(conn, "select to_regclass(%s)", (f"public.{name}",)) is None
     assert (
         one(

@@ -774,13 +774,21 @@ class SyncOptions:
     defaults: tuple[str, ...]
 
 
+#: set_ready's ``ready_check_state``: the check runs on, or how it ended (cancelled: by the
+#: host, cancel_ready_check or a pause; the room stays paused; expired: its deadline passed and
+#: playback started; completed: enough members ready; forced: force_resume or the host's play).
+READY_CHECK_STATES = ("running", "completed", "expired", "forced", "cancelled")
+
+
 @dataclass(frozen=True)
 class WaitState:
     """report_playback_status / set_wait_opt_out / force_resume / start_ready_check /
     set_ready / cancel_ready_check: the caller's playback status (``me``) and the room's
     waiting state (``waiting``: state playing, scheduled, paused or waiting; reason, blockers,
     ready check). ``playback_updated_at`` in the future is a scheduled start. ``resumed``:
-    force_resume only; ``cancelled``: cancel_ready_check only."""
+    force_resume only; ``cancelled``: cancel_ready_check only. set_ready only:
+    ``ready_check_state`` (one of ``READY_CHECK_STATES``: ``running``, or how the check ended)
+    and ``answer_counted`` (False: the check had ended, the answer changed nothing)."""
 
     room_id: str
     me: Mapping[str, Any] | None
@@ -790,6 +798,8 @@ class WaitState:
     waiting: Mapping[str, Any]
     resumed: bool | None = None
     cancelled: bool | None = None
+    ready_check_state: str | None = None
+    answer_counted: bool | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -1648,7 +1658,10 @@ class RpcMethods:
 
     @rpc(SET_READY)
     def set_ready(self, room_id: str, ready: bool) -> WaitState:
-        """Answer the running ready check (Conflict when none runs)."""
+        """Answer the running ready check. When it has ended (also while this call waited for
+        the room), the answer changes nothing and ``ready_check_state`` says how it ended
+        (``cancelled`` is not ``expired``), ``answer_counted`` False; Conflict when no check
+        ended among the room's last 1000 logged events."""
 
     @rpc(CANCEL_READY_CHECK)
     def cancel_ready_check(self, room_id: str) -> WaitState:

@@ -1154,9 +1154,11 @@ def bench_maintain_waits(conn: Conn, url: str, sizes: Sizes) -> dict[str, Any]:
     room with its own connection, call the MW_CALLS RPCs in turn, first without maintenance
     (the baseline), then while one more connection runs ``public.maintain()`` back to back, as
     service_role. Before each round of that phase the RPCs are held (no call in flight) while
-    hourly history partitions two days old, filled, are attached, so that maintain() really
-    retires (detaches and drops) partitions in every round, beside its other jobs; heartbeats
-    write history samples (``heartbeat_sample_interval`` 0.5 s for the run).
+    hourly history partitions two days old, filled, are attached, so that maintain() has
+    partitions to retire (detach, then drop in a later run) in every round, beside its other
+    jobs; after each round, with the RPCs held again, three more runs (not timed) retire what the
+    round left. Heartbeats write history samples (``heartbeat_sample_interval`` 0.5 s for the
+    run).
 
     Lock waits are measured by the server itself: each RPC connection sets ``log_lock_waits``
     with ``deadlock_timeout = 1ms``, so every lock wait of an RPC backend that lasts 1 ms or
@@ -1264,7 +1266,7 @@ def bench_maintain_waits(conn: Conn, url: str, sizes: Sizes) -> dict[str, Any]:
         return names
 
     runs: list[float] = []
-    retired = left = 0
+    retired = left = retired_after = never = 0
     skipped: dict[str, int] = {}
     maintain_errors: dict[str, int] = {}
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(MW_CLIENTS)]
@@ -1296,16 +1298,23 @@ def bench_maintain_waits(conn: Conn, url: str, sizes: Sizes) -> dict[str, Any]:
                 for skip in report.get("skipped", []):
                     key = f"{skip.get('job')} {skip.get('step', '')} {skip.get('reason')}"
                     skipped[key] = skipped.get(key, 0) + 1
-            attached = int(
-                _one(
-                    conn,
-                    "select count(*) from pg_class where relnamespace = 'public'::regnamespace"
-                    " and relname = any(%s)",
-                    (names,),
-                )
+            present = (
+                "select count(*) from pg_class where relnamespace = 'public'::regnamespace"
+                " and relname = any(%s)"
             )
+            attached = int(_one(conn, present, (names,)))
             retired += len(names) - attached
             left += attached
+            # What the round left (maintain() takes the locks RPCs need only when they are free
+            # at once): a few runs with no RPC in flight, not timed, retire it (detach, then drop).
+            hold()
+            for _ in range(3):
+                _as_member(mconn, "bench-maintenance", "service_role")
+                mconn.execute("select public.maintain()")
+                mconn.commit()
+            still = int(_one(conn, present, (names,)))
+            retired_after += attached - still
+            never += still
     finally:
         with gate:
             state["stop"] = True
@@ -1369,6 +1378,8 @@ def bench_maintain_waits(conn: Conn, url: str, sizes: Sizes) -> dict[str, Any]:
         "rows_per_expired_partition": sizes.maintain_rows_per_hour,
         "expired_partitions_retired": retired,
         "expired_partitions_left": left,
+        "expired_partitions_retired_after_round": retired_after,
+        "expired_partitions_never_retired": never,
         "maintain_runs": len(runs),
         "maintain_median_ms": _median(runs) if runs else None,
         "maintain_max_ms": round(max(runs), 3) if runs else None,
@@ -1381,6 +1392,10 @@ def bench_maintain_waits(conn: Conn, url: str, sizes: Sizes) -> dict[str, Any]:
         "rpc_errors": errors,
         "rpc_lock_waits_logged": len(waits),
         "rpc_lock_waits_on_maintain": len(blocked),
+        "rpc_lock_waits_queued_behind_maintain": sum(
+            1 for d in described if d["maintain"] == "queued ahead"
+        ),
+        "rpc_lock_waits_maintain_holds": sum(1 for d in described if d["maintain"] == "holds it"),
         "rpc_lock_waits_on_maintain_by_lock": dict(
             sorted(
                 Counter(
@@ -1864,6 +1879,12 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             cmp(mw.get("rpc_lock_waits_on_maintain"), lambda v: v == 0),
         ),
         t(
+            "RPC calls that queued behind a lock request of maintain()",
+            "0",
+            mw.get("rpc_lock_waits_queued_behind_maintain"),
+            cmp(mw.get("rpc_lock_waits_queued_behind_maintain"), lambda v: v == 0),
+        ),
+        t(
             "RPC latency p99 while maintain() runs / without",
             "informational",
             mw.get("p99_during_maintain_over_baseline"),
@@ -2198,7 +2219,9 @@ def render_markdown(results: dict[str, Any], charts: list[str]) -> str:
             f"Before each of the {mw['rounds']} rounds, with no RPC in flight, "
             f"{mw['expired_partitions_per_round']} filled history partitions two days old "
             f"({mw['rows_per_expired_partition']:,} rows each) are attached, so that maintain() "
-            "retires partitions (DETACH, DROP) in every round; heartbeats write history samples "
+            "retires partitions (DETACH, then DROP in a later run) when it can; between rounds, "
+            "with no RPC in flight, three more runs (not timed) retire what a round left. "
+            "Heartbeats write history samples "
             "(`heartbeat_sample_interval` 0.5 s). Lock waits are the server's own record: the "
             "RPC connections set `log_lock_waits` with `deadlock_timeout = 1ms`, so every wait "
             "of 1 ms or more is logged with the lock, its holders and the queue; a wait counts "
@@ -2230,13 +2253,19 @@ def render_markdown(results: dict[str, Any], charts: list[str]) -> str:
             "",
             f"maintain(): {mw['maintain_runs']} runs, median {_fmt(mw['maintain_median_ms'])} "
             f"ms, max {_fmt(mw['maintain_max_ms'])} ms; {mw['expired_partitions_retired']} "
-            f"expired partitions retired, {mw['expired_partitions_left']} left; steps skipped: "
+            f"expired partitions retired beside the RPCs, {mw['expired_partitions_left']} left "
+            "(the parent was never free at once), of which "
+            f"{mw.get('expired_partitions_retired_after_round', '—')} retired by the runs "
+            "between rounds (no RPC in flight) and "
+            f"{mw.get('expired_partitions_never_retired', '—')} not at all; steps skipped: "
             + (", ".join(f"{k} {v}" for k, v in mw["maintain_skipped"].items()) or "none")
             + ". RPC errors: "
             + (", ".join(f"{k} {v}" for k, v in mw["rpc_errors"].items()) or "none")
             + f". RPC lock waits logged: {mw['rpc_lock_waits_logged']}, on maintain() "
             f"{mw['rpc_lock_waits_on_maintain']} (longest "
-            f"{_fmt(mw['rpc_lock_waits_on_maintain_max_ms'])} ms)"
+            f"{_fmt(mw['rpc_lock_waits_on_maintain_max_ms'])} ms; queued behind its request: "
+            f"{mw.get('rpc_lock_waits_queued_behind_maintain', '—')}, while it held the lock: "
+            f"{mw.get('rpc_lock_waits_maintain_holds', '—')})"
             + (
                 ": "
                 + "; ".join(
