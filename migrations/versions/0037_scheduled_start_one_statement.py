@@ -1,7 +1,7 @@
-"""room_sync_options reads the project defaults itself (no nested sync_option_defaults call).
+"""scheduled_start_at in one statement (the settings it uses read once, no nested calls).
 
-Revision ID: 0035
-Revises: 0034
+Revision ID: 0037
+Revises: 0036
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0035"
-down_revision = "0034"
+revision = "0037"
+down_revision = "0036"
 branch_labels = None
 depends_on = None
 

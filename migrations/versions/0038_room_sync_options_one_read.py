@@ -1,7 +1,7 @@
-"""scheduled_start_at in one statement (the settings it uses read once, no nested calls).
+"""room_sync_options reads the project defaults itself (no nested sync_option_defaults call).
 
-Revision ID: 0034
-Revises: 0033
+Revision ID: 0038
+Revises: 0037
 Create Date: 2026-12-03
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watchium_db.migration_sql import run_sql_file
 
-revision = "0034"
-down_revision = "0033"
+revision = "0038"
+down_revision = "0037"
 branch_labels = None
 depends_on = None
 
