@@ -498,7 +498,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[], p_client_times numeric[], p_rtts_ms numeric[], p_episode_numbers integer[]) IS 'service_role only: many members'' heartbeats of one room in one call (element i of p_user_ids, p_current_times, p_is_playing and, optionally, p_client_times, p_rtts_ms, p_episode_numbers; 1 to 1000). One row per member: outcome (ok, throttled, not_member), sync status (as record_heartbeat: latency-corrected, the room''s boundaries, wrong_episode), smoothed RTT, clock offset. Rate limited per member by heartbeat_min_interval (too early: throttled, nothing written).';
+COMMENT ON FUNCTION public.record_heartbeats(p_room_id text, p_user_ids text[], p_current_times numeric[], p_is_playing boolean[], p_client_times numeric[], p_rtts_ms numeric[], p_episode_numbers integer[]) IS 'service_role only: many members'' heartbeats of one room in one call (element i of p_user_ids, p_current_times, p_is_playing and, optionally, p_client_times, p_rtts_ms, p_episode_numbers; 1 to 1000). One row per member: outcome (ok, throttled, not_member), sync status (as record_heartbeat: latency-corrected, the room''s boundaries, wrong_episode), smoothed RTT, clock offset. Rate limited per member by heartbeat_min_interval. Outcome throttled, with nothing written for that member, when the heartbeat comes too early, or when another transaction updated that member''s presence while the batch waited for the row.';
 
 CREATE FUNCTION public.record_realtime_metrics(p_room_id text, p_active_connections integer, p_total_events bigint, p_avg_latency_ms numeric, p_error_rate numeric) RETURNS bigint
     LANGUAGE plpgsql

@@ -680,7 +680,8 @@ class Heartbeat:
 
 @dataclass(frozen=True)
 class HeartbeatOutcome:
-    """One member's row of record_heartbeats: ``outcome`` is ok, throttled or not_member."""
+    """One member's row of record_heartbeats: ``outcome`` is ok, throttled (too early, or its
+    presence row updated by another transaction during the batch; nothing written) or not_member."""
 
     user_id: str
     outcome: str
