@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0038 room_sync_options reads the defaults itself
+-- 0039 room_sync_options reads the defaults itself
 --
 -- watchium_private.room_sync_options(room) (0011) called
 -- sync_option_defaults() for the project defaults: a nested PL/pgSQL call with

@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0037 (downgrade): scheduled_start_at of 0031 (three statements, the room's
+-- 0038 (downgrade): scheduled_start_at of 0031 (three statements, the room's
 -- options through room_sync_options), exactly.
 -- =============================================================================
 create or replace function watchium_private.scheduled_start_at(

@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0037 scheduled_start_at in one statement
+-- 0038 scheduled_start_at in one statement
 --
 -- A play (and a seek while playing) computes its scheduled start with
 -- watchium_private.scheduled_start_at. Its definition of 0031 made three

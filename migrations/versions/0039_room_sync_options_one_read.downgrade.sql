@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0038 (downgrade): room_sync_options of 0011 (the defaults through
+-- 0039 (downgrade): room_sync_options of 0011 (the defaults through
 -- sync_option_defaults()), exactly.
 -- =============================================================================
 create or replace function watchium_private.room_sync_options(
