@@ -4109,27 +4109,37 @@ CREATE FUNCTION watchium_private.room_sync_options(p_room public.rooms, OUT drif
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-declare
-  d record := watchium_private.sync_option_defaults();
 begin
-  -- The drift boundaries are one set: the room's three, or the defaults'.
+  -- The project defaults (sync_option_defaults(), written out: one read of
+  -- the settings, no nested call).
+  select coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_drift_perfect'), 0.5),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_drift_good'), 1),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_drift_minor'), 2),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_first_load_timeout'), 60),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_rebuffer_timeout'), 10),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_min_start_lead'), 0.5),
+         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_episode_countdown'), 0)
+  into drift_perfect, drift_good, drift_minor, first_load_timeout, rebuffer_timeout,
+       min_start_lead, episode_countdown
+  from watchium_private.settings as s
+  where s.key in ('sync_drift_perfect', 'sync_drift_good', 'sync_drift_minor',
+                  'sync_first_load_timeout', 'sync_rebuffer_timeout', 'sync_min_start_lead',
+                  'sync_episode_countdown');
+  -- The room's own values. The drift boundaries are one set: the room's
+  -- three, or the defaults'.
   if p_room.sync_drift_perfect is not null then
     drift_perfect := p_room.sync_drift_perfect;
     drift_good := p_room.sync_drift_good;
     drift_minor := p_room.sync_drift_minor;
-  else
-    drift_perfect := d.drift_perfect;
-    drift_good := d.drift_good;
-    drift_minor := d.drift_minor;
   end if;
-  first_load_timeout := coalesce(p_room.sync_first_load_timeout, d.first_load_timeout);
-  rebuffer_timeout := coalesce(p_room.sync_rebuffer_timeout, d.rebuffer_timeout);
-  min_start_lead := coalesce(p_room.sync_min_start_lead, d.min_start_lead);
-  episode_countdown := coalesce(p_room.sync_episode_countdown, d.episode_countdown);
+  first_load_timeout := coalesce(p_room.sync_first_load_timeout, first_load_timeout);
+  rebuffer_timeout := coalesce(p_room.sync_rebuffer_timeout, rebuffer_timeout);
+  min_start_lead := coalesce(p_room.sync_min_start_lead, min_start_lead);
+  episode_countdown := coalesce(p_room.sync_episode_countdown, episode_countdown);
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.room_sync_options(p_room public.rooms, OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric, OUT first_load_timeout numeric, OUT rebuffer_timeout numeric, OUT min_start_lead numeric, OUT episode_countdown numeric) IS 'The effective sync options of a room, seconds: its own values (rooms.sync_*), else the project defaults (sync_option_defaults). The drift boundaries come as one set. Internal.';
+COMMENT ON FUNCTION watchium_private.room_sync_options(p_room public.rooms, OUT drift_perfect numeric, OUT drift_good numeric, OUT drift_minor numeric, OUT first_load_timeout numeric, OUT rebuffer_timeout numeric, OUT min_start_lead numeric, OUT episode_countdown numeric) IS 'The effective sync options of a room, seconds: its own values (rooms.sync_*), else the project defaults (the settings sync_drift_perfect, sync_drift_good, sync_drift_minor, sync_first_load_timeout, sync_rebuffer_timeout, sync_min_start_lead, sync_episode_countdown, read as sync_option_defaults does). The drift boundaries come as one set. Internal.';
 
 CREATE FUNCTION watchium_private.room_sync_options_json(p_room public.rooms) RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -4219,46 +4229,62 @@ COMMENT ON FUNCTION watchium_private.room_wait_state(p_room public.rooms) IS 'Th
 CREATE FUNCTION watchium_private.scheduled_start_at(p_room public.rooms, p_at timestamp with time zone, p_episode_start boolean) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
     AS $$
-declare
-  o             record := watchium_private.room_sync_options(p_room);
-  v_stale_after interval;
-  v_cap         numeric;
-  v_p90         numeric;
 begin
-  -- The round-trip lead: 2 × the 90th percentile (percentile_disc: a value
-  -- some member has) of the smoothed RTT of the room's members with a known
-  -- RTT and a heartbeat within member_stale_after of p_at, at most the
-  -- setting sync_max_rtt_start_lead (5 s); 0 when none. Written out here, not
-  -- as a helper: a host control that began before this revision's downgrade
-  -- could still call a helper the downgrade drops.
-  select coalesce(pg_catalog.min((s.value #>> '{}')::interval) filter (where s.key = 'member_stale_after'),
-                  interval '30 seconds'),
-         coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_max_rtt_start_lead'),
-                  5)
-  into v_stale_after, v_cap
-  from watchium_private.settings as s
-  where s.key in ('member_stale_after', 'sync_max_rtt_start_lead');
-
-  -- Sorted as double precision (cheaper to compare than numeric); an rtt_ms
-  -- (numeric(8,1)) comes back unchanged from a double (15 significant digits).
-  -- One aggregate over the room's presence rows through their primary key.
-  select (pg_catalog.percentile_disc(0.9) within group (order by p.rtt_ms::double precision))::numeric
-  into v_p90
-  from watchium_private.member_presence as p
-  where p.room_id = p_room.room_id
-    and p.rtt_ms is not null
-    and p.last_heartbeat >= p_at - v_stale_after;
-
-  return p_at + pg_catalog.make_interval(secs => greatest(
-    o.min_start_lead,
-    least(coalesce(2 * v_p90 / 1000, 0), v_cap),
-    case when p_episode_start then o.episode_countdown else 0 end
-  )::double precision);
+  -- p_at + greatest(
+  --   the room's minimum start lead (rooms.sync_min_start_lead, else the
+  --     setting sync_min_start_lead, default 0.5 s),
+  --   the round-trip lead: 2 × the 90th percentile (percentile_disc: a value
+  --     some member has) of the smoothed RTT of the room's members with a
+  --     known RTT and a heartbeat within member_stale_after (default 30 s) of
+  --     p_at, at most the setting sync_max_rtt_start_lead (default 5 s); 0
+  --     when none,
+  --   for an episode start: the room's episode countdown
+  --     (rooms.sync_episode_countdown, else the setting, default 0 s)).
+  -- Written out here, not through room_sync_options or a helper: one
+  -- statement, and a host control that began before this revision's
+  -- downgrade could still call a helper the downgrade drops. The live bound
+  -- (p_at - member_stale_after) is computed once, not once per presence row.
+  -- RTTs are sorted as they are stored (numeric; 0031 sorted them as double
+  -- precision, but the cast goes through text for every row): the same
+  -- value, since percentile_disc returns one of its inputs and an rtt_ms
+  -- (numeric(8,1)) came back unchanged from a double. The percentile reads
+  -- the room's presence rows through their primary key.
+  return (
+    select p_at + pg_catalog.make_interval(secs => greatest(
+             coalesce(p_room.sync_min_start_lead, st.min_start_lead),
+             least(coalesce(2 * lead.p90 / 1000, 0), st.cap),
+             case when p_episode_start
+                  then coalesce(p_room.sync_episode_countdown, st.episode_countdown)
+                  else 0 end
+           )::double precision)
+    from (
+      select p_at - coalesce(pg_catalog.min((s.value #>> '{}')::interval) filter (where s.key = 'member_stale_after'),
+                             interval '30 seconds') as live_since,
+             coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_max_rtt_start_lead'),
+                      5) as cap,
+             coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_min_start_lead'),
+                      0.5) as min_start_lead,
+             coalesce(pg_catalog.min((s.value #>> '{}')::numeric) filter (where s.key = 'sync_episode_countdown'),
+                      0) as episode_countdown
+      from watchium_private.settings as s
+      where s.key in ('member_stale_after', 'sync_max_rtt_start_lead',
+                      'sync_min_start_lead', 'sync_episode_countdown')
+    ) as st
+    cross join lateral (
+      select pg_catalog.percentile_disc(0.9) within group (order by p.rtt_ms) as p90
+      from watchium_private.member_presence as p
+      where p.room_id = p_room.room_id
+        and p.rtt_ms is not null
+        and p.last_heartbeat >= st.live_since
+    ) as lead
+  );
 end;
 $$;
 
-COMMENT ON FUNCTION watchium_private.scheduled_start_at(p_room public.rooms, p_at timestamp with time zone, p_episode_start boolean) IS 'When a start decided at p_at takes effect: p_at + the greatest of the room''s minimum start lead, the round-trip lead (2 × the live members'' 90th percentile RTT, capped by sync_max_rtt_start_lead) and, for an episode start, its countdown. Stored as rooms.playback_updated_at with is_playing true. Internal.';
+COMMENT ON FUNCTION watchium_private.scheduled_start_at(p_room public.rooms, p_at timestamp with time zone, p_episode_start boolean) IS 'When a start decided at p_at takes effect: p_at + the greatest of the room''s minimum start lead, the round-trip lead (2 × the live members'' 90th percentile RTT, capped by sync_max_rtt_start_lead) and, for an episode start, its countdown. Stored as rooms.playback_updated_at with is_playing true. One statement. Internal.';
 
 CREATE FUNCTION watchium_private.setting_integer(p_key text) RETURNS integer
     LANGUAGE plpgsql STABLE

@@ -128,3 +128,40 @@ def test_a_host_play_waits_for_the_slow_network(conn):
     ).fetchone()
     assert row is not None and 1 < float(row[0]) <= 2  # 2 x 1000 ms, not the 500 ms minimum
     assert played["is_playing"] is True
+
+
+def test_the_project_settings_decide_when_the_room_sets_nothing(conn):
+    """The settings member_stale_after, sync_min_start_lead and sync_episode_countdown apply to a
+    room with no options of its own; the percentile is an RTT a member has, to the 0.1 ms."""
+    room = make_room(conn, host="hana", members=MEMBERS[:8])
+    rid = room.room_id
+    set_rtt(conn, rid, {u: 30 + i / 10 for i, u in enumerate(["hana", *MEMBERS[:8]])})
+    conn.execute(
+        "update watchium_private.settings set value = '0' where key = 'sync_min_start_lead'"
+    )
+    # Nine RTTs, 30.0 to 30.8 ms: below ten members the 90th percentile is the worst.
+    assert lead(conn, rid) == 0.0616
+    conn.execute(
+        "update watchium_private.settings set value = '1.25' where key = 'sync_min_start_lead'"
+    )
+    assert lead(conn, rid) == 1.25
+    conn.execute(
+        "update watchium_private.settings set value = '4' where key = 'sync_episode_countdown'"
+    )
+    assert lead(conn, rid, episode_start=True) == 4
+    assert lead(conn, rid, episode_start=False) == 1.25
+    # A shorter member_stale_after: members last heard from 15 s ago no longer count.
+    conn.execute(
+        "update watchium_private.settings set value = '0' where key = 'sync_min_start_lead'"
+    )
+    conn.execute(
+        "update watchium_private.member_presence set rtt_ms = 900,"
+        " last_heartbeat = now() - interval '15 seconds' where room_id = %s and user_id = %s",
+        (rid, MEMBERS[7]),
+    )
+    assert lead(conn, rid) == 1.8  # live at the default 30 s: 900 ms is the worst
+    conn.execute(
+        "update watchium_private.settings set value = '\"10 seconds\"'"
+        " where key = 'member_stale_after'"
+    )
+    assert lead(conn, rid) == 0.0614  # eight live RTTs, 30.0 to 30.7 ms
