@@ -304,6 +304,27 @@ def test_two_moderators_answering_at_once_give_one_outcome(watchium_db_url, conn
 WITHDRAW = "select public.withdraw_join_request(%s)"
 
 
+def at_once(url: str, calls: list[tuple[str, str, tuple[Any, ...]]]) -> dict[str, Any]:
+    """Each (user, sql, params) on its own connection, started together: result or SQLSTATE."""
+    barrier = threading.Barrier(len(calls))
+    results: dict[str, Any] = {}
+
+    def call(who: str, sql: str, params: tuple[Any, ...]) -> None:
+        with psycopg.connect(url, autocommit=True) as c:
+            barrier.wait()
+            try:
+                results[who] = rpc(c, who, sql, *params)
+            except psycopg.Error as exc:
+                results[who] = exc.sqlstate
+
+    threads = [threading.Thread(target=call, args=c) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def test_a_requester_withdraws_a_pending_request(conn):
     room = approval_room(conn)
     rid = room.room_id
@@ -355,23 +376,8 @@ def test_a_withdrawal_and_an_answer_at_once_give_one_outcome(watchium_db_url, co
     for round_ in range(4):
         user = f"late{round_}"
         request(conn, user, rid)
-        barrier = threading.Barrier(2)
-        results: dict[str, Any] = {}
-
-        def call(who: str, sql: str, *params: Any) -> None:
-            with psycopg.connect(watchium_db_url, autocommit=True) as c:
-                barrier.wait()
-                try:
-                    results[who] = rpc(c, who, sql, *params)
-                except psycopg.Error as exc:
-                    results[who] = exc.sqlstate
-
-        threads = [threading.Thread(target=call, args=(user, WITHDRAW, rid)),
-                   threading.Thread(target=call, args=("cora", ANSWER, rid, user, True))]  # fmt: skip
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = at_once(watchium_db_url, [(user, WITHDRAW, (rid,)),
+                                             ("cora", ANSWER, (rid, user, True))])  # fmt: skip
         row = conn.execute(
             "select status from watchium_private.room_join_requests where room_id = %s and user_id = %s",
             (rid, user),

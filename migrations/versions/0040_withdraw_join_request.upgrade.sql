@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0038 a user can withdraw their join request
+-- 0040 a user can withdraw their join request
 --
 -- request_to_join keeps a request until a moderator answers it. Until now the
 -- requester could not take it back: it stayed in the moderators' list and

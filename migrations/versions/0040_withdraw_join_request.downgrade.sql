@@ -1,5 +1,5 @@
 -- =============================================================================
--- 0038 downgrade: withdraw_join_request and its rate-limit rule removed.
+-- 0040 downgrade: withdraw_join_request and its rate-limit rule removed.
 -- =============================================================================
 
 drop function public.withdraw_join_request(text);
