@@ -726,6 +726,18 @@ $$;
 
 COMMENT ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) IS 'Host only: changes title, episode (resets playback, creates the anchor), video URL or privacy (a new access key when made private or rotated). Emits room_updated, and playback (action episode) when the episode changed. Returns {room, access_key}.';
 
+CREATE FUNCTION public.withdraw_join_request(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+begin
+  return watchium_rpc.withdraw_join_request(p_room_id);
+end;
+$$;
+
+COMMENT ON FUNCTION public.withdraw_join_request(p_room_id text) IS 'Withdraws the caller''s own join request in a room: a pending one, or an accepted one not yet used (a refusal stays, with its wait). Idempotent. Returns {room_id, withdrawn}: withdrawn is false when there was nothing to withdraw, and a missing room or one the caller cannot see answers alike. Event join_request_withdrawn {user_id}.';
+
 CREATE TABLE watchium_private.room_bans (
     room_id text NOT NULL,
     user_id text NOT NULL,
@@ -8485,6 +8497,39 @@ $$;
 
 COMMENT ON FUNCTION watchium_rpc.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) IS 'Body of public.update_room (same arguments, result and errors; documented there). Security definer: updates rooms and room_secrets, which no client may write. Callers reach it through public.update_room, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
 
+CREATE FUNCTION watchium_rpc.withdraw_join_request(p_room_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_user_id   text := watchium_private.require_user_id();
+  v_withdrawn boolean;
+begin
+  -- Sizes first (22001), before any other work.
+  perform watchium_private.check_size('p_room_id', pg_catalog.octet_length(p_room_id), 40);
+  perform watchium_private.enforce_rate_limit(v_user_id, 'withdraw_join_request');
+  if p_room_id is null or p_room_id !~ '^[a-z0-9]{10}$' then
+    raise exception 'p_room_id must be a room id: 10 characters of [a-z0-9]'
+      using errcode = '22023';
+  end if;
+  -- The room lock, as answer_join_request takes it: a request is answered or
+  -- withdrawn, never both. A missing room locks nothing and has no request.
+  perform from public.rooms as r where r.room_id = p_room_id for update;
+  delete from watchium_private.room_join_requests as q
+  where q.room_id = p_room_id
+    and q.user_id = v_user_id
+    and q.status in ('pending', 'approved');
+  v_withdrawn := found;
+  if v_withdrawn then
+    perform watchium_private.emit_room_event(p_room_id, 'join_request_withdrawn',
+      pg_catalog.jsonb_build_object('user_id', v_user_id));
+  end if;
+  return pg_catalog.jsonb_build_object('room_id', p_room_id, 'withdrawn', v_withdrawn);
+end;
+$_$;
+
+COMMENT ON FUNCTION watchium_rpc.withdraw_join_request(p_room_id text) IS 'Body of public.withdraw_join_request (same arguments, result and errors; documented there). Security definer: deletes from room_join_requests, which no client may touch. Callers reach it through public.withdraw_join_request, a security invoker entry point; schema watchium_rpc is not exposed by the Data API.';
+
 ALTER TABLE public.comments ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.comments_id_seq
     START WITH 1
@@ -9505,6 +9550,10 @@ REVOKE ALL ON FUNCTION public.update_room(p_room_id text, p_title text, p_episod
 GRANT ALL ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) TO authenticated;
 GRANT ALL ON FUNCTION public.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) TO service_role;
 
+REVOKE ALL ON FUNCTION public.withdraw_join_request(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.withdraw_join_request(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION public.withdraw_join_request(p_room_id text) TO service_role;
+
 REVOKE ALL ON FUNCTION watchium_private.active_ban(p_room_id text, p_user_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION watchium_private.active_mute(p_room_id text, p_user_id text) FROM PUBLIC;
@@ -9960,6 +10009,10 @@ GRANT ALL ON FUNCTION watchium_rpc.unmute_member(p_room_id text, p_user_id text)
 REVOKE ALL ON FUNCTION watchium_rpc.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION watchium_rpc.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) TO authenticated;
 GRANT ALL ON FUNCTION watchium_rpc.update_room(p_room_id text, p_title text, p_episode_number integer, p_video_url text, p_is_public boolean, p_rotate_access_key boolean) TO service_role;
+
+REVOKE ALL ON FUNCTION watchium_rpc.withdraw_join_request(p_room_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION watchium_rpc.withdraw_join_request(p_room_id text) TO authenticated;
+GRANT ALL ON FUNCTION watchium_rpc.withdraw_join_request(p_room_id text) TO service_role;
 
 GRANT SELECT ON TABLE public.room_members TO anon;
 GRANT SELECT ON TABLE public.room_members TO authenticated;

@@ -293,6 +293,7 @@ COVERED = {
     "request_to_join",
     "get_join_requests",
     "answer_join_request",
+    "withdraw_join_request",
 }
 
 

@@ -177,6 +177,14 @@ def test_join_policy_through_the_client(client: Client) -> None:
     assert alice.answer_join_request(room_id, "carol", False).status == "refused"
     refused = carol.request_to_join(room_id)
     assert refused.status == "refused" and isinstance(refused.retry_after, datetime)
+    # A refusal stays (with its wait); a pending request can be withdrawn, once.
+    assert carol.withdraw_join_request(room_id).withdrawn is False
+    dave = client.as_user("dave")
+    dave.request_to_join(room_id, username="Dave")
+    withdrawal = dave.withdraw_join_request(room_id)
+    assert isinstance(withdrawal, wc.JoinRequestWithdrawal) and withdrawal.withdrawn
+    assert dave.withdraw_join_request(room_id).withdrawn is False
+    assert [r.user_id for r in alice.get_join_requests(room_id).requests] == []
     open_room = new_room(alice).room.room_id
     with pytest.raises(Conflict):
         carol.request_to_join(open_room, username="Carol")  # a room that needs no approval

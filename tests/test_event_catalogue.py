@@ -84,6 +84,7 @@ def test_every_emitted_payload_matches_the_catalogue_and_every_event_is_emitted(
     rpc(conn, "hana", "select public.set_room_join_policy(%s, 'approval')", rid)
     rpc(conn, "kai", "select public.request_to_join(%s, 'Kai', 'hello')", rid)
     rpc(conn, "hana", "select public.answer_join_request(%s, 'kai', true)", rid)
+    rpc(conn, "kai", "select public.withdraw_join_request(%s)", rid)
     rpc(conn, "hana", "select public.transfer_host(%s, 'mio')", rid)
     rpc(conn, "mio", "select public.leave_room(%s)", rid)
     rpc(conn, "hana", "select public.delete_room(%s)", rid)

@@ -301,6 +301,105 @@ def test_two_moderators_answering_at_once_give_one_outcome(watchium_db_url, conn
         assert len(events(conn, rid, "join_request_answered")) == round_ + 1
 
 
+WITHDRAW = "select public.withdraw_join_request(%s)"
+
+
+def at_once(url: str, calls: list[tuple[str, str, tuple[Any, ...]]]) -> dict[str, Any]:
+    """Each (user, sql, params) on its own connection, started together: result or SQLSTATE."""
+    barrier = threading.Barrier(len(calls))
+    results: dict[str, Any] = {}
+
+    def call(who: str, sql: str, params: tuple[Any, ...]) -> None:
+        with psycopg.connect(url, autocommit=True) as c:
+            barrier.wait()
+            try:
+                results[who] = rpc(c, who, sql, *params)
+            except psycopg.Error as exc:
+                results[who] = exc.sqlstate
+
+    threads = [threading.Thread(target=call, args=c) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_a_requester_withdraws_a_pending_request(conn):
+    room = approval_room(conn)
+    rid = room.room_id
+    request(conn, "ren", rid, "hello")
+    assert rpc(conn, "ren", WITHDRAW, rid) == {"room_id": rid, "withdrawn": True}
+    assert events(conn, rid, "join_request_withdrawn") == [{"user_id": "ren"}]
+    assert rpc(conn, "cora", LIST, rid)["requests"] == []
+    # Nothing left to answer, and withdrawing again changes nothing (no second event).
+    assert sqlstate(conn, "cora", ANSWER, rid, "ren", True) == "P0002"
+    assert rpc(conn, "ren", WITHDRAW, rid) == {"room_id": rid, "withdrawn": False}
+    assert len(events(conn, rid, "join_request_withdrawn")) == 1
+    # Asking again is a new request.
+    assert request(conn, "ren", rid)["status"] == "pending"
+
+
+def test_withdrawing_frees_a_place_under_the_per_user_cap(conn):
+    conn.execute(
+        "update watchium_private.settings set value = '1' where key = 'max_join_requests_per_user'"
+    )
+    rooms = [approval_room(conn).room_id for _ in range(2)]
+    request(conn, "ren", rooms[0])
+    assert sqlstate(conn, "ren", REQUEST, rooms[1], "Ren", None, None) == "WD409"
+    rpc(conn, "ren", WITHDRAW, rooms[0])
+    assert request(conn, "ren", rooms[1])["status"] == "pending"
+
+
+def test_an_unused_acceptance_can_be_withdrawn_but_a_refusal_stays(conn):
+    room = approval_room(conn)
+    rid = room.room_id
+    request(conn, "ren", rid)
+    rpc(conn, "cora", ANSWER, rid, "ren", True)
+    assert rpc(conn, "ren", WITHDRAW, rid)["withdrawn"] is True
+    with pytest.raises(errors.InsufficientPrivilege, match="request_to_join"):
+        join(conn, "ren", rid)  # the acceptance went with the request
+    # A refusal is what makes the user wait before asking again: it is not withdrawn.
+    request(conn, "kai", rid)
+    rpc(conn, "cora", ANSWER, rid, "kai", False)
+    assert rpc(conn, "kai", WITHDRAW, rid) == {"room_id": rid, "withdrawn": False}
+    assert request(conn, "kai", rid)["status"] == "refused"
+    # Only the caller's own request: another user's call withdraws nothing of ren's or mio's.
+    request(conn, "ren", rid)
+    assert rpc(conn, "mio", WITHDRAW, rid)["withdrawn"] is False
+    assert [r["user_id"] for r in rpc(conn, "cora", LIST, rid)["requests"]] == ["ren"]
+
+
+def test_a_withdrawal_and_an_answer_at_once_give_one_outcome(watchium_db_url, conn):
+    room = approval_room(conn)
+    rid = room.room_id
+    for round_ in range(4):
+        user = f"late{round_}"
+        request(conn, user, rid)
+        results = at_once(watchium_db_url, [(user, WITHDRAW, (rid,)),
+                                             ("cora", ANSWER, (rid, user, True))])  # fmt: skip
+        row = conn.execute(
+            "select status from watchium_private.room_join_requests where room_id = %s and user_id = %s",
+            (rid, user),
+        ).fetchone()
+        # Withdrawn first: the answer finds nothing. Answered first: the acceptance is withdrawn.
+        # Either way nothing is left, and the withdrawal says it withdrew.
+        assert results[user] == {"room_id": rid, "withdrawn": True}, results
+        assert results["cora"] in ("P0002", {"room_id": rid, "user_id": user, "status": "approved"})
+        assert row is None
+
+
+def test_withdrawing_checks_its_argument_and_is_rate_limited(conn):
+    with pytest.raises(errors.InvalidParameterValue, match="p_room_id"):
+        rpc(conn, "ren", WITHDRAW, "NOT A ROOM")
+    with pytest.raises(errors.StringDataRightTruncation, match="p_room_id"):
+        rpc(conn, "ren", WITHDRAW, "x" * 41)
+    room = approval_room(conn)
+    for _ in range(20):
+        rpc(conn, "ren", WITHDRAW, room.room_id)
+    assert sqlstate(conn, "ren", WITHDRAW, room.room_id) == "WD429"
+
+
 def test_leaving_approval_drops_waiting_requests_and_keeps_acceptances(conn):
     room = approval_room(conn)
     rid = room.room_id

@@ -279,6 +279,7 @@ public.set_room_join_policy          -     yes            yes
 public.request_to_join               -     yes            yes
 public.get_join_requests             -     yes            yes
 public.answer_join_request           -     yes            yes
+public.withdraw_join_request         -     yes            yes
 watchium_private.my_room_ids         -     yes            -
 watchium_private.read_room_events    -     -              yes
 watchium_private.read_room_event     -     -              yes

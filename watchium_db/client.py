@@ -514,6 +514,15 @@ class JoinRequestAnswer:
 
 
 @dataclass(frozen=True)
+class JoinRequestWithdrawal:
+    """withdraw_join_request: ``withdrawn`` is False when there was nothing to withdraw."""
+
+    room_id: str
+    withdrawn: bool
+    raw: Mapping[str, Any] = _raw()
+
+
+@dataclass(frozen=True)
 class RoomModeration:
     """get_room_moderation: bans and mutes in force (None: the caller may not read that list)."""
 
@@ -1242,6 +1251,11 @@ ANSWER_JOIN_REQUEST = Rpc(
     _args("room_id:text user_id:text accept:boolean"),
     lambda d: _build(JoinRequestAnswer, d),
 )
+WITHDRAW_JOIN_REQUEST = Rpc(
+    "withdraw_join_request",
+    _args("room_id:text"),
+    lambda d: _build(JoinRequestWithdrawal, d),
+)
 GET_ROOM_PERMISSIONS = Rpc(
     "get_room_permissions",
     _args("room_id:text"),
@@ -1287,6 +1301,7 @@ RPCS: tuple[Rpc[Any], ...] = (
     BAN_MEMBER, UNBAN_MEMBER, MUTE_MEMBER, UNMUTE_MEMBER, HIDE_MEMBER_COMMENTS, GET_ROOM_MODERATION,
     ADD_TO_QUEUE, MOVE_QUEUE_ITEM, REMOVE_QUEUE_ITEM, ADVANCE_QUEUE, GET_QUEUE,
     SET_ROOM_JOIN_POLICY, REQUEST_TO_JOIN, GET_JOIN_REQUESTS, ANSWER_JOIN_REQUEST,
+    WITHDRAW_JOIN_REQUEST,
 )  # fmt: skip
 RPC_BY_NAME: dict[str, Rpc[Any]] = {rpc.name: rpc for rpc in RPCS}
 
@@ -1463,6 +1478,10 @@ class RpcMethods:
     @rpc(ANSWER_JOIN_REQUEST)
     def answer_join_request(self, room_id: str, user_id: str, accept: bool) -> JoinRequestAnswer:
         """Accept (the user may then join once) or refuse a pending request (approve_joins)."""
+
+    @rpc(WITHDRAW_JOIN_REQUEST)
+    def withdraw_join_request(self, room_id: str) -> JoinRequestWithdrawal:
+        """Withdraw your own pending (or accepted, not yet used) request; a refusal stays."""
 
     @rpc(SET_MEMBER_ROLE)
     def set_member_role(self, room_id: str, user_id: str, role: str) -> RoleChange:

@@ -277,6 +277,11 @@ _EVENTS = (
         "member_joined follows when it joins)",
         ("user_id", "answered_by"),
     ),
+    Event(
+        "join_request_withdrawn",
+        "withdraw_join_request: the requester withdrew a pending or accepted (unused) request",
+        ("user_id",),
+    ),
 )
 
 EVENTS: dict[str, Event] = {event.name: event for event in _EVENTS}
