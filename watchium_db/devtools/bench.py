@@ -1266,6 +1266,7 @@ def bench_maintain_waits(conn: Conn, url: str, sizes: Sizes) -> dict[str, Any]:
         return names
 
     runs: list[float] = []
+    slowest: dict[str, Any] = {}
     retired = left = retired_after = never = 0
     skipped: dict[str, int] = {}
     maintain_errors: dict[str, int] = {}
@@ -1295,6 +1296,10 @@ def bench_maintain_waits(conn: Conn, url: str, sizes: Sizes) -> dict[str, Any]:
                     maintain_errors[key] = maintain_errors.get(key, 0) + 1
                     continue
                 runs.append((time.perf_counter() - start) * 1000)
+                if runs[-1] >= slowest.get("ms", 0):
+                    # What the slowest run did: its own report (counts per job, skips).
+                    slowest = {"round": r, "run": len(runs), "ms": round(runs[-1], 3),
+                               "report": report}  # fmt: skip
                 for skip in report.get("skipped", []):
                     key = f"{skip.get('job')} {skip.get('step', '')} {skip.get('reason')}"
                     skipped[key] = skipped.get(key, 0) + 1
@@ -1384,6 +1389,7 @@ def bench_maintain_waits(conn: Conn, url: str, sizes: Sizes) -> dict[str, Any]:
         "maintain_median_ms": _median(runs) if runs else None,
         "maintain_max_ms": round(max(runs), 3) if runs else None,
         "maintain_errors": maintain_errors,
+        "maintain_slowest_run": slowest,
         "maintain_skipped": skipped,
         "phases": phases,
         "p99_during_maintain_over_baseline": _ratio(maint_p99, base_p99)
